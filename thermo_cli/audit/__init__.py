@@ -1,0 +1,1 @@
+"""Audit building blocks: RFC 9162 Merkle trees over the log and the layer state."""

@@ -1,0 +1,1 @@
+"""The plasticity engine core: thermal layers, deltas, hash chain, consolidation."""

@@ -1,0 +1,114 @@
+"""One exception hierarchy for the whole library.
+
+The library never prints or exits: it raises one of these. Each class carries a stable
+``code`` (used in ``--json`` output, in the format's broken test vectors and by the CLI to
+pick an exit code), so callers can branch on the kind of failure without parsing text.
+Messages name the offending field, path or index, and fit on one line.
+"""
+
+from __future__ import annotations
+
+
+class ThermoError(Exception):
+    """Base class of every error the library raises on purpose."""
+
+    code = "error"
+
+
+# --- input given to the library -------------------------------------------------------
+
+
+class ValidationError(ThermoError, ValueError):
+    """A value handed to the library breaks a documented rule (names the field)."""
+
+    code = "invalid"
+
+
+class ChainError(ThermoError):
+    """A delta does not link to the current head of the hash chain."""
+
+    code = "chain-mismatch"
+
+
+class NotFoundError(ThermoError, KeyError):
+    """A key, layer or record that was asked for does not exist."""
+
+    code = "not-found"
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else "not found"
+
+
+# --- files read by the library -----------------------------------------------------------
+
+
+class FormatError(ThermoError):
+    """A file cannot be read as what it claims to be."""
+
+    code = "format"
+
+
+class BadMagicError(FormatError):
+    """The file does not start with the .thermo magic (or was damaged in text mode)."""
+
+    code = "bad-magic"
+
+
+class UnsupportedVersionError(FormatError):
+    """The file was written by a newer, incompatible major version of the format."""
+
+    code = "unsupported-version"
+
+
+class TruncatedError(FormatError):
+    """The file ends before a structure it promises."""
+
+    code = "truncated"
+
+
+class CorruptError(FormatError):
+    """A structure is malformed (bad CBOR, wrong types, non-canonical bytes, bad offsets)."""
+
+    code = "corrupt"
+
+
+class IntegrityError(FormatError):
+    """A digest, hash or link does not match the bytes it covers."""
+
+    code = "integrity"
+
+
+class LimitExceededError(FormatError):
+    """A length, count, size or depth read from input exceeds a safety cap.
+
+    Raised before anything is allocated; the message names the cap and how to raise it
+    where raising it is legitimate.
+    """
+
+    code = "limit-exceeded"
+
+
+class LegacyFormatError(FormatError):
+    """A Rust-crate JSON file is malformed; the message names the JSON path."""
+
+    code = "legacy-format"
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+        self.reason = reason
+
+
+# --- operations refused ------------------------------------------------------------------
+
+
+class RefusedError(ThermoError):
+    """An operation would overwrite or convert something the caller did not ask to."""
+
+    code = "refused"
+
+
+class LockError(ThermoError):
+    """Another process holds the file's lock and waiting was not allowed or timed out."""
+
+    code = "locked"
