@@ -84,4 +84,5 @@ def _check_plain(obj: Any, what: str, depth: int) -> None:
             if not isinstance(v, _PLAIN):
                 _check_plain(v, what, depth + 1)
     elif not isinstance(obj, _PLAIN):
-        raise CorruptError(f"{what}: unexpected CBOR item of type {type(obj).__name__} (tags are not allowed)")
+        kind = type(obj).__name__
+        raise CorruptError(f"{what}: unexpected CBOR item of type {kind} (tags are not allowed)")

@@ -257,10 +257,10 @@ class Delta:
     """One change to a key, and its place in the hash chain.
 
     ``prev_hash`` and ``hash`` are lower-case hex text (the legacy files store text; v2
-    records store the 32 raw bytes). ``value_digest`` is set instead of ``value`` for a
-    *detached* record (e.g. a tensor imported from safetensors): the log holds the
-    SHA-256 of the value and the bytes live only in the layer chunks. ``encoded`` caches
-    the exact bytes that were hashed (v2) so a writer never re-encodes them.
+    records store the 32 raw bytes). ``encoded`` caches the exact bytes that were hashed
+    (v2) so a writer never re-encodes them. Bulk operations that put values straight into
+    a layer (safetensors import, quantize) log an :class:`Event` per entry with the
+    value's digest instead of a Delta, so tensor bytes are never stored twice.
     """
 
     delta_type: DeltaType
@@ -274,7 +274,6 @@ class Delta:
     observation_count: int | None = None
     custom: Any = None
     tensor: TensorSpec | None = None
-    value_digest: bytes | None = None
     prev_hash: str | None = None
     hash: str | None = None
     scheme: HashScheme = HashScheme.V2
@@ -299,6 +298,19 @@ class Event:
 
 
 LogRecord = Delta | Event
+
+
+@dataclass(frozen=True, slots=True)
+class ReadResult:
+    """What a read of one key found, and where: "dirty" (an uncommitted delta) or a layer."""
+
+    key: str
+    value: bytes
+    strength: float
+    source: str
+    ternary: Ternary | None = None
+    tensor: TensorSpec | None = None
+    update_count: int | None = None
 
 
 @dataclass(slots=True)

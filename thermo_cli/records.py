@@ -8,7 +8,7 @@ a record of type "legacy" whose bytes carry that hash text.
 
 Record maps (all keys text; absent values are CBOR null, never omitted):
 
-  delta:  {"t": "delta", "id", "op", "key", "value" (bytes|null), "vdig" (bytes|null),
+  delta:  {"t": "delta", "id", "op", "key", "value" (bytes),
            "ts" (int ns), "src", "s" (float), "tern" (-1|0|1|null), "obs" (uint|null),
            "custom" (any|null), "tensor" (map|null), "prev" (32 bytes|null)}
   legacy: same fields as delta with "t": "legacy", "prev" (text|null) and "hash" (text)
@@ -91,8 +91,7 @@ def delta_map(d: Delta) -> dict[str, Any]:
         "id": d.id,
         "op": d.delta_type.label,
         "key": d.key,
-        "value": None if d.value_digest is not None else d.value,
-        "vdig": d.value_digest,
+        "value": d.value,
         "ts": d.timestamp_ns,
         "src": d.source,
         "s": d.strength,
@@ -191,12 +190,7 @@ def _delta_from(m: dict[str, Any], what: str, legacy: bool) -> Delta:
     obs = _get(m, "obs", int, what, nullable=True)
     if obs is not None and obs < 0:
         raise CorruptError(f"{what}: observation count must not be negative")
-    value = _get(m, "value", bytes, what, nullable=True)
-    vdig = _get(m, "vdig", bytes, what, nullable=True)
-    if (value is None) == (vdig is None):
-        raise CorruptError(f"{what}: exactly one of value and vdig must be present")
-    if vdig is not None and len(vdig) != 32:
-        raise CorruptError(f"{what}: vdig must be 32 bytes")
+    value = _get(m, "value", bytes, what)
     if legacy:
         prev = _get(m, "prev", str, what, nullable=True)
         stored = _get(m, "hash", str, what)
@@ -206,7 +200,7 @@ def _delta_from(m: dict[str, Any], what: str, legacy: bool) -> Delta:
     return Delta(
         delta_type=_OPS[op],
         key=_get(m, "key", str, what),
-        value=b"" if value is None else value,
+        value=value,
         strength=float(strength),
         timestamp_ns=_get(m, "ts", int, what),
         source=_get(m, "src", str, what),
@@ -215,7 +209,6 @@ def _delta_from(m: dict[str, Any], what: str, legacy: bool) -> Delta:
         observation_count=obs,
         custom=m.get("custom"),
         tensor=tensor_from_map(m.get("tensor"), what),
-        value_digest=vdig,
         prev_hash=prev,
         hash=stored,
         scheme=HashScheme.LEGACY if legacy else HashScheme.V2,

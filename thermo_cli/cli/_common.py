@@ -88,7 +88,7 @@ def run_app(argv: list[str]) -> int:
     except KeyboardInterrupt:
         err("thermo: interrupted")
         return 130
-    except BaseException as exc:  # noqa: BLE001 - the one place errors become exit codes
+    except BaseException as exc:  # the one place errors become exit codes
         return _report(exc)
     return EXIT_OK
 
