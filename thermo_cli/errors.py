@@ -93,10 +93,12 @@ class LegacyFormatError(FormatError):
 
     code = "legacy-format"
 
-    def __init__(self, path: str, reason: str) -> None:
-        super().__init__(f"{path}: {reason}")
+    def __init__(self, path: str, reason: str, *, source: str | None = None) -> None:
+        prefix = f"{source}: " if source and source != "<file>" else ""
+        super().__init__(f"{prefix}{path}: {reason}")
         self.path = path
         self.reason = reason
+        self.source = source
 
 
 # --- operations refused ------------------------------------------------------------------

@@ -13,6 +13,7 @@ import hashlib
 from collections.abc import Iterable, Sequence
 
 EMPTY_ROOT = hashlib.sha256(b"").digest()
+_sha256 = hashlib.sha256
 
 
 def leaf_hash(data: bytes) -> bytes:
@@ -71,3 +72,173 @@ class CompactRange:
 
     def copy(self) -> CompactRange:
         return CompactRange(self.size, self.nodes)
+
+
+# --- proofs (RFC 9162 §2.1.3 inclusion, §2.1.4 consistency) ---------------------------------
+
+
+def _split(n: int) -> int:
+    """Largest power of two strictly smaller than ``n`` (n >= 2)."""
+    return 1 << ((n - 1).bit_length() - 1)
+
+
+def perfect_root(level: Sequence[bytes]) -> bytes:
+    """Root of a perfect tree (power-of-two leaf hashes), one level at a time.
+
+    A list comprehension per level hashes several times faster than recursion.
+    """
+    level = list(level)
+    while len(level) > 1:
+        level = [_sha256(b"\x01" + a + b).digest() for a, b in zip(level[0::2], level[1::2], strict=True)]
+    return level[0]
+
+
+def subtree_root(hashes: Sequence[bytes], lo: int, hi: int) -> bytes:
+    """MTH of the leaf hashes ``hashes[lo:hi]`` (non-empty range)."""
+    n = hi - lo
+    if n & (n - 1) == 0:
+        return perfect_root(hashes[lo:hi])
+    k = _split(n)
+    return node_hash(perfect_root(hashes[lo : lo + k]), subtree_root(hashes, lo + k, hi))
+
+
+class PackedHashes(Sequence[bytes]):
+    """32-byte hashes packed in one bytes object: 32 bytes per leaf instead of ~70."""
+
+    __slots__ = ("_data",)
+
+    def __init__(self, data: bytes) -> None:
+        if len(data) % 32:
+            raise ValueError("packed hashes: length must be a multiple of 32")
+        self._data = data
+
+    def __len__(self) -> int:
+        return len(self._data) // 32
+
+    def __getitem__(self, i):  # type: ignore[override]
+        if isinstance(i, slice):
+            start, stop, step = i.indices(len(self))
+            if step != 1:
+                return [self[j] for j in range(start, stop, step)]
+            d = self._data
+            return [d[j : j + 32] for j in range(32 * start, 32 * stop, 32)]
+        n = len(self)
+        if i < 0:
+            i += n
+        if not 0 <= i < n:
+            raise IndexError("packed hash index out of range")
+        return self._data[32 * i : 32 * i + 32]
+
+
+def inclusion_proof(hashes: Sequence[bytes], index: int) -> list[bytes]:
+    """PATH(index, D[n]) over leaf hashes: the sibling subtree roots, leaf upwards."""
+    n = len(hashes)
+    if not 0 <= index < n:
+        raise ValueError(f"inclusion proof: leaf index {index} outside a tree of {n} leaves")
+    path: list[bytes] = []
+    lo, hi = 0, n
+    while hi - lo > 1:
+        k = _split(hi - lo)
+        if index < lo + k:
+            path.append(subtree_root(hashes, lo + k, hi))
+            hi = lo + k
+        else:
+            path.append(subtree_root(hashes, lo, lo + k))
+            lo = lo + k
+    path.reverse()
+    return path
+
+
+def consistency_proof(hashes: Sequence[bytes], old_size: int) -> list[bytes]:
+    """PROOF(m, D[n]) over leaf hashes: shows the first ``old_size`` leaves are a prefix.
+
+    Empty for ``old_size`` 0 or equal to the tree size (nothing to prove).
+    """
+    n = len(hashes)
+    if not 0 <= old_size <= n:
+        raise ValueError(f"consistency proof: old size {old_size} outside 0..{n}")
+    if old_size in (0, n):
+        return []
+    proof: list[bytes] = []
+    _subproof(hashes, old_size, 0, n, True, proof)
+    return proof
+
+
+def _subproof(hashes: Sequence[bytes], m: int, lo: int, hi: int, whole: bool, out: list[bytes]) -> None:
+    n = hi - lo
+    if m == n:
+        if not whole:
+            out.append(subtree_root(hashes, lo, hi))
+        return
+    k = _split(n)
+    if m <= k:
+        _subproof(hashes, m, lo, lo + k, whole, out)
+        out.append(subtree_root(hashes, lo + k, hi))
+    else:
+        _subproof(hashes, m - k, lo + k, hi, False, out)
+        out.append(subtree_root(hashes, lo, lo + k))
+
+
+def _is_hash(h: object) -> bool:
+    return isinstance(h, bytes) and len(h) == 32
+
+
+def verify_inclusion(leaf: bytes, index: int, tree_size: int, path: Sequence[bytes], root: bytes) -> bool:
+    """RFC 9162 §2.1.3.2: is ``leaf`` (a leaf hash) entry ``index`` of the tree ``root``?"""
+    if not (_is_hash(leaf) and _is_hash(root) and all(_is_hash(p) for p in path)):
+        return False
+    if not 0 <= index < tree_size:
+        return False
+    fn, sn, r = index, tree_size - 1, leaf
+    for p in path:
+        if sn == 0:
+            return False
+        if fn & 1 or fn == sn:
+            r = node_hash(p, r)
+            while not fn & 1 and fn != 0:
+                fn >>= 1
+                sn >>= 1
+        else:
+            r = node_hash(r, p)
+        fn >>= 1
+        sn >>= 1
+    return sn == 0 and r == root
+
+
+def verify_consistency(old_size: int, new_size: int, old_root: bytes, new_root: bytes,
+                       proof: Sequence[bytes]) -> bool:
+    """RFC 9162 §2.1.4.2: is the tree (old_size, old_root) a prefix of (new_size, new_root)?
+
+    Equal sizes need an empty proof and equal roots; an old size of 0 proves nothing and
+    is refused unless both trees are empty, as in the transparency-dev reference probes.
+    """
+    if not (_is_hash(old_root) and _is_hash(new_root) and all(_is_hash(p) for p in proof)):
+        return False
+    if old_size < 0 or old_size > new_size:
+        return False
+    if old_size == new_size:
+        return not proof and old_root == new_root
+    if old_size == 0 or not proof:
+        return False
+    path = list(proof)
+    if old_size & (old_size - 1) == 0:  # an exact power of two: the old root is a node
+        path.insert(0, old_root)
+    fn, sn = old_size - 1, new_size - 1
+    while fn & 1:
+        fn >>= 1
+        sn >>= 1
+    fr = sr = path[0]
+    for c in path[1:]:
+        if sn == 0:
+            return False
+        if fn & 1 or fn == sn:
+            fr = node_hash(c, fr)
+            sr = node_hash(c, sr)
+            while not fn & 1 and fn != 0:
+                fn >>= 1
+                sn >>= 1
+        else:
+            sr = node_hash(sr, c)
+        fn >>= 1
+        sn >>= 1
+    return fr == old_root and sr == new_root and sn == 0

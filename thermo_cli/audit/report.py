@@ -38,6 +38,8 @@ class VerifyReport:
     records: int = 0
     notes: list[str] = field(default_factory=list)
     torn_tail_bytes: int = 0
+    details: dict[str, Any] = field(default_factory=dict)
+    """Machine-readable extras of a check (e.g. a consistency proof), JSON-ready."""
 
     @property
     def ok(self) -> bool:

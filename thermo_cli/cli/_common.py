@@ -3,17 +3,30 @@
 Exit codes (documented in the README):
   0 ok · 1 verification failed · 2 usage error · 3 unreadable or corrupt input
   4 refused (would overwrite / convert without being asked) · 5 file locked · 6 not found
-  70 internal error (a bug: rerun with --debug for the traceback)
+  70 internal error (a bug: rerun with --debug for the traceback) · 130 interrupted
+
+Conventions every command follows (clig.dev): data goes to stdout, messages to stderr;
+``-`` means stdin or stdout; ``--json`` prints one JSON document on stdout; colour only
+when stderr is a terminal and neither ``NO_COLOR`` nor ``--no-color`` is set; progress
+bars only on an interactive stderr and only for long work. Library errors become one
+line on stderr and a documented exit code, in :class:`ThermoGroup` (so ``CliRunner``
+sees the same codes as a shell) and again in :func:`run_app` for anything that escapes.
+
+Only typer is imported at module level: ``thermo --help`` must start fast, so rich,
+numpy and the library are imported inside the functions that need them.
 """
 
 from __future__ import annotations
 
-import json
+import contextlib
 import os
 import sys
-from typing import Any
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
 
 import typer
+from typer.core import TyperGroup
 
 EXIT_OK = 0
 EXIT_VERIFY_FAILED = 1
@@ -23,21 +36,31 @@ EXIT_REFUSED = 4
 EXIT_LOCKED = 5
 EXIT_NOT_FOUND = 6
 EXIT_INTERNAL = 70
+EXIT_INTERRUPTED = 130
 
-app = typer.Typer(
-    name="thermo",
-    help="Thermograms: plastic memory capsules with hot/warm/cool/cold layers and an audited log.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    add_completion=True,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
+EXIT_CODES: dict[int, str] = {
+    EXIT_OK: "ok",
+    EXIT_VERIFY_FAILED: "verification failed (tampered or corrupt chain, state or signature)",
+    EXIT_USAGE: "usage error (bad option or argument)",
+    EXIT_BAD_INPUT: "unreadable, invalid or corrupt input",
+    EXIT_REFUSED: "refused: would overwrite or convert a file without being asked",
+    EXIT_LOCKED: "the file is locked by another writer",
+    EXIT_NOT_FOUND: "key, layer or file not found",
+    EXIT_INTERNAL: "internal error (a bug: rerun with --debug for the traceback)",
+    EXIT_INTERRUPTED: "interrupted (Ctrl-C)",
+}
+"""Every exit code the CLI uses, for the README and ``thermo --help``."""
 
 _state: dict[str, bool] = {"debug": False, "no_color": False}
 
 
 class VerificationFailed(Exception):
     """Raised by a command whose check ran and failed (exit 1, report already printed)."""
+
+
+def _is_click_exception(exc: BaseException) -> bool:
+    """typer's vendored click signals usage errors with exceptions carrying an exit code."""
+    return hasattr(exc, "format_message") and hasattr(exc, "exit_code")
 
 
 def exit_code_for(exc: BaseException) -> int:
@@ -55,13 +78,73 @@ def exit_code_for(exc: BaseException) -> int:
         return EXIT_BAD_INPUT
     if isinstance(exc, errors.FormatError | errors.ThermoError):
         return EXIT_BAD_INPUT
+    if isinstance(exc, FileNotFoundError):
+        return EXIT_NOT_FOUND
     if isinstance(exc, OSError):
         return EXIT_BAD_INPUT
     return EXIT_INTERNAL
 
 
+def report_error(exc: BaseException) -> int:
+    """Print the one-line message for ``exc`` on stderr and return its exit code."""
+    code = exit_code_for(exc)
+    if code == EXIT_VERIFY_FAILED:
+        return code  # the command printed its report already
+    if _state["debug"]:
+        import traceback
+
+        traceback.print_exception(exc)
+    if code == EXIT_INTERNAL:
+        err(f"thermo: internal error: {type(exc).__name__}: {exc} (rerun with --debug for details)")
+    else:
+        err(f"thermo: error: {_one_line(exc)}")
+    return code
+
+
+def _one_line(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        where = f": {exc.filename}" if exc.filename else ""
+        return f"{exc.strerror}{where}"
+    text = str(exc).replace("\r", " ").replace("\n", " ")
+    return text or type(exc).__name__
+
+
+class ThermoGroup(TyperGroup):
+    """The root command group: maps library errors to exit codes inside click's own flow.
+
+    Doing it here rather than only in :func:`run_app` means ``CliRunner`` tests and the
+    installed script report exactly the same message and exit code.
+    """
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (typer.Exit, typer.Abort, KeyboardInterrupt, SystemExit, BrokenPipeError):
+            raise
+        except Exception as exc:
+            if _is_click_exception(exc):
+                raise
+            raise typer.Exit(report_error(exc)) from exc
+
+
+app = typer.Typer(
+    name="thermo",
+    cls=ThermoGroup,
+    help="Thermograms: plastic memory capsules with hot/warm/cool/cold layers and an audited log.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
 def use_color() -> bool:
     return not _state["no_color"] and "NO_COLOR" not in os.environ and sys.stderr.isatty()
+
+
+def is_interactive() -> bool:
+    """Whether a person is watching stderr (progress bars and tables are for them)."""
+    return sys.stderr.isatty()
 
 
 def err(message: str) -> None:
@@ -70,27 +153,200 @@ def err(message: str) -> None:
     sys.stderr.flush()
 
 
+def json_bytes(obj: Any, *, pretty: bool = False) -> bytes:
+    """A JSON document as UTF-8 bytes with sorted keys (stable output for scripts and diffs)."""
+    import orjson
+
+    option = orjson.OPT_SORT_KEYS | orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
+    if pretty:
+        option |= orjson.OPT_INDENT_2
+    return orjson.dumps(obj, option=option)
+
+
 def print_json(obj: Any) -> None:
     """JSON document on stdout (data goes to stdout, messages to stderr)."""
-    sys.stdout.write(json.dumps(obj, ensure_ascii=False, sort_keys=True) + "\n")
+    out = sys.stdout
+    out.write(json_bytes(obj).decode("utf-8") + "\n")
+    out.flush()
+
+
+def write_stdout_bytes(data: bytes) -> None:
+    """Raw bytes on stdout, bypassing text encoding (``thermo get --raw``)."""
     sys.stdout.flush()
+    buf = getattr(sys.stdout, "buffer", None)
+    if buf is None:  # a text-only stream (tests): keep the bytes readable
+        sys.stdout.write(data.decode("utf-8", errors="surrogateescape"))
+        sys.stdout.flush()
+        return
+    buf.write(data)
+    buf.flush()
+
+
+def stderr_console() -> Any:
+    """A rich Console on stderr honouring NO_COLOR / --no-color / non-TTY."""
+    from rich.console import Console
+
+    color = use_color()
+    return Console(stderr=True, no_color=not color, highlight=False,
+                   force_terminal=None if color else False)
+
+
+def stdout_console() -> Any:
+    """A rich Console on stdout for human tables (plain text when piped)."""
+    from rich.console import Console
+
+    color = not _state["no_color"] and "NO_COLOR" not in os.environ and sys.stdout.isatty()
+    return Console(no_color=not color, highlight=False, force_terminal=None if color else False,
+                   soft_wrap=False)
+
+
+class _NoProgress:
+    """Stands in for a rich progress bar when nobody is watching."""
+
+    def advance(self, amount: float = 1) -> None:
+        return None
+
+    def update(self, completed: float) -> None:
+        return None
+
+
+class _RichProgress:
+    def __init__(self, progress: Any, task: Any) -> None:
+        self._progress = progress
+        self._task = task
+
+    def advance(self, amount: float = 1) -> None:
+        self._progress.advance(self._task, amount)
+
+    def update(self, completed: float) -> None:
+        self._progress.update(self._task, completed=completed)
+
+
+@contextlib.contextmanager
+def progress(description: str, total: float | None, *, min_total: float = 0,
+             unit: str = "items") -> Iterator[_NoProgress | _RichProgress]:
+    """A progress bar on stderr, shown only when stderr is a TTY and the work is long.
+
+    ``min_total`` is the size below which a bar would only flicker; ``unit`` "bytes"
+    shows transfer sizes instead of counts.
+    """
+    if not is_interactive() or (total is not None and total < min_total):
+        yield _NoProgress()
+        return
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    count = DownloadColumn() if unit == "bytes" else MofNCompleteColumn()
+    with Progress(TextColumn("{task.description}"), BarColumn(), count, TimeRemainingColumn(),
+                  console=stderr_console(), transient=True) as bar:
+        yield _RichProgress(bar, bar.add_task(description, total=total))
+
+
+# --- files and streams ---------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def open_input(path: str) -> Iterator[IO[bytes]]:
+    """Open ``path`` for binary reading; ``-`` is stdin."""
+    if path == "-":
+        yield sys.stdin.buffer if hasattr(sys.stdin, "buffer") else sys.stdin  # type: ignore[misc]
+        return
+    with open(path, "rb") as fh:
+        yield fh
+
+
+@contextlib.contextmanager
+def open_output(path: str, *, overwrite: bool = True) -> Iterator[IO[bytes]]:
+    """Open ``path`` for binary writing; ``-`` is stdout.
+
+    A file is written to a temporary sibling, fsynced and renamed into place only when
+    the block finishes without error, so a failure never leaves a half-written output
+    and never touches an existing file. ``overwrite=False`` refuses an existing file.
+    """
+    if path == "-":
+        out = sys.stdout.buffer if hasattr(sys.stdout, "buffer") else None
+        if out is None:  # a text-only stream (tests)
+            import io
+
+            buf = io.BytesIO()
+            yield buf
+            sys.stdout.write(buf.getvalue().decode("utf-8", errors="surrogateescape"))
+            sys.stdout.flush()
+            return
+        sys.stdout.flush()
+        yield out
+        out.flush()
+        return
+    from thermo_cli.errors import RefusedError
+
+    target = Path(path)
+    if not overwrite and target.exists():
+        raise RefusedError(f"{path}: already exists (pass --force to overwrite)")
+    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+
+
+def human_bytes(n: float) -> str:
+    """Sizes for people: 1536 → '1.5 KiB'."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"
+
+
+# --- running -----------------------------------------------------------------------------------
+
+
+def _split_global_flags(argv: list[str]) -> list[str]:
+    """Take --debug/--no-color from anywhere before ``--`` (they are global switches)."""
+    cut = argv.index("--") if "--" in argv else len(argv)
+    head, tail = argv[:cut], argv[cut:]
+    _state["debug"] = "--debug" in head
+    _state["no_color"] = "--no-color" in head
+    if _state["no_color"]:
+        os.environ["NO_COLOR"] = "1"  # rich (help screens included) honours it
+    return [a for a in head if a not in ("--debug", "--no-color")] + tail
 
 
 def run_app(argv: list[str]) -> int:
     """Run the typer app; map library errors to one stderr line and an exit code."""
-    _state["debug"] = "--debug" in argv
-    _state["no_color"] = "--no-color" in argv
-    argv = [a for a in argv if a not in ("--debug", "--no-color")]
+    argv = _split_global_flags(argv)
     try:
-        app(args=argv, prog_name="thermo", standalone_mode=False)
+        rv = app(args=argv, prog_name="thermo", standalone_mode=False)
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except KeyboardInterrupt:
         err("thermo: interrupted")
-        return 130
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        _silence_broken_pipe()
+        return EXIT_OK
     except BaseException as exc:  # the one place errors become exit codes
         return _report(exc)
-    return EXIT_OK
+    return rv if isinstance(rv, int) and not isinstance(rv, bool) else EXIT_OK
+
+
+def _silence_broken_pipe() -> None:
+    """`thermo log f | head`: the reader left; exit quietly like other Unix tools."""
+    with contextlib.suppress(OSError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
 
 
 def _report(exc: BaseException) -> int:
@@ -98,31 +354,31 @@ def _report(exc: BaseException) -> int:
         return exc.exit_code
     if isinstance(exc, typer.Abort):
         err("thermo: aborted")
-        return 130
-    if hasattr(exc, "format_message") and hasattr(exc, "exit_code"):  # typer/click usage errors
+        return EXIT_INTERRUPTED
+    if _is_click_exception(exc):  # typer/click usage errors
         if hasattr(exc, "show"):
             exc.show()
         else:
             err(f"thermo: error: {exc.format_message()}")
         return int(exc.exit_code)
-    code = exit_code_for(exc)
-    if code == EXIT_VERIFY_FAILED:
-        return code
-    if _state["debug"]:
-        import traceback
-
-        traceback.print_exception(exc)
-    if code == EXIT_INTERNAL:
-        err(f"thermo: internal error: {type(exc).__name__}: {exc} (rerun with --debug for details)")
-    else:
-        text = str(exc).replace("\n", " ")
-        err(f"thermo: error: {text}")
-    return code
+    return report_error(exc)
 
 
-@app.callback()
+def _exit_code_epilog() -> str:
+    rows = " · ".join(f"{code} {text.split(' (')[0]}" for code, text in EXIT_CODES.items())
+    return f"Exit codes: {rows}."
+
+
+@app.callback(epilog=_exit_code_epilog())
 def _global_options(
     debug: bool = typer.Option(False, "--debug", help="Show full tracebacks for internal errors."),
     no_color: bool = typer.Option(False, "--no-color", help="Disable colour (also NO_COLOR=1)."),
 ) -> None:
-    """Thermograms: plastic memory capsules with hot/warm/cool/cold layers and an audited log."""
+    """Thermograms: plastic memory capsules with hot/warm/cool/cold layers and an audited log.
+
+    Data goes to stdout, messages to stderr; '-' means stdin/stdout.
+    """
+    if debug:
+        _state["debug"] = True
+    if no_color:
+        _state["no_color"] = True

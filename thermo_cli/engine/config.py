@@ -1,17 +1,20 @@
 """Configuration records of a thermogram: thermal layers, plasticity rule, consolidation policy.
 
 Every constant and preset is the Rust crate's (ENGINE.md), because users' files were made
-with them. These are plain data shared by every reader and writer; the behaviour that
-uses them lives in the engine modules.
+with them. These are plain data shared by every reader and writer. The small decisions
+that belong to a rule (which formula a policy uses, whether a trigger fired) are methods
+here; the formulas themselves live in :mod:`thermo_cli.engine.plasticity`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import Enum
 
+from thermo_cli.engine import plasticity as _p
 from thermo_cli.errors import ValidationError
-from thermo_cli.model import U64_MAX
+from thermo_cli.model import NS_PER_SECOND, U64_MAX, Ternary
 
 Quad = tuple[float, float, float, float]
 
@@ -155,6 +158,60 @@ class PlasticityRule:
             )
         return table[key]()
 
+    # -- behaviour ----------------------------------------------------------------------
+
+    def apply_update(self, current: float, new: float, dt_seconds: float) -> float:
+        """New continuous strength of an entry at ``current`` receiving ``new``.
+
+        ``dt_seconds`` is the time since the entry was last updated (the crate passes
+        whole seconds); only the STDP policy uses it.
+        """
+        policy = self.policy
+        if policy is PlasticityPolicy.STDP:
+            return _p.stdp(current, new, dt_seconds, self.decay_rate, self.learning_rate)
+        if policy is PlasticityPolicy.REPLACE:
+            return new
+        if policy is PlasticityPolicy.EMA:
+            return _p.ema(current, new, self.learning_rate)
+        if policy is PlasticityPolicy.BAYESIAN:
+            return _p.bayesian(current, new)
+        return _p.winner_take_all(current, new)
+
+    def ternary_update(self, current: Ternary, observed: Ternary, confidence: float) -> Ternary:
+        """New ternary strength of an entry at ``current`` observing ``observed``.
+
+        ``confidence`` is compared in float32, as the crate holds it.
+        """
+        confidence = _p.f32(confidence)
+        policy = self.policy
+        if policy is PlasticityPolicy.STDP:
+            return _p.ternary_stdp_update(current, observed, confidence)
+        if policy is PlasticityPolicy.EMA:
+            return _p.ternary_ema_update(current, observed, confidence, self.learning_rate)
+        if policy is PlasticityPolicy.BAYESIAN:
+            return _p.ternary_bayesian_update(current, observed, confidence)
+        return _p.ternary_replace_update(current, observed, confidence)
+
+    @staticmethod
+    def majority_vote(values: Iterable[Ternary | int]) -> Ternary:
+        return _p.majority_vote(values)
+
+    @staticmethod
+    def ternary_stdp(current: Ternary, pre_fired: bool, post_fired: bool, dt_ms: float) -> Ternary:
+        return _p.ternary_stdp(current, pre_fired, post_fired, dt_ms)
+
+    def should_create_new(self, novelty: float) -> bool:
+        """An observation this novel becomes a new memory (novelty > novelty_threshold)."""
+        return _p.f32(novelty) > _p.f32(self.novelty_threshold)
+
+    def should_merge(self, similarity: float) -> bool:
+        """An observation this similar merges with an existing one (> 1 − merge_threshold)."""
+        return _p.f32(similarity) > _p.f32(1.0 - _p.f32(self.merge_threshold))
+
+    def should_prune(self, strength: float) -> bool:
+        """A memory this weak is dropped at consolidation (strength < prune_threshold)."""
+        return _p.f32(strength) < _p.f32(self.prune_threshold)
+
 
 # --- consolidation ---------------------------------------------------------------------------
 
@@ -214,3 +271,27 @@ class ConsolidationPolicy:
                 f"policy: expected default, aggressive, conservative or manual, got {name!r}"
             )
         return table[key]()
+
+    def should_consolidate(self, delta_count: int, last_consolidation_ns: int, dirty_bytes: int,
+                           now_ns: int) -> bool:
+        """True when any trigger fires: >= n dirty deltas, >= hours since the last
+        consolidation, or >= bytes of estimated dirty size. Manual never fires."""
+        for trigger in self.triggers:
+            if isinstance(trigger, DeltaCount):
+                if delta_count >= trigger.count:
+                    return True
+            elif isinstance(trigger, TimePeriod):
+                if now_ns - last_consolidation_ns >= trigger.hours * 3600 * NS_PER_SECOND:
+                    return True
+            elif isinstance(trigger, DirtySize) and dirty_bytes >= trigger.bytes:
+                return True
+        return False
+
+    def thresholds(self) -> tuple[int | None, int | None, int | None]:
+        """(smallest delta count, shortest period in ns, smallest dirty size) that fire,
+        None where no trigger of that kind exists; lets the engine check in O(1)."""
+        counts = [t.count for t in self.triggers if isinstance(t, DeltaCount)]
+        periods = [t.hours * 3600 * NS_PER_SECOND for t in self.triggers if isinstance(t, TimePeriod)]
+        sizes = [t.bytes for t in self.triggers if isinstance(t, DirtySize)]
+        return (min(counts) if counts else None, min(periods) if periods else None,
+                min(sizes) if sizes else None)

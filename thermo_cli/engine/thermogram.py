@@ -5,24 +5,64 @@ State invariants (shared with the container codec and the legacy readers):
 * ``layers[L]`` maps key → Entry for each Layer; a container may supply lazy mappings.
 * ``records`` are the log records held in memory, oldest first; ``records[i]`` has log
   index ``log_base + i``. A file opened for appending may load only its tail
-  (``log_base > 0``); ``log_length`` is then ``log_base + len(records)``.
+  (``log_base > 0``); ``log_length`` is then ``log_base + len(records)``. Every dirty
+  delta must be in memory (``dirty_start >= log_base``).
 * ``head_hash`` is the hash of the last record (None for an empty log).
 * ``dirty_start`` is the log index of the first record after the last consolidation
   point; the uncommitted ("dirty") deltas are the Delta records at or after it.
 * ``persisted`` is how many log records the backing file already holds; records after
   it are pending appends. ``layers_modified`` says the layers changed since loading, so a
   writer must rewrite the file instead of appending.
+* ``log_range`` is an RFC 9162 compact range over the leaf hashes (``leaf_hash(record
+  bytes)``) of log records ``[0, log_range.size)``. A loader that keeps only the log tail
+  sets it to cover at least the first ``log_base`` records; otherwise the engine builds
+  it from ``records`` when a log root is first needed.
 * ``extras`` holds extension state (e.g. ``"snn"``) as CBOR-encodable data with text keys.
+
+Operations keep a private index (key → newest dirty delta, dirty count and size) so a
+read is O(1) whatever the log length. Loaders that fill ``records``/``dirty_start``
+directly need do nothing: the index notices the log grew or changed shape and catches
+up; after editing records *in place*, call :meth:`Thermogram.reindex`.
 """
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping
+import fnmatch
+import re
+from collections.abc import Iterable, MutableMapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
+from thermo_cli import records as _records
+from thermo_cli.audit import merkle
+from thermo_cli.audit.state import state_digest
+from thermo_cli.engine import chain, transitions
+from thermo_cli.engine.chain import ChainCheck
 from thermo_cli.engine.config import ConsolidationPolicy, PlasticityRule, ThermalConfig
-from thermo_cli.model import Entry, Layer, LogRecord, Metadata, new_id, now_ns
+from thermo_cli.engine.consolidation import ConsolidationReport, fold, prune_hot
+from thermo_cli.engine.transitions import TransitionReport
+from thermo_cli.errors import ChainError, NotFoundError, ValidationError
+from thermo_cli.model import (
+    Delta,
+    DeltaType,
+    Entry,
+    Event,
+    Layer,
+    LogRecord,
+    Metadata,
+    ReadResult,
+    TensorSpec,
+    Ternary,
+    datetime_to_ns,
+    new_id,
+    now_ns,
+)
+
+_LAYERS = tuple(Layer)
+_DELETE = DeltaType.DELETE
+DIRTY_OVERHEAD_BYTES = 200
+"""Per-delta overhead in the crate's dirty-size estimate (len(value) + len(key) + 200)."""
 
 
 def _empty_layers() -> dict[Layer, MutableMapping[str, Entry]]:
@@ -32,6 +72,59 @@ def _empty_layers() -> dict[Layer, MutableMapping[str, Entry]]:
 def _new_meta() -> Metadata:
     t = now_ns()
     return Metadata(created_at_ns=t, last_consolidation_ns=t)
+
+
+def _timestamp(value: int | datetime | None) -> int:
+    if value is None:
+        return now_ns()
+    if isinstance(value, datetime):
+        return datetime_to_ns(value)
+    return value
+
+
+def _layer(value: Layer | str | int) -> Layer:
+    if isinstance(value, Layer):
+        return value
+    if isinstance(value, str):
+        return Layer.parse(value)
+    try:
+        return Layer(value)
+    except ValueError:
+        raise ValidationError(f"layer: expected hot, warm, cool or cold, got {value!r}") from None
+
+
+def _amount(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= value < float("inf"):
+        raise ValidationError(f"amount: expected a finite number >= 0, got {value!r}")
+    return float(value)
+
+
+@dataclass(slots=True)
+class ThermogramStats:
+    """Counts that describe a thermogram without reading any value."""
+
+    name: str
+    id: str
+    total_keys: int
+    entries: dict[str, int]
+    dirty_deltas: int
+    dirty_bytes: int
+    log_records: int
+    total_deltas: int
+    total_consolidations: int
+    created_at_ns: int
+    last_consolidation_ns: int
+    head_hash: str | None
+
+    @property
+    def total_entries(self) -> int:
+        return sum(self.entries.values())
+
+
+@dataclass(slots=True)
+class CrystallizationResult:
+    crystallized: int = 0
+    merged: int = 0
 
 
 @dataclass(eq=False)
@@ -50,7 +143,417 @@ class Thermogram:
     persisted: int = 0
     layers_modified: bool = False
     extras: dict[str, Any] = field(default_factory=dict)
+    log_range: merkle.CompactRange | None = None
+
+    # private index of the dirty deltas (see the module docstring)
+    _latest: dict[str, Delta] = field(default_factory=dict, init=False, repr=False)
+    _dirty_count: int = field(default=0, init=False, repr=False)
+    _dirty_bytes: int = field(default=0, init=False, repr=False)
+    _idx_list: list[LogRecord] | None = field(default=None, init=False, repr=False)
+    _idx_to: int = field(default=-1, init=False, repr=False)
+    _idx_start: int = field(default=-1, init=False, repr=False)
+    _idx_base: int = field(default=-1, init=False, repr=False)
+    _trigger_policy: ConsolidationPolicy | None = field(default=None, init=False, repr=False)
+    _triggers: tuple[int | None, int | None, int | None] = field(
+        default=(None, None, None), init=False, repr=False)
 
     @property
     def log_length(self) -> int:
         return self.log_base + len(self.records)
+
+    # --- the dirty index ---------------------------------------------------------------
+
+    def reindex(self) -> None:
+        """Rebuild the dirty-delta index from ``records`` (after in-place edits)."""
+        if self.dirty_start < self.log_base:
+            raise ChainError(
+                f"log: dirty deltas from index {self.dirty_start} are not loaded "
+                f"(records start at {self.log_base})"
+            )
+        self._latest = {}
+        self._dirty_count = 0
+        self._dirty_bytes = 0
+        self._idx_list = self.records
+        self._idx_start = self.dirty_start
+        self._idx_base = self.log_base
+        self._idx_to = self.dirty_start
+        self._index_tail()
+
+    def _index_tail(self) -> None:
+        latest = self._latest
+        count = 0
+        size = 0
+        start = max(self._idx_to, self.dirty_start) - self.log_base
+        for rec in self.records[start:]:
+            if type(rec) is Delta:
+                latest[rec.key] = rec
+                count += 1
+                size += len(rec.value) + len(rec.key.encode("utf-8")) + DIRTY_OVERHEAD_BYTES
+        self._dirty_count += count
+        self._dirty_bytes += size
+        self._idx_to = self.log_base + len(self.records)
+
+    def _sync(self) -> None:
+        if (self.records is self._idx_list and self._idx_start == self.dirty_start
+                and self._idx_base == self.log_base):
+            to = self._idx_to
+            n = self.log_base + len(self.records)
+            if to == n:
+                return
+            if to < n:
+                self._index_tail()
+                return
+        self.reindex()
+
+    # --- applying deltas ---------------------------------------------------------------
+
+    def apply(self, delta: Delta) -> Delta:
+        """Validate, link, hash and append one delta; then check the auto-consolidation policy.
+
+        A delta without ``prev_hash`` is linked to the current head; one whose
+        ``prev_hash`` names anything else is refused with ChainError (so two writers
+        cannot silently fork the chain). Fields are normalised in place (strength to
+        float32). Raises ValidationError naming the bad field; nothing changes then.
+        Returns the delta, sealed.
+        """
+        self._sync()
+        chain.validate_delta(delta)
+        chain.link(delta, self.head_hash)
+        chain.seal_linked(delta)
+        self._append_delta(delta)
+        self._auto_consolidate()
+        return delta
+
+    def apply_many(self, deltas: Iterable[Delta]) -> list[Delta]:
+        """Apply deltas in order (like repeated :meth:`apply`, with less overhead).
+
+        Stops at the first refused delta with its error; the ones before it stay applied.
+        """
+        self._sync()
+        validate, link, seal = chain.validate_delta, chain.link, chain.seal_linked
+        append, auto = self._append_delta, self._auto_consolidate
+        done: list[Delta] = []
+        for delta in deltas:
+            validate(delta)
+            link(delta, self.head_hash)
+            seal(delta)
+            append(delta)
+            done.append(delta)
+            auto()
+        return done
+
+    def _append_delta(self, d: Delta) -> None:
+        self.records.append(d)
+        self.head_hash = d.hash
+        self._latest[d.key] = d
+        self._dirty_count += 1
+        self._dirty_bytes += len(d.value) + len(d.key.encode("utf-8")) + DIRTY_OVERHEAD_BYTES
+        self._idx_to += 1
+        self.meta.total_deltas += 1
+
+    def _append_event(self, kind: str, timestamp_ns: int, fields: dict[str, Any]) -> Event:
+        self._sync()
+        ev = chain.new_event(kind, timestamp_ns, fields, self.head_hash)
+        self.records.append(ev)
+        self.head_hash = ev.hash
+        self._idx_to += 1
+        return ev
+
+    def _auto_consolidate(self) -> None:
+        policy = self.policy
+        if policy is not self._trigger_policy:
+            self._triggers = policy.thresholds()
+            self._trigger_policy = policy
+        count, period, size = self._triggers
+        if ((count is not None and self._dirty_count >= count)
+                or (size is not None and self._dirty_bytes >= size)
+                or (period is not None and now_ns() - self.meta.last_consolidation_ns >= period)):
+            self.consolidate()
+
+    def _delta(self, op: DeltaType, key: str, value: bytes, strength: float | None,
+               ternary: Ternary | int | None, source: str, observation_count: int | None,
+               custom: Any, tensor: TensorSpec | None, timestamp_ns: int | datetime | None) -> Delta:
+        if ternary is not None:
+            ternary = Ternary.coerce(ternary, "ternary")
+            if strength is None:
+                strength = float(ternary)
+        d = Delta(op, key, value, 1.0 if strength is None else strength, _timestamp(timestamp_ns),
+                  source, chain.fast_id(), ternary, observation_count, custom, tensor)
+        return self.apply(d)
+
+    def create(self, key: str, value: bytes, *, strength: float | None = None,
+               ternary: Ternary | int | None = None, source: str = "thermo",
+               observation_count: int | None = None, custom: Any = None,
+               tensor: TensorSpec | None = None, timestamp_ns: int | datetime | None = None) -> Delta:
+        """Apply a Create delta linked to the head (strength 1.0, or the ternary value)."""
+        return self._delta(DeltaType.CREATE, key, value, strength, ternary, source,
+                           observation_count, custom, tensor, timestamp_ns)
+
+    def update(self, key: str, value: bytes, *, strength: float | None = None,
+               ternary: Ternary | int | None = None, source: str = "thermo",
+               observation_count: int | None = None, custom: Any = None,
+               tensor: TensorSpec | None = None, timestamp_ns: int | datetime | None = None) -> Delta:
+        """Apply an Update delta linked to the head (strength 1.0 unless given)."""
+        return self._delta(DeltaType.UPDATE, key, value, strength, ternary, source,
+                           observation_count, custom, tensor, timestamp_ns)
+
+    def merge(self, key: str, value: bytes, *, strength: float | None = None,
+              ternary: Ternary | int | None = None, source: str = "thermo",
+              observation_count: int | None = None, custom: Any = None,
+              tensor: TensorSpec | None = None, timestamp_ns: int | datetime | None = None) -> Delta:
+        """Apply a Merge delta linked to the head (strength 1.0 unless given)."""
+        return self._delta(DeltaType.MERGE, key, value, strength, ternary, source,
+                           observation_count, custom, tensor, timestamp_ns)
+
+    def delete(self, key: str, *, source: str = "thermo", custom: Any = None,
+               timestamp_ns: int | datetime | None = None) -> Delta:
+        """Apply a Delete delta (empty value, strength 1.0) linked to the head."""
+        return self._delta(DeltaType.DELETE, key, b"", 1.0, None, source, None, custom, None,
+                           timestamp_ns)
+
+    # --- reading -----------------------------------------------------------------------
+
+    def read(self, key: str) -> bytes | None:
+        """The key's value: newest uncommitted delta first (Delete → None), then hot→cold."""
+        self._sync()
+        d = self._latest.get(key)
+        if d is not None:
+            return None if d.delta_type is _DELETE else d.value
+        layers = self.layers
+        for layer in _LAYERS:
+            e = layers[layer].get(key)
+            if e is not None:
+                return e.value
+        return None
+
+    def read_entry(self, key: str) -> ReadResult | None:
+        """Like :meth:`read`, with strength, ternary, tensor spec and where it came from."""
+        self._sync()
+        d = self._latest.get(key)
+        if d is not None:
+            if d.delta_type is _DELETE:
+                return None
+            return ReadResult(key, d.value, d.strength, "dirty", d.ternary, d.tensor, None)
+        for layer in _LAYERS:
+            e = self.layers[layer].get(key)
+            if e is not None:
+                return ReadResult(key, e.value, e.strength, layer.label, e.ternary, e.tensor,
+                                  e.update_count)
+        return None
+
+    def keys(self, layer: Layer | str | None = None) -> list[str]:
+        """Sorted keys that :meth:`read` finds; with ``layer``, that layer's keys only."""
+        if layer is not None:
+            return sorted(self.layers[_layer(layer)].keys())
+        self._sync()
+        found: set[str] = set()
+        for mapping in self.layers.values():
+            found.update(mapping.keys())
+        for key, d in self._latest.items():
+            if d.delta_type is _DELETE:
+                found.discard(key)
+            else:
+                found.add(key)
+        return sorted(found)
+
+    def history(self, key: str) -> list[Delta]:
+        """Every loaded delta for ``key``, oldest first, consolidated ones included."""
+        return [r for r in self.records if type(r) is Delta and r.key == key]
+
+    def dirty_deltas(self) -> list[Delta]:
+        """The uncommitted deltas (after the last consolidation point), oldest first."""
+        self._sync()
+        start = self.dirty_start - self.log_base
+        return [r for r in self.records[start:] if type(r) is Delta]
+
+    @property
+    def dirty_count(self) -> int:
+        self._sync()
+        return self._dirty_count
+
+    @property
+    def dirty_bytes(self) -> int:
+        """The crate's estimate of the dirty size: sum of len(value) + len(key) + 200."""
+        self._sync()
+        return self._dirty_bytes
+
+    # --- consolidation -----------------------------------------------------------------
+
+    def consolidate(self) -> ConsolidationReport:
+        """Fold the dirty deltas into the hot layer, prune, crystallize, and log the point.
+
+        The deltas stay in the log; an ``Event(kind="consolidate")`` records the counts,
+        the log size and Merkle root up to this point, and the digest of the resulting
+        layer state, and becomes the new consolidation point.
+        """
+        self._sync()
+        now = now_ns()
+        report = ConsolidationReport(timestamp_ns=now)
+        fold(self.dirty_deltas(), self.layers, self.plasticity, report)
+        if self.policy.enable_pruning:
+            report.pruned_keys = prune_hot(self.layers[Layer.HOT], self.plasticity)
+            report.pruned = len(report.pruned_keys)
+        report.crystallized, report.crystal_merged = transitions.crystallize(self.layers, self.thermal)
+        report.entries_after = sum(len(m) for m in self.layers.values())
+        report.log_size = self.log_length
+        report.log_root = self.log_root()
+        report.state_digest = state_digest(self.layers)
+        self.meta.last_consolidation_ns = now
+        self.meta.total_consolidations += 1
+        self._append_event("consolidate", now, {
+            "processed": report.processed, "created": report.created, "updated": report.updated,
+            "merged": report.merged, "deleted": report.deleted, "pruned": report.pruned,
+            "crystallized": report.crystallized, "crystal_merged": report.crystal_merged,
+            "entries": report.entries_after, "log_size": report.log_size,
+            "log_root": report.log_root, "state_digest": report.state_digest,
+        })
+        self.dirty_start = self.log_length
+        self._latest = {}
+        self._dirty_count = 0
+        self._dirty_bytes = 0
+        self._idx_start = self.dirty_start
+        self._idx_to = self.dirty_start
+        self.layers_modified = True
+        return report
+
+    def log_root(self) -> bytes:
+        """RFC 9162 Merkle root over the bytes of every log record so far (32 bytes)."""
+        rng = self.log_range
+        n = self.log_length
+        if rng is None or rng.size > n:
+            if self.log_base:
+                raise ChainError(
+                    f"log: records before index {self.log_base} are not loaded and no "
+                    f"compact range covers them"
+                )
+            rng = self.log_range = merkle.CompactRange()
+        if rng.size < self.log_base:
+            raise ChainError(
+                f"log: compact range covers {rng.size} records but records start at {self.log_base}"
+            )
+        leaf = merkle.leaf_hash
+        for rec in self.records[rng.size - self.log_base:]:
+            data = rec.encoded if rec.encoded is not None else _records.encode_record(rec)
+            rng.append(leaf(data))
+        return rng.root()
+
+    def crystallize(self) -> CrystallizationResult:
+        """Legacy hot→cold step (also run at the end of every consolidation)."""
+        created, merged = transitions.crystallize(self.layers, self.thermal)
+        if created or merged:
+            self._changed("crystallize", {"crystallized": created, "merged": merged})
+        return CrystallizationResult(created, merged)
+
+    # --- thermal operations --------------------------------------------------------------
+
+    def _changed(self, kind: str, fields: dict[str, Any], now: int | None = None) -> None:
+        self._append_event(kind, now_ns() if now is None else now, fields)
+        self.layers_modified = True
+
+    def run_thermal_transitions(self) -> TransitionReport:
+        """Promote, demote and prune across the four layers (ENGINE.md order)."""
+        now = now_ns()
+        report = transitions.run_transitions(self.layers, self.thermal, now)
+        if report.total_promoted or report.total_demoted or report.pruned:
+            self._changed("transitions", {"promoted": list(report.promoted),
+                                          "demoted": list(report.demoted),
+                                          "pruned": report.pruned}, now)
+        return report
+
+    def apply_decay(self) -> int:
+        """Decay every entry by its layer's rate; returns how many entries were decayed."""
+        count = transitions.apply_decay(self.layers, self.thermal)
+        if count:
+            self._changed("decay", {"entries": count, "rates": list(self.thermal.decay_rates)})
+        return count
+
+    def prune(self) -> int:
+        """Remove entries below the thermal prune threshold from every layer."""
+        removed = transitions.prune(self.layers, self.thermal.prune_threshold)
+        if removed:
+            self._changed("prune", {"threshold": float(self.thermal.prune_threshold),
+                                    "pruned": len(removed)})
+        return len(removed)
+
+    def _find(self, key: str) -> tuple[Layer, Entry]:
+        found = transitions.find(self.layers, key)
+        if found is None:
+            hint = " (it has only uncommitted deltas: consolidate first)" if key in self._latest else ""
+            raise NotFoundError(f"key {key!r} is in no layer{hint}")
+        return found
+
+    def reinforce(self, key: str, amount: float) -> tuple[Layer, Entry]:
+        """Strengthen the hottest entry for ``key``: min(1, s + amount), one more update."""
+        amount = _amount(amount)
+        self._sync()
+        layer, entry = self._find(key)
+        now = now_ns()
+        transitions.reinforce(entry, amount, now)
+        self._changed("reinforce", {"key": key, "amount": amount, "layer": layer.label,
+                                    "strength": entry.strength}, now)
+        return layer, entry
+
+    def weaken(self, key: str, amount: float) -> tuple[Layer, Entry]:
+        """Weaken the hottest entry for ``key``: max(0, s − amount)."""
+        amount = _amount(amount)
+        self._sync()
+        layer, entry = self._find(key)
+        now = now_ns()
+        transitions.weaken(entry, amount, now)
+        self._changed("weaken", {"key": key, "amount": amount, "layer": layer.label,
+                                 "strength": entry.strength}, now)
+        return layer, entry
+
+    def warm(self, key: str) -> bool:
+        """Bring a cold entry back to hot (legacy); False if disabled or not in cold."""
+        now = now_ns()
+        if not transitions.warm(self.layers, key, self.thermal, now):
+            return False
+        entry = self.layers[Layer.HOT][key]
+        self._changed("warm", {"keys": [key], "strength": entry.strength}, now)
+        return True
+
+    def warm_matching(self, pattern: str, *, regex: bool = False) -> list[str]:
+        """Warm every cold key matching ``pattern``; returns the warmed keys, sorted.
+
+        By default ``pattern`` is a shell glob matched against the whole key, case
+        sensitive (``*`` and ``?`` also match ``/``); with ``regex=True`` it is a Python
+        regular expression searched anywhere in the key (anchor it with ``^…$``).
+        """
+        if not isinstance(pattern, str):
+            raise ValidationError(f"pattern: expected text, got {type(pattern).__name__}")
+        if regex:
+            try:
+                compiled = re.compile(pattern)
+            except re.error as exc:
+                raise ValidationError(f"pattern: invalid regular expression ({exc})") from None
+            match = compiled.search
+        else:
+            compiled = re.compile(fnmatch.translate(pattern))
+            match = compiled.match
+        if not self.thermal.allow_warming:
+            return []
+        now = now_ns()
+        chosen = sorted(k for k in self.layers[Layer.COLD] if match(k))
+        warmed = [k for k in chosen if transitions.warm(self.layers, k, self.thermal, now)]
+        if warmed:
+            self._changed("warm", {"pattern": pattern, "regex": regex, "keys": warmed}, now)
+        return warmed
+
+    # --- inspection --------------------------------------------------------------------
+
+    def stats(self) -> ThermogramStats:
+        self._sync()
+        return ThermogramStats(
+            name=self.name, id=self.id, total_keys=len(self.keys()),
+            entries={layer.label: len(self.layers[layer]) for layer in Layer},
+            dirty_deltas=self._dirty_count, dirty_bytes=self._dirty_bytes,
+            log_records=self.log_length, total_deltas=self.meta.total_deltas,
+            total_consolidations=self.meta.total_consolidations,
+            created_at_ns=self.meta.created_at_ns,
+            last_consolidation_ns=self.meta.last_consolidation_ns, head_hash=self.head_hash,
+        )
+
+    def verify_chain(self) -> ChainCheck:
+        """Recompute every in-memory record's hash from its fields and check every link."""
+        return chain.verify_records(self.records, base=self.log_base, head_hash=self.head_hash)

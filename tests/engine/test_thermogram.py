@@ -1,0 +1,212 @@
+"""Applying deltas, validation with field-naming errors, the chain link rule, reads, stats."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+
+from thermo_cli import records
+from thermo_cli.engine import Thermogram
+from thermo_cli.errors import ChainError, ValidationError
+from thermo_cli.model import (
+    MAX_KEY_BYTES,
+    Delta,
+    DeltaType,
+    HashScheme,
+    Layer,
+    ReadResult,
+    TensorSpec,
+    Ternary,
+)
+
+from .conftest import T0, manual, put
+
+HOT, COLD = Layer.HOT, Layer.COLD
+
+
+def delta(op=DeltaType.CREATE, key="k", value=b"v", strength=1.0, **kw) -> Delta:
+    return Delta(op, key, value, strength, kw.pop("timestamp_ns", T0), **kw)
+
+
+class TestApply:
+    def test_first_delta_has_no_predecessor_and_later_ones_link(self, tg):
+        a = tg.create("a", b"1")
+        b = tg.update("a", b"2", strength=0.5)
+        assert a.prev_hash is None
+        assert b.prev_hash == a.hash
+        assert tg.head_hash == b.hash
+        assert tg.meta.total_deltas == 2
+        assert b.encoded == records.encode_record(b)
+        assert records.decode_record(b.encoded).hash == b.hash
+
+    def test_explicit_prev_hash_matching_the_head_is_accepted(self, tg):
+        a = tg.create("a", b"1")
+        tg.apply(delta(key="b", prev_hash=a.hash))
+        assert tg.read("b") == b"v"
+
+    def test_explicit_prev_hash_not_matching_is_refused_and_nothing_changes(self, tg):
+        tg.create("a", b"1")
+        with pytest.raises(ChainError, match="does not match the chain head"):
+            tg.apply(delta(key="b", prev_hash="0" * 64))
+        with pytest.raises(ChainError):
+            manual().apply(delta(prev_hash="0" * 64))
+        assert len(tg.records) == 1 and tg.read("b") is None
+
+    def test_a_given_hash_must_recompute(self, tg):
+        d = delta()
+        other = manual()
+        other.apply(d)
+        good = Delta(DeltaType.CREATE, "k", b"v", 1.0, T0, id=d.id, hash=d.hash)
+        tg.apply(good)
+        assert tg.head_hash == d.hash
+        bad = Delta(DeltaType.CREATE, "k2", b"v", 1.0, T0, prev_hash=tg.head_hash, hash="1" * 64)
+        with pytest.raises(ChainError, match="hash does not match"):
+            tg.apply(bad)
+
+    def test_strength_is_rounded_to_float32(self, tg):
+        d = tg.update("k", b"v", strength=0.3)
+        assert d.strength == 0.30000001192092896
+
+    def test_ternary_constructors_set_the_strength(self, tg):
+        assert tg.update("k", b"v", ternary=-1).strength == -1.0
+        assert tg.create("j", b"v", ternary="Pos").ternary is Ternary.POS
+
+    def test_timestamps_accept_aware_datetimes(self, tg):
+        when = datetime(2024, 1, 2, 3, 4, 5, 123456, tzinfo=timezone(timedelta(hours=2)))
+        d = tg.create("k", b"v", timestamp_ns=when)
+        assert d.timestamp_ns == int(when.astimezone(UTC).timestamp()) * 10**9 + 123456000
+
+    def test_apply_many(self, tg):
+        done = tg.apply_many([delta(key=f"k{i}") for i in range(5)])
+        assert [d.prev_hash for d in done[1:]] == [d.hash for d in done[:-1]]
+        assert tg.keys() == [f"k{i}" for i in range(5)]
+
+    def test_apply_many_stops_at_the_first_bad_delta(self, tg):
+        with pytest.raises(ValidationError, match="strength"):
+            tg.apply_many([delta(key="a"), delta(key="b", strength=2.0), delta(key="c")])
+        assert tg.keys() == ["a"]
+
+    def test_legacy_scheme_delta_keeps_the_crate_hash(self, tg):
+        d = delta(scheme=HashScheme.LEGACY, strength=-1.0, ternary=Ternary.NEG)
+        tg.apply(d)
+        assert d.hash == records.legacy_delta_hash(d)
+        assert tg.verify_chain().ok
+        nxt = tg.create("after", b"x")
+        assert nxt.prev_hash == d.hash and tg.verify_chain().ok
+
+
+class TestValidation:
+    @pytest.mark.parametrize(
+        ("kwargs", "field"),
+        [
+            ({"key": ""}, "key"),
+            ({"key": "x" * (MAX_KEY_BYTES + 1)}, "key"),
+            ({"key": "é" * (MAX_KEY_BYTES // 2 + 1)}, "key"),
+            ({"key": "bad\udc80"}, "key"),
+            ({"key": 5}, "key"),
+            ({"value": "text"}, "value"),
+            ({"strength": 1.5}, "strength"),
+            ({"strength": -0.1}, "strength"),
+            ({"strength": float("nan")}, "strength"),
+            ({"strength": float("inf")}, "strength"),
+            ({"strength": "1"}, "strength"),
+            ({"strength": True}, "strength"),
+            ({"ternary": 2}, "ternary"),
+            ({"ternary": Ternary.POS, "strength": 0.5}, "strength"),
+            ({"observation_count": -1}, "observation_count"),
+            ({"observation_count": 1.5}, "observation_count"),
+            ({"timestamp_ns": -5}, "timestamp_ns"),
+            ({"timestamp_ns": 1.0}, "timestamp_ns"),
+            ({"source": None}, "source"),
+            ({"source": "\ud800"}, "source"),
+            ({"id": ""}, "id"),
+            ({"custom": {1: "int key"}}, "custom"),
+            ({"custom": object()}, "custom"),
+            ({"tensor": {"dtype": "F32"}}, "tensor"),
+        ],
+    )
+    def test_bad_field_is_named(self, tg, kwargs, field):
+        with pytest.raises(ValidationError, match=f"^{field}: "):
+            tg.apply(delta(**kwargs))
+        assert tg.records == [] and tg.head_hash is None
+
+    def test_delete_carries_no_value(self, tg):
+        with pytest.raises(ValidationError, match=r"^value: a delete carries no value"):
+            tg.apply(delta(op=DeltaType.DELETE, value=b"x"))
+
+    def test_naive_datetime_is_refused(self, tg):
+        with pytest.raises(ValidationError, match=r"^timestamp: must be timezone-aware"):
+            tg.create("k", b"v", timestamp_ns=datetime(2024, 1, 1))
+
+    def test_not_a_delta(self, tg):
+        with pytest.raises(ValidationError, match=r"^delta: "):
+            tg.apply({"key": "k"})
+
+    def test_bytearray_value_and_int_strength_are_normalised(self, tg):
+        d = tg.apply(delta(value=bytearray(b"ab"), strength=1))
+        assert type(d.value) is bytes and d.strength == 1.0
+
+    def test_custom_and_tensor_are_hashed(self, tg):
+        spec = TensorSpec("F32", (2, 3))
+        d = tg.create("t", b"\x00" * 24, custom={"why": ["a", 1, None]}, tensor=spec)
+        assert d.encoded == records.encode_record(d)
+        assert tg.read_entry("t").tensor == spec
+
+
+class TestReads:
+    def test_dirty_wins_then_hot_to_cold(self, tg):
+        put(tg, COLD, "k", 0.9, count=4, value=b"cold")
+        assert tg.read_entry("k") == ReadResult("k", b"cold", pytest.approx(0.9), "cold", None, None, 4)
+        put(tg, Layer.WARM, "k", 0.5, value=b"warm")
+        assert tg.read("k") == b"warm"
+        tg.update("k", b"dirty", strength=0.25)
+        r = tg.read_entry("k")
+        assert (r.value, r.strength, r.source, r.update_count) == (b"dirty", 0.25, "dirty", None)
+        tg.delete("k")
+        assert tg.read("k") is None and tg.read_entry("k") is None
+        assert tg.read("absent") is None
+
+    def test_keys_per_layer(self, tg):
+        put(tg, COLD, "b", 0.9)
+        put(tg, COLD, "a", 0.9)
+        put(tg, HOT, "c", 0.9)
+        assert tg.keys(COLD) == ["a", "b"]
+        assert tg.keys("hot") == ["c"]
+        assert tg.keys(3) == ["a", "b"]
+        with pytest.raises(ValidationError, match="layer"):
+            tg.keys("lukewarm")
+
+    def test_history_and_dirty_deltas(self, tg):
+        tg.create("a", b"1")
+        tg.create("b", b"x")
+        tg.consolidate()
+        tg.update("a", b"2")
+        assert [d.value for d in tg.history("a")] == [b"1", b"2"]
+        assert [d.key for d in tg.dirty_deltas()] == ["a"]
+
+    def test_loader_filled_records_are_indexed(self, tg):
+        for i in range(4):
+            tg.create(f"k{i}", bytes([i]))
+        tg.delete("k1")
+        copy = Thermogram(records=list(tg.records), head_hash=tg.head_hash)
+        assert copy.read("k2") == b"\x02"
+        assert copy.keys() == ["k0", "k2", "k3"]
+        assert copy.dirty_count == 5
+        copy.records.append(tg.records[0])  # the index notices growth
+        assert copy.dirty_count == 6
+
+    def test_reindex_after_editing_in_place(self, tg):
+        tg.create("a", b"1")
+        tg.records[0] = Delta(DeltaType.CREATE, "b", b"2", 1.0, T0)
+        tg.reindex()
+        assert tg.read("b") == b"2" and tg.read("a") is None
+
+    def test_stats(self, tg):
+        put(tg, COLD, "c", 0.9)
+        tg.create("a", b"12345")
+        s = tg.stats()
+        assert s.entries == {"hot": 0, "warm": 0, "cool": 0, "cold": 1}
+        assert (s.total_keys, s.dirty_deltas, s.dirty_bytes, s.log_records, s.total_deltas) == (
+            2, 1, 5 + 1 + 200, 1, 1)
+        assert s.total_entries == 1 and s.head_hash == tg.head_hash

@@ -1,0 +1,282 @@
+"""One streaming pass over a log's stored record bytes: hashes, links and the Merkle tree.
+
+Verification must keep pace with the Rust crate's plain chain check, so this pass never
+re-encodes a record and avoids decoding the common case. Records are taken in blocks of
+:data:`BLOCK` (a power of two); per block it hashes each record twice (its chain hash
+SHA-256(record) and its RFC 9162 leaf hash SHA-256(0x00 || record)) in list
+comprehensions, builds the block's perfect subtrees level by level, and reads each v2
+delta's ``prev`` straight from its canonical bytes. In canonical CBOR a delta map starts
+``{"s": float, "t": "delta", …}`` and its ``prev`` key is the text item ``"prev"``
+(``64 70 72 65 76``) followed by ``null`` or a 32-byte string (``58 20``); when that
+five-byte key occurs exactly once after the type, it can only be the map key (the
+real key always exists, so a second occurrence inside a string makes the count two).
+Anything else — events, legacy deltas, unexpected layouts, a repeated pattern — takes
+the slow path: a strict canonical decode.
+
+Legacy deltas (migrated from the Rust crate) must form a prefix of the log; they keep
+their crate hash, recomputed here with the crate's recipe, and the first v2 record links
+to the last of them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+from thermo_cli.audit import merkle
+from thermo_cli.errors import FormatError
+from thermo_cli.model import Delta, Event, HashScheme
+from thermo_cli.records import decode_record, legacy_delta_hash
+
+BLOCK = 1 << 14
+"""Records per block; a power of two so block subtrees are aligned perfect subtrees."""
+
+_sha256 = hashlib.sha256
+_PREV_KEY = b"\x64prev"
+_DELTA_T = b"\x61t\x65delta"
+_EVENT_T = b"\x61t\x65event"
+_PREV_32 = _PREV_KEY + b"\x58\x20"
+
+
+def _linked(recs: list[bytes], expected: list[bytes]) -> list[bool]:
+    """Per record: a non-event whose one and only "prev" key holds the expected hash."""
+    return [r[1:9] != _EVENT_T and r.count(_PREV_KEY) == 1 and (_PREV_32 + h) in r
+            for r, h in zip(recs, expected, strict=True)]
+
+
+@dataclass(slots=True)
+class ScannedEvent:
+    """An event record, decoded, with the log root of the records before it."""
+
+    index: int
+    event: Event
+    prefix_root: bytes
+
+
+@dataclass(slots=True)
+class ChainFailure:
+    index: int
+    reason: str
+    key: str | None = None
+
+
+@dataclass(slots=True)
+class LogScan:
+    """What one pass over the log found."""
+
+    size: int = 0
+    root: bytes = merkle.EMPTY_ROOT
+    head: bytes | None = None
+    failure: ChainFailure | None = None
+    events: list[ScannedEvent] = field(default_factory=list)
+    legacy: int = 0
+    deltas: int = 0
+    decoded: int = 0
+    bytes_hashed: int = 0
+    leaves: merkle.PackedHashes | None = None
+    probe_roots: dict[int, bytes] = field(default_factory=dict)
+    """Roots of the log prefixes of the sizes asked for with ``probes``."""
+
+    @property
+    def head_hex(self) -> str | None:
+        return None if self.head is None else self.head.hex()
+
+    def prefix_root(self, size: int) -> bytes:
+        """Root of the first ``size`` records (needs ``keep_leaves``)."""
+        if self.leaves is None:
+            raise ValueError("prefix roots of arbitrary sizes need keep_leaves=True")
+        if size == 0:
+            return merkle.EMPTY_ROOT
+        return merkle.subtree_root(self.leaves, 0, size)
+
+
+class _Scanner:
+    def __init__(self, keep_leaves: bool, deep: bool, probes: Iterable[int] = ()) -> None:
+        self.out = LogScan()
+        self.probes = sorted(set(probes))
+        self.keep_leaves = keep_leaves
+        self.deep = deep
+        self.blocks = merkle.CompactRange()  # over block roots (each BLOCK leaves)
+        self.packed: list[bytes] = []
+        self.prev_chain: bytes | None = None  # chain hash of the last record seen
+        self.tail_levels: list[list[bytes]] = []
+        self.tail_len = 0
+
+    def fail(self, index: int, reason: str, key: str | None = None) -> None:
+        """Keep the failure with the lowest record index (blocks are checked in order)."""
+        if self.out.failure is None or index < self.out.failure.index:
+            self.out.failure = ChainFailure(index, reason, key)
+
+    def link_broken(self, i: int, prevs: dict[int, bytes | None], linked: list[bool],
+                    chain: list[bytes], base: int) -> None:
+        """Name the likelier culprit of a broken link into record ``base + i``.
+
+        If the next link holds, record i-1's content changed (its hash moved); if the next
+        link breaks too, record i itself changed (its prev, or it and more).
+        """
+        index = base + i
+        if index == 0:
+            self.fail(0, "record 0: the first record links to a previous hash")
+            return
+        nxt = i + 1
+        next_ok = nxt < len(linked) and (linked[nxt] or (nxt in prevs and prevs[nxt] == chain[i]))
+        if next_ok:
+            self.fail(index - 1, f"record {index - 1}: altered — its hash no longer matches "
+                                 f"the prev link stored in record {index}")
+        else:
+            self.fail(index, f"record {index}: prev link does not match the hash of record {index - 1}")
+
+    def block(self, recs: list[bytes], base: int) -> None:
+        n = len(recs)
+        chain = [_sha256(r).digest() for r in recs]
+        leaves = [_sha256(b"\x00" + r).digest() for r in recs]
+        self.out.bytes_hashed += sum(map(len, recs))
+        if self.deep:
+            linked = [False] * n
+        elif self.prev_chain is None:
+            linked = [False, *_linked(recs[1:], chain[:-1])]
+        else:
+            linked = _linked(recs, [self.prev_chain, *chain[:-1]])
+        events: list[tuple[int, Event]] = []
+        prevs: dict[int, bytes | None] = {}
+        todo = [i for i, ok in enumerate(linked) if not ok]
+        while todo:  # a record after a legacy delta links to its crate hash: re-check it
+            again = []
+            for i in todo:
+                if self.slow(recs[i], base + i, i, prevs, chain, events) and i + 1 < n and linked[i + 1]:
+                    linked[i + 1] = False
+                    again.append(i + 1)
+            todo = again
+        self.out.deltas += sum(linked)
+        if self.out.failure is None or self.out.failure.index >= base:
+            expected = [self.prev_chain, *chain[:-1]]
+            for i in sorted(prevs):
+                if prevs[i] != expected[i]:
+                    self.link_broken(i, prevs, linked, chain, base)
+                    break
+        self.prev_chain = chain[-1]
+        levels = self.levels(leaves)
+        for i, ev in sorted(events, key=lambda t: t[0]):
+            self.out.events.append(ScannedEvent(base + i, ev, self.root_at(levels, i)))
+        for size in self.probes:
+            if base < size <= base + n:
+                self.out.probe_roots[size] = self.root_at(levels, size - base)
+        if self.keep_leaves:
+            self.packed.append(b"".join(leaves))
+        if n == BLOCK:
+            self.blocks.append(levels[-1][0])
+        else:
+            self.tail_levels, self.tail_len = levels, n
+
+    def slow(self, rec: bytes, index: int, i: int, prevs: dict[int, bytes | None], chain: list[bytes],
+             events: list[tuple[int, Event]]) -> bool:
+        """Strictly decode one record and check what the fast path could not.
+
+        Returns True when the record is a legacy delta (its chain hash is its crate hash).
+        """
+        self.out.decoded += 1
+        try:
+            decoded = decode_record(rec, what=f"record {index}")
+        except FormatError as exc:
+            self.fail(index, f"record {index}: not a valid record ({exc})")
+            prevs[i] = self.prev_chain if i == 0 else chain[i - 1]  # report one failure, not two
+            return False
+        if isinstance(decoded, Delta) and decoded.scheme is HashScheme.LEGACY:
+            self.legacy(decoded, index, i, prevs, chain)
+            return True
+        if isinstance(decoded, Delta):
+            self.out.deltas += 1
+        else:
+            events.append((i, decoded))
+        prevs[i] = None if decoded.prev_hash is None else bytes.fromhex(decoded.prev_hash)
+        return False
+
+    def legacy(self, d: Delta, index: int, i: int, prevs: dict[int, bytes | None],
+               chain: list[bytes]) -> None:
+        """A migrated crate delta: recompute its crate hash; it chains by that hash."""
+        if index != self.out.legacy:
+            self.fail(index, f"record {index}: legacy delta after the legacy segment ended", d.key)
+        self.out.legacy += 1
+        recomputed = legacy_delta_hash(d)
+        if d.hash != recomputed:
+            self.fail(index, f"record {index}: legacy hash mismatch (stored {d.hash}, "
+                             f"recomputed {recomputed})", d.key)
+        try:
+            chain[i] = bytes.fromhex(d.hash or "")
+            prevs[i] = None if d.prev_hash is None else bytes.fromhex(d.prev_hash)
+        except ValueError:
+            self.fail(index, f"record {index}: legacy hash or prev is not hex text", d.key)
+            prevs[i] = self.prev_chain if i == 0 else chain[i - 1]
+
+    @staticmethod
+    def levels(leaves: list[bytes]) -> list[list[bytes]]:
+        """Aligned perfect subtree roots of a block, level by level (odd tails dropped)."""
+        out = [leaves]
+        level = leaves
+        while len(level) > 1:
+            pairs = zip(level[0::2], level[1::2], strict=False)
+            level = [_sha256(b"\x01" + a + b).digest() for a, b in pairs]
+            out.append(level)
+        return out
+
+    def root_at(self, levels: list[list[bytes]], p: int) -> bytes:
+        """Root of the log prefix ending ``p`` records into the current block."""
+        nodes = list(self.blocks.nodes)
+        start = 0
+        for b in range(p.bit_length() - 1, -1, -1):
+            if p >> b & 1:
+                nodes.append(levels[b][start >> b])
+                start += 1 << b
+        return _fold(nodes) if nodes else merkle.EMPTY_ROOT
+
+    def finish(self) -> LogScan:
+        out = self.out
+        out.root = self.root_at(self.tail_levels, self.tail_len) if self.tail_len else self.blocks.root()
+        out.head = self.prev_chain
+        if 0 in self.probes:
+            out.probe_roots[0] = merkle.EMPTY_ROOT
+        if self.keep_leaves:
+            out.leaves = merkle.PackedHashes(b"".join(self.packed))
+        return out
+
+
+def _fold(nodes: list[bytes]) -> bytes:
+    acc = nodes[-1]
+    for left in reversed(nodes[:-1]):
+        acc = merkle.node_hash(left, acc)
+    return acc
+
+
+def _blocks(records: Iterable[bytes]) -> Iterator[list[bytes]]:
+    if isinstance(records, list):
+        for i in range(0, len(records), BLOCK):
+            yield records[i : i + BLOCK]
+        return
+    buf: list[bytes] = []
+    for r in records:
+        buf.append(r)
+        if len(buf) == BLOCK:
+            yield buf
+            buf = []
+    if buf:
+        yield buf
+
+
+def scan_log(records: Iterable[bytes], *, keep_leaves: bool = False, deep: bool = False,
+             probes: Iterable[int] = ()) -> LogScan:
+    """Hash, link-check and Merkle-hash a log given as its stored record bytes, in order.
+
+    ``deep`` strictly decodes every record (slower; also rejects malformed deltas that a
+    consistent re-hash would otherwise carry). ``keep_leaves`` keeps the leaf hashes
+    (32 bytes each) for consistency proofs and prefix roots of any size; ``probes`` asks
+    for the roots of a few prefix sizes (e.g. those earlier commits recorded).
+    """
+    scanner = _Scanner(keep_leaves, deep, probes)
+    base = 0
+    for recs in _blocks(records):
+        scanner.block(recs, base)
+        base += len(recs)
+    out = scanner.finish()
+    out.size = base
+    return out

@@ -1,0 +1,65 @@
+"""Commands for the Rust crate's files: ``thermo migrate`` and ``thermo import-engram``.
+
+Both only parse arguments, call :mod:`thermo_cli.legacy.migrate` and print what was
+written: a one-line summary on stderr, or the result as JSON on stdout with ``--json``.
+Every other command already reads legacy files directly (the store sniffs them).
+"""
+
+from __future__ import annotations
+
+import typer
+
+from thermo_cli.cli._common import err, print_json
+
+
+def _summary(result, verb: str) -> str:  # result: a MigrationResult (imported lazily)
+    entries = ", ".join(f"{n} {layer}" for layer, n in result.entries.items() if n) or "no entries"
+    chain = f"{result.legacy_deltas} legacy deltas kept with their crate hashes" if verb == "migrated" else (
+        "no chain in the export")
+    return (f"{verb} {result.source} ({result.source_format}, crate {result.crate_version}) → "
+            f"{result.target}: {entries}; {chain}")
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("migrate")
+    def migrate(
+        old: str = typer.Argument(..., help="A Rust-crate save file (0.4.x or 0.5.x JSON); only read."),
+        new: str = typer.Argument(..., help="The .thermo container to write."),
+        force: bool = typer.Option(False, "--force", "-f", help="Replace NEW if it exists."),
+        as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
+    ) -> None:
+        """Convert a Rust-crate save file into a .thermo container, losslessly.
+
+        The crate's deltas stay at the start of the new log with their crate hashes
+        (thermo verify checks them), followed by a 'migrate' event recording the
+        original file's SHA-256. A file whose chain fails verification is refused.
+        OLD is never modified.
+        """
+        from thermo_cli.legacy.migrate import migrate_file
+
+        result = migrate_file(old, new, overwrite=force)
+        if as_json:
+            print_json(result.to_json())
+        else:
+            err(_summary(result, "migrated"))
+
+    @app.command("import-engram")
+    def import_engram(
+        export: str = typer.Argument(..., help="An Engram export (export_*.json) written by the crate."),
+        out: str = typer.Argument(..., help="The .thermo container to write."),
+        force: bool = typer.Option(False, "--force", "-f", help="Replace OUT if it exists."),
+        as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
+    ) -> None:
+        """Create a .thermo container from the crate's Engram JSON export.
+
+        The export has no layers, timestamps or configuration: entries go to the hot
+        layer (a key listed twice: the second copy to cold), with the default
+        configuration; the export's own metadata is kept in an 'import' event.
+        """
+        from thermo_cli.legacy.migrate import import_engram_file
+
+        result = import_engram_file(export, out, overwrite=force)
+        if as_json:
+            print_json(result.to_json())
+        else:
+            err(_summary(result, "imported"))

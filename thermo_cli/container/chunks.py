@@ -1,0 +1,124 @@
+"""Chunk codec: the byte-shuffle filter and zstd frames with bounded decompression.
+
+Shuffling groups the k-th byte of every element together (all exponent bytes, then all
+high mantissa bytes …), which lets zstd find the redundancy of float data; on float32
+weights it turns ratio ~0.93 into ~0.84 and decompresses faster. Every frame is written
+with its content size; a reader refuses frames without one, frames claiming another
+size than the index says, frames bigger than the cap, and trailing bytes after a frame.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import numpy as np
+import zstandard
+
+from thermo_cli.container.limits import check_cap
+from thermo_cli.errors import CorruptError, IntegrityError
+
+SHUFFLE = "shuffle"
+NO_FILTER = "none"
+FILTERS = (NO_FILTER, SHUFFLE)
+SHUFFLE_ELEMS = (2, 4, 8)
+
+DATA_LEVEL = 1
+"""zstd level of data chunks: level 1 compresses shuffled floats as well as level 3, 3x faster."""
+BLOCK_LEVEL = 3
+"""zstd level of directory chunks and meta/index blocks (small, structured)."""
+
+
+def shuffle(raw: bytes | memoryview, elem: int) -> bytes:
+    """Byte-transpose: element i's byte k moves to position k*n + i (n = element count)."""
+    arr = np.frombuffer(raw, dtype=np.uint8)
+    return arr.reshape(-1, elem).T.tobytes()
+
+
+def unshuffle(raw: bytes | memoryview, elem: int) -> bytes:
+    arr = np.frombuffer(raw, dtype=np.uint8)
+    return arr.reshape(elem, -1).T.tobytes()
+
+
+def compress(raw: bytes | memoryview, level: int) -> bytes:
+    """One zstd frame that records its content size (readers require it)."""
+    return zstandard.ZstdCompressor(level=level, write_content_size=True).compress(raw)
+
+
+@dataclass(frozen=True, slots=True)
+class Packed:
+    stored: bytes
+    sha256: bytes
+    raw_len: int
+
+
+def pack(raw: bytes | memoryview, *, filter: str = NO_FILTER, elem: int = 1, level: int = DATA_LEVEL) -> Packed:
+    """Filter, compress and digest one chunk (the digest is over the stored bytes)."""
+    body = shuffle(raw, elem) if filter == SHUFFLE else raw
+    stored = compress(body, level)
+    return Packed(stored, hashlib.sha256(stored).digest(), len(raw))
+
+
+def check_digest(stored: bytes | memoryview, expected: bytes, what: str) -> None:
+    if hashlib.sha256(stored).digest() != expected:
+        raise IntegrityError(f"{what}: SHA-256 does not match the digest recorded for it")
+
+
+def decompress(stored: bytes | memoryview, raw_len: int, *, cap: int, cap_name: str, what: str) -> bytes:
+    """Decompress exactly one frame of exactly ``raw_len`` bytes, never more than ``cap``."""
+    check_cap(raw_len, cap, cap_name, what)
+    data = bytes(stored)
+    try:
+        declared = zstandard.frame_content_size(data)
+    except zstandard.ZstdError:
+        raise CorruptError(f"{what}: not a zstd frame") from None
+    if declared < 0:
+        raise CorruptError(f"{what}: zstd frame does not declare its content size")
+    check_cap(declared, cap, cap_name, what)
+    if declared != raw_len:
+        raise CorruptError(f"{what}: zstd frame holds {declared} bytes, the index says {raw_len}")
+    dobj = zstandard.ZstdDecompressor().decompressobj()
+    try:
+        out = dobj.decompress(data)
+    except zstandard.ZstdError as exc:
+        raise CorruptError(f"{what}: zstd decompression failed ({exc})") from None
+    if not dobj.eof:
+        raise CorruptError(f"{what}: zstd frame is incomplete")
+    if dobj.unused_data:
+        raise CorruptError(f"{what}: {len(dobj.unused_data)} bytes follow the zstd frame")
+    if len(out) != raw_len:
+        raise CorruptError(f"{what}: decompressed to {len(out)} bytes, expected {raw_len}")
+    return out
+
+
+def unpack(stored: bytes | memoryview, raw_len: int, sha256: bytes, *, filter: str, elem: int,
+           cap: int, cap_name: str, what: str) -> bytes:
+    """Verify the digest of a stored chunk, then decompress and unfilter it."""
+    check_digest(stored, sha256, what)
+    raw = decompress(stored, raw_len, cap=cap, cap_name=cap_name, what=what)
+    return unshuffle(raw, elem) if filter == SHUFFLE else raw
+
+
+def shuffle_elem_for(dtype: str | None, nbytes: int, numel: int | None) -> int:
+    """Element size to shuffle a tensor value with (1 = leave unshuffled)."""
+    if dtype is None or numel is None or numel == 0:
+        return 1
+    size = _DTYPE_SIZES.get(dtype)
+    if size is None or size == 1 or size * numel != nbytes:
+        return 1
+    return size
+
+
+_DTYPE_SIZES = {
+    "F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2,
+    "U64": 8, "U32": 4, "U16": 2, "I8": 1, "U8": 1, "BOOL": 1, "F8_E4M3": 1, "F8_E5M2": 1,
+}
+
+
+def choose_filter(sample: bytes | memoryview, elem: int) -> str:
+    """Shuffle only where it helps: compress a sample both ways and keep the smaller."""
+    if elem == 1 or len(sample) < 64:
+        return NO_FILTER
+    plain = len(compress(sample, DATA_LEVEL))
+    shuffled = len(compress(shuffle(sample, elem), DATA_LEVEL))
+    return SHUFFLE if shuffled < plain else NO_FILTER

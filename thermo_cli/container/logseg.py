@@ -1,0 +1,88 @@
+"""Log segments: runs of length-prefixed records, exactly the bytes that were hashed.
+
+A segment is a sequence of frames ``u32 little-endian length || record bytes``; the record
+bytes are the canonical CBOR produced by :func:`thermo_cli.records.encode_record` (for v2
+records, the very bytes whose SHA-256 is the record hash and whose RFC 9162 leaf hash
+enters the log's Merkle tree). Segments are about 1 MiB so a reader of the log's tail
+touches only the last few.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from thermo_cli.container.blocks import as_bytes, as_list, as_uint, check_span
+from thermo_cli.container.limits import Limits, check_cap
+from thermo_cli.errors import CorruptError
+
+SEGMENT_TARGET = 1 << 20
+"""Records are grouped into segments of about this many bytes (a bigger record gets its own)."""
+
+_LEN = struct.Struct("<I")
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentRef:
+    off: int
+    len: int
+    first: int
+    count: int
+    sha256: bytes
+
+    def to_row(self) -> list[Any]:
+        return [self.off, self.len, self.first, self.count, self.sha256]
+
+    @classmethod
+    def from_row(cls, v: Any, what: str, lo: int, hi: int, limits: Limits) -> SegmentRef:
+        row = as_list(v, what)
+        if len(row) < 5:
+            raise CorruptError(f"{what}: segment row needs 5 items, has {len(row)}")
+        ref = cls(as_uint(row[0], f"{what}[0] (offset)"), as_uint(row[1], f"{what}[1] (length)"),
+                  as_uint(row[2], f"{what}[2] (first index)"), as_uint(row[3], f"{what}[3] (count)"),
+                  as_bytes(row[4], f"{what}[4] (sha256)", 32))
+        check_span(ref.off, ref.len, lo, hi, what)
+        check_cap(ref.len, limits.max_segment_bytes, "max_segment_bytes", what)
+        if ref.count == 0 or ref.len < 4 * ref.count:
+            raise CorruptError(f"{what}: {ref.count} records cannot fill {ref.len} bytes")
+        return ref
+
+
+def frame(record: bytes) -> bytes:
+    return _LEN.pack(len(record)) + record
+
+
+def group(records: list[bytes], target: int = SEGMENT_TARGET) -> list[list[bytes]]:
+    """Split records (in order) into runs of about ``target`` framed bytes each."""
+    runs: list[list[bytes]] = []
+    cur: list[bytes] = []
+    size = 0
+    for rec in records:
+        if cur and size + 4 + len(rec) > target:
+            runs.append(cur)
+            cur, size = [], 0
+        cur.append(rec)
+        size += 4 + len(rec)
+    if cur:
+        runs.append(cur)
+    return runs
+
+
+def iter_frames(data: bytes | memoryview, count: int, limits: Limits, what: str) -> Iterator[tuple[int, memoryview]]:
+    """(offset within the segment, record bytes) of exactly ``count`` frames filling ``data``."""
+    view = memoryview(data)
+    pos = 0
+    end = len(view)
+    for i in range(count):
+        if pos + 4 > end:
+            raise CorruptError(f"{what}: record {i} of {count} starts past the segment's end")
+        (n,) = _LEN.unpack_from(view, pos)
+        check_cap(n, limits.max_record_bytes, "max_record_bytes", f"{what} record {i}")
+        if pos + 4 + n > end:
+            raise CorruptError(f"{what}: record {i} ({n} bytes) runs past the segment's end")
+        yield pos, view[pos + 4: pos + 4 + n]
+        pos += 4 + n
+    if pos != end:
+        raise CorruptError(f"{what}: {end - pos} bytes follow the last of its {count} records")

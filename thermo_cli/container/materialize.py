@@ -1,0 +1,44 @@
+"""Decode a whole layer at once (``load(..., layers="full")``, rewrites, verification).
+
+Each data stream is decompressed chunk by chunk into one buffer (chunks in parallel:
+zstd, SHA-256 and the numpy unshuffle release the GIL), then every value is a slice of it.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+from thermo_cli.container.limits import check_cap
+from thermo_cli.container.reader import Reader
+from thermo_cli.model import Entry, Layer
+
+
+def stream_bytes(reader: Reader, layer: Layer, s: int, pool: ThreadPoolExecutor | None = None) -> bytes:
+    st = reader.index[layer].streams[s]
+    check_cap(st.size, reader.limits.max_value_bytes, "max_value_bytes", f"{layer.label} stream {s}")
+    n = len(st.chunks)
+    if pool is None or n < 2:
+        parts = [reader.data_chunk(layer, s, i) for i in range(n)]
+    else:
+        parts = list(pool.map(lambda i: reader.data_chunk(layer, s, i), range(n)))
+    return b"".join(parts) if len(parts) != 1 else parts[0]
+
+
+def materialize_layer(reader: Reader, layer: Layer) -> dict[str, Entry]:
+    li = reader.index[layer]
+    out: dict[str, Entry] = {}
+    if not li.count:
+        return out
+    workers = max(1, min(4, os.cpu_count() or 1))
+    with ThreadPoolExecutor(workers) as pool:
+        streams = [memoryview(stream_bytes(reader, layer, s, pool)) for s in range(len(li.streams))]
+        for i in range(len(li.dirs)):
+            for row in reader.dir_rows(layer, i):
+                if row.length:
+                    reader.check_value_size(row)
+                    value = bytes(streams[row.stream][row.off: row.off + row.length])
+                else:
+                    value = b""
+                out[row.key] = row.entry(value)
+    return out

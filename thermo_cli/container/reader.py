@@ -1,0 +1,353 @@
+"""Open a container: find the last committed state, decode its blocks, read chunks and log.
+
+Opening reads the prefix, the footer at the end of the file and the trailer it points at:
+three small reads whatever the file's size. If the file does not end in a valid commit
+(a writer was killed mid-append, or the last bytes were damaged), the reader scans
+backwards for the last valid footer/trailer of this file, opens that state, and reports
+the ignored bytes as ``torn_tail_bytes`` — it never guesses at the torn part.
+
+:class:`Reader` is also the low-level API for verification: raw record bytes with their
+offsets, every chunk's digest, the trailer chain.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from thermo_cli import cbor
+from thermo_cli.container import chunks as ck
+from thermo_cli.container.blocks import BlockRef, as_list
+from thermo_cli.container.directory import Row, rows_from_chunk
+from thermo_cli.container.index import LayerIndex, Stream, index_from_map
+from thermo_cli.container.layout import (
+    END_MAGIC,
+    FOOTER_SIZE,
+    PREFIX_SIZE,
+    Prefix,
+    parse_prefix,
+    unpack_footer,
+)
+from thermo_cli.container.limits import DEFAULT_LIMITS, Limits, check_cap
+from thermo_cli.container.logseg import SegmentRef, iter_frames
+from thermo_cli.container.metablock import meta_fields_from_map
+from thermo_cli.container.trailer import Trailer, trailer_from_bytes
+from thermo_cli.errors import CorruptError, FormatError, IntegrityError, TruncatedError
+from thermo_cli.model import Layer, LogRecord
+from thermo_cli.records import decode_record
+
+_SCAN_WINDOW = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class RawRecord:
+    """One stored log record: its index in the log, file offset of its bytes, the bytes."""
+
+    index: int
+    offset: int
+    data: bytes
+
+
+class Reader:
+    """A read-only view of one committed state of a container file.
+
+    The file descriptor stays open for lazy reads; committed bytes never change in place
+    (appends add after them, rewrites replace the file by rename), so a Reader keeps
+    seeing the state it opened even while writers work.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, limits: Limits | None = None) -> None:
+        self.path = os.fspath(path)
+        self.limits = limits or DEFAULT_LIMITS
+        self._fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        self._lock = threading.Lock()
+        try:
+            st = os.fstat(self._fd)
+            self.inode = (st.st_dev, st.st_ino)
+            self.file_size = st.st_size
+            self.prefix: Prefix = parse_prefix(self.pread(0, min(PREFIX_SIZE, st.st_size)), what=self.path)
+            self.trailer: Trailer = self._locate_commit()
+            self.committed_end = self.trailer.off + self.trailer.len + FOOTER_SIZE
+            self.torn_tail_bytes = self.file_size - self.committed_end
+            self._meta: dict[str, Any] | None = None
+            self.meta_raw_sha: bytes | None = None
+            self._index: dict[Layer, LayerIndex] | None = None
+        except BaseException:
+            os.close(self._fd)
+            raise
+
+    # --- low level --------------------------------------------------------------------
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except OSError:
+            pass
+
+    def __enter__(self) -> Reader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def pread(self, off: int, n: int) -> bytes:
+        data = os.pread(self._fd, n, off)
+        if len(data) != n:
+            raise TruncatedError(f"{self.path}: expected {n} bytes at offset {off}, file ends first")
+        return data
+
+    def read_block(self, ref: BlockRef, what: str, cap: int | None = None, cap_name: str = "max_block_bytes") -> bytes:
+        """The decompressed bytes of a block, after checking its digest."""
+        cap = self.limits.max_block_bytes if cap is None else cap
+        check_cap(ref.raw, cap, cap_name, what)
+        stored = self.pread(ref.off, ref.len)
+        ck.check_digest(stored, ref.sha256, what)
+        if ref.codec == "none":
+            return stored
+        return ck.decompress(stored, ref.raw, cap=cap, cap_name=cap_name, what=what)
+
+    # --- finding the commit ----------------------------------------------------------
+
+    def _trailer_at(self, end: int) -> Trailer | None:
+        """The commit whose footer ends at ``end``, or None if there is none there."""
+        if end < PREFIX_SIZE + FOOTER_SIZE:
+            return None
+        parsed = unpack_footer(self.pread(end - FOOTER_SIZE, FOOTER_SIZE))
+        if parsed is None:
+            return None
+        tlen, tsha = parsed
+        toff = end - FOOTER_SIZE - tlen
+        if tlen == 0 or tlen > self.limits.max_trailer_bytes or toff < PREFIX_SIZE:
+            return None
+        data = self.pread(toff, tlen)
+        if hashlib.sha256(data).digest() != tsha:
+            return None
+        try:
+            t = trailer_from_bytes(data, toff, tsha, self.limits)
+        except FormatError:
+            return None
+        if t.prefix != self.prefix.raw:
+            return None
+        return t
+
+    def _locate_commit(self) -> Trailer:
+        size = self.file_size
+        t = self._trailer_at(size)
+        if t is not None:
+            return t
+        found = self._scan_back(size)
+        if found is not None:
+            return found
+        if size >= PREFIX_SIZE + FOOTER_SIZE and self.pread(size - len(END_MAGIC), len(END_MAGIC)) == END_MAGIC:
+            raise IntegrityError(f"{self.path}: the last commit's footer or trailer does not match its digest")
+        raise TruncatedError(f"{self.path}: no committed state found (file cut short or damaged)")
+
+    def _scan_back(self, end: int) -> Trailer | None:
+        """Search backwards for the newest valid footer before ``end``."""
+        hi = end - 1  # exclude a footer ending exactly at ``end`` (already tried)
+        while hi > PREFIX_SIZE:
+            lo = max(PREFIX_SIZE, hi - _SCAN_WINDOW)
+            window = self.pread(lo, hi - lo)
+            pos = len(window)
+            while True:
+                pos = window.rfind(END_MAGIC, 0, pos)
+                if pos < 0:
+                    break
+                t = self._trailer_at(lo + pos + len(END_MAGIC))
+                if t is not None:
+                    return t
+                pos += len(END_MAGIC) - 1
+            if lo == PREFIX_SIZE:
+                break
+            hi = lo + len(END_MAGIC) - 1
+        return None
+
+    # --- blocks ------------------------------------------------------------------------
+
+    @property
+    def meta_map(self) -> dict[str, Any]:
+        if self._meta is None:
+            raw = self.read_block(self.trailer.meta, "meta block")
+            self._meta = cbor.decode_canonical(raw, what="meta block")
+            self.meta_raw_sha = hashlib.sha256(raw).digest()
+        return self._meta
+
+    def meta_fields(self) -> dict[str, Any]:
+        return meta_fields_from_map(self.meta_map)
+
+    @property
+    def index(self) -> dict[Layer, LayerIndex]:
+        if self._index is None:
+            raw = self.read_block(self.trailer.index, "index block")
+            self._index = index_from_map(cbor.decode_canonical(raw, what="index block"),
+                                         PREFIX_SIZE, self.trailer.off, self.limits)
+        return self._index
+
+    # --- chunks ------------------------------------------------------------------------
+
+    def dir_rows(self, layer: Layer, i: int) -> list[Row]:
+        li = self.index[layer]
+        d = li.dirs[i]
+        what = f"{layer.label} directory chunk {i}"
+        raw = ck.unpack(self.pread(d.off, d.len), d.raw, d.sha256, filter=ck.NO_FILTER, elem=1,
+                        cap=self.limits.max_chunk_bytes, cap_name="max_chunk_bytes", what=what)
+        return rows_from_chunk(raw, d, li.streams, what)
+
+    def data_chunk(self, layer: Layer, s: int, i: int) -> bytes:
+        st = self.index[layer].streams[s]
+        c = st.chunks[i]
+        return ck.unpack(self.pread(c.off, c.len), st.chunk_raw_len(i), c.sha256, filter=st.filter,
+                         elem=st.elem, cap=self.limits.max_chunk_bytes, cap_name="max_chunk_bytes",
+                         what=f"{layer.label} stream {s} chunk {i}")
+
+    def check_value_size(self, row: Row) -> None:
+        check_cap(row.length, self.limits.max_value_bytes, "max_value_bytes", f"value of {row.key!r}")
+
+    def raw_chunk(self, off: int, n: int) -> bytes:
+        return self.pread(off, n)
+
+    # --- log ----------------------------------------------------------------------------
+
+    def _prev_trailer(self, t: Trailer) -> Trailer:
+        ref = t.prev
+        assert ref is not None
+        data = self.pread(ref.off, ref.len)
+        what = f"trailer at {ref.off}"
+        if hashlib.sha256(data).digest() != ref.sha256:
+            raise IntegrityError(f"{what}: SHA-256 does not match the digest recorded by the next trailer")
+        p = trailer_from_bytes(data, ref.off, ref.sha256, self.limits)
+        if p.prefix != t.prefix or p.seq + 1 != t.seq:
+            raise CorruptError(f"{what}: does not precede trailer {t.seq} (sequence or prefix differ)")
+        first = t.segments[0].first if t.segments else t.log_size
+        if p.log_size != first:
+            raise CorruptError(f"{what}: its log ends at {p.log_size}, the next commit continues at {first}")
+        return p
+
+    def _table(self, t: Trailer) -> list[SegmentRef]:
+        assert t.table is not None
+        raw = self.read_block(t.table, "log table")
+        rows = as_list(cbor.decode_canonical(raw, what="log table"), "log table")
+        check_cap(len(rows), self.limits.max_segments, "max_segments", "log table")
+        segs = [SegmentRef.from_row(r, f"log table[{i}]", PREFIX_SIZE, t.off, self.limits)
+                for i, r in enumerate(rows)]
+        pos = 0
+        for s in segs:
+            if s.first != pos:
+                raise CorruptError("log table: segments are not contiguous from record 0")
+            pos += s.count
+        end = t.segments[0].first if t.segments else t.log_size
+        if pos != end:
+            raise CorruptError(f"log table: covers {pos} records, the trailer continues at {end}")
+        return segs
+
+    def segments(self, start: int = 0) -> list[SegmentRef]:
+        """Segments, oldest first, covering the log from the one holding record ``start``."""
+        out: list[SegmentRef] = []
+        t = self.trailer
+        if start >= t.log_size:
+            return out
+        steps = 0
+        while True:
+            for s in reversed(t.segments):
+                out.append(s)
+                if s.first <= start:
+                    return out[::-1]
+            if t.table is not None:
+                for s in reversed(self._table(t)):
+                    out.append(s)
+                    if s.first <= start:
+                        break
+                return out[::-1]
+            if t.prev is None:
+                if (out[-1].first if out else t.log_size) != 0:
+                    raise CorruptError("log: the first commit's segments do not start at record 0")
+                return out[::-1]
+            steps += 1
+            check_cap(steps, self.limits.max_trailer_chain, "max_trailer_chain", "trailer chain")
+            t = self._prev_trailer(t)
+
+    def trailers(self) -> Iterator[Trailer]:
+        """Every trailer of the current file, newest first (the chain of commits)."""
+        t = self.trailer
+        yield t
+        while t.prev is not None:
+            t = self._prev_trailer(t)
+            yield t
+
+    def segment_bytes(self, s: SegmentRef) -> bytes:
+        data = self.pread(s.off, s.len)
+        ck.check_digest(data, s.sha256, f"log segment at {s.off}")
+        return data
+
+    def iter_raw_records(self, start: int = 0) -> Iterator[RawRecord]:
+        """Stored bytes of every record from index ``start`` on, checked against segment digests."""
+        for s in self.segments(start):
+            data = self.segment_bytes(s)
+            for k, (pos, rec) in enumerate(iter_frames(data, s.count, self.limits, f"log segment at {s.off}")):
+                idx = s.first + k
+                if idx >= start:
+                    yield RawRecord(idx, s.off + pos + 4, bytes(rec))
+
+    def iter_records(self, start: int = 0) -> Iterator[LogRecord]:
+        for raw in self.iter_raw_records(start):
+            yield decode_record(raw.data, what=f"log record {raw.index}")
+
+    # --- chunk inventory (for verification and copying) ---------------------------------
+
+    def all_chunks(self) -> Iterator[tuple[str, int, int, int, bytes]]:
+        """(description, offset, stored length, raw length, sha256) of every layer chunk."""
+        for layer, li in self.index.items():
+            for i, d in enumerate(li.dirs):
+                yield f"{layer.label} directory chunk {i}", d.off, d.len, d.raw, d.sha256
+            for s, st in enumerate(li.streams):
+                for i, c in enumerate(st.chunks):
+                    yield f"{layer.label} stream {s} chunk {i}", c.off, c.len, st.chunk_raw_len(i), c.sha256
+
+
+class ChunkCache:
+    """A tiny LRU of decompressed chunks: sequential scans and repeated keys hit it."""
+
+    def __init__(self, capacity: int = 8) -> None:
+        self.capacity = capacity
+        self._items: OrderedDict[Any, Any] = OrderedDict()
+
+    def get(self, key: Any, load: Any) -> Any:
+        if key in self._items:
+            self._items.move_to_end(key)
+            return self._items[key]
+        value = load()
+        self._items[key] = value
+        if len(self._items) > self.capacity:
+            self._items.popitem(last=False)
+        return value
+
+
+def read_value(reader: Reader, layer: Layer, row: Row, cache: ChunkCache) -> bytes:
+    """Assemble a value from the data chunks its byte range touches."""
+    if row.length == 0:
+        return b""
+    reader.check_value_size(row)
+    st: Stream = reader.index[layer].streams[row.stream]
+    first = row.off // st.chunk
+    last = (row.off + row.length - 1) // st.chunk
+    if first == last:
+        data = cache.get(("d", layer, row.stream, first), lambda: reader.data_chunk(layer, row.stream, first))
+        a = row.off - first * st.chunk
+        return data[a: a + row.length]
+    parts = []
+    for i in range(first, last + 1):
+        data = reader.data_chunk(layer, row.stream, i)
+        a = max(row.off, i * st.chunk) - i * st.chunk
+        b = min(row.off + row.length, (i + 1) * st.chunk) - i * st.chunk
+        parts.append(data[a:b])
+    return b"".join(parts)

@@ -1,0 +1,133 @@
+"""The trailer: the root of one committed state, written last (before the footer).
+
+It repeats the file's prefix, numbers the commit, points at the meta and index blocks and
+the previous trailer (each by offset, length and SHA-256), and describes the log: size,
+head hash, first record after the last consolidation (``dirty_start``), the RFC 9162
+compact range (right-edge subtree hashes, so the log root after an append costs
+O(log n)), the segments added by this commit, and — for a rewritten file — a log table
+block listing every segment written by the rewrite.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from thermo_cli import cbor
+from thermo_cli.audit.merkle import CompactRange
+from thermo_cli.container.blocks import (
+    BlockRef,
+    as_bytes,
+    as_list,
+    as_map,
+    as_uint,
+    field_of,
+)
+from thermo_cli.container.layout import PREFIX_SIZE
+from thermo_cli.container.limits import Limits, check_cap
+from thermo_cli.container.logseg import SegmentRef
+from thermo_cli.errors import CorruptError
+
+
+@dataclass(slots=True)
+class Trailer:
+    prefix: bytes
+    seq: int
+    prev: BlockRef | None
+    meta: BlockRef
+    index: BlockRef
+    log_size: int
+    head: bytes | None
+    dirty_start: int
+    range_nodes: list[bytes]
+    segments: list[SegmentRef] = field(default_factory=list)
+    table: BlockRef | None = None
+    # where this trailer itself lies (not encoded)
+    off: int = 0
+    len: int = 0
+    sha256: bytes = b""
+
+    @property
+    def head_hex(self) -> str | None:
+        return None if self.head is None else self.head.hex()
+
+    def compact_range(self) -> CompactRange:
+        return CompactRange(self.log_size, self.range_nodes)
+
+    def ref(self) -> BlockRef:
+        """Reference to this trailer, as the next commit's ``prev``."""
+        return BlockRef(self.off, self.len, self.len, "none", self.sha256)
+
+    def to_map(self) -> dict[str, Any]:
+        return {
+            "prefix": self.prefix,
+            "seq": self.seq,
+            "prev": None if self.prev is None else self.prev.to_map(),
+            "meta": self.meta.to_map(),
+            "index": self.index.to_map(),
+            "log": {
+                "size": self.log_size,
+                "head": self.head,
+                "dirty_start": self.dirty_start,
+                "range": list(self.range_nodes),
+                "segments": [s.to_row() for s in self.segments],
+                "table": None if self.table is None else self.table.to_map(),
+            },
+        }
+
+    def encode(self) -> bytes:
+        return cbor.encode(self.to_map())
+
+
+def trailer_from_bytes(data: bytes, off: int, sha: bytes, limits: Limits) -> Trailer:
+    """Decode and check a trailer found at ``off`` (its referenced blocks lie before it)."""
+    what = f"trailer at {off}"
+    m = as_map(cbor.decode_canonical(data, what=what), what)
+    lo, hi = PREFIX_SIZE, off
+
+    def ref(v: Any, name: str) -> BlockRef | None:
+        return None if v is None else BlockRef.from_map(v, f"{what}.{name}", lo, hi)
+
+    log = as_map(field_of(m, "log", what), f"{what}.log")
+    size = as_uint(field_of(log, "size", what), f"{what}.log.size")
+    head = field_of(log, "head", what)
+    head = None if head is None else as_bytes(head, f"{what}.log.head", 32)
+    if (head is None) != (size == 0):
+        raise CorruptError(f"{what}.log: head must be null exactly when the log is empty")
+    dirty_start = as_uint(field_of(log, "dirty_start", what), f"{what}.log.dirty_start")
+    if dirty_start > size:
+        raise CorruptError(f"{what}.log: dirty_start {dirty_start} is past the log size {size}")
+    nodes = as_list(field_of(log, "range", what), f"{what}.log.range")
+    if len(nodes) != bin(size).count("1"):
+        raise CorruptError(f"{what}.log.range: {len(nodes)} nodes do not fit a log of {size} records")
+    nodes = [as_bytes(n, f"{what}.log.range", 32) for n in nodes]
+    rows = as_list(field_of(log, "segments", what), f"{what}.log.segments")
+    check_cap(len(rows), limits.max_segments, "max_segments", f"{what}.log.segments")
+    segments = [SegmentRef.from_row(r, f"{what}.log.segments[{i}]", lo, hi, limits) for i, r in enumerate(rows)]
+    prev = ref(field_of(m, "prev", what), "prev")
+    t = Trailer(
+        prefix=as_bytes(field_of(m, "prefix", what), f"{what}.prefix", PREFIX_SIZE),
+        seq=as_uint(field_of(m, "seq", what), f"{what}.seq"),
+        prev=prev,
+        meta=ref(field_of(m, "meta", what), "meta"),  # type: ignore[arg-type]
+        index=ref(field_of(m, "index", what), "index"),  # type: ignore[arg-type]
+        log_size=size,
+        head=head,
+        dirty_start=dirty_start,
+        range_nodes=nodes,
+        segments=segments,
+        table=ref(field_of(log, "table", what), "log.table"),
+        off=off,
+        len=len(data),
+        sha256=sha,
+    )
+    if t.meta is None or t.index is None:
+        raise CorruptError(f"{what}: meta and index references are required")
+    if t.prev is not None and t.table is not None:
+        raise CorruptError(f"{what}: a trailer has either a previous trailer or a log table, not both")
+    pos = size
+    for s in reversed(segments):
+        if s.first + s.count != pos:
+            raise CorruptError(f"{what}.log.segments: segments are not contiguous up to the log size")
+        pos = s.first
+    return t

@@ -1,0 +1,384 @@
+"""Write a container: a complete new file (rewrite), or an O(delta) append commit.
+
+A rewrite lays out, after the prefix: the layers' data and directory chunks, the index
+block, the meta block, the log segments, the log table, the trailer and the footer. An
+append adds, after the last committed footer: the new records' segments, a new meta
+block only if the meta map changed, and a trailer pointing back at the previous one —
+nothing already written is touched, so its cost depends on the delta, not the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO
+
+from thermo_cli import cbor, records
+from thermo_cli.audit.merkle import CompactRange, leaf_hash
+from thermo_cli.container import chunks as ck
+from thermo_cli.container.blocks import BlockRef
+from thermo_cli.container.directory import estimate_row_size, row_map
+from thermo_cli.container.index import DataChunk, DirChunk, LayerIndex, Stream, index_to_map
+from thermo_cli.container.layout import pack_footer
+from thermo_cli.container.lazy import LazyLayer
+from thermo_cli.container.limits import MiB
+from thermo_cli.container.logseg import SegmentRef, frame, group
+from thermo_cli.container.metablock import meta_to_map
+from thermo_cli.container.reader import Reader
+from thermo_cli.container.trailer import Trailer
+from thermo_cli.errors import ChainError, ValidationError
+from thermo_cli.model import Delta, Entry, HashScheme, Layer, LogRecord
+
+DATA_CHUNK = 1 * MiB
+"""Raw size of data chunks: small enough that reading one key decompresses ~1 MiB."""
+DIR_CHUNK_TARGET = 64 * 1024
+"""Raw size directory chunks are cut at (a key lookup decodes one of them)."""
+MAX_DIR_CHUNK = 4 * MiB
+_SAMPLE = 256 * 1024
+_IN_FLIGHT = 8
+
+
+def _workers() -> int:
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+class Sink:
+    """A binary file being appended to, tracking the offset of each write."""
+
+    def __init__(self, f: BinaryIO, pos: int) -> None:
+        self.f = f
+        self.pos = pos
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:
+        off = self.pos
+        self.f.write(data)
+        self.pos += len(data)
+        return off
+
+
+# --- records ----------------------------------------------------------------------------
+
+
+def record_bytes(rec: LogRecord) -> bytes:
+    """The stored bytes of a sealed record (encoding it if the reader did not keep them)."""
+    if rec.hash is None:
+        raise ValidationError(f"log record {_describe(rec)} is not sealed (no hash)")
+    if rec.encoded is not None:
+        return rec.encoded
+    data = records.encode_record(rec)
+    if not (isinstance(rec, Delta) and rec.scheme is HashScheme.LEGACY) and records.v2_hash(data) != rec.hash:
+        raise ChainError(f"log record {_describe(rec)}: its hash does not match its fields")
+    rec.encoded = data
+    return data
+
+
+def _describe(rec: LogRecord) -> str:
+    return f"{rec.kind!r} event" if not isinstance(rec, Delta) else f"delta on {rec.key!r}"
+
+
+def check_links(recs: Iterable[LogRecord], head: str | None, first_index: int) -> str | None:
+    """Each record must name the previous one's hash; returns the new head."""
+    for i, rec in enumerate(recs):
+        if rec.prev_hash != head:
+            raise ChainError(
+                f"log record {first_index + i}: prev_hash {rec.prev_hash} does not link to head {head}")
+        head = rec.hash
+    return head
+
+
+# --- blocks -----------------------------------------------------------------------------
+
+
+def write_block(sink: Sink, obj: Any, *, compress: bool = True) -> tuple[BlockRef, bytes]:
+    """Encode ``obj`` as deterministic CBOR, optionally compress, write; returns (ref, raw)."""
+    raw = cbor.encode(obj)
+    stored = ck.compress(raw, ck.BLOCK_LEVEL) if compress else raw
+    off = sink.write(stored)
+    return BlockRef(off, len(stored), len(raw), "zstd" if compress else "none",
+                    hashlib.sha256(stored).digest()), raw
+
+
+def write_segments(sink: Sink, recs: list[bytes], first: int) -> list[SegmentRef]:
+    refs = []
+    for run in group(recs):
+        data = b"".join(frame(r) for r in run)
+        off = sink.write(data)
+        refs.append(SegmentRef(off, len(data), first, len(run), hashlib.sha256(data).digest()))
+        first += len(run)
+    return refs
+
+
+def write_commit(sink: Sink, t: Trailer) -> Trailer:
+    data = t.encode()
+    t.sha256 = hashlib.sha256(data).digest()
+    t.off = sink.write(data)
+    t.len = len(data)
+    sink.write(pack_footer(len(data), t.sha256))
+    return t
+
+
+# --- layers -----------------------------------------------------------------------------
+
+
+@dataclass
+class _StreamPlan:
+    elem: int
+    entries: list[Entry] = field(default_factory=list)
+    size: int = 0
+
+
+def _stream_elem(e: Entry) -> int:
+    t = e.tensor
+    if t is None or t.encoding != "raw":
+        return 1
+    return ck.shuffle_elem_for(t.dtype, len(e.value), t.numel)
+
+
+def _stream_pieces(entries: list[Entry], chunk: int) -> Iterator[bytes]:
+    """The concatenated values cut into ``chunk``-byte pieces, copying each byte once."""
+    buf = bytearray()
+    for e in entries:
+        view = memoryview(e.value)
+        while len(view):
+            take = min(chunk - len(buf), len(view))
+            if take == chunk and not buf:
+                yield bytes(view[:take])
+            else:
+                buf += view[:take]
+                if len(buf) == chunk:
+                    yield bytes(buf)
+                    buf = bytearray()
+            view = view[take:]
+    if buf:
+        yield bytes(buf)
+
+
+def _sample(entries: list[Entry]) -> bytes:
+    out = bytearray()
+    for e in entries:
+        out += e.value[: _SAMPLE - len(out)]
+        if len(out) >= _SAMPLE:
+            break
+    return bytes(out)
+
+
+def _write_stream(sink: Sink, plan: _StreamPlan, pool: ThreadPoolExecutor) -> Stream:
+    filt = ck.choose_filter(_sample(plan.entries), plan.elem) if plan.elem > 1 else ck.NO_FILTER
+    elem = plan.elem if filt == ck.SHUFFLE else 1
+    chunks: list[DataChunk] = []
+    pending: list[Future[ck.Packed]] = []
+
+    def drain(limit: int) -> None:
+        while len(pending) > limit:
+            p = pending.pop(0).result()
+            chunks.append(DataChunk(sink.write(p.stored), len(p.stored), p.sha256))
+
+    for piece in _stream_pieces(plan.entries, DATA_CHUNK):
+        pending.append(pool.submit(ck.pack, piece, filter=filt, elem=elem, level=ck.DATA_LEVEL))
+        drain(_IN_FLIGHT)
+    drain(0)
+    return Stream(filt, elem, plan.size, DATA_CHUNK, tuple(chunks))
+
+
+def _dir_chunks(rows: list[tuple[Entry, dict[str, Any]]]) -> Iterator[list[tuple[Entry, dict[str, Any]]]]:
+    cur: list[tuple[Entry, dict[str, Any]]] = []
+    size = 0
+    for item in rows:
+        est = estimate_row_size(item[0])
+        if cur and size + est > DIR_CHUNK_TARGET:
+            yield cur
+            cur, size = [], 0
+        cur.append(item)
+        size += est
+    if cur:
+        yield cur
+
+
+def _write_dir_chunk(sink: Sink, group_: list[tuple[Entry, dict[str, Any]]], out: list[DirChunk]) -> None:
+    raw = cbor.encode([m for _, m in group_])
+    if len(raw) > MAX_DIR_CHUNK:
+        if len(group_) == 1:
+            raise ValidationError(f"entry {group_[0][0].key!r}: its description exceeds {MAX_DIR_CHUNK} bytes")
+        half = len(group_) // 2
+        _write_dir_chunk(sink, group_[:half], out)
+        _write_dir_chunk(sink, group_[half:], out)
+        return
+    p = ck.pack(raw, level=ck.BLOCK_LEVEL)
+    out.append(DirChunk(sink.write(p.stored), len(p.stored), len(raw), len(group_),
+                        group_[0][0].key, group_[-1][0].key, p.sha256))
+
+
+def write_layer(sink: Sink, layer: Mapping[str, Entry], pool: ThreadPoolExecutor) -> LayerIndex:
+    entries = sorted(layer.values(), key=lambda e: e.key.encode("utf-8"))
+    for key, e in zip(sorted(layer.keys(), key=lambda k: k.encode("utf-8")), entries, strict=True):
+        if key != e.key:
+            raise ValidationError(f"layer entry stored under {key!r} has key {e.key!r}")
+    plans: dict[int, _StreamPlan] = {}
+    placed: list[tuple[Entry, int, int]] = []
+    for e in entries:
+        if not isinstance(e.value, bytes):
+            raise ValidationError(f"entry {e.key!r}: value must be bytes, got {type(e.value).__name__}")
+        elem = _stream_elem(e) if e.value else 1
+        plan = plans.setdefault(elem, _StreamPlan(elem))
+        placed.append((e, elem, plan.size))
+        if e.value:
+            plan.entries.append(e)
+            plan.size += len(e.value)
+    order = sorted(elem for elem, p in plans.items() if p.size)
+    stream_no = {elem: i for i, elem in enumerate(order)}
+    streams = [_write_stream(sink, plans[elem], pool) for elem in order]
+    rows = [(e, row_map(e, stream_no.get(elem, 0), off if e.value else 0)) for e, elem, off in placed]
+    dirs: list[DirChunk] = []
+    for g in _dir_chunks(rows):
+        _write_dir_chunk(sink, g, dirs)
+    return LayerIndex(count=len(entries), dirs=dirs, streams=streams)
+
+
+def copy_layer(sink: Sink, lazy: LazyLayer) -> LayerIndex:
+    """Copy an unchanged layer's chunks verbatim (digests checked while copying)."""
+    src = lazy.reader
+    li = src.index[lazy.layer]
+    dirs = []
+    for i, d in enumerate(li.dirs):
+        data = src.pread(d.off, d.len)
+        ck.check_digest(data, d.sha256, f"{lazy.layer.label} directory chunk {i}")
+        dirs.append(DirChunk(sink.write(data), d.len, d.raw, d.count, d.first, d.last, d.sha256))
+    streams = []
+    for s, st in enumerate(li.streams):
+        out = []
+        for i, c in enumerate(st.chunks):
+            data = src.pread(c.off, c.len)
+            ck.check_digest(data, c.sha256, f"{lazy.layer.label} stream {s} chunk {i}")
+            out.append(DataChunk(sink.write(data), c.len, c.sha256))
+        streams.append(Stream(st.filter, st.elem, st.size, st.chunk, tuple(out)))
+    return LayerIndex(count=li.count, dirs=dirs, streams=streams)
+
+
+# --- whole files ---------------------------------------------------------------------------
+
+
+def _head_bytes(head: str | None) -> bytes | None:
+    return None if head is None else bytes.fromhex(head)
+
+
+def _check_state(tg: Any) -> None:
+    if not 0 <= tg.log_base <= tg.log_length:
+        raise ValidationError(f"log_base {tg.log_base} is out of range")
+    if not 0 <= tg.dirty_start <= tg.log_length:
+        raise ValidationError(f"dirty_start {tg.dirty_start} is outside the log (0..{tg.log_length})")
+    if tg.records and tg.head_hash != tg.records[-1].hash:
+        raise ChainError(f"head_hash {tg.head_hash} is not the hash of the last record")
+    if tg.log_length == 0 and tg.head_hash is not None:
+        raise ChainError("head_hash is set but the log is empty")
+    if not tg.log_base <= tg.persisted <= tg.log_length:
+        raise ValidationError(f"persisted {tg.persisted} is outside the records held in memory")
+
+
+def _merged_old_segments(source: Reader, upto: int) -> Iterator[tuple[bytes, int, int]]:
+    """Old segments covering records [0, upto), merged into runs of ~1 MiB (bytes, first, count)."""
+    buf: list[bytes] = []
+    first = count = size = 0
+    for s in source.segments(0):
+        if s.first >= upto:
+            break
+        data = source.segment_bytes(s)
+        if buf and size + len(data) > DATA_CHUNK:
+            yield b"".join(buf), first, count
+            buf, size = [], 0
+            first = s.first
+        buf.append(data)
+        size += len(data)
+        count = s.first + s.count - first
+    if buf:
+        yield b"".join(buf), first, count
+
+
+def write_full(f: BinaryIO, tg: Any, *, prefix: bytes, seq: int, source: Reader | None) -> Trailer:
+    """Write a complete container for ``tg`` to the empty file ``f``.
+
+    Records ``[0, tg.persisted)`` are copied as stored bytes from ``source`` (the file the
+    thermogram was loaded from) when it holds them, which is how a thermogram loaded with
+    only its log tail is rewritten without losing history.
+    """
+    _check_state(tg)
+    use_source = source is not None and source.trailer.log_size == tg.persisted and tg.persisted > 0
+    if not use_source and tg.log_base != 0:
+        raise ValidationError("cannot write a thermogram that holds only its log tail without its source file")
+    sink = Sink(f, 0)
+    sink.write(prefix)
+    with ThreadPoolExecutor(_workers()) as pool:
+        idx = {}
+        for layer in Layer:
+            mapping = tg.layers[layer]
+            if isinstance(mapping, LazyLayer) and mapping.pristine():
+                idx[layer] = copy_layer(sink, mapping)
+            else:
+                idx[layer] = write_layer(sink, mapping, pool)
+    index_ref, _ = write_block(sink, index_to_map(idx))
+    meta_ref, _ = write_block(sink, meta_to_map(tg))
+
+    segs: list[SegmentRef] = []
+    if use_source:
+        assert source is not None
+        rng = source.trailer.compact_range().copy()
+        for data, first, count in _merged_old_segments(source, tg.persisted):
+            segs.append(SegmentRef(sink.write(data), len(data), first, count, hashlib.sha256(data).digest()))
+        new = tg.records[tg.persisted - tg.log_base:]
+        check_links(new, source.trailer.head_hex, tg.persisted)
+        start = tg.persisted
+    else:
+        rng = CompactRange()
+        new = tg.records
+        check_links(new, None, 0)
+        start = 0
+    new_bytes = [record_bytes(r) for r in new]
+    for b in new_bytes:
+        rng.append(leaf_hash(b))
+    segs += write_segments(sink, new_bytes, start)
+    table_ref = write_block(sink, [s.to_row() for s in segs])[0] if segs else None
+    t = Trailer(prefix=prefix, seq=seq, prev=None, meta=meta_ref, index=index_ref, log_size=tg.log_length,
+                head=_head_bytes(tg.head_hash), dirty_start=tg.dirty_start, range_nodes=list(rng.nodes),
+                segments=[], table=table_ref)
+    return write_commit(sink, t)
+
+
+def plan_append(tg: Any, source: Reader) -> tuple[bytes, Trailer] | None:
+    """The bytes to append after ``source``'s committed end for ``tg``, or None if nothing changed."""
+    _check_state(tg)
+    old = source.trailer
+    if tg.persisted != old.log_size:
+        raise ChainError(f"the file holds {old.log_size} records, the thermogram expects {tg.persisted}")
+    new = tg.records[tg.persisted - tg.log_base:]
+    check_links(new, old.head_hex, tg.persisted)
+    meta_raw = cbor.encode(meta_to_map(tg))
+    _ = source.meta_map  # loads meta_raw_sha
+    meta_changed = hashlib.sha256(meta_raw).digest() != source.meta_raw_sha
+    if not new and not meta_changed and tg.dirty_start == old.dirty_start:
+        return None
+
+    class _Buf:
+        def __init__(self) -> None:
+            self.parts: list[bytes] = []
+
+        def write(self, data: bytes) -> None:
+            self.parts.append(bytes(data))
+
+    buf = _Buf()
+    sink = Sink(buf, source.committed_end)  # type: ignore[arg-type]
+    new_bytes = [record_bytes(r) for r in new]
+    segs = write_segments(sink, new_bytes, old.log_size)
+    meta_ref = old.meta
+    if meta_changed:
+        stored = ck.compress(meta_raw, ck.BLOCK_LEVEL)
+        meta_ref = BlockRef(sink.write(stored), len(stored), len(meta_raw), "zstd", hashlib.sha256(stored).digest())
+    rng = old.compact_range().copy()
+    for b in new_bytes:
+        rng.append(leaf_hash(b))
+    t = Trailer(prefix=old.prefix, seq=old.seq + 1, prev=old.ref(), meta=meta_ref, index=old.index,
+                log_size=tg.log_length, head=_head_bytes(tg.head_hash), dirty_start=tg.dirty_start,
+                range_nodes=list(rng.nodes), segments=segs, table=None)
+    write_commit(sink, t)
+    return b"".join(buf.parts), t

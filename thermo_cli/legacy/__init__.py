@@ -1,0 +1,23 @@
+"""The Rust crate's save files: detect, read (0.4.x and 0.5.x), verify, write, migrate.
+
+Everything here produces or consumes the one data model (:mod:`thermo_cli.model`,
+:class:`thermo_cli.engine.thermogram.Thermogram`); legacy deltas keep
+``scheme=HashScheme.LEGACY`` and the crate's own hash, so a migrated log still proves
+what the crate recorded.
+"""
+
+from thermo_cli.legacy.detect import sniff_engram, sniff_legacy
+from thermo_cli.legacy.reader import load_legacy
+from thermo_cli.legacy.timefmt import format_rfc3339, format_z, parse_rfc3339
+from thermo_cli.legacy.verify import legacy_hash, verify_legacy
+
+__all__ = [
+    "format_rfc3339",
+    "format_z",
+    "legacy_hash",
+    "load_legacy",
+    "parse_rfc3339",
+    "sniff_engram",
+    "sniff_legacy",
+    "verify_legacy",
+]

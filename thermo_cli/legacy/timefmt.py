@@ -1,0 +1,104 @@
+"""RFC 3339 text ↔ integer nanoseconds, exactly as the Rust crate (chrono) read and wrote it.
+
+The crate hashed the *text* of each delta's timestamp, produced by chrono's
+``to_rfc3339()`` from the parsed instant. So what matters is the instant, kept to the
+nanosecond (``datetime`` keeps only microseconds): any spelling of it — ``Z`` or
+``+00:00``, another offset, 9 fraction digits where 3 would do — must canonicalise to the
+same text, or an edited file would fail verification although the crate accepted it.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+
+from thermo_cli.model import NS_PER_SECOND
+
+_RFC3339 = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(?:([Zz])|([+-])(\d{2}):(\d{2}))\Z"
+)
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+_NS_PER_DAY = 86_400 * NS_PER_SECOND
+MIN_NS = (date(1, 1, 1).toordinal() - _EPOCH_ORDINAL) * _NS_PER_DAY
+"""0001-01-01T00:00:00Z: the earliest instant with a four-digit RFC 3339 year."""
+MAX_NS = (date(9999, 12, 31).toordinal() + 1 - _EPOCH_ORDINAL) * _NS_PER_DAY - 1
+"""9999-12-31T23:59:59.999999999Z: the latest one."""
+
+
+class TimestampError(ValueError):
+    """The text is not an RFC 3339 instant the crate could have read (reason in the message)."""
+
+
+def parse_rfc3339(text: str) -> int:
+    """RFC 3339 date-time text → nanoseconds since the Unix epoch (UTC), losing nothing.
+
+    Accepts what chrono's parser accepts in practice: ``T``/``t``/space separator, any
+    number of fraction digits (digits past the ninth are truncated, as chrono does), ``Z``,
+    ``z`` or a ``±HH:MM`` offset below 24 h. Leap seconds (``:60``) are refused: they cannot
+    be represented as an integer instant.
+    """
+    m = _RFC3339.match(text)
+    if m is None:
+        raise TimestampError(f"not an RFC 3339 timestamp: {text!r}")
+    year, month, day, hour, minute, second = (int(g) for g in m.group(1, 2, 3, 4, 5, 6))
+    try:
+        ordinal = date(year, month, day).toordinal()
+    except ValueError as exc:
+        raise TimestampError(f"invalid date in {text!r} ({exc})") from None
+    if hour > 23 or minute > 59:
+        raise TimestampError(f"invalid time of day in {text!r}")
+    if second == 60:
+        raise TimestampError(f"leap second in {text!r} is not supported")
+    if second > 59:
+        raise TimestampError(f"invalid seconds in {text!r}")
+    frac = m.group(7) or ""
+    nanos = int(frac[:9].ljust(9, "0")) if frac else 0
+    offset = 0
+    if m.group(9):
+        oh, om = int(m.group(10)), int(m.group(11))
+        if oh > 23 or om > 59:
+            raise TimestampError(f"invalid UTC offset in {text!r}")
+        offset = (oh * 3600 + om * 60) * (1 if m.group(9) == "+" else -1)
+    seconds = (ordinal - _EPOCH_ORDINAL) * 86_400 + hour * 3600 + minute * 60 + second - offset
+    ns = seconds * NS_PER_SECOND + nanos
+    if not MIN_NS <= ns <= MAX_NS:
+        raise TimestampError(f"{text!r} is outside the years 0001..9999 once converted to UTC")
+    return ns
+
+
+def _fraction(nanos: int) -> str:
+    """chrono's automatic fraction: none, 3, 6 or 9 digits, the fewest that are exact."""
+    if nanos == 0:
+        return ""
+    if nanos % 1_000_000 == 0:
+        return f".{nanos // 1_000_000:03d}"
+    if nanos % 1000 == 0:
+        return f".{nanos // 1000:06d}"
+    return f".{nanos:09d}"
+
+
+def _civil(ns: int) -> tuple[str, int]:
+    if not MIN_NS <= ns <= MAX_NS:
+        raise TimestampError(f"{ns} ns is outside the years 0001..9999")
+    days, rem = divmod(ns, _NS_PER_DAY)
+    secs, nanos = divmod(rem, NS_PER_SECOND)
+    d = date.fromordinal(_EPOCH_ORDINAL + days)
+    hh, rest = divmod(secs, 3600)
+    mm, ss = divmod(rest, 60)
+    return f"{d.year:04d}-{d.month:02d}-{d.day:02d}T{hh:02d}:{mm:02d}:{ss:02d}{_fraction(nanos)}", nanos
+
+
+def format_rfc3339(ns: int) -> str:
+    """The crate's ``to_rfc3339()`` text of an instant (ends in ``+00:00``): what it hashed."""
+    return _civil(ns)[0] + "+00:00"
+
+
+def format_z(ns: int) -> str:
+    """The text serde wrote into the crate's JSON files (same digits, ending in ``Z``)."""
+    return _civil(ns)[0] + "Z"
+
+
+def fraction_digits(text: str) -> int:
+    """How many fraction digits a timestamp was spelled with (0 when none)."""
+    m = _RFC3339.match(text)
+    return len(m.group(7) or "") if m else 0

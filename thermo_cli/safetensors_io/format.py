@@ -1,0 +1,402 @@
+"""The safetensors file format: validated lazy reading and atomic streaming writing.
+
+Why tensor bytes are read here instead of through ``safe_open(...).get_tensor``: the
+library's numpy framework cannot return BF16, F8, F6 or F4 tensors (numpy has no such
+dtypes), and a thermogram stores raw little-endian bytes anyway. So every file is first
+validated by the library itself (``safe_open`` checks: header length within the file and
+<= 100 MB, UTF-8, JSON structure, string-only metadata, known dtypes, offsets contiguous
+from 0 without holes or overlaps and covering the whole file, shape × dtype size), then the
+already validated header is parsed once more here for the offsets, adding what the
+library lacks: duplicate tensor names (it silently keeps the last one). Tensor bytes are
+then read one tensor at a time, so memory grows with the largest tensor, not the file.
+
+Why files are written here instead of by ``safetensors.serialize_file``: that function
+takes a raw pointer to every tensor at once, so the whole checkpoint must be resident; it
+cannot write F6 tensors and emits invalid JSON for ``metadata={}`` without tensors.
+:func:`write_safetensors` produces the library's layout byte for byte (tensors ordered by
+dtype alignment then name, header padded with spaces to 8 bytes; metadata keys sorted
+where the library's order is random), streams one tensor at a time into a temporary file,
+re-opens the result with ``safe_open`` and only then renames it into place.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import struct
+import tempfile
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from thermo_cli.errors import (
+    CorruptError,
+    FormatError,
+    LimitExceededError,
+    NotFoundError,
+    RefusedError,
+    TruncatedError,
+    ValidationError,
+)
+
+MAX_HEADER_BYTES = 100_000_000
+"""The safetensors library's own cap on the JSON header (it refuses larger ones)."""
+
+METADATA_KEY = "__metadata__"
+ProgressFn = Callable[[int], None]
+"""Called with the number of tensor bytes just processed (drives a progress bar)."""
+
+
+# --- dtypes -----------------------------------------------------------------------------------
+
+_DTYPE_ORDER = (
+    "BOOL", "F4", "F6_E2M3", "F6_E3M2", "U8", "I8", "F8_E5M2", "F8_E4M3", "F8_E8M0",
+    "F8_E4M3FNUZ", "F8_E5M2FNUZ", "I16", "U16", "F16", "BF16", "I32", "U32", "F32", "C64",
+    "F64", "I64", "U64",
+)
+"""Every dtype the installed safetensors reads, in the order of its ``Dtype`` enum.
+
+The library writes tensors sorted by this order, descending (largest alignment first),
+then by name; :func:`write_safetensors` does the same so its files match the library's.
+"""
+
+DTYPE_BITS: dict[str, int] = {
+    "BOOL": 8, "F4": 4, "F6_E2M3": 6, "F6_E3M2": 6, "U8": 8, "I8": 8, "F8_E5M2": 8,
+    "F8_E4M3": 8, "F8_E8M0": 8, "F8_E4M3FNUZ": 8, "F8_E5M2FNUZ": 8, "I16": 16, "U16": 16,
+    "F16": 16, "BF16": 16, "I32": 32, "U32": 32, "F32": 32, "C64": 64, "F64": 64, "I64": 64,
+    "U64": 64,
+}
+"""Bits per element; F4 and F6 are packed sub-byte formats (several elements per byte)."""
+
+_DTYPE_RANK = {name: i for i, name in enumerate(_DTYPE_ORDER)}
+
+
+def tensor_nbytes(dtype: str, shape: Sequence[int]) -> int:
+    """Size in bytes of a tensor; refuses unknown dtypes and sub-byte sizes that do not fill bytes."""
+    bits = DTYPE_BITS.get(dtype)
+    if bits is None:
+        raise ValidationError(f"dtype {dtype!r} is not a safetensors dtype")
+    total = math.prod(shape) * bits
+    if total % 8:
+        raise ValidationError(f"dtype {dtype} with shape {list(shape)} does not fill whole bytes")
+    return total // 8
+
+
+# --- reading ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TensorInfo:
+    """One tensor of a validated file: where its bytes are, what they are."""
+
+    name: str
+    dtype: str
+    shape: tuple[int, ...]
+    offset: int
+    """Absolute position of the first byte in the file."""
+    nbytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class SafetensorsFile:
+    """A safetensors file whose header passed validation, with its tensors in file order."""
+
+    path: Path
+    size: int
+    header_len: int
+    metadata: dict[str, str] | None
+    tensors: tuple[TensorInfo, ...]
+    stat_key: tuple[int, int, int] = field(repr=False, default=(0, 0, 0))
+
+    @property
+    def data_bytes(self) -> int:
+        return sum(t.nbytes for t in self.tensors)
+
+
+def _library_error(path: Path, exc: Exception) -> FormatError:
+    """Turn the library's SafetensorError text into the matching thermo error class."""
+    text = str(exc).replace("Error while deserializing header: ", "")
+    msg = f"{path}: not a valid safetensors file: {text}"
+    if "header too large" in text:
+        return LimitExceededError(f"{path}: safetensors header exceeds the {MAX_HEADER_BYTES:,}-byte cap")
+    if "header too small" in text or "invalid header length" in text:
+        return TruncatedError(msg)
+    return CorruptError(msg)
+
+
+def reject_duplicates(what: str) -> Callable[[list[tuple[str, Any]]], dict[str, Any]]:
+    def hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for k, v in pairs:
+            if k in out:
+                raise CorruptError(f"{what}: duplicate name {k!r} in the JSON header")
+            out[k] = v
+        return out
+
+    return hook
+
+
+def _stat_key(st: os.stat_result) -> tuple[int, int, int]:
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def open_safetensors(path: str | os.PathLike[str]) -> SafetensorsFile:
+    """Validate a safetensors file without reading its tensor data.
+
+    The library does the structural validation; this adds duplicate-name detection and
+    returns absolute offsets so tensors can be streamed one by one. Raises only
+    :mod:`thermo_cli.errors` classes (NotFoundError, TruncatedError, LimitExceededError,
+    CorruptError).
+    """
+    from safetensors import SafetensorError, safe_open
+
+    p = Path(path)
+    try:
+        with open(p, "rb") as fh:
+            st = os.fstat(fh.fileno())
+            if not os.path.isfile(p):
+                raise ValidationError(f"{p}: not a regular file")
+            try:
+                with safe_open(str(p), framework="numpy") as lib:
+                    lib_meta = lib.metadata()
+            except SafetensorError as exc:
+                raise _library_error(p, exc) from None
+            head = fh.read(8)
+            (header_len,) = struct.unpack("<Q", head) if len(head) == 8 else (None,)
+            if header_len is None or 8 + header_len > st.st_size:
+                raise TruncatedError(f"{p}: file changed while being validated")
+            raw = fh.read(header_len)
+    except FileNotFoundError:
+        raise NotFoundError(f"{p}: no such file") from None
+    except IsADirectoryError:
+        raise ValidationError(f"{p}: is a directory, expected a .safetensors file") from None
+    except PermissionError:
+        raise ValidationError(f"{p}: permission denied") from None
+
+    what = str(p)
+    try:
+        header = json.loads(raw.decode("utf-8"), object_pairs_hook=reject_duplicates(what))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:  # library accepted it
+        raise CorruptError(f"{p}: header is not valid JSON ({type(exc).__name__})") from None
+    if not isinstance(header, dict):
+        raise CorruptError(f"{p}: header is not a JSON object")
+    metadata = header.pop(METADATA_KEY, None)
+    if metadata is not None and not (
+        isinstance(metadata, dict) and all(isinstance(v, str) for v in metadata.values())
+    ):
+        raise CorruptError(f"{p}: __metadata__ must map text to text")
+    if (metadata or None) != (lib_meta or None):
+        raise CorruptError(f"{p}: file changed while being validated")
+    base = 8 + header_len
+    tensors = [_tensor_info(p, name, desc, base) for name, desc in header.items()]
+    tensors.sort(key=lambda t: (t.offset, t.nbytes))
+    return SafetensorsFile(path=p, size=st.st_size, header_len=header_len, metadata=metadata,
+                           tensors=tuple(tensors), stat_key=_stat_key(st))
+
+
+def _tensor_info(path: Path, name: str, desc: Any, base: int) -> TensorInfo:
+    """Re-read one (library-validated) header entry, re-checking what is used here."""
+    try:
+        dtype = desc["dtype"]
+        shape = tuple(desc["shape"])
+        begin, end = desc["data_offsets"]
+    except (TypeError, KeyError, ValueError):
+        raise CorruptError(f"{path}: tensor {name!r} has a malformed header entry") from None
+    if dtype not in DTYPE_BITS:
+        raise CorruptError(f"{path}: tensor {name!r} has unsupported dtype {dtype!r}")
+    ints = (*shape, begin, end)
+    if not all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in ints):
+        raise CorruptError(f"{path}: tensor {name!r} has a malformed shape or offsets")
+    try:
+        expected = tensor_nbytes(dtype, shape)
+    except ValidationError as exc:
+        raise CorruptError(f"{path}: tensor {name!r}: {exc}") from None
+    if end - begin != expected:
+        raise CorruptError(f"{path}: tensor {name!r}: {end - begin} bytes for {dtype} {list(shape)}")
+    return TensorInfo(name=name, dtype=dtype, shape=shape, offset=base + begin, nbytes=expected)
+
+
+def iter_tensor_bytes(
+    sf: SafetensorsFile, tensors: Iterable[TensorInfo] | None = None
+) -> Iterator[tuple[TensorInfo, bytes]]:
+    """Yield (info, bytes) one tensor at a time; only one tensor's bytes are alive per step.
+
+    The file must be the one that was validated (same inode, size and mtime), so a file
+    swapped or rewritten in between is reported instead of read blindly.
+    """
+    wanted = sf.tensors if tensors is None else tensors
+    with open(sf.path, "rb") as fh:
+        if _stat_key(os.fstat(fh.fileno())) != sf.stat_key:
+            raise CorruptError(f"{sf.path}: file changed since it was validated")
+        for info in wanted:
+            fh.seek(info.offset)
+            data = fh.read(info.nbytes)
+            if len(data) != info.nbytes:
+                raise TruncatedError(f"{sf.path}: file ends inside tensor {info.name!r}")
+            yield info, data
+        if _stat_key(os.fstat(fh.fileno())) != sf.stat_key:
+            raise CorruptError(f"{sf.path}: file changed while it was being read")
+
+
+# --- writing ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class OutTensor:
+    """A tensor to write: name, dtype, shape; its bytes are fetched when its turn comes."""
+
+    name: str
+    dtype: str
+    shape: tuple[int, ...]
+
+    @property
+    def nbytes(self) -> int:
+        return tensor_nbytes(self.dtype, self.shape)
+
+
+def library_order(tensors: Iterable[OutTensor]) -> list[OutTensor]:
+    """The order the safetensors library writes tensors in: dtype rank descending, then name."""
+    return sorted(tensors, key=lambda t: (-_DTYPE_RANK[t.dtype], t.name))
+
+
+def build_header(tensors: Sequence[OutTensor], metadata: dict[str, str] | None) -> bytes:
+    """The 8-byte length plus the JSON header, laid out exactly as the library does it."""
+    doc: dict[str, Any] = {}
+    if metadata is not None:
+        doc[METADATA_KEY] = {k: metadata[k] for k in sorted(metadata)}
+    pos = 0
+    for t in tensors:
+        n = t.nbytes
+        doc[t.name] = {"dtype": t.dtype, "shape": list(t.shape), "data_offsets": [pos, pos + n]}
+        pos += n
+    text = json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    text += b" " * (-len(text) % 8)
+    if len(text) > MAX_HEADER_BYTES:
+        raise LimitExceededError(
+            f"safetensors header would be {len(text):,} bytes; readers refuse more than {MAX_HEADER_BYTES:,}"
+        )
+    return struct.pack("<Q", len(text)) + text
+
+
+def check_metadata(metadata: Any) -> dict[str, str] | None:
+    """Safetensors metadata must map text to text (the format allows nothing else)."""
+    if metadata is None:
+        return None
+    if not isinstance(metadata, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()
+    ):
+        raise ValidationError("safetensors metadata must map text to text")
+    return dict(metadata)
+
+
+def write_safetensors(
+    out: str | os.PathLike[str],
+    tensors: Sequence[OutTensor],
+    fetch: Callable[[OutTensor], bytes | memoryview],
+    metadata: dict[str, str] | None = None,
+    *,
+    overwrite: bool = False,
+    progress: ProgressFn | None = None,
+) -> Path:
+    """Stream a safetensors file to ``out`` atomically, fetching one tensor's bytes at a time.
+
+    The file is built in a temporary file beside ``out``, fsynced, re-opened and checked
+    with the safetensors library, and only then renamed over ``out`` (refused with
+    RefusedError when ``out`` exists and ``overwrite`` is false). On any error ``out`` is
+    exactly as it was.
+    """
+    target = Path(out)
+    metadata = check_metadata(metadata)
+    names = [t.name for t in tensors]
+    if len(set(names)) != len(names):
+        raise ValidationError("safetensors output would hold the same tensor name twice")
+    for t in tensors:
+        if t.dtype not in DTYPE_BITS:
+            raise ValidationError(f"tensor {t.name!r}: dtype {t.dtype!r} is not a safetensors dtype")
+        if t.name == METADATA_KEY:
+            raise ValidationError(f"a tensor may not be named {METADATA_KEY!r}")
+    ordered = library_order(tensors)
+    header = build_header(ordered, metadata)
+    _refuse_existing(target, overwrite)
+    parent = target.parent if str(target.parent) else Path(".")
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=parent)
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(header)
+            for t in ordered:
+                _write_tensor(fh, t, fetch(t))
+                if progress is not None:
+                    progress(t.nbytes)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644 & ~_umask())
+        _verify_written(tmp, ordered, metadata)
+        _publish(tmp, target, overwrite)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(parent)
+    return target
+
+
+def _write_tensor(fh: BinaryIO, t: OutTensor, data: bytes | memoryview) -> None:
+    n = memoryview(data).nbytes
+    if n != t.nbytes:
+        raise CorruptError(
+            f"tensor {t.name!r}: {n} bytes stored for {t.dtype} {list(t.shape)} (expected {t.nbytes})"
+        )
+    fh.write(data)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _refuse_existing(target: Path, overwrite: bool) -> None:
+    if target.is_dir():
+        raise ValidationError(f"{target}: is a directory")
+    if target.exists() and not overwrite:
+        raise RefusedError(f"{target}: already exists (use --overwrite to replace it)")
+
+
+def _verify_written(tmp: Path, ordered: Sequence[OutTensor], metadata: dict[str, str] | None) -> None:
+    """Open the finished file with the library itself: what we wrote is what readers will see."""
+    sf = open_safetensors(tmp)
+    got = [(t.name, t.dtype, t.shape) for t in sf.tensors]
+    want = [(t.name, t.dtype, t.shape) for t in ordered]
+    if got != want or (sf.metadata or None) != (metadata or None):
+        raise CorruptError(f"{tmp}: written file does not read back as written")
+
+
+def _publish(tmp: Path, target: Path, overwrite: bool) -> None:
+    """Rename into place; without ``overwrite`` a file that appeared meanwhile is not clobbered."""
+    if overwrite:
+        os.replace(tmp, target)
+        return
+    try:
+        os.link(tmp, target)
+    except FileExistsError:
+        raise RefusedError(f"{target}: already exists (use --overwrite to replace it)") from None
+    except OSError:  # file systems without hard links: re-check, then rename
+        _refuse_existing(target, overwrite=False)
+        os.replace(tmp, target)
+        return
+    tmp.unlink()
+
+
+def _fsync_dir(directory: Path) -> None:
+    try:
+        dfd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(dfd)
+    except OSError:
+        pass
+    finally:
+        os.close(dfd)

@@ -1,0 +1,379 @@
+"""The file API every command and feature uses: sniff, load, create, commit, read, verify.
+
+``.thermo`` containers (format v2, :mod:`thermo_cli.container`) are opened lazily: the
+layers decompress one chunk per key looked up and only the log's tail (the records since
+the last consolidation) is decoded, so working on a 1 GiB file costs what the change
+costs. The Rust crate's JSON save files and Engram exports are read through
+:mod:`thermo_cli.legacy` and become the same :class:`Thermogram`.
+
+Writing: :func:`commit` appends the new log records (and the meta block if it changed)
+in O(delta) when the layers did not change, and otherwise rewrites the file atomically.
+Writers hold :func:`locked` around load → change → commit; readers never lock.
+"""
+
+from __future__ import annotations
+
+import os
+import weakref
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+from thermo_cli.container.fileops import (
+    DEFAULT_LOCK_TIMEOUT,
+    atomic_write,
+    durable_append,
+    wait_for_writer,
+)
+from thermo_cli.container.fileops import locked as _locked
+from thermo_cli.container.layout import FOOTER_SIZE, damage_reason, looks_like_container, new_prefix
+from thermo_cli.container.limits import DEFAULT_LIMITS, Limits
+from thermo_cli.engine.thermogram import Thermogram
+from thermo_cli.errors import ChainError, FormatError, NotFoundError, RefusedError, ValidationError
+from thermo_cli.model import Delta, DeltaType, Layer, LogRecord, ReadResult
+
+if TYPE_CHECKING:
+    from thermo_cli.audit.report import VerifyReport
+    from thermo_cli.container.reader import Reader
+
+__all__ = [
+    "DEFAULT_LIMITS",
+    "Limits",
+    "Origin",
+    "commit",
+    "create",
+    "info",
+    "iter_log",
+    "load",
+    "locked",
+    "open_reader",
+    "read",
+    "sniff",
+    "verify",
+]
+
+Kind = Literal["thermo", "legacy", "engram"]
+_SNIFF_BYTES = 64 * 1024
+
+
+@dataclass(slots=True)
+class Origin:
+    """Where a loaded thermogram came from; kept beside it (not in it) by the store.
+
+    ``torn_tail_bytes`` > 0 means the file ended in an interrupted commit that was ignored
+    (``thermo verify`` reports it; the next commit or ``thermo repair`` drops it).
+    """
+
+    path: str
+    kind: str
+    reader: Reader | None = None
+    torn_tail_bytes: int = 0
+
+
+_origins: weakref.WeakKeyDictionary[Thermogram, Origin] = weakref.WeakKeyDictionary()
+
+
+def info(tg: Thermogram) -> Origin | None:
+    """The :class:`Origin` of a thermogram returned by :func:`load` (None if not loaded)."""
+    return _origins.get(tg)
+
+
+# --- sniffing ---------------------------------------------------------------------------
+
+
+def sniff(path: str | os.PathLike[str]) -> Kind:
+    """"thermo", "legacy" (a crate save file) or "engram" (a crate export), by content."""
+    p = os.fspath(path)
+    try:
+        with open(p, "rb") as f:
+            head = f.read(_SNIFF_BYTES)
+    except FileNotFoundError:
+        raise NotFoundError(f"{p}: no such file") from None
+    except IsADirectoryError:
+        raise FormatError(f"{p}: is a directory, not a thermogram file") from None
+    return sniff_bytes(head, p)
+
+
+def sniff_bytes(head: bytes, what: str = "data") -> Kind:
+    if looks_like_container(head):
+        return "thermo"
+    reason = damage_reason(head)
+    if reason is not None:
+        from thermo_cli.errors import BadMagicError
+
+        raise BadMagicError(f"{what}: damaged .thermo magic ({reason}; was it transferred in text mode?)")
+    from thermo_cli.legacy import sniff_engram, sniff_legacy
+
+    if sniff_legacy(head):
+        return "legacy"
+    if sniff_engram(head):
+        return "engram"
+    if not head:
+        raise FormatError(f"{what}: empty file, not a thermogram")
+    from thermo_cli.errors import BadMagicError
+
+    raise BadMagicError(f"{what}: not a thermogram (neither a .thermo container nor a crate JSON file)")
+
+
+# --- reading ------------------------------------------------------------------------------
+
+
+def open_reader(path: str | os.PathLike[str], *, limits: Limits | None = None) -> Reader:
+    """Open a container's last committed state (waiting out a commit in progress).
+
+    The returned :class:`thermo_cli.container.reader.Reader` is the low-level API:
+    ``torn_tail_bytes``, ``trailer``, ``iter_raw_records()``, ``all_chunks()`` …
+    """
+    from thermo_cli.container.reader import Reader
+
+    p = os.fspath(path)
+    if not os.path.exists(p):
+        raise NotFoundError(f"{p}: no such file")
+    reader = Reader(p, limits=limits)
+    if reader.torn_tail_bytes and wait_for_writer(p):
+        reader.close()
+        reader = Reader(p, limits=limits)
+    return reader
+
+
+def load(path: str | os.PathLike[str], *, layers: Literal["lazy", "full"] = "lazy",
+         log: Literal["tail", "full"] = "tail", limits: Limits | None = None) -> Thermogram:
+    """Load any thermogram file as one :class:`Thermogram`.
+
+    ``layers="lazy"`` (containers only) gives mappings that read chunks on demand;
+    ``"full"`` decodes every entry now. ``log="tail"`` keeps the records from the last
+    consolidation point on (``tg.log_base``; the rest stays in the file and is covered by
+    ``tg.log_range``); ``"full"`` loads the whole history.
+    """
+    if layers not in ("lazy", "full"):
+        raise ValidationError(f"layers: expected 'lazy' or 'full', got {layers!r}")
+    if log not in ("tail", "full"):
+        raise ValidationError(f"log: expected 'tail' or 'full', got {log!r}")
+    p = os.fspath(path)
+    kind = sniff(p)
+    if kind != "thermo":
+        tg = _load_json(p, kind)
+        _origins[tg] = Origin(os.path.abspath(p), kind)
+        return tg
+    reader = open_reader(p, limits=limits)
+    tg = thermogram_from_reader(reader, layers=layers, log=log)
+    _origins[tg] = Origin(os.path.abspath(p), kind, reader, reader.torn_tail_bytes)
+    return tg
+
+
+def _load_json(p: str, kind: str) -> Thermogram:
+    with open(p, "rb") as f:
+        data = f.read()
+    if kind == "legacy":
+        from thermo_cli.legacy import load_legacy
+
+        return load_legacy(data, source=p)
+    from thermo_cli.legacy.engram import load_engram
+
+    return load_engram(data, source=p)
+
+
+def thermogram_from_reader(reader: Reader, *, layers: str = "lazy", log: str = "tail") -> Thermogram:
+    from thermo_cli.container.lazy import LazyLayer
+    from thermo_cli.container.materialize import materialize_layer
+
+    t = reader.trailer
+    fields = reader.meta_fields()
+    start = 0 if log == "full" else t.dirty_start
+    recs: list[LogRecord] = list(reader.iter_records(start))
+    if len(recs) != t.log_size - start:
+        raise FormatError(f"{reader.path}: log holds {start + len(recs)} records, the trailer says {t.log_size}")
+    if recs and recs[-1].hash != t.head_hex:
+        from thermo_cli.errors import IntegrityError
+
+        raise IntegrityError(f"{reader.path}: the last log record's hash differs from the trailer's head")
+    if layers == "full":
+        maps = {layer: materialize_layer(reader, layer) for layer in Layer}
+    else:
+        maps = {layer: LazyLayer(reader, layer) for layer in Layer}
+    return Thermogram(
+        **fields,
+        layers=maps,
+        records=recs,
+        log_base=start,
+        head_hash=t.head_hex,
+        dirty_start=t.dirty_start,
+        persisted=t.log_size,
+        layers_modified=False,
+        log_range=t.compact_range(),
+    )
+
+
+def read(path: str | os.PathLike[str], key: str, *, limits: Limits | None = None) -> ReadResult | None:
+    """What ``key`` reads as: the newest uncommitted delta, else the hottest layer holding it.
+
+    Decompresses at most one directory chunk and the value's data chunk(s) per layer tried.
+    """
+    p = os.fspath(path)
+    if sniff(p) != "thermo":
+        return load(p).read_entry(key)
+    from thermo_cli.container.lazy import LazyLayer
+
+    reader = open_reader(p, limits=limits)
+    try:
+        t = reader.trailer
+        if t.dirty_start < t.log_size:
+            latest: Delta | None = None
+            for rec in reader.iter_records(t.dirty_start):
+                if isinstance(rec, Delta) and rec.key == key:
+                    latest = rec
+            if latest is not None:
+                if latest.delta_type is DeltaType.DELETE:
+                    return None
+                return ReadResult(key=key, value=latest.value, strength=latest.strength, source="dirty",
+                                  ternary=latest.ternary, tensor=latest.tensor)
+        for layer in Layer:
+            lazy = LazyLayer(reader, layer)
+            if key in lazy:
+                e = lazy[key]
+                return ReadResult(key=key, value=e.value, strength=e.strength, source=layer.label,
+                                  ternary=e.ternary, tensor=e.tensor, update_count=e.update_count)
+        return None
+    finally:
+        reader.close()
+
+
+def iter_log(path: str | os.PathLike[str], *, start: int = 0, limits: Limits | None = None) -> Iterator[LogRecord]:
+    """Every log record from index ``start`` on, oldest first (decoded, hashes set)."""
+    p = os.fspath(path)
+    if sniff(p) != "thermo":
+        yield from load(p, log="full").records[start:]
+        return
+    reader = open_reader(p, limits=limits)
+    try:
+        yield from reader.iter_records(start)
+    finally:
+        reader.close()
+
+
+# --- writing -----------------------------------------------------------------------------
+
+
+def locked(path: str | os.PathLike[str], *, timeout: float | None = DEFAULT_LOCK_TIMEOUT):
+    """Exclusive writer lock of ``path`` (re-entrant in-process); use around load → commit."""
+    return _locked(path, timeout=timeout)
+
+
+def create(path: str | os.PathLike[str], tg: Thermogram, *, overwrite: bool = False) -> None:
+    """Write ``tg`` as a complete new container at ``path`` (atomically).
+
+    Refuses (RefusedError) to replace an existing file unless ``overwrite``. A thermogram
+    loaded with only its log tail copies the older records from the file it came from.
+    """
+    from thermo_cli.container.writer import write_full
+
+    p = os.path.abspath(os.fspath(path))
+    if os.path.isdir(p):
+        raise RefusedError(f"{p}: is a directory")
+    if not overwrite and os.path.exists(p):
+        raise RefusedError(f"{p}: already exists (use overwrite to replace it)")
+    origin = _origins.get(tg)
+    source = origin.reader if origin is not None and origin.kind == "thermo" else None
+    with _locked(p):
+        atomic_write(p, lambda f: write_full(f, tg, prefix=new_prefix(), seq=0, source=source),
+                     overwrite=overwrite)
+        _after_commit(p, tg)
+
+
+def commit(path: str | os.PathLike[str], tg: Thermogram, *, upgrade: bool = False) -> str:
+    """Persist ``tg``'s changes to ``path``; returns "append", "rewrite" or "unchanged".
+
+    Appends when only the log (or the meta block) changed; rewrites atomically when the
+    layers changed, when the file is not a container (only with ``upgrade=True``), or
+    when ``tg`` was not loaded from this file. Raises ChainError if the file was
+    committed by someone else after ``tg`` was loaded.
+    """
+    p = os.path.abspath(os.fspath(path))
+    with _locked(p):
+        if not os.path.exists(p):
+            create(p, tg)
+            return "rewrite"
+        kind = sniff(p)
+        if kind != "thermo":
+            if not upgrade:
+                raise RefusedError(
+                    f"{p}: is a Rust-crate {kind} JSON file; writing would convert it to the "
+                    ".thermo container format (pass upgrade to convert)")
+            _rewrite(p, tg, source=None, file_id=None, seq=0)
+            return "rewrite"
+        origin = _origins.get(tg)
+        current = open_reader(p)
+        try:
+            same_file = (origin is not None and origin.reader is not None
+                         and origin.path == p
+                         and origin.reader.prefix.file_id == current.prefix.file_id)  # type: ignore[attr-defined]
+            if not same_file:
+                raise RefusedError(f"{p}: is a different thermogram file than the one this state was loaded "
+                                   "from (use create with overwrite to replace it)")
+            src = origin.reader  # type: ignore[union-attr]
+            if current.trailer.sha256 != src.trailer.sha256:  # type: ignore[attr-defined]
+                raise ChainError(f"{p}: the file was changed by another writer since it was loaded "
+                                 "(load it again under the lock)")
+            if tg.layers_modified:
+                _rewrite(p, tg, source=current, file_id=current.prefix.file_id, seq=current.trailer.seq + 1)
+                return "rewrite"
+            return _append(p, tg, current)
+        finally:
+            current.close()
+
+
+def _rewrite(p: str, tg: Thermogram, *, source: Reader | None, file_id: bytes | None, seq: int) -> None:
+    from thermo_cli.container.writer import write_full
+
+    origin = _origins.get(tg)
+    if source is None and origin is not None and origin.kind == "thermo":
+        source = origin.reader
+    atomic_write(p, lambda f: write_full(f, tg, prefix=new_prefix(file_id), seq=seq, source=source),
+                 overwrite=True)
+    _after_commit(p, tg)
+
+
+def _append(p: str, tg: Thermogram, current: Reader) -> str:
+    from thermo_cli.container.writer import plan_append
+
+    planned = plan_append(tg, current)
+    if planned is None:
+        return "unchanged"
+    data, _ = planned
+    fd = os.open(p, os.O_WRONLY | getattr(os, "O_CLOEXEC", 0))
+    try:
+        durable_append(fd, current.committed_end, data[:-FOOTER_SIZE], data[-FOOTER_SIZE:])
+    finally:
+        os.close(fd)
+    _after_commit(p, tg)
+    return "append"
+
+
+def _after_commit(p: str, tg: Thermogram) -> None:
+    """Point the thermogram at the file's new state so the next commit appends to it."""
+    from thermo_cli.container.reader import Reader
+
+    reader = Reader(p)
+    tg.persisted = tg.log_length
+    tg.layers_modified = False
+    _origins[tg] = Origin(p, "thermo", reader, 0)
+
+
+# --- verification ------------------------------------------------------------------------
+
+
+def verify(path: str | os.PathLike[str], *, limits: Limits | None = None) -> VerifyReport:
+    """Check every digest, record hash, link and the Merkle root of a file (any kind)."""
+    p = os.fspath(path)
+    kind = sniff(p)
+    if kind == "thermo":
+        from thermo_cli.container.verify import verify_container
+
+        return verify_container(p, limits=limits)
+    from thermo_cli.legacy import verify_legacy
+
+    if kind == "engram":
+        return verify_legacy(_load_json(p, kind), path=p)
+    with open(p, "rb") as f:
+        data = f.read()
+    return verify_legacy(data, path=p)
