@@ -181,7 +181,9 @@ def ns_to_datetime(ns: int) -> datetime:
 def ns_to_rfc3339(ns: int) -> str:
     """The crate's ``to_rfc3339()`` text: fraction of 0/3/6/9 digits as needed, ``+00:00``."""
     secs, frac = divmod(ns, NS_PER_SECOND)
-    base = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs))
+    t = time.gmtime(secs)
+    base = (f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}"
+            f"T{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}")
     if frac == 0:
         tail = ""
     elif frac % 1_000_000 == 0:

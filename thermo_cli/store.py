@@ -26,7 +26,13 @@ from thermo_cli.container.fileops import (
     wait_for_writer,
 )
 from thermo_cli.container.fileops import locked as _locked
-from thermo_cli.container.layout import FOOTER_SIZE, damage_reason, looks_like_container, new_prefix
+from thermo_cli.container.layout import (
+    FOOTER_SIZE,
+    MAGIC,
+    damage_reason,
+    looks_like_container,
+    new_prefix,
+)
 from thermo_cli.container.limits import DEFAULT_LIMITS, Limits
 from thermo_cli.engine.thermogram import Thermogram
 from thermo_cli.errors import ChainError, FormatError, NotFoundError, RefusedError, ValidationError
@@ -95,7 +101,7 @@ def sniff(path: str | os.PathLike[str]) -> Kind:
 
 
 def sniff_bytes(head: bytes, what: str = "data") -> Kind:
-    if looks_like_container(head):
+    if looks_like_container(head) or (head and MAGIC.startswith(head)):
         return "thermo"
     reason = damage_reason(head)
     if reason is not None:
@@ -182,11 +188,13 @@ def thermogram_from_reader(reader: Reader, *, layers: str = "lazy", log: str = "
     start = 0 if log == "full" else t.dirty_start
     recs: list[LogRecord] = list(reader.iter_records(start))
     if len(recs) != t.log_size - start:
-        raise FormatError(f"{reader.path}: log holds {start + len(recs)} records, the trailer says {t.log_size}")
+        raise FormatError(
+            f"{reader.path}: log holds {start + len(recs)} records, the trailer says {t.log_size}")
     if recs and recs[-1].hash != t.head_hex:
         from thermo_cli.errors import IntegrityError
 
         raise IntegrityError(f"{reader.path}: the last log record's hash differs from the trailer's head")
+    _ = reader.index  # decoded and checked now (about 1 ms for a 1 GiB file), not mid-operation
     if layers == "full":
         maps = {layer: materialize_layer(reader, layer) for layer in Layer}
     else:
@@ -238,7 +246,8 @@ def read(path: str | os.PathLike[str], key: str, *, limits: Limits | None = None
         reader.close()
 
 
-def iter_log(path: str | os.PathLike[str], *, start: int = 0, limits: Limits | None = None) -> Iterator[LogRecord]:
+def iter_log(path: str | os.PathLike[str], *, start: int = 0,
+             limits: Limits | None = None) -> Iterator[LogRecord]:
     """Every log record from index ``start`` on, oldest first (decoded, hashes set)."""
     p = os.fspath(path)
     if sniff(p) != "thermo":
@@ -314,12 +323,26 @@ def commit(path: str | os.PathLike[str], tg: Thermogram, *, upgrade: bool = Fals
             if current.trailer.sha256 != src.trailer.sha256:  # type: ignore[attr-defined]
                 raise ChainError(f"{p}: the file was changed by another writer since it was loaded "
                                  "(load it again under the lock)")
-            if tg.layers_modified:
+            if tg.layers_modified or not _layers_unchanged(tg, src):
                 _rewrite(p, tg, source=current, file_id=current.prefix.file_id, seq=current.trailer.seq + 1)
                 return "rewrite"
             return _append(p, tg, current)
         finally:
             current.close()
+
+
+def _layers_unchanged(tg: Thermogram, src: Reader) -> bool:
+    """Cheap safety net behind ``layers_modified``: a sign that a layer changed anyway."""
+    from thermo_cli.container.lazy import LazyLayer
+
+    for layer in Layer:
+        mapping = tg.layers[layer]
+        if isinstance(mapping, LazyLayer):
+            if mapping.reader.prefix.file_id != src.prefix.file_id or not mapping.pristine():
+                return False
+        elif len(mapping) != src.index[layer].count:
+            return False
+    return True
 
 
 def _rewrite(p: str, tg: Thermogram, *, source: Reader | None, file_id: bytes | None, seq: int) -> None:

@@ -223,3 +223,25 @@ def test_no_temporary_files_are_left(path: Path) -> None:
     store.commit(path, tg)
     leftovers = [n for n in os.listdir(path.parent) if n.endswith(".thermo-tmp")]
     assert leftovers == []
+
+
+def test_many_appends_chain_log_tables(path: Path) -> None:
+    from thermo_cli.container.reader import Reader
+
+    store.create(path, sample_thermogram(3))
+    hashes = [r.hash for r in store.load(path, log="full").records]
+    for i in range(150):
+        tg = store.load(path)
+        tg.create(f"many/{i}", bytes([i]) * 10, timestamp_ns=i)
+        assert store.commit(path, tg) == "append"
+        hashes.append(tg.head_hash)
+    with Reader(path) as r:
+        assert r.trailer.table is not None and len(r.trailer.segments) <= 64
+        assert len(r.segments(r.trailer.log_size - 1)) == 1
+    assert [r.hash for r in store.iter_log(path)] == hashes
+    assert store.iter_log(path, start=100).__next__().hash == hashes[100]
+    assert store.verify(path).ok
+    tg = store.load(path)
+    tg.consolidate()
+    store.commit(path, tg)
+    assert [r.hash for r in store.iter_log(path)][:-1] == hashes

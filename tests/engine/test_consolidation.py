@@ -158,6 +158,8 @@ class TestFixes:
         tail = manual(records=tg.records[2:], log_base=2, head_hash=tg.head_hash, dirty_start=2)
         with pytest.raises(ChainError, match="not loaded"):
             tail.consolidate()
+        assert all(not tail.layers[layer] for layer in Layer)  # refused before any change
+        assert tail.dirty_count == 1 and len(tail.records) == 1
 
 
 class TestTernaryFold:

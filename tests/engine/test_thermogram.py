@@ -147,6 +147,14 @@ class TestValidation:
         d = tg.apply(delta(value=bytearray(b"ab"), strength=1))
         assert type(d.value) is bytes and d.strength == 1.0
 
+    def test_numpy_scalars_are_accepted(self, tg):
+        import numpy as np
+
+        d = tg.update("k", b"v", strength=np.float32(0.5), observation_count=np.int64(3),
+                      timestamp_ns=np.int64(T0))
+        assert (d.strength, d.observation_count, d.timestamp_ns) == (0.5, 3, T0)
+        assert type(d.observation_count) is int and type(d.timestamp_ns) is int
+
     def test_custom_and_tensor_are_hashed(self, tg):
         spec = TensorSpec("F32", (2, 3))
         d = tg.create("t", b"\x00" * 24, custom={"why": ["a", 1, None]}, tensor=spec)
@@ -166,6 +174,9 @@ class TestReads:
         tg.delete("k")
         assert tg.read("k") is None and tg.read_entry("k") is None
         assert tg.read("absent") is None
+        assert "k" not in tg and "absent" not in tg
+        tg.create("k", b"again")
+        assert "k" in tg and list(tg) == ["k"]
 
     def test_keys_per_layer(self, tg):
         put(tg, COLD, "b", 0.9)

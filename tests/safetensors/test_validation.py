@@ -70,8 +70,9 @@ MALFORMED = [
      errors.CorruptError, "overflow"),
     ("missing data_offsets", craft({"a": {"dtype": "F32", "shape": [2]}}, b"\0" * 8),
      errors.CorruptError, "data_offsets"),
-    ("NUL padding after the JSON", craft(raw_header=b'{"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]}}\0\0',
-                                         data=b"\0"), errors.CorruptError, "trailing characters"),
+    ("NUL padding after the JSON",
+     craft(raw_header=b'{"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]}}\0\0', data=b"\0"),
+     errors.CorruptError, "trailing characters"),
     ("F4 not filling whole bytes",
      craft({"a": {"dtype": "F4", "shape": [3], "data_offsets": [0, 2]}}, b"\0" * 2),
      errors.CorruptError, "byte boundary"),
@@ -129,8 +130,8 @@ def test_file_replaced_after_validation_is_detected(tmp_path: Path) -> None:
 
 
 def test_key_rules_apply_to_tensor_names(tmp_path: Path) -> None:
-    path = write(tmp_path / "e.safetensors", craft({"": {"dtype": "U8", "shape": [1], "data_offsets": [0, 1]}},
-                                                   b"\0"))
+    unnamed = {"": {"dtype": "U8", "shape": [1], "data_offsets": [0, 1]}}
+    path = write(tmp_path / "e.safetensors", craft(unnamed, b"\0"))
     with pytest.raises(errors.ValidationError, match="must not be empty"):
         plan_import([path])
     assert [it.key for it in plan_import([path], prefix="p.").items] == ["p."]

@@ -24,6 +24,7 @@ from thermo_cli.safetensors_io import (
     write_safetensors,
 )
 
+METAS = st.none() | st.dictionaries(st.text(max_size=8), st.text(max_size=8), max_size=3)
 SHAPES = st.lists(st.integers(0, 5), min_size=0, max_size=4).map(tuple)
 NAMES = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1, max_size=12).filter(
     lambda s: s != "__metadata__"
@@ -51,8 +52,8 @@ def _write(path: Path, tensors: dict, metadata: dict | None = None, **kw) -> Pat
     return write_safetensors(path, specs, lambda t: tensors[t.name][2], metadata, **kw)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(tensors=tensor_sets(sorted(DTYPE_BITS)), meta=st.none() | st.dictionaries(NAMES, st.text(), max_size=3))
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(tensors=tensor_sets(sorted(DTYPE_BITS)), meta=METAS)
 def test_every_dtype_round_trips_through_writer_and_reader(tmp_path: Path, tensors: dict, meta) -> None:
     path = _write(tmp_path / "t.safetensors", tensors, meta, overwrite=True)
     sf = open_safetensors(path)
@@ -61,7 +62,7 @@ def test_every_dtype_round_trips_through_writer_and_reader(tmp_path: Path, tenso
     assert got == tensors
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(tensors=tensor_sets(sorted(LIB_NAMES)), meta=st.none() | st.dictionaries(NAMES, st.text(), max_size=1))
 def test_bytes_equal_the_librarys_own_serialize(tmp_path: Path, tensors: dict, meta) -> None:
     """Same tensors, same metadata → the file the library itself would write, byte for byte."""

@@ -4,14 +4,15 @@ Verification must keep pace with the Rust crate's plain chain check, so this pas
 re-encodes a record and avoids decoding the common case. Records are taken in blocks of
 :data:`BLOCK` (a power of two); per block it hashes each record twice (its chain hash
 SHA-256(record) and its RFC 9162 leaf hash SHA-256(0x00 || record)) in list
-comprehensions, builds the block's perfect subtrees level by level, and reads each v2
-delta's ``prev`` straight from its canonical bytes. In canonical CBOR a delta map starts
-``{"s": float, "t": "delta", …}`` and its ``prev`` key is the text item ``"prev"``
-(``64 70 72 65 76``) followed by ``null`` or a 32-byte string (``58 20``); when that
-five-byte key occurs exactly once after the type, it can only be the map key (the
-real key always exists, so a second occurrence inside a string makes the count two).
-Anything else — events, legacy deltas, unexpected layouts, a repeated pattern — takes
-the slow path: a strict canonical decode.
+comprehensions and builds the block's perfect subtrees level by level.
+
+Links are checked without decoding: in a v2 delta's canonical CBOR the ``prev`` field is
+the text key ``"prev"`` (``64 70 72 65 76``) followed by a 32-byte string head
+(``58 20``) and the hash. If a record holds that key followed by the expected hash, and
+the key occurs exactly once in the record, it can only be the map key itself (the real
+key always exists, so a look-alike inside a string would make the count two) — so the
+link is proved. Everything else — events, legacy deltas, broken links, look-alikes —
+takes the slow path: a strict canonical decode.
 
 Legacy deltas (migrated from the Rust crate) must form a prefix of the log; they keep
 their crate hash, recomputed here with the crate's recipe, and the first v2 record links
@@ -34,14 +35,16 @@ BLOCK = 1 << 14
 
 _sha256 = hashlib.sha256
 _PREV_KEY = b"\x64prev"
-_DELTA_T = b"\x61t\x65delta"
-_EVENT_T = b"\x61t\x65event"
 _PREV_32 = _PREV_KEY + b"\x58\x20"
 
 
 def _linked(recs: list[bytes], expected: list[bytes]) -> list[bool]:
-    """Per record: a non-event whose one and only "prev" key holds the expected hash."""
-    return [r[1:9] != _EVENT_T and r.count(_PREV_KEY) == 1 and (_PREV_32 + h) in r
+    """Per record: not an event, and its one and only "prev" key holds the expected hash.
+
+    Canonical maps sort keys by length, then bytes: a delta starts with "s", an event
+    (which has no "s") with "t" — so two bytes tell an event apart without decoding.
+    """
+    return [r[1:3] != b"at" and r.find(_PREV_32 + h) > 0 and r.count(_PREV_KEY) == 1
             for r, h in zip(recs, expected, strict=True)]
 
 
@@ -248,24 +251,32 @@ def _fold(nodes: list[bytes]) -> bytes:
     return acc
 
 
-def _blocks(records: Iterable[bytes]) -> Iterator[list[bytes]]:
-    if isinstance(records, list):
-        for i in range(0, len(records), BLOCK):
-            yield records[i : i + BLOCK]
-        return
+def _blocks(records: Iterable[bytes], batches: Iterable[list[bytes]] | None) -> Iterator[list[bytes]]:
+    """Regroup records (one by one, or in lists such as log segments) into BLOCK-sized lists."""
+    if batches is None:
+        if isinstance(records, list):
+            for i in range(0, len(records), BLOCK):
+                yield records[i : i + BLOCK]
+            return
+        batches = ([r] for r in records)
     buf: list[bytes] = []
-    for r in records:
-        buf.append(r)
-        if len(buf) == BLOCK:
-            yield buf
-            buf = []
+    for batch in batches:
+        buf.extend(batch)
+        if len(buf) >= BLOCK:
+            full = len(buf) - len(buf) % BLOCK
+            for i in range(0, full, BLOCK):
+                yield buf[i : i + BLOCK]
+            buf = buf[full:]
     if buf:
         yield buf
 
 
-def scan_log(records: Iterable[bytes], *, keep_leaves: bool = False, deep: bool = False,
-             probes: Iterable[int] = ()) -> LogScan:
+def scan_log(records: Iterable[bytes] = (), *, batches: Iterable[list[bytes]] | None = None,
+             keep_leaves: bool = False, deep: bool = False, probes: Iterable[int] = ()) -> LogScan:
     """Hash, link-check and Merkle-hash a log given as its stored record bytes, in order.
+
+    The records come one by one (``records``) or in lists (``batches``, e.g. one per log
+    segment, which saves a Python step per record).
 
     ``deep`` strictly decodes every record (slower; also rejects malformed deltas that a
     consistent re-hash would otherwise carry). ``keep_leaves`` keeps the leaf hashes
@@ -274,7 +285,7 @@ def scan_log(records: Iterable[bytes], *, keep_leaves: bool = False, deep: bool 
     """
     scanner = _Scanner(keep_leaves, deep, probes)
     base = 0
-    for recs in _blocks(records):
+    for recs in _blocks(records, batches):
         scanner.block(recs, base)
         base += len(recs)
     out = scanner.finish()

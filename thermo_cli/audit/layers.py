@@ -18,6 +18,7 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 from thermo_cli.audit import merkle
 from thermo_cli.audit.state import entry_leaf
@@ -26,6 +27,45 @@ from thermo_cli.model import Layer
 
 PREFETCH = 4
 """Data chunks decompressed ahead of the hashing thread."""
+
+
+def unshuffle_view(raw: bytes, elem: int) -> memoryview:
+    """Undo the byte-shuffle filter into a new buffer, one byte plane at a time.
+
+    Writing each plane into a strided column is ~3x faster than numpy's transposed copy
+    (``reshape(elem, -1).T.tobytes()``), and the result is handed out as a view, so a
+    1 MiB chunk costs one pass instead of three.
+    """
+    import numpy as np
+
+    src = np.frombuffer(raw, dtype=np.uint8).reshape(elem, -1)
+    out = np.empty(src.shape[1] * elem, dtype=np.uint8)
+    cols = out.reshape(-1, elem)
+    for k in range(elem):
+        cols[:, k] = src[k]
+    return memoryview(out)
+
+
+def fetch_data_chunk(reader: Any, layer: Layer, s: int, i: int) -> memoryview:
+    """One data chunk, digest-checked and decoded, like ``Reader.data_chunk``.
+
+    Built from the container's own public pieces (``pread``, ``chunks.check_digest``,
+    ``chunks.decompress``) with the faster unshuffle above; runs in worker threads.
+    """
+    from thermo_cli.container import chunks as ck
+
+    st = reader.index[layer].streams[s]
+    c = st.chunks[i]
+    what = f"{layer.label} stream {s} chunk {i}"
+    stored = reader.pread(c.off, c.len)
+    ck.check_digest(stored, c.sha256, what)
+    raw = ck.decompress(stored, st.chunk_raw_len(i), cap=reader.limits.max_chunk_bytes,
+                        cap_name="max_chunk_bytes", what=what)
+    if st.filter == ck.SHUFFLE and st.elem > 1:
+        return unshuffle_view(raw, st.elem)
+    if st.filter not in (ck.NO_FILTER, ck.SHUFFLE):
+        raise FormatError(f"{what}: unknown filter {st.filter!r}")
+    return memoryview(raw)
 
 
 @dataclass(slots=True)
@@ -94,13 +134,13 @@ def scan_layers(reader: object, *, workers: int | None = None,
     return out
 
 
-def _scan_layer(reader, layer, li, pool, out: LayerScan, progress) -> None:  # noqa: ANN001
+def _scan_layer(reader, layer, li, pool, out: LayerScan, progress) -> None:
     rows = []
     for i, d in enumerate(li.dirs):
         out.chunks += 1
         out.stored_bytes += d.len
         try:
-            rows.extend(reader.dir_rows(layer, i))
+            rows.extend(reader.dir_chunk(layer, i).rows())
         except FormatError as exc:
             out.faults.append(ChunkFault(f"{layer.label} directory chunk {i}",
                                          f"{exc} (entries {d.first!r} … {d.last!r} unreadable)", d.first))
@@ -118,7 +158,7 @@ def _scan_layer(reader, layer, li, pool, out: LayerScan, progress) -> None:  # n
                            entry_leaf(layer, row.entry(b""), digest)))
 
 
-def _hash_stream(reader, layer, s, st, rows, members, pool, digests, out, progress) -> None:  # noqa: ANN001
+def _hash_stream(reader, layer, s, st, rows, members, pool, digests, out, progress) -> None:
     """Feed each value's SHA-256 from the chunks of stream ``s``, in order."""
     n = len(st.chunks)
     pending: deque[Future] = deque()
@@ -128,7 +168,7 @@ def _hash_stream(reader, layer, s, st, rows, members, pool, digests, out, progre
     m = 0  # next member (by offset) not yet started
     for i in range(n):
         while nxt < n and len(pending) < PREFETCH:
-            pending.append(pool.submit(reader.data_chunk, layer, s, nxt))
+            pending.append(pool.submit(fetch_data_chunk, reader, layer, s, nxt))
             nxt += 1
         fut = pending.popleft()
         c0 = i * st.chunk
@@ -139,7 +179,7 @@ def _hash_stream(reader, layer, s, st, rows, members, pool, digests, out, progre
             active[members[m][1]] = hashlib.sha256()
             m += 1
         try:
-            data = memoryview(fut.result())
+            data = fut.result()
         except FormatError as exc:
             first = min(active, default=None)
             key = rows[first].key if first is not None else None

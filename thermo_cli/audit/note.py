@@ -57,7 +57,7 @@ def verifier_key(name: str, public_key: bytes) -> str:
 
 def parse_verifier_key(text: str) -> tuple[str, bytes]:
     """``name+hex+base64`` → (name, 32-byte Ed25519 public key)."""
-    parts = text.strip().split("+")
+    parts = text.strip().split("+", 2)
     if len(parts) != 3:
         raise CorruptError("verifier key: expected name+keyid+base64")
     name, hex_id, blob = parts

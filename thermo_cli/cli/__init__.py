@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-from thermo_cli.cli._common import app, run_app
+from thermo_cli.cli._common import app, exit_process, run_app
 
 # Feature modules, each with register(app). Kept explicit so start-up imports only typer.
 _FEATURES = ("core", "legacy", "ternary", "tensors", "snn", "audit", "reliability")
@@ -25,4 +25,4 @@ for _name in _FEATURES:
 
 
 def main() -> None:
-    sys.exit(run_app(sys.argv[1:]))
+    exit_process(run_app(sys.argv[1:]))

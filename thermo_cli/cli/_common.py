@@ -4,6 +4,7 @@ Exit codes (documented in the README):
   0 ok · 1 verification failed · 2 usage error · 3 unreadable or corrupt input
   4 refused (would overwrite / convert without being asked) · 5 file locked · 6 not found
   70 internal error (a bug: rerun with --debug for the traceback) · 130 interrupted
+  141 the reader of stdout went away (as SIGPIPE would give, quietly)
 
 Conventions every command follows (clig.dev): data goes to stdout, messages to stderr;
 ``-`` means stdin or stdout; ``--json`` prints one JSON document on stdout; colour only
@@ -19,6 +20,7 @@ numpy and the library are imported inside the functions that need them.
 from __future__ import annotations
 
 import contextlib
+import copy
 import os
 import sys
 from collections.abc import Iterator
@@ -37,6 +39,7 @@ EXIT_LOCKED = 5
 EXIT_NOT_FOUND = 6
 EXIT_INTERNAL = 70
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141
 
 EXIT_CODES: dict[int, str] = {
     EXIT_OK: "ok",
@@ -48,6 +51,7 @@ EXIT_CODES: dict[int, str] = {
     EXIT_NOT_FOUND: "key, layer or file not found",
     EXIT_INTERNAL: "internal error (a bug: rerun with --debug for the traceback)",
     EXIT_INTERRUPTED: "interrupted (Ctrl-C)",
+    EXIT_BROKEN_PIPE: "output pipe closed early (as for SIGPIPE: `thermo log f | head`)",
 }
 """Every exit code the CLI uses, for the README and ``thermo --help``."""
 
@@ -117,15 +121,113 @@ class ThermoGroup(TyperGroup):
     """
 
     def invoke(self, ctx: Any) -> Any:
+        with _global_flags():
+            return self._invoke(ctx)
+
+    def _invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
-        except (typer.Exit, typer.Abort, KeyboardInterrupt, SystemExit, BrokenPipeError):
+        except (typer.Exit, typer.Abort, KeyboardInterrupt, SystemExit):
             raise
+        except BrokenPipeError:
+            _silence_broken_pipe()
+            raise typer.Exit(EXIT_BROKEN_PIPE) from None
         except Exception as exc:
             if _is_click_exception(exc):
                 raise
             raise typer.Exit(report_error(exc)) from exc
 
+
+def _install_fast_coercion() -> None:
+    """Coerce plain str/int/float/bool/Enum parameters without building pydantic TypeAdapters.
+
+    typer 0.29 converts every non-flag parameter through a pydantic ``TypeAdapter``; the
+    pydantic import and the adapters cost 60-150 ms on every invocation, more than
+    ``thermo get`` may take in all (50 ms above interpreter start-up) and a tenth of an
+    apply of 100,000 deltas. For the only annotations thermo's commands use (text,
+    numbers with min/max, choices) the same checks are cheap to do directly, with typer's
+    own choice matching and error class; anything else still goes through typer. If a
+    future typer moves these internals, the patch simply does not install.
+    """
+    try:
+        from dataclasses import dataclass
+        from enum import Enum
+
+        from typer import core as typer_core
+        from typer._coercion import RuntimeParam
+        from typer._param_types import coerce_cli_choice
+    except ImportError:  # pragma: no cover - a typer without these internals
+        return
+    original = getattr(typer_core._TyperParameter, "get_runtime_param", None)
+    if original is None or getattr(original, "_thermo_fast", False):  # pragma: no cover
+        return
+
+    @dataclass(frozen=True)
+    class PlainParam(RuntimeParam):  # type: ignore[misc]
+        def _coerce_value(self, value: Any, param: Any, ctx: Any) -> Any:
+            ann = self.annotation
+            if ann is str:
+                return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+            if ann is int or ann is float:
+                return self._number(value, ann, param, ctx)
+            if ann is bool:
+                return self._bool(value, param, ctx)
+            try:
+                return coerce_cli_choice(value, choices=list(ann),
+                                         case_sensitive=self.parameter_info.case_sensitive, ctx=ctx)
+            except ValueError as exc:
+                raise typer.BadParameter(str(exc), ctx=ctx, param=param) from None
+
+        def _bool(self, value: Any, param: Any, ctx: Any) -> bool:
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in ("1", "true", "t", "yes", "y", "on"):
+                return True
+            if text in ("", "0", "false", "f", "no", "n", "off"):
+                return False
+            raise typer.BadParameter(f"{value!r} is not a valid boolean.", ctx=ctx, param=param)
+
+        def _number(self, value: Any, ann: type, param: Any, ctx: Any) -> Any:
+            info = self.parameter_info
+            if isinstance(value, ann) and not isinstance(value, bool):
+                number = value
+            else:
+                try:
+                    number = ann(str(value).strip())
+                except ValueError:
+                    kind = "an integer" if ann is int else "a number"
+                    raise typer.BadParameter(f"{value!r} is not {kind}.", ctx=ctx, param=param) from None
+            if ann is float and number != number:  # NaN
+                raise typer.BadParameter(f"{value!r} is not a number.", ctx=ctx, param=param)
+            lo, hi = info.min, info.max
+            if info.clamp:
+                return ann(max(lo, number) if lo is not None else number) if hi is None else \
+                    ann(min(hi, max(lo, number) if lo is not None else number))
+            if (lo is not None and number < lo) or (hi is not None and number > hi):
+                rng = " and ".join(x for x in (f">= {lo}" if lo is not None else "",
+                                               f"<= {hi}" if hi is not None else "") if x)
+                raise typer.BadParameter(f"{value} is not in the range {rng}.", ctx=ctx, param=param)
+            return number
+
+    def plain(desc: Any) -> bool:
+        ann = desc.annotation
+        info = desc.parameter_info
+        if desc.file_annotation is not None or getattr(info, "parser", None) is not None:
+            return False
+        return ann in (str, int, float, bool) or (isinstance(ann, type) and issubclass(ann, Enum))
+
+    def get_runtime_param(self: Any) -> Any:
+        if self._runtime_param is None and plain(self.type_descriptor):
+            desc = self.type_descriptor
+            self._runtime_param = PlainParam(parameter_info=desc.parameter_info, annotation=desc.annotation)
+        return original(self)
+
+    get_runtime_param._thermo_fast = True  # type: ignore[attr-defined]
+    typer_core._TyperParameter.get_runtime_param = get_runtime_param  # type: ignore[method-assign]
+
+
+_install_fast_coercion()
 
 app = typer.Typer(
     name="thermo",
@@ -313,38 +415,109 @@ def human_bytes(n: float) -> str:
 # --- running -----------------------------------------------------------------------------------
 
 
-def _split_global_flags(argv: list[str]) -> list[str]:
+def _split_global_flags(argv: list[str]) -> tuple[list[str], bool, bool]:
     """Take --debug/--no-color from anywhere before ``--`` (they are global switches)."""
     cut = argv.index("--") if "--" in argv else len(argv)
     head, tail = argv[:cut], argv[cut:]
-    _state["debug"] = "--debug" in head
-    _state["no_color"] = "--no-color" in head
-    if _state["no_color"]:
+    rest = [a for a in head if a not in ("--debug", "--no-color")] + tail
+    return rest, "--debug" in head, "--no-color" in head
+
+
+@contextlib.contextmanager
+def _global_flags() -> Iterator[None]:
+    """Restore the global switches (and NO_COLOR) after one invocation.
+
+    They live in module state for the length of a command; an in-process caller (tests,
+    ``CliRunner``) must not see one invocation's ``--debug`` leak into the next.
+    """
+    saved = dict(_state)
+    saved_env = os.environ.get("NO_COLOR")
+    try:
+        yield
+    finally:
+        _state.update(saved)
+        if saved_env is None:
+            os.environ.pop("NO_COLOR", None)
+        else:
+            os.environ["NO_COLOR"] = saved_env
+
+
+def _set_flags(debug: bool, no_color: bool) -> None:
+    if debug:
+        _state["debug"] = True
+    if no_color:
+        _state["no_color"] = True
         os.environ["NO_COLOR"] = "1"  # rich (help screens included) honours it
-    return [a for a in head if a not in ("--debug", "--no-color")] + tail
+
+
+def _app_for(argv: list[str]) -> typer.Typer:
+    """The app, trimmed to the one plain command ``argv`` names (when it names one).
+
+    typer turns every registered function into a click command, reading signatures and
+    evaluating annotations, on every run: ~50 ms for thermo's 30 commands, as long as
+    ``thermo get`` may take in all. Running ``thermo get …`` needs only ``get``; help,
+    completion, command groups and unknown names use the whole app, so what a user
+    sees does not change.
+    """
+    if not argv or argv[0].startswith("-"):
+        return app
+    from typer.main import get_command_name
+
+    chosen = [c for c in app.registered_commands
+              if c.callback is not None and (c.name or get_command_name(c.callback.__name__)) == argv[0]]
+    if len(chosen) != 1:
+        return app
+    trimmed = copy.copy(app)
+    trimmed.registered_commands = chosen
+    trimmed.registered_groups = []
+    return trimmed
 
 
 def run_app(argv: list[str]) -> int:
     """Run the typer app; map library errors to one stderr line and an exit code."""
-    argv = _split_global_flags(argv)
-    try:
-        rv = app(args=argv, prog_name="thermo", standalone_mode=False)
-    except SystemExit as exc:
-        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    except KeyboardInterrupt:
-        err("thermo: interrupted")
-        return EXIT_INTERRUPTED
-    except BrokenPipeError:
-        _silence_broken_pipe()
-        return EXIT_OK
-    except BaseException as exc:  # the one place errors become exit codes
-        return _report(exc)
+    argv, debug, no_color = _split_global_flags(argv)
+    with _global_flags():
+        _set_flags(debug, no_color)
+        try:
+            rv = _app_for(argv)(args=argv, prog_name="thermo", standalone_mode=False)
+        except SystemExit as exc:
+            return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        except KeyboardInterrupt:
+            err("thermo: interrupted")
+            return EXIT_INTERRUPTED
+        except BrokenPipeError:
+            _silence_broken_pipe()
+            return EXIT_BROKEN_PIPE
+        except BaseException as exc:  # the one place errors become exit codes
+            return _report(exc)
     return rv if isinstance(rv, int) and not isinstance(rv, bool) else EXIT_OK
 
 
+def exit_process(code: int) -> None:
+    """End the ``thermo`` process now: flush stdout/stderr, then ``os._exit``.
+
+    A big apply leaves 100,000s of objects whose one-by-one deallocation at interpreter
+    shutdown costs ~0.1 s and buys nothing: the kernel frees the memory at once, and
+    every file was already committed and fsynced. Only the installed script calls this;
+    in-process callers (tests) use :func:`run_app`.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except BrokenPipeError:
+            _silence_broken_pipe()
+            code = code or EXIT_BROKEN_PIPE
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
+
+
 def _silence_broken_pipe() -> None:
-    """`thermo log f | head`: the reader left; exit quietly like other Unix tools."""
-    with contextlib.suppress(OSError):
+    """`thermo log f | head`: the reader left; exit quietly like other Unix tools.
+
+    stdout is pointed at /dev/null so the interpreter's final flush cannot fail again.
+    """
+    with contextlib.suppress(OSError, ValueError, AttributeError):
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
 
@@ -369,8 +542,18 @@ def _exit_code_epilog() -> str:
     return f"Exit codes: {rows}."
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from thermo_cli import __version__
+
+        sys.stdout.write(f"thermo {__version__}\n")
+        raise typer.Exit()
+
+
 @app.callback(epilog=_exit_code_epilog())
 def _global_options(
+    version: bool = typer.Option(False, "--version", "-V", callback=_print_version, is_eager=True,
+                                 help="Print the version and exit."),
     debug: bool = typer.Option(False, "--debug", help="Show full tracebacks for internal errors."),
     no_color: bool = typer.Option(False, "--no-color", help="Disable colour (also NO_COLOR=1)."),
 ) -> None:
@@ -378,7 +561,4 @@ def _global_options(
 
     Data goes to stdout, messages to stderr; '-' means stdin/stdout.
     """
-    if debug:
-        _state["debug"] = True
-    if no_color:
-        _state["no_color"] = True
+    _set_flags(debug, no_color)

@@ -11,12 +11,13 @@ was. Library modules are imported inside the commands to keep ``thermo --help`` 
 from __future__ import annotations
 
 import contextlib
+import gc
 import sys
 import time
 from collections.abc import Iterator
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -38,13 +39,13 @@ if TYPE_CHECKING:
     from thermo_cli.model import LogRecord, ReadResult
 
 
-class Preset(str, Enum):
+class Preset(StrEnum):
     default = "default"
     fast_learner = "fast-learner"
     organic = "organic"
 
 
-class Plasticity(str, Enum):
+class Plasticity(StrEnum):
     stdp = "stdp"
     conservative = "conservative"
     aggressive = "aggressive"
@@ -52,30 +53,45 @@ class Plasticity(str, Enum):
     bayesian = "bayesian"
 
 
-class Policy(str, Enum):
+class Policy(StrEnum):
     default = "default"
     aggressive = "aggressive"
     conservative = "conservative"
     manual = "manual"
 
 
-class LayerName(str, Enum):
+class LayerName(StrEnum):
     hot = "hot"
     warm = "warm"
     cool = "cool"
     cold = "cold"
 
 
-class ExportFormat(str, Enum):
+class ExportFormat(StrEnum):
     engram = "engram"
     jsonl = "jsonl"
 
 
-_FILE = typer.Argument(..., help="Thermogram file (.thermo, or a Rust-crate legacy file).",
-                       show_default=False)
-_JSON = typer.Option(False, "--json", help="Print the result as JSON on stdout.")
-_UPGRADE = typer.Option(False, "--upgrade",
-                        help="Allow converting a Rust-crate legacy file to .thermo in place.")
+DEFAULT_MAX_LINE = 64 * 1024 * 1024
+
+FileArg = Annotated[str, typer.Argument(help="Thermogram file (.thermo, or a Rust-crate legacy file).",
+                                        show_default=False)]
+KeyArg = Annotated[str, typer.Argument(help="Key of the entry (its hottest layer is changed).",
+                                       show_default=False)]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
+UpgradeOpt = Annotated[bool, typer.Option(
+    "--upgrade", help="Allow converting a Rust-crate legacy file to .thermo in place.")]
+ForceOpt = Annotated[bool, typer.Option("--force", "-f", help="Overwrite an existing file.")]
+PresetOpt = Annotated[Preset, typer.Option("--preset", help="Thermal layer preset.")]
+PlasticityOpt = Annotated[Plasticity, typer.Option("--plasticity", help="Plasticity rule.")]
+PolicyOpt = Annotated[Policy, typer.Option("--policy", help="Auto-consolidation policy.")]
+SourceOpt = Annotated[str, typer.Option("--source", help="Source recorded for deltas that name none.")]
+MaxLineOpt = Annotated[int, typer.Option("--max-line-bytes", min=1, help="Longest accepted JSONL line.")]
+
+_PROMOTIONS = ("hot_warm", "warm_cool", "cool_cold")
+_KEEP_UNTIL_EXIT: list[Any] = []
+"""The last applied thermogram: see ``_common.exit_process`` for why it is not freed."""
+_DEMOTIONS = ("cold_cool", "cool_warm", "warm_hot")
 
 _APPLY_PROGRESS_BYTES = 16 * 1024 * 1024
 """Inputs smaller than this finish too fast for a progress bar to help."""
@@ -116,11 +132,23 @@ def _check_writable(path: str, upgrade: bool) -> str:
     return kind
 
 
+def _require_file(path: str) -> None:
+    """Fail before taking a lock, so no lock file is left beside a path that does not exist."""
+    from thermo_cli.errors import FormatError, NotFoundError
+
+    p = Path(path)
+    if not p.exists():
+        raise NotFoundError(f"{path}: no such file")
+    if p.is_dir():
+        raise FormatError(f"{path}: is a directory, not a thermogram file")
+
+
 @contextlib.contextmanager
 def _writing(path: str, upgrade: bool, *, log: str = "tail") -> Iterator[Thermogram]:
     """Lock, load, yield the thermogram; commit when the block succeeds, else leave the file."""
     from thermo_cli import store
 
+    _require_file(path)
     with store.locked(path):
         _check_writable(path, upgrade)
         tg = store.load(path, layers="lazy", log=log)
@@ -246,22 +274,24 @@ def _apply_stream(tg: Thermogram, lines: Iterator[tuple[int, bytes]], *, source:
     skipped: list[str] = []
 
     def deltas() -> Iterator[Any]:
-        loads, build = orjson.loads, parser.from_obj
+        loads, build, decode_error = orjson.loads, parser.from_obj, orjson.JSONDecodeError
         for lineno, line in lines:
             current[0] = lineno
             try:
                 try:
-                    obj = loads(line)
-                except orjson.JSONDecodeError:
-                    obj = jsonl.load_line(lineno, line)  # raises with the reason
-                if type(obj) is dict and "kind" in obj and "op" not in obj:
-                    raise jsonl.LineError(lineno, "this is a thermo JSONL export, not a delta stream: "
-                                                  "use `thermo import-jsonl`")
-                yield build(lineno, obj)
+                    d = build(lineno, loads(line))
+                except decode_error:
+                    jsonl.load_line(lineno, line)  # raises with orjson's reason
+                    raise
+                except jsonl.LineError:
+                    _refuse_export_line(lineno, line)
+                    raise
             except ThermoError as exc:
                 if not skip_invalid:
                     raise
                 skipped.append(str(exc))
+                continue
+            yield d
 
     policy = tg.policy
     if not auto:
@@ -290,19 +320,45 @@ def _apply_stream(tg: Thermogram, lines: Iterator[tuple[int, bytes]], *, source:
         tg.policy = policy
 
 
+@contextlib.contextmanager
+def _no_gc() -> Iterator[None]:
+    """Pause the cycle collector: a big batch makes 100,000s of small acyclic objects and
+    each collection pass would only walk them again (~15 % of an apply)."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
+def _refuse_export_line(lineno: int, line: bytes) -> None:
+    """A line of `thermo export --format jsonl` output gets a hint instead of 'unknown field'."""
+    import orjson
+
+    from thermo_cli import jsonl
+
+    obj = orjson.loads(line)
+    if isinstance(obj, dict) and "kind" in obj and "op" not in obj:
+        raise jsonl.LineError(lineno, "this is a thermo JSONL export, not a delta stream: "
+                                      "use `thermo import-jsonl`")
+
+
 # --- commands --------------------------------------------------------------------------------
 
 
-def register(app: typer.Typer) -> None:  # noqa: C901 - one place that lists the commands
+def register(app: typer.Typer) -> None:
     @app.command("init")
     def init(
-        file: str = _FILE,
-        name: str = typer.Option(None, "--name", "-n", help="Thermogram name [default: file stem]."),
-        preset: Preset = typer.Option(Preset.default, "--preset", help="Thermal layer preset."),
-        plasticity: Plasticity = typer.Option(Plasticity.stdp, "--plasticity", help="Plasticity rule."),
-        policy: Policy = typer.Option(Policy.default, "--policy", help="Auto-consolidation policy."),
-        force: bool = typer.Option(False, "--force", "-f", help="Overwrite an existing file."),
-        json_out: bool = _JSON,
+        file: FileArg,
+        name: Annotated[str | None, typer.Option("--name", "-n", help="Thermogram name [default: file stem].",
+                                                 show_default=False)] = None,
+        preset: PresetOpt = Preset.default,
+        plasticity: PlasticityOpt = Plasticity.stdp,
+        policy: PolicyOpt = Policy.default,
+        force: ForceOpt = False,
+        json_out: JsonOpt = False,
     ) -> None:
         """Create an empty thermogram.
 
@@ -323,21 +379,21 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one place that lists the
 
     @app.command("apply")
     def apply(
-        file: str = _FILE,
-        deltas: str = typer.Argument("-", help="JSONL delta stream; '-' (default) reads stdin."),
-        source: str = typer.Option("thermo", "--source", help="Source for deltas that name none."),
-        skip_invalid: bool = typer.Option(
-            False, "--skip-invalid", help="Skip bad lines (reported on stderr) instead of aborting."),
-        auto_consolidate: bool = typer.Option(
-            True, "--auto-consolidate/--no-auto-consolidate",
-            help="Consolidate when the file's policy says so (checked after every delta)."),
-        dry_run: bool = typer.Option(False, "--dry-run", help="Validate and apply in memory only."),
-        max_line_bytes: int = typer.Option(
-            64 * 1024 * 1024, "--max-line-bytes", min=1, help="Longest accepted JSONL line."),
-        max_key_bytes: int = typer.Option(4096, "--max-key-bytes", min=1, max=4096,
-                                          help="Longest accepted key (UTF-8 bytes)."),
-        upgrade: bool = _UPGRADE,
-        json_out: bool = _JSON,
+        file: FileArg,
+        deltas: Annotated[str, typer.Argument(help="JSONL delta stream; '-' reads stdin.")] = "-",
+        source: SourceOpt = "thermo",
+        skip_invalid: Annotated[bool, typer.Option(
+            "--skip-invalid", help="Skip bad lines (reported on stderr) instead of aborting.")] = False,
+        auto_consolidate: Annotated[bool, typer.Option(
+            "--auto-consolidate/--no-auto-consolidate",
+            help="Consolidate when the file's policy says so (checked after every delta).")] = True,
+        dry_run: Annotated[bool, typer.Option("--dry-run",
+                                              help="Validate and apply in memory only.")] = False,
+        max_line_bytes: MaxLineOpt = DEFAULT_MAX_LINE,
+        max_key_bytes: Annotated[int, typer.Option("--max-key-bytes", min=1, max=4096,
+                                                   help="Longest accepted key (UTF-8 bytes).")] = 4096,
+        upgrade: UpgradeOpt = False,
+        json_out: JsonOpt = False,
     ) -> None:
         """Apply a JSONL stream of deltas, linked to the chain head, all-or-nothing.
 
@@ -354,7 +410,8 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one place that lists the
         limits = jsonl.Limits(max_line_bytes=max_line_bytes, max_key_bytes=max_key_bytes)
         started = time.perf_counter()
         size = _input_size(deltas)
-        with store.locked(file):
+        _require_file(file)
+        with _no_gc(), store.locked(file):
             _check_writable(file, upgrade)
             tg = store.load(file, layers="lazy", log="tail")
             before = tg.meta.total_consolidations
@@ -366,6 +423,7 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one place that lists the
                                                  skip_invalid=skip_invalid, auto=auto_consolidate)
             if not dry_run and (applied or tg.log_length != tg.persisted):
                 store.commit(file, tg, upgrade=upgrade)
+        _KEEP_UNTIL_EXIT[:] = [tg]  # freed by the process exit, not object by object
         consolidations = tg.meta.total_consolidations - before
         for message in skipped:
             err(f"thermo: skipped {message}")
@@ -382,7 +440,7 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one place that lists the
             f"head {_short(tg.head_hash)} ({elapsed:.2f} s)")
 
     @app.command("consolidate")
-    def consolidate(file: str = _FILE, upgrade: bool = _UPGRADE, json_out: bool = _JSON) -> None:
+    def consolidate(file: FileArg, upgrade: UpgradeOpt = False, json_out: JsonOpt = False) -> None:
         """Fold the uncommitted deltas into the hot layer, prune, crystallize; log the point.
 
         Example: thermo consolidate memory.thermo --json
@@ -402,11 +460,11 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one place that lists the
 
     @app.command("tick")
     def tick(
-        file: str = _FILE,
-        decay: bool = typer.Option(True, "--decay/--no-decay", help="Decay strengths first."),
-        repeat: int = typer.Option(1, "--repeat", "-r", min=1, help="Run this many ticks."),
-        upgrade: bool = _UPGRADE,
-        json_out: bool = _JSON,
+        file: FileArg,
+        decay: Annotated[bool, typer.Option("--decay/--no-decay", help="Decay strengths first.")] = True,
+        repeat: Annotated[int, typer.Option("--repeat", "-r", min=1, help="Run this many ticks.")] = 1,
+        upgrade: UpgradeOpt = False,
+        json_out: JsonOpt = False,
     ) -> None:
         """Advance time: decay every layer, then promote, demote and prune (ENGINE.md order).
 
@@ -426,33 +484,20 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one place that lists the
             entries = {layer.label: len(tg.layers[layer]) for layer in tg.layers}
         if json_out:
             print_json({"file": file, "ticks": repeat, "decayed": decayed,
-                        "promoted": dict(zip(("hot_warm", "warm_cool", "cool_cold"), promoted, strict=True)),
-                        "demoted": dict(zip(("cold_cool", "cool_warm", "warm_hot"), demoted, strict=True)),
+                        "promoted": dict(zip(_PROMOTIONS, promoted, strict=True)),
+                        "demoted": dict(zip(_DEMOTIONS, demoted, strict=True)),
                         "pruned": pruned, "entries": entries})
         layers = ", ".join(f"{k} {v}" for k, v in entries.items())
         err(f"ticked {file}{f' x{repeat}' if repeat > 1 else ''}: decayed {decayed}, promoted "
             f"{sum(promoted)}, demoted {sum(demoted)}, pruned {pruned}; {layers}")
 
-    def _strength_change(verb: str, file: str, key: str, amount: float, upgrade: bool,
-                         json_out: bool) -> None:
-        with _writing(file, upgrade) as tg:
-            before = tg.read_entry(key)
-            layer, entry = getattr(tg, verb)(key, amount)
-        old = before.strength if before is not None and before.source == layer.label else None
-        if json_out:
-            print_json({"file": file, "key": key, "layer": layer.label, "amount": amount,
-                        "strength_before": old, "strength": entry.strength,
-                        "update_count": entry.update_count})
-        was = f"{_fmt_strength(old)} → " if old is not None else ""
-        err(f"{verb}d {key!r} in {layer.label}: strength {was}{_fmt_strength(entry.strength)}")
-
     @app.command("reinforce")
     def reinforce(
-        file: str = _FILE,
-        key: str = typer.Argument(..., help="Key of the entry (its hottest layer is changed)."),
-        amount: float = typer.Argument(..., help="Strength to add (capped at 1).", min=0),
-        upgrade: bool = _UPGRADE,
-        json_out: bool = _JSON,
+        file: FileArg,
+        key: KeyArg,
+        amount: Annotated[float, typer.Argument(help="Strength to add (capped at 1).", min=0)],
+        upgrade: UpgradeOpt = False,
+        json_out: JsonOpt = False,
     ) -> None:
         """Strengthen an entry: strength = min(1, strength + AMOUNT), one more update.
 
@@ -462,11 +507,11 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one place that lists the
 
     @app.command("weaken")
     def weaken(
-        file: str = _FILE,
-        key: str = typer.Argument(..., help="Key of the entry (its hottest layer is changed)."),
-        amount: float = typer.Argument(..., help="Strength to remove (floored at 0).", min=0),
-        upgrade: bool = _UPGRADE,
-        json_out: bool = _JSON,
+        file: FileArg,
+        key: KeyArg,
+        amount: Annotated[float, typer.Argument(help="Strength to remove (floored at 0).", min=0)],
+        upgrade: UpgradeOpt = False,
+        json_out: JsonOpt = False,
     ) -> None:
         """Weaken an entry: strength = max(0, strength - AMOUNT).
 
@@ -476,55 +521,38 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one place that lists the
 
     @app.command("warm")
     def warm(
-        file: str = _FILE,
-        key: str = typer.Argument(None, help="Cold key to bring back to the hot layer.", show_default=False),
-        match: str = typer.Option(None, "--match", "-m", help="Warm every cold key matching this glob."),
-        regex: bool = typer.Option(False, "--regex", help="--match is a regular expression."),
-        upgrade: bool = _UPGRADE,
-        json_out: bool = _JSON,
+        file: FileArg,
+        key: Annotated[str | None, typer.Argument(help="Cold key to bring back to the hot layer.",
+                                                  show_default=False)] = None,
+        match: Annotated[str | None, typer.Option("--match", "-m", help="Warm every cold key matching "
+                                                  "this glob.", show_default=False)] = None,
+        regex: Annotated[bool, typer.Option("--regex", help="--match is a regular expression.")] = False,
+        upgrade: UpgradeOpt = False,
+        json_out: JsonOpt = False,
     ) -> None:
         """Move cold entries back to hot (strength reduced by a tenth of warming_delta).
 
         Example: thermo warm memory.thermo --match 'emb/*'
         """
-        from thermo_cli.errors import NotFoundError, RefusedError
-        from thermo_cli.model import Layer
-
-        where = None
         if (key is None) == (match is None):
             err("thermo: error: give a KEY or --match PATTERN (not both)")
             raise typer.Exit(EXIT_USAGE)
         if regex and match is None:
             err("thermo: error: --regex needs --match")
             raise typer.Exit(EXIT_USAGE)
-        with _writing(file, upgrade) as tg:
-            if not tg.thermal.allow_warming:
-                raise RefusedError(f"{file}: warming is disabled in its thermal config (allow_warming)")
-            if match is not None:
-                warmed = tg.warm_matching(match, regex=regex)
-            elif tg.warm(key):
-                warmed = [key]
-            else:
-                where = next((layer.label for layer in Layer if key in tg.layers[layer]), None)
-                if where is None:
-                    raise NotFoundError(f"key {key!r} is in no layer of {file}")
-                warmed = []
-        if json_out:
-            print_json({"file": file, "warmed": warmed, "count": len(warmed)})
-        if key is not None and not warmed:
-            err(f"{key!r} is in the {where} layer, not cold: nothing to warm")
-        else:
-            err(f"warmed {len(warmed)} entr{'y' if len(warmed) == 1 else 'ies'} in {file}")
+        _warm(file, key, match, regex, upgrade, json_out)
 
     @app.command("get")
     def get(
-        file: str = _FILE,
-        key: str = typer.Argument(..., help="Key to read."),
-        raw: bool = typer.Option(False, "--raw", help="Write the exact value bytes, nothing added."),
-        json_out: bool = typer.Option(False, "--json",
-                                      help="Print value, layer, strength and tensor info as JSON."),
-        as_npy: str = typer.Option(None, "--as-npy", metavar="OUT",
-                                   help="Write a tensor value as a .npy file ('-' for stdout)."),
+        file: FileArg,
+        key: Annotated[str, typer.Argument(help="Key to read.", show_default=False)],
+        raw: Annotated[bool, typer.Option("--raw",
+                                          help="Write the exact value bytes, nothing added.")] = False,
+        json_out: Annotated[bool, typer.Option(
+            "--json", help="Print value, layer, strength and tensor info as JSON.")] = False,
+        as_npy: Annotated[str | None, typer.Option(
+            "--as-npy", metavar="OUT", help="Write a tensor value as a .npy file ('-' for stdout).",
+            show_default=False)] = None,
     ) -> None:
         """Read one key: newest uncommitted delta first, then hot → warm → cool → cold.
 
@@ -538,6 +566,9 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one place that lists the
 
         if sum((raw, json_out, as_npy is not None)) > 1:
             err("thermo: error: --raw, --json and --as-npy are alternatives")
+            raise typer.Exit(EXIT_USAGE)
+        if (as_npy == "-" or raw) and sys.stdout.isatty():
+            err("thermo: error: not writing binary data to a terminal: redirect stdout or name a file")
             raise typer.Exit(EXIT_USAGE)
         result = store.read(file, key)
         if result is None:
@@ -553,11 +584,14 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one place that lists the
 
     @app.command("keys")
     def keys(
-        file: str = _FILE,
-        layer: LayerName = typer.Option(None, "--layer", "-l", help="Only this layer's keys."),
-        prefix: str = typer.Option(None, "--prefix", "-p", help="Only keys starting with this."),
-        null: bool = typer.Option(False, "--null", "-0", help="Separate keys with NUL, not newline."),
-        json_out: bool = typer.Option(False, "--json", help="Print a JSON array of keys."),
+        file: FileArg,
+        layer: Annotated[LayerName | None, typer.Option("--layer", "-l", help="Only this layer's keys.",
+                                                        show_default=False)] = None,
+        prefix: Annotated[str | None, typer.Option("--prefix", "-p", help="Only keys starting with this.",
+                                                   show_default=False)] = None,
+        null: Annotated[bool, typer.Option("--null", "-0",
+                                           help="Separate keys with NUL, not newline.")] = False,
+        json_out: Annotated[bool, typer.Option("--json", help="Print a JSON array of keys.")] = False,
     ) -> None:
         """List the keys a read finds (sorted), or one layer's keys.
 
@@ -577,7 +611,7 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one place that lists the
             sys.stdout.flush()
 
     @app.command("stats")
-    def stats(file: str = _FILE, json_out: bool = _JSON) -> None:
+    def stats(file: FileArg, json_out: JsonOpt = False) -> None:
         """Entries per layer, deltas, consolidations, sizes and compression.
 
         Example: thermo stats memory.thermo
@@ -590,113 +624,69 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one place that lists the
 
     @app.command("log")
     def log(
-        file: str = _FILE,
-        key: str = typer.Argument(None, help="Only records about this key.", show_default=False),
-        json_out: bool = typer.Option(False, "--json", help="Print a JSON array of records."),
-        values: bool = typer.Option(False, "--values", help="Include delta values in --json output."),
-        events: bool = typer.Option(True, "--events/--no-events",
-                                    help="Include consolidation points and layer operations."),
-        last: int = typer.Option(None, "--last", "-n", min=0, help="Only the newest N records."),
+        file: FileArg,
+        key: Annotated[str | None, typer.Argument(help="Only records about this key.",
+                                                  show_default=False)] = None,
+        json_out: Annotated[bool, typer.Option("--json", help="Print a JSON array of records.")] = False,
+        values: Annotated[bool, typer.Option("--values",
+                                             help="Include delta values in --json output.")] = False,
+        events: Annotated[bool, typer.Option(
+            "--events/--no-events", help="Include consolidation points and layer operations.")] = True,
+        last: Annotated[int | None, typer.Option("--last", "-n", min=0, help="Only the newest N records.",
+                                                 show_default=False)] = None,
     ) -> None:
         """The history, oldest first, including deltas already consolidated.
 
         Example: thermo log memory.thermo greeting --json
         """
-        from thermo_cli import store
-        from thermo_cli.model import Delta
-
-        tg = store.load(file, layers="lazy", log="tail")
-        dirty_start = tg.dirty_start
-
-        def chosen() -> Iterator[tuple[int, Any]]:
-            for index, rec in enumerate(store.iter_log(file)):
-                if not events and not isinstance(rec, Delta):
-                    continue
-                if key is not None and not _mentions(rec, key):
-                    continue
-                yield index, rec
-
-        selected: Any = chosen()
-        if last is not None:
-            from collections import deque
-
-            selected = deque(selected, maxlen=last)
-        out = sys.stdout
-        if json_out:
-            from thermo_cli.cli._common import json_bytes
-
-            first = True
-            out.write("[")
-            for index, rec in selected:
-                out.write(("\n" if first else ",\n") + json_bytes(
-                    _record_json(index, rec, dirty_start, values)).decode("utf-8"))
-                first = False
-            out.write("\n]\n" if not first else "]\n")
-        else:
-            for index, rec in selected:
-                out.write(_record_line(index, rec, dirty_start) + "\n")
-        out.flush()
+        _print_log(file, key, json_out=json_out, values=values, events=events, last=last)
 
     @app.command("export")
     def export(
-        file: str = _FILE,
-        out: str = typer.Argument(..., help="Output file; '-' for stdout."),
-        fmt: ExportFormat = typer.Option(
-            None, "--format", "-f",
+        file: FileArg,
+        out: Annotated[str, typer.Argument(help="Output file; '-' for stdout.", show_default=False)],
+        fmt: Annotated[ExportFormat | None, typer.Option(
+            "--format", "-f", show_default=False,
             help="engram (the crate's JSON, all layers + history) or jsonl (lossless dump) "
-                 "[default: by OUT's extension, engram unless .jsonl]."),
-        force: bool = typer.Option(False, "--force", help="Overwrite OUT if it exists."),
-        json_out: bool = _JSON,
+                 "[default: by OUT's extension, engram unless .jsonl].")] = None,
+        force: Annotated[bool, typer.Option("--force", help="Overwrite OUT if it exists.")] = False,
+        json_out: JsonOpt = False,
     ) -> None:
         """Export all four layers and the full history as Engram JSON or a JSONL dump.
 
         Example: thermo export memory.thermo memory.json; thermo export memory.thermo dump.jsonl
         """
-        from thermo_cli import exchange, store
-
         if fmt is None:
             fmt = ExportFormat.jsonl if out.endswith((".jsonl", ".ndjson")) else ExportFormat.engram
         if out == "-" and json_out:
             err("thermo: error: --json prints to stdout, so OUT cannot be '-' too")
             raise typer.Exit(EXIT_USAGE)
-        tg = store.load(file, layers="lazy", log="tail")
-        total = sum(len(tg.layers[layer]) for layer in tg.layers) + tg.log_length
-        with open_output(out, overwrite=force) as fh, progress("exporting", total, min_total=50_000) as bar:
-            records = store.iter_log(file)
-            if fmt is ExportFormat.engram:
-                counts = exchange.export_engram(tg, records, fh, on_item=bar.advance)
-            else:
-                counts = exchange.export_jsonl(tg, records, fh, log_length=tg.log_length,
-                                               head_hash=tg.head_hash, on_item=bar.advance)
-        if json_out:
-            print_json({"file": file, "out": out, "format": fmt.value, **counts})
-        err(f"exported {file} to {out} ({fmt.value}): {counts['entries']} entries, "
-            f"{counts['deltas']} deltas, {counts['events']} events")
+        _export(file, out, fmt, force=force, json_out=json_out)
 
     @app.command("import-jsonl")
     def import_jsonl(
-        src: str = typer.Argument(..., help="A `thermo export --format jsonl` dump or a delta "
-                                            "stream; '-' reads stdin."),
-        out: str = typer.Argument(..., help="New thermogram file."),
-        name: str = typer.Option(None, "--name", "-n", help="Name for a delta stream's new thermogram."),
-        preset: Preset = typer.Option(Preset.default, "--preset", help="Thermal preset (delta streams)."),
-        plasticity: Plasticity = typer.Option(Plasticity.stdp, "--plasticity",
-                                              help="Plasticity rule (delta streams)."),
-        policy: Policy = typer.Option(Policy.default, "--policy", help="Consolidation policy (delta streams)."),
-        source: str = typer.Option("thermo", "--source", help="Source for deltas that name none."),
-        max_line_bytes: int = typer.Option(64 * 1024 * 1024, "--max-line-bytes", min=1,
-                                           help="Longest accepted JSONL line."),
-        force: bool = typer.Option(False, "--force", help="Overwrite OUT if it exists."),
-        json_out: bool = _JSON,
+        src: Annotated[str, typer.Argument(help="A `thermo export --format jsonl` dump or a delta stream; "
+                                                "'-' reads stdin.", show_default=False)],
+        out: Annotated[str, typer.Argument(help="New thermogram file.", show_default=False)],
+        name: Annotated[str | None, typer.Option("--name", "-n", show_default=False,
+                                                 help="Name for a delta stream's thermogram.")] = None,
+        preset: PresetOpt = Preset.default,
+        plasticity: PlasticityOpt = Plasticity.stdp,
+        policy: PolicyOpt = Policy.default,
+        source: SourceOpt = "thermo",
+        max_line_bytes: MaxLineOpt = DEFAULT_MAX_LINE,
+        force: Annotated[bool, typer.Option("--force", help="Overwrite OUT if it exists.")] = False,
+        json_out: JsonOpt = False,
     ) -> None:
-        """Build a new thermogram from a JSONL dump (exact: same layers, log and head hash)
-        or from a plain delta stream (applied to a fresh thermogram, like init + apply).
+        """Build a new thermogram from a JSONL export (exactly) or a plain delta stream.
+
+        A `thermo export --format jsonl` dump gives back the same layers, log and head
+        hash; a delta stream is applied to a fresh thermogram, like init + apply.
+
+        --name/--preset/--plasticity/--policy apply to delta streams; a dump carries its own.
 
         Example: thermo export a.thermo dump.jsonl && thermo import-jsonl dump.jsonl b.thermo
         """
-        import orjson
-
-        from thermo_cli import exchange, jsonl, store
         from thermo_cli.errors import RefusedError
 
         if not force and Path(out).exists():
@@ -704,33 +694,154 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one place that lists the
         if src == "-" and sys.stdin.isatty():
             err("thermo: error: reading from a terminal: pipe a JSONL file or name one")
             raise typer.Exit(EXIT_USAGE)
-        limits = jsonl.Limits(max_line_bytes=max_line_bytes)
-        with open_input(src) as raw, progress("importing", _input_size(src),
-                                              min_total=_APPLY_PROGRESS_BYTES, unit="bytes") as bar:
-            stream = _CountingReader(raw, bar) if is_interactive() else raw
-            lines = jsonl.iter_lines(stream, max_line_bytes=limits.max_line_bytes)
-            first = next(lines, None)
-            rest: Iterator[tuple[int, bytes]] = _chain_first(first, lines)
-            header = None
-            if first is not None:
-                with contextlib.suppress(orjson.JSONDecodeError):
-                    header = orjson.loads(first[1])
-            if exchange.is_dump_header(header):
-                tg = exchange.import_dump(rest, limits=limits)
-                kind = "dump"
-                applied = sum(1 for r in tg.records if type(r).__name__ == "Delta")
-            else:
-                tg = _new_thermogram(name or Path(out).stem or "thermogram", preset, plasticity, policy)
-                applied, _ = _apply_stream(tg, rest, source=source, limits=limits,
-                                           skip_invalid=False, auto=True)
-                kind = "delta stream"
-        store.create(out, tg, overwrite=force)
-        entries = sum(len(tg.layers[layer]) for layer in tg.layers)
-        if json_out:
-            print_json({"file": out, "source": src, "kind": kind, "deltas": applied,
-                        "log_length": tg.log_length, "entries": entries, "head_hash": tg.head_hash})
-        err(f"imported {src} ({kind}) into {out}: {applied} deltas, {tg.log_length} log records, "
-            f"{entries} entries; head {_short(tg.head_hash)}")
+        fresh = _new_thermogram(name or Path(out).stem or "thermogram", preset, plasticity, policy)
+        _import_jsonl(src, out, fresh, source=source, max_line_bytes=max_line_bytes, force=force,
+                      json_out=json_out)
+
+
+# --- command bodies ----------------------------------------------------------------------------
+
+
+def _strength_change(verb: str, file: str, key: str, amount: float, upgrade: bool, json_out: bool) -> None:
+    with _writing(file, upgrade) as tg:
+        before = tg.read_entry(key)
+        layer, entry = getattr(tg, verb)(key, amount)
+    old = before.strength if before is not None and before.source == layer.label else None
+    if json_out:
+        print_json({"file": file, "key": key, "layer": layer.label, "amount": amount,
+                    "strength_before": old, "strength": entry.strength,
+                    "update_count": entry.update_count})
+    was = f"{_fmt_strength(old)} → " if old is not None else ""
+    done = {"reinforce": "reinforced", "weaken": "weakened"}[verb]
+    err(f"{done} {key!r} in {layer.label}: strength {was}{_fmt_strength(entry.strength)}")
+
+
+def _warm(file: str, key: str | None, match: str | None, regex: bool, upgrade: bool, json_out: bool) -> None:
+    from thermo_cli.errors import NotFoundError, RefusedError
+    from thermo_cli.model import Layer
+
+    where = None
+    with _writing(file, upgrade) as tg:
+        if not tg.thermal.allow_warming:
+            raise RefusedError(f"{file}: warming is disabled in its thermal config (allow_warming)")
+        if match is not None:
+            warmed = tg.warm_matching(match, regex=regex)
+        elif key is not None and tg.warm(key):
+            warmed = [key]
+        else:
+            where = next((layer.label for layer in Layer if key in tg.layers[layer]), None)
+            if where is None:
+                raise NotFoundError(f"key {key!r} is in no layer of {file}")
+            warmed = []
+    if json_out:
+        print_json({"file": file, "warmed": warmed, "count": len(warmed)})
+    if where is not None:
+        err(f"{key!r} is in the {where} layer, not cold: nothing to warm")
+    else:
+        err(f"warmed {len(warmed)} entr{'y' if len(warmed) == 1 else 'ies'} in {file}")
+
+
+def _print_log(file: str, key: str | None, *, json_out: bool, values: bool, events: bool,
+               last: int | None) -> None:
+    from thermo_cli import store
+    from thermo_cli.model import Delta
+
+    dirty_start = _dirty_start(file)
+
+    def chosen() -> Iterator[tuple[int, Any]]:
+        for index, rec in enumerate(store.iter_log(file)):
+            if not events and not isinstance(rec, Delta):
+                continue
+            if key is not None and not _mentions(rec, key):
+                continue
+            yield index, rec
+
+    selected: Any = chosen()
+    if last is not None:
+        from collections import deque
+
+        selected = deque(selected, maxlen=last)
+    out = sys.stdout
+    if json_out:
+        from thermo_cli.cli._common import json_bytes
+
+        first = True
+        out.write("[")
+        for index, rec in selected:
+            out.write(("\n" if first else ",\n") + json_bytes(
+                _record_json(index, rec, dirty_start, values)).decode("utf-8"))
+            first = False
+        out.write("]\n" if first else "\n]\n")
+    else:
+        for index, rec in selected:
+            out.write(_record_line(index, rec, dirty_start) + "\n")
+    out.flush()
+
+
+def _dirty_start(file: str) -> int:
+    """Index of the first uncommitted record: a container's trailer says it, no decoding."""
+    from thermo_cli import store
+
+    if store.sniff(file) != "thermo":
+        return store.load(file).dirty_start
+    reader = store.open_reader(file)
+    try:
+        return int(reader.trailer.dirty_start)
+    finally:
+        reader.close()
+
+
+def _export(file: str, out: str, fmt: ExportFormat, *, force: bool, json_out: bool) -> None:
+    from thermo_cli import exchange, store
+
+    tg = store.load(file, layers="lazy", log="tail")
+    total = sum(len(tg.layers[layer]) for layer in tg.layers) + tg.log_length
+    with open_output(out, overwrite=force) as fh, progress("exporting", total, min_total=50_000) as bar:
+        records = store.iter_log(file)
+        if fmt is ExportFormat.engram:
+            counts = exchange.export_engram(tg, records, fh, on_item=bar.advance)
+        else:
+            counts = exchange.export_jsonl(tg, records, fh, log_length=tg.log_length,
+                                           head_hash=tg.head_hash, on_item=bar.advance)
+    if json_out:
+        print_json({"file": file, "out": out, "format": fmt.value, **counts})
+    err(f"exported {file} to {out} ({fmt.value}): {counts['entries']} entries, "
+        f"{counts['deltas']} deltas, {counts['events']} events")
+
+
+def _import_jsonl(src: str, out: str, fresh: Thermogram, *, source: str, max_line_bytes: int,
+                  force: bool, json_out: bool) -> None:
+    import orjson
+
+    from thermo_cli import exchange, jsonl, store
+    from thermo_cli.model import Delta
+
+    limits = jsonl.Limits(max_line_bytes=max_line_bytes)
+    with open_input(src) as raw, progress("importing", _input_size(src),
+                                          min_total=_APPLY_PROGRESS_BYTES, unit="bytes") as bar:
+        stream = _CountingReader(raw, bar) if is_interactive() else raw
+        lines = jsonl.iter_lines(stream, max_line_bytes=limits.max_line_bytes)
+        first = next(lines, None)
+        rest = _chain_first(first, lines)
+        header = None
+        if first is not None:
+            with contextlib.suppress(orjson.JSONDecodeError):
+                header = orjson.loads(first[1])
+        if exchange.is_dump_header(header):
+            tg = exchange.import_dump(rest, limits=limits)
+            kind = "dump"
+            applied = sum(1 for r in tg.records if isinstance(r, Delta))
+        else:
+            tg = fresh
+            applied, _ = _apply_stream(tg, rest, source=source, limits=limits, skip_invalid=False, auto=True)
+            kind = "delta stream"
+    store.create(out, tg, overwrite=force)
+    entries = sum(len(tg.layers[layer]) for layer in tg.layers)
+    if json_out:
+        print_json({"file": out, "source": src, "kind": kind, "deltas": applied,
+                    "log_length": tg.log_length, "entries": entries, "head_hash": tg.head_hash})
+    err(f"imported {src} ({kind}) into {out}: {applied} deltas, {tg.log_length} log records, "
+        f"{entries} entries; head {_short(tg.head_hash)}")
 
 
 def _chain_first(first: tuple[int, bytes] | None,
@@ -804,8 +915,10 @@ def _stats_doc(file: str) -> dict[str, Any]:
     tg = store.load(file, layers="lazy", log="tail")
     st = tg.stats()
     file_size = Path(file).stat().st_size
-    values = _value_bytes(tg)
-    doc: dict[str, Any] = {
+    sizes = {layer.label: _layer_sizes(tg, layer) for layer in Layer}
+    raw = sum(r for r, _ in sizes.values())
+    stored = None if any(s is None for _, s in sizes.values()) else sum(s for _, s in sizes.values())
+    return {
         "file": file, "format": kind, "name": st.name, "id": st.id,
         "entries": st.entries, "total_entries": st.total_entries, "keys": st.total_keys,
         "dirty_deltas": st.dirty_deltas, "dirty_bytes": st.dirty_bytes,
@@ -814,26 +927,27 @@ def _stats_doc(file: str) -> dict[str, Any]:
         "created_at": ns_to_text(st.created_at_ns),
         "last_consolidation": ns_to_text(st.last_consolidation_ns),
         "head_hash": st.head_hash, "file_bytes": file_size,
-        "value_bytes": values, "policy": _policy_text(tg),
-        "plasticity": tg.plasticity.policy.value,
+        "plasticity": tg.plasticity.policy.value, "policy": _policy_text(tg),
+        "layer_bytes": {k: {"raw": r, "stored": s} for k, (r, s) in sizes.items()},
+        "value_bytes": raw, "stored_layer_bytes": stored,
+        "compression_ratio": round(raw / stored, 4) if stored else None,
     }
-    doc["value_bytes_per_layer"] = {layer.label: _layer_value_bytes(tg, layer) for layer in Layer}
-    doc["compression_ratio"] = round(values / file_size, 4) if file_size and values else None
-    return doc
 
 
-def _layer_value_bytes(tg: Thermogram, layer: Any) -> int:
-    mapping = tg.layers[layer]
-    sizes = getattr(mapping, "value_sizes", None)  # lazy layers know sizes without decompressing
-    if callable(sizes):
-        return int(sum(sizes()))
-    return sum(len(e.value) for e in mapping.values())
+def _layer_sizes(tg: Thermogram, layer: Any) -> tuple[int, int | None]:
+    """(raw value bytes, stored chunk bytes) of a layer; stored is None for JSON files.
 
+    A container's index knows both without decompressing anything.
+    """
+    from thermo_cli import store
 
-def _value_bytes(tg: Thermogram) -> int:
-    from thermo_cli.model import Layer
-
-    return sum(_layer_value_bytes(tg, layer) for layer in Layer)
+    origin = store.info(tg)
+    if origin is not None and origin.reader is not None:
+        idx = origin.reader.index[layer]
+        raw = sum(s.size for s in idx.streams)
+        stored = sum(c.len for s in idx.streams for c in s.chunks) + sum(d.len for d in idx.dirs)
+        return raw, stored
+    return sum(len(e.value) for e in tg.layers[layer].values()), None
 
 
 def _policy_text(tg: Thermogram) -> str:
@@ -856,14 +970,20 @@ def _print_stats(doc: dict[str, Any]) -> None:
 
     console = stdout_console()
     table = Table(title=f"{doc['name']} ({doc['file']}, {doc['format']})", show_header=True)
-    table.add_column("layer")
-    table.add_column("entries", justify="right")
-    table.add_column("value bytes", justify="right")
+    for col, justify in (("layer", "left"), ("entries", "right"), ("values", "right"),
+                         ("stored", "right"), ("ratio", "right")):
+        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+
+    def row(label: str, n: int, raw: int, stored: int | None, **kw: Any) -> None:
+        ratio = f"{raw / stored:.2f}x" if stored else "-"
+        table.add_row(label, str(n), human_bytes(raw), "-" if stored is None else human_bytes(stored),
+                      ratio, **kw)
+
     for layer, n in doc["entries"].items():
-        table.add_row(layer, str(n), human_bytes(doc["value_bytes_per_layer"][layer]))
-    table.add_row("total", str(doc["total_entries"]), human_bytes(doc["value_bytes"]), style="bold")
+        sizes = doc["layer_bytes"][layer]
+        row(layer, n, sizes["raw"], sizes["stored"])
+    row("total", doc["total_entries"], doc["value_bytes"], doc["stored_layer_bytes"], style="bold")
     console.print(table)
-    ratio = doc["compression_ratio"]
     rows = [
         ("keys visible", str(doc["keys"])),
         ("dirty deltas", f"{doc['dirty_deltas']} ({human_bytes(doc['dirty_bytes'])} est.)"),
@@ -876,11 +996,10 @@ def _print_stats(doc: dict[str, Any]) -> None:
         ("last consolidation", doc["last_consolidation"]),
         ("head hash", doc["head_hash"] or "none"),
         ("file size", human_bytes(doc["file_bytes"])),
-        ("values / file", f"{ratio:.2f}x" if ratio else "n/a"),
     ]
     info = Table(show_header=False, box=None)
     info.add_column(style="dim")
-    info.add_column()
+    info.add_column(overflow="fold")
     for k, v in rows:
         info.add_row(k, v)
     console.print(info)

@@ -7,6 +7,8 @@ Every other command already reads legacy files directly (the store sniffs them).
 
 from __future__ import annotations
 
+import os
+
 import typer
 
 from thermo_cli.cli._common import err, print_json
@@ -18,6 +20,18 @@ def _summary(result, verb: str) -> str:  # result: a MigrationResult (imported l
         "no chain in the export")
     return (f"{verb} {result.source} ({result.source_format}, crate {result.crate_version}) → "
             f"{result.target}: {entries}; {chain}")
+
+
+def _refuse_existing(path: str, source: str, force: bool) -> None:
+    """Refuse an existing output naming the CLI flag (the library refuses writing over the
+    source itself, even with --force)."""
+    if force or not os.path.lexists(path):
+        return
+    if os.path.exists(source) and os.path.exists(path) and os.path.samefile(path, source):
+        return
+    from thermo_cli.errors import RefusedError
+
+    raise RefusedError(f"{path}: already exists (pass --force to replace it)")
 
 
 def register(app: typer.Typer) -> None:
@@ -37,6 +51,7 @@ def register(app: typer.Typer) -> None:
         """
         from thermo_cli.legacy.migrate import migrate_file
 
+        _refuse_existing(new, old, force)
         result = migrate_file(old, new, overwrite=force)
         if as_json:
             print_json(result.to_json())
@@ -58,6 +73,7 @@ def register(app: typer.Typer) -> None:
         """
         from thermo_cli.legacy.migrate import import_engram_file
 
+        _refuse_existing(out, export, force)
         result = import_engram_file(export, out, overwrite=force)
         if as_json:
             print_json(result.to_json())

@@ -38,14 +38,18 @@ def as_list(v: Any, what: str) -> list[Any]:
     return v
 
 
+_U64 = 2**64 - 1
+_I64 = 2**63
+
+
 def as_uint(v: Any, what: str) -> int:
-    if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+    if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= _U64:
         raise CorruptError(f"{what}: expected an unsigned integer, got {v!r:.40}")
     return v
 
 
 def as_int(v: Any, what: str) -> int:
-    if isinstance(v, bool) or not isinstance(v, int):
+    if isinstance(v, bool) or not isinstance(v, int) or not -_I64 <= v < _I64:
         raise CorruptError(f"{what}: expected an integer, got {v!r:.40}")
     return v
 

@@ -29,15 +29,30 @@ BLOCK_LEVEL = 3
 """zstd level of directory chunks and meta/index blocks (small, structured)."""
 
 
+_UINT = {2: "<u2", 4: "<u4", 8: "<u8"}
+
+
 def shuffle(raw: bytes | memoryview, elem: int) -> bytes:
-    """Byte-transpose: element i's byte k moves to position k*n + i (n = element count)."""
-    arr = np.frombuffer(raw, dtype=np.uint8)
-    return arr.reshape(-1, elem).T.tobytes()
+    """Byte-transpose: element i's byte k moves to position k*n + i (n = element count).
+
+    Done as one shift-and-truncate pass per byte plane over a little-endian integer view,
+    which is several times faster than copying a transposed uint8 view.
+    """
+    a = np.frombuffer(raw, dtype=_UINT[elem])
+    n = a.size
+    out = np.empty(n * elem, dtype=np.uint8)
+    for k in range(elem):
+        out[k * n:(k + 1) * n] = a >> (8 * k) if k else a
+    return out.tobytes()
 
 
 def unshuffle(raw: bytes | memoryview, elem: int) -> bytes:
-    arr = np.frombuffer(raw, dtype=np.uint8)
-    return arr.reshape(elem, -1).T.tobytes()
+    planes = np.frombuffer(raw, dtype=np.uint8).reshape(elem, -1)
+    kind = np.dtype(_UINT[elem])
+    out = planes[0].astype(kind)
+    for k in range(1, elem):
+        out |= planes[k].astype(kind) << (8 * k)
+    return out.tobytes()
 
 
 def compress(raw: bytes | memoryview, level: int) -> bytes:
@@ -52,7 +67,8 @@ class Packed:
     raw_len: int
 
 
-def pack(raw: bytes | memoryview, *, filter: str = NO_FILTER, elem: int = 1, level: int = DATA_LEVEL) -> Packed:
+def pack(raw: bytes | memoryview, *, filter: str = NO_FILTER, elem: int = 1,
+         level: int = DATA_LEVEL) -> Packed:
     """Filter, compress and digest one chunk (the digest is over the stored bytes)."""
     body = shuffle(raw, elem) if filter == SHUFFLE else raw
     stored = compress(body, level)

@@ -178,10 +178,16 @@ def durable_append(fd: int, at: int, body: bytes, footer: bytes) -> None:
     """
     if os.fstat(fd).st_size != at:
         os.ftruncate(fd, at)
-    _pwrite_all(fd, body, at)
-    os.fdatasync(fd)
-    _pwrite_all(fd, footer, at + len(body))
-    os.fdatasync(fd)
+    try:
+        _pwrite_all(fd, body, at)
+        os.fdatasync(fd)
+        _pwrite_all(fd, footer, at + len(body))
+        os.fdatasync(fd)
+    except BaseException:
+        # e.g. the disk is full: take the partial commit back so the file is as it was
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, at)
+        raise
 
 
 def _pwrite_all(fd: int, data: bytes, off: int) -> None:

@@ -7,23 +7,22 @@ binary search over rows plus one small decompression — the index grows with th
 chunks, never with the number of entries. Values go into *data streams*, one per filter
 class (unshuffled bytes, or shuffled with element size 2, 4 or 8), cut into fixed-size
 chunks, so a value is read by decompressing only the chunks its byte range touches.
+
+Row tables are stored by column (offsets, lengths, digests as packed little-endian byte
+strings), so opening the index of a 1 GiB file decodes a handful of byte strings with
+numpy and checks them vectorised, instead of thousands of small CBOR arrays.
 """
 
 from __future__ import annotations
 
 from bisect import bisect_right
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, overload
 
-from thermo_cli.container.blocks import (
-    as_bytes,
-    as_list,
-    as_map,
-    as_text,
-    as_uint,
-    check_span,
-    field_of,
-)
+import numpy as np
+
+from thermo_cli.container.blocks import as_bytes, as_list, as_map, as_text, as_uint, field_of
 from thermo_cli.container.chunks import FILTERS, SHUFFLE, SHUFFLE_ELEMS
 from thermo_cli.container.limits import Limits, check_cap
 from thermo_cli.errors import CorruptError
@@ -42,9 +41,6 @@ class DirChunk:
     last: str
     sha256: bytes
 
-    def to_row(self) -> list[Any]:
-        return [self.off, self.len, self.raw, self.count, self.first, self.last, self.sha256]
-
 
 @dataclass(frozen=True, slots=True)
 class DataChunk:
@@ -52,8 +48,158 @@ class DataChunk:
     len: int
     sha256: bytes
 
-    def to_row(self) -> list[Any]:
-        return [self.off, self.len, self.sha256]
+
+def _column(m: dict[str, Any], name: str, n: int | None, what: str) -> np.ndarray:
+    data = as_bytes(field_of(m, name, what), f"{what}.{name}")
+    if len(data) % 8 or (n is not None and len(data) != 8 * n):
+        raise CorruptError(f"{what}.{name}: {len(data)} bytes do not hold the row count's u64 values")
+    return np.frombuffer(data, dtype="<u8")
+
+
+def _digests(m: dict[str, Any], n: int, what: str) -> bytes:
+    data = as_bytes(field_of(m, "sha256", what), f"{what}.sha256")
+    if len(data) != 32 * n:
+        raise CorruptError(f"{what}.sha256: {len(data)} bytes for {n} digests")
+    return data
+
+
+def _check_spans(off: np.ndarray, length: np.ndarray, lo: int, hi: int, what: str) -> None:
+    bad = (off < lo) | (length > hi) | (off > hi - np.minimum(length, hi))
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise CorruptError(f"{what}[{i}]: bytes {int(off[i])}..{int(off[i]) + int(length[i])} "
+                           f"lie outside the file's data {lo}..{hi}")
+
+
+class DirTable(Sequence[DirChunk]):
+    """The key-range table of a layer, by column; rows are made on demand."""
+
+    __slots__ = ("_count", "_first_bytes", "_len", "_off", "_raw", "_sha", "first", "last")
+
+    def __init__(self, off: np.ndarray, length: np.ndarray, raw: np.ndarray, count: np.ndarray,
+                 first: list[str], last: list[str], sha: bytes) -> None:
+        self._off, self._len, self._raw, self._count = off, length, raw, count
+        self.first, self.last = first, last
+        self._sha = sha
+        self._first_bytes: list[bytes] | None = None
+
+    @classmethod
+    def of(cls, rows: Sequence[DirChunk]) -> DirTable:
+        def col(name: str) -> np.ndarray:
+            return np.asarray([getattr(r, name) for r in rows], dtype="<u8")
+
+        return cls(col("off"), col("len"), col("raw"), col("count"), [r.first for r in rows],
+                   [r.last for r in rows], b"".join(r.sha256 for r in rows))
+
+    def __len__(self) -> int:
+        return len(self.first)
+
+    @overload
+    def __getitem__(self, i: int) -> DirChunk: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[DirChunk]: ...
+    def __getitem__(self, i: int | slice) -> DirChunk | list[DirChunk]:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        if i < 0:
+            i += len(self)
+        if not 0 <= i < len(self):
+            raise IndexError("directory row out of range")
+        return DirChunk(int(self._off[i]), int(self._len[i]), int(self._raw[i]), int(self._count[i]),
+                        self.first[i], self.last[i], self._sha[32 * i: 32 * i + 32])
+
+    def total(self) -> int:
+        return int(self._count.sum(dtype=np.uint64)) if len(self) else 0
+
+    def find(self, key: str) -> int | None:
+        """Position of the row whose key range may hold ``key``."""
+        if self._first_bytes is None:
+            self._first_bytes = [k.encode("utf-8") for k in self.first]
+        kb = key.encode("utf-8")
+        i = bisect_right(self._first_bytes, kb) - 1
+        if i < 0 or kb > self.last[i].encode("utf-8"):
+            return None
+        return i
+
+    def to_map(self) -> dict[str, Any]:
+        return {"off": self._off.astype("<u8").tobytes(), "len": self._len.astype("<u8").tobytes(),
+                "raw": self._raw.astype("<u8").tobytes(), "count": self._count.astype("<u8").tobytes(),
+                "first": list(self.first), "last": list(self.last), "sha256": self._sha}
+
+    @classmethod
+    def from_map(cls, v: Any, what: str, lo: int, hi: int, limits: Limits) -> DirTable:
+        m = as_map(v, what)
+        first = as_list(field_of(m, "first", what), f"{what}.first")
+        last = as_list(field_of(m, "last", what), f"{what}.last")
+        n = len(first)
+        check_cap(n, limits.max_chunks, "max_chunks", what)
+        if len(last) != n:
+            raise CorruptError(f"{what}: {n} first keys but {len(last)} last keys")
+        off, length = _column(m, "off", n, what), _column(m, "len", n, what)
+        raw, count = _column(m, "raw", n, what), _column(m, "count", n, what)
+        sha = _digests(m, n, what)
+        _check_spans(off, length, lo, hi, what)
+        if n:
+            if int(raw.max()) > limits.max_chunk_bytes:
+                check_cap(int(raw.max()), limits.max_chunk_bytes, "max_chunk_bytes", f"{what}.raw")
+            if int(count.max()) > limits.max_entries_per_chunk:
+                check_cap(int(count.max()), limits.max_entries_per_chunk, "max_entries_per_chunk",
+                          f"{what}.count")
+            if int(count.min()) == 0:
+                raise CorruptError(f"{what}.count: a directory chunk with no entries")
+        prev = b""
+        for i in range(n):
+            f = as_text(first[i], f"{what}.first[{i}]").encode("utf-8")
+            la = as_text(last[i], f"{what}.last[{i}]").encode("utf-8")
+            if f > la or (i and f <= prev):
+                raise CorruptError(f"{what}[{i}]: key ranges are reversed, overlap or are out of order")
+            prev = la
+        return cls(off, length, raw, count, first, last, sha)
+
+
+class ChunkTable(Sequence[DataChunk]):
+    """The chunk rows of one data stream, by column."""
+
+    __slots__ = ("_len", "_off", "_sha")
+
+    def __init__(self, off: np.ndarray, length: np.ndarray, sha: bytes) -> None:
+        self._off, self._len, self._sha = off, length, sha
+
+    @classmethod
+    def of(cls, rows: Sequence[DataChunk]) -> ChunkTable:
+        return cls(np.asarray([r.off for r in rows], dtype="<u8"),
+                   np.asarray([r.len for r in rows], dtype="<u8"), b"".join(r.sha256 for r in rows))
+
+    def __len__(self) -> int:
+        return len(self._off)
+
+    @overload
+    def __getitem__(self, i: int) -> DataChunk: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[DataChunk]: ...
+    def __getitem__(self, i: int | slice) -> DataChunk | list[DataChunk]:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        if i < 0:
+            i += len(self)
+        if not 0 <= i < len(self):
+            raise IndexError("data chunk out of range")
+        return DataChunk(int(self._off[i]), int(self._len[i]), self._sha[32 * i: 32 * i + 32])
+
+    def to_map(self) -> dict[str, Any]:
+        return {"off": self._off.astype("<u8").tobytes(), "len": self._len.astype("<u8").tobytes(),
+                "sha256": self._sha}
+
+    @classmethod
+    def from_map(cls, v: Any, what: str, lo: int, hi: int, limits: Limits) -> ChunkTable:
+        m = as_map(v, what)
+        off = _column(m, "off", None, what)
+        n = len(off)
+        check_cap(n, limits.max_chunks, "max_chunks", what)
+        length = _column(m, "len", n, what)
+        sha = _digests(m, n, what)
+        _check_spans(off, length, lo, hi, what)
+        return cls(off, length, sha)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,36 +210,28 @@ class Stream:
     elem: int
     size: int
     chunk: int
-    chunks: tuple[DataChunk, ...]
+    chunks: ChunkTable
 
     def chunk_raw_len(self, i: int) -> int:
         return min(self.chunk, self.size - i * self.chunk)
 
     def to_map(self) -> dict[str, Any]:
         return {"filter": self.filter, "elem": self.elem, "size": self.size, "chunk": self.chunk,
-                "chunks": [c.to_row() for c in self.chunks]}
+                "chunks": self.chunks.to_map()}
 
 
 @dataclass(slots=True)
 class LayerIndex:
     count: int = 0
-    dirs: list[DirChunk] = field(default_factory=list)
+    dirs: DirTable = field(default_factory=lambda: DirTable.of([]))
     streams: list[Stream] = field(default_factory=list)
-    _firsts: list[bytes] | None = None
 
     def to_map(self) -> dict[str, Any]:
-        return {"count": self.count, "dir": [d.to_row() for d in self.dirs],
-                "streams": [s.to_map() for s in self.streams]}
+        return {"count": self.count, "dir": self.dirs.to_map(), "streams": [s.to_map() for s in self.streams]}
 
     def find_dir(self, key: str) -> int | None:
         """Position of the directory chunk whose key range may hold ``key``."""
-        if self._firsts is None:
-            self._firsts = [d.first.encode("utf-8") for d in self.dirs]
-        kb = key.encode("utf-8")
-        i = bisect_right(self._firsts, kb) - 1
-        if i < 0 or kb > self.dirs[i].last.encode("utf-8"):
-            return None
-        return i
+        return self.dirs.find(key)
 
 
 def index_to_map(layers: dict[Layer, LayerIndex]) -> dict[str, Any]:
@@ -103,36 +241,12 @@ def index_to_map(layers: dict[Layer, LayerIndex]) -> dict[str, Any]:
 # --- decoding ------------------------------------------------------------------------------
 
 
-def _dir_from_row(v: Any, what: str, lo: int, hi: int, limits: Limits) -> DirChunk:
-    row = as_list(v, what)
-    if len(row) < 7:
-        raise CorruptError(f"{what}: directory row needs 7 items, has {len(row)}")
-    d = DirChunk(
-        off=as_uint(row[0], f"{what}[0] (offset)"),
-        len=as_uint(row[1], f"{what}[1] (length)"),
-        raw=as_uint(row[2], f"{what}[2] (raw size)"),
-        count=as_uint(row[3], f"{what}[3] (count)"),
-        first=as_text(row[4], f"{what}[4] (first key)"),
-        last=as_text(row[5], f"{what}[5] (last key)"),
-        sha256=as_bytes(row[6], f"{what}[6] (sha256)", 32),
-    )
-    check_span(d.off, d.len, lo, hi, what)
-    check_cap(d.raw, limits.max_chunk_bytes, "max_chunk_bytes", what)
-    check_cap(d.count, limits.max_entries_per_chunk, "max_entries_per_chunk", what)
-    if d.count == 0:
-        raise CorruptError(f"{what}: directory chunk with no entries")
-    if d.first.encode("utf-8", "surrogatepass") > d.last.encode("utf-8", "surrogatepass"):
-        raise CorruptError(f"{what}: first key sorts after last key")
-    return d
-
-
 def _stream_from_map(v: Any, what: str, lo: int, hi: int, limits: Limits) -> Stream:
     m = as_map(v, what)
     filt = as_text(field_of(m, "filter", what), f"{what}.filter")
     elem = as_uint(field_of(m, "elem", what), f"{what}.elem")
     size = as_uint(field_of(m, "size", what), f"{what}.size")
     chunk = as_uint(field_of(m, "chunk", what), f"{what}.chunk")
-    rows = as_list(field_of(m, "chunks", what), f"{what}.chunks")
     if filt not in FILTERS:
         raise CorruptError(f"{what}: unknown filter {filt!r}")
     if filt == SHUFFLE and elem not in SHUFFLE_ELEMS:
@@ -140,36 +254,22 @@ def _stream_from_map(v: Any, what: str, lo: int, hi: int, limits: Limits) -> Str
     if elem < 1 or chunk < 1:
         raise CorruptError(f"{what}: element and chunk sizes must be positive")
     check_cap(chunk, limits.max_chunk_bytes, "max_chunk_bytes", f"{what}.chunk")
-    check_cap(len(rows), limits.max_chunks, "max_chunks", f"{what}.chunks")
     if chunk % elem or size % elem:
         raise CorruptError(f"{what}: chunk and stream sizes must be multiples of the element size")
-    if len(rows) != -(-size // chunk):
-        raise CorruptError(f"{what}: {len(rows)} chunks cannot hold {size} bytes in {chunk}-byte chunks")
-    chunks = []
-    for i, r in enumerate(rows):
-        row = as_list(r, f"{what}.chunks[{i}]")
-        if len(row) < 3:
-            raise CorruptError(f"{what}.chunks[{i}]: data row needs 3 items, has {len(row)}")
-        c = DataChunk(as_uint(row[0], f"{what}.chunks[{i}][0]"), as_uint(row[1], f"{what}.chunks[{i}][1]"),
-                      as_bytes(row[2], f"{what}.chunks[{i}][2]", 32))
-        check_span(c.off, c.len, lo, hi, f"{what}.chunks[{i}]")
-        chunks.append(c)
-    return Stream(filt, elem, size, chunk, tuple(chunks))
+    chunks = ChunkTable.from_map(field_of(m, "chunks", what), f"{what}.chunks", lo, hi, limits)
+    if len(chunks) != -(-size // chunk):
+        raise CorruptError(f"{what}: {len(chunks)} chunks cannot hold {size} bytes in {chunk}-byte chunks")
+    return Stream(filt, elem, size, chunk, chunks)
 
 
 def layer_index_from_map(v: Any, what: str, lo: int, hi: int, limits: Limits) -> LayerIndex:
     m = as_map(v, what)
     count = as_uint(field_of(m, "count", what), f"{what}.count")
-    rows = as_list(field_of(m, "dir", what), f"{what}.dir")
     streams = as_list(field_of(m, "streams", what), f"{what}.streams")
-    check_cap(len(rows), limits.max_chunks, "max_chunks", f"{what}.dir")
     check_cap(len(streams), limits.max_streams, "max_streams", f"{what}.streams")
-    dirs = [_dir_from_row(r, f"{what}.dir[{i}]", lo, hi, limits) for i, r in enumerate(rows)]
-    for i in range(1, len(dirs)):
-        if dirs[i - 1].last.encode("utf-8", "surrogatepass") >= dirs[i].first.encode("utf-8", "surrogatepass"):
-            raise CorruptError(f"{what}.dir[{i}]: key ranges overlap or are out of order")
-    if sum(d.count for d in dirs) != count:
-        raise CorruptError(f"{what}: directory chunks hold {sum(d.count for d in dirs)} entries, count says {count}")
+    dirs = DirTable.from_map(field_of(m, "dir", what), f"{what}.dir", lo, hi, limits)
+    if dirs.total() != count:
+        raise CorruptError(f"{what}: directory chunks hold {dirs.total()} entries, count says {count}")
     return LayerIndex(
         count=count, dirs=dirs,
         streams=[_stream_from_map(s, f"{what}.streams[{i}]", lo, hi, limits) for i, s in enumerate(streams)],
@@ -184,3 +284,4 @@ def index_from_map(v: Any, lo: int, hi: int, limits: Limits) -> dict[Layer, Laye
         out[layer] = layer_index_from_map(
             field_of(layers, layer.label, "index.layers"), f"index.layers.{layer.label}", lo, hi, limits)
     return out
+

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator, MutableMapping
 
-from thermo_cli.container.directory import Row
+from thermo_cli.container.directory import DirData, Row
+from thermo_cli.container.index import LayerIndex
 from thermo_cli.container.reader import ChunkCache, Reader, read_value
 from thermo_cli.model import Entry, Layer
 
@@ -27,35 +28,33 @@ class LazyLayer(MutableMapping[str, Entry]):
     def __init__(self, reader: Reader, layer: Layer) -> None:
         self.reader = reader
         self.layer = layer
-        self._index = reader.index[layer]
+        self._index_cache: LayerIndex | None = None
         self._dirs = ChunkCache(4)
         self._data = ChunkCache(4)
         self._handed: dict[str, tuple[Entry, Row, bytes]] = {}
         self._added: dict[str, Entry] = {}
         self._deleted: set[str] = set()
-        self._len = self._index.count
+        self._delta_len = 0  # entries added minus entries deleted, relative to the chunks
+
+    @property
+    def _index(self) -> LayerIndex:
+        """The layer's index, decoded on first use: an append never needs it."""
+        if self._index_cache is None:
+            self._index_cache = self.reader.index[self.layer]
+        return self._index_cache
 
     # --- base (on disk) -------------------------------------------------------------------
 
-    def _rows(self, i: int) -> list[Row]:
-        return self._dirs.get(i, lambda: self.reader.dir_rows(self.layer, i))
+    def _chunk(self, i: int) -> DirData:
+        return self._dirs.get(i, lambda: self.reader.dir_chunk(self.layer, i))
 
     def _row(self, key: str) -> Row | None:
         i = self._index.find_dir(key)
         if i is None:
             return None
-        rows = self._rows(i)
-        lo, hi = 0, len(rows)
-        kb = key.encode("utf-8")
-        while lo < hi:
-            mid = (lo + hi) // 2
-            if rows[mid].key.encode("utf-8") < kb:
-                lo = mid + 1
-            else:
-                hi = mid
-        if lo < len(rows) and rows[lo].key == key:
-            return rows[lo]
-        return None
+        chunk = self._chunk(i)
+        j = chunk.find(key)
+        return None if j is None else chunk.row(j)
 
     def _in_base(self, key: str) -> bool:
         return key in self._handed or self._row(key) is not None
@@ -68,7 +67,7 @@ class LazyLayer(MutableMapping[str, Entry]):
 
     def base_rows(self) -> Iterator[Row]:
         for i in range(len(self._index.dirs)):
-            yield from self._rows(i)
+            yield from self._chunk(i).rows()
 
     # --- mapping --------------------------------------------------------------------------
 
@@ -97,7 +96,7 @@ class LazyLayer(MutableMapping[str, Entry]):
 
     def __setitem__(self, key: str, entry: Entry) -> None:
         if key not in self:
-            self._len += 1
+            self._delta_len += 1
         self._added[key] = entry
 
     def __delitem__(self, key: str) -> None:
@@ -105,15 +104,15 @@ class LazyLayer(MutableMapping[str, Entry]):
             del self._added[key]
             if self._in_base(key) and key not in self._deleted:
                 self._deleted.add(key)
-            self._len -= 1
+            self._delta_len -= 1
             return
         if key in self._deleted or not self._in_base(key):
             raise KeyError(key)
         self._deleted.add(key)
-        self._len -= 1
+        self._delta_len -= 1
 
     def __len__(self) -> int:
-        return self._len
+        return self._index.count + self._delta_len
 
     def __iter__(self) -> Iterator[str]:
         for row in self.base_rows():

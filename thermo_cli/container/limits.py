@@ -44,6 +44,8 @@ class Limits:
     """Data streams of one layer."""
     max_trailer_chain: int = 100_000_000
     """Trailers followed backwards while gathering the log."""
+    max_scan_candidates: int = 100_000
+    """End-magic occurrences examined while searching backwards past a torn tail."""
 
     def with_(self, **changes: int) -> Limits:
         return replace(self, **changes)

@@ -70,7 +70,8 @@ def group(records: list[bytes], target: int = SEGMENT_TARGET) -> list[list[bytes
     return runs
 
 
-def iter_frames(data: bytes | memoryview, count: int, limits: Limits, what: str) -> Iterator[tuple[int, memoryview]]:
+def iter_frames(data: bytes | memoryview, count: int, limits: Limits,
+                what: str) -> Iterator[tuple[int, memoryview]]:
     """(offset within the segment, record bytes) of exactly ``count`` frames filling ``data``."""
     view = memoryview(data)
     pos = 0

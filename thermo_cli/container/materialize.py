@@ -34,7 +34,7 @@ def materialize_layer(reader: Reader, layer: Layer) -> dict[str, Entry]:
     with ThreadPoolExecutor(workers) as pool:
         streams = [memoryview(stream_bytes(reader, layer, s, pool)) for s in range(len(li.streams))]
         for i in range(len(li.dirs)):
-            for row in reader.dir_rows(layer, i):
+            for row in reader.dir_chunk(layer, i).rows():
                 if row.length:
                     reader.check_value_size(row)
                     value = bytes(streams[row.stream][row.off: row.off + row.length])

@@ -12,7 +12,9 @@ offsets, every chunk's digest, the trailer chain.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import itertools
 import os
 import threading
 from collections import OrderedDict
@@ -22,8 +24,8 @@ from typing import Any
 
 from thermo_cli import cbor
 from thermo_cli.container import chunks as ck
-from thermo_cli.container.blocks import BlockRef, as_list
-from thermo_cli.container.directory import Row, rows_from_chunk
+from thermo_cli.container.blocks import BlockRef, as_list, as_map, field_of
+from thermo_cli.container.directory import DirData, Row, decode_chunk
 from thermo_cli.container.index import LayerIndex, Stream, index_from_map
 from thermo_cli.container.layout import (
     END_MAGIC,
@@ -89,10 +91,8 @@ class Reader:
             self._fd = -1
 
     def __del__(self) -> None:
-        try:
+        with contextlib.suppress(OSError):
             self.close()
-        except OSError:
-            pass
 
     def __enter__(self) -> Reader:
         return self
@@ -106,7 +106,8 @@ class Reader:
             raise TruncatedError(f"{self.path}: expected {n} bytes at offset {off}, file ends first")
         return data
 
-    def read_block(self, ref: BlockRef, what: str, cap: int | None = None, cap_name: str = "max_block_bytes") -> bytes:
+    def read_block(self, ref: BlockRef, what: str, cap: int | None = None,
+                   cap_name: str = "max_block_bytes") -> bytes:
         """The decompressed bytes of a block, after checking its digest."""
         cap = self.limits.max_block_bytes if cap is None else cap
         check_cap(ref.raw, cap, cap_name, what)
@@ -118,8 +119,12 @@ class Reader:
 
     # --- finding the commit ----------------------------------------------------------
 
-    def _trailer_at(self, end: int) -> Trailer | None:
-        """The commit whose footer ends at ``end``, or None if there is none there."""
+    def _trailer_at(self, end: int, *, strict: bool = False) -> Trailer | None:
+        """The commit whose footer ends at ``end``, or None if there is none there.
+
+        A footer and trailer whose digest matches but whose content is invalid cannot come
+        from an interrupted write; with ``strict`` that raises instead of returning None.
+        """
         if end < PREFIX_SIZE + FOOTER_SIZE:
             return None
         parsed = unpack_footer(self.pread(end - FOOTER_SIZE, FOOTER_SIZE))
@@ -132,29 +137,34 @@ class Reader:
         data = self.pread(toff, tlen)
         if hashlib.sha256(data).digest() != tsha:
             return None
+        footer = self.pread(end - FOOTER_SIZE, FOOTER_SIZE)
         try:
-            t = trailer_from_bytes(data, toff, tsha, self.limits)
+            t = trailer_from_bytes(data, toff, tsha, self.limits, hashlib.sha256(data + footer).digest())
+            if t.prefix != self.prefix.raw:
+                raise CorruptError(f"trailer at {toff}: its copy of the prefix differs from the file's")
         except FormatError:
-            return None
-        if t.prefix != self.prefix.raw:
+            if strict:
+                raise
             return None
         return t
 
     def _locate_commit(self) -> Trailer:
         size = self.file_size
-        t = self._trailer_at(size)
+        t = self._trailer_at(size, strict=True)
         if t is not None:
             return t
         found = self._scan_back(size)
         if found is not None:
             return found
-        if size >= PREFIX_SIZE + FOOTER_SIZE and self.pread(size - len(END_MAGIC), len(END_MAGIC)) == END_MAGIC:
-            raise IntegrityError(f"{self.path}: the last commit's footer or trailer does not match its digest")
+        tail = self.pread(size - len(END_MAGIC), len(END_MAGIC)) if size >= PREFIX_SIZE + FOOTER_SIZE else b""
+        if tail == END_MAGIC:
+            raise IntegrityError(f"{self.path}: the last commit's trailer does not match its footer's digest")
         raise TruncatedError(f"{self.path}: no committed state found (file cut short or damaged)")
 
     def _scan_back(self, end: int) -> Trailer | None:
         """Search backwards for the newest valid footer before ``end``."""
         hi = end - 1  # exclude a footer ending exactly at ``end`` (already tried)
+        tried = 0
         while hi > PREFIX_SIZE:
             lo = max(PREFIX_SIZE, hi - _SCAN_WINDOW)
             window = self.pread(lo, hi - lo)
@@ -163,6 +173,9 @@ class Reader:
                 pos = window.rfind(END_MAGIC, 0, pos)
                 if pos < 0:
                     break
+                tried += 1
+                check_cap(tried, self.limits.max_scan_candidates, "max_scan_candidates",
+                          f"{self.path}: searching for the last commit")
                 t = self._trailer_at(lo + pos + len(END_MAGIC))
                 if t is not None:
                     return t
@@ -195,13 +208,13 @@ class Reader:
 
     # --- chunks ------------------------------------------------------------------------
 
-    def dir_rows(self, layer: Layer, i: int) -> list[Row]:
+    def dir_chunk(self, layer: Layer, i: int) -> DirData:
         li = self.index[layer]
         d = li.dirs[i]
         what = f"{layer.label} directory chunk {i}"
         raw = ck.unpack(self.pread(d.off, d.len), d.raw, d.sha256, filter=ck.NO_FILTER, elem=1,
                         cap=self.limits.max_chunk_bytes, cap_name="max_chunk_bytes", what=what)
-        return rows_from_chunk(raw, d, li.streams, what)
+        return decode_chunk(raw, d, li.streams, what)
 
     def data_chunk(self, layer: Layer, s: int, i: int) -> bytes:
         st = self.index[layer].streams[s]
@@ -221,60 +234,76 @@ class Reader:
     def _prev_trailer(self, t: Trailer) -> Trailer:
         ref = t.prev
         assert ref is not None
-        data = self.pread(ref.off, ref.len)
         what = f"trailer at {ref.off}"
-        if hashlib.sha256(data).digest() != ref.sha256:
+        if ref.len <= FOOTER_SIZE:
+            raise CorruptError(f"{what}: a previous commit must span a trailer and its footer")
+        both = self.pread(ref.off, ref.len)
+        if hashlib.sha256(both).digest() != ref.sha256:
             raise IntegrityError(f"{what}: SHA-256 does not match the digest recorded by the next trailer")
-        p = trailer_from_bytes(data, ref.off, ref.sha256, self.limits)
+        data = both[:-FOOTER_SIZE]
+        tsha = hashlib.sha256(data).digest()
+        if unpack_footer(both[-FOOTER_SIZE:]) != (len(data), tsha):
+            raise CorruptError(f"{what}: its footer does not describe it")
+        p = trailer_from_bytes(data, ref.off, tsha, self.limits, ref.sha256)
         if p.prefix != t.prefix or p.seq + 1 != t.seq:
             raise CorruptError(f"{what}: does not precede trailer {t.seq} (sequence or prefix differ)")
-        first = t.segments[0].first if t.segments else t.log_size
-        if p.log_size != first:
-            raise CorruptError(f"{what}: its log ends at {p.log_size}, the next commit continues at {first}")
+        if p.log_size > t.log_size:
+            raise CorruptError(f"{what}: its log is longer than the next commit's")
         return p
 
-    def _table(self, t: Trailer) -> list[SegmentRef]:
-        assert t.table is not None
-        raw = self.read_block(t.table, "log table")
-        rows = as_list(cbor.decode_canonical(raw, what="log table"), "log table")
-        check_cap(len(rows), self.limits.max_segments, "max_segments", "log table")
-        segs = [SegmentRef.from_row(r, f"log table[{i}]", PREFIX_SIZE, t.off, self.limits)
+    def table(self, ref: BlockRef, hi: int) -> tuple[list[SegmentRef], BlockRef | None]:
+        """Segments listed by a log table block, and the table before it."""
+        raw = self.read_block(ref, "log table")
+        what = f"log table at {ref.off}"
+        m = as_map(cbor.decode_canonical(raw, what=what), what)
+        rows = as_list(field_of(m, "segments", what), f"{what}.segments")
+        check_cap(len(rows), self.limits.max_segments, "max_segments", what)
+        prev = field_of(m, "prev", what)
+        prev_ref = None if prev is None else BlockRef.from_map(prev, f"{what}.prev", PREFIX_SIZE, ref.off)
+        segs = [SegmentRef.from_row(r, f"{what}.segments[{i}]", PREFIX_SIZE, hi, self.limits)
                 for i, r in enumerate(rows)]
-        pos = 0
-        for s in segs:
-            if s.first != pos:
-                raise CorruptError("log table: segments are not contiguous from record 0")
-            pos += s.count
-        end = t.segments[0].first if t.segments else t.log_size
-        if pos != end:
-            raise CorruptError(f"log table: covers {pos} records, the trailer continues at {end}")
-        return segs
+        for a, b in itertools.pairwise(segs):
+            if a.first + a.count != b.first:
+                raise CorruptError(f"{what}: segments are not contiguous")
+        return segs, prev_ref
 
     def segments(self, start: int = 0) -> list[SegmentRef]:
-        """Segments, oldest first, covering the log from the one holding record ``start``."""
-        out: list[SegmentRef] = []
+        """Segments, oldest first, covering the log from the one holding record ``start``.
+
+        The trailer lists the newest segments; each log table lists older ones and points
+        at the table before it, back to the rewrite's table that starts at record 0.
+        """
         t = self.trailer
+        out: list[SegmentRef] = []
         if start >= t.log_size:
             return out
-        steps = 0
-        while True:
-            for s in reversed(t.segments):
+        for s in reversed(t.segments):
+            out.append(s)
+            if s.first <= start:
+                return out[::-1]
+        end = t.segments[0].first if t.segments else t.log_size
+        ref = t.table
+        hops = 0
+        while ref is not None:
+            hops += 1
+            check_cap(hops, self.limits.max_trailer_chain, "max_trailer_chain", "log table chain")
+            segs, prev = self.table(ref, t.off)
+            stop = segs[-1].first + segs[-1].count if segs else end
+            if stop != end:
+                raise CorruptError(f"log table at {ref.off}: ends at record {stop}, "
+                                   f"the next segments start at {end}")
+            for s in reversed(segs):
                 out.append(s)
                 if s.first <= start:
                     return out[::-1]
-            if t.table is not None:
-                for s in reversed(self._table(t)):
-                    out.append(s)
-                    if s.first <= start:
-                        break
-                return out[::-1]
-            if t.prev is None:
-                if (out[-1].first if out else t.log_size) != 0:
-                    raise CorruptError("log: the first commit's segments do not start at record 0")
-                return out[::-1]
-            steps += 1
-            check_cap(steps, self.limits.max_trailer_chain, "max_trailer_chain", "trailer chain")
-            t = self._prev_trailer(t)
+            if segs:
+                end = segs[0].first
+            if prev is not None and prev.off >= ref.off:
+                raise CorruptError(f"log table at {ref.off}: its previous table does not precede it")
+            ref = prev
+        if end != 0:
+            raise CorruptError(f"log: the segments listed reach back to record {end}, not to record 0")
+        return out[::-1]
 
     def trailers(self) -> Iterator[Trailer]:
         """Every trailer of the current file, newest first (the chain of commits)."""
@@ -293,7 +322,8 @@ class Reader:
         """Stored bytes of every record from index ``start`` on, checked against segment digests."""
         for s in self.segments(start):
             data = self.segment_bytes(s)
-            for k, (pos, rec) in enumerate(iter_frames(data, s.count, self.limits, f"log segment at {s.off}")):
+            frames = iter_frames(data, s.count, self.limits, f"log segment at {s.off}")
+            for k, (pos, rec) in enumerate(frames):
                 idx = s.first + k
                 if idx >= start:
                     yield RawRecord(idx, s.off + pos + 4, bytes(rec))

@@ -4,8 +4,9 @@ It repeats the file's prefix, numbers the commit, points at the meta and index b
 the previous trailer (each by offset, length and SHA-256), and describes the log: size,
 head hash, first record after the last consolidation (``dirty_start``), the RFC 9162
 compact range (right-edge subtree hashes, so the log root after an append costs
-O(log n)), the segments added by this commit, and — for a rewritten file — a log table
-block listing every segment written by the rewrite.
+O(log n)), the newest segments inline, and the newest log table block, which lists the
+segments before them and points at the table before it. Finding the log's tail therefore
+takes one table read per ~64 commits, never a walk over every trailer.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from thermo_cli.container.blocks import (
     as_uint,
     field_of,
 )
-from thermo_cli.container.layout import PREFIX_SIZE
+from thermo_cli.container.layout import FOOTER_SIZE, PREFIX_SIZE
 from thermo_cli.container.limits import Limits, check_cap
 from thermo_cli.container.logseg import SegmentRef
 from thermo_cli.errors import CorruptError
@@ -46,6 +47,8 @@ class Trailer:
     off: int = 0
     len: int = 0
     sha256: bytes = b""
+    commit_sha256: bytes = b""
+    """SHA-256 of the trailer followed by its footer: what the next commit's ``prev`` names."""
 
     @property
     def head_hex(self) -> str | None:
@@ -55,8 +58,9 @@ class Trailer:
         return CompactRange(self.log_size, self.range_nodes)
 
     def ref(self) -> BlockRef:
-        """Reference to this trailer, as the next commit's ``prev``."""
-        return BlockRef(self.off, self.len, self.len, "none", self.sha256)
+        """Reference to this trailer and its footer, as the next commit's ``prev``."""
+        n = self.len + FOOTER_SIZE
+        return BlockRef(self.off, n, n, "none", self.commit_sha256)
 
     def to_map(self) -> dict[str, Any]:
         return {
@@ -79,7 +83,7 @@ class Trailer:
         return cbor.encode(self.to_map())
 
 
-def trailer_from_bytes(data: bytes, off: int, sha: bytes, limits: Limits) -> Trailer:
+def trailer_from_bytes(data: bytes, off: int, sha: bytes, limits: Limits, commit_sha: bytes = b"") -> Trailer:
     """Decode and check a trailer found at ``off`` (its referenced blocks lie before it)."""
     what = f"trailer at {off}"
     m = as_map(cbor.decode_canonical(data, what=what), what)
@@ -103,7 +107,8 @@ def trailer_from_bytes(data: bytes, off: int, sha: bytes, limits: Limits) -> Tra
     nodes = [as_bytes(n, f"{what}.log.range", 32) for n in nodes]
     rows = as_list(field_of(log, "segments", what), f"{what}.log.segments")
     check_cap(len(rows), limits.max_segments, "max_segments", f"{what}.log.segments")
-    segments = [SegmentRef.from_row(r, f"{what}.log.segments[{i}]", lo, hi, limits) for i, r in enumerate(rows)]
+    segments = [SegmentRef.from_row(r, f"{what}.log.segments[{i}]", lo, hi, limits)
+                for i, r in enumerate(rows)]
     prev = ref(field_of(m, "prev", what), "prev")
     t = Trailer(
         prefix=as_bytes(field_of(m, "prefix", what), f"{what}.prefix", PREFIX_SIZE),
@@ -120,11 +125,10 @@ def trailer_from_bytes(data: bytes, off: int, sha: bytes, limits: Limits) -> Tra
         off=off,
         len=len(data),
         sha256=sha,
+        commit_sha256=commit_sha,
     )
     if t.meta is None or t.index is None:
         raise CorruptError(f"{what}: meta and index references are required")
-    if t.prev is not None and t.table is not None:
-        raise CorruptError(f"{what}: a trailer has either a previous trailer or a log table, not both")
     pos = size
     for s in reversed(segments):
         if s.first + s.count != pos:

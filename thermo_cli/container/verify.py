@@ -54,9 +54,18 @@ def verify_container(path: str | os.PathLike[str], *, limits: Limits | None = No
 
 def _check_commits(reader: Reader, report: VerifyReport) -> None:
     n = 0
+    seen: set[tuple[int, int]] = set()
     try:
-        for _ in reader.trailers():
+        for t in reader.trailers():
             n += 1
+            for name, ref in (("meta block", t.meta), ("index block", t.index)):
+                if (ref.off, ref.len) not in seen:
+                    seen.add((ref.off, ref.len))
+                    reader.read_block(ref, f"{name} of commit {t.seq}")
+            table = t.table
+            while table is not None and (table.off, table.len) not in seen:
+                seen.add((table.off, table.len))
+                table = reader.table(table, t.off)[1]
         _ = reader.meta_fields()
         _ = reader.index
     except FormatError as exc:
@@ -73,7 +82,7 @@ def _check_chunks(reader: Reader, report: VerifyReport) -> None:
         for layer in Layer:
             li = reader.index[layer]
             for i in range(len(li.dirs)):
-                entries += len(reader.dir_rows(layer, i))
+                entries += len(reader.dir_chunk(layer, i))
                 n += 1
             for s, st in enumerate(li.streams):
                 for i in range(len(st.chunks)):
@@ -101,12 +110,12 @@ def _check_log(reader: Reader, report: VerifyReport) -> None:
     try:
         for raw in reader.iter_raw_records(0):
             rec = records.decode_record(raw.data, what=f"log record {raw.index}")
-            if isinstance(rec, Delta) and rec.scheme is HashScheme.LEGACY:
-                if records.legacy_delta_hash(rec) != rec.hash:
-                    report.add("log", False, count, "legacy delta hash mismatch")
-                    report.fail("log", "legacy delta hash does not match its fields", index=raw.index,
-                                key=rec.key)
-                    return
+            legacy = isinstance(rec, Delta) and rec.scheme is HashScheme.LEGACY
+            if legacy and records.legacy_delta_hash(rec) != rec.hash:  # type: ignore[arg-type]
+                report.add("log", False, count, "legacy delta hash mismatch")
+                report.fail("log", "legacy delta hash does not match its fields", index=raw.index,
+                            key=rec.key)  # type: ignore[union-attr]
+                return
             if rec.prev_hash != head:
                 report.add("log", False, count, "broken link")
                 report.fail("log", f"prev_hash {rec.prev_hash} does not link to {head}", index=raw.index)

@@ -20,8 +20,16 @@ from thermo_cli import cbor, records
 from thermo_cli.audit.merkle import CompactRange, leaf_hash
 from thermo_cli.container import chunks as ck
 from thermo_cli.container.blocks import BlockRef
-from thermo_cli.container.directory import estimate_row_size, row_map
-from thermo_cli.container.index import DataChunk, DirChunk, LayerIndex, Stream, index_to_map
+from thermo_cli.container.directory import chunk_map, estimate_row_size
+from thermo_cli.container.index import (
+    ChunkTable,
+    DataChunk,
+    DirChunk,
+    DirTable,
+    LayerIndex,
+    Stream,
+    index_to_map,
+)
 from thermo_cli.container.layout import pack_footer
 from thermo_cli.container.lazy import LazyLayer
 from thermo_cli.container.limits import MiB
@@ -37,6 +45,8 @@ DATA_CHUNK = 1 * MiB
 DIR_CHUNK_TARGET = 64 * 1024
 """Raw size directory chunks are cut at (a key lookup decodes one of them)."""
 MAX_DIR_CHUNK = 4 * MiB
+INLINE_SEGMENTS = 64
+"""An append carries up to this many segment rows in its trailer, then moves them to a log table."""
 _SAMPLE = 256 * 1024
 _IN_FLIGHT = 8
 
@@ -116,7 +126,9 @@ def write_commit(sink: Sink, t: Trailer) -> Trailer:
     t.sha256 = hashlib.sha256(data).digest()
     t.off = sink.write(data)
     t.len = len(data)
-    sink.write(pack_footer(len(data), t.sha256))
+    footer = pack_footer(len(data), t.sha256)
+    t.commit_sha256 = hashlib.sha256(data + footer).digest()
+    sink.write(footer)
     return t
 
 
@@ -138,22 +150,27 @@ def _stream_elem(e: Entry) -> int:
 
 
 def _stream_pieces(entries: list[Entry], chunk: int) -> Iterator[bytes]:
-    """The concatenated values cut into ``chunk``-byte pieces, copying each byte once."""
-    buf = bytearray()
+    """The concatenated values cut into ``chunk``-byte pieces (one join per piece)."""
+    parts: list[bytes | memoryview] = []
+    size = 0
     for e in entries:
-        view = memoryview(e.value)
-        while len(view):
-            take = min(chunk - len(buf), len(view))
-            if take == chunk and not buf:
-                yield bytes(view[:take])
-            else:
-                buf += view[:take]
-                if len(buf) == chunk:
-                    yield bytes(buf)
-                    buf = bytearray()
+        value = e.value
+        if size + len(value) < chunk:
+            parts.append(value)
+            size += len(value)
+            continue
+        view = memoryview(value)
+        while size + len(view) >= chunk:
+            take = chunk - size
+            parts.append(view[:take])
+            yield b"".join(parts)
+            parts, size = [], 0
             view = view[take:]
-    if buf:
-        yield bytes(buf)
+        if len(view):
+            parts.append(view)
+            size += len(view)
+    if size:
+        yield b"".join(parts)
 
 
 def _sample(entries: list[Entry]) -> bytes:
@@ -180,13 +197,13 @@ def _write_stream(sink: Sink, plan: _StreamPlan, pool: ThreadPoolExecutor) -> St
         pending.append(pool.submit(ck.pack, piece, filter=filt, elem=elem, level=ck.DATA_LEVEL))
         drain(_IN_FLIGHT)
     drain(0)
-    return Stream(filt, elem, plan.size, DATA_CHUNK, tuple(chunks))
+    return Stream(filt, elem, plan.size, DATA_CHUNK, ChunkTable.of(chunks))
 
 
-def _dir_chunks(rows: list[tuple[Entry, dict[str, Any]]]) -> Iterator[list[tuple[Entry, dict[str, Any]]]]:
-    cur: list[tuple[Entry, dict[str, Any]]] = []
+def _dir_groups(placed: list[tuple[Entry, tuple[int, int]]]) -> Iterator[list[tuple[Entry, tuple[int, int]]]]:
+    cur: list[tuple[Entry, tuple[int, int]]] = []
     size = 0
-    for item in rows:
+    for item in placed:
         est = estimate_row_size(item[0])
         if cur and size + est > DIR_CHUNK_TARGET:
             yield cur
@@ -197,18 +214,19 @@ def _dir_chunks(rows: list[tuple[Entry, dict[str, Any]]]) -> Iterator[list[tuple
         yield cur
 
 
-def _write_dir_chunk(sink: Sink, group_: list[tuple[Entry, dict[str, Any]]], out: list[DirChunk]) -> None:
-    raw = cbor.encode([m for _, m in group_])
+def _write_dir_chunk(sink: Sink, group_: list[tuple[Entry, tuple[int, int]]], out: list[DirChunk]) -> None:
+    entries = [e for e, _ in group_]
+    raw = cbor.encode(chunk_map(entries, [loc for _, loc in group_]))
     if len(raw) > MAX_DIR_CHUNK:
         if len(group_) == 1:
-            raise ValidationError(f"entry {group_[0][0].key!r}: its description exceeds {MAX_DIR_CHUNK} bytes")
+            raise ValidationError(f"entry {entries[0].key!r}: its description exceeds {MAX_DIR_CHUNK} bytes")
         half = len(group_) // 2
         _write_dir_chunk(sink, group_[:half], out)
         _write_dir_chunk(sink, group_[half:], out)
         return
     p = ck.pack(raw, level=ck.BLOCK_LEVEL)
     out.append(DirChunk(sink.write(p.stored), len(p.stored), len(raw), len(group_),
-                        group_[0][0].key, group_[-1][0].key, p.sha256))
+                        entries[0].key, entries[-1].key, p.sha256))
 
 
 def write_layer(sink: Sink, layer: Mapping[str, Entry], pool: ThreadPoolExecutor) -> LayerIndex:
@@ -230,11 +248,11 @@ def write_layer(sink: Sink, layer: Mapping[str, Entry], pool: ThreadPoolExecutor
     order = sorted(elem for elem, p in plans.items() if p.size)
     stream_no = {elem: i for i, elem in enumerate(order)}
     streams = [_write_stream(sink, plans[elem], pool) for elem in order]
-    rows = [(e, row_map(e, stream_no.get(elem, 0), off if e.value else 0)) for e, elem, off in placed]
+    located = [(e, (stream_no.get(elem, 0), off if e.value else 0)) for e, elem, off in placed]
     dirs: list[DirChunk] = []
-    for g in _dir_chunks(rows):
+    for g in _dir_groups(located):
         _write_dir_chunk(sink, g, dirs)
-    return LayerIndex(count=len(entries), dirs=dirs, streams=streams)
+    return LayerIndex(count=len(entries), dirs=DirTable.of(dirs), streams=streams)
 
 
 def copy_layer(sink: Sink, lazy: LazyLayer) -> LayerIndex:
@@ -253,8 +271,8 @@ def copy_layer(sink: Sink, lazy: LazyLayer) -> LayerIndex:
             data = src.pread(c.off, c.len)
             ck.check_digest(data, c.sha256, f"{lazy.layer.label} stream {s} chunk {i}")
             out.append(DataChunk(sink.write(data), c.len, c.sha256))
-        streams.append(Stream(st.filter, st.elem, st.size, st.chunk, tuple(out)))
-    return LayerIndex(count=li.count, dirs=dirs, streams=streams)
+        streams.append(Stream(st.filter, st.elem, st.size, st.chunk, ChunkTable.of(out)))
+    return LayerIndex(count=li.count, dirs=DirTable.of(dirs), streams=streams)
 
 
 # --- whole files ---------------------------------------------------------------------------
@@ -306,7 +324,8 @@ def write_full(f: BinaryIO, tg: Any, *, prefix: bytes, seq: int, source: Reader 
     _check_state(tg)
     use_source = source is not None and source.trailer.log_size == tg.persisted and tg.persisted > 0
     if not use_source and tg.log_base != 0:
-        raise ValidationError("cannot write a thermogram that holds only its log tail without its source file")
+        raise ValidationError(
+            "cannot write a thermogram that holds only its log tail without its source file")
     sink = Sink(f, 0)
     sink.write(prefix)
     with ThreadPoolExecutor(_workers()) as pool:
@@ -338,7 +357,9 @@ def write_full(f: BinaryIO, tg: Any, *, prefix: bytes, seq: int, source: Reader 
     for b in new_bytes:
         rng.append(leaf_hash(b))
     segs += write_segments(sink, new_bytes, start)
-    table_ref = write_block(sink, [s.to_row() for s in segs])[0] if segs else None
+    table_ref = None
+    if segs:
+        table_ref = write_block(sink, {"prev": None, "segments": [s.to_row() for s in segs]})[0]
     t = Trailer(prefix=prefix, seq=seq, prev=None, meta=meta_ref, index=index_ref, log_size=tg.log_length,
                 head=_head_bytes(tg.head_hash), dirty_start=tg.dirty_start, range_nodes=list(rng.nodes),
                 segments=[], table=table_ref)
@@ -373,12 +394,18 @@ def plan_append(tg: Any, source: Reader) -> tuple[bytes, Trailer] | None:
     meta_ref = old.meta
     if meta_changed:
         stored = ck.compress(meta_raw, ck.BLOCK_LEVEL)
-        meta_ref = BlockRef(sink.write(stored), len(stored), len(meta_raw), "zstd", hashlib.sha256(stored).digest())
+        meta_ref = BlockRef(sink.write(stored), len(stored), len(meta_raw), "zstd",
+                            hashlib.sha256(stored).digest())
     rng = old.compact_range().copy()
     for b in new_bytes:
         rng.append(leaf_hash(b))
+    inline, table = old.segments + segs, old.table
+    if len(inline) > INLINE_SEGMENTS:
+        table = write_block(sink, {"prev": None if table is None else table.to_map(),
+                                   "segments": [s.to_row() for s in inline]})[0]
+        inline = []
     t = Trailer(prefix=old.prefix, seq=old.seq + 1, prev=old.ref(), meta=meta_ref, index=old.index,
                 log_size=tg.log_length, head=_head_bytes(tg.head_hash), dirty_start=tg.dirty_start,
-                range_nodes=list(rng.nodes), segments=segs, table=None)
+                range_nodes=list(rng.nodes), segments=inline, table=table)
     write_commit(sink, t)
     return b"".join(buf.parts), t

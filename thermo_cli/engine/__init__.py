@@ -6,7 +6,7 @@ and presets are in :mod:`.config`, the formulas in :mod:`.plasticity`, the chain
 and the dirty-delta fold in :mod:`.consolidation`.
 """
 
-from thermo_cli.engine.chain import ChainCheck
+from thermo_cli.engine.chain import ChainCheck, HashChain
 from thermo_cli.engine.config import (
     ConsolidationPolicy,
     DeltaCount,
@@ -28,6 +28,7 @@ __all__ = [
     "CrystallizationResult",
     "DeltaCount",
     "DirtySize",
+    "HashChain",
     "Manual",
     "PlasticityPolicy",
     "PlasticityRule",

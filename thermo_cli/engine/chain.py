@@ -17,8 +17,11 @@ from __future__ import annotations
 import hashlib
 import os
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from numbers import Integral, Real
 from typing import Any
+
+import cbor2
 
 from thermo_cli import cbor, records
 from thermo_cli.errors import ChainError, LimitExceededError, ValidationError
@@ -130,17 +133,17 @@ def _float(x: float) -> bytes:
     return b"\xfb" + _F64.pack(x)
 
 
-_FLOAT_CACHE: dict[bytes, bytes] = {}
+_FLOAT_CACHE: dict[float, bytes] = {}
 
 
 def _strength(x: float) -> bytes:
-    """Encoded strength, cached by its exact bits (strengths repeat a lot)."""
-    bits = _F64.pack(x)
-    enc = _FLOAT_CACHE.get(bits)
+    """Encoded strength, cached by value (strengths repeat a lot). Zeros are not cached:
+    0.0 == -0.0 as dict keys, but they encode differently."""
+    enc = _FLOAT_CACHE.get(x)
     if enc is None:
         enc = _float(x)
-        if len(_FLOAT_CACHE) < 65536:
-            _FLOAT_CACHE[bits] = enc
+        if x != 0.0 and len(_FLOAT_CACHE) < 65536:
+            _FLOAT_CACHE[x] = enc
     return enc
 
 
@@ -169,16 +172,12 @@ _TEXT_HEADS = [_head(3, n) for n in range(_SHORT)]
 _BYTES_HEADS = [_head(2, n) for n in range(_SHORT)]
 
 
-def _text_item(b: bytes) -> bytes:
-    n = len(b)
-    return (_TEXT_HEADS[n] if n < _SHORT else _head(3, n)) + b
-
-
 def encode_delta(d: Delta) -> bytes:
     """Canonical CBOR record bytes of a v2 delta (equal to ``records.encode_record(d)``)."""
     key = d.key.encode("utf-8")
     src = d.source.encode("utf-8")
     did = d.id.encode("utf-8")
+    nd = len(did)
     value = d.value
     nv = len(value)
     ts = d.timestamp_ns
@@ -191,9 +190,9 @@ def encode_delta(d: Delta) -> bytes:
     ns = len(src)
     return b"".join((
         _MAP13,
-        _K_S, _strength(d.strength),
+        _K_S, _FLOAT_CACHE.get(d.strength) or _strength(d.strength),
         _K_T_DELTA,
-        _K_ID, _text_item(did),
+        _K_ID, _TEXT_HEADS[nd] if nd < _SHORT else _head(3, nd), did,
         _K_OP[d.delta_type],
         _K_TS, b"\x1b" + ts.to_bytes(8, "big") if ts >= 0x100000000 else _int(ts),
         _K_KEY, _TEXT_HEADS[nk] if nk < _SHORT else _head(3, nk), key,
@@ -264,6 +263,13 @@ def _validate_text(name: str, text: Any) -> None:
 _PLAIN = (str, bytes, float, bool, type(None))
 
 
+def _integer(value: Any, name: str) -> int:
+    """An integral number of another type (e.g. numpy.int64) as an int; bools refused."""
+    if isinstance(value, bool) or not isinstance(value, Integral):
+        raise _fail(name, f"expected an integer, got {value!r}")
+    return int(value)
+
+
 def _check_custom(obj: Any, depth: int) -> None:
     """Custom metadata must be plain data that decodes back as itself: text-keyed maps,
     lists, text, bytes, 64-bit integers, floats, booleans and null (no CBOR tags)."""
@@ -294,19 +300,20 @@ _DELETE = DeltaType.DELETE
 _V2 = HashScheme.V2
 
 
-def validate_delta(d: Any) -> None:
+def validate_delta(d: Any) -> int:
     """Check every field of a delta about to be applied; normalise in place.
 
     Normalisation: strength rounded to float32, a ternary given as an int or a name
     becomes a :class:`Ternary`, a value given as bytearray/memoryview becomes bytes.
     Raises ValidationError naming the first bad field; the delta is unchanged then.
-    (``prev_hash`` is checked against the chain head by :func:`link`.)
+    (``prev_hash`` is checked against the chain head by :func:`link`.) Returns the key's
+    length in UTF-8 bytes.
     """
     if type(d) is not Delta:
         raise ValidationError(f"delta: expected a Delta, got {type(d).__name__}")
     if type(d.delta_type) is not DeltaType:
         raise _fail("delta_type", f"expected a DeltaType, got {d.delta_type!r}")
-    validate_key(d.key)
+    key_bytes = validate_key(d.key)
     value = d.value
     if type(value) is not bytes:
         if not isinstance(value, bytes | bytearray | memoryview):
@@ -322,7 +329,7 @@ def validate_delta(d: Any) -> None:
         tern = Ternary.coerce(tern, "ternary")
     s = d.strength
     if type(s) is not float:
-        if isinstance(s, bool) or not isinstance(s, int | float):
+        if isinstance(s, bool) or not isinstance(s, Real):
             raise _fail("strength", f"expected a number, got {s!r}")
         s = float(s)
     if tern is None:
@@ -331,22 +338,33 @@ def validate_delta(d: Any) -> None:
     elif s != float(tern) and not (legacy and -1.0 <= s <= 1.0):
         raise _fail("strength", f"a ternary delta's strength is its ternary value {float(tern)}, got {s!r}")
     obs = d.observation_count
-    if obs is not None and (type(obs) is not int or not 0 <= obs <= _U64_MAX):
+    if obs is not None and type(obs) is not int:
+        obs = _integer(obs, "observation_count")
+    if obs is not None and not 0 <= obs <= _U64_MAX:
         raise _fail("observation_count", f"expected a non-negative integer or None, got {obs!r}")
     ts = d.timestamp_ns
-    if type(ts) is not int or not 0 <= ts <= _INT64_MAX:
+    if type(ts) is not int:
+        ts = _integer(ts, "timestamp_ns")
+    if not 0 <= ts <= _INT64_MAX:
         raise _fail("timestamp_ns", f"expected integer nanoseconds since 1970 (UTC), got {ts!r}")
-    _validate_text("source", d.source)
-    if type(d.id) is not str or not d.id:
-        raise _fail("id", f"expected non-empty text, got {d.id!r}")
-    _validate_text("id", d.id)
+    src = d.source
+    if type(src) is not str or not src.isascii():
+        _validate_text("source", src)
+    did = d.id
+    if type(did) is not str or not did:
+        raise _fail("id", f"expected non-empty text, got {did!r}")
+    if not did.isascii():
+        _validate_text("id", did)
     if d.custom is not None:
         _check_custom(d.custom, 0)
     if d.tensor is not None and type(d.tensor) is not TensorSpec:
         raise _fail("tensor", f"expected a TensorSpec or None, got {type(d.tensor).__name__}")
     d.value = value
     d.ternary = tern
+    d.observation_count = obs
+    d.timestamp_ns = ts
     d.strength = _f32_back(_f32_round(s))[0]
+    return key_bytes
 
 
 def link(d: Delta, head: str | None) -> None:
@@ -418,7 +436,8 @@ def verify_records(recs: list[LogRecord], *, base: int = 0, head_hash: str | Non
             return ChainCheck(False, i, index, "record has no hash")
         try:
             computed = recompute_hash(rec)
-        except (TypeError, ValueError, AttributeError, OverflowError, LimitExceededError) as exc:
+        except (TypeError, ValueError, KeyError, AttributeError, OverflowError, LimitExceededError,
+                cbor2.CBOREncodeError) as exc:
             return ChainCheck(False, i, index, f"record fields cannot be encoded ({exc})")
         if computed != rec.hash:
             recipe = "crate" if isinstance(rec, Delta) and rec.scheme is HashScheme.LEGACY else "v2"
@@ -435,3 +454,39 @@ def new_event(kind: str, timestamp_ns: int, fields: dict[str, Any], head: str | 
     ev = Event(kind=kind, timestamp_ns=timestamp_ns, fields=fields, prev_hash=head)
     records.seal(ev)
     return ev
+
+
+@dataclass(slots=True)
+class HashChain:
+    """A standalone hash chain of log records (the crate's ``HashChain``).
+
+    A :class:`~thermo_cli.engine.thermogram.Thermogram` keeps its chain as ``records`` and
+    ``head_hash`` directly; this class is for code that builds or checks a chain on its
+    own (delta streams, converters). :meth:`append` applies the same rules as
+    ``Thermogram.apply``: validate, link to the head (or refuse a different
+    ``prev_hash``), hash.
+    """
+
+    records: list[LogRecord] = field(default_factory=list)
+    head_hash: str | None = None
+
+    def append(self, rec: LogRecord) -> LogRecord:
+        if isinstance(rec, Delta):
+            validate_delta(rec)
+            link(rec, self.head_hash)
+            seal_linked(rec)
+        else:
+            if rec.prev_hash is None:
+                rec.prev_hash = self.head_hash
+            elif rec.prev_hash != self.head_hash:
+                raise ChainError(f"event {rec.kind!r}: prev_hash does not match the chain head")
+            records.seal(rec)
+        self.records.append(rec)
+        self.head_hash = rec.hash
+        return rec
+
+    def verify(self) -> ChainCheck:
+        return verify_records(self.records, head_hash=self.head_hash)
+
+    def __len__(self) -> int:
+        return len(self.records)

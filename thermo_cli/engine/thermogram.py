@@ -29,18 +29,18 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from collections.abc import Iterable, MutableMapping
+from collections.abc import Iterable, Iterator, MutableMapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from thermo_cli import records as _records
 from thermo_cli.audit import merkle
-from thermo_cli.audit.state import state_digest
 from thermo_cli.engine import chain, transitions
 from thermo_cli.engine.chain import ChainCheck
 from thermo_cli.engine.config import ConsolidationPolicy, PlasticityRule, ThermalConfig
 from thermo_cli.engine.consolidation import ConsolidationReport, fold, prune_hot
+from thermo_cli.engine.digest import StateDigester, extend_range
 from thermo_cli.engine.transitions import TransitionReport
 from thermo_cli.errors import ChainError, NotFoundError, ValidationError
 from thermo_cli.model import (
@@ -156,6 +156,7 @@ class Thermogram:
     _trigger_policy: ConsolidationPolicy | None = field(default=None, init=False, repr=False)
     _triggers: tuple[int | None, int | None, int | None] = field(
         default=(None, None, None), init=False, repr=False)
+    _digester: StateDigester = field(default_factory=StateDigester, init=False, repr=False)
 
     @property
     def log_length(self) -> int:
@@ -217,10 +218,10 @@ class Thermogram:
         Returns the delta, sealed.
         """
         self._sync()
-        chain.validate_delta(delta)
+        key_bytes = chain.validate_delta(delta)
         chain.link(delta, self.head_hash)
         chain.seal_linked(delta)
-        self._append_delta(delta)
+        self._append_delta(delta, key_bytes)
         self._auto_consolidate()
         return delta
 
@@ -234,20 +235,20 @@ class Thermogram:
         append, auto = self._append_delta, self._auto_consolidate
         done: list[Delta] = []
         for delta in deltas:
-            validate(delta)
+            key_bytes = validate(delta)
             link(delta, self.head_hash)
             seal(delta)
-            append(delta)
+            append(delta, key_bytes)
             done.append(delta)
             auto()
         return done
 
-    def _append_delta(self, d: Delta) -> None:
+    def _append_delta(self, d: Delta, key_bytes: int) -> None:
         self.records.append(d)
         self.head_hash = d.hash
         self._latest[d.key] = d
         self._dirty_count += 1
-        self._dirty_bytes += len(d.value) + len(d.key.encode("utf-8")) + DIRTY_OVERHEAD_BYTES
+        self._dirty_bytes += len(d.value) + key_bytes + DIRTY_OVERHEAD_BYTES
         self._idx_to += 1
         self.meta.total_deltas += 1
 
@@ -356,6 +357,14 @@ class Thermogram:
                 found.add(key)
         return sorted(found)
 
+    def __iter__(self) -> Iterator[str]:
+        """Iterate over :meth:`keys` (sorted visible keys)."""
+        return iter(self.keys())
+
+    def __contains__(self, key: object) -> bool:
+        """``key in tg``: :meth:`read` finds it."""
+        return isinstance(key, str) and self.read(key) is not None
+
     def history(self, key: str) -> list[Delta]:
         """Every loaded delta for ``key``, oldest first, consolidated ones included."""
         return [r for r in self.records if type(r) is Delta and r.key == key]
@@ -389,15 +398,17 @@ class Thermogram:
         self._sync()
         now = now_ns()
         report = ConsolidationReport(timestamp_ns=now)
+        # The log root first: it is the one step that can fail (a tail-loaded log without
+        # its compact range), and it must fail before any layer changes.
+        report.log_size = self.log_length
+        report.log_root = self.log_root()
         fold(self.dirty_deltas(), self.layers, self.plasticity, report)
         if self.policy.enable_pruning:
             report.pruned_keys = prune_hot(self.layers[Layer.HOT], self.plasticity)
             report.pruned = len(report.pruned_keys)
         report.crystallized, report.crystal_merged = transitions.crystallize(self.layers, self.thermal)
         report.entries_after = sum(len(m) for m in self.layers.values())
-        report.log_size = self.log_length
-        report.log_root = self.log_root()
-        report.state_digest = state_digest(self.layers)
+        report.state_digest = self.state_digest()
         self.meta.last_consolidation_ns = now
         self.meta.total_consolidations += 1
         self._append_event("consolidate", now, {
@@ -416,6 +427,11 @@ class Thermogram:
         self.layers_modified = True
         return report
 
+    def state_digest(self) -> bytes:
+        """Merkle root over every entry of the four layers (``audit.state.state_digest``),
+        reusing the leaf hashes of entries unchanged since the last call."""
+        return self._digester.digest(self.layers)
+
     def log_root(self) -> bytes:
         """RFC 9162 Merkle root over the bytes of every log record so far (32 bytes)."""
         rng = self.log_range
@@ -432,9 +448,9 @@ class Thermogram:
                 f"log: compact range covers {rng.size} records but records start at {self.log_base}"
             )
         leaf = merkle.leaf_hash
-        for rec in self.records[rng.size - self.log_base:]:
-            data = rec.encoded if rec.encoded is not None else _records.encode_record(rec)
-            rng.append(leaf(data))
+        encode = _records.encode_record
+        extend_range(rng, [leaf(rec.encoded if rec.encoded is not None else encode(rec))
+                           for rec in self.records[rng.size - self.log_base:]])
         return rng.root()
 
     def crystallize(self) -> CrystallizationResult:

@@ -60,9 +60,10 @@ def promote(layers: Layers, src: Layer, dst: Layer, cfg: ThermalConfig) -> list[
     source = layers[src]
     moving = [k for k, e in source.items() if e.strength >= threshold and e.update_count >= min_obs]
     target = layers[dst]
+    pop, get = source.pop, target.get
     for key in moving:
-        entry = source.pop(key)
-        existing = target.get(key)
+        entry = pop(key)
+        existing = get(key)
         if existing is None:
             target[key] = entry
         else:
@@ -80,16 +81,20 @@ def demote(layers: Layers, src: Layer, dst: Layer, cfg: ThermalConfig, now_ns: i
     source = layers[src]
     moving = [k for k, e in source.items() if e.strength < threshold]
     target = layers[dst]
+    pop, get, pack, unpack = source.pop, target.get, _pack, _unpack
+    factor, floor = _DEMOTE_FACTOR, _DEMOTE_FLOOR
     for key in moving:
-        entry = source.pop(key)
-        entry.strength = max(_DEMOTE_FLOOR, f32(entry.strength * _DEMOTE_FACTOR))
+        entry = pop(key)
+        s = unpack(pack(entry.strength * factor))[0]
+        entry.strength = s if s > floor else floor
         entry.updated_at_ns = now_ns
-        existing = target.get(key)
+        existing = get(key)
         if existing is None:
             target[key] = entry
         else:
-            existing.strength = max(existing.strength, entry.strength)
-            existing.updated_at_ns = entry.updated_at_ns
+            if entry.strength > existing.strength:
+                existing.strength = entry.strength
+            existing.updated_at_ns = now_ns
     return moving
 
 

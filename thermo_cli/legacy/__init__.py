@@ -7,7 +7,7 @@ what the crate recorded.
 """
 
 from thermo_cli.legacy.detect import sniff_engram, sniff_legacy
-from thermo_cli.legacy.reader import load_legacy
+from thermo_cli.legacy.reader import load_legacy, load_legacy_file, read_legacy_file
 from thermo_cli.legacy.timefmt import format_rfc3339, format_z, parse_rfc3339
 from thermo_cli.legacy.verify import legacy_hash, verify_legacy
 
@@ -16,7 +16,9 @@ __all__ = [
     "format_z",
     "legacy_hash",
     "load_legacy",
+    "load_legacy_file",
     "parse_rfc3339",
+    "read_legacy_file",
     "sniff_engram",
     "sniff_legacy",
     "verify_legacy",

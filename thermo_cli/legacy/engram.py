@@ -1,29 +1,34 @@
-"""The crate's Engram JSON export (``export_*.json``): read it as an import source, write it.
+"""Read the crate's Engram JSON export (``export_*.json``) as an import source.
 
 Users archived thermograms with ``export_to_json()``, which consolidated first and then
 wrote the hot and cold entries as one ``state`` list (no layer, no timestamps, no
 configuration) and an always-empty ``history``. Importing therefore rebuilds what it
 can: every entry goes to the hot layer — a key listed a second time is the cold copy and
 goes to the cold layer — with ``updated_at`` set to the export's last consolidation, and
-the default configuration. The import is logged as one ``Event(kind="import")`` that
-keeps everything the export said that has no other home (export time, the file's
-SHA-256, the history rows), so nothing in the export is lost.
+the default configuration. Exports written by thermo itself (all four layers; items with
+``layer``, ``updated_at`` and maybe ``tensor``) are read with those members.
 
-Writing Engram JSON is :func:`thermo_cli.exchange.export_engram`'s job.
+The import is logged as one ``Event(kind="import")`` that keeps everything the export
+said that has no other home (export time, the file's SHA-256, the history rows), so
+nothing in the export is lost. Writing Engram JSON is
+:func:`thermo_cli.exchange.export_engram`'s job.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 from typing import Any
 
 from thermo_cli.engine.chain import new_event
 from thermo_cli.engine.thermogram import Thermogram
 from thermo_cli.legacy.jsondoc import MAX_LEGACY_BYTES, Document, join, parse_document
-from thermo_cli.model import DeltaType, Entry, Layer, Metadata, now_ns
+from thermo_cli.model import DeltaType, Entry, Layer, Metadata, TensorSpec, now_ns
 
 FORMAT_NAME = "engram-json"
 _DELTA_TYPES = {t.legacy_name: t for t in DeltaType}
+_LAYERS = {layer.label: layer for layer in Layer}
 
 
 def load_engram(data: bytes, *, source: str = "<file>", max_bytes: int = MAX_LEGACY_BYTES) -> Thermogram:
@@ -51,10 +56,14 @@ def load_engram(data: bytes, *, source: str = "<file>", max_bytes: int = MAX_LEG
     )
     state = doc.arr(doc.req(root, "state", ""), "state")
     entries = [_state_entry(doc, raw, f"state[{i}]", last_consolidation) for i, raw in enumerate(state)]
-    for entry, layer in zip(entries, _layers_for(doc, entries), strict=True):
-        tg.layers[layer][entry.key] = entry
+    for i, ((entry, given), layer) in enumerate(zip(entries, _layers_for(doc, entries), strict=True)):
+        target = tg.layers[given if given is not None else layer]
+        if entry.key in target:
+            raise doc.error(f"state[{i}].key", f"key {entry.key!r} is listed twice for one layer")
+        target[entry.key] = entry
     history = [_history_row(doc, raw, f"history[{i}]")
                for i, raw in enumerate(doc.arr(doc.req(root, "history", ""), "history"))]
+    events = doc.custom(root.get("events"), "events")
     event = new_event("import", now_ns(), {
         "format": FORMAT_NAME,
         "source_sha256": hashlib.sha256(doc.data).digest(),
@@ -63,6 +72,7 @@ def load_engram(data: bytes, *, source: str = "<file>", max_bytes: int = MAX_LEG
         "total_entries": meta_uint("total_entries"),
         "entries": len(state),
         "history": history,
+        "events": events,
     }, None)
     tg.records.append(event)
     tg.head_hash = event.hash
@@ -71,18 +81,24 @@ def load_engram(data: bytes, *, source: str = "<file>", max_bytes: int = MAX_LEG
     return tg
 
 
-def _layers_for(doc: Document, entries: list[Entry]) -> list[Layer]:
-    """Where each listed entry goes: a key listed once is hot; listed n times (hottest
-    first, as every exporter wrote them), the first is hot, the last cold, and the ones
-    between warm then cool."""
+def _layers_for(doc: Document, entries: list[tuple[Entry, Layer | None]]) -> list[Layer]:
+    """Where each entry without a ``layer`` member goes (the crate's export has none).
+
+    A key listed once is hot. Listed n times (hottest first, as the crate wrote hot then
+    cold), the first copy is hot, the last cold, and any between warm then cool.
+    """
     listed: dict[str, int] = {}
-    for e in entries:
-        listed[e.key] = listed.get(e.key, 0) + 1
+    for e, given in entries:
+        if given is None:
+            listed[e.key] = listed.get(e.key, 0) + 1
     order = {1: (Layer.HOT,), 2: (Layer.HOT, Layer.COLD), 3: (Layer.HOT, Layer.WARM, Layer.COLD),
              4: tuple(Layer)}
     seen: dict[str, int] = {}
     out = []
-    for i, e in enumerate(entries):
+    for i, (e, given) in enumerate(entries):
+        if given is not None:
+            out.append(given)
+            continue
         n = listed[e.key]
         if n > 4:
             raise doc.error(f"state[{i}].key", f"key {e.key!r} is listed {n} times (at most once per layer)")
@@ -92,31 +108,69 @@ def _layers_for(doc: Document, entries: list[Entry]) -> list[Layer]:
     return out
 
 
-def _state_entry(doc: Document, value: Any, path: str, updated_at_ns: int) -> Entry:
+def _state_entry(doc: Document, value: Any, path: str, default_time: int) -> tuple[Entry, Layer | None]:
+    """One ``state`` item; ``layer``, ``updated_at`` and ``tensor`` are read when present
+    (thermo's own exports add them; the crate's do not)."""
     e = doc.obj(value, path)
-    return Entry(
+    layer = None
+    if e.get("layer") is not None:
+        name = doc.text(e["layer"], join(path, "layer"))
+        if name not in _LAYERS:
+            raise doc.error(join(path, "layer"), f"expected hot, warm, cool or cold, got {name!r}")
+        layer = _LAYERS[name]
+    updated = e.get("updated_at")
+    entry = Entry(
         key=doc.key(doc.req(e, "key", path), join(path, "key")),
         value=doc.byte_array(doc.req(e, "value", path), join(path, "value")),
         strength=doc.f32(doc.req(e, "strength", path), join(path, "strength")),
-        updated_at_ns=updated_at_ns,
+        updated_at_ns=default_time if updated is None else doc.time(updated, join(path, "updated_at")),
         update_count=doc.uint(doc.req(e, "update_count", path), join(path, "update_count")),
         ternary=doc.ternary(e.get("ternary_strength"), join(path, "ternary_strength")),
+        tensor=_tensor(doc, e.get("tensor"), join(path, "tensor")),
+    )
+    return entry, layer
+
+
+def _tensor(doc: Document, value: Any, path: str) -> TensorSpec | None:
+    if value is None:
+        return None
+    t = doc.obj(value, path)
+    sp = join(path, "shape")
+    shape = tuple(doc.uint(x, f"{sp}[{i}]") for i, x in enumerate(doc.arr(doc.req(t, "shape", path), sp)))
+    encoding = doc.text(doc.req(t, "encoding", path), join(path, "encoding"))
+    if encoding not in ("raw", "ternary"):
+        raise doc.error(join(path, "encoding"), f"expected raw or ternary, got {encoding!r}")
+    scales = None
+    if t.get("scales") is not None:
+        try:
+            scales = base64.b64decode(doc.text(t["scales"], join(path, "scales")), validate=True)
+        except binascii.Error:
+            raise doc.error(join(path, "scales"), "not valid base64") from None
+    per_row = t.get("per_row", False)
+    return TensorSpec(
+        dtype=doc.text(doc.req(t, "dtype", path), join(path, "dtype")),
+        shape=shape,
+        encoding=encoding,
+        scales=scales,
+        per_row=doc.boolean(per_row, join(path, "per_row")),
+        method=doc.opt_text(t.get("method"), join(path, "method")),
     )
 
 
-def _history_row(doc: Document, value: Any, path: str) -> dict[str, Any]:
-    """One history row as event data (the crate's export never wrote any, but it could)."""
+def _history_row(doc: Document, value: Any, path: str) -> Any:
+    """One history row, checked for the crate's fields and kept whole as event data.
+
+    A history row has no value, so it cannot be replayed as a delta; it is kept
+    verbatim (extra members included) so nothing the export said is lost.
+    """
     h = doc.obj(value, path)
     kind = doc.text(doc.req(h, "delta_type", path), join(path, "delta_type"))
     if kind not in _DELTA_TYPES:
         raise doc.error(join(path, "delta_type"),
                         f"unknown delta type {kind!r} (expected Create, Update, Delete or Merge)")
-    tern = doc.ternary(h.get("ternary_strength"), join(path, "ternary_strength"))
-    return {
-        "ts": doc.time(doc.req(h, "timestamp", path), join(path, "timestamp")),
-        "op": _DELTA_TYPES[kind].label,
-        "key": doc.text(doc.req(h, "key", path), join(path, "key")),
-        "s": doc.f32(doc.req(h, "strength", path), join(path, "strength")),
-        "tern": None if tern is None else int(tern),
-        "hash": doc.text(doc.req(h, "hash", path), join(path, "hash")),
-    }
+    doc.ternary(h.get("ternary_strength"), join(path, "ternary_strength"))
+    doc.time(doc.req(h, "timestamp", path), join(path, "timestamp"))
+    doc.text(doc.req(h, "key", path), join(path, "key"))
+    doc.f32(doc.req(h, "strength", path), join(path, "strength"))
+    doc.opt_text(h.get("hash"), join(path, "hash"))
+    return doc.custom(h, path)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import secrets
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,12 +62,12 @@ class Document:
 
     def obj(self, value: Any, path: str) -> dict[str, Any]:
         if type(value) is not dict:
-            raise self.error(path, f"expected a JSON object, got {describe(value)}")
+            raise self.error(path, f"expected a JSON object, got {self.describe(value)}")
         return value
 
     def arr(self, value: Any, path: str, length: int | None = None) -> list[Any]:
         if type(value) is not list:
-            raise self.error(path, f"expected a JSON array, got {describe(value)}")
+            raise self.error(path, f"expected a JSON array, got {self.describe(value)}")
         if length is not None and len(value) != length:
             raise self.error(path, f"expected {length} elements, got {len(value)}")
         return value
@@ -150,7 +151,7 @@ class Document:
         if self.is_placeholder(value):
             return self.arrays[int(value[len(self.marker):])]
         if type(value) is not list:
-            raise self.error(path, f"expected an array of bytes (0..255), got {describe(value)}")
+            raise self.error(path, f"expected an array of bytes (0..255), got {self.describe(value)}")
         for i, x in enumerate(value):  # only arrays the fast path refused: the error path
             if type(x) is not int:
                 raise self.error(f"{path}[{i}]", f"{self.describe(x)} is not a byte (0..255)")
@@ -221,7 +222,7 @@ def parse_document(data: bytes, *, source: str, max_bytes: int = MAX_LEGACY_BYTE
     return Document(root=root, source=source, data=data, marker=marker, arrays=arrays, spans=spans)
 
 
-def _byte_arrays(data: bytes):  # -> Iterator[tuple[int, int, bytes]]
+def _byte_arrays(data: bytes) -> Iterator[tuple[int, int, bytes]]:
     """Yield (start, end, bytes) of each ``"value": [ints 0..255]`` array, left to right.
 
     A ``"value"`` token can only be a key here: inside a JSON string every quote is
@@ -279,9 +280,14 @@ def _raise_json_error(data: bytes, source: str) -> None:
 
 def join(path: str, name: str) -> str:
     """Extend a JSON path with an object member (plain names dotted, others quoted)."""
-    if name.isidentifier():
+    if name.isidentifier() and name.isascii():
         return f"{path}.{name}" if path else name
-    return f"{path}[{orjson.dumps(name).decode()}]"
+    return join_key(path, name)
+
+
+def join_key(path: str, key: str) -> str:
+    """Extend a JSON path with a map key: always quoted, so user data never looks like a field."""
+    return f"{path}[{orjson.dumps(key).decode()}]"
 
 
 def describe(value: Any) -> str:

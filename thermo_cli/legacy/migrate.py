@@ -21,12 +21,11 @@ from typing import Any
 
 from thermo_cli.engine.chain import new_event
 from thermo_cli.engine.thermogram import Thermogram
-from thermo_cli.errors import IntegrityError, LimitExceededError, RefusedError
+from thermo_cli.errors import IntegrityError, RefusedError, ValidationError
 from thermo_cli.legacy.engram import load_engram
-from thermo_cli.legacy.jsondoc import MAX_LEGACY_BYTES
-from thermo_cli.legacy.reader import FORMAT_NAME, load_legacy
+from thermo_cli.legacy.reader import FORMAT_NAME, load_legacy, read_legacy_file
 from thermo_cli.legacy.verify import verify_legacy
-from thermo_cli.model import Delta, HashScheme, Layer, now_ns
+from thermo_cli.model import Delta, Event, HashScheme, Layer, now_ns
 
 CRATE_VERSIONS = {"0.4": "0.4.x", "0.5": "0.5.x"}
 """Crate releases whose files have each shape (0.4: hot/cold and a scalar thermal config)."""
@@ -62,6 +61,21 @@ def prepare_migration(data: bytes, *, source: str = "<file>") -> Thermogram:
     the crate's own verification (naming the first bad delta).
     """
     tg = load_legacy(data, source=source)
+    record_migration(tg, data, source=source)
+    return tg
+
+
+def record_migration(tg: Thermogram, data: bytes, *, source: str = "<file>") -> Event:
+    """Append the ``migrate`` event to a thermogram loaded from the crate file ``data``.
+
+    For any writer that turns a loaded legacy file into a container (``thermo migrate``,
+    or a store commit with ``upgrade``): checks the legacy chain first (IntegrityError
+    naming the first bad delta), then moves what ``extras["legacy"]`` said about the
+    source into the event, so the container carries no stale legacy state.
+    """
+    info = tg.extras.get("legacy")
+    if info is None:
+        raise ValidationError("thermogram: not loaded from a Rust-crate save file (no extras['legacy'])")
     report = verify_legacy(tg, path=source)
     if not report.ok:
         f = report.failure
@@ -69,7 +83,7 @@ def prepare_migration(data: bytes, *, source: str = "<file>") -> Thermogram:
         reason = f.reason if f is not None else "verification failed"
         raise IntegrityError(f"{source}: legacy chain fails verification at {where}: {reason}; "
                              "refusing to migrate a broken chain (see thermo verify)")
-    info = tg.extras.pop("legacy")
+    del tg.extras["legacy"]
     legacy = [r for r in tg.records if isinstance(r, Delta) and r.scheme is HashScheme.LEGACY]
     event = new_event("migrate", now_ns(), {
         "source_format": FORMAT_NAME,
@@ -83,7 +97,7 @@ def prepare_migration(data: bytes, *, source: str = "<file>") -> Thermogram:
     }, tg.head_hash)
     tg.records.append(event)
     tg.head_hash = event.hash
-    return tg
+    return event
 
 
 def migrate_file(old: str | os.PathLike[str], new: str | os.PathLike[str], *,
@@ -98,7 +112,7 @@ def migrate_file(old: str | os.PathLike[str], new: str | os.PathLike[str], *,
     if kind == "engram":
         raise RefusedError(f"{old_p}: is an Engram export, not a save file; use thermo import-engram")
     _refuse_same_file(old_p, new_p)
-    data = _read(old_p)
+    data = read_legacy_file(old_p)
     tg = prepare_migration(data, source=old_p)
     store.create(new_p, tg, overwrite=overwrite)
     event = tg.records[-1]
@@ -122,7 +136,7 @@ def import_engram_file(export: str | os.PathLike[str], out: str | os.PathLike[st
         hint = "use thermo migrate" if kind == "legacy" else "it is already a .thermo container"
         raise RefusedError(f"{src}: is not an Engram export ({hint})")
     _refuse_same_file(src, dst)
-    data = _read(src)
+    data = read_legacy_file(src)
     tg = load_engram(data, source=src)
     store.create(dst, tg, overwrite=overwrite)
     return MigrationResult(
@@ -130,15 +144,6 @@ def import_engram_file(export: str | os.PathLike[str], out: str | os.PathLike[st
         source_sha256=hashlib.sha256(data).hexdigest(), source_size=len(data), legacy_deltas=0,
         entries={layer.label: len(tg.layers[layer]) for layer in Layer}, head_hash=tg.head_hash,
     )
-
-
-def _read(path: str) -> bytes:
-    size = os.path.getsize(path)
-    if size > MAX_LEGACY_BYTES:  # refuse before reading it into memory
-        raise LimitExceededError(f"{path}: {size} bytes exceeds the legacy file limit of "
-                                 f"{MAX_LEGACY_BYTES} bytes")
-    with open(path, "rb") as f:
-        return f.read()
 
 
 def _refuse_same_file(src: str, dst: str) -> None:

@@ -14,6 +14,7 @@ set. ``dirty_start`` is 0 because every one of them is uncommitted in the crate'
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from thermo_cli.engine.config import (
@@ -28,7 +29,8 @@ from thermo_cli.engine.config import (
     Trigger,
 )
 from thermo_cli.engine.thermogram import Thermogram
-from thermo_cli.legacy.jsondoc import MAX_LEGACY_BYTES, Document, join, parse_document
+from thermo_cli.errors import LimitExceededError
+from thermo_cli.legacy.jsondoc import MAX_LEGACY_BYTES, Document, join, join_key, parse_document
 from thermo_cli.model import Delta, DeltaType, Entry, HashScheme, Layer, Metadata
 from thermo_cli.records import seal
 
@@ -79,6 +81,23 @@ def load_legacy(data: bytes, *, source: str = "<file>", max_bytes: int = MAX_LEG
         extras={"legacy": {"format": FORMAT_NAME, "version": version, "head_hash": file_head}},
     )
     return tg
+
+
+def read_legacy_file(path: str | os.PathLike[str], *, max_bytes: int = MAX_LEGACY_BYTES) -> bytes:
+    """The bytes of a legacy file, refusing one over ``max_bytes`` before reading it."""
+    p = os.fspath(path)
+    size = os.path.getsize(p)
+    if size > max_bytes:
+        raise LimitExceededError(f"{p}: {size} bytes exceeds the legacy file limit of {max_bytes} bytes "
+                                 "(pass a larger max_bytes to read it)")
+    with open(p, "rb") as f:
+        return f.read()
+
+
+def load_legacy_file(path: str | os.PathLike[str], *, max_bytes: int = MAX_LEGACY_BYTES) -> Thermogram:
+    """:func:`load_legacy` of a file, size-checked before it is read into memory."""
+    p = os.fspath(path)
+    return load_legacy(read_legacy_file(p, max_bytes=max_bytes), source=p, max_bytes=max_bytes)
 
 
 # --- configuration ---------------------------------------------------------------------
@@ -188,7 +207,7 @@ def _metadata(doc: Document, value: Any, path: str) -> Metadata:
 def _entries(doc: Document, value: Any, path: str) -> dict[str, Entry]:
     out: dict[str, Entry] = {}
     for map_key, raw in doc.obj(value, path).items():
-        p = join(path, map_key)
+        p = join_key(path, map_key)
         e = doc.obj(raw, p)
         key = doc.key(doc.req(e, "key", p), join(p, "key"))
         if key != map_key:

@@ -15,7 +15,8 @@ from datetime import date
 from thermo_cli.model import NS_PER_SECOND
 
 _RFC3339 = re.compile(
-    r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(?:([Zz])|([+-])(\d{2}):(\d{2}))\Z"
+    r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(?:([Zz])|([+-])(\d{2}):(\d{2}))\Z",
+    re.ASCII,  # \d must not match other scripts' digits
 )
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 _NS_PER_DAY = 86_400 * NS_PER_SECOND
@@ -96,9 +97,3 @@ def format_rfc3339(ns: int) -> str:
 def format_z(ns: int) -> str:
     """The text serde wrote into the crate's JSON files (same digits, ending in ``Z``)."""
     return _civil(ns)[0] + "Z"
-
-
-def fraction_digits(text: str) -> int:
-    """How many fraction digits a timestamp was spelled with (0 when none)."""
-    m = _RFC3339.match(text)
-    return len(m.group(7) or "") if m else 0

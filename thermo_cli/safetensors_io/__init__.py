@@ -26,7 +26,14 @@ from thermo_cli.safetensors_io.format import (
     tensor_nbytes,
     write_safetensors,
 )
-from thermo_cli.safetensors_io.importer import EXTRAS_KEY, SOURCE, ImportReport, import_safetensors
+from thermo_cli.safetensors_io.importer import (
+    EXTRAS_KEY,
+    SOURCE,
+    ImportReport,
+    StreamedEntry,
+    TernaryOptions,
+    import_safetensors,
+)
 from thermo_cli.safetensors_io.sources import (
     ImportPlan,
     IndexFile,
@@ -51,7 +58,9 @@ __all__ = [
     "OutTensor",
     "PlannedTensor",
     "SafetensorsFile",
+    "StreamedEntry",
     "TensorInfo",
+    "TernaryOptions",
     "build_header",
     "expand_inputs",
     "export_safetensors",

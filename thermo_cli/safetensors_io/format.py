@@ -138,7 +138,7 @@ def reject_duplicates(what: str) -> Callable[[list[tuple[str, Any]]], dict[str, 
     return hook
 
 
-def _stat_key(st: os.stat_result) -> tuple[int, int, int]:
+def stat_key(st: os.stat_result) -> tuple[int, int, int]:
     return (st.st_ino, st.st_size, st.st_mtime_ns)
 
 
@@ -163,17 +163,18 @@ def open_safetensors(path: str | os.PathLike[str]) -> SafetensorsFile:
                     lib_meta = lib.metadata()
             except SafetensorError as exc:
                 raise _library_error(p, exc) from None
-            head = fh.read(8)
-            (header_len,) = struct.unpack("<Q", head) if len(head) == 8 else (None,)
-            if header_len is None or 8 + header_len > st.st_size:
-                raise TruncatedError(f"{p}: file changed while being validated")
+            (header_len,) = struct.unpack("<Q", fh.read(8))
             raw = fh.read(header_len)
+            if stat_key(os.fstat(fh.fileno())) != stat_key(st) or len(raw) != header_len:
+                raise CorruptError(f"{p}: file changed while it was being validated")
     except FileNotFoundError:
         raise NotFoundError(f"{p}: no such file") from None
     except IsADirectoryError:
         raise ValidationError(f"{p}: is a directory, expected a .safetensors file") from None
     except PermissionError:
         raise ValidationError(f"{p}: permission denied") from None
+    except struct.error:  # shorter than 8 bytes although the library accepted it
+        raise CorruptError(f"{p}: file changed while it was being validated") from None
 
     what = str(p)
     try:
@@ -188,12 +189,12 @@ def open_safetensors(path: str | os.PathLike[str]) -> SafetensorsFile:
     ):
         raise CorruptError(f"{p}: __metadata__ must map text to text")
     if (metadata or None) != (lib_meta or None):
-        raise CorruptError(f"{p}: file changed while being validated")
+        raise CorruptError(f"{p}: file changed while it was being validated")
     base = 8 + header_len
     tensors = [_tensor_info(p, name, desc, base) for name, desc in header.items()]
     tensors.sort(key=lambda t: (t.offset, t.nbytes))
     return SafetensorsFile(path=p, size=st.st_size, header_len=header_len, metadata=metadata,
-                           tensors=tuple(tensors), stat_key=_stat_key(st))
+                           tensors=tuple(tensors), stat_key=stat_key(st))
 
 
 def _tensor_info(path: Path, name: str, desc: Any, base: int) -> TensorInfo:
@@ -228,7 +229,7 @@ def iter_tensor_bytes(
     """
     wanted = sf.tensors if tensors is None else tensors
     with open(sf.path, "rb") as fh:
-        if _stat_key(os.fstat(fh.fileno())) != sf.stat_key:
+        if stat_key(os.fstat(fh.fileno())) != sf.stat_key:
             raise CorruptError(f"{sf.path}: file changed since it was validated")
         for info in wanted:
             fh.seek(info.offset)
@@ -236,7 +237,7 @@ def iter_tensor_bytes(
             if len(data) != info.nbytes:
                 raise TruncatedError(f"{sf.path}: file ends inside tensor {info.name!r}")
             yield info, data
-        if _stat_key(os.fstat(fh.fileno())) != sf.stat_key:
+        if stat_key(os.fstat(fh.fileno())) != sf.stat_key:
             raise CorruptError(f"{sf.path}: file changed while it was being read")
 
 
@@ -361,7 +362,7 @@ def _refuse_existing(target: Path, overwrite: bool) -> None:
     if target.is_dir():
         raise ValidationError(f"{target}: is a directory")
     if target.exists() and not overwrite:
-        raise RefusedError(f"{target}: already exists (use --overwrite to replace it)")
+        raise RefusedError(f"{target}: already exists (pass --force to replace it)")
 
 
 def _verify_written(tmp: Path, ordered: Sequence[OutTensor], metadata: dict[str, str] | None) -> None:
@@ -381,7 +382,7 @@ def _publish(tmp: Path, target: Path, overwrite: bool) -> None:
     try:
         os.link(tmp, target)
     except FileExistsError:
-        raise RefusedError(f"{target}: already exists (use --overwrite to replace it)") from None
+        raise RefusedError(f"{target}: already exists (pass --force to replace it)") from None
     except OSError:  # file systems without hard links: re-check, then rename
         _refuse_existing(target, overwrite=False)
         os.replace(tmp, target)

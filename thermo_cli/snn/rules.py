@@ -43,7 +43,3 @@ def ternary_quantize(values: np.ndarray | float, threshold: float) -> np.ndarray
     t = np.float32(threshold)
     return np.where(v >= t, 1.0, np.where(v <= -t, -1.0, 0.0)).astype(np.float32)
 
-
-def step_toward_zero(weights: np.ndarray) -> np.ndarray:
-    """Every nonzero ternary weight one step toward zero (which lands on zero)."""
-    return np.zeros_like(weights)

@@ -7,14 +7,18 @@ reconstruction quality), ``layer`` (:class:`TernaryLayer`). The function
 name keeps meaning the submodule.
 """
 
+from thermo_cli.ternary.layer import TernaryLayer
 from thermo_cli.ternary.packing import PackedTernary, pack, packed_size, unpack
 from thermo_cli.ternary.quantize import METHODS, Quality, QuantizedTensor, reconstruction_quality
+from thermo_cli.ternary.weight import TernaryWeight
 
 __all__ = [
     "METHODS",
     "PackedTernary",
     "Quality",
     "QuantizedTensor",
+    "TernaryLayer",
+    "TernaryWeight",
     "pack",
     "packed_size",
     "reconstruction_quality",

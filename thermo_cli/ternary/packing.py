@@ -21,6 +21,7 @@ import numpy as np
 
 from thermo_cli.errors import CorruptError, ValidationError
 from thermo_cli.model import Ternary
+from thermo_cli.ternary import parallel
 
 CHUNK = 1 << 16
 """Weights handled per step: 64 Ki float32 = 256 KiB, so a step's temporaries stay in L2."""
@@ -110,15 +111,22 @@ def pack(values: Any) -> np.ndarray:
     return pack_codes(values_to_codes(check_values(values)))
 
 
+GATHER_STEP = 1 << 16
+"""Packed bytes per gather step: 1 MiB of float32 output, which stays in cache."""
+
+
 def _gather(table: np.ndarray, raw: np.ndarray, out: np.ndarray) -> None:
-    """``out[i] = table[raw[i]]`` in cache-sized steps.
+    """``out[i] = table[raw[i]]`` in cache-sized steps, on several threads when large.
 
     ``mode="clip"`` skips numpy's bounds check (uint8 indices are always in range), which
-    doubles the speed; the steps keep the output of each gather in cache.
+    doubles the speed.
     """
-    step = 4 * CHUNK
-    for start in range(0, raw.size, step):
-        np.take(table, raw[start : start + step], out=out[start : start + step], mode="clip")
+    starts = range(0, raw.size, GATHER_STEP)
+
+    def one(start: int) -> None:
+        np.take(table, raw[start : start + GATHER_STEP], out=out[start : start + GATHER_STEP], mode="clip")
+
+    parallel.run(one, starts, 4 * raw.size)
 
 
 def unpack(data: Any, length: int) -> np.ndarray:
@@ -137,18 +145,48 @@ def unpack_codes(data: Any, length: int) -> np.ndarray:
     return words.view(np.uint8)[:length]
 
 
-def unpack_scaled(data: Any, length: int, scale: float = 1.0) -> np.ndarray:
-    """Packed bytes → float32 ``value * scale`` for ``length`` weights.
-
-    A 256-entry table of four ready-made float32 values per byte (16 bytes, handled as one
-    complex128 so ``take`` copies each entry as a unit) makes this one gather per byte.
-    """
-    raw = _as_packed_bytes(data, length)
+def _float_table(scale: float) -> np.ndarray:
+    """The 256 entries of four float32 values ``value * scale``, each as one complex128 so
+    that ``take`` copies 16 bytes per packed byte."""
     table = _VALUES_LUT.astype(np.float32) * np.float32(scale)
-    table16 = np.ascontiguousarray(table, dtype=np.float32).view(np.complex128).ravel()
+    return np.ascontiguousarray(table, dtype=np.float32).view(np.complex128).ravel()
+
+
+def unpack_scaled(data: Any, length: int, scale: float = 1.0) -> np.ndarray:
+    """Packed bytes → float32 ``value * scale`` for ``length`` weights: one gather per byte."""
+    raw = _as_packed_bytes(data, length)
     out = np.empty(raw.size, dtype=np.complex128)
-    _gather(table16, raw, out)
+    _gather(_float_table(scale), raw, out)
     return out.view(np.float32)[:length]
+
+
+def unpack_rows_scaled(data: Any, rows: int, cols: int, scales: np.ndarray) -> np.ndarray:
+    """Packed bytes of a (rows, cols) tensor → float32 ``value * scales[row]``, flat.
+
+    Rows are unpacked in cache-sized groups and scaled while still in cache; a group must
+    start on a byte boundary, so groups hold a multiple of ``4 / gcd(cols, 4)`` rows.
+    """
+    length = rows * cols
+    raw = _as_packed_bytes(data, length)
+    out = np.empty(raw.size * 4, dtype=np.float32)
+    if length == 0:
+        return out[:0]
+    scales = np.asarray(scales, dtype=np.float32).ravel()
+    align = 4 // math.gcd(cols, 4)
+    group = max(align, (4 * GATHER_STEP // max(cols, 1)) // align * align)
+    table = _float_table(1.0)
+    starts = range(0, rows, group)
+
+    def one(r0: int) -> None:
+        r1 = min(rows, r0 + group)
+        b0, b1 = r0 * cols // 4, (r1 * cols + 3) // 4
+        block = out[4 * b0 : 4 * b1]
+        np.take(table, raw[b0:b1], out=block.view(np.complex128), mode="clip")
+        view = block[: (r1 - r0) * cols].reshape(r1 - r0, cols)
+        view *= scales[r0:r1, None]
+
+    parallel.run(one, starts, length)
+    return out[:length]
 
 
 def _as_packed_bytes(data: Any, length: int) -> np.ndarray:

@@ -29,7 +29,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from thermo_cli.errors import ValidationError
-from thermo_cli.ternary.packing import _PACK_MUL, PackedTernary, packed_size, unpack_scaled
+from thermo_cli.ternary import parallel
+from thermo_cli.ternary.packing import (
+    _PACK_MUL,
+    PackedTernary,
+    packed_size,
+    unpack_rows_scaled,
+    unpack_scaled,
+)
 
 METHODS = ("reference", "absmean")
 DEFAULT_METHOD = "reference"
@@ -42,8 +49,6 @@ DEFAULT_THRESHOLD = 0.5
 CHUNK = 1 << 18
 """Weights per block: 1 MiB of float32, so a block's temporaries stay in the L2/L3 cache
 while the per-call overhead of numpy stays small next to the work."""
-
-
 # --- results --------------------------------------------------------------------------------
 
 
@@ -173,14 +178,26 @@ def _blocks(rows: np.ndarray) -> Iterator[tuple[int, int, int, int]]:
     if n_cols == 0 or n_rows == 0:
         return
     if n_cols <= CHUNK:
-        align = 4 // math.gcd(n_cols, 4)
-        step = max(align, (CHUNK // n_cols) // align * align)
+        step = _rows_per_block(n_cols)
         for r0 in range(0, n_rows, step):
             yield r0, min(n_rows, r0 + step), 0, n_cols
     else:
         for r in range(n_rows):
             for c0 in range(0, n_cols, CHUNK):
                 yield r, r + 1, c0, min(n_cols, c0 + CHUNK)
+
+
+def _rows_per_block(n_cols: int) -> int:
+    align = 4 // math.gcd(n_cols, 4)
+    return max(align, (CHUNK // n_cols) // align * align)
+
+
+def _block_capacity(rows: np.ndarray) -> int:
+    """Most weights any block of ``rows`` holds (buffers are allocated once at this size)."""
+    n_cols = rows.shape[1]
+    if n_cols == 0 or n_cols > CHUNK:
+        return CHUNK + 4
+    return min(rows.shape[0], _rows_per_block(n_cols)) * n_cols + 4
 
 
 def _piece(rows: np.ndarray, block: tuple[int, int, int, int]) -> np.ndarray:
@@ -194,43 +211,61 @@ def _cut_for(cuts: np.ndarray, block: tuple[int, int, int, int]) -> np.ndarray |
 
 
 def _row_abs_max(rows: np.ndarray) -> np.ndarray:
-    """Per-row max |w|, from max and min of the raw weights (no |w| temporary).
+    """Per-row max |w| from the raw max and min of each block (no |w| temporary).
 
     A NaN anywhere in a row makes its result NaN and an infinity makes it inf, so the
     caller's finiteness check of the result covers every weight.
     """
-    amax = np.zeros(rows.shape[0], dtype=np.float32)
-    for block in _blocks(rows):
-        r0, r1 = block[0], block[1]
+    def one(block: tuple[int, int, int, int]) -> np.ndarray:
         piece = _piece(rows, block)
-        hi = np.maximum(piece.max(axis=1), -piece.min(axis=1))
-        np.maximum(amax[r0:r1], hi, out=amax[r0:r1])
+        return np.maximum(piece.max(axis=1), -piece.min(axis=1))
+
+    blocks = list(_blocks(rows))
+    amax = np.zeros(rows.shape[0], dtype=np.float32)
+    for block, hi in zip(blocks, parallel.run(one, blocks, rows.size), strict=True):
+        np.maximum(amax[block[0] : block[1]], hi, out=amax[block[0] : block[1]])
     return amax
 
 
-def _row_abs_sums(rows: np.ndarray, below: np.ndarray | None = None
+def _row_abs_sums(rows: np.ndarray, below: np.ndarray | None = None, wide: bool = False
                   ) -> tuple[np.ndarray, np.ndarray]:
     """Per row: sum of |w| (float64) and count, leaving out |w| < ``below`` (per row) if given.
 
-    Sums are float32 pairwise sums per block added up in float64.
+    Sums are float32 pairwise sums per block added up in float64 in block order (float64
+    throughout when ``wide``, for weights so large that a float32 block sum overflows).
     """
     n_rows, n_cols = rows.shape
-    sums = np.zeros(n_rows, dtype=np.float64)
-    counts = np.full(n_rows, n_cols, dtype=np.int64)
-    buf = np.empty(CHUNK + 4, dtype=np.float32)
-    mask = np.empty(CHUNK + 4, dtype=np.bool_)
-    for block in _blocks(rows):
+    cap = _block_capacity(rows)
+    scratch = parallel.Scratch()
+
+    def one(block: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
         r0, r1 = block[0], block[1]
         piece = _piece(rows, block)
-        a = np.abs(piece, out=buf[: piece.size].reshape(piece.shape))
-        sums[r0:r1] += a.sum(axis=1, dtype=np.float32)
+        a = np.abs(piece, out=scratch.get("abs", cap, np.float32)[: piece.size].reshape(piece.shape))
+        total = a.sum(axis=1, dtype=np.float64 if wide else np.float32)
         if below is None:
-            continue
-        small = np.less(a, _cut_for(below, block), out=mask[: piece.size].reshape(piece.shape))
-        n_small = np.count_nonzero(small, axis=1)
-        if n_small.any():
-            counts[r0:r1] -= n_small
-            sums[r0:r1] -= np.sum(a, axis=1, where=small, dtype=np.float64)
+            return total, None, None
+        mask = scratch.get("mask", cap, np.bool_)[: piece.size].reshape(piece.shape)
+        small = np.less(a, _cut_for(below, block), out=mask)
+        n_small = np.count_nonzero(small)  # a flat count is far faster than a per-row one
+        if not n_small:
+            return total, None, None
+        if r1 - r0 == 1:
+            dropped = np.array([n_small], dtype=np.int64)
+        else:
+            dropped = np.add.reduce(small.view(np.uint8), axis=1, dtype=np.int32)
+        return total, dropped, np.sum(a, axis=1, where=small)
+
+    blocks = list(_blocks(rows))
+    sums = np.zeros(n_rows, dtype=np.float64)
+    counts = np.full(n_rows, n_cols, dtype=np.int64)
+    results = parallel.run(one, blocks, rows.size)
+    for block, (total, dropped, dropped_sum) in zip(blocks, results, strict=True):
+        r0, r1 = block[0], block[1]
+        sums[r0:r1] += total
+        if dropped is not None:
+            counts[r0:r1] -= dropped
+            sums[r0:r1] -= dropped_sum
     return sums, counts
 
 
@@ -270,32 +305,67 @@ def _pack_pieces(rows: np.ndarray, cuts: np.ndarray) -> np.ndarray:
     """Codes of every weight (``w >= cut`` → +1, ``w <= -cut`` → -1), packed, in one pass.
 
     Per block: two comparisons into byte masks, ``pos | neg << 1`` on uint32 views (numpy
-    shifts bytes slowly), then the multiply-shift packing. Blocks normally hold a multiple
-    of 4 weights; when one does not (very long rows of odd length) its codes go through a
-    staging buffer that carries the 1–3 codes left over to the next block.
+    shifts bytes slowly), then the multiply-shift packing into the block's own bytes of
+    the output. Blocks start on a byte boundary (a multiple of 4 weights) except when
+    very long rows have a length not divisible by 4; those go through :func:`_pack_staged`.
     """
-    total = rows.size
-    out = np.empty(packed_size(total), dtype=np.uint8)
-    pos = np.zeros(CHUNK + 4, dtype=np.uint8)
-    neg = np.zeros(CHUNK + 4, dtype=np.uint8)
-    words = np.empty((CHUNK + 4) // 4, dtype=np.uint32)
-    stage = np.zeros(CHUNK + 8, dtype=np.uint8)
+    n_cols = rows.shape[1]
+    if n_cols > CHUNK and n_cols % 4:
+        return _pack_staged(rows, cuts)
+    out = np.empty(packed_size(rows.size), dtype=np.uint8)
+    cap = _block_capacity(rows) + 4
+    neg_cuts = -cuts
+    scratch = parallel.Scratch()
+
+    def one(block: tuple[int, int, int, int]) -> None:
+        start = block[0] * n_cols + block[2]
+        piece = _piece(rows, block)
+        m = piece.size
+        codes = _codes_of(piece, _cut_for(cuts, block), _cut_for(neg_cuts, block),
+                          scratch.get("pos", cap, np.uint8), scratch.get("neg", cap, np.uint8))
+        nw = (m + 3) // 4
+        codes[m : 4 * nw] = 0  # the zero padding of the last byte
+        _pack_words(codes[: 4 * nw].view("<u4"), scratch.get("words", cap // 4 + 1, np.uint32),
+                    out[start // 4 : start // 4 + nw])
+
+    parallel.run(one, list(_blocks(rows)), rows.size)
+    return out
+
+
+def _codes_of(piece: np.ndarray, cut: np.ndarray | np.float32, neg_cut: np.ndarray | np.float32,
+              pos: np.ndarray, neg: np.ndarray) -> np.ndarray:
+    """One byte code per weight of ``piece`` in ``pos`` (returned; valid up to piece.size)."""
+    m = piece.size
+    np.greater_equal(piece, cut, out=pos[:m].view(np.bool_).reshape(piece.shape))
+    np.less_equal(piece, neg_cut, out=neg[:m].view(np.bool_).reshape(piece.shape))
+    nw = (m + 3) // 4
+    pos_w, neg_w = pos[: 4 * nw].view("<u4"), neg[: 4 * nw].view("<u4")
+    np.left_shift(neg_w, 1, out=neg_w)
+    np.bitwise_or(pos_w, neg_w, out=pos_w)
+    return pos
+
+
+def _pack_staged(rows: np.ndarray, cuts: np.ndarray) -> np.ndarray:
+    """Sequential packing for rows longer than a block whose length is not a multiple of 4:
+    each block's codes go through a staging buffer that carries the 1–3 codes left over
+    to the next block."""
+    out = np.empty(packed_size(rows.size), dtype=np.uint8)
+    cap = _block_capacity(rows) + 4
+    pos = np.zeros(cap, dtype=np.uint8)
+    neg = np.zeros(cap, dtype=np.uint8)
+    words = np.empty(cap // 4 + 1, dtype=np.uint32)
+    stage = np.zeros(cap + 4, dtype=np.uint8)
     fill = 0
     written = 0
     neg_cuts = -cuts
     for block in _blocks(rows):
         piece = _piece(rows, block)
         m = piece.size
-        np.greater_equal(piece, _cut_for(cuts, block), out=pos[:m].view(np.bool_).reshape(piece.shape))
-        np.less_equal(piece, _cut_for(neg_cuts, block), out=neg[:m].view(np.bool_).reshape(piece.shape))
-        nw = (m + 3) // 4
-        pos_w, neg_w = pos[: 4 * nw].view("<u4"), neg[: 4 * nw].view("<u4")
-        np.left_shift(neg_w, 1, out=neg_w)
-        np.bitwise_or(pos_w, neg_w, out=pos_w)
+        codes = _codes_of(piece, _cut_for(cuts, block), _cut_for(neg_cuts, block), pos, neg)
         if fill == 0:
-            codes, end = pos, m
+            end = m
         else:
-            stage[fill : fill + m] = pos[:m]
+            stage[fill : fill + m] = codes[:m]
             codes, end = stage, fill + m
         whole = end & ~3
         _pack_words(codes[:whole].view("<u4"), words, out[written : written + whole // 4])
@@ -374,14 +444,13 @@ def quantize(
     try:
         scales, thresholds, cuts = _statistics(rows, method, t_given)
     except _NonFinite:
-        if not nan_as_zero:
-            err = _nonfinite_error(arr, what)
-            if err is not None:
-                raise err from None
-            rows = rows.astype(np.float64)  # finite but overflowing float32 sums
-        else:
+        found = find_nonfinite(rows)
+        if found is not None and not nan_as_zero:
+            raise _nonfinite_error(arr, what) from None
+        if found is not None:
             rows = _clean(rows)
-        scales, thresholds, cuts = _statistics(rows, method, t_given)
+        # all finite now: a float32 block sum overflowed, or the NaN/Inf are gone
+        scales, thresholds, cuts = _statistics(rows, method, t_given, wide=True)
     packed = _pack_pieces(rows, cuts)
     return QuantizedTensor(
         codes=PackedTernary._wrap(packed, int(arr.size)),
@@ -397,9 +466,15 @@ class _NonFinite(Exception):
     pass
 
 
-def _statistics(rows: np.ndarray, method: str, t_given: float | None
+def _statistics(rows: np.ndarray, method: str, t_given: float | None, wide: bool = False
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(scales, normalised thresholds, raw cuts) per row."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return _statistics_of(rows, method, t_given, wide)
+
+
+def _statistics_of(rows: np.ndarray, method: str, t_given: float | None, wide: bool
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     if method == "reference":
         amax = _row_abs_max(rows)
         if not np.isfinite(amax).all():
@@ -408,7 +483,9 @@ def _statistics(rows: np.ndarray, method: str, t_given: float | None
         if t_given is None:
             # the crate averages |w/scale| over |w/scale| > 1e-6, i.e. over |w| >= tiny
             tiny = exact_cut(scales, np.full_like(scales, NEAR_ZERO), strict=True)
-            sums, counts = _row_abs_sums(rows, below=tiny)
+            sums, counts = _row_abs_sums(rows, below=tiny, wide=wide)
+            if not np.isfinite(sums).all():
+                raise _NonFinite
             with np.errstate(invalid="ignore", divide="ignore"):
                 mean = sums / scales.astype(np.float64) / counts
             thresholds = np.where(counts > 0, mean, DEFAULT_THRESHOLD).astype(np.float32)
@@ -416,7 +493,7 @@ def _statistics(rows: np.ndarray, method: str, t_given: float | None
             thresholds = np.full_like(scales, t_given)
         cuts = exact_cut(scales, thresholds, strict=False)
     else:
-        sums, counts = _row_abs_sums(rows)
+        sums, counts = _row_abs_sums(rows, wide=wide)
         if not np.isfinite(sums).all():
             raise _NonFinite
         scales = np.maximum(sums / counts, ABSMEAN_EPS).astype(np.float32)
@@ -438,10 +515,8 @@ def dequantize(packed: np.ndarray | bytes, shape: tuple[int, ...], scales: np.nd
         if len(shape) < 1 or scales.size != shape[0]:
             raise ValidationError(f"scales: per-row tensor of shape {tuple(shape)} needs "
                                   f"{shape[0] if shape else 1} scales, got {scales.size}")
-        flat = unpack_scaled(packed, numel, 1.0)
-        out = flat.reshape(shape[0], -1)
-        out *= scales[:, None]
-        return flat.reshape(shape)
+        return unpack_rows_scaled(packed, shape[0], numel // shape[0] if shape[0] else 0,
+                                  scales).reshape(shape)
     if scales.size != 1:
         raise ValidationError(f"scales: per-tensor encoding needs 1 scale, got {scales.size}")
     return unpack_scaled(packed, numel, float(scales[0])).reshape(shape)

@@ -1,0 +1,110 @@
+"""Ternary benchmark: quantize+pack and unpack throughput, layer forward, reconstruction quality.
+
+Run by hand: ``python -m bench.bench_ternary [--quick]``. Prints a table and writes
+``bench/results/bench_ternary.json``. Throughput is GB/s of float32 data (input for
+quantize+pack, output for unpack); targets from issue 6: quantize+pack >= 4 GB/s,
+unpack >= 5 GB/s on 16 M values; the Rust crate did pack + unpack at 1.29 GB/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import numpy as np
+
+from bench._report import report, timed
+
+N = 1 << 24  # 16 M float32 values = 64 MiB
+CRATE_PACK_UNPACK_GBS = 1.29
+
+
+def weight_like(shape: tuple[int, int], seed: int = 0) -> np.ndarray:
+    """Weight-like data: Student-t (4 dof) tails, per-row spread, a few outlier columns."""
+    rng = np.random.default_rng(seed)
+    w = rng.standard_t(4, shape).astype(np.float32)
+    w *= np.float32(0.02)
+    w *= rng.lognormal(0.0, 0.3, (shape[0], 1)).astype(np.float32)
+    w[:, rng.choice(shape[1], max(1, shape[1] // 200), replace=False)] *= np.float32(8)
+    return w
+
+
+def gbs(nbytes: int, seconds: float) -> float:
+    return nbytes / seconds / 1e9
+
+
+def main(argv: list[str] | None = None) -> int:
+    from thermo_cli.ternary.layer import TernaryLayer
+    from thermo_cli.ternary.quantize import quantize
+
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--quick", action="store_true", help="fewer repeats (for a smoke run)")
+    args = ap.parse_args(argv)
+    repeat = 3 if args.quick else 9
+
+    w = weight_like((4096, N // 4096))
+    nbytes = w.nbytes
+    rows: list[dict] = []
+
+    dst = np.empty_like(w)
+    t_copy = timed(lambda: np.copyto(dst, w), repeat=repeat)
+    rows.append({"metric": "memcpy 64 MiB (reference point)", "value": gbs(nbytes, t_copy), "unit": "GB/s"})
+
+    cases = [("reference", False, None), ("absmean", False, None), ("reference", True, None),
+             ("absmean", True, None), ("reference", False, 0.05)]
+    pack_times: dict[str, float] = {}
+    for method, per_row, threshold in cases:
+        label = f"{method}{', per-row' if per_row else ''}{f', threshold {threshold}' if threshold else ''}"
+        t = timed(lambda m=method, p=per_row, th=threshold: quantize(w, m, per_row=p, threshold=th),
+                  repeat=repeat)
+        pack_times[label] = t
+        rate = gbs(nbytes, t)
+        rows.append({"metric": f"quantize+pack 16M f32 ({label})", "value": rate, "unit": "GB/s",
+                     "target": ">= 4", "ok": rate >= 4.0})
+
+    for per_row in (False, True):
+        q = quantize(w, "absmean", per_row=per_row)
+        t = timed(q.dequantize, repeat=repeat)
+        rate = gbs(nbytes, t)
+        rows.append({"metric": f"unpack to f32 16M ({'per-row' if per_row else 'per-tensor'} scale)",
+                     "value": rate, "unit": "GB/s", "target": ">= 5", "ok": rate >= 5.0})
+        if not per_row:
+            t_unpack = t
+    t_pack = pack_times["reference"]
+    both = gbs(nbytes, t_pack + t_unpack)
+    rows.append({"metric": "pack + unpack 16M (reference method), vs crate 1.29 GB/s", "value": both,
+                 "unit": "GB/s", "target": f"> {CRATE_PACK_UNPACK_GBS}", "ok": both > CRATE_PACK_UNPACK_GBS})
+    rows.append({"metric": "speed-up over the crate (pack + unpack)", "value": both / CRATE_PACK_UNPACK_GBS,
+                 "unit": "x"})
+
+    lw = weight_like((4096, 4096), 1)
+    x = np.random.default_rng(2).standard_normal((32, 4096)).astype(np.float32)
+    layer = TernaryLayer.from_float(lw)
+    t_build = timed(lambda: TernaryLayer.from_float(lw), repeat=max(3, repeat // 3))
+    layer.forward(x)  # unpack once into the cached -1/0/+1 matrix
+    t_fwd = timed(lambda: layer.forward(x), repeat=repeat)
+    t_cold = timed(lambda: layer.forward(x, cache=False), repeat=max(3, repeat // 3))
+    flops = 2 * 32 * 4096 * 4096
+    rows.append({"metric": "TernaryLayer 4096x4096 from float (per-row reference)", "value": t_build * 1e3,
+                 "unit": "ms"})
+    rows.append({"metric": "forward 4096x4096, batch 32 (cached matrix)", "value": t_fwd * 1e3, "unit": "ms"})
+    rows.append({"metric": "forward throughput (cached matrix)", "value": flops / t_fwd / 1e9,
+                 "unit": "GFLOP/s"})
+    rows.append({"metric": "forward 4096x4096, batch 32 (unpack each call)", "value": t_cold * 1e3,
+                 "unit": "ms"})
+    rows.append({"metric": "layer memory: packed + scales vs float32", "value": layer.compression_ratio(),
+                 "unit": "x smaller"})
+
+    sample = weight_like((1024, 1024), 3)
+    for method in ("reference", "absmean"):
+        for per_row in (False, True):
+            q = quantize(sample, method, per_row=per_row).quality(sample)
+            tag = f"{method}{', per-row' if per_row else ''}"
+            rows.append({"metric": f"quality {tag}: relative L2 error", "value": q.rel_l2, "unit": ""})
+            rows.append({"metric": f"quality {tag}: cosine similarity", "value": q.cosine, "unit": ""})
+    report("bench_ternary", rows)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

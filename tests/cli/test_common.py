@@ -1,0 +1,122 @@
+"""CLI plumbing: exit-code mapping, run_app, parameter coercion, colour, atomic outputs."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from thermo_cli import errors
+from thermo_cli.cli import _common
+from thermo_cli.cli._common import (
+    EXIT_CODES,
+    VerificationFailed,
+    exit_code_for,
+    human_bytes,
+    open_output,
+    run_app,
+)
+
+from .conftest import Thermo
+
+
+@pytest.mark.parametrize(("exc", "code"), [
+    (VerificationFailed(), 1),
+    (errors.ValidationError("x"), 3),
+    (errors.ChainError("x"), 3),
+    (errors.CorruptError("x"), 3),
+    (errors.LimitExceededError("x"), 3),
+    (errors.LegacyFormatError("$.a", "bad"), 3),
+    (errors.RefusedError("x"), 4),
+    (errors.LockError("x"), 5),
+    (errors.NotFoundError("x"), 6),
+    (FileNotFoundError(2, "No such file or directory", "f"), 6),
+    (PermissionError(13, "Permission denied", "f"), 3),
+    (RuntimeError("bug"), 70),
+])
+def test_exit_code_table(exc, code):
+    assert exit_code_for(exc) == code
+    assert code in EXIT_CODES
+
+
+def test_run_app_codes_and_messages(tmp_path: Path, capsys):
+    assert run_app(["--version"]) == 0
+    assert capsys.readouterr().out.startswith("thermo ")
+    assert run_app(["no-such-command"]) == 2
+    assert "No such command" in capsys.readouterr().err
+    assert run_app(["get", str(tmp_path / "absent.thermo"), "k"]) == 6
+    assert capsys.readouterr().err.strip().startswith("thermo: error: ")
+    assert run_app(["init", str(tmp_path / "a.thermo"), "--preset", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert "'nope' is not one of" in err
+
+
+def test_global_flags_anywhere_before_double_dash(filled: Path, capsys, monkeypatch):
+    from thermo_cli.engine.thermogram import Thermogram
+
+    def boom(self):
+        raise RuntimeError("kaboom")
+
+    monkeypatch.setattr(Thermogram, "stats", boom)
+    assert run_app(["stats", str(filled), "--no-color", "--debug"]) == 70
+    assert "Traceback" in capsys.readouterr().err
+    assert not _common._state["debug"] and not _common._state["no_color"]  # nothing leaks
+    assert run_app(["stats", str(filled)]) == 70
+    assert "Traceback" not in capsys.readouterr().err
+    assert run_app(["get", str(filled), "--", "--debug"]) == 6  # a key named --debug
+    assert "'--debug' not found" in capsys.readouterr().err
+
+
+def test_number_and_choice_coercion_without_pydantic(fresh: Path, capsys):
+    def usage_error(*args: str) -> str:
+        assert run_app([str(a) for a in args]) == 2
+        return capsys.readouterr().err
+
+    assert "0 is not in the range >= 1" in usage_error("tick", fresh, "--repeat", "0")
+    assert "'two' is not an integer" in usage_error("tick", fresh, "--repeat", "two")
+    too_big = usage_error("apply", fresh, "--max-key-bytes", "5000")
+    assert "5000 is not in the range >= 1 and <= 4096" in too_big
+    assert "is not a number" in usage_error("reinforce", fresh, "k", "nan")
+    assert "is not one of" in usage_error("keys", fresh, "--layer", "COLD")  # case sensitive, like typer
+    assert run_app(["keys", str(fresh), "--layer", "cold"]) == 0
+    assert run_app(["tick", str(fresh), "--repeat", "2", "--json"]) == 0
+    assert '"ticks":2' in capsys.readouterr().out
+
+
+def test_no_pydantic_on_the_command_path():
+    import subprocess
+
+    code = ("import sys; from thermo_cli.cli import main; from thermo_cli.cli._common import run_app; "
+            "run_app(['keys', '--help']); run_app(['tick', 'x.thermo', '--repeat', '2']); "
+            "sys.stderr.write(str('pydantic' in sys.modules))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.stderr.strip().endswith("False"), r.stderr
+
+
+def test_no_colour_when_asked(filled: Path, thermo: Thermo):
+    r = thermo("stats", filled, env={"NO_COLOR": "1"})
+    assert "\x1b[" not in r.out
+    r = thermo("--no-color", "stats", filled)
+    assert "\x1b[" not in r.out
+
+
+def test_open_output_is_atomic(tmp_path: Path):
+    target = tmp_path / "out.json"
+    target.write_text("old")
+    with pytest.raises(RuntimeError), open_output(str(target)) as fh:
+        fh.write(b"half")
+        raise RuntimeError("stop")
+    assert target.read_text() == "old"
+    assert list(tmp_path.iterdir()) == [target]
+    with pytest.raises(errors.RefusedError), open_output(str(target), overwrite=False):
+        pass
+    with open_output(str(target)) as fh:
+        fh.write(b"new")
+    assert target.read_text() == "new"
+
+
+def test_human_bytes():
+    assert human_bytes(0) == "0 B"
+    assert human_bytes(1536) == "1.5 KiB"
+    assert human_bytes(3 * 1024**3) == "3.0 GiB"

@@ -1,0 +1,134 @@
+"""Unit tests of the chunk codec, the prefix/footer layout, the caps and the writer lock."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import time
+from pathlib import Path
+
+import pytest
+import zstandard
+
+from tests.container.helpers import sample_thermogram, weights
+from thermo_cli import store
+from thermo_cli.container import chunks as ck
+from thermo_cli.container.layout import MAGIC, PREFIX_SIZE, new_prefix, parse_prefix
+from thermo_cli.container.limits import Limits, MiB
+from thermo_cli.errors import (
+    BadMagicError,
+    CorruptError,
+    IntegrityError,
+    LimitExceededError,
+    LockError,
+    TruncatedError,
+    UnsupportedVersionError,
+)
+from thermo_cli.model import Entry, Layer, TensorSpec
+
+
+def _dec(stored: bytes, raw_len: int, cap: int = 4 * MiB) -> bytes:
+    return ck.decompress(stored, raw_len, cap=cap, cap_name="max_chunk_bytes", what="chunk")
+
+
+def test_shuffle_helps_float_weights() -> None:
+    raw = weights(1 << 18)
+    assert ck.choose_filter(raw, 4) == ck.SHUFFLE
+    assert len(ck.pack(raw, filter=ck.SHUFFLE, elem=4).stored) < len(ck.pack(raw).stored)
+
+
+def test_shuffle_is_skipped_where_it_does_not_help() -> None:
+    assert ck.choose_filter(bytes(range(256)) * 64, 4) == ck.NO_FILTER
+
+
+def test_decompression_is_bounded() -> None:
+    bomb = ck.compress(bytes(8 * MiB), 19)
+    assert len(bomb) < 2000
+    with pytest.raises(LimitExceededError, match="max_chunk_bytes"):
+        _dec(bomb, 1024)
+    with pytest.raises(LimitExceededError):
+        _dec(bomb, 8 * MiB)
+
+
+def test_frames_must_declare_their_exact_size() -> None:
+    obj = zstandard.ZstdCompressor(write_content_size=False).compressobj()
+    frame = obj.compress(b"abc" * 100) + obj.flush()
+    with pytest.raises(CorruptError, match="content size"):
+        _dec(frame, 300)
+    good = ck.compress(b"abc" * 100, 1)
+    with pytest.raises(CorruptError, match="index says"):
+        _dec(good, 299)
+    with pytest.raises(CorruptError, match="follow"):
+        _dec(good + good, 300)
+    with pytest.raises(CorruptError):
+        _dec(good[:-3], 300)
+    with pytest.raises(CorruptError):
+        _dec(b"not zstd at all", 3)
+    assert _dec(good, 300) == b"abc" * 100
+
+
+def test_digest_is_checked_before_decompressing() -> None:
+    p = ck.pack(b"x" * 1000)
+    with pytest.raises(IntegrityError):
+        ck.unpack(p.stored, 1000, b"\x00" * 32, filter=ck.NO_FILTER, elem=1, cap=MiB, cap_name="c", what="w")
+
+
+def test_prefix_checks() -> None:
+    prefix = new_prefix(bytes(16))
+    assert len(prefix) == PREFIX_SIZE
+    assert parse_prefix(prefix).major == 2
+    with pytest.raises(UnsupportedVersionError, match=r"3\.0"):
+        parse_prefix(MAGIC + b"\x03\x00" + prefix[11:])
+    newer = parse_prefix(MAGIC + b"\x02\x07" + prefix[11:])
+    assert newer.minor == 7
+    with pytest.raises(BadMagicError, match="CR LF"):
+        parse_prefix(prefix.replace(b"\r\n", b"\n"))
+    with pytest.raises(TruncatedError):
+        parse_prefix(prefix[:12])
+    with pytest.raises(BadMagicError):
+        parse_prefix(b"GIF89a" + bytes(40))
+
+
+def test_caps_are_raisable(tmp_path: Path) -> None:
+    tg = sample_thermogram(2)
+    big = weights(300_000)
+    tg.layers[Layer.HOT]["big"] = Entry("big", big, 1.0, 1, 1, None, TensorSpec("F32", (300_000,)))
+    path = tmp_path / "c.thermo"
+    store.create(path, tg)
+    small = Limits(max_value_bytes=1000)
+    with pytest.raises(LimitExceededError, match="max_value_bytes"):
+        store.load(path, layers="full", limits=small)
+    with pytest.raises(LimitExceededError, match="max_value_bytes"):
+        store.read(path, "big", limits=small)
+    assert store.read(path, "big", limits=Limits(max_value_bytes=2 * MiB)).value == big
+    with pytest.raises(LimitExceededError, match="max_block_bytes"):
+        store.load(path, limits=Limits(max_block_bytes=10))
+
+
+def _hold_lock(path: str, ready: object, seconds: float) -> None:
+    with store.locked(path):
+        ready.set()  # type: ignore[attr-defined]
+        time.sleep(seconds)
+
+
+def test_writer_lock_excludes_other_processes(tmp_path: Path) -> None:
+    path = str(tmp_path / "l.thermo")
+    store.create(path, sample_thermogram(1))
+    ctx = multiprocessing.get_context("fork")
+    ready = ctx.Event()
+    proc = ctx.Process(target=_hold_lock, args=(path, ready, 1.0))
+    proc.start()
+    try:
+        assert ready.wait(10)
+        with pytest.raises(LockError), store.locked(path, timeout=0.1):
+            pass
+        t0 = time.monotonic()
+        with store.locked(path, timeout=10):
+            assert time.monotonic() - t0 > 0.3
+    finally:
+        proc.join()
+    with store.locked(path), store.locked(path):  # re-entrant in one process
+        tg = store.load(path)
+        tg.create("k", b"v")
+        store.commit(path, tg)
+    assert os.path.exists(path + ".lock")

@@ -1,0 +1,265 @@
+"""Audit commands: verify, keygen, sign, checkpoint, prove, verify-proof.
+
+Thin wrappers over :mod:`thermo_cli.audit`: parse, call, format. Reports go to stdout
+(they are the data an auditor asked for); a failed check prints its report and exits 1.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from thermo_cli.cli._common import VerificationFailed, err, print_json
+
+_PUBKEY_HELP = ("Trusted public key: an OpenSSH .pub line, a PEM file, or a C2SP verifier key "
+                "name+keyid+base64 (repeatable).")
+
+
+class KeyFormat(StrEnum):
+    openssh = "openssh"
+    pem = "pem"
+
+
+FileArg = Annotated[Path, typer.Argument(help="A .thermo file.", show_default=False)]
+PubkeyOpt = Annotated[list[str] | None, typer.Option("--pubkey", "-k", help=_PUBKEY_HELP, show_default=False)]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
+PassOpt = Annotated[str | None, typer.Option(
+    "--passphrase", help="Key passphrase (visible to other users in ps; prefer --passphrase-file).",
+    show_default=False)]
+PassFileOpt = Annotated[Path | None, typer.Option("--passphrase-file", help="Read the key passphrase "
+                                                  "from this file.", show_default=False)]
+OutOpt = Annotated[str | None, typer.Option("--out", "-o", help="Write the note or proof here "
+                                            "(default: stdout).", show_default=False)]
+
+
+def _passphrase(passphrase: str | None, passphrase_file: Path | None) -> bytes | None:
+    from thermo_cli.errors import ValidationError
+
+    if passphrase is not None and passphrase_file is not None:
+        raise ValidationError("give --passphrase or --passphrase-file, not both")
+    if passphrase_file is not None:
+        text = passphrase_file.read_bytes().rstrip(b"\r\n")
+        if not text:
+            raise ValidationError(f"{passphrase_file}: passphrase file is empty")
+        return text
+    if passphrase is not None:
+        if not passphrase:
+            raise ValidationError("--passphrase: must not be empty")
+        return passphrase.encode("utf-8")
+    return None
+
+
+def _load_pubkeys(paths: list[str] | None) -> list[Any]:
+    from thermo_cli.audit.keys import load_public
+
+    return [load_public(p) for p in paths or []]
+
+
+def _mark(ok: bool) -> str:
+    return "ok  " if ok else "FAIL"
+
+
+def print_report(report: Any) -> None:
+    """The human form of a VerifyReport on stdout: one line per check, then the verdict."""
+    lines = [f"{report.path}: {report.format}"]
+    width = max((len(c.name) for c in report.checks), default=0)
+    for c in report.checks:
+        lines.append(f"  {_mark(c.ok)} {c.name:<{width}}  {c.count:>10}  {c.detail}")
+    if report.head_hash:
+        lines.append(f"  head {report.head_hash}")
+    f = report.failure
+    if f is not None:
+        where = []
+        if f.index is not None:
+            where.append(f"record {f.index}")
+        if f.key is not None:
+            where.append(f"key {f.key!r}")
+        at = f" at {', '.join(where)}" if where else ""
+        lines.append(f"FIRST FAILURE [{f.check}]{at}: {f.reason}")
+    for n in report.notes:
+        lines.append(f"  note: {n}")
+    lines.append("INTACT" if report.ok else "FAILED")
+    typer.echo("\n".join(lines))
+
+
+def _finish(report: Any, as_json: bool) -> None:
+    if as_json:
+        print_json(report.to_json())
+    else:
+        print_report(report)
+    if not report.ok:
+        raise VerificationFailed()
+
+
+def _write_text(out: str | None, text: str) -> None:
+    from thermo_cli.cli._common import open_output
+
+    if out is None or out == "-":
+        typer.echo(text, nl=False)
+        return
+    with open_output(out) as fh:
+        fh.write(text.encode("utf-8"))
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("verify")
+    def verify(
+        file: Annotated[Path, typer.Argument(help="A .thermo file or a Rust-crate save file.",
+                                             show_default=False)],
+        pubkey: PubkeyOpt = None,
+        since: Annotated[Path | None, typer.Option(
+            "--since", help="A saved checkpoint note (thermo checkpoint --out): prove today's log "
+            "extends it.", show_default=False)] = None,
+        deep: Annotated[bool, typer.Option("--deep", help="Decode every log record strictly "
+                                           "(slower).")] = False,
+        as_json: JsonOpt = False,
+    ) -> None:
+        """Check every hash, link, Merkle root, chunk digest, state digest and signature.
+
+        Exit 0 when intact, 1 when a check fails (the report names the first failure with
+        its record index or key), 3 when the file cannot be read.
+
+        Example: thermo verify memory.thermo --pubkey alice.pub --since cp-monday.txt
+        """
+        from thermo_cli.audit.verify import verify_file
+        from thermo_cli.cli._common import progress
+
+        keys = _load_pubkeys(pubkey)
+        size = file.stat().st_size if file.exists() else 0
+        with progress("verify", size, min_total=64 << 20, unit="bytes") as bar:
+            report = verify_file(file, pubkeys=keys, since=since, deep=deep,
+                                 progress=lambda _stage, n: bar.update(n))
+        _finish(report, as_json)
+
+    @app.command("keygen")
+    def keygen(
+        out: Annotated[Path, typer.Argument(help="Private key file to create (public key: OUT.pub).",
+                                            show_default=False)],
+        fmt: Annotated[KeyFormat, typer.Option("--format", help="Private key format.")] = KeyFormat.openssh,
+        name: Annotated[str | None, typer.Option("--name", help="Signer name used in signed notes "
+                                                 "[default: OUT's file name].", show_default=False)] = None,
+        passphrase: PassOpt = None,
+        passphrase_file: PassFileOpt = None,
+        as_json: JsonOpt = False,
+    ) -> None:
+        """Create an Ed25519 signing key (mode 0600) and OUT.pub; print the verifier key.
+
+        Example: thermo keygen ~/.thermo/alice --passphrase-file pass.txt
+        """
+        from thermo_cli.audit.keys import generate
+
+        pub = generate(out, fmt=fmt.value, passphrase=_passphrase(passphrase, passphrase_file), name=name)
+        if as_json:
+            print_json({"private_key": str(out), "public_key": pub.source, "name": pub.name,
+                        "verifier_key": pub.vkey, "format": fmt.value})
+        else:
+            typer.echo(pub.vkey)
+        err(f"thermo: wrote {out} (private, mode 0600) and {pub.source}; verifier key on stdout")
+
+    @app.command("checkpoint")
+    def checkpoint_cmd(file: FileArg, out: OutOpt = None, as_json: JsonOpt = False) -> None:
+        """Bind log size, log root and state digest in a checkpoint record; print its note.
+
+        Verifies the file first and refuses to vouch for one that fails. Reuses the
+        current checkpoint when nothing but signatures followed it.
+
+        Example: thermo checkpoint memory.thermo --out cp-monday.txt
+        """
+        from thermo_cli.audit.checkpoints import checkpoint
+
+        info = checkpoint(file)
+        _emit_checkpoint(info, out, as_json)
+        verb = "appended checkpoint" if info.created else "current checkpoint is"
+        err(f"thermo: {verb} record {info.index} ({info.checkpoint.size} records, "
+            f"{len(info.note.signatures)} signature(s))")
+
+    @app.command("sign")
+    def sign_cmd(
+        file: FileArg,
+        key: Annotated[Path, typer.Option("--key", help="Ed25519 private key (from thermo keygen).",
+                                          show_default=False)],
+        name: Annotated[str | None, typer.Option(
+            "--name", help="Signer name [default: the comment of KEY.pub, else KEY's file name].",
+            show_default=False)] = None,
+        passphrase: PassOpt = None,
+        passphrase_file: PassFileOpt = None,
+        out: OutOpt = None,
+        as_json: JsonOpt = False,
+    ) -> None:
+        """Sign the current checkpoint (C2SP signed note); the signature is stored in the file.
+
+        Example: thermo sign memory.thermo --key ~/.thermo/alice --out cp-signed.txt
+        """
+        from thermo_cli.audit.checkpoints import sign
+        from thermo_cli.audit.keys import load_private, signer_name
+
+        private = load_private(key, _passphrase(passphrase, passphrase_file))
+        signer = name if name is not None else signer_name(key)
+        info = sign(file, private, signer)
+        _emit_checkpoint(info, out, as_json)
+        err(f"thermo: signed checkpoint record {info.index} as {signer!r} "
+            f"({len(info.note.signatures)} signature(s) now)")
+
+    @app.command("prove")
+    def prove_cmd(
+        file: FileArg,
+        key: Annotated[str, typer.Argument(help="The entry's key.", show_default=False)],
+        layer: Annotated[str | None, typer.Option("--layer", help="hot, warm, cool or cold [default: the "
+                                                  "hottest layer holding KEY].", show_default=False)] = None,
+        out: OutOpt = None,
+    ) -> None:
+        """Print an inclusion proof of an entry against the checkpointed state digest (JSON).
+
+        Example: thermo prove memory.thermo weights/layer0 > proof.json
+        """
+        from thermo_cli.audit.proofs import prove
+        from thermo_cli.cli._common import json_bytes
+        from thermo_cli.model import Layer
+
+        doc = prove(file, key, layer=None if layer is None else Layer.parse(layer))
+        _write_text(out, json_bytes(doc, pretty=True).decode("utf-8") + "\n")
+
+    @app.command("verify-proof")
+    def verify_proof_cmd(
+        proof: Annotated[str, typer.Argument(help="A proof from thermo prove ('-' for stdin).",
+                                             show_default=False)],
+        pubkey: PubkeyOpt = None,
+        value: Annotated[Path | None, typer.Option("--value", help="Also check that this file holds the "
+                                                   "entry's value bytes.", show_default=False)] = None,
+        as_json: JsonOpt = False,
+    ) -> None:
+        """Check an entry proof without the thermogram file: signatures, inclusion, value.
+
+        Example: thermo verify-proof proof.json --pubkey alice.pub
+        """
+        import orjson
+
+        from thermo_cli.audit.proofs import MAX_PROOF_BYTES, verify_proof
+        from thermo_cli.cli._common import open_input
+        from thermo_cli.errors import CorruptError
+
+        with open_input(proof) as fh:
+            data = fh.read(MAX_PROOF_BYTES + 1)
+        if len(data) > MAX_PROOF_BYTES:
+            raise CorruptError(f"{proof}: larger than {MAX_PROOF_BYTES} bytes, not a proof")
+        try:
+            doc = orjson.loads(data)
+        except orjson.JSONDecodeError as exc:
+            raise CorruptError(f"{proof}: not JSON ({exc})") from None
+        report = verify_proof(doc, pubkeys=_load_pubkeys(pubkey),
+                              value=None if value is None else value.read_bytes(),
+                              source="<stdin>" if proof == "-" else proof)
+        _finish(report, as_json)
+
+
+def _emit_checkpoint(info: Any, out: str | None, as_json: bool) -> None:
+    """The note to --out (or stdout); with --json the JSON goes to stdout instead."""
+    if out is not None:
+        _write_text(out, info.note.text())
+    if as_json:
+        print_json(info.to_json())
+    elif out is None:
+        _write_text(None, info.note.text())
