@@ -196,3 +196,30 @@ def test_batches_of_any_size_give_the_same_scan(small_blocks):
     batched = chain.scan_log(batches=[recs[a:b] for a, b in zip(cuts, cuts[1:], strict=False)])
     assert (batched.root, batched.head, batched.size) == (whole.root, whole.head, whole.size)
     assert [e.prefix_root for e in batched.events] == [e.prefix_root for e in whole.events]
+
+
+@pytest.mark.parametrize("cuts", [[0, 8, 16, 24], [0, 16, 23], [0, 8]])
+def test_ranges_merge_into_the_sequential_scan(small_blocks, cuts):
+    recs = raw(build(23, event_every=5))
+    probes = {0, 3, 8, 16, 20, 23}
+    whole = chain.scan_log(recs, keep_leaves=True, probes=probes)
+    bounds = [*cuts[:-1], 23] if cuts[-1] > 23 else [*cuts, 23]
+    parts = [chain.scan_range([recs[a:b]], a, keep_leaves=True,
+                              probes={p for p in probes if a < p <= b or (p == 0 and a == 0)})
+             for a, b in zip(bounds, bounds[1:], strict=False) if a < b]
+    merged = chain.merge_ranges(parts)
+    assert merged is not None
+    assert (merged.root, merged.head, merged.size, merged.deltas) == (whole.root, whole.head, whole.size,
+                                                                      whole.deltas)
+    assert [(e.index, e.prefix_root) for e in merged.events] == [(e.index, e.prefix_root) for e in whole.events]
+    assert merged.probe_roots == whole.probe_roots
+    assert merged.leaves.data == whole.leaves.data
+
+
+def test_merge_refuses_what_only_a_sequential_scan_can_word(small_blocks):
+    recs = raw(build(24))
+    forked = raw(build(24, start_prev="ee" * 32))
+    parts = [chain.scan_range([recs[:16]], 0), chain.scan_range([forked[16:]], 16)]
+    assert chain.merge_ranges(parts) is None  # the link between the ranges is broken
+    with pytest.raises(ValueError):
+        chain.scan_range([recs[3:]], 3)

@@ -442,3 +442,30 @@ def test_sign_refuses_a_tampered_file_even_when_a_checkpoint_exists(tmp_path, ke
     with pytest.raises(IntegrityError, match="refusing"):
         _sign(path, key_path)
     assert path.read_bytes() == before
+
+
+def test_the_parallel_log_pass_agrees_with_the_sequential_one(tmp_path, monkeypatch):
+    from thermo_cli.audit import chain, logpass
+
+    monkeypatch.setattr(chain, "BLOCK", 16)
+    monkeypatch.setattr(logpass, "PARALLEL_MIN_RECORDS", 10)
+    tg = make_tg(200)
+    path = write(tmp_path / "p.thermo", tg)
+    reader = store.open_reader(path)
+    try:
+        par = logpass.scan_parallel(reader, workers=2, keep_leaves=True, probes={0, 50, 205})
+        seq, _ = logpass.scan_file_log(reader, workers=1, keep_leaves=True, probes={0, 50, 205})
+    finally:
+        reader.close()
+    assert par is not None
+    scan, state = par
+    assert (scan.root, scan.head, scan.size) == (seq.root, seq.head, seq.size)
+    assert scan.probe_roots == seq.probe_roots and state.segments >= 1
+    assert [e.prefix_root for e in scan.events] == [e.prefix_root for e in seq.events]
+    assert verify_file(path, workers=2).ok
+    k = 120
+    d = tg.records[k]
+    d.encoded = records.encode_record(dataclasses.replace(d, source="mallory"))
+    bad = write(tmp_path / "bad.thermo", tg)
+    r = verify_file(bad, workers=2)  # falls back to the sequential pass for the exact wording
+    assert r.failure.check == "records" and r.failure.index == k

@@ -120,3 +120,15 @@ def test_human_bytes():
     assert human_bytes(0) == "0 B"
     assert human_bytes(1536) == "1.5 KiB"
     assert human_bytes(3 * 1024**3) == "3.0 GiB"
+
+
+def test_trimmed_app_behaves_like_the_whole_one(filled: Path, capsys):
+    assert _common._app_for(["get", "x", "y"]).registered_commands[0].callback.__name__ == "get"
+    assert _common._app_for(["--help"]) is _common.app
+    assert _common._app_for(["snn", "stats"]) is _common.app  # command groups use the whole app
+    assert run_app(["get", str(filled), "greeting"]) == 0
+    assert capsys.readouterr().out == "hello, thermogram\n"
+    assert run_app(["get", "--help"]) == 0
+    assert "Usage: thermo get" in capsys.readouterr().out
+    assert run_app(["gte", str(filled), "greeting"]) == 2
+    assert "Did you mean 'get'" in capsys.readouterr().err

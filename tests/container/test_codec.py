@@ -116,7 +116,7 @@ def test_writer_lock_excludes_other_processes(tmp_path: Path) -> None:
     store.create(path, sample_thermogram(1))
     ctx = multiprocessing.get_context("fork")
     ready = ctx.Event()
-    proc = ctx.Process(target=_hold_lock, args=(path, ready, 1.0))
+    proc = ctx.Process(target=_hold_lock, args=(path, ready, 0.6))
     proc.start()
     try:
         assert ready.wait(10)
@@ -124,7 +124,7 @@ def test_writer_lock_excludes_other_processes(tmp_path: Path) -> None:
             pass
         t0 = time.monotonic()
         with store.locked(path, timeout=10):
-            assert time.monotonic() - t0 > 0.3
+            assert time.monotonic() - t0 > 0.2
     finally:
         proc.join()
     with store.locked(path), store.locked(path):  # re-entrant in one process

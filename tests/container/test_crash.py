@@ -127,7 +127,7 @@ def _run_kills(tmp_path: Path, kills: int, seed: int) -> None:
 
 
 def test_kill_during_appends_and_consolidations(tmp_path: Path) -> None:
-    _run_kills(tmp_path, kills=4, seed=1)
+    _run_kills(tmp_path, kills=3, seed=1)
 
 
 @pytest.mark.slow

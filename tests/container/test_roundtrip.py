@@ -230,7 +230,7 @@ def test_many_appends_chain_log_tables(path: Path) -> None:
 
     store.create(path, sample_thermogram(3))
     hashes = [r.hash for r in store.load(path, log="full").records]
-    for i in range(150):
+    for i in range(80):
         tg = store.load(path)
         tg.create(f"many/{i}", bytes([i]) * 10, timestamp_ns=i)
         assert store.commit(path, tg) == "append"
@@ -239,7 +239,7 @@ def test_many_appends_chain_log_tables(path: Path) -> None:
         assert r.trailer.table is not None and len(r.trailer.segments) <= 64
         assert len(r.segments(r.trailer.log_size - 1)) == 1
     assert [r.hash for r in store.iter_log(path)] == hashes
-    assert store.iter_log(path, start=100).__next__().hash == hashes[100]
+    assert next(store.iter_log(path, start=50)).hash == hashes[50]
     assert store.verify(path).ok
     tg = store.load(path)
     tg.consolidate()

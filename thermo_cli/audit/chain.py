@@ -50,11 +50,16 @@ def _linked(recs: list[bytes], expected: list[bytes]) -> list[bool]:
 
 @dataclass(slots=True)
 class ScannedEvent:
-    """An event record, decoded, with the log root of the records before it."""
+    """An event record, decoded, with the log root of the records before it.
+
+    ``block_nodes`` are the perfect subtrees from the start of its block up to it, which
+    is what a parallel scan needs to finish ``prefix_root`` once earlier blocks are known.
+    """
 
     index: int
     event: Event
     prefix_root: bytes
+    block_nodes: tuple[bytes, ...] = ()
 
 
 @dataclass(slots=True)
@@ -94,17 +99,28 @@ class LogScan:
         return merkle.subtree_root(self.leaves, 0, size)
 
 
+_UNKNOWN = b"unknown"  # the first prev of a range not read yet: never equal to a hash
+
+
 class _Scanner:
-    def __init__(self, keep_leaves: bool, deep: bool, probes: Iterable[int] = ()) -> None:
+    """Scans blocks in order. ``open_start``: the range starts after records this scanner
+    never sees (a parallel worker's range), so its first link is returned, not judged."""
+
+    def __init__(self, keep_leaves: bool, deep: bool, probes: Iterable[int] = (),
+                 open_start: bool = False) -> None:
         self.out = LogScan()
         self.probes = sorted(set(probes))
         self.keep_leaves = keep_leaves
         self.deep = deep
         self.blocks = merkle.CompactRange()  # over block roots (each BLOCK leaves)
+        self.block_roots: list[bytes] = []
         self.packed: list[bytes] = []
         self.prev_chain: bytes | None = None  # chain hash of the last record seen
+        self.open_start = open_start
+        self.first_prev: bytes | None = _UNKNOWN
         self.tail_levels: list[list[bytes]] = []
         self.tail_len = 0
+        self.probe_nodes: dict[int, tuple[bytes, ...]] = {}
 
     def fail(self, index: int, reason: str, key: str | None = None) -> None:
         """Keep the failure with the lowest record index (blocks are checked in order)."""
@@ -152,8 +168,10 @@ class _Scanner:
                     again.append(i + 1)
             todo = again
         self.out.deltas += sum(linked)
+        expected = [self.prev_chain, *chain[:-1]]
+        if self.open_start and self.first_prev is _UNKNOWN:
+            self.first_prev = expected[0] = prevs.get(0)
         if self.out.failure is None or self.out.failure.index >= base:
-            expected = [self.prev_chain, *chain[:-1]]
             for i in sorted(prevs):
                 if prevs[i] != expected[i]:
                     self.link_broken(i, prevs, linked, chain, base)
@@ -161,14 +179,18 @@ class _Scanner:
         self.prev_chain = chain[-1]
         levels = self.levels(leaves)
         for i, ev in sorted(events, key=lambda t: t[0]):
-            self.out.events.append(ScannedEvent(base + i, ev, self.root_at(levels, i)))
+            nodes = block_nodes(levels, i)
+            self.out.events.append(ScannedEvent(base + i, ev, _fold([*self.blocks.nodes, *nodes]), nodes))
         for size in self.probes:
             if base < size <= base + n:
-                self.out.probe_roots[size] = self.root_at(levels, size - base)
+                nodes = block_nodes(levels, size - base)
+                self.probe_nodes[size] = nodes
+                self.out.probe_roots[size] = _fold([*self.blocks.nodes, *nodes])
         if self.keep_leaves:
             self.packed.append(b"".join(leaves))
         if n == BLOCK:
             self.blocks.append(levels[-1][0])
+            self.block_roots.append(levels[-1][0])
         else:
             self.tail_levels, self.tail_len = levels, n
 
@@ -223,19 +245,10 @@ class _Scanner:
             out.append(level)
         return out
 
-    def root_at(self, levels: list[list[bytes]], p: int) -> bytes:
-        """Root of the log prefix ending ``p`` records into the current block."""
-        nodes = list(self.blocks.nodes)
-        start = 0
-        for b in range(p.bit_length() - 1, -1, -1):
-            if p >> b & 1:
-                nodes.append(levels[b][start >> b])
-                start += 1 << b
-        return _fold(nodes) if nodes else merkle.EMPTY_ROOT
-
     def finish(self) -> LogScan:
         out = self.out
-        out.root = self.root_at(self.tail_levels, self.tail_len) if self.tail_len else self.blocks.root()
+        tail = block_nodes(self.tail_levels, self.tail_len) if self.tail_len else ()
+        out.root = _fold([*self.blocks.nodes, *tail])
         out.head = self.prev_chain
         if 0 in self.probes:
             out.probe_roots[0] = merkle.EMPTY_ROOT
@@ -244,7 +257,21 @@ class _Scanner:
         return out
 
 
+def block_nodes(levels: list[list[bytes]], p: int) -> tuple[bytes, ...]:
+    """Perfect subtrees covering the first ``p`` leaves of a block, largest first."""
+    nodes = []
+    start = 0
+    for b in range(p.bit_length() - 1, -1, -1):
+        if p >> b & 1:
+            nodes.append(levels[b][start >> b])
+            start += 1 << b
+    return tuple(nodes)
+
+
 def _fold(nodes: list[bytes]) -> bytes:
+    """Root of a compact range (perfect subtrees, largest first); the empty tree's if none."""
+    if not nodes:
+        return merkle.EMPTY_ROOT
     acc = nodes[-1]
     for left in reversed(nodes[:-1]):
         acc = merkle.node_hash(left, acc)
@@ -290,4 +317,93 @@ def scan_log(records: Iterable[bytes] = (), *, batches: Iterable[list[bytes]] | 
         base += len(recs)
     out = scanner.finish()
     out.size = base
+    return out
+
+
+@dataclass(slots=True)
+class RangeScan:
+    """What a scan of records [start, end) found, for :func:`merge_ranges`."""
+
+    start: int
+    end: int
+    scan: LogScan
+    first_prev: bytes | None
+    last_chain: bytes | None
+    block_roots: list[bytes]
+    tail_nodes: tuple[bytes, ...]
+    probe_nodes: dict[int, tuple[bytes, ...]]
+
+
+def scan_range(batches: Iterable[list[bytes]], start: int, *, keep_leaves: bool = False,
+               deep: bool = False, probes: Iterable[int] = ()) -> RangeScan:
+    """Scan records [start, …) of a log, ``start`` a multiple of :data:`BLOCK`.
+
+    The link into ``start`` cannot be judged here: the record's own prev is returned as
+    ``first_prev`` for the caller to compare with the previous range's last hash.
+    """
+    if start % BLOCK:
+        raise ValueError(f"scan_range: start {start} is not a multiple of BLOCK ({BLOCK})")
+    scanner = _Scanner(keep_leaves, deep, probes, open_start=start > 0)
+    base = start
+    for recs in _blocks((), batches):
+        scanner.block(recs, base)
+        base += len(recs)
+    out = scanner.finish()
+    out.size = base - start
+    tail = block_nodes(scanner.tail_levels, scanner.tail_len) if scanner.tail_len else ()
+    first = None if start == 0 else scanner.first_prev
+    return RangeScan(start, base, out, first, scanner.prev_chain, scanner.block_roots, tail,
+                     scanner.probe_nodes)
+
+
+def merge_ranges(parts: list[RangeScan]) -> LogScan | None:
+    """Join the scans of consecutive ranges into the scan of the whole log.
+
+    Returns None when the simple join cannot give the sequential answer — a failure, a
+    broken link between ranges, or legacy records (whose rules span the whole log) — so
+    the caller rescans sequentially and reports exactly what a sequential scan would.
+    """
+    out = LogScan()
+    blocks = merkle.CompactRange()
+    prev_last: bytes | None = None
+    packed = []
+    for k, part in enumerate(parts):
+        sc = part.scan
+        if sc.failure is not None or sc.legacy or (k and part.first_prev != prev_last):
+            return None
+        if part.start != (parts[k - 1].end if k else 0):
+            return None
+        events = iter(sc.events)
+        ev = next(events, None)
+        probes = sorted(part.probe_nodes)
+        pi = 0
+        block_start = part.start
+        for root in [*part.block_roots, None]:
+            block_end = block_start + BLOCK
+            while ev is not None and ev.index < block_end:
+                out.events.append(ScannedEvent(ev.index, ev.event, _fold([*blocks.nodes, *ev.block_nodes]),
+                                               ev.block_nodes))
+                ev = next(events, None)
+            while pi < len(probes) and probes[pi] <= block_end:
+                size = probes[pi]
+                out.probe_roots[size] = _fold([*blocks.nodes, *part.probe_nodes[size]])
+                pi += 1
+            if root is None:
+                break
+            blocks.append(root)
+            block_start = block_end
+        out.deltas += sc.deltas
+        out.decoded += sc.decoded
+        out.bytes_hashed += sc.bytes_hashed
+        out.size += sc.size
+        out.probe_roots.update({s: r for s, r in sc.probe_roots.items() if s == 0})
+        if sc.leaves is not None:
+            packed.append(sc.leaves.data)
+        prev_last = part.last_chain
+        if part.tail_nodes and k != len(parts) - 1:
+            return None  # only the last range may end inside a block
+    out.root = _fold([*blocks.nodes, *(parts[-1].tail_nodes if parts else ())])
+    out.head = prev_last
+    if packed:
+        out.leaves = merkle.PackedHashes(b"".join(packed))
     return out

@@ -3,8 +3,9 @@
 ``thermo checkpoint`` appends ``Event(kind="checkpoint")`` binding the log size and
 Merkle root *before* it and the state digest of the layers — the same fields a
 consolidation records. Both commands verify the whole file first, so neither a
-checkpoint nor a signature ever vouches for a damaged or tampered file. The checkpoint's C2SP text is derived from those fields and the origin
-``thermo/<id>``; nothing else is needed to re-create it.
+checkpoint nor a signature ever vouches for a damaged or tampered file. The
+checkpoint's C2SP text is derived from those fields and the origin ``thermo/<id>``;
+nothing else is needed to re-create it.
 
 ``thermo sign`` appends ``Event(kind="signature")`` with the signer's name, key ID,
 Ed25519 signature over the checkpoint text, the public key, and the index of the

@@ -115,6 +115,11 @@ class PackedHashes(Sequence[bytes]):
     def __len__(self) -> int:
         return len(self._data) // 32
 
+    @property
+    def data(self) -> bytes:
+        """The packed bytes (32 per hash)."""
+        return self._data
+
     def __getitem__(self, i):  # type: ignore[override]
         if isinstance(i, slice):
             start, stop, step = i.indices(len(self))

@@ -22,17 +22,15 @@ prints: everything lands in a :class:`~thermo_cli.audit.report.VerifyReport`.
 
 from __future__ import annotations
 
-import hashlib
 import os
-import struct
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from thermo_cli.audit import chain, merkle, note
 from thermo_cli.audit.keys import PublicKey
 from thermo_cli.audit.layers import LayerScan, scan_layers
+from thermo_cli.audit.logpass import scan_file_log
 from thermo_cli.audit.report import VerifyReport
 from thermo_cli.errors import CorruptError, FormatError, ValidationError
 from thermo_cli.model import Event
@@ -62,70 +60,18 @@ def checkpoint_of(ev: Event, origin: str) -> note.Checkpoint:
                            root=bytes(f["log_root"]), state_digest=bytes(f["state_digest"]))
 
 
-_U32 = struct.Struct("<I").unpack_from
-
-
-def _split_frames(data: bytes, count: int, what: str, max_record: int) -> list[bytes]:
-    """The records of a segment (``u32 length || bytes`` frames), bounds-checked."""
-    out = []
-    append = out.append
-    pos, end = 0, len(data)
-    for i in range(count):
-        if pos + 4 > end:
-            raise CorruptError(f"{what}: record {i} of {count} starts past the segment's end")
-        (n,) = _U32(data, pos)
-        nxt = pos + 4 + n
-        if n > max_record or nxt > end:
-            raise CorruptError(f"{what}: record {i} ({n} bytes) runs past the segment's end")
-        append(data[pos + 4 : nxt])
-        pos = nxt
-    if pos != end:
-        raise CorruptError(f"{what}: {end - pos} bytes follow the last of its {count} records")
-    return out
-
-
-@dataclass(slots=True)
-class _LogRead:
-    """Records read segment by segment; digest faults noted, framing faults stop it."""
-
-    segments: int = 0
-    bad_segments: list[str] | None = None
-    error: str | None = None
-    error_index: int | None = None
-
-
-def _records(reader: Any, state: _LogRead) -> Iterator[list[bytes]]:
-    """The log's records, one list per segment."""
-    try:
-        segs = reader.segments(0)
-    except FormatError as exc:
-        state.error = str(exc)
-        return
-    limit = reader.limits.max_record_bytes
-    for s in segs:
-        what = f"log segment at offset {s.off} (records {s.first}..{s.first + s.count - 1})"
-        try:
-            data = reader.pread(s.off, s.len)
-            if hashlib.sha256(data).digest() != s.sha256:
-                state.bad_segments = (state.bad_segments or []) + [what]
-            recs = _split_frames(data, s.count, what, limit)
-        except FormatError as exc:
-            state.error, state.error_index = str(exc), s.first
-            return
-        state.segments += 1
-        yield recs
-
-
 # --- entry point ---------------------------------------------------------------------------
 
 
 def verify_file(path: str | os.PathLike[str], *, pubkeys: Sequence[PublicKey] = (),
                 since: str | os.PathLike[str] | note.SignedNote | None = None, deep: bool = False,
-                limits: Any = None, progress: Callable[[str, int], None] | None = None) -> VerifyReport:
+                limits: Any = None, progress: Callable[[str, int], None] | None = None,
+                workers: int | None = None) -> VerifyReport:
     """Verify any thermogram file; raises only when it cannot be read at all.
 
     ``since`` is a saved checkpoint note (path or parsed); ``deep`` decodes every log
-    record strictly instead of reading links straight from canonical bytes.
+    record strictly instead of reading links straight from canonical bytes; ``workers``
+    caps the processes of the log pass (default: up to 4 on a long log, 1 to disable).
     """
     from thermo_cli import store
 
@@ -139,7 +85,7 @@ def verify_file(path: str | os.PathLike[str], *, pubkeys: Sequence[PublicKey] = 
                           "(import it with `thermo import-engram` first)")
     reader = store.open_reader(p, limits=limits)
     try:
-        return ContainerVerifier(p, reader, pubkeys, saved, deep, progress).run()
+        return ContainerVerifier(p, reader, pubkeys, saved, deep, progress, workers).run()
     finally:
         reader.close()
 
@@ -175,7 +121,8 @@ def _verify_legacy(p: str, pubkeys: Sequence[PublicKey], since: note.SignedNote 
 
 class ContainerVerifier:
     def __init__(self, path: str, reader: Any, pubkeys: Sequence[PublicKey], since: note.SignedNote | None,
-                 deep: bool, progress: Callable[[str, int], None] | None) -> None:
+                 deep: bool, progress: Callable[[str, int], None] | None, workers: int | None = None) -> None:
+        self.workers = workers
         self.reader = reader
         self.pubkeys = list(pubkeys)
         self.since = since
@@ -232,10 +179,9 @@ class ContainerVerifier:
 
     def check_log(self, trailers: list[Any]) -> None:
         r, t = self.report, self.reader.trailer
-        state = _LogRead()
         probes = {tr.log_size for tr in trailers}
-        scan = chain.scan_log(batches=_records(self.reader, state), keep_leaves=self.since is not None,
-                              deep=self.deep, probes=probes)
+        scan, state = scan_file_log(self.reader, keep_leaves=self.since is not None, deep=self.deep,
+                                    probes=probes, workers=self.workers)
         self.scan = scan
         if scan.failure is not None:
             f = scan.failure

@@ -89,9 +89,9 @@ SourceOpt = Annotated[str, typer.Option("--source", help="Source recorded for de
 MaxLineOpt = Annotated[int, typer.Option("--max-line-bytes", min=1, help="Longest accepted JSONL line.")]
 
 _PROMOTIONS = ("hot_warm", "warm_cool", "cool_cold")
+_DEMOTIONS = ("cold_cool", "cool_warm", "warm_hot")
 _KEEP_UNTIL_EXIT: list[Any] = []
 """The last applied thermogram: see ``_common.exit_process`` for why it is not freed."""
-_DEMOTIONS = ("cold_cool", "cool_warm", "warm_hot")
 
 _APPLY_PROGRESS_BYTES = 16 * 1024 * 1024
 """Inputs smaller than this finish too fast for a progress bar to help."""

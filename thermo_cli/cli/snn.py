@@ -163,7 +163,7 @@ def register(app: typer.Typer) -> None:
                 acts = load_activations(sys.stdin.buffer, dim, fmt=fmt, tensor=tensor)
             else:
                 acts = load_activations(input_, dim, fmt=fmt, tensor=tensor)
-            with progress("snn", len(acts), min_total=MIN_BAR_ACTIVATIONS) as bar:
+            with progress("activations", len(acts), min_total=MIN_BAR_ACTIVATIONS) as bar:
                 report = runner.run(tg, acts, reward=reward, stress=stress, focus=focus, decay=decay,
                                     dry_run=dry_run, progress=bar.advance)
             if not dry_run:

@@ -32,7 +32,7 @@ BLOCK_LEVEL = 3
 _UINT = {2: "<u2", 4: "<u4", 8: "<u8"}
 
 
-def shuffle(raw: bytes | memoryview, elem: int) -> bytes:
+def shuffle(raw: bytes | memoryview, elem: int) -> memoryview:
     """Byte-transpose: element i's byte k moves to position k*n + i (n = element count).
 
     Done as one shift-and-truncate pass per byte plane over a little-endian integer view,
@@ -43,16 +43,19 @@ def shuffle(raw: bytes | memoryview, elem: int) -> bytes:
     out = np.empty(n * elem, dtype=np.uint8)
     for k in range(elem):
         out[k * n:(k + 1) * n] = a >> (8 * k) if k else a
-    return out.tobytes()
+    return out.data
 
 
-def unshuffle(raw: bytes | memoryview, elem: int) -> bytes:
+def unshuffle(raw: bytes | memoryview, elem: int, out: memoryview | None = None) -> bytes:
+    """Inverse of :func:`shuffle`; writes into ``out`` (a writable buffer) when given."""
     planes = np.frombuffer(raw, dtype=np.uint8).reshape(elem, -1)
     kind = np.dtype(_UINT[elem])
-    out = planes[0].astype(kind)
+    dest = planes[0].astype(kind) if out is None else np.frombuffer(out, dtype=kind)
+    if out is not None:
+        dest[:] = planes[0]
     for k in range(1, elem):
-        out |= planes[k].astype(kind) << (8 * k)
-    return out.tobytes()
+        dest |= planes[k].astype(kind) << (8 * k)
+    return dest.tobytes() if out is None else b""
 
 
 def compress(raw: bytes | memoryview, level: int) -> bytes:
@@ -108,11 +111,25 @@ def decompress(stored: bytes | memoryview, raw_len: int, *, cap: int, cap_name: 
 
 
 def unpack(stored: bytes | memoryview, raw_len: int, sha256: bytes, *, filter: str, elem: int,
-           cap: int, cap_name: str, what: str) -> bytes:
-    """Verify the digest of a stored chunk, then decompress and unfilter it."""
+           cap: int, cap_name: str, what: str, out: memoryview | None = None) -> bytes:
+    """Verify the digest of a stored chunk, then decompress and unfilter it.
+
+    With ``out`` (a writable buffer of ``raw_len`` bytes) the result is written there and
+    b"" is returned, saving a copy when a whole stream is assembled.
+    """
     check_digest(stored, sha256, what)
     raw = decompress(stored, raw_len, cap=cap, cap_name=cap_name, what=what)
-    return unshuffle(raw, elem) if filter == SHUFFLE else raw
+    if filter == SHUFFLE:
+        return unshuffle(raw, elem, out)
+    if out is not None:
+        out[:] = raw
+        return b""
+    return raw
+
+
+def dtype_size(dtype: str) -> int:
+    """Bytes per element of a safetensors dtype name (0 if unknown)."""
+    return _DTYPE_SIZES.get(dtype, 0)
 
 
 def shuffle_elem_for(dtype: str | None, nbytes: int, numel: int | None) -> int:

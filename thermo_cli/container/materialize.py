@@ -14,15 +14,24 @@ from thermo_cli.container.reader import Reader
 from thermo_cli.model import Entry, Layer
 
 
-def stream_bytes(reader: Reader, layer: Layer, s: int, pool: ThreadPoolExecutor | None = None) -> bytes:
+def stream_bytes(reader: Reader, layer: Layer, s: int, pool: ThreadPoolExecutor | None = None) -> bytearray:
+    """A whole data stream, each chunk decompressed straight into its place."""
     st = reader.index[layer].streams[s]
     check_cap(st.size, reader.limits.max_value_bytes, "max_value_bytes", f"{layer.label} stream {s}")
+    buf = bytearray(st.size)
+    view = memoryview(buf)
+
+    def fill(i: int) -> None:
+        a = i * st.chunk
+        reader.data_chunk(layer, s, i, out=view[a: a + st.chunk_raw_len(i)])
+
     n = len(st.chunks)
     if pool is None or n < 2:
-        parts = [reader.data_chunk(layer, s, i) for i in range(n)]
+        for i in range(n):
+            fill(i)
     else:
-        parts = list(pool.map(lambda i: reader.data_chunk(layer, s, i), range(n)))
-    return b"".join(parts) if len(parts) != 1 else parts[0]
+        list(pool.map(fill, range(n)))
+    return buf
 
 
 def materialize_layer(reader: Reader, layer: Layer) -> dict[str, Entry]:

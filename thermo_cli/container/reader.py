@@ -216,12 +216,13 @@ class Reader:
                         cap=self.limits.max_chunk_bytes, cap_name="max_chunk_bytes", what=what)
         return decode_chunk(raw, d, li.streams, what)
 
-    def data_chunk(self, layer: Layer, s: int, i: int) -> bytes:
+    def data_chunk(self, layer: Layer, s: int, i: int, out: memoryview | None = None) -> bytes:
+        """Data chunk ``i`` of stream ``s``, unfiltered (written into ``out`` when given)."""
         st = self.index[layer].streams[s]
         c = st.chunks[i]
         return ck.unpack(self.pread(c.off, c.len), st.chunk_raw_len(i), c.sha256, filter=st.filter,
                          elem=st.elem, cap=self.limits.max_chunk_bytes, cap_name="max_chunk_bytes",
-                         what=f"{layer.label} stream {s} chunk {i}")
+                         what=f"{layer.label} stream {s} chunk {i}", out=out)
 
     def check_value_size(self, row: Row) -> None:
         check_cap(row.length, self.limits.max_value_bytes, "max_value_bytes", f"value of {row.key!r}")

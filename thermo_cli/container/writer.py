@@ -38,7 +38,7 @@ from thermo_cli.container.metablock import meta_to_map
 from thermo_cli.container.reader import Reader
 from thermo_cli.container.trailer import Trailer
 from thermo_cli.errors import ChainError, ValidationError
-from thermo_cli.model import Delta, Entry, HashScheme, Layer, LogRecord
+from thermo_cli.model import Delta, Entry, HashScheme, Layer, LogRecord, TensorSpec
 
 DATA_CHUNK = 1 * MiB
 """Raw size of data chunks: small enough that reading one key decompresses ~1 MiB."""
@@ -142,15 +142,23 @@ class _StreamPlan:
     size: int = 0
 
 
-def _stream_elem(e: Entry) -> int:
+def _stream_elem(e: Entry, cache: dict[TensorSpec, tuple[int, int]]) -> int:
+    """Element size of the stream an entry's value goes to (1 = unshuffled bytes)."""
     t = e.tensor
     if t is None or t.encoding != "raw":
         return 1
-    return ck.shuffle_elem_for(t.dtype, len(e.value), t.numel)
+    known = cache.get(t)
+    if known is None:  # one dtype/numel lookup per distinct tensor description
+        size = ck.dtype_size(t.dtype)
+        known = cache[t] = (size, size * t.numel) if size in ck.SHUFFLE_ELEMS and t.numel else (1, -1)
+    return known[0] if len(e.value) == known[1] else 1
 
 
-def _stream_pieces(entries: list[Entry], chunk: int) -> Iterator[bytes]:
-    """The concatenated values cut into ``chunk``-byte pieces (one join per piece)."""
+def _stream_pieces(entries: list[Entry], chunk: int) -> Iterator[list[bytes | memoryview]]:
+    """The concatenated values as ``chunk``-byte pieces, each a list of parts to join.
+
+    Joining (and shuffling) happens in the worker threads, off the main thread.
+    """
     parts: list[bytes | memoryview] = []
     size = 0
     for e in entries:
@@ -163,14 +171,19 @@ def _stream_pieces(entries: list[Entry], chunk: int) -> Iterator[bytes]:
         while size + len(view) >= chunk:
             take = chunk - size
             parts.append(view[:take])
-            yield b"".join(parts)
+            yield parts
             parts, size = [], 0
             view = view[take:]
         if len(view):
             parts.append(view)
             size += len(view)
     if size:
-        yield b"".join(parts)
+        yield parts
+
+
+def _pack_parts(parts: list[bytes | memoryview], filt: str, elem: int) -> ck.Packed:
+    return ck.pack(parts[0] if len(parts) == 1 else b"".join(parts), filter=filt, elem=elem,
+                   level=ck.DATA_LEVEL)
 
 
 def _sample(entries: list[Entry]) -> bytes:
@@ -193,8 +206,8 @@ def _write_stream(sink: Sink, plan: _StreamPlan, pool: ThreadPoolExecutor) -> St
             p = pending.pop(0).result()
             chunks.append(DataChunk(sink.write(p.stored), len(p.stored), p.sha256))
 
-    for piece in _stream_pieces(plan.entries, DATA_CHUNK):
-        pending.append(pool.submit(ck.pack, piece, filter=filt, elem=elem, level=ck.DATA_LEVEL))
+    for parts in _stream_pieces(plan.entries, DATA_CHUNK):
+        pending.append(pool.submit(_pack_parts, parts, filt, elem))
         drain(_IN_FLIGHT)
     drain(0)
     return Stream(filt, elem, plan.size, DATA_CHUNK, ChunkTable.of(chunks))
@@ -230,16 +243,17 @@ def _write_dir_chunk(sink: Sink, group_: list[tuple[Entry, tuple[int, int]]], ou
 
 
 def write_layer(sink: Sink, layer: Mapping[str, Entry], pool: ThreadPoolExecutor) -> LayerIndex:
-    entries = sorted(layer.values(), key=lambda e: e.key.encode("utf-8"))
-    for key, e in zip(sorted(layer.keys(), key=lambda k: k.encode("utf-8")), entries, strict=True):
-        if key != e.key:
-            raise ValidationError(f"layer entry stored under {key!r} has key {e.key!r}")
+    items = sorted(layer.items(), key=lambda kv: kv[0].encode("utf-8"))
+    entries = [e for _, e in items]
     plans: dict[int, _StreamPlan] = {}
     placed: list[tuple[Entry, int, int]] = []
-    for e in entries:
-        if not isinstance(e.value, bytes):
+    cache: dict[TensorSpec, tuple[int, int]] = {}
+    for key, e in items:
+        if key != e.key:
+            raise ValidationError(f"layer entry stored under {key!r} has key {e.key!r}")
+        if type(e.value) is not bytes:
             raise ValidationError(f"entry {e.key!r}: value must be bytes, got {type(e.value).__name__}")
-        elem = _stream_elem(e) if e.value else 1
+        elem = _stream_elem(e, cache) if e.value else 1
         plan = plans.setdefault(elem, _StreamPlan(elem))
         placed.append((e, elem, plan.size))
         if e.value:

@@ -281,9 +281,9 @@ class EmbeddedSNN:
 
         The whole batch is validated before anything changes. Cosines are computed a chunk
         at a time with one matrix product; when a prototype learns mid-chunk only its
-        column is recomputed for the rest of the chunk. ``neuromod_decay``
-        relaxes the levels toward baseline after every tick (a reward that fades).
-        ``progress(k)`` is called after each chunk with the number of activations done.
+        column is recomputed for the rest of the chunk. ``neuromod_decay`` relaxes the
+        levels toward baseline after every tick (a reward that fades). ``progress(k)`` is
+        called after each chunk with the number of activations done.
         """
         batch = check_activations(activations, self.config.input_dim, single=False)
         if neuromod_decay:
