@@ -168,7 +168,8 @@ def seed_corpus(name: str) -> list[bytes]:
         paths = list(_files(ROOT / "format" / "vectors", "*.thermo", "broken/*.thermo"))
         return [p.read_bytes() for p in paths]
     if name == "legacy":
-        return [p.read_bytes() for p in _files(ROOT / "tests" / "fixtures" / "legacy", "*/*.thermo", "*/export_*.json")]
+        legacy = ROOT / "tests" / "fixtures" / "legacy"
+        return [p.read_bytes() for p in _files(legacy, "*/*.thermo", "*/export_*.json")]
     if name == "jsonl":
         text = (ROOT / "samples" / "deltas.jsonl").read_bytes()
         lines = [line for line in text.splitlines() if line.strip()]

@@ -21,6 +21,7 @@ Repair never drops committed data:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -149,10 +150,8 @@ def repair(path: str | os.PathLike[str], *, backup: str | os.PathLike[str] | Non
             _truncate(p, report.committed_bytes)
             _check_repaired(p, report, commit_sha)
         for temp in report.temp_files:
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 os.unlink(temp)
-            except FileNotFoundError:
-                pass
     return report
 
 

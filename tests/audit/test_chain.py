@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 
 import pytest
 
@@ -193,7 +194,7 @@ def test_batches_of_any_size_give_the_same_scan(small_blocks):
     recs = raw(build(50, event_every=7))
     whole = chain.scan_log(recs)
     cuts = [0, 3, 4, 20, 21, 22, 50]
-    batched = chain.scan_log(batches=[recs[a:b] for a, b in zip(cuts, cuts[1:], strict=False)])
+    batched = chain.scan_log(batches=[recs[a:b] for a, b in itertools.pairwise(cuts)])
     assert (batched.root, batched.head, batched.size) == (whole.root, whole.head, whole.size)
     assert [e.prefix_root for e in batched.events] == [e.prefix_root for e in whole.events]
 
@@ -206,12 +207,13 @@ def test_ranges_merge_into_the_sequential_scan(small_blocks, cuts):
     bounds = [*cuts[:-1], 23] if cuts[-1] > 23 else [*cuts, 23]
     parts = [chain.scan_range([recs[a:b]], a, keep_leaves=True,
                               probes={p for p in probes if a < p <= b or (p == 0 and a == 0)})
-             for a, b in zip(bounds, bounds[1:], strict=False) if a < b]
+             for a, b in itertools.pairwise(bounds) if a < b]
     merged = chain.merge_ranges(parts)
     assert merged is not None
     assert (merged.root, merged.head, merged.size, merged.deltas) == (whole.root, whole.head, whole.size,
                                                                       whole.deltas)
-    assert [(e.index, e.prefix_root) for e in merged.events] == [(e.index, e.prefix_root) for e in whole.events]
+    pairs = [(e.index, e.prefix_root) for e in whole.events]
+    assert [(e.index, e.prefix_root) for e in merged.events] == pairs
     assert merged.probe_roots == whole.probe_roots
     assert merged.leaves.data == whole.leaves.data
 

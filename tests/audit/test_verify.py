@@ -464,6 +464,7 @@ def test_the_parallel_log_pass_agrees_with_the_sequential_one(tmp_path, monkeypa
     assert [e.prefix_root for e in scan.events] == [e.prefix_root for e in seq.events]
     assert verify_file(path, workers=2).ok
     k = 120
+    tg = make_tg(200)
     d = tg.records[k]
     d.encoded = records.encode_record(dataclasses.replace(d, source="mallory"))
     bad = write(tmp_path / "bad.thermo", tg)

@@ -32,6 +32,7 @@ def test_verify_intact_json_and_text(thermo, filled):
     doc = json.loads(r.out)
     assert r.code == 0 and doc["ok"] and doc["failure"] is None
     assert {c["name"] for c in doc["checks"]} >= {"records", "merkle root", "state digest"}
+    assert thermo("verify", filled, "--deep").code == 0
 
 
 def test_verify_names_the_tampered_record(thermo, filled, tmp_path):

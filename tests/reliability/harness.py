@@ -300,8 +300,8 @@ def kill_once(p: Prepared, rng: random.Random, stats: KillStats, *, cli_check: b
     stats.kills += 1
     if finished:
         stats.finished_before_kill += 1
-        assert proc.returncode == 0, (f"{p.scenario.name}: the command failed on its own ({proc.returncode}): "
-                                      f"{errout.decode(errors='replace')}")
+        assert proc.returncode == 0, (f"{p.scenario.name}: the command failed on its own "
+                                      f"({proc.returncode}): {errout.decode(errors='replace')}")
     outcome = check_after_crash(p, stats, cli_check=cli_check)
     stats.outcomes.append(outcome)
     return outcome
@@ -398,7 +398,7 @@ def _cli_verify_reports_tail(target: Path, torn: int) -> None:
     proc = thermo("verify", "--json", target)
     doc = orjson.loads(proc.stdout)
     assert doc["ok"] is True and doc["torn_tail_bytes"] == torn, doc
-    assert any("torn tail" == c["name"] for c in doc["checks"]), doc["checks"]
+    assert any(c["name"] == "torn tail" for c in doc["checks"]), doc["checks"]
 
 
 # --- truncation sweeps ----------------------------------------------------------------------

@@ -31,7 +31,8 @@ def _delta_line(i: int, rng: np.random.Generator, keys: int) -> dict[str, object
         "timestamp": T0 + i * 1_000_000,
     }
     if i % 5 == 0:
-        doc["value"] = {"dtype": "f32", "shape": [16], "data": [round(float(x), 5) for x in rng.normal(size=16)]}
+        data = [round(float(x), 5) for x in rng.normal(size=16)]
+        doc["value"] = {"dtype": "f32", "shape": [16], "data": data}
     else:
         doc["value"] = f"value {i} " + "x" * int(rng.integers(0, 120))
     return doc
@@ -80,7 +81,8 @@ def apply_autoconsolidate_scenario(scale: float = 1.0) -> Scenario:
 
 def consolidate_scenario(scale: float = 1.0) -> Scenario:
     def prep(d: Path) -> tuple[Path, list[str]]:
-        target = base_thermogram(d / "cons.thermo", entries=500, dirty=int(5000 * scale), policy="manual", seed=5)
+        target = base_thermogram(d / "cons.thermo", entries=500, dirty=int(5000 * scale), policy="manual",
+                                 seed=5)
         return target, ["consolidate", str(target)]
 
     return Scenario("consolidate", prep)

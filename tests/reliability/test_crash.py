@@ -67,7 +67,8 @@ def test_many_kills_of_every_writing_command(tmp_path: Path) -> None:
         rng = random.Random(f"slow-{scenario.name}")
         for i in range(SLOW_KILLS[scenario.name]):
             kill_once(prepared, rng, stats, cli_check=i < 3)
-        for name in ("kills", "finished_before_kill", "before", "after", "torn_tails", "temp_files", "repaired"):
+        for name in ("kills", "finished_before_kill", "before", "after", "torn_tails", "temp_files",
+                     "repaired"):
             setattr(total, name, getattr(total, name) + getattr(stats, name))
         assert stats.before and stats.after, (scenario.name, stats.outcomes)
     summary = {name: (s.kills, s.before, s.after, s.torn_tails, s.temp_files) for name, s in per.items()}

@@ -127,7 +127,7 @@ def test_damaged_last_commit_is_not_mistaken_for_a_torn_tail(tmp_path: Path) -> 
 
 def test_legacy_and_missing_files_are_refused(tmp_path: Path) -> None:
     legacy = next(LEGACY.rglob("*.thermo"))
-    with pytest.raises(ValidationError, match="repair works on .thermo containers"):
+    with pytest.raises(ValidationError, match=r"repair works on \.thermo containers"):
         repair(legacy)
     with pytest.raises(NotFoundError):
         repair(tmp_path / "missing.thermo")

@@ -29,8 +29,8 @@ def batch_lines(worker: int, batch: int, size: int) -> list[dict[str, Any]]:
     lines: list[dict[str, Any]] = [{"op": "update", "key": f"w{worker}/marker", "value": f"open-{batch}",
                                     "meta": tag, "source": f"w{worker}"}]
     for i in range(size - 2):
-        lines.append({"op": "update", "key": f"w{worker}/k{(batch * size + i) % 97}",
-                      "value": f"w{worker} b{batch} i{i}", "strength": 0.5, "meta": tag, "source": f"w{worker}"})
+        lines.append({"op": "update", "key": f"w{worker}/k{(batch * size + i) % 97}", "meta": tag,
+                      "value": f"w{worker} b{batch} i{i}", "strength": 0.5, "source": f"w{worker}"})
     lines.append({"op": "update", "key": f"w{worker}/marker", "value": f"closed-{batch}", "meta": tag,
                   "source": f"w{worker}"})
     return lines
@@ -119,7 +119,8 @@ def read(path: str, workers: int, stopfile: str) -> int:
         if stop:
             break
         time.sleep(0.01)
-    print(orjson.dumps({"ok": True, "observations": observations, "distinct_sizes": len(set(sizes))}).decode())
+    summary = {"ok": True, "observations": observations, "distinct_sizes": len(set(sizes))}
+    print(orjson.dumps(summary).decode())
     return 0
 
 

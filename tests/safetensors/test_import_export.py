@@ -134,6 +134,25 @@ def test_raw_entries_are_streamed_not_held(tmp_path: Path, monkeypatch: pytest.M
     assert not any(hasattr(e, "__dict__") for e in seen.values())  # slots only: no hidden byte copy
 
 
+def test_small_totals_keep_the_bytes_read_by_the_first_pass(tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """Raw tensors totalling <= 2x the largest one are held (streaming would peak as high)."""
+    seen = {}
+    real_create = store.create
+
+    def spy(path, tg, *, overwrite=False):
+        seen.update(tg.layers[Layer.COOL])
+        return real_create(path, tg, overwrite=overwrite)
+
+    monkeypatch.setattr(store, "create", spy)
+    save_file({"big": np.ones((64, 64), np.float32), "small": np.arange(8)}, tmp_path / "m.safetensors")
+    import_safetensors([tmp_path / "m.safetensors"], tmp_path / "m.thermo")
+    assert seen and not any(isinstance(e, StreamedEntry) for e in seen.values())
+    assert np.array_equal(load_file(tmp_path / "m.safetensors")["small"], np.arange(8))
+    export_safetensors(tmp_path / "m.thermo", tmp_path / "back.safetensors")
+    assert tensors_of(tmp_path / "back.safetensors") == tensors_of(tmp_path / "m.safetensors")
+
+
 def test_ternary_import_packs_float_matrices_only(tmp_path: Path) -> None:
     report = import_safetensors([SAMPLE], tmp_path / "t.thermo", ternary=TernaryOptions(method="absmean"))
     tg = store.load(tmp_path / "t.thermo")

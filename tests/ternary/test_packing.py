@@ -171,6 +171,7 @@ def test_row_scaled_unpack_in_small_steps(monkeypatch, threads, rows, cols):
     monkeypatch.setattr(packing, "GATHER_STEP", 2)
     monkeypatch.setattr(parallel, "THREADS", threads)
     monkeypatch.setattr(parallel, "PARALLEL_MIN", 0)
+    monkeypatch.setattr(parallel, "FORCE", True)
     rng = np.random.default_rng(rows * cols)
     values = rng.integers(-1, 2, rows * cols).astype(np.int8)
     scales = rng.random(rows).astype(np.float32) + 0.5
@@ -179,3 +180,12 @@ def test_row_scaled_unpack_in_small_steps(monkeypatch, threads, rows, cols):
     assert np.array_equal(got, (values.reshape(rows, cols) * scales[:, None]).ravel())
     assert np.array_equal(unpack(data, values.size), values)
     assert np.array_equal(unpack_scaled(data, values.size, 3.0), values * np.float32(3.0))
+
+
+def test_thread_pool_size_follows_idle_cores():
+    import os
+
+    from thermo_cli.ternary import parallel
+
+    assert 1 <= parallel.idle_cores() <= (os.cpu_count() or 1)
+    assert parallel.run(lambda b: b * 2, [1, 2, 3], 0) == [2, 4, 6]

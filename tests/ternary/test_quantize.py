@@ -83,6 +83,7 @@ def test_block_boundaries(monkeypatch, method, shape, per_row, threads):
     monkeypatch.setattr(Q, "CHUNK", 16)
     monkeypatch.setattr(parallel, "THREADS", threads)
     monkeypatch.setattr(parallel, "PARALLEL_MIN", 0)
+    monkeypatch.setattr(parallel, "FORCE", True)
     rng = np.random.default_rng(7)
     w = (rng.standard_normal(shape) * 0.1).astype(np.float32)
     w.ravel()[::11] = 0.0
@@ -247,6 +248,7 @@ def test_cut_off_follows_the_maximum_seen_last(monkeypatch, per_row):
     monkeypatch.setattr(Q, "CHUNK", 8)
     monkeypatch.setattr(parallel, "THREADS", 2)
     monkeypatch.setattr(parallel, "PARALLEL_MIN", 0)
+    monkeypatch.setattr(parallel, "FORCE", True)
     rng = np.random.default_rng(12)
     w = (rng.standard_normal((3, 64)) * 1e-3).astype(np.float32)
     w[:, ::5] = np.float32(3e-6)  # between 1e-6 * early max and 1e-6 * final max

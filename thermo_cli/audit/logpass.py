@@ -20,7 +20,7 @@ from typing import Any
 from thermo_cli.audit import chain
 from thermo_cli.errors import CorruptError, FormatError
 
-PARALLEL_MIN_RECORDS = 200_000
+PARALLEL_MIN_RECORDS = 400_000
 """Below this, starting worker processes costs more than it saves."""
 
 _U32 = struct.Struct("<I").unpack_from
@@ -109,6 +109,7 @@ class _Job:
     keep_leaves: bool
     probes: tuple[int, ...]
     max_record: int
+    inode: tuple[int, int] | None
 
 
 def _run_job(job: _Job) -> tuple[chain.RangeScan | None, LogRead]:
@@ -116,6 +117,11 @@ def _run_job(job: _Job) -> tuple[chain.RangeScan | None, LogRead]:
     state = LogRead()
     fd = os.open(job.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
     try:
+        st = os.fstat(fd)
+        if job.inode is not None and (st.st_dev, st.st_ino) != job.inode:
+            state.error = f"{job.path}: replaced while being verified"
+            return None, state
+
         def pread(off: int, n: int) -> bytes:
             return os.pread(fd, n, off)
 
@@ -143,7 +149,7 @@ def _jobs(reader: Any, size: int, ranges: int, deep: bool, keep_leaves: bool,
         mine = [r for r in rows if r[2] < end and r[2] + r[3] > start]
         jobs.append(_Job(reader.path, mine, start, end, deep, keep_leaves,
                          tuple(p for p in probes if start < p <= end or (p == 0 and start == 0)),
-                         reader.limits.max_record_bytes))
+                         reader.limits.max_record_bytes, getattr(reader, "inode", None)))
     return jobs
 
 

@@ -120,6 +120,12 @@ def _verify_legacy(p: str, pubkeys: Sequence[PublicKey], since: note.SignedNote 
 
 
 class ContainerVerifier:
+    """One verification run over an open container Reader.
+
+    The log and layer scans stay on the object (``scan``, ``layers``), so checkpointing
+    and proving reuse what verification computed instead of reading the file twice.
+    """
+
     def __init__(self, path: str, reader: Any, pubkeys: Sequence[PublicKey], since: note.SignedNote | None,
                  deep: bool, progress: Callable[[str, int], None] | None, workers: int | None = None) -> None:
         self.workers = workers

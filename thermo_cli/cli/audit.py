@@ -24,7 +24,8 @@ class KeyFormat(StrEnum):
 
 
 FileArg = Annotated[Path, typer.Argument(help="A .thermo file.", show_default=False)]
-PubkeyOpt = Annotated[list[str] | None, typer.Option("--pubkey", "-k", help=_PUBKEY_HELP, show_default=False)]
+PubkeyOpt = Annotated[list[str] | None, typer.Option("--pubkey", "-k", help=_PUBKEY_HELP, metavar="KEY",
+                                                     show_default=False)]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
 PassOpt = Annotated[str | None, typer.Option(
     "--passphrase", help="Key passphrase (visible to other users in ps; prefer --passphrase-file).",
@@ -119,8 +120,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Check every hash, link, Merkle root, chunk digest, state digest and signature.
 
-        Exit 0 when intact, 1 when a check fails (the report names the first failure with
-        its record index or key), 3 when the file cannot be read.
+        Exit 0 when intact, 1 when a check fails (the report names the first failure), 3 when unreadable.
 
         Example: thermo verify memory.thermo --pubkey alice.pub --since cp-monday.txt
         """
@@ -163,8 +163,7 @@ def register(app: typer.Typer) -> None:
     def checkpoint_cmd(file: FileArg, out: OutOpt = None, as_json: JsonOpt = False) -> None:
         """Bind log size, log root and state digest in a checkpoint record; print its note.
 
-        Verifies the file first and refuses to vouch for one that fails. Reuses the
-        current checkpoint when nothing but signatures followed it.
+        Verifies the file first. Reuses the current checkpoint when only signatures followed it.
 
         Example: thermo checkpoint memory.thermo --out cp-monday.txt
         """

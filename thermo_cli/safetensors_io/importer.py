@@ -4,9 +4,13 @@ Memory stays bounded by the largest tensor, not by the checkpoint, with the cont
 whole-thermogram writer: raw entries are :class:`StreamedEntry` objects whose ``value``
 is read from the checkpoint each time the writer asks for it (one tensor cached at a
 time), so the writer streams them into its chunks without the checkpoint ever being
-resident. Ternary entries are quantized once, in the first pass, and kept packed (1/16
-of float32). Only the first pass sees every tensor's bytes: it hashes them for the audit
-events and the state digest, which therefore never re-read the values.
+resident. The writer asks each entry for its value several times, so streaming costs
+re-reads; when the raw tensors total at most :data:`HOLD_FACTOR` times the largest
+tensor — no more than the streamed path itself peaks at, since the writer keeps one value
+while the next is read — the bytes read by the first pass are simply kept instead.
+Ternary entries are quantized once, in the first pass, and kept packed (1/16 of
+float32). The first pass hashes every tensor for the audit events and the state digest,
+which therefore never re-read the values.
 
 The log gets, per tensor, ``Event(kind="import")`` with the key, dtype, shape, byte count
 and SHA-256 of the checkpoint bytes (never the bytes themselves), then one
@@ -37,6 +41,10 @@ SOURCE = "import-safetensors"
 """``source`` field of the import events."""
 
 DEFAULT_STRENGTH = 0.9
+
+HOLD_FACTOR = 2
+"""Keep raw tensor bytes in memory when they total at most this many times the largest
+tensor (see the module docstring); otherwise stream them."""
 
 PhaseProgress = Callable[[str, int], None]
 """``progress(phase, nbytes)``: "start" gives the total tensor bytes once validation
@@ -273,6 +281,8 @@ def _build_thermogram(plan: ImportPlan, files: dict[int, _CheckpointFile], layer
     ts = now_ns()
     tg = Thermogram(name=name)
     entries: dict[str, Entry] = {}
+    raw_bytes = sum(it.info.nbytes for it in plan.items if not (it.ternary and ternary is not None))
+    hold = raw_bytes <= HOLD_FACTOR * plan.largest_bytes
     leaves: list[tuple[bytes, int, bytes]] = []
     fields_list: list[dict[str, Any]] = []
     for sf, items in plan.by_source():
@@ -285,7 +295,10 @@ def _build_thermogram(plan: ImportPlan, files: dict[int, _CheckpointFile], layer
                 entry, value_sha = _ternary_entry(item, data, strength, ts, ternary, fields, report)
             else:
                 spec = TensorSpec(dtype=item.info.dtype, shape=item.info.shape)
-                entry = StreamedEntry(item.key, strength, ts, spec, source, item.info)
+                if hold:
+                    entry = Entry(key=item.key, value=data, strength=strength, updated_at_ns=ts, tensor=spec)
+                else:
+                    entry = StreamedEntry(item.key, strength, ts, spec, source, item.info)
                 value_sha = digest
             entries[item.key] = entry
             leaves.append((item.key.encode("utf-8"), int(layer), entry_leaf(layer, entry, value_sha)))

@@ -23,11 +23,30 @@ THREADS = max(1, min(4, os.cpu_count() or 1))
 """Worker threads for large tensors; set to 1 for strictly single-threaded runs."""
 PARALLEL_MIN = 1 << 21
 """Tensors with fewer elements than this are done on the calling thread."""
+FORCE = False
+"""Use THREADS workers even when the machine is busy (tests use it to exercise threads)."""
+
+
+def idle_cores() -> int:
+    """Cores not already busy (by the 1-minute load average); at least 1.
+
+    Threads only pay off on idle cores: on a machine already running other work, extra
+    threads fight over the GIL hand-offs and run slower than one (measured: 2x slower
+    at a load of 3 on 2 cores), so the pool shrinks to what is free.
+    """
+    cores = os.cpu_count() or 1
+    try:
+        load = os.getloadavg()[0]
+    except (OSError, AttributeError):
+        return cores
+    return max(1, int(cores - load + 0.5))
 
 
 def run(work: Callable[[B], T], blocks: Sequence[B], elements: int) -> list[T]:
     """``work`` applied to every block, results in block order; threaded for big tensors."""
     workers = min(THREADS, len(blocks)) if elements >= PARALLEL_MIN else 1
+    if workers > 1 and not FORCE:
+        workers = min(workers, idle_cores())
     if workers <= 1:
         return [work(b) for b in blocks]
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="thermo-ternary") as pool:
