@@ -18,6 +18,10 @@ exactly the codes that dividing first would give, without a division per weight.
 The threshold statistics are summed in float64 (the crate summed sequentially in f32), so
 a threshold can differ from the crate's in its last bits; the codes then differ only for
 weights lying on that boundary.
+
+Work goes block by block (``CHUNK`` weights, cache-sized): one pass for the statistics
+(two for ``reference``, whose cut-off depends on the max), one to compare and pack.
+Blocks are independent, so large tensors use idle cores (:mod:`.parallel`).
 """
 
 from __future__ import annotations
@@ -49,6 +53,8 @@ DEFAULT_THRESHOLD = 0.5
 CHUNK = 1 << 18
 """Weights per block: 1 MiB of float32, so a block's temporaries stay in the L2/L3 cache
 while the per-call overhead of numpy stays small next to the work."""
+
+
 # --- results --------------------------------------------------------------------------------
 
 
