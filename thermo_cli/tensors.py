@@ -15,11 +15,15 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import cache
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from thermo_cli.errors import CorruptError, ValidationError
 from thermo_cli.model import TensorSpec
+
+if TYPE_CHECKING:
+    from thermo_cli.ternary.quantize import QuantizedTensor
 
 
 @dataclass(frozen=True, slots=True)
@@ -329,7 +333,7 @@ def ternary_encode_tensor(
     dtype: str | None = None,
     nan_as_zero: bool = False,
     what: str = "tensor",
-):
+) -> tuple[bytes, TensorSpec, QuantizedTensor]:
     """Like :func:`ternary_encode`, also returning the QuantizedTensor (for quality reports)."""
     from thermo_cli.ternary.quantize import quantize
 

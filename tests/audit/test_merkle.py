@@ -220,3 +220,21 @@ def test_every_proof_of_random_trees_verifies(leaves):
         if m < n:
             other = naive_mth([b"forked", *leaves[1:m]])
             assert not merkle.verify_consistency(m, n, other, root, proof)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.binary(max_size=6), max_size=70))
+def test_level_by_level_root_is_the_rfc9162_root(leaves):
+    assert merkle.root_from_leaf_hashes([merkle.leaf_hash(x) for x in leaves]) == naive_mth(leaves)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.lists(st.binary(min_size=32, max_size=32), max_size=40), max_size=5))
+def test_extending_a_compact_range_equals_appending_one_by_one(batches):
+    one, many = merkle.CompactRange(), merkle.CompactRange()
+    for hs in batches:
+        for h in hs:
+            one.append(h)
+        many.extend(hs)
+        assert (many.size, many.nodes) == (one.size, one.nodes)
+        assert many.root() == one.root() == merkle.fold(one.nodes)

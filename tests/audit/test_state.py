@@ -120,3 +120,24 @@ def test_digest_does_not_depend_on_insertion_order(items, rnd):
     leaves = [(k.encode(), int(layer), state.entry_leaf(layer, e)) for layer, e in shuffled
               for k in [e.key]]
     assert state.digest_of_leaves(leaves) == state.state_digest(layers_of(*pairs))
+
+
+_keys = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=30)
+_strengths = st.floats(width=32, allow_nan=False) | st.floats(allow_nan=False) | st.sampled_from([0.0, -0.0])
+_tensors = st.none() | st.builds(
+    TensorSpec, st.sampled_from(["F32", "BF16", "I8"]), st.lists(st.integers(0, 70000), max_size=3).map(tuple),
+    st.sampled_from(["raw", "ternary"]), st.none() | st.binary(max_size=8), st.booleans(),
+    st.none() | st.just("absmean"))
+_entries = st.builds(
+    Entry, _keys, st.binary(max_size=40), _strengths, st.integers(-(2**63), 2**64 - 1),
+    st.integers(0, 2**64 - 1), st.none() | st.sampled_from(list(Ternary)), _tensors)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(list(Layer)), _entries)
+def test_the_leaf_written_directly_is_the_canonical_cbor_of_the_entry_map(layer, e):
+    """One definition: the hand-written leaf layout is byte-identical to cbor2's canonical encoding."""
+    assert state.entry_leaf(layer, e) == cbor.encode(state.entry_map(layer, e))
+    digest = hashlib.sha256(e.value).digest()
+    prefixed = state.leaf_bytes(state.LEAF_HASH_PREFIX, int(layer), e.key.encode(), e, digest)
+    assert hashlib.sha256(prefixed).digest() == merkle.leaf_hash(state.entry_leaf(layer, e))

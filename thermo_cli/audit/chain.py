@@ -180,12 +180,13 @@ class _Scanner:
         levels = self.levels(leaves)
         for i, ev in sorted(events, key=lambda t: t[0]):
             nodes = block_nodes(levels, i)
-            self.out.events.append(ScannedEvent(base + i, ev, _fold([*self.blocks.nodes, *nodes]), nodes))
+            root = merkle.fold([*self.blocks.nodes, *nodes])
+            self.out.events.append(ScannedEvent(base + i, ev, root, nodes))
         for size in self.probes:
             if base < size <= base + n:
                 nodes = block_nodes(levels, size - base)
                 self.probe_nodes[size] = nodes
-                self.out.probe_roots[size] = _fold([*self.blocks.nodes, *nodes])
+                self.out.probe_roots[size] = merkle.fold([*self.blocks.nodes, *nodes])
         if self.keep_leaves:
             self.packed.append(b"".join(leaves))
         if n == BLOCK:
@@ -248,7 +249,7 @@ class _Scanner:
     def finish(self) -> LogScan:
         out = self.out
         tail = block_nodes(self.tail_levels, self.tail_len) if self.tail_len else ()
-        out.root = _fold([*self.blocks.nodes, *tail])
+        out.root = merkle.fold([*self.blocks.nodes, *tail])
         out.head = self.prev_chain
         if 0 in self.probes:
             out.probe_roots[0] = merkle.EMPTY_ROOT
@@ -266,16 +267,6 @@ def block_nodes(levels: list[list[bytes]], p: int) -> tuple[bytes, ...]:
             nodes.append(levels[b][start >> b])
             start += 1 << b
     return tuple(nodes)
-
-
-def _fold(nodes: list[bytes]) -> bytes:
-    """Root of a compact range (perfect subtrees, largest first); the empty tree's if none."""
-    if not nodes:
-        return merkle.EMPTY_ROOT
-    acc = nodes[-1]
-    for left in reversed(nodes[:-1]):
-        acc = merkle.node_hash(left, acc)
-    return acc
 
 
 def _blocks(records: Iterable[bytes], batches: Iterable[list[bytes]] | None) -> Iterator[list[bytes]]:
@@ -381,12 +372,12 @@ def merge_ranges(parts: list[RangeScan]) -> LogScan | None:
         for root in [*part.block_roots, None]:
             block_end = block_start + BLOCK
             while ev is not None and ev.index < block_end:
-                out.events.append(ScannedEvent(ev.index, ev.event, _fold([*blocks.nodes, *ev.block_nodes]),
-                                               ev.block_nodes))
+                root = merkle.fold([*blocks.nodes, *ev.block_nodes])
+                out.events.append(ScannedEvent(ev.index, ev.event, root, ev.block_nodes))
                 ev = next(events, None)
             while pi < len(probes) and probes[pi] <= block_end:
                 size = probes[pi]
-                out.probe_roots[size] = _fold([*blocks.nodes, *part.probe_nodes[size]])
+                out.probe_roots[size] = merkle.fold([*blocks.nodes, *part.probe_nodes[size]])
                 pi += 1
             if root is None:
                 break
@@ -402,7 +393,7 @@ def merge_ranges(parts: list[RangeScan]) -> LogScan | None:
         prev_last = part.last_chain
         if part.tail_nodes and k != len(parts) - 1:
             return None  # only the last range may end inside a block
-    out.root = _fold([*blocks.nodes, *(parts[-1].tail_nodes if parts else ())])
+    out.root = merkle.fold([*blocks.nodes, *(parts[-1].tail_nodes if parts else ())])
     out.head = prev_last
     if packed:
         out.leaves = merkle.PackedHashes(b"".join(packed))

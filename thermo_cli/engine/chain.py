@@ -3,12 +3,13 @@
 A v2 delta's hash is SHA-256 over its record bytes (:mod:`thermo_cli.records`: the
 canonical CBOR map of every field but the hash). Applying 100,000 deltas a second needs
 those bytes in about a microsecond, and cbor2's canonical mode spends ~5 µs sorting the
-map's keys, so :func:`encode_delta` writes the one fixed map layout directly: the key order
-below *is* RFC 8949 §4.2 order (shorter encoded key first, then bytewise), integers and
-lengths in their shortest head, floats in the shortest of half/single/double that keeps
-the value. Anything unusual (custom metadata, tensor specs) goes through
-:func:`thermo_cli.cbor.encode`. The tests check byte-for-byte equality with
-:func:`thermo_cli.records.encode_record` on generated deltas, so the two can never drift.
+map's keys, so :func:`encode_delta` writes the one fixed map layout directly from the
+hand-written canonical items of :mod:`thermo_cli.cbor`: the key order below *is* RFC 8949
+§4.2 order (shorter encoded key first, then bytewise). Anything unusual (custom metadata,
+tensor specs) goes through :func:`thermo_cli.cbor.encode`. The record map itself is
+defined once, by :func:`thermo_cli.records.delta_map`: a property test checks
+byte-for-byte equality with :func:`thermo_cli.records.encode_record` on generated deltas,
+and stored records are only ever read back by :func:`thermo_cli.records.decode_record`.
 Legacy deltas and events, which are rare, are sealed by :func:`thermo_cli.records.seal`.
 """
 
@@ -37,9 +38,6 @@ from thermo_cli.model import (
 )
 
 _sha256 = hashlib.sha256
-_F16 = struct.Struct(">e")
-_F32 = struct.Struct(">f")
-_F64 = struct.Struct(">d")
 _F32LE = struct.Struct("<f")
 _INT64_MAX = 2**63 - 1
 _U64_MAX = 2**64 - 1
@@ -93,61 +91,12 @@ def fast_id() -> str:
 
 # --- canonical CBOR of a v2 delta ------------------------------------------------------------
 
-
-def _head(major: int, n: int) -> bytes:
-    mt = major << 5
-    if n < 24:
-        return bytes((mt | n,))
-    if n < 0x100:
-        return bytes((mt | 24, n))
-    if n < 0x10000:
-        return bytes((mt | 25,)) + n.to_bytes(2, "big")
-    if n < 0x100000000:
-        return bytes((mt | 26,)) + n.to_bytes(4, "big")
-    return bytes((mt | 27,)) + n.to_bytes(8, "big")
-
-
-def _int(n: int) -> bytes:
-    return _head(0, n) if n >= 0 else _head(1, -1 - n)
-
-
-def _text(s: str) -> bytes:
-    b = s.encode("utf-8")
-    return _head(3, len(b)) + b
-
-
-def _float(x: float) -> bytes:
-    """Shortest IEEE form that round-trips, as cbor2's canonical mode picks it."""
-    try:
-        h = _F16.pack(x)
-        if _F16.unpack(h)[0] == x:
-            return b"\xf9" + h
-    except OverflowError:
-        pass
-    try:
-        s = _F32.pack(x)
-        if _F32.unpack(s)[0] == x:
-            return b"\xfa" + s
-    except OverflowError:
-        pass
-    return b"\xfb" + _F64.pack(x)
-
-
-_FLOAT_CACHE: dict[float, bytes] = {}
-
-
-def _strength(x: float) -> bytes:
-    """Encoded strength, cached by value (strengths repeat a lot). Zeros are not cached:
-    0.0 == -0.0 as dict keys, but they encode differently."""
-    enc = _FLOAT_CACHE.get(x)
-    if enc is None:
-        enc = _float(x)
-        if x != 0.0 and len(_FLOAT_CACHE) < 65536:
-            _FLOAT_CACHE[x] = enc
-    return enc
-
-
-_NULL = b"\xf6"
+_head = cbor.head
+_int = cbor.int_item
+_text = cbor.text_item
+_FLOAT_ITEMS = cbor.FLOAT_ITEMS
+_strength = cbor.float_item_cached
+_NULL = cbor.NULL
 _MAP13 = b"\xad"
 _K_S = _text("s")
 _K_T_DELTA = _text("t") + _text("delta")
@@ -165,11 +114,9 @@ _K_VALUE = _text("value")
 _K_CUSTOM = _text("custom")
 _K_TENSOR = _text("tensor")
 _PREV32 = _head(2, 32)
-
-
-_SHORT = 4096
-_TEXT_HEADS = [_head(3, n) for n in range(_SHORT)]
-_BYTES_HEADS = [_head(2, n) for n in range(_SHORT)]
+_SHORT = cbor.SHORT
+_TEXT_HEADS = cbor.TEXT_HEADS
+_BYTES_HEADS = cbor.BYTES_HEADS
 
 
 def encode_delta(d: Delta) -> bytes:
@@ -190,7 +137,7 @@ def encode_delta(d: Delta) -> bytes:
     ns = len(src)
     return b"".join((
         _MAP13,
-        _K_S, _FLOAT_CACHE.get(d.strength) or _strength(d.strength),
+        _K_S, _FLOAT_ITEMS.get(d.strength) or _strength(d.strength),
         _K_T_DELTA,
         _K_ID, _TEXT_HEADS[nd] if nd < _SHORT else _head(3, nd), did,
         _K_OP[d.delta_type],

@@ -40,7 +40,7 @@ from thermo_cli.engine import chain, transitions
 from thermo_cli.engine.chain import ChainCheck
 from thermo_cli.engine.config import ConsolidationPolicy, PlasticityRule, ThermalConfig
 from thermo_cli.engine.consolidation import ConsolidationReport, fold, prune_hot
-from thermo_cli.engine.digest import StateDigester, extend_range
+from thermo_cli.engine.digest import StateDigester
 from thermo_cli.engine.transitions import TransitionReport
 from thermo_cli.errors import ChainError, NotFoundError, ValidationError
 from thermo_cli.model import (
@@ -252,6 +252,22 @@ class Thermogram:
         self._idx_to += 1
         self.meta.total_deltas += 1
 
+    def append_event(self, kind: str, fields: dict[str, Any] | None = None, *, bind: bool = False,
+                     timestamp_ns: int | None = None) -> Event:
+        """Append an event record linked to the head and return it (sealed).
+
+        For whatever changes a thermogram outside the engine's own operations (imports,
+        migrations, quantization, checkpoints, signatures), so every change is on the
+        chain. With ``bind`` the event also binds the state like a consolidation does:
+        ``log_size`` and ``log_root`` of the log before it and the ``state_digest`` of
+        the layers now — what ``thermo verify`` checks the layers against. Appending an
+        event does not mark the layers modified: the caller that changed them does.
+        """
+        fields = dict(fields or {})
+        if bind:
+            fields.update(self._binding(self._log_point()))
+        return self._append_event(kind, now_ns() if timestamp_ns is None else timestamp_ns, fields)
+
     def _append_event(self, kind: str, timestamp_ns: int, fields: dict[str, Any]) -> Event:
         self._sync()
         ev = chain.new_event(kind, timestamp_ns, fields, self.head_hash)
@@ -259,6 +275,16 @@ class Thermogram:
         self.head_hash = ev.hash
         self._idx_to += 1
         return ev
+
+    def _log_point(self) -> tuple[int, bytes]:
+        """(size, Merkle root) of the log so far. Layer operations take it *before* they
+        change anything: it is the one step that can fail (a tail-loaded log without its
+        compact range), and layer changes never touch the log."""
+        return self.log_length, self.log_root()
+
+    def _binding(self, point: tuple[int, bytes]) -> dict[str, Any]:
+        size, root = point
+        return {"log_size": size, "log_root": root, "state_digest": self.state_digest()}
 
     def _auto_consolidate(self) -> None:
         policy = self.policy
@@ -398,25 +424,23 @@ class Thermogram:
         self._sync()
         now = now_ns()
         report = ConsolidationReport(timestamp_ns=now)
-        # The log root first: it is the one step that can fail (a tail-loaded log without
-        # its compact range), and it must fail before any layer changes.
-        report.log_size = self.log_length
-        report.log_root = self.log_root()
+        point = self._log_point()
         fold(self.dirty_deltas(), self.layers, self.plasticity, report)
         if self.policy.enable_pruning:
             report.pruned_keys = prune_hot(self.layers[Layer.HOT], self.plasticity)
             report.pruned = len(report.pruned_keys)
         report.crystallized, report.crystal_merged = transitions.crystallize(self.layers, self.thermal)
         report.entries_after = sum(len(m) for m in self.layers.values())
-        report.state_digest = self.state_digest()
+        binding = self._binding(point)
+        report.log_size, report.log_root, report.state_digest = (
+            binding["log_size"], binding["log_root"], binding["state_digest"])
         self.meta.last_consolidation_ns = now
         self.meta.total_consolidations += 1
         self._append_event("consolidate", now, {
             "processed": report.processed, "created": report.created, "updated": report.updated,
             "merged": report.merged, "deleted": report.deleted, "pruned": report.pruned,
             "crystallized": report.crystallized, "crystal_merged": report.crystal_merged,
-            "entries": report.entries_after, "log_size": report.log_size,
-            "log_root": report.log_root, "state_digest": report.state_digest,
+            "entries": report.entries_after, **binding,
         })
         self.dirty_start = self.log_length
         self._latest = {}
@@ -449,46 +473,54 @@ class Thermogram:
             )
         leaf = merkle.leaf_hash
         encode = _records.encode_record
-        extend_range(rng, [leaf(rec.encoded if rec.encoded is not None else encode(rec))
-                           for rec in self.records[rng.size - self.log_base:]])
+        rng.extend([leaf(rec.encoded if rec.encoded is not None else encode(rec))
+                    for rec in self.records[rng.size - self.log_base:]])
         return rng.root()
 
     def crystallize(self) -> CrystallizationResult:
         """Legacy hot→cold step (also run at the end of every consolidation)."""
+        point = self._log_point()
         created, merged = transitions.crystallize(self.layers, self.thermal)
         if created or merged:
-            self._changed("crystallize", {"crystallized": created, "merged": merged})
+            self._changed("crystallize", {"crystallized": created, "merged": merged}, point)
         return CrystallizationResult(created, merged)
 
     # --- thermal operations --------------------------------------------------------------
 
-    def _changed(self, kind: str, fields: dict[str, Any], now: int | None = None) -> None:
+    def _changed(self, kind: str, fields: dict[str, Any], point: tuple[int, bytes],
+                 now: int | None = None) -> None:
+        """Log a layer change, binding the state it left (see :meth:`append_event`), so that
+        ``thermo verify`` checks the layers against the last change, whatever it was."""
+        fields.update(self._binding(point))
         self._append_event(kind, now_ns() if now is None else now, fields)
         self.layers_modified = True
 
     def run_thermal_transitions(self) -> TransitionReport:
         """Promote, demote and prune across the four layers (ENGINE.md order)."""
+        point = self._log_point()
         now = now_ns()
         report = transitions.run_transitions(self.layers, self.thermal, now)
         if report.total_promoted or report.total_demoted or report.pruned:
             self._changed("transitions", {"promoted": list(report.promoted),
                                           "demoted": list(report.demoted),
-                                          "pruned": report.pruned}, now)
+                                          "pruned": report.pruned}, point, now)
         return report
 
     def apply_decay(self) -> int:
         """Decay every entry by its layer's rate; returns how many entries were decayed."""
+        point = self._log_point()
         count = transitions.apply_decay(self.layers, self.thermal)
         if count:
-            self._changed("decay", {"entries": count, "rates": list(self.thermal.decay_rates)})
+            self._changed("decay", {"entries": count, "rates": list(self.thermal.decay_rates)}, point)
         return count
 
     def prune(self) -> int:
         """Remove entries below the thermal prune threshold from every layer."""
+        point = self._log_point()
         removed = transitions.prune(self.layers, self.thermal.prune_threshold)
         if removed:
             self._changed("prune", {"threshold": float(self.thermal.prune_threshold),
-                                    "pruned": len(removed)})
+                                    "pruned": len(removed)}, point)
         return len(removed)
 
     def _find(self, key: str) -> tuple[Layer, Entry]:
@@ -503,10 +535,11 @@ class Thermogram:
         amount = _amount(amount)
         self._sync()
         layer, entry = self._find(key)
+        point = self._log_point()
         now = now_ns()
         transitions.reinforce(entry, amount, now)
         self._changed("reinforce", {"key": key, "amount": amount, "layer": layer.label,
-                                    "strength": entry.strength}, now)
+                                    "strength": entry.strength}, point, now)
         return layer, entry
 
     def weaken(self, key: str, amount: float) -> tuple[Layer, Entry]:
@@ -514,19 +547,21 @@ class Thermogram:
         amount = _amount(amount)
         self._sync()
         layer, entry = self._find(key)
+        point = self._log_point()
         now = now_ns()
         transitions.weaken(entry, amount, now)
         self._changed("weaken", {"key": key, "amount": amount, "layer": layer.label,
-                                 "strength": entry.strength}, now)
+                                 "strength": entry.strength}, point, now)
         return layer, entry
 
     def warm(self, key: str) -> bool:
         """Bring a cold entry back to hot (legacy); False if disabled or not in cold."""
+        point = self._log_point()
         now = now_ns()
         if not transitions.warm(self.layers, key, self.thermal, now):
             return False
         entry = self.layers[Layer.HOT][key]
-        self._changed("warm", {"keys": [key], "strength": entry.strength}, now)
+        self._changed("warm", {"keys": [key], "strength": entry.strength}, point, now)
         return True
 
     def warm_matching(self, pattern: str, *, regex: bool = False) -> list[str]:
@@ -549,11 +584,12 @@ class Thermogram:
             match = compiled.match
         if not self.thermal.allow_warming:
             return []
+        point = self._log_point()
         now = now_ns()
         chosen = sorted(k for k in self.layers[Layer.COLD] if match(k))
         warmed = [k for k in chosen if transitions.warm(self.layers, k, self.thermal, now)]
         if warmed:
-            self._changed("warm", {"pattern": pattern, "regex": regex, "keys": warmed}, now)
+            self._changed("warm", {"pattern": pattern, "regex": regex, "keys": warmed}, point, now)
         return warmed
 
     # --- inspection --------------------------------------------------------------------

@@ -23,8 +23,9 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from collections import Counter
-from collections.abc import Callable, Sequence
+from collections import Counter, deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -285,27 +286,23 @@ def _build_thermogram(plan: ImportPlan, files: dict[int, _CheckpointFile], layer
     hold = raw_bytes <= HOLD_FACTOR * plan.largest_bytes
     leaves: list[tuple[bytes, int, bytes]] = []
     fields_list: list[dict[str, Any]] = []
-    for sf, items in plan.by_source():
-        source = files[id(sf)]
-        for item in items:
-            data = source.read(item.info)
-            digest = hashlib.sha256(data).digest()
-            fields = _event_fields(item, layer, digest)
-            if item.ternary and ternary is not None:
-                entry, value_sha = _ternary_entry(item, data, strength, ts, ternary, fields, report)
+    for item, source, data, digest in _hashed(plan, files, window=8 if hold else 1):
+        fields = _event_fields(item, layer, digest)
+        if item.ternary and ternary is not None:
+            entry, value_sha = _ternary_entry(item, data, strength, ts, ternary, fields, report)
+        else:
+            spec = TensorSpec(dtype=item.info.dtype, shape=item.info.shape)
+            if hold:
+                entry = Entry(key=item.key, value=data, strength=strength, updated_at_ns=ts, tensor=spec)
             else:
-                spec = TensorSpec(dtype=item.info.dtype, shape=item.info.shape)
-                if hold:
-                    entry = Entry(key=item.key, value=data, strength=strength, updated_at_ns=ts, tensor=spec)
-                else:
-                    entry = StreamedEntry(item.key, strength, ts, spec, source, item.info)
-                value_sha = digest
-            entries[item.key] = entry
-            leaves.append((item.key.encode("utf-8"), int(layer), entry_leaf(layer, entry, value_sha)))
-            fields_list.append(fields)
-            del data
-            if progress is not None:
-                progress("read", item.info.nbytes)
+                entry = StreamedEntry(item.key, strength, ts, spec, source, item.info)
+            value_sha = digest
+        entries[item.key] = entry
+        leaves.append((item.key.encode("utf-8"), int(layer), entry_leaf(layer, entry, value_sha)))
+        fields_list.append(fields)
+        del data
+        if progress is not None:
+            progress("read", item.info.nbytes)
     tg.layers[layer] = entries
     tg.extras[EXTRAS_KEY] = _provenance(plan)
     for fields in fields_list:
@@ -319,6 +316,38 @@ def _build_thermogram(plan: ImportPlan, files: dict[int, _CheckpointFile], layer
     }, tg.head_hash))
     tg.layers_modified = True
     return tg
+
+
+def _hashed(plan: ImportPlan, files: dict[int, _CheckpointFile], window: int
+            ) -> Iterator[tuple[PlannedTensor, _CheckpointFile, bytes, bytes]]:
+    """(item, file, bytes, SHA-256) per planned tensor, in file order.
+
+    SHA-256 releases the GIL, so tensors are hashed on a second thread while the next ones
+    are read; at most ``window`` read tensors wait for their digest (1 when streaming, so
+    at most two tensors are alive).
+    """
+    pending: deque[tuple[PlannedTensor, _CheckpointFile, bytes, Future[bytes]]] = deque()
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        for sf, items in plan.by_source():
+            source = files[id(sf)]
+            for item in items:
+                data = source.read(item.info)
+                pending.append((item, source, data, pool.submit(_sha256, data)))
+                del data  # only ``pending`` may keep tensors alive
+                while len(pending) > window:
+                    yield _finished(pending)
+        while pending:
+            yield _finished(pending)
+
+
+def _finished(pending: deque[tuple[PlannedTensor, _CheckpointFile, bytes, Future[bytes]]]
+              ) -> tuple[PlannedTensor, _CheckpointFile, bytes, bytes]:
+    item, source, data, digest = pending.popleft()
+    return item, source, data, digest.result()
+
+
+def _sha256(data: bytes) -> bytes:
+    return hashlib.sha256(data).digest()
 
 
 def _append(tg: Any, event: Any) -> None:
