@@ -35,7 +35,7 @@ def gbs(nbytes: int, seconds: float) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     from thermo_cli.ternary.layer import TernaryLayer
-    from thermo_cli.ternary.quantize import quantize
+    from thermo_cli.ternary.quantize import quantize, reconstruction_quality
 
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--quick", action="store_true", help="fewer repeats (for a smoke run)")
@@ -61,6 +61,12 @@ def main(argv: list[str] | None = None) -> int:
         rate = gbs(nbytes, t)
         rows.append({"metric": f"quantize+pack 16M f32 ({label})", "value": rate, "unit": "GB/s",
                      "target": ">= 4", "ok": rate >= 4.0})
+
+    deq = quantize(w, "reference").dequantize()
+    t = timed(lambda: reconstruction_quality(w, deq), repeat=repeat)
+    rate = gbs(nbytes, t)
+    rows.append({"metric": "reconstruction quality 16M f32 (float64 sums, no BLAS threads)", "value": rate,
+                 "unit": "GB/s", "target": ">= 0.5", "ok": rate >= 0.5})
 
     for per_row in (False, True):
         q = quantize(w, "absmean", per_row=per_row)

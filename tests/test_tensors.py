@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -12,17 +14,21 @@ from thermo_cli.errors import CorruptError, ValidationError
 from thermo_cli.model import TensorSpec
 from thermo_cli.tensors import (
     DTYPES,
+    SAFETENSORS_DTYPES,
     array_to_value,
     check_spec,
     dense_nbytes,
     dtype_info,
     dtype_of,
     from_float32,
+    packed_shape,
     safetensors_lib_dtype,
     spec_nbytes,
+    tensor_nbytes,
     ternary_encode,
     ternary_encode_tensor,
     to_float32,
+    unpacked_shape,
     value_to_array,
 )
 
@@ -36,8 +42,9 @@ def test_table_covers_the_safetensors_dtypes():
         assert name in DTYPES
     assert dtype_info("BF16").itemsize == 2 and not dtype_info("BF16").native
     assert safetensors_lib_dtype("F8_E4M3") == "float8_e4m3fn"
-    with pytest.raises(ValidationError, match="sub-byte"):
-        dtype_info("F4")
+    assert dtype_info("F4").is_packed and dtype_info("F4").bits == 4 and "F4" not in DTYPES
+    with pytest.raises(ValidationError, match="no array type"):
+        safetensors_lib_dtype("F6_E2M3")
     with pytest.raises(ValidationError, match="unknown dtype 'Q7'"):
         dtype_info("Q7")
     with pytest.raises(ValidationError, match="no safetensors equivalent"):
@@ -126,6 +133,72 @@ def test_value_length_is_checked():
         value_to_array(b"\0" * 7, TensorSpec("F32", (2,)))
     with pytest.raises(CorruptError, match="unknown encoding"):
         check_spec(b"", TensorSpec("F32", (0,), encoding="zip"))
+
+
+# --- packed sub-byte floats (F4, F6_*) ----------------------------------------------------------
+
+PACKED = [name for name, d in SAFETENSORS_DTYPES.items() if d.is_packed]
+
+
+def test_packed_dtypes_are_every_sub_byte_one():
+    assert PACKED == ["F4", "F6_E2M3", "F6_E3M2"]
+    assert all(SAFETENSORS_DTYPES[n].bits < 8 for n in PACKED)
+    assert set(SAFETENSORS_DTYPES) == set(DTYPES) | set(PACKED)
+
+
+@pytest.mark.parametrize(("dtype", "shape", "packed"), [
+    ("F4", (2, 8), (2, 4)),          # rows of whole bytes: the last dimension is packed
+    ("F4", (3, 2, 6), (3, 2, 3)),
+    ("F6_E2M3", (3, 4), (3, 3)),
+    ("F6_E3M2", (8,), (6,)),
+    ("F6_E3M2", (2, 6), (9,)),       # a row of 4.5 bytes: one flat dimension
+    ("F4", (2, 5), (5,)),
+    ("F4", (4, 0), (4, 0)),
+    ("F4", (0, 3), (0,)),
+    ("F32", (2, 3), (2, 3)),          # whole-byte dtypes keep their shape
+])
+def test_packed_shape_rule(dtype, shape, packed):
+    assert packed_shape(dtype, shape) == packed
+    nbytes = tensor_nbytes(dtype, shape)
+    value = bytes(range(nbytes))
+    arr = value_to_array(value, TensorSpec(dtype, shape))
+    assert arr.shape == packed and arr.tobytes() == value
+    if dtype in PACKED:
+        assert arr.dtype == np.uint8
+        assert dense_nbytes(TensorSpec(dtype, shape)) == nbytes
+        if len(packed) == len(shape):  # the inverse holds where rows were kept
+            assert unpacked_shape(dtype, packed) == shape
+            assert array_to_value(arr, dtype) == (value, TensorSpec(dtype, shape))
+
+
+@pytest.mark.parametrize("dtype", PACKED)
+@given(data=st.data())
+@settings(max_examples=20)
+def test_packed_values_are_handed_out_bit_exact(dtype, data):
+    bits = SAFETENSORS_DTYPES[dtype].bits
+    shape = tuple(data.draw(st.lists(st.integers(0, 9), min_size=1, max_size=3).filter(
+        lambda s: math.prod(s) * bits % 8 == 0)))
+    value = data.draw(st.binary(min_size=tensor_nbytes(dtype, shape), max_size=tensor_nbytes(dtype, shape)))
+    arr = value_to_array(value, TensorSpec(dtype, shape))
+    assert arr.dtype == np.uint8 and arr.tobytes() == value and arr.shape == packed_shape(dtype, shape)
+
+
+def test_packed_dtypes_refuse_what_has_no_meaning():
+    with pytest.raises(CorruptError, match=r"F4 with shape \[3\] does not fill whole bytes"):
+        check_spec(b"\0\0", TensorSpec("F4", (3,)))
+    with pytest.raises(CorruptError, match="needs 3 bytes, value has 2"):
+        value_to_array(b"\0\0", TensorSpec("F6_E2M3", (4,)))
+    with pytest.raises(CorruptError, match="ternary encoding needs a float dtype, got F4"):
+        check_spec(b"\0", TensorSpec("F4", (4,), encoding="ternary", scales=b"\0" * 4))
+    for convert in (to_float32, from_float32):
+        with pytest.raises(ValidationError, match="F4: packed 4-bit floats are kept as their bytes"):
+            convert(np.zeros(2, np.uint8), "F4")
+    with pytest.raises(ValidationError, match="w: ternary encoding needs a float tensor, got dtype F6_E3M2"):
+        ternary_encode(np.zeros(3, np.uint8), dtype="F6_E3M2", what="w")
+    with pytest.raises(ValidationError, match="packed bytes as a uint8 array"):
+        array_to_value(np.zeros(4, np.float32), "F4")
+    with pytest.raises(ValidationError, match="do not hold whole 6-bit elements"):
+        array_to_value(np.zeros((2, 2), np.uint8), "F6_E2M3")
 
 
 # --- ternary entries ------------------------------------------------------------------------

@@ -13,6 +13,7 @@ Writers hold :func:`locked` around load → change → commit; readers never loc
 
 from __future__ import annotations
 
+import hashlib
 import os
 import weakref
 from collections.abc import Iterator
@@ -74,6 +75,8 @@ class Origin:
     kind: str
     reader: Reader | None = None
     torn_tail_bytes: int = 0
+    source_sha256: bytes | None = None
+    """SHA-256 of a crate JSON file as loaded: an upgrade refuses a file changed since."""
 
 
 _origins: weakref.WeakKeyDictionary[Thermogram, Origin] = weakref.WeakKeyDictionary()
@@ -158,8 +161,9 @@ def load(path: str | os.PathLike[str], *, layers: Literal["lazy", "full"] = "laz
     p = os.fspath(path)
     kind = sniff(p)
     if kind != "thermo":
-        tg = _load_json(p, kind)
-        _origins[tg] = Origin(os.path.abspath(p), kind)
+        data = _read_json_file(p)
+        tg = _load_json(data, p, kind)
+        _origins[tg] = Origin(os.path.abspath(p), kind, source_sha256=hashlib.sha256(data).digest())
         return tg
     reader = open_reader(p, limits=limits)
     tg = thermogram_from_reader(reader, layers=layers, log=log)
@@ -167,9 +171,14 @@ def load(path: str | os.PathLike[str], *, layers: Literal["lazy", "full"] = "laz
     return tg
 
 
-def _load_json(p: str, kind: str) -> Thermogram:
-    with open(p, "rb") as f:
-        data = f.read()
+def _read_json_file(p: str) -> bytes:
+    """A crate JSON file's bytes, refused by size before it is read into memory."""
+    from thermo_cli.legacy import read_legacy_file
+
+    return read_legacy_file(p)
+
+
+def _load_json(data: bytes, p: str, kind: str) -> Thermogram:
     if kind == "legacy":
         from thermo_cli.legacy import load_legacy
 
@@ -293,9 +302,12 @@ def commit(path: str | os.PathLike[str], tg: Thermogram, *, upgrade: bool = Fals
     """Persist ``tg``'s changes to ``path``; returns "append", "rewrite" or "unchanged".
 
     Appends when only the log (or the meta block) changed; rewrites atomically when the
-    layers changed, when the file is not a container (only with ``upgrade=True``), or
-    when ``tg`` was not loaded from this file. Raises ChainError if the file was
-    committed by someone else after ``tg`` was loaded.
+    layers changed or when the file is a crate JSON file (only with ``upgrade=True``, and
+    only with the state loaded from that file). Upgrading a crate save file in place is
+    ``thermo migrate`` in place: the legacy chain is verified and a ``migrate`` event is
+    logged (:func:`thermo_cli.legacy.migrate.record_migration`). Raises ChainError if the
+    file was committed (or, for a crate file, changed) by someone else after ``tg`` was
+    loaded.
     """
     p = os.path.abspath(os.fspath(path))
     with _locked(p):
@@ -308,7 +320,7 @@ def commit(path: str | os.PathLike[str], tg: Thermogram, *, upgrade: bool = Fals
                 raise RefusedError(
                     f"{p}: is a Rust-crate {kind} JSON file; writing would convert it to the "
                     ".thermo container format (pass upgrade to convert)")
-            _rewrite(p, tg, source=None, file_id=None, seq=0)
+            _upgrade(p, tg, kind)
             return "rewrite"
         origin = _origins.get(tg)
         current = open_reader(p)
@@ -329,6 +341,23 @@ def commit(path: str | os.PathLike[str], tg: Thermogram, *, upgrade: bool = Fals
             return _append(p, tg, current)
         finally:
             current.close()
+
+
+def _upgrade(p: str, tg: Thermogram, kind: str) -> None:
+    """Replace the crate JSON file ``p`` by the container of ``tg``, loaded from it."""
+    origin = _origins.get(tg)
+    if origin is None or origin.path != p or origin.kind != kind:
+        raise RefusedError(f"{p}: is a different file than the one this state was loaded from "
+                           "(use create with overwrite to replace it)")
+    data = _read_json_file(p)
+    if origin.source_sha256 is not None and hashlib.sha256(data).digest() != origin.source_sha256:
+        raise ChainError(f"{p}: the file was changed by another writer since it was loaded "
+                         "(load it again under the lock)")
+    if kind == "legacy" and "legacy" in tg.extras:
+        from thermo_cli.legacy.migrate import record_migration
+
+        record_migration(tg, data, source=p)
+    _rewrite(p, tg, source=None, file_id=None, seq=0)
 
 
 def _layers_unchanged(tg: Thermogram, src: Reader) -> bool:
@@ -386,17 +415,8 @@ def _after_commit(p: str, tg: Thermogram) -> None:
 
 
 def verify(path: str | os.PathLike[str], *, limits: Limits | None = None) -> VerifyReport:
-    """Check every digest, record hash, link and the Merkle root of a file (any kind)."""
-    p = os.fspath(path)
-    kind = sniff(p)
-    if kind == "thermo":
-        from thermo_cli.container.verify import verify_container
+    """Everything ``thermo verify`` checks, for a container or a crate save file:
+    :func:`thermo_cli.audit.verify.verify_file` (the one verifier)."""
+    from thermo_cli.audit.verify import verify_file
 
-        return verify_container(p, limits=limits)
-    from thermo_cli.legacy import verify_legacy
-
-    if kind == "engram":
-        return verify_legacy(_load_json(p, kind), path=p)
-    with open(p, "rb") as f:
-        data = f.read()
-    return verify_legacy(data, path=p)
+    return verify_file(path, limits=limits)

@@ -8,6 +8,11 @@ codes (``thermo_cli.ternary.packing``) and the spec carries the float32 scales.
 numpy has no bfloat16 or 8-bit float types, so those dtypes are handed out as their raw
 bit patterns (uint16 / uint8 arrays, which keeps round trips bit-exact) and
 :func:`to_float32` / :func:`from_float32` convert when values are wanted.
+
+The packed sub-byte floats F4 (4 bits) and F6_E2M3 / F6_E3M2 (6 bits) are stored and
+exported exactly, but handed out as their packed bytes (uint8, shape by
+:func:`packed_shape`) and never converted to values: the safetensors format fixes their
+size but not the order of the elements inside a byte, so any decoding would be a guess.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -28,15 +33,21 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True, slots=True)
 class DType:
-    """One safetensors dtype: how its elements are held in numpy."""
+    """One safetensors dtype: its size, and how its elements are held in numpy."""
 
     name: str
+    bits: int
+    """Bits per element: 8 to 64, or 4 and 6 for the packed sub-byte floats."""
     storage: str
-    """numpy dtype (little-endian) whose items hold one element's bytes."""
+    """numpy dtype (little-endian) whose items hold one element's bytes (packed: one byte)."""
     kind: str
-    """"float", "int", "uint", "bool" or "complex"."""
+    """"float", "int", "uint", "bool", "complex", or "packed" (F4 and F6_*: sub-byte floats
+    handed out as their packed bytes, never as values)."""
     native: bool
     """numpy computes with ``storage`` as the element's value (False: raw bit patterns)."""
+    numpy_name: str | None = None
+    """The element type's name in numpy, or in ml_dtypes / torch-numpy bridges (bfloat16,
+    float8_*) when those are installed; also the spelling ``safetensors.serialize`` takes."""
 
     @property
     def itemsize(self) -> int:
@@ -44,63 +55,64 @@ class DType:
 
     @property
     def is_float(self) -> bool:
+        """A float dtype whose elements convert to values (not the packed F4/F6)."""
         return self.kind == "float"
 
+    @property
+    def is_packed(self) -> bool:
+        return self.kind == "packed"
 
-DTYPES: dict[str, DType] = {
+
+SAFETENSORS_DTYPES: dict[str, DType] = {
     d.name: d
     for d in (
-        DType("BOOL", "|b1", "bool", True),
-        DType("U8", "|u1", "uint", True),
-        DType("I8", "|i1", "int", True),
-        DType("U16", "<u2", "uint", True),
-        DType("I16", "<i2", "int", True),
-        DType("U32", "<u4", "uint", True),
-        DType("I32", "<i4", "int", True),
-        DType("U64", "<u8", "uint", True),
-        DType("I64", "<i8", "int", True),
-        DType("F16", "<f2", "float", True),
-        DType("F32", "<f4", "float", True),
-        DType("F64", "<f8", "float", True),
-        DType("C64", "<c8", "complex", True),
-        DType("BF16", "<u2", "float", False),
-        DType("F8_E4M3", "|u1", "float", False),
-        DType("F8_E5M2", "|u1", "float", False),
-        DType("F8_E4M3FNUZ", "|u1", "float", False),
-        DType("F8_E5M2FNUZ", "|u1", "float", False),
-        DType("F8_E8M0", "|u1", "float", False),
+        DType("BOOL", 8, "|b1", "bool", True, "bool"),
+        DType("F4", 4, "|u1", "packed", False),
+        DType("F6_E2M3", 6, "|u1", "packed", False),
+        DType("F6_E3M2", 6, "|u1", "packed", False),
+        DType("U8", 8, "|u1", "uint", True, "uint8"),
+        DType("I8", 8, "|i1", "int", True, "int8"),
+        DType("F8_E5M2", 8, "|u1", "float", False, "float8_e5m2"),
+        DType("F8_E4M3", 8, "|u1", "float", False, "float8_e4m3fn"),
+        DType("F8_E8M0", 8, "|u1", "float", False, "float8_e8m0fnu"),
+        DType("F8_E4M3FNUZ", 8, "|u1", "float", False, "float8_e4m3fnuz"),
+        DType("F8_E5M2FNUZ", 8, "|u1", "float", False, "float8_e5m2fnuz"),
+        DType("I16", 16, "<i2", "int", True, "int16"),
+        DType("U16", 16, "<u2", "uint", True, "uint16"),
+        DType("F16", 16, "<f2", "float", True, "float16"),
+        DType("BF16", 16, "<u2", "float", False, "bfloat16"),
+        DType("I32", 32, "<i4", "int", True, "int32"),
+        DType("U32", 32, "<u4", "uint", True, "uint32"),
+        DType("F32", 32, "<f4", "float", True, "float32"),
+        DType("C64", 64, "<c8", "complex", True, "complex64"),
+        DType("F64", 64, "<f8", "float", True, "float64"),
+        DType("I64", 64, "<i8", "int", True, "int64"),
+        DType("U64", 64, "<u8", "uint", True, "uint64"),
     )
 }
-"""Every safetensors dtype with whole-byte elements. Sub-byte ones (F4, F6_*) are refused."""
+"""Every dtype the installed safetensors reads, in the order of its ``Dtype`` enum (the
+library writes tensors sorted by that order, see ``safetensors_io.format``)."""
 
-_FROM_NUMPY = {"bool": "BOOL", "uint8": "U8", "int8": "I8", "uint16": "U16", "int16": "I16",
-               "uint32": "U32", "int32": "I32", "uint64": "U64", "int64": "I64",
-               "float16": "F16", "float32": "F32", "float64": "F64", "complex64": "C64",
-               # names used by ml_dtypes / torch-numpy bridges when those are installed
-               "bfloat16": "BF16", "float8_e4m3fn": "F8_E4M3", "float8_e5m2": "F8_E5M2",
-               "float8_e4m3fnuz": "F8_E4M3FNUZ", "float8_e5m2fnuz": "F8_E5M2FNUZ",
-               "float8_e8m0fnu": "F8_E8M0"}
+DTYPES: dict[str, DType] = {name: d for name, d in SAFETENSORS_DTYPES.items() if not d.is_packed}
+"""The dtypes with whole-byte elements: those numpy arrays of elements can hold."""
 
-_SAFETENSORS_LIB_NAMES = {"BOOL": "bool", "U8": "uint8", "I8": "int8", "U16": "uint16", "I16": "int16",
-                          "U32": "uint32", "I32": "int32", "U64": "uint64", "I64": "int64",
-                          "F16": "float16", "F32": "float32", "F64": "float64", "C64": "complex64",
-                          "BF16": "bfloat16", "F8_E4M3": "float8_e4m3fn", "F8_E5M2": "float8_e5m2",
-                          "F8_E4M3FNUZ": "float8_e4m3fnuz", "F8_E5M2FNUZ": "float8_e5m2fnuz",
-                          "F8_E8M0": "float8_e8m0fnu"}
+_FROM_NUMPY = {d.numpy_name: d.name for d in SAFETENSORS_DTYPES.values() if d.numpy_name}
 
 
 def dtype_info(name: str) -> DType:
     """The table row of a safetensors dtype name, or ValidationError naming the choices."""
-    if not isinstance(name, str) or name not in DTYPES:
-        if name in ("F4", "F6_E2M3", "F6_E3M2"):
-            raise ValidationError(f"dtype {name}: sub-byte dtypes are not supported")
-        raise ValidationError(f"dtype: unknown dtype {name!r} (expected one of {', '.join(DTYPES)})")
-    return DTYPES[name]
+    if not isinstance(name, str) or name not in SAFETENSORS_DTYPES:
+        raise ValidationError(
+            f"dtype: unknown dtype {name!r} (expected one of {', '.join(SAFETENSORS_DTYPES)})")
+    return SAFETENSORS_DTYPES[name]
 
 
 def safetensors_lib_dtype(name: str) -> str:
     """The dtype spelling the ``safetensors`` library's ``serialize`` expects."""
-    return _SAFETENSORS_LIB_NAMES[dtype_info(name).name]
+    info = dtype_info(name)
+    if info.numpy_name is None:
+        raise ValidationError(f"dtype {name}: the safetensors library has no array type for it")
+    return info.numpy_name
 
 
 def dtype_of(arr: np.ndarray) -> str:
@@ -109,6 +121,58 @@ def dtype_of(arr: np.ndarray) -> str:
     if name is None:
         raise ValidationError(f"dtype: numpy dtype {np.asarray(arr).dtype} has no safetensors equivalent")
     return name
+
+
+def tensor_nbytes(dtype: str, shape: tuple[int, ...] | list[int]) -> int:
+    """Size in bytes of a raw tensor; refuses unknown dtypes and sub-byte sizes that do not
+    fill whole bytes (ValidationError)."""
+    info = SAFETENSORS_DTYPES.get(dtype) if isinstance(dtype, str) else None
+    if info is None:
+        raise ValidationError(f"dtype {dtype!r} is not a safetensors dtype")
+    total = math.prod(shape) * info.bits
+    if total % 8:
+        raise ValidationError(f"dtype {dtype} with shape {list(shape)} does not fill whole bytes")
+    return total // 8
+
+
+# --- packed sub-byte floats --------------------------------------------------------------------
+
+
+def packed_shape(dtype: str, shape: tuple[int, ...]) -> tuple[int, ...]:
+    """Shape of the uint8 array a packed (F4/F6) tensor of ``shape`` is handed out as.
+
+    The last dimension holds the packed bytes of each row when a row fills whole bytes
+    (F4 ``[2, 8]`` → ``[2, 4]``, as PyTorch's ``float4_e2m1fn_x2`` holds it; F6 ``[3, 4]``
+    → ``[3, 3]``); otherwise the result is one flat dimension of all the bytes (F6
+    ``[2, 6]`` → ``[9]``). Other dtypes keep their shape.
+    """
+    info = dtype_info(dtype)
+    shape = tuple(shape)
+    if not info.is_packed:
+        return shape
+    nbytes = tensor_nbytes(info.name, shape)
+    if shape and (shape[-1] * info.bits) % 8 == 0:
+        return (*shape[:-1], shape[-1] * info.bits // 8)
+    return (nbytes,)
+
+
+def unpacked_shape(dtype: str, byte_shape: tuple[int, ...]) -> tuple[int, ...]:
+    """The tensor shape whose packed bytes have ``byte_shape`` (inverse of :func:`packed_shape`
+    for arrays whose last dimension packs whole elements)."""
+    info = dtype_info(dtype)
+    byte_shape = tuple(int(d) for d in byte_shape)
+    if not info.is_packed:
+        return byte_shape
+    if not byte_shape or (byte_shape[-1] * 8) % info.bits:
+        raise ValidationError(f"dtype {info.name}: packed bytes of shape {list(byte_shape)} do not hold "
+                              f"whole {info.bits}-bit elements in their last dimension")
+    return (*byte_shape[:-1], byte_shape[-1] * 8 // info.bits)
+
+
+def _no_values(info: DType) -> ValidationError:
+    return ValidationError(f"dtype {info.name}: packed {info.bits}-bit floats are kept as their bytes; "
+                           "safetensors does not fix the element order within a byte, so they have no "
+                           "values to convert")
 
 
 # --- 8-bit and bfloat16 floats ------------------------------------------------------------------
@@ -152,11 +216,19 @@ def _f8_table(name: str) -> np.ndarray:
     return np.where(code == 255, np.nan, 2.0 ** (code - 127)).astype(np.float32)
 
 
+def _float_dtype(dtype: str) -> DType:
+    """The row of a float dtype whose elements convert to values, else ValidationError."""
+    info = dtype_info(dtype)
+    if info.is_packed:
+        raise _no_values(info)
+    if not info.is_float:
+        raise ValidationError(f"dtype {dtype}: not a float dtype")
+    return info
+
+
 def to_float32(arr: np.ndarray, dtype: str) -> np.ndarray:
     """Values of an array of ``dtype`` elements (raw bits for BF16/F8) as float32."""
-    info = dtype_info(dtype)
-    if info.kind != "float":
-        raise ValidationError(f"dtype {dtype}: not a float dtype")
+    info = _float_dtype(dtype)
     a = np.asarray(arr)
     if info.native:
         return a.astype(np.float32, copy=False)
@@ -168,9 +240,7 @@ def to_float32(arr: np.ndarray, dtype: str) -> np.ndarray:
 
 def from_float32(values: np.ndarray, dtype: str) -> np.ndarray:
     """float values → an array of ``dtype`` (raw bits for BF16/F8), rounding to nearest even."""
-    info = dtype_info(dtype)
-    if info.kind != "float":
-        raise ValidationError(f"dtype {dtype}: not a float dtype")
+    info = _float_dtype(dtype)
     v = np.asarray(values, dtype=np.float32)
     if info.native:
         return v.astype(info.storage)
@@ -213,7 +283,7 @@ def _encode_minifloat(v: np.ndarray, name: str) -> np.ndarray:
 def _bits_view(a: np.ndarray, info: DType) -> np.ndarray:
     want = np.dtype(info.storage)
     if a.dtype.itemsize != want.itemsize or a.dtype.kind not in "uiV":
-        if a.dtype.name == _SAFETENSORS_LIB_NAMES[info.name]:  # ml_dtypes array
+        if a.dtype.name == info.numpy_name:  # ml_dtypes array
             return a.view(want)
         raise ValidationError(f"dtype {info.name}: expected its raw bits as {want} items, got {a.dtype}")
     return a.view(want)
@@ -226,10 +296,13 @@ def array_to_value(arr: np.ndarray, dtype: str | None = None) -> tuple[bytes, Te
     """An array → (C-order little-endian bytes, raw TensorSpec).
 
     ``dtype`` names the safetensors dtype when the array's own dtype does not say it: a
-    uint16 array of bfloat16 bits with ``dtype="BF16"``, or a float array to be rounded to
-    BF16/F8. Without it the dtype follows the array's.
+    uint16 array of bfloat16 bits with ``dtype="BF16"``, a float array to be rounded to
+    BF16/F8, or a uint8 array of F4/F6 packed bytes (its shape read by
+    :func:`unpacked_shape`). Without it the dtype follows the array's.
     """
     a = np.asarray(arr)
+    if dtype is not None and dtype_info(dtype).is_packed:
+        return _packed_to_value(a, dtype_info(dtype))
     if dtype is None:
         name = dtype_of(a)
         info = DTYPES[name]
@@ -241,7 +314,7 @@ def array_to_value(arr: np.ndarray, dtype: str | None = None) -> tuple[bytes, Te
             if (a.dtype.kind, a.dtype.itemsize) != (want.kind, want.itemsize):
                 raise ValidationError(f"dtype {info.name}: array has numpy dtype {a.dtype}")
             data = a.astype(info.storage, copy=False)
-        elif a.dtype.kind == "f" and a.dtype.name != _SAFETENSORS_LIB_NAMES[info.name]:
+        elif a.dtype.kind == "f" and a.dtype.name != info.numpy_name:
             data = from_float32(a, info.name)
         else:
             data = _bits_view(a, info)
@@ -249,10 +322,21 @@ def array_to_value(arr: np.ndarray, dtype: str | None = None) -> tuple[bytes, Te
     return np.ascontiguousarray(data).tobytes(), spec
 
 
+def _packed_to_value(a: np.ndarray, info: DType) -> tuple[bytes, TensorSpec]:
+    if a.dtype != np.uint8:
+        raise ValidationError(f"dtype {info.name}: expected its packed bytes as a uint8 array, got {a.dtype}")
+    shape = unpacked_shape(info.name, a.shape)
+    return np.ascontiguousarray(a).tobytes(), TensorSpec(dtype=info.name, shape=shape)
+
+
 def expected_nbytes(spec: TensorSpec) -> int:
-    """Bytes an entry's value must have for its spec."""
+    """Bytes an entry's value must have for its spec (CorruptError when none can match)."""
     if spec.encoding == "raw":
-        return spec.numel * dtype_info(spec.dtype).itemsize
+        dtype_info(spec.dtype)
+        try:
+            return tensor_nbytes(spec.dtype, spec.shape)
+        except ValidationError as exc:
+            raise CorruptError(f"tensor: {exc}") from None
     if spec.encoding == "ternary":
         return (spec.numel + 3) // 4
     raise CorruptError(f"tensor: unknown encoding {spec.encoding!r}")
@@ -286,7 +370,8 @@ def _scale_count(spec: TensorSpec) -> int:
 def value_to_array(value: bytes, spec: TensorSpec, *, dequantize: bool = True) -> np.ndarray:
     """An entry's bytes → array of ``spec.shape``.
 
-    Raw: a zero-copy read-only view in the dtype's storage (raw bits for BF16/F8).
+    Raw: a zero-copy read-only view in the dtype's storage (raw bits for BF16/F8; for
+    F4/F6 their packed bytes as uint8 of :func:`packed_shape`, not ``spec.shape``).
     Ternary: with ``dequantize`` the float tensor ``scale * code`` in ``spec.dtype``
     (again raw bits for BF16/F8); otherwise the codes themselves as int8 -1/0/+1.
     """
@@ -294,7 +379,7 @@ def value_to_array(value: bytes, spec: TensorSpec, *, dequantize: bool = True) -
     shape = tuple(spec.shape)
     if spec.encoding == "raw":
         info = dtype_info(spec.dtype)
-        return np.frombuffer(value, dtype=info.storage).reshape(shape)
+        return np.frombuffer(value, dtype=info.storage).reshape(packed_shape(info.name, shape))
     from thermo_cli.ternary.packing import unpack
     from thermo_cli.ternary.quantize import dequantize as _dequantize
 
@@ -305,22 +390,14 @@ def value_to_array(value: bytes, spec: TensorSpec, *, dequantize: bool = True) -
     return from_float32(floats, spec.dtype) if spec.dtype != "F32" else floats
 
 
-def ternary_encode(
-    arr: np.ndarray,
-    method: str = "reference",
-    threshold: float | None = None,
-    per_row: bool = False,
-    *,
-    dtype: str | None = None,
-    nan_as_zero: bool = False,
-) -> tuple[bytes, TensorSpec]:
+def ternary_encode(arr: np.ndarray, method: str = "reference", threshold: float | None = None,
+                   per_row: bool = False, **options: Any) -> tuple[bytes, TensorSpec]:
     """A float tensor → (packed ternary bytes, ternary TensorSpec with its scales).
 
-    ``dtype`` names the source dtype when ``arr`` holds raw bits (BF16/F8 as uint arrays);
-    it is also the dtype dequantization returns. See ``thermo_cli.ternary.quantize``.
+    :func:`ternary_encode_tensor` without the QuantizedTensor; ``options`` are its keyword
+    arguments (``dtype``, ``nan_as_zero``, ``what``).
     """
-    value, spec, _ = ternary_encode_tensor(arr, method, threshold, per_row, dtype=dtype,
-                                           nan_as_zero=nan_as_zero)
+    value, spec, _ = ternary_encode_tensor(arr, method, threshold, per_row, **options)
     return value, spec
 
 
@@ -334,7 +411,13 @@ def ternary_encode_tensor(
     nan_as_zero: bool = False,
     what: str = "tensor",
 ) -> tuple[bytes, TensorSpec, QuantizedTensor]:
-    """Like :func:`ternary_encode`, also returning the QuantizedTensor (for quality reports)."""
+    """A float tensor → (packed ternary bytes, ternary TensorSpec with its scales, the
+    QuantizedTensor for quality reports).
+
+    ``dtype`` names the source dtype when ``arr`` holds raw bits (BF16/F8 as uint arrays);
+    it is also the dtype dequantization returns. ``what`` names the tensor in errors. See
+    ``thermo_cli.ternary.quantize`` for the methods.
+    """
     from thermo_cli.ternary.quantize import quantize
 
     a = np.asarray(arr)
@@ -356,4 +439,4 @@ def spec_nbytes(spec: TensorSpec) -> int:
 
 def dense_nbytes(spec: TensorSpec) -> int:
     """Size the tensor has as plain ``spec.dtype`` elements."""
-    return math.prod(spec.shape) * dtype_info(spec.dtype).itemsize
+    return math.prod(spec.shape) * dtype_info(spec.dtype).bits // 8

@@ -3,23 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from thermo_cli import store
-from thermo_cli.audit.layers import scan_layers, unshuffle_view
+from thermo_cli.audit.layers import scan_layers
 from thermo_cli.audit.state import state_digest
-from thermo_cli.container import chunks as ck
 from thermo_cli.model import Entry, Layer, TensorSpec
 
 from .conftest import make_tg, write
-
-
-@settings(max_examples=30, deadline=None)
-@given(st.sampled_from([2, 4, 8]), st.integers(0, 300), st.randoms())
-def test_unshuffle_view_inverts_the_container_shuffle(elem, n, rnd):
-    raw = bytes(rnd.getrandbits(8) for _ in range(elem * n))
-    assert bytes(unshuffle_view(ck.shuffle(raw, elem), elem)) == raw
 
 
 def test_streamed_digest_equals_the_in_memory_digest(tmp_path, monkeypatch):

@@ -125,7 +125,8 @@ def test_digest_does_not_depend_on_insertion_order(items, rnd):
 _keys = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=30)
 _strengths = st.floats(width=32, allow_nan=False) | st.floats(allow_nan=False) | st.sampled_from([0.0, -0.0])
 _tensors = st.none() | st.builds(
-    TensorSpec, st.sampled_from(["F32", "BF16", "I8"]), st.lists(st.integers(0, 70000), max_size=3).map(tuple),
+    TensorSpec, st.sampled_from(["F32", "BF16", "I8"]),
+    st.lists(st.integers(0, 70000), max_size=3).map(tuple),
     st.sampled_from(["raw", "ternary"]), st.none() | st.binary(max_size=8), st.booleans(),
     st.none() | st.just("absmean"))
 _entries = st.builds(

@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 
 from thermo_cli import records, store
-from thermo_cli.audit import checkpoints, keys, merkle, note
+from thermo_cli.audit import checkpoints, keys, merkle, note, proofs
 from thermo_cli.audit.verify import verify_file
 from thermo_cli.container.layout import FOOTER_SIZE
+from thermo_cli.errors import RefusedError
 from thermo_cli.model import Layer, TensorSpec, Ternary
 
 from .conftest import find_entry, flip, load_full, make_tg, reseal, write
@@ -186,18 +187,41 @@ def test_rewriting_the_same_records_elsewhere_stays_valid(tmp_path):
     assert verify_file(write(tmp_path / "g.thermo", full)).ok
 
 
+@pytest.mark.parametrize("op", ["decay", "transitions", "reinforce", "weaken", "prune"])
+def test_every_engine_layer_change_is_checked_against_the_layers(tmp_path, op):
+    tg = make_tg()
+    {"decay": tg.apply_decay, "transitions": lambda: (tg.weaken("key1", 0.6), tg.run_thermal_transitions()),
+     "reinforce": lambda: tg.reinforce("key1", 0.1), "weaken": lambda: tg.weaken("key1", 0.1),
+     "prune": lambda: (tg.weaken("key2", 1.0), tg.prune())}[op]()
+    last = len(tg.records) - 1
+    r = verify_file(write(tmp_path / "d.thermo", tg))
+    detail = next(c.detail for c in r.checks if c.name == "state digest")
+    assert r.ok and f"match the digest bound at record {last} ({tg.records[last].kind})" in detail
+    assert not r.notes or not any("not bound" in n for n in r.notes)
+    _, entry = find_entry(tg, "key3")
+    entry.strength = 0.125  # changed without a logged operation
+    r = verify_file(write(tmp_path / "e.thermo", tg))
+    assert not r.ok and r.failure.check == "state digest" and r.failure.index == last
+
+
 def test_unbound_layer_changes_are_reported_until_a_checkpoint(tmp_path):
     tg = make_tg()
-    tg.apply_decay()
+    _, entry = find_entry(tg, "key1")
+    entry.value = b"quantized elsewhere"
+    tg.append_event("quantize", {"keys": ["key1"]})  # logged, but without binding the state
+    tg.layers_modified = True
     path = write(tmp_path / "d.thermo", tg)
     r = verify_file(path)
     assert r.ok and "not bound" in next(c.detail for c in r.checks if c.name == "state digest")
     assert any("checkpoint" in n for n in r.notes)
+    with pytest.raises(RefusedError, match="thermo checkpoint"):
+        proofs.prove(path, "key1")
     info = checkpoints.checkpoint(path)
     assert info.created
     r = verify_file(path)
     assert r.ok and "match the digest bound at record" in next(c.detail for c in r.checks
                                                                if c.name == "state digest")
+    assert proofs.prove(path, "key1")["checkpoint"]["kind"] == "checkpoint"
 
 
 def test_torn_tail_is_reported_not_failed(tmp_path, thermo_file):

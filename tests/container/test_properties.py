@@ -105,6 +105,9 @@ def test_random_bytes_after_the_magic_give_library_errors(tail: bytes) -> None:
 def test_shuffle_round_trips(data: bytes, elem: int) -> None:
     data = data[: len(data) - len(data) % elem]
     assert ck.unshuffle(ck.shuffle(data, elem), elem) == data
+    out = bytearray(len(data))
+    ck.unshuffle(ck.shuffle(data, elem), elem, memoryview(out))
+    assert out == data
     p = ck.pack(data, filter=ck.SHUFFLE, elem=elem)
     assert ck.unpack(p.stored, len(data), p.sha256, filter=ck.SHUFFLE, elem=elem, cap=4 * MiB,
                      cap_name="max_chunk_bytes", what="t") == data

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from thermo_cli import records
+from thermo_cli.audit import merkle
+from thermo_cli.audit.state import state_digest
 from thermo_cli.engine import ThermalConfig
 from thermo_cli.engine.plasticity import f32
 from thermo_cli.errors import NotFoundError, ValidationError
@@ -145,7 +148,8 @@ class TestReinforceWeaken:
         assert tg.layers[COLD]["k"].strength == f32(0.1)
         ev = tg.records[-1]
         assert isinstance(ev, Event) and ev.kind == "reinforce"
-        assert ev.fields == {"key": "k", "amount": 0.2, "layer": "warm", "strength": 1.0}
+        binding = {"log_size": 0, "log_root": merkle.EMPTY_ROOT, "state_digest": state_digest(tg.layers)}
+        assert ev.fields == {"key": "k", "amount": 0.2, "layer": "warm", "strength": 1.0, **binding}
 
     def test_reinforce_adds(self, tg):
         put(tg, HOT, "k", 0.5)
@@ -218,3 +222,46 @@ class TestWarm:
     def test_bad_regex(self, tg):
         with pytest.raises(ValidationError, match="pattern: invalid regular expression"):
             tg.warm_matching("(", regex=True)
+
+
+# --- every layer change binds the state it leaves ----------------------------------------------
+
+LAYER_OPS = {
+    "transitions": lambda tg: tg.run_thermal_transitions(),
+    "decay": lambda tg: tg.apply_decay(),
+    "prune": lambda tg: tg.prune(),
+    "reinforce": lambda tg: tg.reinforce("warm", 0.1),
+    "weaken": lambda tg: tg.weaken("warm", 0.1),
+    "warm": lambda tg: tg.warm("cold"),
+    "warm_matching": lambda tg: tg.warm_matching("co*"),
+    "crystallize": lambda tg: tg.crystallize(),
+}
+
+
+@pytest.mark.parametrize("op", sorted(LAYER_OPS))
+def test_every_layer_changing_event_binds_log_and_state(tg, op):
+    tg.update("dirty", b"x", strength=0.5)
+    tg.consolidate()
+    put(tg, HOT, "hot", 0.9, count=5)
+    put(tg, WARM, "warm", 0.5, count=2)
+    put(tg, COLD, "cold", 0.6)
+    put(tg, COOL, "faint", 0.01)
+    before = len(tg.records)
+    LAYER_OPS[op](tg)
+    assert len(tg.records) == before + 1 and tg.layers_modified
+    ev = tg.records[-1]
+    assert isinstance(ev, Event)
+    f = ev.fields
+    assert f["log_size"] == before
+    assert f["log_root"] == merkle.root([records.encode_record(r) for r in tg.records[:before]])
+    assert f["state_digest"] == state_digest(tg.layers)
+    assert tg.verify_chain().ok
+
+
+def test_a_layer_operation_that_cannot_bind_changes_nothing(tg):
+    put(tg, HOT, "k", 0.5)
+    tg.update("d", b"x", strength=0.5)
+    tg.log_base, tg.records, tg.dirty_start = 5, tg.records, 5  # a tail without its compact range
+    with pytest.raises(Exception, match="not loaded"):
+        tg.apply_decay()
+    assert tg.layers[HOT]["k"].strength == f32(0.5)

@@ -119,9 +119,9 @@ def test_audit_log_has_one_event_per_tensor_and_a_state_checkpoint(tmp_path: Pat
     assert store.verify(tmp_path / "c.thermo").ok
 
 
-def test_raw_entries_are_streamed_not_held(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The layer handed to the container holds StreamedEntry objects that read on demand."""
-    seen = {}
+def layer_handed_to_the_container(monkeypatch: pytest.MonkeyPatch) -> dict:
+    """Filled with the cool layer of the next ``store.create`` call (which still writes)."""
+    seen: dict = {}
     real_create = store.create
 
     def spy(path, tg, *, overwrite=False):
@@ -129,6 +129,12 @@ def test_raw_entries_are_streamed_not_held(tmp_path: Path, monkeypatch: pytest.M
         return real_create(path, tg, overwrite=overwrite)
 
     monkeypatch.setattr(store, "create", spy)
+    return seen
+
+
+def test_raw_entries_are_streamed_not_held(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The layer handed to the container holds StreamedEntry objects that read on demand."""
+    seen = layer_handed_to_the_container(monkeypatch)
     import_safetensors([SAMPLE], tmp_path / "c.thermo")
     assert seen and all(isinstance(e, StreamedEntry) for e in seen.values())
     assert not any(hasattr(e, "__dict__") for e in seen.values())  # slots only: no hidden byte copy
@@ -137,14 +143,7 @@ def test_raw_entries_are_streamed_not_held(tmp_path: Path, monkeypatch: pytest.M
 def test_small_totals_keep_the_bytes_read_by_the_first_pass(tmp_path: Path,
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     """Raw tensors totalling <= 2x the largest one are held (streaming would peak as high)."""
-    seen = {}
-    real_create = store.create
-
-    def spy(path, tg, *, overwrite=False):
-        seen.update(tg.layers[Layer.COOL])
-        return real_create(path, tg, overwrite=overwrite)
-
-    monkeypatch.setattr(store, "create", spy)
+    seen = layer_handed_to_the_container(monkeypatch)
     save_file({"big": np.ones((64, 64), np.float32), "small": np.arange(8)}, tmp_path / "m.safetensors")
     import_safetensors([tmp_path / "m.safetensors"], tmp_path / "m.thermo")
     assert seen and not any(isinstance(e, StreamedEntry) for e in seen.values())

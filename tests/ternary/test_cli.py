@@ -117,6 +117,19 @@ def test_pack_to_thermo_and_unpack(model, tmp_path):
     assert r.exit_code == 0 and load_file(str(tmp_path / "all.safetensors"))["ids"].tolist() == list(range(7))
 
 
+def test_pack_to_thermo_records_the_checkpoint_as_an_import_does(model, tmp_path):
+    out = tmp_path / "m.thermo"
+    assert run("ternary", "pack", model, out).exit_code == 0
+    meta = {"format": "pt", "note": "test"}
+    extras = store.load(out).extras["safetensors"]
+    assert extras == {"metadata": meta, "index_metadata": None, "files": [
+        {"file": "model.safetensors", "metadata": meta, "tensors": 5, "bytes": model.stat().st_size}]}
+    r = run("export-safetensors", out, tmp_path / "e.safetensors")
+    assert r.exit_code == 0, r.stderr
+    with safe_open(str(tmp_path / "e.safetensors"), framework="numpy") as f:
+        assert f.metadata() == meta
+
+
 def test_bf16_input(tmp_path):
     from thermo_cli.safetensors_io.format import OutTensor, write_safetensors
 

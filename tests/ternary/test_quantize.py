@@ -220,6 +220,39 @@ def test_reconstruction_quality_edge_cases():
         reconstruction_quality(a, z[:2])
 
 
+def _no_blas(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make every numpy entry point that reaches BLAS fail loudly."""
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("BLAS called: its thread pool stalls on a busy machine")
+
+    for name in ("dot", "vdot", "inner", "matmul", "tensordot"):
+        monkeypatch.setattr(np, name, refuse)
+
+
+def test_reconstruction_quality_stays_off_blas_and_is_exact(monkeypatch):
+    """Several chunks (with a partial last one) of float64 sums, without BLAS threads."""
+    rng = np.random.default_rng(7)
+    a = rng.standard_normal(2 * Q.CHUNK + 1001).astype(np.float32)
+    b = quantize(a, "absmean").dequantize()
+    _no_blas(monkeypatch)
+    q = reconstruction_quality(a, b)
+    x, y = a.astype(np.float64), b.astype(np.float64)
+    aa, bb = math.fsum(x * x), math.fsum(y * y)
+    assert q.rel_l2 == pytest.approx(math.sqrt(math.fsum((x - y) ** 2) / aa), rel=1e-12)
+    assert q.cosine == pytest.approx(math.fsum(x * y) / math.sqrt(aa * bb), rel=1e-12)
+    assert q.max_abs == float(np.abs(x - y).max())
+
+
+def test_packed_float_dot_stays_off_blas(monkeypatch):
+    from thermo_cli.ternary.packing import PackedTernary
+
+    values = np.resize(np.array([1, 0, -1, 1], np.int8), 50_001)
+    vec = np.linspace(-1.0, 1.0, values.size)
+    expected = math.fsum(values * vec)
+    _no_blas(monkeypatch)
+    assert PackedTernary.from_values(values).dot(vec) == pytest.approx(expected, abs=1e-9)
+
+
 def weight_like(shape: tuple[int, int], seed: int) -> np.ndarray:
     """Weight-like data: heavy-tailed (Student t, 4 dof), per-row spread, outlier columns."""
     rng = np.random.default_rng(seed)

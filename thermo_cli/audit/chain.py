@@ -180,8 +180,8 @@ class _Scanner:
         levels = self.levels(leaves)
         for i, ev in sorted(events, key=lambda t: t[0]):
             nodes = block_nodes(levels, i)
-            root = merkle.fold([*self.blocks.nodes, *nodes])
-            self.out.events.append(ScannedEvent(base + i, ev, root, nodes))
+            prefix = merkle.fold([*self.blocks.nodes, *nodes])
+            self.out.events.append(ScannedEvent(base + i, ev, prefix, nodes))
         for size in self.probes:
             if base < size <= base + n:
                 nodes = block_nodes(levels, size - base)
@@ -372,8 +372,8 @@ def merge_ranges(parts: list[RangeScan]) -> LogScan | None:
         for root in [*part.block_roots, None]:
             block_end = block_start + BLOCK
             while ev is not None and ev.index < block_end:
-                root = merkle.fold([*blocks.nodes, *ev.block_nodes])
-                out.events.append(ScannedEvent(ev.index, ev.event, root, ev.block_nodes))
+                prefix = merkle.fold([*blocks.nodes, *ev.block_nodes])
+                out.events.append(ScannedEvent(ev.index, ev.event, prefix, ev.block_nodes))
                 ev = next(events, None)
             while pi < len(probes) and probes[pi] <= block_end:
                 size = probes[pi]

@@ -46,16 +46,19 @@ def shuffle(raw: bytes | memoryview, elem: int) -> memoryview:
     return out.data
 
 
-def unshuffle(raw: bytes | memoryview, elem: int, out: memoryview | None = None) -> bytes:
-    """Inverse of :func:`shuffle`; writes into ``out`` (a writable buffer) when given."""
+def unshuffle(raw: bytes | memoryview, elem: int, out: memoryview | None = None) -> memoryview:
+    """Inverse of :func:`shuffle`, into ``out`` (a writable buffer) or a new buffer.
+
+    Each byte plane is written into a strided column of the destination: one pass over
+    the chunk whatever the element size (shifting and or-ing wide integers costs a pass
+    per plane, ~30x slower for 8-byte elements), and no copy to hand the result out.
+    """
     planes = np.frombuffer(raw, dtype=np.uint8).reshape(elem, -1)
-    kind = np.dtype(_UINT[elem])
-    dest = planes[0].astype(kind) if out is None else np.frombuffer(out, dtype=kind)
-    if out is not None:
-        dest[:] = planes[0]
-    for k in range(1, elem):
-        dest |= planes[k].astype(kind) << (8 * k)
-    return dest.tobytes() if out is None else b""
+    dest = np.empty(planes.size, dtype=np.uint8) if out is None else np.frombuffer(out, dtype=np.uint8)
+    cols = dest.reshape(-1, elem)
+    for k in range(elem):
+        cols[:, k] = planes[k]
+    return memoryview(dest)
 
 
 def compress(raw: bytes | memoryview, level: int) -> bytes:
@@ -111,16 +114,19 @@ def decompress(stored: bytes | memoryview, raw_len: int, *, cap: int, cap_name: 
 
 
 def unpack(stored: bytes | memoryview, raw_len: int, sha256: bytes, *, filter: str, elem: int,
-           cap: int, cap_name: str, what: str, out: memoryview | None = None) -> bytes:
+           cap: int, cap_name: str, what: str, out: memoryview | None = None) -> bytes | memoryview:
     """Verify the digest of a stored chunk, then decompress and unfilter it.
 
-    With ``out`` (a writable buffer of ``raw_len`` bytes) the result is written there and
-    b"" is returned, saving a copy when a whole stream is assembled.
+    A shuffled chunk comes back as a memoryview of its unshuffled buffer (slice it and
+    copy what you keep). With ``out`` (a writable buffer of ``raw_len`` bytes) the result
+    is written there instead and b"" is returned, saving a copy when a whole stream is
+    assembled.
     """
     check_digest(stored, sha256, what)
     raw = decompress(stored, raw_len, cap=cap, cap_name=cap_name, what=what)
     if filter == SHUFFLE:
-        return unshuffle(raw, elem, out)
+        view = unshuffle(raw, elem, out)
+        return view if out is None else b""
     if out is not None:
         out[:] = raw
         return b""

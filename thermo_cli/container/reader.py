@@ -12,11 +12,11 @@ offsets, every chunk's digest, the trailer chain.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import itertools
 import os
 import threading
+import weakref
 from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -67,6 +67,9 @@ class Reader:
         self.path = os.fspath(path)
         self.limits = limits or DEFAULT_LIMITS
         self._fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        # Closes the descriptor when the reader is collected or, at the latest, at
+        # interpreter exit while os is still importable (a __del__ may run after teardown).
+        self._closer = weakref.finalize(self, os.close, self._fd)
         self._lock = threading.Lock()
         try:
             st = os.fstat(self._fd)
@@ -80,19 +83,20 @@ class Reader:
             self.meta_raw_sha: bytes | None = None
             self._index: dict[Layer, LayerIndex] | None = None
         except BaseException:
-            os.close(self._fd)
+            self.close()
             raise
 
     # --- low level --------------------------------------------------------------------
 
     def close(self) -> None:
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
+        """Close the file (idempotent). Prefer ``with Reader(...)``; a reader left open is
+        closed when it is garbage-collected or at exit."""
+        self._closer()
+        self._fd = -1
 
-    def __del__(self) -> None:
-        with contextlib.suppress(OSError):
-            self.close()
+    @property
+    def closed(self) -> bool:
+        return not self._closer.alive
 
     def __enter__(self) -> Reader:
         return self
@@ -216,8 +220,10 @@ class Reader:
                         cap=self.limits.max_chunk_bytes, cap_name="max_chunk_bytes", what=what)
         return decode_chunk(raw, d, li.streams, what)
 
-    def data_chunk(self, layer: Layer, s: int, i: int, out: memoryview | None = None) -> bytes:
-        """Data chunk ``i`` of stream ``s``, unfiltered (written into ``out`` when given)."""
+    def data_chunk(self, layer: Layer, s: int, i: int, out: memoryview | None = None) -> bytes | memoryview:
+        """Data chunk ``i`` of stream ``s``, digest-checked and unfiltered (written into ``out``
+        when given). A shuffled chunk is a memoryview of its own buffer: copy the slices you
+        keep. Safe to call from several threads (zstd, SHA-256 and numpy release the GIL)."""
         st = self.index[layer].streams[s]
         c = st.chunks[i]
         return ck.unpack(self.pread(c.off, c.len), st.chunk_raw_len(i), c.sha256, filter=st.filter,
@@ -374,7 +380,7 @@ def read_value(reader: Reader, layer: Layer, row: Row, cache: ChunkCache) -> byt
     if first == last:
         data = cache.get(("d", layer, row.stream, first), lambda: reader.data_chunk(layer, row.stream, first))
         a = row.off - first * st.chunk
-        return data[a: a + row.length]
+        return bytes(data[a: a + row.length])
     parts = []
     for i in range(first, last + 1):
         data = reader.data_chunk(layer, row.stream, i)

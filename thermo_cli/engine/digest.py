@@ -25,8 +25,9 @@ from thermo_cli.model import Entry, Layer
 _sha256 = hashlib.sha256
 _LAYERS = tuple(Layer)
 
-# A cached leaf: the entry fields it covers, the value's SHA-256 and the leaf hash.
-_VALUE, _STRENGTH, _TERN, _AT, _COUNT, _TENSOR, _VALUE_SHA, _HASH = range(8)
+# A cached leaf is (value, strength, ternary, updated_at, update_count, tensor, value SHA-256,
+# leaf hash): the entry fields it covers, then what was computed from them.
+_VALUE, _VALUE_SHA = 0, 6
 
 
 class StateDigester:
@@ -52,14 +53,15 @@ class StateDigester:
             value, strength, tern, at, count, tensor = (e.value, e.strength, e.ternary, e.updated_at_ns,
                                                          e.update_count, e.tensor)
             hit = old[lnum].get(key)
-            if (hit is not None and hit[0] is value and hit[1] == strength and strength != 0.0
-                    and hit[2] is tern and hit[3] == at and hit[4] == count and hit[5] is tensor):
-                new[lnum][key] = hit
-                append(hit[7])
-                continue
-            value_sha = _moved_value_sha(old, key, value)
-            if value_sha is None:
-                value_sha = _sha256(value).digest()
+            if hit is not None and hit[0] is value:
+                if (hit[1] == strength and strength != 0.0 and hit[2] is tern and hit[3] == at
+                        and hit[4] == count and hit[5] is tensor):
+                    new[lnum][key] = hit
+                    append(hit[7])
+                    continue
+                value_sha = hit[6]
+            else:
+                value_sha = _moved_value_sha(old, key, value)
             h = _sha256(leaf_bytes(LEAF_HASH_PREFIX, lnum, key.encode("utf-8"), e, value_sha)).digest()
             new[lnum][key] = (value, strength, tern, at, count, tensor, value_sha, h)
             append(h)
@@ -67,10 +69,11 @@ class StateDigester:
         return root_from_leaf_hashes(hashes)
 
 
-def _moved_value_sha(cache: list[dict[str, tuple]], key: str, value: bytes) -> bytes | None:
-    """The SHA-256 remembered for this very value object under ``key`` in any layer."""
+def _moved_value_sha(cache: list[dict[str, tuple]], key: str, value: bytes) -> bytes:
+    """The SHA-256 of ``value``: remembered when this very object sat under ``key`` in
+    another layer (the entry moved), else computed."""
     for by_key in cache:
         hit = by_key.get(key)
         if hit is not None and hit[_VALUE] is value:
             return hit[_VALUE_SHA]
-    return None
+    return _sha256(value).digest()

@@ -1,8 +1,9 @@
 """Safetensors checkpoints in and out of thermograms.
 
 * :mod:`.format` — the file format: validation through the ``safetensors`` library plus
-  the checks it lacks, one-tensor-at-a-time reads, and an atomic streaming writer whose
-  output is byte-identical to the library's.
+  the checks it lacks, one-tensor-at-a-time reads (every thermo reader of safetensors
+  files goes through them), and an atomic streaming writer whose output is
+  byte-identical to the library's.
 * :mod:`.sources` — what an import reads: files, sharded checkpoints (index JSON),
   directories, include/exclude globs, keys; all validated before anything is written.
 * :mod:`.importer` — ``import_safetensors``: one entry per tensor in one layer, one audit
@@ -19,10 +20,13 @@ from thermo_cli.safetensors_io.format import (
     OutTensor,
     SafetensorsFile,
     TensorInfo,
+    atomic_output,
     build_header,
     iter_tensor_bytes,
     library_order,
     open_safetensors,
+    read_array,
+    read_tensor,
     tensor_nbytes,
     write_safetensors,
 )
@@ -33,6 +37,8 @@ from thermo_cli.safetensors_io.importer import (
     StreamedEntry,
     TernaryOptions,
     import_safetensors,
+    provenance,
+    saved_metadata,
 )
 from thermo_cli.safetensors_io.sources import (
     ImportPlan,
@@ -61,6 +67,7 @@ __all__ = [
     "StreamedEntry",
     "TensorInfo",
     "TernaryOptions",
+    "atomic_output",
     "build_header",
     "expand_inputs",
     "export_safetensors",
@@ -69,7 +76,11 @@ __all__ = [
     "library_order",
     "open_safetensors",
     "plan_import",
+    "provenance",
+    "read_array",
     "read_index",
+    "read_tensor",
+    "saved_metadata",
     "selected",
     "tensor_nbytes",
     "ternary_capable",

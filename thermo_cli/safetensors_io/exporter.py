@@ -15,7 +15,6 @@ tensor, not with the thermogram.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -25,16 +24,10 @@ from typing import Any
 
 from thermo_cli.errors import ValidationError
 from thermo_cli.model import Entry, Layer, TensorSpec
-from thermo_cli.safetensors_io.format import (
-    DTYPE_BITS,
-    OutTensor,
-    check_metadata,
-    tensor_nbytes,
-    write_safetensors,
-)
-from thermo_cli.safetensors_io.importer import EXTRAS_KEY
+from thermo_cli.safetensors_io.format import OutTensor, tensor_nbytes, write_safetensors
+from thermo_cli.safetensors_io.importer import saved_metadata
 from thermo_cli.safetensors_io.sources import selected
-from thermo_cli.ternary.files import LAYOUT_KEY, LAYOUT_NAME, LAYOUT_NAME_KEY, SCALES_SUFFIX
+from thermo_cli.ternary.files import PackedLayout
 
 PhaseProgress = Callable[[str, int], None]
 """``progress(phase, nbytes)``: "start" gives the total bytes to write, "write" advances."""
@@ -103,22 +96,16 @@ def export_safetensors(
     report = ExportReport(out=target, tensors=0, layers=[layer.label for layer in chosen])
     report.pending_deltas = len(tg.dirty_deltas())
     items = _select(_iter_items(tg, chosen), prefix, include, exclude, report)
-    metadata = check_metadata((tg.extras.get(EXTRAS_KEY) or {}).get("metadata"))
+    metadata = saved_metadata(tg)
     specs: list[OutTensor] = []
     fetchers: dict[str, Callable[[], bytes]] = {}
-    layout: dict[str, Any] = {}
+    layout = PackedLayout()
     for name, item in items.items():
         for out_tensor, fetch in _outputs(name, item, keep_ternary, layout, report):
             specs.append(out_tensor)
             fetchers[out_tensor.name] = fetch
-    if layout:
-        clash = sorted(set(items) & {d["scales"] for d in layout.values()})
-        if clash:
-            raise ValidationError(f"tensor {clash[0]!r} would collide with the scales of a kept-ternary "
-                                  "tensor (export with --dequantize, or exclude it)")
-        metadata = dict(metadata or {})
-        metadata[LAYOUT_KEY] = json.dumps(layout, sort_keys=True, separators=(",", ":"))
-        metadata[LAYOUT_NAME_KEY] = LAYOUT_NAME
+    if layout.tensors:
+        metadata = layout.metadata(items, metadata, hint=" (export with --dequantize, or exclude it)")
     report.tensors = len(items)
     report.tensor_bytes = sum(t.nbytes for t in specs)
     if progress is not None:
@@ -191,13 +178,14 @@ def _select(found: Iterator[_Item | tuple[str, Layer, None]], prefix: str, inclu
     return items
 
 
-def _outputs(name: str, item: _Item, keep_ternary: bool, layout: dict[str, Any],
+def _outputs(name: str, item: _Item, keep_ternary: bool, layout: PackedLayout,
              report: ExportReport) -> list[tuple[OutTensor, Callable[[], bytes]]]:
     spec = item.spec
-    if spec.encoding == "raw":
-        if spec.dtype not in DTYPE_BITS:
-            raise ValidationError(f"entry {item.key!r}: dtype {spec.dtype!r} is not a safetensors dtype")
-        tensor_nbytes(spec.dtype, spec.shape)
+    if spec.encoding == "raw":  # every dtype, F4/F6 too: the stored bytes as they are
+        try:
+            tensor_nbytes(spec.dtype, spec.shape)
+        except ValidationError as exc:
+            raise ValidationError(f"entry {item.key!r}: {exc}") from None
         return [(OutTensor(name, spec.dtype, spec.shape), item.fetch)]
     if spec.encoding != "ternary":
         raise ValidationError(f"entry {item.key!r}: unknown tensor encoding {spec.encoding!r}")
@@ -205,15 +193,7 @@ def _outputs(name: str, item: _Item, keep_ternary: bool, layout: dict[str, Any],
         report.ternary_dequantized += 1
         return [(OutTensor(name, spec.dtype, spec.shape), lambda: _dequantized(item))]
     report.ternary_kept += 1
-    scales = spec.scales or b""
-    scales_name = name + SCALES_SUFFIX
-    layout[name] = {"dtype": spec.dtype, "shape": list(spec.shape), "per_row": spec.per_row,
-                    "method": spec.method, "scales": scales_name}
-    packed_len = (spec.numel + 3) // 4
-    return [
-        (OutTensor(name, "U8", (packed_len,)), item.fetch),
-        (OutTensor(scales_name, "F32", (len(scales) // 4,)), lambda: scales),
-    ]
+    return layout.add(name, spec, item.fetch)
 
 
 def _dequantized(item: _Item) -> bytes:

@@ -21,15 +21,15 @@ re-opens the result with ``safe_open`` and only then renames it into place.
 
 from __future__ import annotations
 
+import contextlib
 import json
-import math
 import os
 import struct
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from thermo_cli.errors import (
     CorruptError,
@@ -40,6 +40,11 @@ from thermo_cli.errors import (
     TruncatedError,
     ValidationError,
 )
+from thermo_cli.model import TensorSpec
+from thermo_cli.tensors import SAFETENSORS_DTYPES, tensor_nbytes, value_to_array
+
+if TYPE_CHECKING:
+    import numpy as np
 
 MAX_HEADER_BYTES = 100_000_000
 """The safetensors library's own cap on the JSON header (it refuses larger ones)."""
@@ -51,37 +56,14 @@ ProgressFn = Callable[[int], None]
 
 # --- dtypes -----------------------------------------------------------------------------------
 
-_DTYPE_ORDER = (
-    "BOOL", "F4", "F6_E2M3", "F6_E3M2", "U8", "I8", "F8_E5M2", "F8_E4M3", "F8_E8M0",
-    "F8_E4M3FNUZ", "F8_E5M2FNUZ", "I16", "U16", "F16", "BF16", "I32", "U32", "F32", "C64",
-    "F64", "I64", "U64",
-)
-"""Every dtype the installed safetensors reads, in the order of its ``Dtype`` enum.
+DTYPE_BITS: dict[str, int] = {name: d.bits for name, d in SAFETENSORS_DTYPES.items()}
+"""Bits per element of every dtype the installed safetensors reads (from the one dtype
+table, :data:`thermo_cli.tensors.SAFETENSORS_DTYPES`); F4 and F6 are packed sub-byte
+formats (several elements per byte)."""
 
-The library writes tensors sorted by this order, descending (largest alignment first),
-then by name; :func:`write_safetensors` does the same so its files match the library's.
-"""
-
-DTYPE_BITS: dict[str, int] = {
-    "BOOL": 8, "F4": 4, "F6_E2M3": 6, "F6_E3M2": 6, "U8": 8, "I8": 8, "F8_E5M2": 8,
-    "F8_E4M3": 8, "F8_E8M0": 8, "F8_E4M3FNUZ": 8, "F8_E5M2FNUZ": 8, "I16": 16, "U16": 16,
-    "F16": 16, "BF16": 16, "I32": 32, "U32": 32, "F32": 32, "C64": 64, "F64": 64, "I64": 64,
-    "U64": 64,
-}
-"""Bits per element; F4 and F6 are packed sub-byte formats (several elements per byte)."""
-
-_DTYPE_RANK = {name: i for i, name in enumerate(_DTYPE_ORDER)}
-
-
-def tensor_nbytes(dtype: str, shape: Sequence[int]) -> int:
-    """Size in bytes of a tensor; refuses unknown dtypes and sub-byte sizes that do not fill bytes."""
-    bits = DTYPE_BITS.get(dtype)
-    if bits is None:
-        raise ValidationError(f"dtype {dtype!r} is not a safetensors dtype")
-    total = math.prod(shape) * bits
-    if total % 8:
-        raise ValidationError(f"dtype {dtype} with shape {list(shape)} does not fill whole bytes")
-    return total // 8
+_DTYPE_RANK = {name: i for i, name in enumerate(SAFETENSORS_DTYPES)}
+"""Position in the library's ``Dtype`` enum: it writes tensors sorted by this, descending
+(largest alignment first), then by name; :func:`write_safetensors` does the same."""
 
 
 # --- reading ----------------------------------------------------------------------------------
@@ -97,6 +79,11 @@ class TensorInfo:
     offset: int
     """Absolute position of the first byte in the file."""
     nbytes: int
+
+    @property
+    def spec(self) -> TensorSpec:
+        """The tensor as a thermogram entry describes it (raw encoding: the same bytes)."""
+        return TensorSpec(dtype=self.dtype, shape=self.shape)
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,6 +228,18 @@ def iter_tensor_bytes(
             raise CorruptError(f"{sf.path}: file changed while it was being read")
 
 
+def read_tensor(sf: SafetensorsFile, info: TensorInfo) -> bytes:
+    """One tensor's bytes, with the same checks as :func:`iter_tensor_bytes`."""
+    [(_, data)] = list(iter_tensor_bytes(sf, [info]))
+    return data
+
+
+def read_array(sf: SafetensorsFile, info: TensorInfo) -> np.ndarray:
+    """One tensor as a read-only numpy array, by the rules of every thermo tensor
+    (:func:`thermo_cli.tensors.value_to_array`: raw bits for BF16/F8, packed bytes for F4/F6)."""
+    return value_to_array(read_tensor(sf, info), info.spec)
+
+
 # --- writing ----------------------------------------------------------------------------------
 
 
@@ -320,27 +319,42 @@ def write_safetensors(
             raise ValidationError(f"a tensor may not be named {METADATA_KEY!r}")
     ordered = library_order(tensors)
     header = build_header(ordered, metadata)
+    with atomic_output(target, overwrite, check=lambda tmp: _verify_written(tmp, ordered, metadata)) as fh:
+        fh.write(header)
+        for t in ordered:
+            _write_tensor(fh, t, fetch(t))
+            if progress is not None:
+                progress(t.nbytes)
+    return target
+
+
+@contextlib.contextmanager
+def atomic_output(target: Path, overwrite: bool = False,
+                  check: Callable[[Path], None] | None = None) -> Iterator[BinaryIO]:
+    """A binary file that appears at ``target`` only complete: written beside it, fsynced,
+    given ``check`` (which may raise), then renamed into place.
+
+    Refuses (RefusedError) an existing ``target`` unless ``overwrite``, also one that
+    appears while writing. On any error ``target`` is exactly as it was and the temporary
+    file is gone. Every thermo writer of .safetensors and .npy files goes through here.
+    """
     _refuse_existing(target, overwrite)
     parent = target.parent if str(target.parent) else Path(".")
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=parent)
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as fh:
-            fh.write(header)
-            for t in ordered:
-                _write_tensor(fh, t, fetch(t))
-                if progress is not None:
-                    progress(t.nbytes)
+            yield fh
             fh.flush()
             os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644 & ~_umask())
-        _verify_written(tmp, ordered, metadata)
+        os.chmod(tmp, 0o644 & ~_umask())  # mkstemp's 0600 would surprise: behave like open()
+        if check is not None:
+            check(tmp)
         _publish(tmp, target, overwrite)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     _fsync_dir(parent)
-    return target
 
 
 def _write_tensor(fh: BinaryIO, t: OutTensor, data: bytes | memoryview) -> None:

@@ -32,8 +32,8 @@ from typing import Any
 
 from thermo_cli.errors import CorruptError, RefusedError, TruncatedError, ValidationError
 from thermo_cli.model import Entry, Layer, TensorSpec, check_strength, now_ns
-from thermo_cli.safetensors_io.format import SafetensorsFile, TensorInfo, stat_key
-from thermo_cli.safetensors_io.sources import ImportPlan, PlannedTensor, plan_import
+from thermo_cli.safetensors_io.format import SafetensorsFile, TensorInfo, check_metadata, stat_key
+from thermo_cli.safetensors_io.sources import ImportPlan, IndexFile, PlannedTensor, plan_import
 
 EXTRAS_KEY = "safetensors"
 """``Thermogram.extras`` key holding the checkpoint's metadata and provenance."""
@@ -276,7 +276,6 @@ def _build_thermogram(plan: ImportPlan, files: dict[int, _CheckpointFile], layer
                       progress: PhaseProgress | None) -> Any:
     """First pass: hash (and quantize) each tensor, build entries, events and the state digest."""
     from thermo_cli.audit.state import digest_of_leaves, entry_leaf
-    from thermo_cli.engine.chain import new_event
     from thermo_cli.engine.thermogram import Thermogram
 
     ts = now_ns()
@@ -304,16 +303,18 @@ def _build_thermogram(plan: ImportPlan, files: dict[int, _CheckpointFile], layer
         if progress is not None:
             progress("read", item.info.nbytes)
     tg.layers[layer] = entries
-    tg.extras[EXTRAS_KEY] = _provenance(plan)
+    tg.extras[EXTRAS_KEY] = provenance(plan.sources, plan.indexes)
     for fields in fields_list:
-        _append(tg, new_event("import", ts, fields, tg.head_hash))
-    _append(tg, new_event("checkpoint", ts, {
+        tg.append_event("import", fields, timestamp_ns=ts)
+    # bound by hand: the state digest comes from the leaves hashed above, so streamed
+    # tensors are not read a second time
+    tg.append_event("checkpoint", {
         "source": SOURCE,
         "entries": len(entries),
         "log_size": tg.log_length,
         "log_root": tg.log_root(),
         "state_digest": digest_of_leaves(leaves),
-    }, tg.head_hash))
+    }, timestamp_ns=ts)
     tg.layers_modified = True
     return tg
 
@@ -350,11 +351,6 @@ def _sha256(data: bytes) -> bytes:
     return hashlib.sha256(data).digest()
 
 
-def _append(tg: Any, event: Any) -> None:
-    tg.records.append(event)
-    tg.head_hash = event.hash
-
-
 def _event_fields(item: PlannedTensor, layer: Layer, digest: bytes) -> dict[str, Any]:
     info = item.info
     return {
@@ -375,12 +371,10 @@ def _event_fields(item: PlannedTensor, layer: Layer, digest: bytes) -> dict[str,
 def _ternary_entry(item: PlannedTensor, data: bytes, strength: float, ts: int, opts: TernaryOptions,
                    fields: dict[str, Any], report: ImportReport) -> tuple[Entry, bytes]:
     """Quantize one float tensor; the event also records the packed value's digest and quality."""
-    import numpy as np
-
-    from thermo_cli.tensors import DTYPES, ternary_encode_tensor, to_float32
+    from thermo_cli.tensors import ternary_encode_tensor, to_float32, value_to_array
 
     info = item.info
-    arr = np.frombuffer(data, dtype=DTYPES[info.dtype].storage).reshape(info.shape)
+    arr = value_to_array(data, info.spec)
     what = f"{item.source.path}: tensor {info.name!r}"
     value, spec, q = ternary_encode_tensor(arr, opts.method, opts.threshold, opts.per_row, dtype=info.dtype,
                                            nan_as_zero=opts.nan_as_zero, what=what)
@@ -399,10 +393,12 @@ def _ternary_entry(item: PlannedTensor, data: bytes, strength: float, ts: int, o
     return entry, value_sha
 
 
-def _provenance(plan: ImportPlan) -> dict[str, Any]:
-    """What export needs to restore the checkpoint's metadata, and where the tensors came from."""
+def provenance(sources: Sequence[SafetensorsFile], indexes: Sequence[IndexFile] = ()) -> dict[str, Any]:
+    """The ``extras[EXTRAS_KEY]`` record of a thermogram made from safetensors files: what
+    export needs to restore the checkpoint's metadata, and where the tensors came from.
+    (``thermo ternary pack`` to a .thermo file records the same.)"""
     merged: dict[str, str] | None = None
-    for sf in plan.sources:
+    for sf in sources:
         if sf.metadata is not None:
             merged = {**sf.metadata, **(merged or {})}
     return {
@@ -410,7 +406,13 @@ def _provenance(plan: ImportPlan) -> dict[str, Any]:
         "files": [
             {"file": sf.path.name, "metadata": sf.metadata, "tensors": len(sf.tensors),
              "bytes": sf.size}
-            for sf in plan.sources
+            for sf in sources
         ],
-        "index_metadata": [idx.metadata for idx in plan.indexes] or None,
+        "index_metadata": [idx.metadata for idx in indexes] or None,
     }
+
+
+def saved_metadata(tg: Any) -> dict[str, str] | None:
+    """The checkpoint ``__metadata__`` kept by :func:`provenance`, to write back out
+    (ValidationError when a crafted file holds anything but text to text)."""
+    return check_metadata((tg.extras.get(EXTRAS_KEY) or {}).get("metadata"))

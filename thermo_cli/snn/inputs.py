@@ -101,8 +101,8 @@ def _npy(data: bytes, name: str, dim: int) -> np.ndarray:
 
 
 def _safetensors(path: Path, name: str, dim: int, tensor: str | None) -> np.ndarray:
-    from thermo_cli.safetensors_io import iter_tensor_bytes, open_safetensors
-    from thermo_cli.tensors import DTYPES, to_float32
+    from thermo_cli.safetensors_io.format import open_safetensors, read_array
+    from thermo_cli.tensors import dtype_info, to_float32
 
     try:
         sf = open_safetensors(path)
@@ -119,12 +119,12 @@ def _safetensors(path: Path, name: str, dim: int, tensor: str | None) -> np.ndar
     chosen = [t for t in sf.tensors if t.name == tensor]
     if not chosen:
         raise NotFoundError(f"{name}: no tensor named {tensor!r}")
-    info, raw = next(iter_tensor_bytes(sf, chosen))
-    spec = DTYPES.get(info.dtype)
-    if spec is None or spec.kind not in ("float", "int", "uint"):
+    info = chosen[0]
+    dtype = dtype_info(info.dtype)
+    if dtype.kind not in ("float", "int", "uint"):
         raise ValidationError(f"{name}: tensor {tensor!r} has dtype {info.dtype}, expected numbers")
-    array = np.frombuffer(raw, dtype=np.dtype(spec.storage)).reshape(info.shape)
-    if spec.kind == "float" and not spec.native:
+    array = read_array(sf, info)
+    if dtype.is_float and not dtype.native:  # BF16/F8 come as raw bits
         array = to_float32(array, info.dtype)
     return _shaped(array, f"{name}: tensor {tensor!r}", dim)
 

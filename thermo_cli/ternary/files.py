@@ -18,15 +18,12 @@ complete or absent; an existing output is replaced only with ``overwrite``.
 
 from __future__ import annotations
 
-import contextlib
-import fnmatch
 import hashlib
 import json
 import math
 import os
-import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,13 +34,16 @@ from thermo_cli.errors import FormatError, NotFoundError, RefusedError, Validati
 from thermo_cli.model import Entry, Layer, TensorSpec, check_strength, now_ns
 from thermo_cli.tensors import (
     DTYPES,
+    check_spec,
     dense_nbytes,
+    dtype_info,
     dtype_of,
     spec_nbytes,
     ternary_encode_tensor,
     to_float32,
     value_to_array,
 )
+from thermo_cli.ternary.packing import packed_size
 
 LAYOUT_KEY = "thermo.ternary"
 """Metadata key of the per-tensor description (same key ``export-safetensors`` uses)."""
@@ -158,36 +158,18 @@ def _check_paths(src: Path, out: Path, action: str, overwrite: bool) -> tuple[st
     return kind_in, kind_out
 
 
-@contextlib.contextmanager
-def _atomic(out: Path, overwrite: bool) -> Iterator[Path]:
-    """A temporary path beside ``out``; renamed over ``out`` only if the block succeeds."""
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        yield tmp
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(tmp, 0o644 & ~mask)  # mkstemp's 0600 would surprise: behave like open()
-        if not overwrite and out.exists():
-            raise RefusedError(f"{out}: already exists (pass --force to replace it)")
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 # --- reading inputs ---------------------------------------------------------------------------
 
 
 @dataclass(slots=True)
 class _Tensor:
-    """A tensor read from an input: raw storage array (bits for BF16/F8) and its dtype name."""
+    """A tensor read from an input: its dtype name, its shape, and its storage array
+    (:func:`~thermo_cli.tensors.value_to_array`: bits for BF16/F8, packed bytes for F4/F6)."""
 
     name: str
     dtype: str
     array: np.ndarray
+    shape: tuple[int, ...]
 
 
 def _load_npy(path: Path) -> np.ndarray:
@@ -207,18 +189,14 @@ def _npy_tensor(path: Path, name: str) -> _Tensor:
     except ValidationError:
         raise ValidationError(
             f"{path}: dtype {arr.dtype} cannot be stored (expected a numeric tensor)") from None
-    return _Tensor(name, dtype, arr)
+    return _Tensor(name, dtype, arr, tuple(arr.shape))
 
 
 def _safetensors_tensors(sf: Any) -> Iterator[tuple[Any, _Tensor]]:
     from thermo_cli.safetensors_io.format import iter_tensor_bytes
 
     for info, data in iter_tensor_bytes(sf):
-        storage = DTYPES[info.dtype].storage if info.dtype in DTYPES else np.uint8
-        arr = np.frombuffer(data, dtype=storage)
-        if info.dtype in DTYPES:
-            arr = arr.reshape(info.shape)
-        yield info, _Tensor(info.name, info.dtype, arr)
+        yield info, _Tensor(info.name, info.dtype, value_to_array(data, info.spec), info.shape)
 
 
 def _packable(t: _Tensor) -> bool:
@@ -266,8 +244,7 @@ def pack_file(src: str | os.PathLike[str], out: str | os.PathLike[str], *,
             raise ValidationError(
                 f"{src_p}: tensor of shape {tuple(tensor.array.shape)} has no elements to pack")
         tensors: Callable[[], Iterator[tuple[Any, _Tensor]]] = lambda: iter([(None, tensor)])  # noqa: E731
-        metadata = None
-        source_name = src_p.name
+        sf = None
     else:
         from thermo_cli.safetensors_io.format import open_safetensors
 
@@ -277,26 +254,22 @@ def pack_file(src: str | os.PathLike[str], out: str | os.PathLike[str], *,
         if sf.metadata and LAYOUT_KEY in sf.metadata:
             raise ValidationError(f"{src_p}: is already ternary-packed (use `thermo ternary unpack`)")
         tensors = lambda: _safetensors_tensors(sf)  # noqa: E731
-        metadata = sf.metadata
-        source_name = src_p.name
     if kind_out == ".thermo":
-        _pack_to_thermo(tensors, out_p, options, the_layer, strength, source_name, metadata, report,
-                        overwrite)
+        _pack_to_thermo(tensors, out_p, options, the_layer, strength, src_p.name, sf, report, overwrite)
     else:
-        _pack_to_safetensors(tensors, out_p, options, metadata, report, overwrite, src_p,
-                             sf if kind_in == ".safetensors" else None)
+        _pack_to_safetensors(tensors, out_p, options, report, overwrite, src_p, sf)
     report.file_after = out_p.stat().st_size
     report.seconds = time.perf_counter() - t0
     return report
 
 
 def _pack_to_thermo(tensors: Callable[[], Iterator[tuple[Any, _Tensor]]], out: Path, opts: PackOptions,
-                    layer: Layer, strength: float, source_name: str, metadata: dict[str, str] | None,
-                    report: FileReport, overwrite: bool) -> None:
+                    layer: Layer, strength: float, source_name: str, sf: Any, report: FileReport,
+                    overwrite: bool) -> None:
+    """One entry per tensor; a safetensors input's metadata and provenance are kept as an
+    import keeps them, so ``export-safetensors`` writes the metadata back."""
     from thermo_cli import store
-    from thermo_cli.engine.chain import new_event
     from thermo_cli.engine.thermogram import Thermogram
-    from thermo_cli.tensors import array_to_value
 
     ts = now_ns()
     tg = Thermogram(name=out.stem)
@@ -306,7 +279,7 @@ def _pack_to_thermo(tensors: Callable[[], Iterator[tuple[Any, _Tensor]]], out: P
         what = f"{source_name}: tensor {t.name!r}"
         original = np.ascontiguousarray(t.array).tobytes()
         fields: dict[str, Any] = {"op": "create", "key": t.name, "layer": layer.label, "dtype": t.dtype,
-                                  "shape": list(t.array.shape), "bytes": len(original),
+                                  "shape": list(t.shape), "bytes": len(original),
                                   "sha256": hashlib.sha256(original).digest(), "source": SOURCE,
                                   "file": source_name}
         if _packable(t):
@@ -314,10 +287,9 @@ def _pack_to_thermo(tensors: Callable[[], Iterator[tuple[Any, _Tensor]]], out: P
             fields.update({"encoding": "ternary", "method": spec.method, "per_row": spec.per_row,
                            "value_sha256": hashlib.sha256(value).digest(),
                            "rel_l2": float(result.rel_l2), "cosine": float(result.cosine)})
-        else:
-            if t.dtype not in DTYPES:
-                raise ValidationError(f"{what}: dtype {t.dtype} cannot be stored in a thermogram")
-            value, spec = array_to_value(t.array, t.dtype)
+        else:  # copied exactly: a safetensors tensor's little-endian bytes, whatever its dtype
+            value, spec = original, TensorSpec(dtype=t.dtype, shape=t.shape)
+            check_spec(value, spec)
             fields["encoding"] = "raw"
             result = TensorResult(t.name, t.dtype, spec.shape, False, len(value), len(value))
         del original
@@ -325,63 +297,75 @@ def _pack_to_thermo(tensors: Callable[[], Iterator[tuple[Any, _Tensor]]], out: P
         events.append(fields)
         report.tensors.append(result)
     tg.layers[layer] = entries
-    if metadata:
-        tg.extras["safetensors"] = {"metadata": dict(metadata), "files": [source_name]}
+    if sf is not None:
+        from thermo_cli.safetensors_io.importer import EXTRAS_KEY, provenance
+
+        tg.extras[EXTRAS_KEY] = provenance([sf])
     for fields in events:
-        _append(tg, new_event("import", ts, fields, tg.head_hash))
-    _append(tg, new_event("checkpoint", ts, {"source": SOURCE, "entries": len(entries),
-                                             "log_size": tg.log_length, "log_root": tg.log_root(),
-                                             "state_digest": tg.state_digest()}, tg.head_hash))
+        tg.append_event("import", fields, timestamp_ns=ts)
+    tg.append_event("checkpoint", {"source": SOURCE, "entries": len(entries)}, bind=True, timestamp_ns=ts)
     tg.layers_modified = True
     store.create(out, tg, overwrite=overwrite)
 
 
-def _append(tg: Any, event: Any) -> None:
-    tg.records.append(event)
-    tg.head_hash = event.hash
-
-
 def _pack_to_safetensors(tensors: Callable[[], Iterator[tuple[Any, _Tensor]]], out: Path, opts: PackOptions,
-                         metadata: dict[str, str] | None, report: FileReport, overwrite: bool, src: Path,
-                         sf: Any) -> None:
+                         report: FileReport, overwrite: bool, src: Path, sf: Any) -> None:
     """Packed tensors are kept in memory (1/16 of float32); copied ones are re-read when written."""
-    from thermo_cli.safetensors_io.format import OutTensor, write_safetensors
+    from thermo_cli.safetensors_io.format import OutTensor, read_tensor, write_safetensors
 
-    specs: list[OutTensor] = []
-    payloads: dict[str, Callable[[], bytes]] = {}
-    layout: dict[str, Any] = {}
-    names: set[str] = set()
+    outputs: list[tuple[OutTensor, Callable[[], bytes]]] = []
+    layout = PackedLayout()
+    names: list[str] = []
     for info, t in tensors():
-        names.add(t.name)
-        what = f"{src.name}: tensor {t.name!r}"
+        names.append(t.name)
         if _packable(t):
-            value, spec, result = _quantize(t, opts, what)
-            scales_name = t.name + SCALES_SUFFIX
-            layout[t.name] = {"dtype": spec.dtype, "shape": list(spec.shape), "per_row": spec.per_row,
-                              "method": spec.method, "scales": scales_name,
-                              "rel_l2": result.rel_l2, "cosine": result.cosine}
-            scales = spec.scales or b""
-            specs.append(OutTensor(t.name, "U8", (len(value),)))
-            specs.append(OutTensor(scales_name, "F32", (len(scales) // 4,)))
-            payloads[t.name] = lambda v=value: v
-            payloads[scales_name] = lambda s=scales: s
+            value, spec, result = _quantize(t, opts, f"{src.name}: tensor {t.name!r}")
+            outputs += layout.add(t.name, spec, lambda v=value: v, rel_l2=result.rel_l2, cosine=result.cosine)
         else:
-            result = TensorResult(t.name, t.dtype, tuple(info.shape) if info is not None else t.array.shape,
-                                  False, t.array.nbytes, t.array.nbytes)
-            specs.append(OutTensor(t.name, t.dtype, result.shape))
-            if info is None:
-                payloads[t.name] = lambda a=t.array: np.ascontiguousarray(a).tobytes()
-            else:
-                payloads[t.name] = lambda i=info: _read_bytes(sf, i)
+            result = TensorResult(t.name, t.dtype, t.shape, False, t.array.nbytes, t.array.nbytes)
+            fetch = ((lambda i=info: read_tensor(sf, i)) if info is not None
+                     else (lambda a=t.array: np.ascontiguousarray(a).tobytes()))
+            outputs.append((OutTensor(t.name, t.dtype, t.shape), fetch))
         report.tensors.append(result)
-    clash = sorted(n for n in names if n + SCALES_SUFFIX in names)
-    if clash:
-        raise ValidationError(f"{src}: tensor {clash[0] + SCALES_SUFFIX!r} would collide with the scales of "
-                              f"{clash[0]!r}")
-    meta = dict(metadata or {})
-    meta[LAYOUT_KEY] = json.dumps(layout, sort_keys=True, separators=(",", ":"))
-    meta[LAYOUT_NAME_KEY] = LAYOUT_NAME
-    write_safetensors(out, specs, lambda t: payloads[t.name](), meta, overwrite=overwrite)
+    meta = layout.metadata(names, sf.metadata if sf is not None else None, where=f"{src}: ")
+    fetchers = {o.name: fetch for o, fetch in outputs}
+    write_safetensors(out, [o for o, _ in outputs], lambda o: fetchers[o.name](), meta, overwrite=overwrite)
+
+
+@dataclass(slots=True)
+class PackedLayout:
+    """The packed-ternary safetensors layout (see the module docstring) of a file being
+    written, shared by ``thermo ternary pack`` and ``export-safetensors --keep-ternary``:
+    :meth:`add` gives a packed tensor's two output tensors, :meth:`metadata` the
+    description that lets ``thermo ternary unpack`` restore them."""
+
+    tensors: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def add(self, name: str, spec: TensorSpec, codes: Callable[[], bytes], **extra: Any) -> list[Any]:
+        """``[(OutTensor, fetch)]`` of the U8 codes and the F32 scales; ``extra`` joins the
+        tensor's description (recorded rel_l2 / cosine)."""
+        from thermo_cli.safetensors_io.format import OutTensor
+
+        scales = spec.scales or b""
+        scales_name = name + SCALES_SUFFIX
+        self.tensors[name] = {"dtype": spec.dtype, "shape": list(spec.shape), "per_row": spec.per_row,
+                              "method": spec.method, "scales": scales_name, **extra}
+        return [(OutTensor(name, "U8", (packed_size(spec.numel),)), codes),
+                (OutTensor(scales_name, "F32", (len(scales) // 4,)), lambda: scales)]
+
+    def metadata(self, names: Iterable[str], metadata: dict[str, str] | None, *, where: str = "",
+                 hint: str = "") -> dict[str, str]:
+        """``metadata`` plus the layout keys. Refuses an output tensor (``names``) that has
+        the name of a packed tensor's scales."""
+        scales_of = {d["scales"]: name for name, d in self.tensors.items()}
+        clash = sorted(set(names) & set(scales_of))
+        if clash:
+            raise ValidationError(f"{where}tensor {clash[0]!r} would collide with the scales of packed "
+                                  f"tensor {scales_of[clash[0]]!r}{hint}")
+        meta = dict(metadata or {})
+        meta[LAYOUT_KEY] = json.dumps(self.tensors, sort_keys=True, separators=(",", ":"))
+        meta[LAYOUT_NAME_KEY] = LAYOUT_NAME
+        return meta
 
 
 # --- unpack ----------------------------------------------------------------------------------
@@ -435,7 +419,7 @@ def unpack_file(src: str | os.PathLike[str], out: str | os.PathLike[str], *, key
 
 
 def _from_packed_safetensors(src: Path) -> tuple[list[_Restored], dict[str, str] | None]:
-    from thermo_cli.safetensors_io.format import open_safetensors
+    from thermo_cli.safetensors_io.format import open_safetensors, read_array
 
     sf = open_safetensors(src)
     meta = dict(sf.metadata or {})
@@ -453,7 +437,7 @@ def _from_packed_safetensors(src: Path) -> tuple[list[_Restored], dict[str, str]
             out.append(_restored_packed(src, sf, info, by_name, layout[info.name]))
         else:
             copied = TensorResult(info.name, info.dtype, info.shape, False, info.nbytes, info.nbytes)
-            out.append(_Restored(info.name, info.dtype, lambda i=info: _read_array(sf, i), copied))
+            out.append(_Restored(info.name, info.dtype, lambda i=info: read_array(sf, i), copied))
     return out, (meta or None)
 
 
@@ -488,8 +472,10 @@ def _restored_packed(src: Path, sf: Any, info: Any, by_name: dict[str, Any], d: 
     _check_packed_spec(src, name, info.nbytes, spec)
 
     def load() -> np.ndarray:
-        value = _read_bytes(sf, info)
-        scales = _read_bytes(sf, scales_info)
+        from thermo_cli.safetensors_io.format import read_tensor
+
+        value = read_tensor(sf, info)
+        scales = read_tensor(sf, scales_info)
         return value_to_array(value, TensorSpec(spec.dtype, spec.shape, "ternary", scales, spec.per_row,
                                                 spec.method))
 
@@ -501,7 +487,6 @@ def _restored_packed(src: Path, sf: Any, info: Any, by_name: dict[str, Any], d: 
 
 def _check_packed_spec(src: Path, name: str, nbytes: int, spec: TensorSpec) -> None:
     from thermo_cli.errors import CorruptError
-    from thermo_cli.tensors import check_spec
 
     try:
         check_spec(b"\0" * nbytes, spec)
@@ -511,21 +496,6 @@ def _check_packed_spec(src: Path, name: str, nbytes: int, spec: TensorSpec) -> N
 
 def _num(x: Any) -> float | None:
     return float(x) if isinstance(x, int | float) and not isinstance(x, bool) else None
-
-
-def _read_bytes(sf: Any, info: Any) -> bytes:
-    from thermo_cli.safetensors_io.format import iter_tensor_bytes
-
-    for _, data in iter_tensor_bytes(sf, [info]):
-        return data
-    raise FormatError(f"{sf.path}: tensor {info.name!r} could not be read")
-
-
-def _read_array(sf: Any, info: Any) -> np.ndarray:
-    data = _read_bytes(sf, info)
-    if info.dtype not in DTYPES:
-        return np.frombuffer(data, dtype=np.uint8)
-    return np.frombuffer(data, dtype=DTYPES[info.dtype].storage).reshape(info.shape)
 
 
 def _from_thermo(src: Path, layers: list[str] | None) -> tuple[list[_Restored], dict[str, str] | None]:
@@ -549,11 +519,9 @@ def _from_thermo(src: Path, layers: list[str] | None) -> tuple[list[_Restored], 
             result = TensorResult(k, spec.dtype, spec.shape, packed, spec_nbytes(spec), dense_nbytes(spec),
                                   spec.method, spec.per_row, q[0], q[1])
             found[k] = _Restored(k, spec.dtype, lambda m=mapping, key=k: _entry_array(m[key]), result)
-    meta = (tg.extras.get("safetensors") or {}).get("metadata")
-    if not isinstance(meta, dict) or not all(isinstance(a, str) and isinstance(b, str)
-                                             for a, b in meta.items()):
-        meta = None
-    return list(found.values()), meta
+    from thermo_cli.safetensors_io.importer import saved_metadata
+
+    return list(found.values()), saved_metadata(tg)
 
 
 def _entry_array(entry: Entry) -> np.ndarray:
@@ -576,11 +544,14 @@ def _recorded_quality(src: Path) -> dict[str, tuple[float | None, float | None]]
 
 
 def _write_npy(r: _Restored, out: Path, overwrite: bool) -> None:
+    """Like ``thermo get --as-npy``: BF16/F8 as float32 values, F4/F6 as their packed bytes."""
+    from thermo_cli.safetensors_io.format import atomic_output
+
     arr = r.array()
-    info = DTYPES.get(r.dtype)
-    if info is not None and not info.native:  # numpy has no bfloat16/float8: write the values
+    info = dtype_info(r.dtype)
+    if info.is_float and not info.native:  # numpy has no bfloat16/float8: write the values
         arr = to_float32(arr, r.dtype)
-    with _atomic(out, overwrite) as tmp, open(tmp, "wb") as fh:
+    with atomic_output(out, overwrite) as fh:
         np.save(fh, np.ascontiguousarray(arr), allow_pickle=False)
 
 
@@ -595,8 +566,6 @@ def _write_safetensors(restored: list[_Restored], metadata: dict[str, str] | Non
         return np.ascontiguousarray(by_name[t.name].array()).tobytes()
 
     write_safetensors(out, specs, fetch, metadata, overwrite=overwrite)
-
-
 
 
 # --- quantize in place ---------------------------------------------------------------------------
@@ -616,7 +585,7 @@ def quantize_file(path: str | os.PathLike[str], *, layer: Layer | str = Layer.CO
     are left alone. With nothing to convert, or ``dry_run``, the file is not touched.
     """
     from thermo_cli import store
-    from thermo_cli.engine.chain import new_event
+    from thermo_cli.safetensors_io.sources import selected
     from thermo_cli.ternary.quantize import check_method, check_threshold
 
     t0 = time.perf_counter()
@@ -633,7 +602,7 @@ def quantize_file(path: str | os.PathLike[str], *, layer: Layer | str = Layer.CO
     with store.locked(p):
         tg = store.load(p, layers="full", log="tail")
         mapping = tg.layers[the_layer]
-        chosen = [k for k in sorted(mapping) if _quantizable(mapping[k]) and _selected(k, include, exclude)]
+        chosen = [k for k in sorted(mapping) if _quantizable(mapping[k]) and selected(k, include, exclude)]
         if dry_run or not chosen:
             for k in chosen:
                 spec = mapping[k].tensor
@@ -646,16 +615,16 @@ def quantize_file(path: str | os.PathLike[str], *, layer: Layer | str = Layer.CO
         for k in chosen:
             old = mapping[k]
             assert old.tensor is not None
-            t = _Tensor(k, old.tensor.dtype, value_to_array(old.value, old.tensor))
+            t = _Tensor(k, old.tensor.dtype, value_to_array(old.value, old.tensor), old.tensor.shape)
             value, spec, result = _quantize(t, options, f"{p}: entry {k!r}")
             mapping[k] = Entry(key=k, value=value, strength=old.strength, updated_at_ns=now,
                                update_count=old.update_count, ternary=old.ternary, tensor=spec)
-            _append(tg, new_event("quantize", now, {
+            tg.append_event("quantize", {
                 "key": k, "layer": the_layer.label, "method": spec.method, "per_row": spec.per_row,
                 "threshold": options.threshold, "dtype": spec.dtype, "shape": list(spec.shape),
                 "before": hashlib.sha256(old.value).digest(), "digest": hashlib.sha256(value).digest(),
                 "bytes_before": len(old.value), "bytes_after": len(value),
-                "rel_l2": float(result.rel_l2), "cosine": float(result.cosine)}, tg.head_hash))
+                "rel_l2": float(result.rel_l2), "cosine": float(result.cosine)}, timestamp_ns=now)
             report.tensors.append(result)
         tg.layers_modified = True
         tg.consolidate()
@@ -671,10 +640,5 @@ def _quantizable(entry: Entry) -> bool:
             and DTYPES[spec.dtype].is_float and spec.numel > 0)
 
 
-def _selected(key: str, include: Sequence[str], exclude: Sequence[str]) -> bool:
-    if include and not any(fnmatch.fnmatchcase(key, g) for g in include):
-        return False
-    return not any(fnmatch.fnmatchcase(key, g) for g in exclude)
-
-
-__all__ = ["FileReport", "PackOptions", "TensorResult", "pack_file", "quantize_file", "unpack_file"]
+__all__ = ["FileReport", "PackOptions", "PackedLayout", "TensorResult", "pack_file", "quantize_file",
+           "unpack_file"]

@@ -354,7 +354,7 @@ class PackedTernary:
         if vec.size != self._length:
             raise ValidationError(f"dot: lengths differ ({self._length} vs {vec.size})")
         if vec.dtype.kind == "f":
-            return float(np.dot(self.to_float().astype(vec.dtype, copy=False), vec))
+            return parallel.sum_of_products(self.to_float().astype(vec.dtype, copy=False), vec)
         return int(np.dot(self.unpack().astype(np.int64), vec.astype(np.int64)))
 
     # comparison and display

@@ -529,7 +529,11 @@ def dequantize(packed: np.ndarray | bytes, shape: tuple[int, ...], scales: np.nd
 
 
 def reconstruction_quality(original: np.ndarray, reconstructed: np.ndarray) -> Quality:
-    """Relative L2 error, cosine similarity and max abs error, summed in float64 by chunks."""
+    """Relative L2 error, cosine similarity and max abs error, summed in float64 by chunks.
+
+    The sums avoid BLAS (:func:`.parallel.sum_of_products`): they run once per imported or packed
+    tensor, often while other work keeps every core busy.
+    """
     a = np.asarray(original).ravel()
     b = np.asarray(reconstructed).ravel()
     if a.size != b.size:
@@ -543,10 +547,10 @@ def reconstruction_quality(original: np.ndarray, reconstructed: np.ndarray) -> Q
         if not finite.all():
             x = np.where(finite, x, 0.0)
         d = x - y
-        aa += float(np.dot(x, x))
-        bb += float(np.dot(y, y))
-        ab += float(np.dot(x, y))
-        dd += float(np.dot(d, d))
+        aa += parallel.sum_of_products(x, x)
+        bb += parallel.sum_of_products(y, y)
+        ab += parallel.sum_of_products(x, y)
+        dd += parallel.sum_of_products(d, d)
         max_abs = max(max_abs, float(np.abs(d).max()))
     na, nb = math.sqrt(aa), math.sqrt(bb)
     rel = (0.0 if dd == 0.0 else math.inf) if na == 0.0 else math.sqrt(dd) / na
