@@ -107,7 +107,8 @@ def small() -> Thermogram:
 def consolidated() -> Thermogram:
     """A log with a consolidation point: dirty_start > 0 and records after it."""
     tg = small()
-    _event(tg, 5, "consolidate", {"processed": 4, "log_size": tg.log_length, "log_root": tg.log_root()})
+    _event(tg, 5, "consolidate", {"processed": 4, "log_size": tg.log_length, "log_root": tg.log_root(),
+                                  "state_digest": tg.state_digest()})
     tg.dirty_start = tg.log_length
     _delta(tg, 6, DeltaType.CREATE, "d/after", b"after")
     return tg

@@ -66,7 +66,6 @@ def _write(name: str, data: bytes) -> str:
 def container_target(data: bytes) -> None:
     """Open as a container: full load (every chunk and record), lazy key reads, verification."""
     from thermo_cli import store
-    from thermo_cli.container.verify import verify_container
 
     path = _write("in.thermo", data)
     try:
@@ -75,7 +74,7 @@ def container_target(data: bytes) -> None:
         lazy = store.load(path, limits=FUZZ_LIMITS)
         for key in list(lazy.keys())[:8]:
             lazy.read_entry(key)
-        verify_container(path, limits=FUZZ_LIMITS)
+        store.verify(path, limits=FUZZ_LIMITS)
     finally:
         os.unlink(path)
 

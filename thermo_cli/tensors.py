@@ -18,6 +18,7 @@ size but not the order of the elements inside a byte, so any decoding would be a
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING, Any
@@ -123,7 +124,7 @@ def dtype_of(arr: np.ndarray) -> str:
     return name
 
 
-def tensor_nbytes(dtype: str, shape: tuple[int, ...] | list[int]) -> int:
+def tensor_nbytes(dtype: str, shape: Sequence[int]) -> int:
     """Size in bytes of a raw tensor; refuses unknown dtypes and sub-byte sizes that do not
     fill whole bytes (ValidationError)."""
     info = SAFETENSORS_DTYPES.get(dtype) if isinstance(dtype, str) else None

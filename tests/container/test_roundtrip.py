@@ -110,10 +110,11 @@ def test_rewrite_of_a_tail_loaded_thermogram_copies_old_records(path: Path) -> N
     tg = store.load(path)
     tg.create("k", b"v")
     tg.layers[Layer.COLD]["added"] = Entry("added", weights(32), 0.9, 3, 2, None, TensorSpec("F32", (32,)))
+    tg.append_event("import", {"keys": ["added"]}, bind=True)  # a layer change is logged and bound
     tg.layers_modified = True
     assert store.commit(path, tg) == "rewrite"
     full = store.load(path, layers="full", log="full")
-    assert full.log_length == 5
+    assert full.log_length == 6
     assert full.layers[Layer.COLD]["added"].value == weights(32)
     assert store.verify(path).ok
     other = path.with_name("copy.thermo")

@@ -107,12 +107,12 @@ def _load_note(since: str | os.PathLike[str]) -> note.SignedNote:
 
 
 def _verify_legacy(p: str, pubkeys: Sequence[PublicKey], since: note.SignedNote | None) -> VerifyReport:
-    from thermo_cli.legacy import verify_legacy
+    from thermo_cli.legacy import read_legacy_file, verify_legacy
 
     if since is not None:
         raise ValidationError("--since: a Rust-crate file has no Merkle log to check a checkpoint "
                               "against; migrate it first (`thermo migrate`)")
-    report = verify_legacy(Path(p).read_bytes(), path=p)
+    report = verify_legacy(read_legacy_file(p), path=p)
     if pubkeys:
         report.add("signatures", False, 0, "a Rust-crate file carries no signatures")
         report.fail("signatures", "a Rust-crate file carries no signatures (migrate and sign it)")
@@ -164,11 +164,16 @@ class ContainerVerifier:
     # --- commits --------------------------------------------------------------------------
 
     def check_commits(self) -> list[Any]:
+        """Every trailer of the commit chain, and every block any of them names: the meta
+        and index blocks and log tables of earlier commits too (a flipped byte in a block
+        that no longer describes the current state is still damage)."""
         r = self.report
         trailers: list[Any] = []
         try:
+            seen: set[tuple[int, int]] = set()
             for tr in self.reader.trailers():
                 trailers.append(tr)
+                self._check_blocks(tr, seen)
             meta = self.reader.meta_fields()
             _ = self.reader.index
         except FormatError as exc:
@@ -178,8 +183,20 @@ class ContainerVerifier:
         self.origin = origin_of(meta["id"])
         r.details["origin"] = self.origin
         r.add("commits", True, len(trailers),
-              f"{len(trailers)} commit(s): trailers, meta and index blocks match their digests")
+              f"{len(trailers)} commit(s): trailers, meta and index blocks and log tables "
+              "match their digests")
         return trailers
+
+    def _check_blocks(self, tr: Any, seen: set[tuple[int, int]]) -> None:
+        reader = self.reader
+        for name, ref in (("meta block", tr.meta), ("index block", tr.index)):
+            if (ref.off, ref.len) not in seen:
+                seen.add((ref.off, ref.len))
+                reader.read_block(ref, f"{name} of commit {tr.seq}")
+        table = tr.table
+        while table is not None and (table.off, table.len) not in seen:
+            seen.add((table.off, table.len))
+            table = reader.table(table, tr.off)[1]
 
     # --- log ------------------------------------------------------------------------------
 
@@ -198,9 +215,12 @@ class ContainerVerifier:
                   f"{scan.size} records hash and link ({scan.deltas} deltas, {len(scan.events)} events, "
                   f"{scan.legacy} legacy)")
         if scan.legacy:
+            from thermo_cli.legacy.verify import NOTE_UNCOVERED_FIELDS
+
             bad = scan.failure is not None and scan.failure.index < scan.legacy + 1
             r.add("legacy segment", not bad, scan.legacy,
                   f"{scan.legacy} deltas OK" if not bad else "broken: see the first failure")
+            r.notes.append(NOTE_UNCOVERED_FIELDS)
         if state.error is not None:
             r.add("log segments", False, state.segments, state.error)
             r.fail("log segments", state.error, index=state.error_index)

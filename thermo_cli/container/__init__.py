@@ -5,6 +5,7 @@ One module per concern: :mod:`layout` (magic, version, prefix, footer), :mod:`li
 references, typed field access), :mod:`index` and :mod:`directory` (key-range table,
 entry rows, data streams), :mod:`logseg` (record frames), :mod:`metablock`,
 :mod:`trailer`, :mod:`reader`, :mod:`lazy`, :mod:`materialize`, :mod:`writer`,
-:mod:`fileops` (locks, atomic rename, durable append) and :mod:`verify`. Applications use
+:mod:`fileops` (locks, atomic rename, durable append). Verification is
+:mod:`thermo_cli.audit.verify`'s, over :class:`reader.Reader`. Applications use
 :mod:`thermo_cli.store`, not these modules.
 """

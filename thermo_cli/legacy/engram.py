@@ -21,10 +21,9 @@ import binascii
 import hashlib
 from typing import Any
 
-from thermo_cli.engine.chain import new_event
 from thermo_cli.engine.thermogram import Thermogram
 from thermo_cli.legacy.jsondoc import MAX_LEGACY_BYTES, Document, join, parse_document
-from thermo_cli.model import DeltaType, Entry, Layer, Metadata, TensorSpec, now_ns
+from thermo_cli.model import DeltaType, Entry, Layer, Metadata, TensorSpec
 
 FORMAT_NAME = "engram-json"
 _DELTA_TYPES = {t.legacy_name: t for t in DeltaType}
@@ -64,7 +63,7 @@ def load_engram(data: bytes, *, source: str = "<file>", max_bytes: int = MAX_LEG
     history = [_history_row(doc, raw, f"history[{i}]")
                for i, raw in enumerate(doc.arr(doc.req(root, "history", ""), "history"))]
     events = doc.custom(root.get("events"), "events")
-    event = new_event("import", now_ns(), {
+    tg.append_event("import", {
         "format": FORMAT_NAME,
         "source_sha256": hashlib.sha256(doc.data).digest(),
         "source_size": len(doc.data),
@@ -73,10 +72,7 @@ def load_engram(data: bytes, *, source: str = "<file>", max_bytes: int = MAX_LEG
         "entries": len(state),
         "history": history,
         "events": events,
-    }, None)
-    tg.records.append(event)
-    tg.head_hash = event.hash
-    tg.dirty_start = tg.log_length  # the import is a consolidation point: nothing is dirty
+    }, bind=True)
     tg.layers_modified = True
     return tg
 

@@ -5,6 +5,9 @@ their crate hashes (``scheme=LEGACY``), stay dirty exactly as they were in the c
 later ``consolidate`` folds them), and the new chain continues from the last of them with
 an ``Event(kind="migrate")`` that records where the data came from — format, version,
 the original file's SHA-256 and size — so an auditor can tie the container to the file.
+The event also binds the log and the layer state (``log_size``, ``log_root``,
+``state_digest``), so from the first commit on ``thermo verify`` checks the layers —
+which no hash covered in the crate.
 A file whose chain fails verification is refused: carrying a broken chain forward would
 make every later verification of the new file fail.
 
@@ -19,13 +22,12 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from thermo_cli.engine.chain import new_event
 from thermo_cli.engine.thermogram import Thermogram
 from thermo_cli.errors import IntegrityError, RefusedError, ValidationError
 from thermo_cli.legacy.engram import load_engram
 from thermo_cli.legacy.reader import FORMAT_NAME, load_legacy, read_legacy_file
 from thermo_cli.legacy.verify import verify_legacy
-from thermo_cli.model import Delta, Event, HashScheme, Layer, now_ns
+from thermo_cli.model import Delta, Event, HashScheme, Layer
 
 CRATE_VERSIONS = {"0.4": "0.4.x", "0.5": "0.5.x"}
 """Crate releases whose files have each shape (0.4: hot/cold and a scalar thermal config)."""
@@ -83,9 +85,8 @@ def record_migration(tg: Thermogram, data: bytes, *, source: str = "<file>") -> 
         reason = f.reason if f is not None else "verification failed"
         raise IntegrityError(f"{source}: legacy chain fails verification at {where}: {reason}; "
                              "refusing to migrate a broken chain (see thermo verify)")
-    del tg.extras["legacy"]
     legacy = [r for r in tg.records if isinstance(r, Delta) and r.scheme is HashScheme.LEGACY]
-    event = new_event("migrate", now_ns(), {
+    event = tg.append_event("migrate", {
         "source_format": FORMAT_NAME,
         "source_version": info["version"],
         "crate_version": CRATE_VERSIONS[info["version"]],
@@ -94,9 +95,8 @@ def record_migration(tg: Thermogram, data: bytes, *, source: str = "<file>") -> 
         "legacy_deltas": len(legacy),
         "legacy_head": info["head_hash"],
         "entries": {layer.label: len(tg.layers[layer]) for layer in Layer},
-    }, tg.head_hash)
-    tg.records.append(event)
-    tg.head_hash = event.hash
+    }, bind=True)
+    del tg.extras["legacy"]
     return event
 
 
