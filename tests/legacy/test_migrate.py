@@ -11,10 +11,13 @@ import pytest
 
 from tests.legacy._fixtures import LEGACY_DIR, TAMPERED, fixture_bytes, manifest_entries
 from thermo_cli import store
-from thermo_cli.errors import IntegrityError, RefusedError, ValidationError
+from thermo_cli.audit import merkle
+from thermo_cli.audit.state import state_digest
+from thermo_cli.errors import ChainError, IntegrityError, RefusedError, ValidationError
 from thermo_cli.legacy import load_legacy
 from thermo_cli.legacy.jsondoc import MAX_CUSTOM_DEPTH
 from thermo_cli.legacy.migrate import import_engram_file, migrate_file, prepare_migration, record_migration
+from thermo_cli.legacy.verify import NOTE_UNCOVERED_FIELDS
 from thermo_cli.model import Delta, Event, HashScheme, Layer
 
 GOOD = [(v, f) for v, f in manifest_entries() if f["file"] not in TAMPERED]
@@ -188,3 +191,101 @@ def test_deepest_accepted_custom_json_survives_migration(tmp_path):
     tg = store.load(new, layers="full", log="full")
     assert tg.meta.custom == deep and tg.records[0].custom == deep
     assert store.verify(new).ok
+
+
+# --- the migrate event binds the state; in-place upgrades are migrations ------------------------
+
+
+def _migrate_fields(tg) -> dict:
+    event = tg.records[-1]
+    assert isinstance(event, Event) and event.kind == "migrate"
+    return dict(event.fields)
+
+
+@pytest.mark.parametrize(("version", "name"), [("v0.4", "consolidated.thermo"), ("v0.5", "fourtemp.thermo")])
+def test_the_migrate_event_binds_log_and_layers(tmp_path, version, name):
+    old = _copy(tmp_path, version, name)
+    new = tmp_path / "new.thermo"
+    migrate_file(old, new)
+    tg = store.load(new, layers="full", log="full")
+    f = _migrate_fields(tg)
+    n = len(tg.records) - 1
+    assert f["log_size"] == n
+    assert f["log_root"] == merkle.root([r.encoded for r in tg.records[:n]])
+    assert f["state_digest"] == state_digest(tg.layers)
+    report = store.verify(new)
+    assert report.ok, report.failure
+    detail = next(c.detail for c in report.checks if c.name == "state digest")
+    assert f"bound at record {n} (migrate)" in detail
+    assert NOTE_UNCOVERED_FIELDS in report.notes  # the crate's recipe leaves fields unhashed
+
+
+@pytest.mark.parametrize("version", ["v0.4", "v0.5"])
+def test_an_in_place_upgrade_is_a_migration(tmp_path, version):
+    old = _copy(tmp_path, version, "small.thermo")
+    before = old.read_bytes()
+    migrated = tmp_path / "migrated.thermo"
+    migrate_file(old, migrated)
+    with store.locked(old):
+        tg = store.load(old)
+        assert store.commit(old, tg, upgrade=True) == "rewrite"
+    assert store.sniff(old) == "thermo"
+    a = store.load(migrated, layers="full", log="full")
+    b = store.load(old, layers="full", log="full")
+    fa, fb = _migrate_fields(a), _migrate_fields(b)
+    assert fb["source_sha256"] == hashlib.sha256(before).digest() and fb["source_size"] == len(before)
+    assert fa == fb
+    assert [r.hash for r in a.records[:-1]] == [r.hash for r in b.records[:-1]]
+    assert all(dict(a.layers[x]) == dict(b.layers[x]) for x in Layer)
+    assert "legacy" not in b.extras and a.extras == b.extras
+    assert store.verify(old).ok
+
+
+def test_an_upgrade_after_an_operation_logs_the_migration_last(tmp_path):
+    old = _copy(tmp_path, "v0.5", "small.thermo")
+    with store.locked(old):
+        tg = store.load(old)
+        tg.update("added", b"after the crate", strength=0.5)
+        store.commit(old, tg, upgrade=True)
+    tg = store.load(old, layers="full", log="full")
+    kinds = [getattr(r, "kind", None) or r.scheme.name for r in tg.records]
+    assert kinds[-1] == "migrate" and kinds[-2] == "V2" and "LEGACY" in kinds
+    assert tg.read("added") == b"after the crate"
+    assert store.verify(old).ok
+
+
+def test_an_upgrade_of_a_broken_chain_is_refused_and_leaves_the_file(tmp_path):
+    old = _copy(tmp_path, "v0.5", "tampered_value.thermo")
+    before = old.read_bytes()
+    tg = store.load(old)
+    with pytest.raises(IntegrityError, match="refusing to migrate a broken chain"):
+        store.commit(old, tg, upgrade=True)
+    assert old.read_bytes() == before
+
+
+def test_an_upgrade_refuses_another_or_a_changed_file(tmp_path):
+    a = _copy(tmp_path, "v0.5", "small.thermo")
+    b = _copy(tmp_path, "v0.5", "fourtemp.thermo")
+    before = b.read_bytes()
+    with pytest.raises(RefusedError, match="different file"):
+        store.commit(b, store.load(a), upgrade=True)
+    assert b.read_bytes() == before
+    tg = store.load(a)
+    a.write_bytes(a.read_bytes() + b"\n")  # someone else saved it meanwhile
+    changed = a.read_bytes()
+    with pytest.raises(ChainError, match="changed by another writer"):
+        store.commit(a, tg, upgrade=True)
+    assert a.read_bytes() == changed
+
+
+def test_crate_files_are_size_checked_before_they_are_read(tmp_path, monkeypatch):
+    import thermo_cli.legacy as legacy_pkg
+    from thermo_cli.errors import LimitExceededError
+
+    real = legacy_pkg.read_legacy_file
+    monkeypatch.setattr(legacy_pkg, "read_legacy_file", lambda p, **kw: real(p, max_bytes=100))
+    old = _copy(tmp_path, "v0.5", "small.thermo")
+    with pytest.raises(LimitExceededError, match="exceeds the legacy file limit"):
+        store.load(old)
+    with pytest.raises(LimitExceededError, match="exceeds the legacy file limit"):
+        store.verify(old)

@@ -48,8 +48,9 @@ THERMO = [sys.executable, "-c", "import sys; from thermo_cli.cli import main; sy
 def thermo(*args: str | os.PathLike[str], check: bool = True, timeout: float = 300,
            input: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
     """Run ``thermo ARGS`` to the end in a subprocess."""
+    stdin = {"input": input} if input is not None else {"stdin": subprocess.DEVNULL}
     proc = subprocess.run([*THERMO, *map(os.fspath, args)], capture_output=True, timeout=timeout,
-                          cwd=ROOT, env=child_env(), input=input)
+                          cwd=ROOT, env=child_env(), **stdin)  # type: ignore[call-overload]
     if check and proc.returncode != 0:
         raise AssertionError(f"thermo {' '.join(map(str, args))} exited {proc.returncode}: "
                              f"{proc.stderr.decode(errors='replace')}")

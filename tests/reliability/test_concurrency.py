@@ -26,7 +26,8 @@ from thermo_cli.model import Delta
 
 def _spawn(*args: object) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, "-m", "tests.reliability.workers", *map(str, args)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT, env=child_env())
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            cwd=ROOT, env=child_env())
 
 
 def _run(tmp_path: Path, *, writers: int, per_writer: int, batches: dict[str, int], readers: int,

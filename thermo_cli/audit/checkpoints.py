@@ -20,19 +20,21 @@ signature records follow it; otherwise the log moved on and a new checkpoint is 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from thermo_cli.audit import note
 from thermo_cli.audit.verify import (
     SIGNATURE_KIND,
-    ContainerVerifier,
     checkpoint_of,
     is_state_event,
     origin_of,
+    verified,
 )
-from thermo_cli.errors import ChainError, IntegrityError, RefusedError
-from thermo_cli.model import Event, now_ns
+from thermo_cli.errors import ChainError, RefusedError
+from thermo_cli.model import Event
 from thermo_cli.records import decode_record
 
 TAIL_START = 16
@@ -105,28 +107,6 @@ def _info(index: int, ev: Event, origin: str, sig_events: list[Event],
     return CheckpointInfo(index, ev.kind, cp, signed, created)
 
 
-def _verified(path: str, reader: Any) -> ContainerVerifier:
-    """Run the full verification; refuse to vouch for a file that fails it."""
-    v = ContainerVerifier(path, reader, (), None, False, None)
-    report = v.run()
-    if not report.ok:
-        f = report.failure
-        where = f" at record {f.index}" if f is not None and f.index is not None else ""
-        reason = f.reason if f is not None else "a check failed"
-        raise IntegrityError(f"{path}: refusing to checkpoint a file that fails verification{where}: "
-                             f"{reason}")
-    return v
-
-
-def _append_event(tg: Any, kind: str, fields: dict[str, Any]) -> Event:
-    from thermo_cli.engine.chain import new_event
-
-    ev = new_event(kind, now_ns(), fields, tg.head_hash)
-    tg.records.append(ev)
-    tg.head_hash = ev.hash
-    return ev
-
-
 def _ensure_checkpoint(path: str, tg: Any) -> CheckpointInfo:
     """Under the writer lock: the current checkpoint, or a new one appended to ``tg``."""
     from thermo_cli import store
@@ -135,7 +115,7 @@ def _ensure_checkpoint(path: str, tg: Any) -> CheckpointInfo:
     reader = origin_info.reader if origin_info is not None else None
     if reader is None:
         raise RefusedError(f"{path}: checkpoints need a .thermo container (migrate a crate file first)")
-    v = _verified(path, reader)  # vouching for a file starts with checking it, every time
+    v = verified(path, reader, "checkpoint")  # vouching for a file starts with checking it, every time
     current = current_checkpoint(reader)
     if current is not None:
         return current
@@ -145,20 +125,29 @@ def _ensure_checkpoint(path: str, tg: Any) -> CheckpointInfo:
         raise ChainError(f"{path}: the loaded log does not match the verified file (changed meanwhile?)")
     fields = {"log_size": v.scan.size, "log_root": v.scan.root, "state_digest": v.layers.digest(),
               "origin": v.origin, "entries": v.layers.entries}
-    ev = _append_event(tg, "checkpoint", fields)
+    ev = tg.append_event("checkpoint", fields)
     return _info(v.scan.size, ev, v.origin, [], created=True)
+
+
+@contextmanager
+def _with_checkpoint(path: str | os.PathLike[str], needs: str) -> Iterator[tuple[str, Any, CheckpointInfo]]:
+    """Under the writer lock: (path, loaded thermogram, its current checkpoint — appended to
+    the thermogram if there was none). The caller commits what it appended."""
+    from thermo_cli import store
+
+    p = os.fspath(path)
+    if store.sniff(p) != "thermo":
+        raise RefusedError(f"{p}: {needs} need a .thermo container (run `thermo migrate` first)")
+    with store.locked(p):
+        tg = store.load(p)
+        yield p, tg, _ensure_checkpoint(p, tg)
 
 
 def checkpoint(path: str | os.PathLike[str]) -> CheckpointInfo:
     """Append a checkpoint record unless the current one still covers the log."""
     from thermo_cli import store
 
-    p = os.fspath(path)
-    if store.sniff(p) != "thermo":
-        raise RefusedError(f"{p}: checkpoints need a .thermo container (run `thermo migrate` first)")
-    with store.locked(p):
-        tg = store.load(p)
-        info = _ensure_checkpoint(p, tg)
+    with _with_checkpoint(path, "checkpoints") as (p, tg, info):
         if info.created:
             store.commit(p, tg)
         return info
@@ -172,20 +161,15 @@ def sign(path: str | os.PathLike[str], private_key: Any, name: str) -> Checkpoin
     from thermo_cli import store
 
     note.check_key_name(name)
-    p = os.fspath(path)
-    if store.sniff(p) != "thermo":
-        raise RefusedError(f"{p}: signatures need a .thermo container (run `thermo migrate` first)")
-    with store.locked(p):
-        tg = store.load(p)
-        info = _ensure_checkpoint(p, tg)
+    with _with_checkpoint(path, "signatures") as (p, tg, info):
         sig = note.sign_body(info.note.body, name, private_key)
         if any((s.name, s.key_id, s.signature) == (sig.name, sig.key_id, sig.signature)
                for s in info.note.signatures):
             return info
         pub = note.public_key_bytes(private_key.public_key())
-        _append_event(tg, SIGNATURE_KIND, {"checkpoint": info.index, "origin": info.checkpoint.origin,
-                                           "name": sig.name, "key_id": sig.key_id,
-                                           "signature": sig.signature, "public_key": pub})
+        tg.append_event(SIGNATURE_KIND, {"checkpoint": info.index, "origin": info.checkpoint.origin,
+                                         "name": sig.name, "key_id": sig.key_id,
+                                         "signature": sig.signature, "public_key": pub})
         store.commit(p, tg)
         return CheckpointInfo(info.index, info.kind, info.checkpoint, info.note.with_signature(sig),
                               info.created)

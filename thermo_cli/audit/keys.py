@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from thermo_cli.audit import note
-from thermo_cli.errors import CorruptError, NotFoundError, RefusedError, ValidationError
+from thermo_cli.errors import CorruptError, RefusedError, ValidationError
 
 FORMATS = ("openssh", "pem")
 MAX_KEY_FILE_BYTES = 64 * 1024
@@ -98,14 +98,7 @@ def _write_new(path: Path, data: bytes, mode: int) -> None:
 
 
 def _read_key_file(path: str | os.PathLike[str]) -> bytes:
-    p = Path(path)
-    try:
-        size = p.stat().st_size
-    except FileNotFoundError:
-        raise NotFoundError(f"{p}: no such key file") from None
-    if size > MAX_KEY_FILE_BYTES:
-        raise CorruptError(f"{p}: too large to be a key file ({size} bytes)")
-    return p.read_bytes()
+    return note.read_small_file(path, MAX_KEY_FILE_BYTES, "key file", "key file")
 
 
 def load_private(path: str | os.PathLike[str], passphrase: bytes | None = None) -> object:

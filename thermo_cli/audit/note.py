@@ -18,9 +18,11 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from thermo_cli.errors import CorruptError, LimitExceededError
+from thermo_cli.errors import CorruptError, LimitExceededError, NotFoundError
 
 SIG_PREFIX = "\u2014 "
 """An em dash and a space open every signature line."""
@@ -29,6 +31,19 @@ ED25519_TYPE = 0x01
 STATE_EXTENSION = "state-digest"
 MAX_SIGNATURES = 100
 MAX_NOTE_BYTES = 1 << 20
+
+
+def read_small_file(path: str | os.PathLike[str], max_bytes: int, missing: str, kind: str) -> bytes:
+    """The bytes of a note or key file, refused by size before reading (NotFoundError
+    "no such <missing>", CorruptError "too large to be a <kind>")."""
+    p = Path(path)
+    try:
+        size = p.stat().st_size
+    except FileNotFoundError:
+        raise NotFoundError(f"{p}: no such {missing}") from None
+    if size > max_bytes:
+        raise CorruptError(f"{p}: too large to be a {kind} ({size} bytes)")
+    return p.read_bytes()
 
 
 def key_id(name: str, public_key: bytes) -> bytes:
@@ -256,6 +271,13 @@ class NoteCheck:
     """Names whose (name, key ID) match a trusted key but whose signature is wrong."""
     ignored: int
     """Signatures by keys not in the trusted set (C2SP: ignored)."""
+
+    def describe(self) -> str:
+        """"signed by alice, bob; 1 unknown signature(s) ignored" (for reports)."""
+        text = f"signed by {', '.join(self.verified)}"
+        if self.ignored:
+            text += f"; {self.ignored} unknown signature(s) ignored"
+        return text
 
 
 def check_note(note: SignedNote, trusted: list[tuple[str | None, bytes]]) -> NoteCheck:

@@ -24,8 +24,8 @@ from thermo_cli import cbor
 from thermo_cli.audit import merkle, note
 from thermo_cli.audit.keys import PublicKey
 from thermo_cli.audit.report import VerifyReport
-from thermo_cli.audit.verify import SIGNATURE_KIND, ContainerVerifier, is_state_event
-from thermo_cli.errors import CorruptError, FormatError, IntegrityError, NotFoundError, RefusedError
+from thermo_cli.audit.verify import SIGNATURE_KIND, is_state_event, verified
+from thermo_cli.errors import CorruptError, FormatError, NotFoundError, RefusedError
 from thermo_cli.model import Event, Layer, ns_to_text
 
 PROOF_FORMAT = "thermo-entry-proof"
@@ -68,14 +68,9 @@ def prove(path: str | os.PathLike[str], key: str, *, layer: Layer | None = None)
         raise RefusedError(f"{p}: proofs need a .thermo container (run `thermo migrate` first)")
     reader = store.open_reader(p)
     try:
-        v = ContainerVerifier(p, reader, (), None, False, None)
-        report = v.run()
+        v = verified(p, reader, "prove from")
     finally:
         reader.close()
-    if not report.ok:
-        f = report.failure
-        raise IntegrityError(f"{p}: refusing to prove from a file that fails verification: "
-                             f"{f.reason if f else 'a check failed'}")
     assert v.scan is not None and v.layers is not None
     bound = [ev for ev in v.scan.events if is_state_event(ev.event)]
     digest = v.layers.digest()
@@ -217,7 +212,4 @@ def _check_signers(report: VerifyReport, signed: note.SignedNote, pubkeys: Seque
         report.add("signatures", False, len(res.verified), reason)
         report.fail("signatures", reason)
         return
-    detail = f"signed by {', '.join(res.verified)}"
-    if res.ignored:
-        detail += f"; {res.ignored} unknown signature(s) ignored"
-    report.add("signatures", True, len(res.verified), detail)
+    report.add("signatures", True, len(res.verified), res.describe())

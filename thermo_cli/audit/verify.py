@@ -32,7 +32,7 @@ from thermo_cli.audit.keys import PublicKey
 from thermo_cli.audit.layers import LayerScan, scan_layers
 from thermo_cli.audit.logpass import scan_file_log
 from thermo_cli.audit.report import VerifyReport
-from thermo_cli.errors import CorruptError, FormatError, ValidationError
+from thermo_cli.errors import CorruptError, FormatError, IntegrityError, ValidationError
 from thermo_cli.model import Event
 
 STATE_KINDS = ("consolidate", "checkpoint")
@@ -90,18 +90,26 @@ def verify_file(path: str | os.PathLike[str], *, pubkeys: Sequence[PublicKey] = 
         reader.close()
 
 
+def verified(path: str, reader: Any, action: str) -> ContainerVerifier:
+    """The full verification of an open container, for a command that vouches for the
+    file: raises IntegrityError ("refusing to <action> a file that fails verification")
+    unless every check passes. The verifier keeps its log and layer scans for reuse."""
+    v = ContainerVerifier(path, reader, (), None, False, None)
+    report = v.run()
+    if not report.ok:
+        f = report.failure
+        where = f" at record {f.index}" if f is not None and f.index is not None else ""
+        reason = f.reason if f is not None else "a check failed"
+        raise IntegrityError(f"{path}: refusing to {action} a file that fails verification{where}: "
+                             f"{reason}")
+    return v
+
+
 def _load_note(since: str | os.PathLike[str]) -> note.SignedNote:
     p = Path(since)
+    data = note.read_small_file(p, note.MAX_NOTE_BYTES, "checkpoint file", "checkpoint note")
     try:
-        size = p.stat().st_size
-    except FileNotFoundError:
-        from thermo_cli.errors import NotFoundError
-
-        raise NotFoundError(f"{p}: no such checkpoint file") from None
-    if size > note.MAX_NOTE_BYTES:
-        raise CorruptError(f"{p}: too large to be a checkpoint note ({size} bytes)")
-    try:
-        return note.parse_note(p.read_bytes())
+        return note.parse_note(data)
     except FormatError as exc:
         raise CorruptError(f"{p}: {exc}") from None
 
@@ -497,10 +505,7 @@ class ContainerVerifier:
                 r.add("since signatures", False, 0, reason)
                 r.fail("since signatures", reason)
                 return False
-            detail = f"signed by {', '.join(res.verified)}"
-            if res.ignored:
-                detail += f"; {res.ignored} unknown signature(s) ignored"
-            r.add("since signatures", True, len(res.verified), detail)
+            r.add("since signatures", True, len(res.verified), res.describe())
         else:
             r.notes.append("the saved checkpoint's signatures were not checked (no --pubkey given)")
         return True

@@ -21,7 +21,7 @@ def register(app: typer.Typer) -> None:
         file: Annotated[str, typer.Argument(help="A .thermo file left by an interrupted write.",
                                             show_default=False)],
         backup: Annotated[str | None, typer.Option(
-            "--backup", "-b", help="Where to copy the original bytes first [default: FILE.bak-<UTC time>]; "
+            "--backup", "-b", help="Where to copy the original bytes first (default: FILE.bak-<UTC time>); "
             "must not exist.", show_default=False)] = None,
         dry_run: Annotated[bool, typer.Option("--dry-run", help="Report what would be done; change "
                                               "nothing.")] = False,

@@ -15,10 +15,11 @@ numpy and checks them vectorised, instead of thousands of small CBOR arrays.
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, overload
+from typing import Any, TypeVar, overload
 
 import numpy as np
 
@@ -71,10 +72,38 @@ def _check_spans(off: np.ndarray, length: np.ndarray, lo: int, hi: int, what: st
                            f"lie outside the file's data {lo}..{hi}")
 
 
-class DirTable(Sequence[DirChunk]):
+_Row = TypeVar("_Row")
+
+
+class _ColumnTable(Sequence[_Row]):
+    """A table stored by column; a row object is built only when it is indexed."""
+
+    __slots__ = ()
+    _ROW_NAME = "row"
+
+    @abstractmethod
+    def _row(self, i: int) -> _Row:
+        """Row ``i`` (already range-checked) built from the columns."""
+
+    @overload
+    def __getitem__(self, i: int) -> _Row: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[_Row]: ...
+    def __getitem__(self, i: int | slice) -> _Row | list[_Row]:
+        if isinstance(i, slice):
+            return [self._row(j) for j in range(*i.indices(len(self)))]
+        if i < 0:
+            i += len(self)
+        if not 0 <= i < len(self):
+            raise IndexError(f"{self._ROW_NAME} out of range")
+        return self._row(i)
+
+
+class DirTable(_ColumnTable[DirChunk]):
     """The key-range table of a layer, by column; rows are made on demand."""
 
     __slots__ = ("_count", "_first_bytes", "_len", "_off", "_raw", "_sha", "first", "last")
+    _ROW_NAME = "directory row"
 
     def __init__(self, off: np.ndarray, length: np.ndarray, raw: np.ndarray, count: np.ndarray,
                  first: list[str], last: list[str], sha: bytes) -> None:
@@ -94,17 +123,7 @@ class DirTable(Sequence[DirChunk]):
     def __len__(self) -> int:
         return len(self.first)
 
-    @overload
-    def __getitem__(self, i: int) -> DirChunk: ...
-    @overload
-    def __getitem__(self, i: slice) -> list[DirChunk]: ...
-    def __getitem__(self, i: int | slice) -> DirChunk | list[DirChunk]:
-        if isinstance(i, slice):
-            return [self[j] for j in range(*i.indices(len(self)))]
-        if i < 0:
-            i += len(self)
-        if not 0 <= i < len(self):
-            raise IndexError("directory row out of range")
+    def _row(self, i: int) -> DirChunk:
         return DirChunk(int(self._off[i]), int(self._len[i]), int(self._raw[i]), int(self._count[i]),
                         self.first[i], self.last[i], self._sha[32 * i: 32 * i + 32])
 
@@ -157,10 +176,11 @@ class DirTable(Sequence[DirChunk]):
         return cls(off, length, raw, count, first, last, sha)
 
 
-class ChunkTable(Sequence[DataChunk]):
+class ChunkTable(_ColumnTable[DataChunk]):
     """The chunk rows of one data stream, by column."""
 
     __slots__ = ("_len", "_off", "_sha")
+    _ROW_NAME = "data chunk"
 
     def __init__(self, off: np.ndarray, length: np.ndarray, sha: bytes) -> None:
         self._off, self._len, self._sha = off, length, sha
@@ -173,17 +193,7 @@ class ChunkTable(Sequence[DataChunk]):
     def __len__(self) -> int:
         return len(self._off)
 
-    @overload
-    def __getitem__(self, i: int) -> DataChunk: ...
-    @overload
-    def __getitem__(self, i: slice) -> list[DataChunk]: ...
-    def __getitem__(self, i: int | slice) -> DataChunk | list[DataChunk]:
-        if isinstance(i, slice):
-            return [self[j] for j in range(*i.indices(len(self)))]
-        if i < 0:
-            i += len(self)
-        if not 0 <= i < len(self):
-            raise IndexError("data chunk out of range")
+    def _row(self, i: int) -> DataChunk:
         return DataChunk(int(self._off[i]), int(self._len[i]), self._sha[32 * i: 32 * i + 32])
 
     def to_map(self) -> dict[str, Any]:

@@ -273,18 +273,18 @@ def copy_layer(sink: Sink, lazy: LazyLayer) -> LayerIndex:
     """Copy an unchanged layer's chunks verbatim (digests checked while copying)."""
     src = lazy.reader
     li = src.index[lazy.layer]
-    dirs = []
-    for i, d in enumerate(li.dirs):
-        data = src.pread(d.off, d.len)
-        ck.check_digest(data, d.sha256, f"{lazy.layer.label} directory chunk {i}")
-        dirs.append(DirChunk(sink.write(data), d.len, d.raw, d.count, d.first, d.last, d.sha256))
+
+    def copy(off: int, n: int, sha256: bytes, what: str) -> int:
+        data = src.pread(off, n)
+        ck.check_digest(data, sha256, f"{lazy.layer.label} {what}")
+        return sink.write(data)
+
+    dirs = [DirChunk(copy(d.off, d.len, d.sha256, f"directory chunk {i}"), d.len, d.raw, d.count, d.first,
+                     d.last, d.sha256) for i, d in enumerate(li.dirs)]
     streams = []
     for s, st in enumerate(li.streams):
-        out = []
-        for i, c in enumerate(st.chunks):
-            data = src.pread(c.off, c.len)
-            ck.check_digest(data, c.sha256, f"{lazy.layer.label} stream {s} chunk {i}")
-            out.append(DataChunk(sink.write(data), c.len, c.sha256))
+        out = [DataChunk(copy(c.off, c.len, c.sha256, f"stream {s} chunk {i}"), c.len, c.sha256)
+               for i, c in enumerate(st.chunks)]
         streams.append(Stream(st.filter, st.elem, st.size, st.chunk, ChunkTable.of(out)))
     return LayerIndex(count=li.count, dirs=DirTable.of(dirs), streams=streams)
 

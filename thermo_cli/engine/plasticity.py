@@ -15,9 +15,10 @@ from collections.abc import Iterable
 
 from thermo_cli.model import Ternary
 
-_F32 = struct.Struct("<f")
-_pack = _F32.pack
-_unpack = _F32.unpack
+F32 = struct.Struct("<f")
+"""A float32: ``F32.unpack(F32.pack(x))[0]`` is :func:`f32` inlined, for loops over entries."""
+_pack = F32.pack
+_unpack = F32.unpack
 
 SECONDS_PER_DAY = 86400.0
 QUANTIZE_THRESHOLD = 0.3

@@ -10,26 +10,21 @@ an entry the crate promotes).
 
 from __future__ import annotations
 
-import struct
 from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 
 from thermo_cli.engine.config import ThermalConfig
+from thermo_cli.engine.plasticity import F32, f32
 from thermo_cli.model import Entry, Layer
 
-_F32 = struct.Struct("<f")
-_pack = _F32.pack
-_unpack = _F32.unpack
+_pack = F32.pack
+_unpack = F32.unpack
 
 Layers = dict[Layer, MutableMapping[str, Entry]]
 
 _HOT, _WARM, _COOL, _COLD = Layer.HOT, Layer.WARM, Layer.COOL, Layer.COLD
 PROMOTIONS = ((_HOT, _WARM), (_WARM, _COOL), (_COOL, _COLD))
 DEMOTIONS = ((_COLD, _COOL), (_COOL, _WARM), (_WARM, _HOT))
-
-
-def f32(x: float) -> float:
-    return _unpack(_pack(x))[0]
 
 
 _KEEP = f32(0.3)

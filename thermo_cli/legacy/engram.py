@@ -23,10 +23,9 @@ from typing import Any
 
 from thermo_cli.engine.thermogram import Thermogram
 from thermo_cli.legacy.jsondoc import MAX_LEGACY_BYTES, Document, join, parse_document
-from thermo_cli.model import DeltaType, Entry, Layer, Metadata, TensorSpec
+from thermo_cli.model import Entry, Layer, Metadata, TensorSpec
 
 FORMAT_NAME = "engram-json"
-_DELTA_TYPES = {t.legacy_name: t for t in DeltaType}
 _LAYERS = {layer.label: layer for layer in Layer}
 
 
@@ -160,10 +159,7 @@ def _history_row(doc: Document, value: Any, path: str) -> Any:
     verbatim (extra members included) so nothing the export said is lost.
     """
     h = doc.obj(value, path)
-    kind = doc.text(doc.req(h, "delta_type", path), join(path, "delta_type"))
-    if kind not in _DELTA_TYPES:
-        raise doc.error(join(path, "delta_type"),
-                        f"unknown delta type {kind!r} (expected Create, Update, Delete or Merge)")
+    doc.delta_type(doc.req(h, "delta_type", path), join(path, "delta_type"))
     doc.ternary(h.get("ternary_strength"), join(path, "ternary_strength"))
     doc.time(doc.req(h, "timestamp", path), join(path, "timestamp"))
     doc.text(doc.req(h, "key", path), join(path, "key"))

@@ -26,7 +26,7 @@ import orjson
 
 from thermo_cli.errors import LegacyFormatError, LimitExceededError, ValidationError
 from thermo_cli.legacy.timefmt import TimestampError, parse_rfc3339
-from thermo_cli.model import Ternary, check_key
+from thermo_cli.model import DeltaType, Ternary, check_key
 
 MAX_LEGACY_BYTES = 2 * 1024**3
 """Largest legacy file accepted (2 GiB). The crate itself held the whole file and its
@@ -40,6 +40,7 @@ _F32 = struct.Struct("<f")
 _WS = b" \t\r\n"
 _BOM = b"\xef\xbb\xbf"
 _TERNARY = {"Pos": Ternary.POS, "Zero": Ternary.ZERO, "Neg": Ternary.NEG}
+_DELTA_TYPES = {t.legacy_name: t for t in DeltaType}
 
 
 @dataclass(slots=True)
@@ -143,6 +144,13 @@ class Document:
         if type(value) is str and value in _TERNARY:
             return _TERNARY[value]
         raise self.error(path, f"expected \"Pos\", \"Zero\", \"Neg\" or null, got {self.describe(value)}")
+
+    def delta_type(self, value: Any, path: str) -> DeltaType:
+        """``delta_type``: the enum's variant name."""
+        kind = self.text(value, path)
+        if kind not in _DELTA_TYPES:
+            raise self.error(path, f"unknown delta type {kind!r} (expected Create, Update, Delete or Merge)")
+        return _DELTA_TYPES[kind]
 
     # --- byte arrays ----------------------------------------------------------------
 

@@ -106,13 +106,7 @@ def migrate_file(old: str | os.PathLike[str], new: str | os.PathLike[str], *,
     from thermo_cli import store
 
     old_p, new_p = os.fspath(old), os.fspath(new)
-    kind = store.sniff(old_p)
-    if kind == "thermo":
-        raise RefusedError(f"{old_p}: is already a .thermo container; nothing to migrate")
-    if kind == "engram":
-        raise RefusedError(f"{old_p}: is an Engram export, not a save file; use thermo import-engram")
-    _refuse_same_file(old_p, new_p)
-    data = read_legacy_file(old_p)
+    data = _read_source(old_p, new_p, "legacy")
     tg = prepare_migration(data, source=old_p)
     store.create(new_p, tg, overwrite=overwrite)
     event = tg.records[-1]
@@ -131,12 +125,7 @@ def import_engram_file(export: str | os.PathLike[str], out: str | os.PathLike[st
     from thermo_cli import store
 
     src, dst = os.fspath(export), os.fspath(out)
-    kind = store.sniff(src)
-    if kind != "engram":
-        hint = "use thermo migrate" if kind == "legacy" else "it is already a .thermo container"
-        raise RefusedError(f"{src}: is not an Engram export ({hint})")
-    _refuse_same_file(src, dst)
-    data = read_legacy_file(src)
+    data = _read_source(src, dst, "engram")
     tg = load_engram(data, source=src)
     store.create(dst, tg, overwrite=overwrite)
     return MigrationResult(
@@ -144,6 +133,25 @@ def import_engram_file(export: str | os.PathLike[str], out: str | os.PathLike[st
         source_sha256=hashlib.sha256(data).hexdigest(), source_size=len(data), legacy_deltas=0,
         entries={layer.label: len(tg.layers[layer]) for layer in Layer}, head_hash=tg.head_hash,
     )
+
+
+_WRONG_KIND = {
+    ("legacy", "thermo"): "is already a .thermo container; nothing to migrate",
+    ("legacy", "engram"): "is an Engram export, not a save file; use thermo import-engram",
+    ("engram", "legacy"): "is not an Engram export (use thermo migrate)",
+    ("engram", "thermo"): "is not an Engram export (it is already a .thermo container)",
+}
+
+
+def _read_source(src: str, dst: str, kind: str) -> bytes:
+    """The bytes of crate file ``src``, once it is known to be a ``kind`` file that is not ``dst``."""
+    from thermo_cli import store
+
+    found = store.sniff(src)
+    if found != kind:
+        raise RefusedError(f"{src}: {_WRONG_KIND[kind, found]}")
+    _refuse_same_file(src, dst)
+    return read_legacy_file(src)
 
 
 def _refuse_same_file(src: str, dst: str) -> None:

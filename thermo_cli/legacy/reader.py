@@ -31,7 +31,7 @@ from thermo_cli.engine.config import (
 from thermo_cli.engine.thermogram import Thermogram
 from thermo_cli.errors import LimitExceededError
 from thermo_cli.legacy.jsondoc import MAX_LEGACY_BYTES, Document, join, join_key, parse_document
-from thermo_cli.model import Delta, DeltaType, Entry, HashScheme, Layer, Metadata
+from thermo_cli.model import Delta, Entry, HashScheme, Layer, Metadata
 from thermo_cli.records import seal
 
 FORMAT_NAME = "thermogram-json"
@@ -43,7 +43,6 @@ LAYER_FIELDS = {
     Layer.COOL: "cool_entries",
     Layer.COLD: "cold_entries",
 }
-_DELTA_TYPES = {t.legacy_name: t for t in DeltaType}
 _POLICIES = {p.value: p for p in PlasticityPolicy}
 _RULE_FIELDS = ("novelty_threshold", "merge_threshold", "decay_rate", "prune_threshold", "learning_rate")
 
@@ -225,14 +224,11 @@ def _entries(doc: Document, value: Any, path: str) -> dict[str, Entry]:
 
 def _delta(doc: Document, value: Any, path: str) -> Delta:
     d = doc.obj(value, path)
-    kind = doc.text(doc.req(d, "delta_type", path), join(path, "delta_type"))
-    if kind not in _DELTA_TYPES:
-        raise doc.error(join(path, "delta_type"),
-                        f"unknown delta type {kind!r} (expected Create, Update, Delete or Merge)")
+    delta_type = doc.delta_type(doc.req(d, "delta_type", path), join(path, "delta_type"))
     mp = join(path, "metadata")
     meta = doc.obj(doc.req(d, "metadata", path), mp)
     delta = Delta(
-        delta_type=_DELTA_TYPES[kind],
+        delta_type=delta_type,
         key=doc.key(doc.req(d, "key", path), join(path, "key")),
         value=doc.byte_array(doc.req(d, "value", path), join(path, "value")),
         strength=doc.f32(doc.req(meta, "strength", mp), join(mp, "strength")),

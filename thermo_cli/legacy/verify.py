@@ -13,7 +13,6 @@ null — goes into ``report.notes`` instead of being claimed as checked.
 
 from __future__ import annotations
 
-import hashlib
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,10 +21,8 @@ from thermo_cli.audit.report import VerifyReport
 from thermo_cli.engine.thermogram import Thermogram
 from thermo_cli.legacy.jsondoc import MAX_LEGACY_BYTES
 from thermo_cli.legacy.reader import load_legacy
-from thermo_cli.legacy.timefmt import TimestampError, format_rfc3339
 from thermo_cli.model import Delta, Event, HashScheme
-
-_F32 = struct.Struct("<f")
+from thermo_cli.records import legacy_delta_hash
 
 NOTE_UNCOVERED_FIELDS = (
     "the legacy delta hash does not cover ternary_strength, observation_count or custom metadata"
@@ -42,18 +39,13 @@ NOTE_NULL_HEAD = (
 
 
 def legacy_hash(d: Delta) -> str:
-    """The crate's delta hash (lower-case hex SHA-256 of the concatenated fields)."""
-    h = hashlib.sha256()
-    h.update(d.id.encode("utf-8"))
-    h.update(bytes((int(d.delta_type),)))
-    h.update(d.key.encode("utf-8"))
-    h.update(d.value)
-    h.update(format_rfc3339(d.timestamp_ns).encode("ascii"))
-    h.update(d.source.encode("utf-8"))
-    h.update(_F32.pack(d.strength))
-    if d.prev_hash is not None:
-        h.update(d.prev_hash.encode("utf-8"))
-    return h.hexdigest()
+    """The crate's delta hash (lower-case hex SHA-256 of the concatenated fields).
+
+    One recipe for the whole package: :func:`thermo_cli.records.legacy_delta_hash`, which
+    formats the timestamp as chrono's ``to_rfc3339()`` does (the same text as
+    :func:`thermo_cli.legacy.timefmt.format_rfc3339` over years 0001..9999).
+    """
+    return legacy_delta_hash(d)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +78,7 @@ def check_chain(deltas: Sequence[Delta], head_hash: str | None) -> ChainResult:
     for i, d in enumerate(deltas):
         try:
             good_hash = legacy_hash(d) == d.hash
-        except (TimestampError, UnicodeEncodeError, struct.error, OverflowError):
+        except (ValueError, OSError, UnicodeEncodeError, struct.error, OverflowError):
             good_hash = False
         if good_hash:
             hashes_ok += 1
