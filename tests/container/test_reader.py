@@ -74,4 +74,4 @@ def test_loaded_thermograms_keep_working_after_other_readers_close():
     with Reader(VECTOR):
         pass
     assert tg.keys() == sorted(tg.keys())
-    assert all(tg.read(k) is not None for k in tg.keys())
+    assert all(tg.read(k) is not None for k in tg)

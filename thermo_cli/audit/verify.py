@@ -2,13 +2,15 @@
 
 For a ``.thermo`` container, in one pass each over the log and the layers:
 
-* commits — every trailer of the commit chain, the meta and index blocks match their
-  digests, and each earlier commit's log root is a prefix root of today's log;
+* commits — every trailer of the commit chain, and the meta and index blocks and log
+  tables of every commit match their digests; each earlier commit's log root is a prefix
+  root of today's log;
 * log — every record's hash and prev link (naming the altered record), the segment
   digests, the log size, head hash and RFC 9162 Merkle root against the trailer, the
   consolidation point, and the legacy segment of a migrated file (crate hashes);
-* checkpoints — every consolidate/checkpoint record's log size and log root against the
-  log before it;
+* checkpoints — every record that binds the state (consolidations, checkpoints, and every
+  engine layer change, migration or import) has the log size and log root of the log
+  before it;
 * layers — every chunk digest, and the state digest of the actual layers against the last
   digest bound into the log;
 * signatures — every signature record verifies with its embedded key, and each key given
@@ -36,7 +38,8 @@ from thermo_cli.errors import CorruptError, FormatError, IntegrityError, Validat
 from thermo_cli.model import Event
 
 STATE_KINDS = ("consolidate", "checkpoint")
-"""Event kinds that bind (log size, log root, state digest)."""
+"""Event kinds that must bind (log size, log root, state digest); any other event may
+(every engine layer change does) and is checked the same way when it does."""
 NON_LAYER_KINDS = frozenset({"checkpoint", "signature"})
 """Event kinds that never change the layers."""
 SIGNATURE_KIND = "signature"

@@ -45,7 +45,9 @@ class StateDigester:
             order.extend([(key, lnum) for key in mapping])
         order.sort()
         old = self._cache
+        warm = any(old)
         new: list[dict[str, tuple]] = [{} for _ in _LAYERS]
+        by_id: dict[int, bytes] = {}  # value digests by object: each tuple in ``new`` keeps its value alive
         hashes: list[bytes] = []
         append = hashes.append
         for key, lnum in order:
@@ -61,7 +63,11 @@ class StateDigester:
                     continue
                 value_sha = hit[6]
             else:
-                value_sha = _moved_value_sha(old, key, value)
+                value_sha = _moved_value_sha(old, key, value) if warm else None
+                if value_sha is None:
+                    value_sha = by_id.get(id(value))
+                    if value_sha is None:
+                        value_sha = by_id[id(value)] = _sha256(value).digest()
             h = _sha256(leaf_bytes(LEAF_HASH_PREFIX, lnum, key.encode("utf-8"), e, value_sha)).digest()
             new[lnum][key] = (value, strength, tern, at, count, tensor, value_sha, h)
             append(h)
@@ -69,11 +75,11 @@ class StateDigester:
         return root_from_leaf_hashes(hashes)
 
 
-def _moved_value_sha(cache: list[dict[str, tuple]], key: str, value: bytes) -> bytes:
-    """The SHA-256 of ``value``: remembered when this very object sat under ``key`` in
-    another layer (the entry moved), else computed."""
+def _moved_value_sha(cache: list[dict[str, tuple]], key: str, value: bytes) -> bytes | None:
+    """The SHA-256 remembered for this very value object under ``key`` in another layer
+    (the entry moved), or None."""
     for by_key in cache:
         hit = by_key.get(key)
         if hit is not None and hit[_VALUE] is value:
             return hit[_VALUE_SHA]
-    return _sha256(value).digest()
+    return None

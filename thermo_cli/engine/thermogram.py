@@ -19,6 +19,12 @@ State invariants (shared with the container codec and the legacy readers):
   it from ``records`` when a log root is first needed.
 * ``extras`` holds extension state (e.g. ``"snn"``) as CBOR-encodable data with text keys.
 
+Every operation that changes the layers (consolidate, transitions, decay, prune,
+crystallize, reinforce, weaken, warm) appends an Event that binds the state it leaves:
+``log_size`` and ``log_root`` of the log before it and the ``state_digest`` of the
+layers (:meth:`Thermogram.append_event` does the same for changes made elsewhere), so a
+verifier checks the layers against the last change, whatever it was.
+
 Operations keep a private index (key → newest dirty delta, dirty count and size) so a
 read is O(1) whatever the log length. Loaders that fill ``records``/``dirty_start``
 directly need do nothing: the index notices the log grew or changed shape and catches
