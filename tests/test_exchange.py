@@ -191,3 +191,18 @@ def test_tagged_json_escapes_dollar_maps():
     assert exchange.from_tagged(exchange.to_tagged(value)) == value
     with pytest.raises(ValidationError):
         exchange.from_tagged({"$float": "many"})
+
+
+def test_dump_round_trip_keeps_times_before_1970_and_packed_tensors():
+    """A migrated crate file may hold any instant of signed 64-bit nanoseconds; F4/F6 tensors
+    are exported as bytes: both must read back (they were refused before)."""
+    tg = Thermogram(name="old")
+    tg.create("w4", bytes(range(8)), tensor=TensorSpec("F4", (2, 8)))
+    tg.layers[Layer.COLD]["e"] = Entry("e", b"x", 1.0, -(2**63), 1)
+    tg.append_event("import", {"n": 1}, timestamp_ns=-2208988800 * 10**9)
+    tg.meta.created_at_ns = -1
+    back = load_dump(dump_of(tg))
+    assert back.head_hash == tg.head_hash and back.meta.created_at_ns == -1
+    assert back.records[-1].timestamp_ns == -2208988800 * 10**9
+    assert back.layers[Layer.COLD]["e"].updated_at_ns == -(2**63)
+    assert back.read("w4") == bytes(range(8))

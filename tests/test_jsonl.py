@@ -218,7 +218,7 @@ def test_timestamps(text, ns):
 def test_integer_timestamp_and_bad_ones():
     assert one('{"op": "delete", "key": "k", "timestamp": 12345}').timestamp_ns == 12345
     for bad, why in [('"2026-11-22T16:06:30"', "timezone-aware"), ('"yesterday"', "not an RFC 3339"),
-                     ('"2026-02-30T00:00:00Z"', "not a valid date"), ("-1", "out of range"),
+                     ('"2026-02-30T00:00:00Z"', "not a valid date"), (str(2**63), "out of range"),
                      ("true", "expected RFC 3339"), ('"2026-01-01T00:00:00+25:00"', "bad UTC offset"),
                      ("1.5", "expected RFC 3339")]:
         assert why in error_of(f'{{"op": "delete", "key": "k", "timestamp": {bad}}}')
@@ -416,3 +416,117 @@ def test_arbitrary_bytes_never_escape_as_other_errors(data):
 def test_arbitrary_objects_never_escape_as_other_errors(obj):
     with contextlib.suppress(ValidationError, LimitExceededError):
         jsonl.parse_text(orjson.dumps(obj))
+
+
+# --- malformed tensor data (fuzz finding 1) and packed sub-byte dtypes ------------------------
+
+
+@pytest.mark.parametrize(("dtype", "data"), [
+    ("i8", "[{}]"), ("i8", "[null, 1]"), ("u64", '[{"a": 1}, 18446744073709551615]'), ("i32", '[1, "2"]'),
+    ("f32", "[{}]"), ("bf16", "[null]"), ("bool", "[true, {}]"), ("u8", "[[1], {}]"), ("i16", "[[]]"),
+])
+def test_tensor_data_holding_non_numbers_is_a_line_error(dtype, data):
+    line = f'{{"op": "create", "key": "0", "value": {{"dtype": "{dtype}", "shape": [], "data": {data}}}}}'
+    message = error_of(line.replace('"shape": []', '"shape": [2]') if "," in data else line)
+    assert message.startswith("line 1: value.data: ")
+
+
+def test_the_fuzz_finding_line_is_refused_with_its_line_number():
+    message = error_of('{"op":"create","key":"0","value":{"dtype":"i8","shape":[],"data":[{}]}}')
+    assert message == "line 1: value.data: must hold only numbers (or booleans for bool)"
+
+
+@pytest.mark.parametrize(("value", "reason"), [  # numbers orjson cannot carry, reached through objects
+    ({"dtype": "f32", "shape": [2], "data": [1, 10**400]}, "overflows F32"),
+    ({"dtype": "u64", "shape": [2], "data": [1.5, 10**400]}, "outside the range of U64"),
+    ({"dtype": "bf16", "shape": [1], "data": [1e300]}, "overflows BF16"),
+    ({"dtype": "f8_e4m3", "shape": [1], "data": [1e6]}, "overflows F8_E4M3"),
+    ({"dtype": "f32", "shape": [4], "encoding": "ternary", "b64": "AA==", "scales": [10**400]},
+     "scale overflows float32"),
+    ({"dtype": "f32", "shape": [4], "encoding": "ternary", "b64": "AA==", "scales": [1e300]},
+     "scale overflows float32"),
+])
+def test_numbers_too_large_for_the_dtype_are_refused(value, reason):
+    with pytest.raises(ValidationError) as info:
+        jsonl.DeltaParser().from_obj(3, {"op": "create", "key": "k", "value": value})
+    assert str(info.value).startswith("line 3: value") and reason in str(info.value)
+
+
+_tensor_leaves = _json_scalars | st.integers() | st.dictionaries(st.text(max_size=3), _json_scalars,
+                                                                 max_size=2)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(["f32", "f16", "bf16", "f8_e4m3", "f8_e8m0", "i8", "u8", "i64", "u64", "bool", "c64",
+                        "f4", "f6_e2m3"]),
+       st.lists(st.integers(0, 3), max_size=3),
+       st.recursive(_tensor_leaves, lambda kids: st.lists(kids, max_size=4), max_leaves=12))
+def test_any_tensor_data_is_a_delta_or_a_line_error(dtype, shape, data):
+    obj = {"op": "create", "key": "k", "value": {"dtype": dtype, "shape": shape, "data": data}}
+    try:
+        d = jsonl.DeltaParser().from_obj(1, obj)
+    except ValidationError as exc:
+        assert str(exc).startswith("line 1: value")
+        return
+    assert d.tensor is not None and d.tensor.dtype == dtype.upper()
+
+
+@pytest.mark.parametrize(("dtype", "shape", "nbytes"), [
+    ("f4", [2, 8], 8), ("F4", [3], None), ("f4", [4], 2), ("f6_e2m3", [4], 3), ("F6_E3M2", [2, 6], 9),
+    ("f6_e2m3", [3], None),
+])
+def test_packed_sub_byte_dtypes_from_bytes(dtype, shape, nbytes):
+    raw = bytes(range(nbytes or 5))
+    line = orjson.dumps({"op": "create", "key": "w", "value": {
+        "dtype": dtype, "shape": shape, "b64": base64.b64encode(raw).decode()}})
+    if nbytes is None:
+        assert "does not fill whole bytes" in error_of(line)
+        return
+    d = one(line)
+    assert d.value == raw and d.tensor.dtype == dtype.upper() and d.tensor.shape == tuple(shape)
+    assert jsonl.decode_value(jsonl.encode_value(d.value, d.tensor)) == (raw, d.tensor)
+
+
+def test_packed_sub_byte_dtypes_refuse_numbers_and_wrong_sizes():
+    message = error_of('{"op": "create", "key": "w", "value": {"dtype": "f4", "shape": [2], "data": [1, 2]}}')
+    assert message.startswith("line 1: value.data: F4 packs 4-bit elements") and '"b64" or "hex"' in message
+    assert "1 bytes do not match dtype F4" in error_of(
+        '{"op": "create", "key": "w", "value": {"dtype": "f4", "shape": [4], "hex": "00"}}')
+    assert "float dtype" in error_of('{"op": "create", "key": "w", "value": {"dtype": "f4", "shape": [4], '
+                                     '"encoding": "ternary", "hex": "00", "scales": [1]}}')
+
+
+# --- timestamps: signed 64-bit nanoseconds (fuzz finding 2) and short messages (finding 3) ------
+
+
+@pytest.mark.parametrize(("text", "ns"), [
+    ("1900-01-01T00:00:00Z", -2208988800 * 10**9),
+    ("1677-09-21T00:12:43.145224192Z", -(2**63)),
+    ("2262-04-11T23:47:16.854775807Z", 2**63 - 1),
+])
+def test_timestamps_before_1970_within_64_bits(text, ns):
+    assert jsonl.parse_timestamp(text) == ns
+    assert jsonl.parse_timestamp(ns) == ns
+    assert one(orjson.dumps({"op": "delete", "key": "k", "timestamp": text})).timestamp_ns == ns
+
+
+@pytest.mark.parametrize("bad", ['"1677-09-21T00:12:43.145224191Z"', '"2262-04-11T23:47:16.854775808Z"',
+                                 '"1500-01-01T00:00:00Z"', '"9999-12-31T23:59:59Z"', str(2**63)])
+def test_timestamps_outside_64_bits_are_refused(bad):
+    message = error_of(f'{{"op": "delete", "key": "k", "timestamp": {bad}}}')
+    assert message.startswith("line 1: timestamp: ") and "1677-09-21..2262-04-11" in message
+    with pytest.raises(ValidationError, match=r"1677-09-21\.\.2262-04-11"):
+        jsonl.parse_timestamp(-(2**63) - 1)
+
+
+@pytest.mark.parametrize("field", ["op", "id", "timestamp", "ternary", "strength", "observation_count"])
+def test_errors_quote_a_megabyte_of_input_briefly(field):
+    obj = {"op": "create", "key": "k", "value": "v", field: "x" * (1 << 20)}
+    message = error_of(orjson.dumps(obj))
+    assert message.startswith(f"line 1: {field}") and len(message) < 300
+
+
+def test_many_unknown_fields_are_listed_briefly():
+    obj = {"op": "create", "key": "k", "value": "v", **{f"f{i}" * 1000: 1 for i in range(1000)}}
+    message = error_of(orjson.dumps(obj))
+    assert "unknown field(s)" in message and "and 995 more" in message and len(message) < 1000

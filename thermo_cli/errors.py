@@ -114,3 +114,23 @@ class LockError(ThermoError):
     """Another process holds the file's lock and waiting was not allowed or timed out."""
 
     code = "locked"
+
+
+# --- quoting input in messages -----------------------------------------------------------
+
+
+def quote(text: object, limit: int = 80) -> str:
+    """``repr`` of user-provided input, shortened to about ``limit`` characters.
+
+    Messages fit on one line even when the input is a 1 MiB key or tensor name: the start
+    and the end are kept (they tell names apart) and the full length is given, e.g.
+    ``'kkkk…kkkk' (1048576 characters)``. Non-text values are shown by their ``repr``,
+    shortened the same way.
+    """
+    half = max(limit // 2, 1)
+    if not isinstance(text, str):
+        shown = repr(text)
+        return shown if len(shown) <= limit else f"{shown[:half]}…{shown[-half:]}"
+    if len(text) <= limit:
+        return repr(text)
+    return f"{text[:half] + '…' + text[-half:]!r} ({len(text)} characters)"

@@ -47,7 +47,7 @@ import orjson
 
 from thermo_cli import jsonl
 from thermo_cli.engine.thermogram import Thermogram
-from thermo_cli.errors import CorruptError, FormatError, ThermoError, ValidationError
+from thermo_cli.errors import CorruptError, FormatError, ThermoError, ValidationError, quote
 from thermo_cli.model import (
     Delta,
     Entry,
@@ -316,7 +316,7 @@ def import_dump(lines: Iterable[tuple[int, bytes]], *, limits: jsonl.Limits = js
             elif kind == "event":
                 state.add_record(obj.get("index"), _event_from_dump(obj))
             else:
-                raise ValidationError(f'"kind": expected "entry", "delta" or "event", got {kind!r}')
+                raise ValidationError(f'"kind": expected "entry", "delta" or "event", got {quote(kind)}')
         except jsonl.LineError:
             raise
         except ThermoError as exc:
@@ -331,10 +331,11 @@ def _thermogram_from_header(lineno: int, header: dict[str, Any]) -> Thermogram:
     from thermo_cli.container.metablock import meta_fields_from_map
 
     if header.get("format") != JSONL_FORMAT:
-        raise jsonl.LineError(lineno, f'"format": expected "{JSONL_FORMAT}", got {header.get("format")!r}')
+        raise jsonl.LineError(lineno, f'"format": expected "{JSONL_FORMAT}", '
+                                      f'got {quote(header.get("format"))}')
     version = header.get("version")
     if version != JSONL_VERSION:
-        raise jsonl.LineError(lineno, f"version {version!r} is not supported (this reader knows "
+        raise jsonl.LineError(lineno, f"version {quote(version)} is not supported (this reader knows "
                                       f"version {JSONL_VERSION})")
     try:
         fields = meta_fields_from_map(from_tagged(header.get("meta"), "meta"), "meta")
@@ -355,7 +356,7 @@ def _delta_from_dump(parser: jsonl.DeltaParser, lineno: int, obj: dict[str, Any]
     d = parser.from_obj(lineno, body)
     scheme = obj.get("scheme", "v2")
     if scheme not in ("v2", "legacy"):
-        raise ValidationError(f'scheme: expected "v2" or "legacy", got {scheme!r}')
+        raise ValidationError(f'scheme: expected "v2" or "legacy", got {quote(scheme)}')
     d.scheme = HashScheme.LEGACY if scheme == "legacy" else HashScheme.V2
     d.prev_hash = _hash_field(obj.get("prev_hash"), "prev_hash", nullable=True)
     d.hash = _hash_field(obj.get("hash"), "hash", nullable=False)
@@ -383,7 +384,7 @@ def _hash_field(value: Any, name: str, *, nullable: bool) -> str | None:
     if value is None and nullable:
         return None
     if not is_hex_hash(value):
-        raise ValidationError(f"{name}: expected 64 lower-case hex digits, got {value!r:.80}")
+        raise ValidationError(f"{name}: expected 64 lower-case hex digits, got {quote(value)}")
     return value
 
 
@@ -404,17 +405,17 @@ class _DumpState:
         layer = Layer.parse(obj.get("layer") if isinstance(obj.get("layer"), str) else "")
         key = check_key(obj.get("key"))
         if key in self.tg.layers[layer]:
-            raise ValidationError(f"entry {key!r} appears twice in layer {layer.label}")
+            raise ValidationError(f"entry {quote(key)} appears twice in layer {layer.label}")
         value, tensor = jsonl.decode_value(obj.get("value"))
         tern_raw = obj.get("ternary")
         ternary = None if tern_raw is None else Ternary.coerce(tern_raw)
         strength = obj.get("strength")
         if isinstance(strength, bool) or not isinstance(strength, int | float) or \
                 not math.isfinite(strength) or not -1.0 <= strength <= 1.0:
-            raise ValidationError(f"strength: expected a number in [-1, 1], got {strength!r}")
+            raise ValidationError(f"strength: expected a number in [-1, 1], got {quote(strength)}")
         count = obj.get("update_count", 1)
         if type(count) is not int or count < 0:
-            raise ValidationError(f"update_count: expected an unsigned integer, got {count!r}")
+            raise ValidationError(f"update_count: expected an unsigned integer, got {quote(count)}")
         updated = jsonl.parse_timestamp(obj.get("updated_at"), "updated_at")
         self.tg.layers[layer][key] = Entry(key=key, value=value, strength=float(strength),
                                            updated_at_ns=updated, update_count=count,
@@ -427,7 +428,7 @@ class _DumpState:
         tg = self.tg
         expected = tg.log_length
         if index is not None and index != expected:
-            raise ValidationError(f"index: expected record {expected}, got {index!r}")
+            raise ValidationError(f"index: expected record {expected}, got {quote(index)}")
         if rec.prev_hash != tg.head_hash:
             raise ValidationError(f"prev_hash does not link to the previous record (log index {expected})")
         claimed = rec.hash

@@ -57,10 +57,11 @@ from typing import IO, Any
 
 import orjson
 
-from thermo_cli.errors import LimitExceededError, ThermoError, ValidationError
+from thermo_cli.errors import LimitExceededError, ThermoError, ValidationError, quote
 from thermo_cli.model import (
     MAX_KEY_BYTES,
     NS_PER_SECOND,
+    TIME_RANGE_TEXT,
     U64_MAX,
     Delta,
     DeltaType,
@@ -69,6 +70,7 @@ from thermo_cli.model import (
     check_strength,
     f32,
     ns_to_text,
+    time_in_range,
 )
 
 DEFAULT_MAX_LINE_BYTES = 64 * 1024 * 1024
@@ -262,31 +264,34 @@ def parse_timestamp(value: Any, field_name: str = "timestamp") -> int:
     if isinstance(value, bool):
         raise ValidationError(f"{field_name}: expected RFC 3339 text or integer nanoseconds")
     if isinstance(value, int):
-        if not 0 <= value < 2**63:
-            raise ValidationError(f"{field_name}: nanoseconds out of range, got {value}")
+        if not time_in_range(value):
+            raise ValidationError(f"{field_name}: nanoseconds out of range (signed 64-bit, "
+                                  f"{TIME_RANGE_TEXT}), got {quote(value)}")
         return value
     if not isinstance(value, str):
         raise ValidationError(f"{field_name}: expected RFC 3339 text or integer nanoseconds, "
                               f"got {type(value).__name__}")
     m = _RFC3339.fullmatch(value.strip())
     if m is None:
-        raise ValidationError(f"{field_name}: not an RFC 3339 time: {value!r}")
+        raise ValidationError(f"{field_name}: not an RFC 3339 time: {quote(value)}")
     year, month, day, hour, minute, second = (int(g) for g in m.groups()[:6])
     frac, zulu, sign, off_h, off_m = m.group(7), m.group(8), m.group(9), m.group(10), m.group(11)
     if zulu is None and sign is None:
-        raise ValidationError(f"{field_name}: must be timezone-aware (end in Z or ±HH:MM), got {value!r}")
+        raise ValidationError(f"{field_name}: must be timezone-aware (end in Z or ±HH:MM), "
+                              f"got {quote(value)}")
     if not (1 <= month <= 12 and 1 <= day <= calendar.monthrange(year, month)[1]
             and hour < 24 and minute < 60 and second < 61):
-        raise ValidationError(f"{field_name}: not a valid date/time: {value!r}")
+        raise ValidationError(f"{field_name}: not a valid date/time: {quote(value)}")
     offset = 0
     if sign is not None:
         if int(off_h) > 23 or int(off_m) > 59:
-            raise ValidationError(f"{field_name}: bad UTC offset in {value!r}")
+            raise ValidationError(f"{field_name}: bad UTC offset in {quote(value)}")
         offset = (int(off_h) * 3600 + int(off_m) * 60) * (1 if sign == "+" else -1)
     secs = calendar.timegm((year, month, day, hour, minute, min(second, 59), 0, 0, 0)) - offset
     ns = secs * NS_PER_SECOND + (int(frac.ljust(9, "0")) if frac else 0)
-    if not 0 <= ns < 2**63:
-        raise ValidationError(f"{field_name}: outside 1970..2262, got {value!r}")
+    if not time_in_range(ns):
+        raise ValidationError(f"{field_name}: {quote(value)} is outside the supported range "
+                              f"{TIME_RANGE_TEXT}")
     return ns
 
 
@@ -302,17 +307,21 @@ _DTYPE_ALIASES = {
 
 
 def parse_dtype(text: Any) -> Any:
-    """``f32``, ``F32``, ``float32`` … → the dtype row of :mod:`thermo_cli.tensors`."""
-    from thermo_cli.tensors import DTYPES
+    """``f32``, ``F32``, ``float32`` … → the dtype row of :mod:`thermo_cli.tensors`.
+
+    Every safetensors dtype is accepted, the packed sub-byte floats (``f4``, ``f6_e2m3``,
+    ``f6_e3m2``) too, so that what ``thermo export --format jsonl`` writes reads back.
+    """
+    from thermo_cli.tensors import SAFETENSORS_DTYPES, dtype_info
 
     if not isinstance(text, str):
         raise ValidationError(f"value.dtype: expected text, got {type(text).__name__}")
     key = text.strip()
-    name = key.upper() if key.upper() in DTYPES else _DTYPE_ALIASES.get(key.lower())
+    name = key.upper() if key.upper() in SAFETENSORS_DTYPES else _DTYPE_ALIASES.get(key.lower())
     if name is None:
-        raise ValidationError(f"value.dtype: unknown dtype {text!r} (expected one of "
-                              f"{', '.join(d.lower() for d in DTYPES)})")
-    return DTYPES[name]
+        raise ValidationError(f"value.dtype: unknown dtype {quote(text)} (expected one of "
+                              f"{', '.join(d.lower() for d in SAFETENSORS_DTYPES)})")
+    return dtype_info(name)
 
 
 # --- values -----------------------------------------------------------------------------------
@@ -387,7 +396,12 @@ def _decode_tensor(obj: dict[str, Any], field_name: str) -> tuple[bytes, TensorS
         for k in ("scales", "per_row", "method"):
             if k in obj:
                 raise ValidationError(f'{field_name}.{k}: only for "encoding": "ternary"')
-        want = numel * dtype.itemsize
+        from thermo_cli.tensors import tensor_nbytes
+
+        try:
+            want = tensor_nbytes(dtype.name, shape)
+        except ValidationError as exc:
+            raise ValidationError(f"{field_name}: {exc}") from None
         data = _tensor_data(obj["data"], dtype, numel, shape, field_name) if src == "data" else (
             _b64(obj["b64"], f"{field_name}.b64") if src == "b64" else _hex(obj["hex"], f"{field_name}.hex"))
         if len(data) != want:
@@ -396,7 +410,7 @@ def _decode_tensor(obj: dict[str, Any], field_name: str) -> tuple[bytes, TensorS
         return data, TensorSpec(dtype=dtype.name, shape=shape)
     if encoding == "ternary":
         return _decode_ternary(obj, dtype, shape, numel, src, field_name)
-    raise ValidationError(f'{field_name}.encoding: expected "raw" or "ternary", got {encoding!r}')
+    raise ValidationError(f'{field_name}.encoding: expected "raw" or "ternary", got {quote(encoding)}')
 
 
 def _shape(shape: Any, field_name: str) -> tuple[int, ...]:
@@ -406,22 +420,31 @@ def _shape(shape: Any, field_name: str) -> tuple[int, ...]:
         raise ValidationError(f"{field_name}.shape: more than {MAX_TENSOR_DIMS} dimensions")
     for d in shape:
         if type(d) is not int or d < 0:
-            raise ValidationError(f"{field_name}.shape: dimensions must be integers >= 0, got {d!r}")
+            raise ValidationError(f"{field_name}.shape: dimensions must be integers >= 0, got {quote(d)}")
     return tuple(shape)
 
 
 def _tensor_data(data: Any, dtype: Any, numel: int, shape: tuple[int, ...], field_name: str) -> bytes:
-    """Numbers (flat or nested like the shape) → little-endian element bytes, via numpy."""
+    """Numbers (flat or nested like the shape) → little-endian element bytes, via numpy.
+
+    Anything that is not a number (objects, text, null, booleans outside a bool tensor) is
+    refused with the field named, never handed to numpy's casts, which raise TypeError or
+    OverflowError on such items.
+    """
     import numpy as np
 
     if not isinstance(data, list):
         raise ValidationError(f"{field_name}.data: expected a list of numbers")
+    if dtype.is_packed:
+        raise ValidationError(f"{field_name}.data: {dtype.name} packs {dtype.bits}-bit elements whose order "
+                              'within a byte safetensors does not fix; give its bytes in "b64" or "hex"')
     if dtype.kind == "complex":
         raise ValidationError(f'{field_name}.data: {dtype.name} tensors need their bytes in "b64" or "hex"')
     try:
         arr = np.asarray(data)
-    except ValueError:
-        raise ValidationError(f"{field_name}.data: ragged nested lists do not form a tensor") from None
+    except (ValueError, TypeError, OverflowError):
+        raise ValidationError(f"{field_name}.data: ragged or too deeply nested lists do not form a "
+                              "tensor") from None
     if arr.size != numel:
         raise ValidationError(f"{field_name}.data: {arr.size} numbers do not match shape {list(shape)} "
                               f"({numel} elements)")
@@ -431,9 +454,9 @@ def _tensor_data(data: Any, dtype: Any, numel: int, shape: tuple[int, ...], fiel
     if numel == 0:
         return b""
     kind = arr.dtype.kind
-    if kind not in "biufO":
-        raise ValidationError(f"{field_name}.data: must hold only numbers (or booleans for bool)")
     flat = arr.reshape(-1)
+    if kind not in "biuf" and (kind != "O" or not _only_numbers(flat)):
+        raise ValidationError(f"{field_name}.data: must hold only numbers (or booleans for bool)")
     if dtype.kind == "float":
         return _float_bytes(flat, dtype, field_name)
     if dtype.kind == "bool":
@@ -443,19 +466,43 @@ def _tensor_data(data: Any, dtype: Any, numel: int, shape: tuple[int, ...], fiel
     return _integer_bytes(data, flat, np.dtype(dtype.storage), dtype.name, field_name)
 
 
-def _float_bytes(flat: Any, dtype: Any, field_name: str) -> bytes:
-    """Numbers → float elements; BF16/F8 round to nearest even (``tensors.from_float32``)."""
+def _only_numbers(flat: Any) -> bool:
+    """An object array (numpy's fallback for huge integers and for non-numbers) holds only
+    JSON numbers: ints (any size) and floats, no bool, null, text or containers."""
+    return set(map(type, flat.tolist())) <= {int, float}
+
+
+def _as_float64(flat: Any) -> Any:
+    """float64 copy; None when an integer is too large for a float at all (> ~1.8e308)."""
     import numpy as np
 
-    from thermo_cli.tensors import from_float32
+    try:
+        return flat.astype(np.float64)
+    except OverflowError:
+        return None
 
-    if flat.dtype.kind in "bO":
+
+def _float_bytes(flat: Any, dtype: Any, field_name: str) -> bytes:
+    """Numbers → float elements; BF16/F8 round to nearest even (``tensors.from_float32``).
+
+    JSON numbers are finite, so a non-finite element afterwards means the number does not
+    fit the dtype: refused rather than stored as inf/NaN.
+    """
+    import numpy as np
+
+    from thermo_cli.tensors import from_float32, to_float32
+
+    overflow = ValidationError(f"{field_name}.data: a number overflows {dtype.name}")
+    if flat.dtype.kind == "b":
         raise ValidationError(f"{field_name}.data: {dtype.name} tensors hold numbers only")
-    as_f64 = flat.astype(np.float64)
-    with np.errstate(over="ignore"):
+    as_f64 = _as_float64(flat)
+    if as_f64 is None:
+        raise overflow
+    with np.errstate(over="ignore", invalid="ignore"):
         out = as_f64.astype(dtype.storage) if dtype.native else from_float32(as_f64, dtype.name)
-    if dtype.native and not np.isfinite(out).all():
-        raise ValidationError(f"{field_name}.data: a number overflows {dtype.name}")
+        values = out if dtype.native else to_float32(out, dtype.name)
+    if not np.isfinite(values).all():
+        raise overflow
     return out.tobytes()
 
 
@@ -471,7 +518,9 @@ def _integer_bytes(data: list[Any], flat: Any, target: Any, name: str, field_nam
         return flat.astype(target).tobytes()
     if flat.dtype.kind == "b":
         raise ValidationError(f"{field_name}.data: {name} tensors hold integers only")
-    as_float = flat.astype(np.float64)  # float ('f') or mixed huge ints ('O')
+    as_float = _as_float64(flat)  # float ('f') or mixed huge ints ('O', numbers only by now)
+    if as_float is None:
+        raise out_of_range
     if not bool((np.floor(as_float) == as_float).all()):
         raise ValidationError(f"{field_name}.data: {name} tensors hold integers only")
     if float(as_float.min()) < float(info.min) or float(as_float.max()) > float(info.max):
@@ -513,12 +562,21 @@ def _decode_ternary(obj: dict[str, Any], dtype: Any, shape: tuple[int, ...], num
 
 
 def _scales(value: Any, field_name: str) -> bytes:
+    """float32 scales: base64 bytes kept exactly (round trips), or a list of numbers, which
+    must fit float32 (1e300 would become inf and poison every weight of its row)."""
     import numpy as np
 
     if isinstance(value, dict) and len(value) == 1 and "b64" in value:
         return _b64(value["b64"], f"{field_name}.b64")
     if isinstance(value, list) and all(type(x) in (int, float) for x in value):
-        return np.asarray(value, dtype="<f4").tobytes()
+        try:
+            with np.errstate(over="ignore"):
+                scales = np.asarray(value, dtype="<f4")
+        except OverflowError:
+            scales = np.array([np.inf], dtype="<f4")
+        if not np.isfinite(scales).all():
+            raise ValidationError(f"{field_name}: a scale overflows float32")
+        return scales.tobytes()
     raise ValidationError(f'{field_name}: expected a list of numbers or {{"b64": ...}}')
 
 
@@ -585,14 +643,17 @@ class DeltaParser:
         get = obj.get
         if not obj.keys() <= self.allowed:
             unknown = sorted(obj.keys() - self.allowed)
-            raise ValidationError(f"unknown field(s) {', '.join(map(repr, unknown))} "
+            shown = ", ".join(map(quote, unknown[:5]))
+            if len(unknown) > 5:
+                shown += f" and {len(unknown) - 5} more"
+            raise ValidationError(f"unknown field(s) {shown} "
                                   f"(expected {', '.join(sorted(DELTA_FIELDS))})")
         op_raw = get("op")
         op = _OP_NAMES.get(op_raw) if type(op_raw) is str else None
         if op is None:
             if op_raw is None:
                 raise ValidationError('missing field "op"')
-            raise ValidationError(f"op: expected create, update, delete or merge, got {op_raw!r}")
+            raise ValidationError(f"op: expected create, update, delete or merge, got {quote(op_raw)}")
         key = get("key")
         if type(key) is not str:
             raise ValidationError('missing field "key"' if key is None else
@@ -630,18 +691,18 @@ class DeltaParser:
             strength = check_strength(s_raw)
         elif isinstance(s_raw, bool) or s_raw != float(int(ternary)):
             raise ValidationError(f"strength: a ternary delta's strength is its ternary value "
-                                  f"({float(int(ternary))}), got {s_raw!r}")
+                                  f"({float(int(ternary))}), got {quote(s_raw)}")
         else:
             strength = float(int(ternary))
 
         obs = get("observation_count")
         if obs is not None and (type(obs) is not int or not 0 <= obs <= U64_MAX):
-            raise ValidationError(f"observation_count: expected an unsigned integer, got {obs!r}")
+            raise ValidationError(f"observation_count: expected an unsigned integer, got {quote(obs)}")
         source = get("source")
         if source is None:
             source = self.source
         elif type(source) is not str or not source:
-            raise ValidationError(f"source: expected non-empty text, got {source!r}")
+            raise ValidationError(f"source: expected non-empty text, got {quote(source)}")
         custom = get("meta")
         if "custom" in obj:
             if "meta" in obj:
@@ -655,14 +716,14 @@ class DeltaParser:
         if did is None:
             did = _new_id()
         elif type(did) is not str or not did or len(did) > 256:
-            raise ValidationError(f"id: expected non-empty text of at most 256 characters, got {did!r}")
+            raise ValidationError(f"id: expected non-empty text of at most 256 characters, got {quote(did)}")
         return Delta(op, key, value, strength, ts, source, did, ternary, obs, custom, tensor)
 
 
 def _lenient_strength(value: Any) -> float:
     """Migrated crate deltas may carry any strength in [-1, 1] (ternary ones are -1/0/1)."""
     if isinstance(value, bool) or not isinstance(value, int | float) or not -1.0 <= value <= 1.0:
-        raise ValidationError(f"strength: expected a number in [-1, 1], got {value!r}")
+        raise ValidationError(f"strength: expected a number in [-1, 1], got {quote(value)}")
     return f32(float(value))
 
 

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from enum import IntEnum
 from typing import Any
 
-from thermo_cli.errors import ValidationError
+from thermo_cli.errors import ValidationError, quote
 
 MAX_KEY_BYTES = 4096
 """Longest key, in UTF-8 bytes. Keys are names (tensor names, paths), not payloads."""
@@ -27,6 +27,18 @@ MAX_KEY_BYTES = 4096
 NS_PER_SECOND = 1_000_000_000
 U64_MAX = 2**64 - 1
 """The crate's usize::MAX, used for min_observations of the cold layer ("never")."""
+
+MIN_TIME_NS = -(2**63)
+MAX_TIME_NS = 2**63 - 1
+"""Timestamps are signed 64-bit nanoseconds since the epoch (UTC) in every record and file:
+1677-09-21T00:12:43.145224192Z .. 2262-04-11T23:47:16.854775807Z. The crate (chrono)
+accepted years 0001..9999; instants outside this range are refused where they come in."""
+TIME_RANGE_TEXT = "1677-09-21..2262-04-11"
+
+
+def time_in_range(ns: int) -> bool:
+    """True when ``ns`` fits the signed 64-bit nanosecond timestamps of the format."""
+    return MIN_TIME_NS <= ns <= MAX_TIME_NS
 
 
 # --- enums -------------------------------------------------------------------------------
@@ -49,7 +61,7 @@ class Layer(IntEnum):
         try:
             return cls[text.strip().upper()]
         except KeyError:
-            raise ValidationError(f"layer: expected hot, warm, cool or cold, got {text!r}") from None
+            raise ValidationError(f"layer: expected hot, warm, cool or cold, got {quote(text)}") from None
 
 
 class DeltaType(IntEnum):
@@ -76,7 +88,7 @@ class DeltaType(IntEnum):
             return cls[text.strip().upper()]
         except (KeyError, AttributeError):
             raise ValidationError(
-                f"op: expected create, update, delete or merge, got {text!r}"
+                f"op: expected create, update, delete or merge, got {quote(text)}"
             ) from None
 
 
@@ -111,9 +123,9 @@ class Ternary(IntEnum):
         if isinstance(value, str) and value in ("Pos", "Zero", "Neg"):
             return cls.from_legacy_name(value)
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ValidationError(f"{field_name}: expected -1, 0 or +1, got {value!r}")
+            raise ValidationError(f"{field_name}: expected -1, 0 or +1, got {quote(value)}")
         if value not in (-1, 0, 1):
-            raise ValidationError(f"{field_name}: expected -1, 0 or +1, got {value!r}")
+            raise ValidationError(f"{field_name}: expected -1, 0 or +1, got {quote(value)}")
         return cls(int(value))
 
 
@@ -128,9 +140,9 @@ def f32(x: float) -> float:
 def check_strength(value: Any, field_name: str = "strength") -> float:
     """A continuous strength: a finite number in [0, 1], returned as a float32 value."""
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValidationError(f"{field_name}: expected a number in [0, 1], got {value!r}")
+        raise ValidationError(f"{field_name}: expected a number in [0, 1], got {quote(value)}")
     if not math.isfinite(value) or not 0.0 <= value <= 1.0:
-        raise ValidationError(f"{field_name}: must be finite and within [0, 1], got {value!r}")
+        raise ValidationError(f"{field_name}: must be finite and within [0, 1], got {quote(value)}")
     return f32(float(value))
 
 

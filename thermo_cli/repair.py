@@ -119,7 +119,7 @@ def repair(path: str | os.PathLike[str], *, backup: str | os.PathLike[str] | Non
         raise ValidationError(f"{p}: is a directory, not a thermogram file")
     _check_container(p)
     with locked(p, timeout=lock_timeout):
-        with Reader(p) as reader:
+        with Reader(p, allow_damaged_tail=True) as reader:
             report = RepairReport(
                 path=p,
                 file_bytes=reader.file_size,

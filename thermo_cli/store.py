@@ -8,6 +8,9 @@ costs. The Rust crate's JSON save files and Engram exports are read through
 
 Writing: :func:`commit` appends the new log records (and the meta block if it changed)
 in O(delta) when the layers did not change, and otherwise rewrites the file atomically.
+Both :func:`commit` and :func:`create` first bind the layer state into the log
+(:meth:`Thermogram.bind_state`) when engine operations changed it since the last binding,
+so every committed layer state is covered by a digest.
 Writers hold :func:`locked` around load → change → commit; readers never lock.
 """
 
@@ -36,7 +39,14 @@ from thermo_cli.container.layout import (
 )
 from thermo_cli.container.limits import DEFAULT_LIMITS, Limits
 from thermo_cli.engine.thermogram import Thermogram
-from thermo_cli.errors import ChainError, FormatError, NotFoundError, RefusedError, ValidationError
+from thermo_cli.errors import (
+    ChainError,
+    FormatError,
+    IntegrityError,
+    NotFoundError,
+    RefusedError,
+    ValidationError,
+)
 from thermo_cli.model import Delta, DeltaType, Layer, LogRecord, ReadResult
 
 if TYPE_CHECKING:
@@ -138,7 +148,12 @@ def open_reader(path: str | os.PathLike[str], *, limits: Limits | None = None) -
     p = os.fspath(path)
     if not os.path.exists(p):
         raise NotFoundError(f"{p}: no such file")
-    reader = Reader(p, limits=limits)
+    try:
+        reader = Reader(p, limits=limits)
+    except IntegrityError:
+        if not wait_for_writer(p):  # a commit finishing under our eyes would look damaged once
+            raise
+        reader = Reader(p, limits=limits)
     if reader.torn_tail_bytes and wait_for_writer(p):
         reader.close()
         reader = Reader(p, limits=limits)
@@ -200,8 +215,6 @@ def thermogram_from_reader(reader: Reader, *, layers: str = "lazy", log: str = "
         raise FormatError(
             f"{reader.path}: log holds {start + len(recs)} records, the trailer says {t.log_size}")
     if recs and recs[-1].hash != t.head_hex:
-        from thermo_cli.errors import IntegrityError
-
         raise IntegrityError(f"{reader.path}: the last log record's hash differs from the trailer's head")
     _ = reader.index  # decoded and checked now (about 1 ms for a 1 GiB file), not mid-operation
     if layers == "full":
@@ -293,6 +306,7 @@ def create(path: str | os.PathLike[str], tg: Thermogram, *, overwrite: bool = Fa
     origin = _origins.get(tg)
     source = origin.reader if origin is not None and origin.kind == "thermo" else None
     with _locked(p):
+        tg.bind_state()
         atomic_write(p, lambda f: write_full(f, tg, prefix=new_prefix(), seq=0, source=source),
                      overwrite=overwrite)
         _after_commit(p, tg)
@@ -335,6 +349,7 @@ def commit(path: str | os.PathLike[str], tg: Thermogram, *, upgrade: bool = Fals
             if current.trailer.sha256 != src.trailer.sha256:  # type: ignore[attr-defined]
                 raise ChainError(f"{p}: the file was changed by another writer since it was loaded "
                                  "(load it again under the lock)")
+            tg.bind_state()
             if tg.layers_modified or not _layers_unchanged(tg, src):
                 _rewrite(p, tg, source=current, file_id=current.prefix.file_id, seq=current.trailer.seq + 1)
                 return "rewrite"
@@ -380,6 +395,7 @@ def _rewrite(p: str, tg: Thermogram, *, source: Reader | None, file_id: bytes | 
     origin = _origins.get(tg)
     if source is None and origin is not None and origin.kind == "thermo":
         source = origin.reader
+    tg.bind_state()
     atomic_write(p, lambda f: write_full(f, tg, prefix=new_prefix(file_id), seq=seq, source=source),
                  overwrite=True)
     _after_commit(p, tg)

@@ -193,15 +193,54 @@ def test_every_engine_layer_change_is_checked_against_the_layers(tmp_path, op):
     {"decay": tg.apply_decay, "transitions": lambda: (tg.weaken("key1", 0.6), tg.run_thermal_transitions()),
      "reinforce": lambda: tg.reinforce("key1", 0.1), "weaken": lambda: tg.weaken("key1", 0.1),
      "prune": lambda: (tg.weaken("key2", 1.0), tg.prune())}[op]()
-    last = len(tg.records) - 1
+    assert "state_digest" not in tg.records[-1].fields  # the operation itself does not bind
     r = verify_file(write(tmp_path / "d.thermo", tg))
+    last = len(tg.records) - 1  # writing bound the state once, after the operations
     detail = next(c.detail for c in r.checks if c.name == "state digest")
-    assert r.ok and f"match the digest bound at record {last} ({tg.records[last].kind})" in detail
+    assert r.ok and f"match the digest bound at record {last} (bind)" in detail
     assert not r.notes or not any("not bound" in n for n in r.notes)
     _, entry = find_entry(tg, "key3")
     entry.strength = 0.125  # changed without a logged operation
     r = verify_file(write(tmp_path / "e.thermo", tg))
     assert not r.ok and r.failure.check == "state digest" and r.failure.index == last
+
+
+def _write_unbound(path: Path, tg) -> Path:
+    """Write ``tg`` as another tool might: straight through the container writer, without
+    the store's binding of pending layer changes."""
+    from thermo_cli.container.layout import new_prefix
+    from thermo_cli.container.writer import write_full
+
+    with open(path, "wb") as f:
+        write_full(f, tg, prefix=new_prefix(), seq=0, source=None)
+    return path
+
+
+def test_store_binds_logged_layer_changes_at_commit(tmp_path):
+    tg = make_tg()
+    _, entry = find_entry(tg, "key1")
+    entry.value = b"quantized elsewhere"
+    tg.append_event("quantize", {"keys": ["key1"]})  # logged without binding: the write binds it
+    tg.layers_modified = True
+    r = verify_file(write(tmp_path / "d.thermo", tg))
+    assert r.ok and "(bind)" in next(c.detail for c in r.checks if c.name == "state digest")
+    assert not any("not bound" in n or "without binding" in n for n in r.notes)
+
+
+def test_an_earlier_commit_with_unbound_layer_changes_is_noted(tmp_path):
+    tg = make_tg()
+    _, entry = find_entry(tg, "key1")
+    entry.value = b"quantized elsewhere"
+    tg.append_event("quantize", {"keys": ["key1"]})
+    path = _write_unbound(tmp_path / "d.thermo", tg)
+    quantize_at = len(tg.records) - 1
+    later = store.load(path)
+    later.append_event("import", {"what": "nothing"}, bind=True)  # binds, in a second (append) commit
+    assert store.commit(path, later) == "append"
+    r = verify_file(path)
+    assert r.ok, r.failure
+    assert any(f"records {quantize_at}-{quantize_at} (quantize)" in n and "without binding" in n
+               for n in r.notes)
 
 
 def test_unbound_layer_changes_are_reported_until_a_checkpoint(tmp_path):
@@ -210,7 +249,7 @@ def test_unbound_layer_changes_are_reported_until_a_checkpoint(tmp_path):
     entry.value = b"quantized elsewhere"
     tg.append_event("quantize", {"keys": ["key1"]})  # logged, but without binding the state
     tg.layers_modified = True
-    path = write(tmp_path / "d.thermo", tg)
+    path = _write_unbound(tmp_path / "d.thermo", tg)
     r = verify_file(path)
     assert r.ok and "not bound" in next(c.detail for c in r.checks if c.name == "state digest")
     assert any("checkpoint" in n for n in r.notes)
@@ -494,3 +533,16 @@ def test_the_parallel_log_pass_agrees_with_the_sequential_one(tmp_path, monkeypa
     bad = write(tmp_path / "bad.thermo", tg)
     r = verify_file(bad, workers=2)  # falls back to the sequential pass for the exact wording
     assert r.failure.check == "records" and r.failure.index == k
+
+
+def test_a_committed_engine_operation_leaves_no_unbound_gap(tmp_path, thermo_file):
+    path = tmp_path / "c.thermo"
+    shutil.copy(thermo_file, path)
+    tg = store.load(path)
+    tg.weaken("key1", 0.5)
+    tg.run_thermal_transitions()
+    assert store.commit(path, tg) == "rewrite"
+    r = verify_file(path)
+    assert r.ok, r.failure
+    assert "(bind)" in next(c.detail for c in r.checks if c.name == "state digest")
+    assert not any("not bound" in n or "without binding" in n for n in r.notes)

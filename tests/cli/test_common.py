@@ -132,3 +132,64 @@ def test_trimmed_app_behaves_like_the_whole_one(filled: Path, capsys):
     assert "Usage: thermo get" in capsys.readouterr().out
     assert run_app(["gte", str(filled), "greeting"]) == 2
     assert "Did you mean 'get'" in capsys.readouterr().err
+
+
+# --- safety caps from the command line (--limit / THERMO_LIMITS) ----------------------------------
+
+MULTICHUNK = Path(__file__).resolve().parents[2] / "format" / "vectors" / "multichunk.thermo"
+LEGACY = Path(__file__).resolve().parents[1] / "fixtures" / "legacy" / "v0.5" / "small.thermo"
+
+
+def test_help_lists_the_limit_option(thermo: Thermo):
+    run = thermo("--help")
+    assert run.code == 0 and "--limit" in run.out and "max_legacy_bytes" in run.out
+
+
+def test_a_container_refused_by_a_cap_is_read_once_the_cap_is_raised(thermo: Thermo):
+    from thermo_cli.container.limits import DEFAULT_LIMITS, Limits
+
+    env = {"THERMO_LIMITS": "max_chunk_bytes=1K"}  # as a site might set it
+    refused = thermo("stats", MULTICHUNK, env=env)
+    assert refused.code == 3
+    assert "max_chunk_bytes=1024" in refused.err and "--limit max_chunk_bytes=" in refused.err
+    assert refused.err.count("\n") == 1
+    accepted = thermo("--limit", "max_chunk_bytes=4M", "stats", MULTICHUNK, env=env)
+    assert accepted.code == 0, accepted.err
+    also = thermo("stats", MULTICHUNK, "--limit=max_chunk_bytes=4M,max_value_bytes=1G", env=env)
+    assert also.code == 0, also.err
+    assert Limits() == DEFAULT_LIMITS  # one run's caps do not leak into the next
+
+
+def test_a_legacy_file_refused_by_its_size_cap_is_read_once_raised(thermo: Thermo):
+    from thermo_cli.container.limits import process_cap
+
+    refused = thermo("--limit", "max_legacy_bytes=1K", "stats", LEGACY)
+    assert refused.code == 3
+    assert "max_legacy_bytes=1024" in refused.err and "--limit max_legacy_bytes=" in refused.err
+    accepted = thermo("--limit", "max_legacy_bytes=1K", "--limit", "max_legacy_bytes=1M", "stats", LEGACY)
+    assert accepted.code == 0, accepted.err
+    assert process_cap("max_legacy_bytes") == 2 << 30
+
+
+@pytest.mark.parametrize("bad", ["max_nothing=1", "max_chunk_bytes", "max_chunk_bytes=lots",
+                                 "max_chunk_bytes=0"])
+def test_a_bad_limit_is_a_usage_error(thermo: Thermo, bad: str):
+    run = thermo("--limit", bad, "stats", MULTICHUNK)
+    assert run.code == 2 and "--limit" in run.err
+
+
+def test_run_app_takes_limit_before_the_command(capsys):
+    code = run_app(["--limit", "max_chunk_bytes=1K", "stats", str(MULTICHUNK)])
+    assert code == 3 and "--limit max_chunk_bytes=" in capsys.readouterr().err
+    assert _common._app_for(["--limit", "x=1", "get", "f", "k"]) is not _common.app  # trimmed to `get`
+
+
+def test_sizes_and_names_are_parsed_strictly():
+    from thermo_cli.container.limits import parse_limits, parse_size
+
+    assert parse_size("64K") == 65536 and parse_size("8MiB") == 8 << 20 and parse_size("2g") == 2 << 30
+    assert parse_size("1_000") == 1000
+    assert parse_limits(["max_chunks=5,max_streams=2", "max_chunks=7"]) == {"max_chunks": 7, "max_streams": 2}
+    for bad in ("", "-1", "1.5G", "3X"):
+        with pytest.raises(ValueError):
+            parse_size(bad)

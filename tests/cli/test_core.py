@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import struct
@@ -12,7 +13,7 @@ import orjson
 import pytest
 
 from thermo_cli import store
-from thermo_cli.model import Delta, Layer
+from thermo_cli.model import Delta, Event, Layer
 
 from .conftest import SAMPLES, Thermo
 
@@ -221,8 +222,13 @@ def test_writing_a_legacy_file_needs_upgrade(legacy_copy: Path, thermo: Thermo):
     assert store.sniff(legacy_copy) == "thermo"
     tg = store.load(legacy_copy, log="full")
     assert tg.read("new") == b"v"
-    assert tg.log_length == 11  # the crate's 10 deltas are kept, the new one continues the chain
-    assert tg.records[10].prev_hash == tg.records[9].hash
+    # the crate's 10 deltas are kept, the upgrade logs a "migrate" event, the new delta follows
+    assert tg.log_length == 12
+    migrate = tg.records[10]
+    assert isinstance(migrate, Event) and migrate.kind == "migrate"
+    assert migrate.prev_hash == tg.records[9].hash
+    assert isinstance(tg.records[11], Delta) and tg.records[11].key == "new"
+    assert tg.records[11].prev_hash == migrate.hash
 
 
 # --- consolidate / tick / reinforce / weaken / warm --------------------------------------------
@@ -585,3 +591,57 @@ def test_ternary_and_tensor_deltas_keep_fields(fresh: Path, thermo: Thermo):
     assert int(w.ternary) == -1 and w.strength == -1.0 and w.observation_count == 4
     assert w.custom == {"why": "test"} and w.source == "snn"
     assert t.tensor.dtype == "F16" and struct.unpack("<2e", t.value) == (1.5, -2.0)
+
+
+# --- packed sub-byte floats through JSONL and .npy ------------------------------------------------
+
+
+def test_f4_and_f6_tensors_round_trip_through_a_jsonl_export(fresh: Path, thermo: Thermo, tmp_path: Path):
+    f4 = bytes(range(8))  # F4 [2, 8]: 16 four-bit elements, 8 bytes
+    f6 = bytes(range(100, 109))  # F6_E3M2 [2, 6]: 12 six-bit elements, 9 bytes
+    r = thermo("apply", fresh, input=lines(
+        {"op": "create", "key": "w4", "value": {"dtype": "f4", "shape": [2, 8], "b64": _b64(f4)}},
+        {"op": "create", "key": "w6", "value": {"dtype": "F6_E3M2", "shape": [2, 6], "hex": f6.hex()}}))
+    assert r.code == 0, r.err
+    dump = tmp_path / "dump.jsonl"
+    assert thermo("export", fresh, dump).code == 0
+    assert '"dtype":"f4"' in dump.read_text()
+    copy = tmp_path / "copy.thermo"
+    r = thermo("import-jsonl", dump, copy)
+    assert r.code == 0, r.err
+    for key, raw, dtype, shape in (("w4", f4, "F4", [2, 8]), ("w6", f6, "F6_E3M2", [2, 6])):
+        doc = json.loads(thermo("get", copy, key, "--json").out)
+        assert doc["tensor"] == {"dtype": dtype, "encoding": "raw", "shape": shape}
+        assert base64.b64decode(doc["value"]["b64"]) == raw
+    assert store.load(copy).head_hash == store.load(fresh).head_hash
+
+
+def test_get_as_npy_of_a_packed_tensor_says_what_it_wrote(fresh: Path, thermo: Thermo, tmp_path: Path):
+    raw = bytes(range(8))
+    thermo("apply", fresh, input=lines(
+        {"op": "create", "key": "w4", "value": {"dtype": "f4", "shape": [2, 8], "b64": _b64(raw)}}))
+    out = tmp_path / "w4.npy"
+    r = thermo("get", fresh, "w4", "--as-npy", out)
+    assert r.code == 0, r.err
+    assert r.err.strip() == f"wrote 'w4' F4 [2, 8] as uint8 [2, 4] (packed) to {out}"
+    arr = np.load(out)
+    assert arr.dtype == np.uint8 and arr.shape == (2, 4) and arr.tobytes() == raw
+
+
+def test_a_packed_tensor_given_as_numbers_is_refused_with_its_line(fresh: Path, thermo: Thermo):
+    before = fresh.read_bytes()
+    r = thermo("apply", fresh, input=lines(
+        {"op": "create", "key": "ok", "value": "v"},
+        {"op": "create", "key": "w4", "value": {"dtype": "f4", "shape": [2], "data": [0.5, 1]}}))
+    assert r.code == 3 and r.err.startswith("thermo: error: line 2: value.data: F4 packs 4-bit elements")
+    assert fresh.read_bytes() == before
+
+
+def test_apply_of_the_fuzz_finding_line_exits_3(fresh: Path, thermo: Thermo):
+    line = b'{"op":"create","key":"0","value":{"dtype":"i8","shape":[],"data":[{}]}}\n'
+    r = thermo("apply", fresh, input=line)
+    assert r.code == 3 and "line 1: value.data: must hold only numbers" in r.err
+
+
+def _b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode()

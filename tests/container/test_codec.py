@@ -132,3 +132,34 @@ def test_writer_lock_excludes_other_processes(tmp_path: Path) -> None:
         tg.create("k", b"v")
         store.commit(path, tg)
     assert os.path.exists(path + ".lock")
+
+
+@pytest.mark.parametrize("elem", ck.SHUFFLE_ELEMS)
+def test_pure_unshuffle_matches_numpy(elem: int) -> None:
+    """The no-numpy path (used to read a key or two) inverts shuffle exactly, also into ``out``."""
+    raw = weights(3 * 1024 * elem // 4 + elem)
+    raw = raw[: len(raw) // elem * elem]
+    shuffled = bytes(ck.shuffle(raw, elem))
+    assert bytes(ck._unshuffle_pure(shuffled, elem, None)) == raw
+    out = bytearray(len(raw) + 8)
+    ck._unshuffle_pure(shuffled, elem, memoryview(out)[4:4 + len(raw)])
+    assert bytes(out[4:-4]) == raw and out[:4] == b"\0" * 4
+
+
+def test_reading_one_key_does_not_import_numpy(tmp_path: Path) -> None:
+    """`thermo get` of a shuffled float tensor: numpy costs more to import than the read."""
+    import subprocess
+    import sys
+
+    tg = sample_thermogram(0)
+    value = weights(300_000)
+    tg.layers[Layer.COLD]["w"] = Entry("w", value, 0.5, 1, tensor=TensorSpec("F32", (300_000,)))
+    path = tmp_path / "one.thermo"
+    store.create(path, tg)
+    assert store.open_reader(path).index[Layer.COLD].streams[0].filter == ck.SHUFFLE
+    code = ("import sys; from thermo_cli.cli import run_app; "
+            f"rc = run_app(['get', {str(path)!r}, 'w', '--raw']); "
+            "sys.stdout.flush(); sys.stderr.write(repr(('numpy' in sys.modules, rc)))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, check=False, timeout=60)
+    assert done.stderr.decode().endswith("(False, 0)"), done.stderr.decode()
+    assert done.stdout == value

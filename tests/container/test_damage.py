@@ -3,8 +3,10 @@
 The file has three commits (a rewrite and two appends). A truncation must read as the
 newest commit that fits, with the cut-off bytes reported as a torn tail, or fail with a
 library error when no commit fits. A flipped byte must make reading or verifying fail
-with a library error, unless it only damaged the newest commit's trailer or footer, in
-which case the previous commit is read and the damaged bytes are reported as a torn tail.
+with a library error (a flip in the newest commit's trailer or footer digest is an
+IntegrityError: damage, never a torn tail), unless it hit the end magic of the last footer,
+in which case the file no longer ends in a footer: the previous commit is read and the
+bytes after it are reported as a torn tail.
 """
 
 from __future__ import annotations

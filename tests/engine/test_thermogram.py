@@ -87,6 +87,35 @@ class TestApply:
             tg.apply_many([delta(key="a"), delta(key="b", strength=2.0), delta(key="c")])
         assert tg.keys() == ["a"]
 
+    def test_apply_many_of_parser_validated_deltas_gives_the_same_chain(self, tg):
+        from thermo_cli import jsonl
+
+        lines = [b'{"op": "create", "key": "a", "value": "x", "strength": 0.3, "id": "1", '
+                 b'"timestamp": 1700000000000000000}',
+                 rb'{"op": "update", "key": "b\u00e9", "value": {"dtype": "f32", "shape": [2], '
+                 b'"data": [1.5, 2.0]}, "ternary": 1, "observation_count": 4, "meta": {"m": [1]}, '
+                 b'"id": "2", "timestamp": 1700000000000000001}',
+                 b'{"op": "delete", "key": "a", "id": "3", "timestamp": 1700000000000000002}']
+        trusted, checked = manual(), manual()
+        trusted.apply_many(jsonl.parse_deltas([b"\n".join(lines)]), validated=True)
+        checked.apply_many(jsonl.parse_deltas([b"\n".join(lines)]))
+        assert [r.encoded for r in trusted.records] == [r.encoded for r in checked.records]
+        assert trusted.head_hash == checked.head_hash and trusted.verify_chain().ok
+
+    def test_apply_many_validated_skips_field_checks_but_not_the_key_cap(self, tg, monkeypatch):
+        from thermo_cli.engine import chain
+
+        def refuse(d):
+            raise AssertionError("validate_delta must not run for parser-validated deltas")
+
+        monkeypatch.setattr(chain, "validate_delta", refuse)
+        tg.apply_many([delta(key="a", strength=0.5)], validated=True)
+        with pytest.raises(ValidationError, match="key: 4097 bytes exceeds"):
+            tg.apply_many([delta(key="k" * (MAX_KEY_BYTES + 1))], validated=True)
+        with pytest.raises(AssertionError, match="must not run"):
+            tg.apply_many([delta(key="b")])  # untrusted callers keep the full check by default
+        assert tg.keys() == ["a"]
+
     def test_legacy_scheme_delta_keeps_the_crate_hash(self, tg):
         d = delta(scheme=HashScheme.LEGACY, strength=-1.0, ternary=Ternary.NEG)
         tg.apply(d)

@@ -148,8 +148,8 @@ class TestReinforceWeaken:
         assert tg.layers[COLD]["k"].strength == f32(0.1)
         ev = tg.records[-1]
         assert isinstance(ev, Event) and ev.kind == "reinforce"
-        binding = {"log_size": 0, "log_root": merkle.EMPTY_ROOT, "state_digest": state_digest(tg.layers)}
-        assert ev.fields == {"key": "k", "amount": 0.2, "layer": "warm", "strength": 1.0, **binding}
+        assert ev.fields == {"key": "k", "amount": 0.2, "layer": "warm", "strength": 1.0}
+        assert tg.state_unbound
 
     def test_reinforce_adds(self, tg):
         put(tg, HOT, "k", 0.5)
@@ -224,7 +224,7 @@ class TestWarm:
             tg.warm_matching("(", regex=True)
 
 
-# --- every layer change binds the state it leaves ----------------------------------------------
+# --- every layer change is logged, and bound once per commit ----------------------------------
 
 LAYER_OPS = {
     "transitions": lambda tg: tg.run_thermal_transitions(),
@@ -238,30 +238,66 @@ LAYER_OPS = {
 }
 
 
-@pytest.mark.parametrize("op", sorted(LAYER_OPS))
-def test_every_layer_changing_event_binds_log_and_state(tg, op):
+def _layered(tg):
     tg.update("dirty", b"x", strength=0.5)
     tg.consolidate()
     put(tg, HOT, "hot", 0.9, count=5)
     put(tg, WARM, "warm", 0.5, count=2)
     put(tg, COLD, "cold", 0.6)
     put(tg, COOL, "faint", 0.01)
+
+
+@pytest.mark.parametrize("op", sorted(LAYER_OPS))
+def test_every_layer_change_is_logged_then_bound_once(tg, op):
+    _layered(tg)
+    assert not tg.state_unbound and tg.bind_state() is None  # the consolidation bound the state
     before = len(tg.records)
     LAYER_OPS[op](tg)
-    assert len(tg.records) == before + 1 and tg.layers_modified
+    assert len(tg.records) == before + 1 and tg.layers_modified and tg.state_unbound
     ev = tg.records[-1]
-    assert isinstance(ev, Event)
-    f = ev.fields
-    assert f["log_size"] == before
-    assert f["log_root"] == merkle.root([records.encode_record(r) for r in tg.records[:before]])
+    assert isinstance(ev, Event) and "state_digest" not in ev.fields  # cheap: no pass over the entries
+    bound = tg.bind_state()
+    assert bound is tg.records[-1] and bound.kind == "bind" and not tg.state_unbound
+    f = bound.fields
+    assert f["events"] == 1 and f["kinds"] == [ev.kind]
+    assert f["log_size"] == before + 1
+    assert f["log_root"] == merkle.root([records.encode_record(r) for r in tg.records[:before + 1]])
     assert f["state_digest"] == state_digest(tg.layers)
-    assert tg.verify_chain().ok
+    assert tg.bind_state() is None and tg.verify_chain().ok
 
 
-def test_a_layer_operation_that_cannot_bind_changes_nothing(tg):
+def test_one_binding_covers_a_run_of_operations(tg):
+    _layered(tg)
+    before = len(tg.records)
+    tg.apply_decay()
+    tg.reinforce("warm", 0.1)
+    tg.run_thermal_transitions()
+    assert len(tg.records) == before + 3
+    bound = tg.bind_state()
+    assert bound.fields["events"] == 3 and bound.fields["kinds"] == ["decay", "reinforce", "transitions"]
+    assert bound.fields["state_digest"] == state_digest(tg.layers)
+
+
+def test_consolidation_and_bound_events_clear_the_pending_binding(tg):
+    _layered(tg)
+    tg.apply_decay()
+    tg.consolidate()
+    assert tg.bind_state() is None
+    tg.apply_decay()
+    tg.append_event("import", {"n": 1}, bind=True)
+    assert tg.bind_state() is None
+    tg.append_event("quantize", {"n": 1})  # logged elsewhere without binding: bound at commit
+    assert tg.bind_state().fields["kinds"] == ["quantize"]
+    tg.append_event("signature", {"n": 1})  # never a layer change
+    assert tg.bind_state() is None
+
+
+def test_a_binding_that_cannot_be_computed_appends_nothing(tg):
     put(tg, HOT, "k", 0.5)
     tg.update("d", b"x", strength=0.5)
     tg.log_base, tg.records, tg.dirty_start = 5, tg.records, 5  # a tail without its compact range
+    tg.apply_decay()
+    n = len(tg.records)
     with pytest.raises(Exception, match="not loaded"):
-        tg.apply_decay()
-    assert tg.layers[HOT]["k"].strength == f32(0.5)
+        tg.bind_state()
+    assert len(tg.records) == n and tg.state_unbound

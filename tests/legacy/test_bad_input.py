@@ -14,6 +14,7 @@ from thermo_cli.errors import LegacyFormatError, LimitExceededError
 from thermo_cli.legacy import load_legacy, load_legacy_file, verify_legacy
 from thermo_cli.legacy.engram import load_engram
 from thermo_cli.legacy.jsondoc import MAX_CUSTOM_DEPTH
+from thermo_cli.legacy.timefmt import parse_rfc3339
 
 SMALL = json.loads(fixture_bytes("v0.5", "small.thermo"))
 FOUR = json.loads(fixture_bytes("v0.5", "fourtemp.thermo"))
@@ -218,7 +219,7 @@ def test_absurd_json_nesting_is_an_error_not_a_crash():
 
 def test_size_cap():
     data = fixture_bytes("v0.5", "small.thermo")
-    with pytest.raises(LimitExceededError, match="legacy file limit"):
+    with pytest.raises(LimitExceededError, match=r"legacy file (limit|cap)"):
         load_legacy(data, max_bytes=len(data) - 1)
     assert load_legacy(data, max_bytes=len(data)).records
 
@@ -350,3 +351,69 @@ def test_fuzz_any_json_document(value):
     _load_or_expected_error(data)
     with contextlib.suppress(LegacyFormatError, LimitExceededError):
         load_engram(data)
+
+
+# --- timestamps outside 64-bit nanoseconds (fuzz finding 2) -----------------------------------
+
+LAYER_FIELDS = ("hot_entries", "warm_entries", "cool_entries", "cold_entries")
+_OUT_OF_RANGE = ("1500-01-01T00:00:00Z", "1677-09-21T00:12:43.145224191Z", "2262-04-11T23:47:16.854775808Z",
+                 "9999-12-31T23:59:59Z", "0001-01-01T00:00:00+00:00")
+
+
+@pytest.mark.parametrize("text", _OUT_OF_RANGE)
+@pytest.mark.parametrize(("path", "where"), [
+    (("metadata", "created_at"), "metadata.created_at"),
+    (("metadata", "last_consolidation"), "metadata.last_consolidation"),
+    ((*D3, "metadata", "timestamp"), "dirty_chain.deltas[3].metadata.timestamp"),
+])
+def test_timestamps_outside_64_bit_nanoseconds_are_refused_naming_the_path(text, path, where):
+    err = _error(_bytes(_set(_doc(), path, text)))
+    assert err.path == where
+    assert err.reason == (f"timestamp {text!r} is outside the supported range 1677-09-21..2262-04-11 "
+                          "(64-bit nanoseconds)")
+
+
+def test_an_entry_updated_before_1677_is_refused_naming_the_path():
+    doc = _doc(FOUR)
+    layer = next(name for name in LAYER_FIELDS if doc[name])
+    key = next(iter(doc[layer]))
+    doc[layer][key]["updated_at"] = "1013-01-01T00:00:00Z"
+    err = _error(_bytes(doc))
+    assert err.path == f'{layer}["{key}"].updated_at' and "1677-09-21..2262-04-11" in err.reason
+
+
+@pytest.mark.parametrize("text", ["1677-09-21T00:12:43.145224192Z", "2262-04-11T23:47:16.854775807Z",
+                                  "1900-01-01T00:00:00Z"])
+def test_timestamps_at_the_edges_of_the_range_load(text):
+    tg = load_legacy(_bytes(_set(_doc(), ("metadata", "created_at"), text)))
+    assert tg.meta.created_at_ns == parse_rfc3339(text)
+
+
+def test_engram_export_with_a_year_1013_timestamp_is_refused():
+    doc = json.loads(fixture_bytes("v0.5", "export_small.json"))
+    doc["metadata"]["last_consolidation"] = "1013-11-22T16:06:30.479889352+00:00"
+    with pytest.raises(LegacyFormatError) as info:
+        load_engram(json.dumps(doc).encode(), source="e.json")
+    assert info.value.path == "metadata.last_consolidation"
+    assert "outside the supported range" in str(info.value)
+
+
+# --- messages stay short for huge input (fuzz finding 3) ---------------------------------------
+
+
+def test_a_megabyte_key_is_shortened_in_the_path_and_the_message():
+    doc = _doc(FOUR)
+    layer = next(name for name in LAYER_FIELDS if doc[name])
+    big = "k" * (1 << 20)
+    doc[layer][big] = doc[layer].pop(next(iter(doc[layer])))
+    doc[layer][big]["key"] = big
+    err = _error(_bytes(doc))
+    assert len(str(err)) < 400 and err.path.startswith(f'{layer}["kkkk') and "…" in err.path
+    assert err.path.endswith('kkkk"].key')
+
+
+def test_a_megabyte_timestamp_or_delta_type_is_quoted_briefly():
+    for path, value in (((*D3, "metadata", "timestamp"), "x" * (1 << 20)),
+                        ((*D3, "delta_type"), "Q" * (1 << 20))):
+        err = _error(_bytes(_set(_doc(), path, value)))
+        assert len(str(err)) < 400 and "1048576 characters" in str(err)

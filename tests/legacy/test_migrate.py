@@ -285,7 +285,7 @@ def test_crate_files_are_size_checked_before_they_are_read(tmp_path, monkeypatch
     real = legacy_pkg.read_legacy_file
     monkeypatch.setattr(legacy_pkg, "read_legacy_file", lambda p, **kw: real(p, max_bytes=100))
     old = _copy(tmp_path, "v0.5", "small.thermo")
-    with pytest.raises(LimitExceededError, match="exceeds the legacy file limit"):
+    with pytest.raises(LimitExceededError, match=r"exceeds the legacy file (limit|cap)"):
         store.load(old)
-    with pytest.raises(LimitExceededError, match="exceeds the legacy file limit"):
+    with pytest.raises(LimitExceededError, match=r"exceeds the legacy file (limit|cap)"):
         store.verify(old)

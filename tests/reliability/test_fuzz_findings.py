@@ -1,14 +1,11 @@
-"""Inputs the fuzzers found that still break the error contract, kept as strict xfails.
+"""Inputs the fuzzers found that broke the error contract, kept as regression tests.
 
 Each test states the contract (only ``thermo_cli.errors`` classes escape; the CLI exits 3
-with one short line, never 70) and is marked ``xfail(strict=True)`` with the place of the
-bug: it passes while the bug is there and fails as soon as the bug is fixed, so the
-marker is removed then and the test guards the fix.
+with one short line, never 70). They were strict xfails while the bugs were open.
 """
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 
 import orjson
@@ -16,16 +13,13 @@ import pytest
 
 from fuzz.targets import safetensors_bytes
 from tests.reliability.conftest import LEGACY, Thermo
-from thermo_cli.errors import ThermoError
+from thermo_cli.errors import LegacyFormatError, ThermoError
 from thermo_cli.jsonl import DeltaParser
 
 MiB = 1 << 20
 LAYERS = ("hot_entries", "warm_entries", "cool_entries", "cold_entries")
 
 
-@pytest.mark.xfail(strict=True, raises=TypeError,
-                   reason="thermo_cli/jsonl.py _integer_bytes: flat.astype(np.float64) on an object array "
-                          "holding a dict raises TypeError (thermo apply exits 70)")
 def test_jsonl_integer_tensor_holding_an_object_is_a_clean_error() -> None:
     line = b'{"op": "create", "key": "0", "value": {"dtype": "i8", "shape": [], "data": [{}]}}'
     with pytest.raises(ThermoError):
@@ -38,19 +32,23 @@ def _year_1013_engram() -> bytes:
     return orjson.dumps(doc)
 
 
-@pytest.mark.xfail(strict=True, raises=OverflowError,
-                   reason="timestamps outside i64 nanoseconds (before 1677 or after 2262; the crate's "
-                          "chrono accepts 0001..9999) reach thermo_cli/audit/state.py leaf_bytes -> "
-                          "thermo_cli/cbor.py head(): OverflowError (thermo import-engram exits 70)")
 def test_engram_with_a_year_1013_timestamp_is_a_clean_error() -> None:
     from thermo_cli.legacy.engram import load_engram
 
-    with contextlib.suppress(ThermoError):
+    with pytest.raises(LegacyFormatError) as info:
         load_engram(_year_1013_engram(), source="fuzz").state_digest()
+    assert info.value.path == "metadata.last_consolidation"
+    assert "outside the supported range 1677-09-21..2262-04-11" in str(info.value)
 
 
-@pytest.mark.xfail(strict=True, reason="as above: `thermo migrate` of a crate file whose entry was updated "
-                                       "in 1013 exits 70 (OverflowError in the container writer)")
+def test_import_engram_of_a_year_1013_timestamp_exits_3(tmp_path: Path) -> None:
+    src = tmp_path / "export.json"
+    src.write_bytes(_year_1013_engram())
+    run = Thermo()("import-engram", src, tmp_path / "new.thermo")
+    assert run.code == 3 and "metadata.last_consolidation" in run.err, run.err
+    assert not (tmp_path / "new.thermo").exists()
+
+
 def test_migrate_of_an_entry_updated_in_1013_exits_cleanly(tmp_path: Path) -> None:
     doc = orjson.loads((LEGACY / "v0.5" / "consolidated.thermo").read_bytes())
     layer = next(name for name in LAYERS if doc[name])
@@ -58,11 +56,10 @@ def test_migrate_of_an_entry_updated_in_1013_exits_cleanly(tmp_path: Path) -> No
     src = tmp_path / "old.thermo"
     src.write_bytes(orjson.dumps(doc))
     run = Thermo()("migrate", src, tmp_path / "new.thermo")
-    assert run.code in (0, 3), run.err
+    assert run.code == 3 and "outside the supported range 1677-09-21..2262-04-11" in run.err, run.err
+    assert not (tmp_path / "new.thermo").exists()
 
 
-@pytest.mark.xfail(strict=True, reason="thermo_cli/safetensors_io: the error names the whole 1 MiB tensor "
-                                       "name, a 1 MiB 'one-line' message (truncate names in messages)")
 def test_safetensors_error_for_a_megabyte_name_is_short(tmp_path: Path) -> None:
     from thermo_cli.safetensors_io import import_safetensors
 
@@ -74,8 +71,6 @@ def test_safetensors_error_for_a_megabyte_name_is_short(tmp_path: Path) -> None:
     assert len(str(info.value)) < 1000
 
 
-@pytest.mark.xfail(strict=True, reason="thermo_cli/legacy/jsondoc.py: the JSON path in the error quotes the "
-                                       "whole 1 MiB key (truncate keys in paths)")
 def test_legacy_error_for_a_megabyte_key_is_short() -> None:
     from thermo_cli.legacy import load_legacy
 

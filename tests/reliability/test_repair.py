@@ -14,7 +14,14 @@ from thermo_cli import store
 from thermo_cli.container.fileops import lock_path
 from thermo_cli.container.reader import Reader
 from thermo_cli.container.writer import plan_append
-from thermo_cli.errors import LockError, NotFoundError, RefusedError, TruncatedError, ValidationError
+from thermo_cli.errors import (
+    IntegrityError,
+    LockError,
+    NotFoundError,
+    RefusedError,
+    TruncatedError,
+    ValidationError,
+)
 from thermo_cli.repair import default_backup_path, leftover_temp_files, repair
 
 
@@ -115,14 +122,34 @@ def test_damaged_last_commit_is_not_mistaken_for_a_torn_tail(tmp_path: Path) -> 
     data = bytearray(path.read_bytes())
     data[last.off + last.len // 2] ^= 0x01  # a bit flip inside the last trailer
     path.write_bytes(bytes(data))
-    with Reader(path) as r:
-        assert r.torn_tail_bytes > 0 and r.trailer.seq == 1  # the reader falls back one commit
+    with pytest.raises(IntegrityError, match="last commit is damaged"):
+        Reader(path)  # damage, not a crash: never silently fall back to the previous commit
+    with pytest.raises(IntegrityError, match="last commit is damaged"):
+        store.load(path)
+    with pytest.raises(IntegrityError, match="last commit is damaged"):
+        store.verify(path)
+    with Reader(path, allow_damaged_tail=True) as r:
+        assert r.torn_tail_bytes > 0 and r.trailer.seq == 1  # what repair --force falls back to
     with pytest.raises(RefusedError, match="damaged commit"):
         repair(path)
     assert path.read_bytes() == bytes(data)
     report = repair(path, force=True, backup=tmp_path / "forced.bak")
     assert (tmp_path / "forced.bak").read_bytes() == bytes(data)
     assert report.commit_seq == 1 and store.verify(path).ok
+
+
+def test_commit_refuses_to_append_over_a_damaged_last_commit(tmp_path: Path) -> None:
+    path = make_file(tmp_path / "d.thermo", commits=3)
+    tg = store.load(path)
+    tg.update("k1", b"after the damage", strength=0.5)
+    data = bytearray(path.read_bytes())
+    data[-44 + 10] ^= 0x40  # a bit flip in the footer's trailer digest; the end magic is intact
+    path.write_bytes(bytes(data))
+    with pytest.raises(IntegrityError, match="last commit is damaged"):
+        store.commit(path, tg)
+    assert path.read_bytes() == bytes(data)  # the damaged commit was not cut away
+    run = Thermo()("verify", path)
+    assert run.code != 0 and "last commit is damaged" in run.err
 
 
 def test_legacy_and_missing_files_are_refused(tmp_path: Path) -> None:

@@ -38,6 +38,20 @@ from thermo_cli.records import tensor_to_map
 
 Layers = Mapping[Layer, Mapping[str, Entry]]
 
+BIND_KIND = "bind"
+"""Kind of the event that binds the layer state at a commit after engine layer changes
+(:meth:`thermo_cli.engine.thermogram.Thermogram.bind_state`)."""
+NON_LAYER_KINDS = frozenset({"checkpoint", "signature"})
+"""Event kinds that never change the layers; any other event may, and must be followed by
+a binding record before its commit ends."""
+
+
+def is_binding(fields: Mapping[str, Any]) -> bool:
+    """The event fields bind a state: ``log_size`` (int), ``log_root`` and ``state_digest`` (bytes)."""
+    size = fields.get("log_size")
+    return (isinstance(fields.get("state_digest"), bytes) and isinstance(fields.get("log_root"), bytes)
+            and isinstance(size, int) and not isinstance(size, bool))
+
 
 def entry_map(layer: Layer | int, entry: Entry, value_sha256: bytes | None = None) -> dict[str, Any]:
     """The map an entry's leaf encodes (the value appears only as its SHA-256).

@@ -34,14 +34,13 @@ from thermo_cli.audit.keys import PublicKey
 from thermo_cli.audit.layers import LayerScan, scan_layers
 from thermo_cli.audit.logpass import scan_file_log
 from thermo_cli.audit.report import VerifyReport
+from thermo_cli.audit.state import BIND_KIND, NON_LAYER_KINDS, is_binding
 from thermo_cli.errors import CorruptError, FormatError, IntegrityError, ValidationError
 from thermo_cli.model import Event
 
-STATE_KINDS = ("consolidate", "checkpoint")
+STATE_KINDS = ("consolidate", "checkpoint", BIND_KIND)
 """Event kinds that must bind (log size, log root, state digest); any other event may
-(every engine layer change does) and is checked the same way when it does."""
-NON_LAYER_KINDS = frozenset({"checkpoint", "signature"})
-"""Event kinds that never change the layers."""
+and is checked the same way when it does."""
 SIGNATURE_KIND = "signature"
 
 
@@ -51,9 +50,7 @@ def origin_of(thermogram_id: str) -> str:
 
 
 def is_state_event(ev: Event) -> bool:
-    f = ev.fields
-    return (isinstance(f.get("state_digest"), bytes) and isinstance(f.get("log_root"), bytes)
-            and isinstance(f.get("log_size"), int) and not isinstance(f.get("log_size"), bool))
+    return is_binding(ev.fields)
 
 
 def checkpoint_of(ev: Event, origin: str) -> note.Checkpoint:
@@ -149,6 +146,7 @@ class ContainerVerifier:
         self.origin = "thermo/unknown"
         self.scan: chain.LogScan | None = None
         self.layers: LayerScan | None = None
+        self.commit_sizes: list[int] = []
 
     def run(self) -> VerifyReport:
         r, t = self.report, self.reader.trailer
@@ -156,6 +154,7 @@ class ContainerVerifier:
         r.records = t.log_size
         r.torn_tail_bytes = self.reader.torn_tail_bytes
         trailers = self.check_commits()
+        self.commit_sizes = sorted({tr.log_size for tr in trailers})
         self.check_log(trailers)
         self.check_checkpoints()
         self.check_layers()
@@ -338,6 +337,7 @@ class ContainerVerifier:
     def check_state(self) -> None:
         r, scan, layers = self.report, self.scan, self.layers
         assert scan is not None and layers is not None
+        self.note_unbound_commits()
         bound = [ev for ev in scan.events if is_state_event(ev.event)]
         actual = layers.digest()
         r.details["state_digest"] = actual.hex()
@@ -370,6 +370,42 @@ class ContainerVerifier:
         else:
             r.add("state digest", True, layers.entries, f"{layers.entries} entries match the digest "
                                                         f"bound at record {last.index} ({last.event.kind})")
+
+    def note_unbound_commits(self) -> None:
+        """Note each earlier commit that changed the layers without binding them.
+
+        Engine layer operations log unbound events and the writer binds the state once per
+        commit (a ``bind``, ``consolidate`` or ``checkpoint`` record before the commit
+        ends), so every committed layer state is covered by a digest. A commit that ends
+        with layer changes not yet bound was not written by this thermo (or bypassed its
+        store); its intermediate state cannot be checked, which is a note, not a failure:
+        the state a later binding covers is still checked. The last commit is covered by
+        the "state digest" check itself.
+        """
+        scan = self.scan
+        assert scan is not None
+        ends = [n for n in self.commit_sizes[:-1] if n > 0]
+        if not ends:
+            return
+        gaps: list[str] = []
+        pending: list[Any] = []
+        events = iter(sorted(scan.events, key=lambda e: e.index))
+        ev = next(events, None)
+        for end in ends:
+            while ev is not None and ev.index < end:
+                if is_state_event(ev.event):
+                    pending = []
+                elif ev.event.kind not in NON_LAYER_KINDS:
+                    pending.append(ev)
+                ev = next(events, None)
+            if pending:
+                kinds = ", ".join(sorted({p.event.kind for p in pending}))
+                gaps.append(f"records {pending[0].index}-{end - 1} ({kinds})")
+                pending = []
+        if gaps:
+            self.report.notes.append(
+                f"{len(gaps)} earlier commit(s) changed the layers without binding the state digest: "
+                f"{'; '.join(gaps[:3])}{' …' if len(gaps) > 3 else ''}")
 
     # --- signatures -----------------------------------------------------------------------
 

@@ -120,8 +120,13 @@ class ThermoGroup(TyperGroup):
     installed script report exactly the same message and exit code.
     """
 
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        args, items = _take_limit_args(args)
+        ctx.meta[_LIMITS_META] = _parse_limit_items(items)
+        return super().parse_args(ctx, args)
+
     def invoke(self, ctx: Any) -> Any:
-        with _global_flags():
+        with _global_flags(), _run_limits(ctx.meta.get(_LIMITS_META, {})):
             return self._invoke(ctx)
 
     def _invoke(self, ctx: Any) -> Any:
@@ -136,6 +141,79 @@ class ThermoGroup(TyperGroup):
             if _is_click_exception(exc):
                 raise
             raise typer.Exit(report_error(exc)) from exc
+
+
+# --- safety caps (--limit / THERMO_LIMITS) ---------------------------------------------------
+
+_LIMITS_META = "thermo.limits"
+LIMIT_HELP = (
+    "Raise a reader safety cap for this run (repeatable; sizes take K/M/G/T; also "
+    "THERMO_LIMITS=NAME=SIZE,...), e.g. --limit max_value_bytes=8G. Caps: max_chunk_bytes, max_block_bytes, "
+    "max_trailer_bytes, max_record_bytes, max_segment_bytes, max_value_bytes, "
+    "max_entries_per_chunk, max_chunks, max_segments, max_streams, max_trailer_chain, "
+    "max_scan_candidates, max_legacy_bytes (JSONL lines: --max-line-bytes)."
+)
+
+
+def _take_limit_args(args: list[str]) -> tuple[list[str], list[str]]:
+    """Pull every ``--limit NAME=SIZE`` / ``--limit=NAME=SIZE`` out of ``args`` (before ``--``).
+
+    Like --debug it is a global switch accepted anywhere on the line, and repeatable:
+    handled here, before click parses, so neither typer's list coercion nor command
+    trimming has to know about it.
+    """
+    rest: list[str] = []
+    items: list[str] = []
+    i = 0
+    while i < len(args):
+        a = args[i]
+        if a == "--":
+            rest.extend(args[i:])
+            break
+        if a == "--limit":
+            if i + 1 >= len(args):
+                raise typer.BadParameter("requires NAME=SIZE, e.g. max_value_bytes=8G",
+                                         param_hint="'--limit'")
+            items.append(args[i + 1])
+            i += 2
+            continue
+        if a.startswith("--limit="):
+            items.append(a[len("--limit="):])
+        else:
+            rest.append(a)
+        i += 1
+    return rest, items
+
+
+def _parse_limit_items(items: list[str]) -> dict[str, int]:
+    if not items:
+        return {}
+    from thermo_cli.container.limits import parse_limits
+
+    try:
+        return parse_limits(items)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="'--limit'") from None
+
+
+@contextlib.contextmanager
+def _run_limits(cli: dict[str, int]) -> Iterator[None]:
+    """Apply THERMO_LIMITS, then the command line's --limit, for one invocation."""
+    env = os.environ.get("THERMO_LIMITS", "").strip()
+    if not cli and not env:
+        yield
+        return
+    from thermo_cli.container.limits import parse_limits, process_limits
+
+    changes: dict[str, int] = {}
+    if env:
+        try:
+            changes.update(parse_limits([env]))
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="THERMO_LIMITS") from None
+    changes.update(cli)
+    with process_limits(changes):
+        yield
 
 
 def _install_fast_coercion() -> None:
@@ -459,6 +537,8 @@ def _app_for(argv: list[str]) -> typer.Typer:
     completion, command groups and unknown names use the whole app, so what a user
     sees does not change.
     """
+    while (len(argv) >= 2 and argv[0] == "--limit") or (argv and argv[0].startswith("--limit=")):
+        argv = argv[2:] if argv[0] == "--limit" else argv[1:]
     if not argv or argv[0].startswith("-"):
         return app
     from typer.main import get_command_name
@@ -556,6 +636,7 @@ def _global_options(
                                  help="Print the version and exit."),
     debug: bool = typer.Option(False, "--debug", help="Show full tracebacks for internal errors."),
     no_color: bool = typer.Option(False, "--no-color", help="Disable colour (also NO_COLOR=1)."),
+    limit: str = typer.Option("", "--limit", metavar="NAME=SIZE", help=LIMIT_HELP),
 ) -> None:
     """Thermograms: plastic memory capsules with hot/warm/cool/cold layers and an audited log.
 

@@ -143,6 +143,27 @@ def _require_file(path: str) -> None:
         raise FormatError(f"{path}: is a directory, not a thermogram file")
 
 
+def _load_for_writing(path: str, upgrade: bool, *, log: str = "tail") -> tuple[Thermogram, bool]:
+    """Load under the caller's lock; a crate file being upgraded logs its migration first.
+
+    ``thermo migrate`` in place: the ``migrate`` event (legacy chain verified, source
+    digest, entry counts) comes right after the crate's deltas and before this command's
+    changes, so the log reads in the order things happened. Returns (thermogram, whether
+    a migrate event was appended).
+    """
+    from thermo_cli import store
+
+    kind = _check_writable(path, upgrade)
+    tg = store.load(path, layers="lazy", log=log)
+    if kind != "legacy" or "legacy" not in tg.extras:
+        return tg, False
+    from thermo_cli.legacy import read_legacy_file
+    from thermo_cli.legacy.migrate import record_migration
+
+    record_migration(tg, read_legacy_file(path), source=path)
+    return tg, True
+
+
 @contextlib.contextmanager
 def _writing(path: str, upgrade: bool, *, log: str = "tail") -> Iterator[Thermogram]:
     """Lock, load, yield the thermogram; commit when the block succeeds, else leave the file."""
@@ -150,8 +171,7 @@ def _writing(path: str, upgrade: bool, *, log: str = "tail") -> Iterator[Thermog
 
     _require_file(path)
     with store.locked(path):
-        _check_writable(path, upgrade)
-        tg = store.load(path, layers="lazy", log=log)
+        tg, _ = _load_for_writing(path, upgrade, log=log)
         yield tg
         store.commit(path, tg, upgrade=upgrade)
 
@@ -418,8 +438,7 @@ def register(app: typer.Typer) -> None:
         size = _input_size(deltas)
         _require_file(file)
         with _no_gc(), store.locked(file):
-            _check_writable(file, upgrade)
-            tg = store.load(file, layers="lazy", log="tail")
+            tg, migrated = _load_for_writing(file, upgrade)
             before = tg.meta.total_consolidations
             with open_input(deltas) as raw, progress(
                     "applying", size, min_total=_APPLY_PROGRESS_BYTES, unit="bytes") as bar:
@@ -427,7 +446,7 @@ def register(app: typer.Typer) -> None:
                 lines = jsonl.iter_lines(stream, max_line_bytes=limits.max_line_bytes)
                 applied, skipped = _apply_stream(tg, lines, source=source, limits=limits,
                                                  skip_invalid=skip_invalid, auto=auto_consolidate)
-            if not dry_run and (applied or tg.log_length != tg.persisted):
+            if not dry_run and (applied or tg.log_length != tg.persisted + migrated):
                 store.commit(file, tg, upgrade=upgrade)
         _KEEP_UNTIL_EXIT[:] = [tg]  # freed by the process exit, not object by object
         consolidations = tg.meta.total_consolidations - before
@@ -893,11 +912,11 @@ def _print_value(result: ReadResult) -> None:
 def _write_npy(result: ReadResult, out: str) -> None:
     import numpy as np
 
-    from thermo_cli.errors import ValidationError
+    from thermo_cli.errors import ValidationError, quote
     from thermo_cli.tensors import dtype_info, to_float32, value_to_array
 
     if result.tensor is None:
-        raise ValidationError(f"{result.key!r} is not a tensor (it holds {len(result.value)} bytes): "
+        raise ValidationError(f"{quote(result.key)} is not a tensor (it holds {len(result.value)} bytes): "
                               "use --raw")
     arr = value_to_array(result.value, result.tensor)
     info = dtype_info(result.tensor.dtype)
@@ -907,7 +926,11 @@ def _write_npy(result: ReadResult, out: str) -> None:
     with open_output(out) as fh:
         np.save(fh, np.ascontiguousarray(arr), allow_pickle=False)
     if out != "-":
-        err(f"wrote {result.key!r} {result.tensor.dtype} {list(arr.shape)} to {out}")
+        shape = list(result.tensor.shape)
+        stored = f" as {arr.dtype} {list(arr.shape)}" if list(arr.shape) != shape or info.is_packed else ""
+        if info.is_packed:
+            stored += " (packed)"
+        err(f"wrote {quote(result.key)} {result.tensor.dtype} {shape}{stored} to {out}")
 
 
 # --- stats -------------------------------------------------------------------------------------

@@ -9,12 +9,46 @@ the structure and the field, so no decoder indexes into untrusted data unchecked
 from __future__ import annotations
 
 import math
+import sys
+from array import array
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from thermo_cli.errors import CorruptError
 
 CODECS = ("none", "zstd")
+
+
+# --- packed little-endian columns ------------------------------------------------------------
+
+COLUMN_FORMATS = {"<f8": "d", "<u8": "Q", "<i8": "q", "i1": "b", "<i4": "i", "<u2": "H"}
+"""Column dtypes of the container (numpy spelling) → struct/array format of the same width."""
+
+
+def le_column(data: bytes, dtype: str) -> Sequence[Any]:
+    """A packed little-endian column as an indexable sequence of Python numbers.
+
+    A zero-copy ``memoryview`` cast on little-endian hosts (an ``array`` swapped into host
+    order elsewhere), so the read-one-key path needs no numpy: importing it costs more
+    than the whole lookup. ``len(data)`` must be a multiple of the element size.
+    """
+    fmt = COLUMN_FORMATS[dtype]
+    if sys.byteorder == "little" or fmt == "b":
+        return memoryview(data).cast(fmt)
+    col = array(fmt, data)  # pragma: no cover - big-endian hosts
+    col.byteswap()  # pragma: no cover
+    return col  # pragma: no cover
+
+
+def le_bytes(values: Sequence[int] | Sequence[float], dtype: str) -> bytes:
+    """The packed little-endian bytes of ``values`` (inverse of :func:`le_column`)."""
+    if isinstance(values, memoryview) and sys.byteorder == "little":
+        return values.tobytes()
+    col = array(COLUMN_FORMATS[dtype], values)
+    if sys.byteorder != "little":  # pragma: no cover - big-endian hosts
+        col.byteswap()
+    return col.tobytes()
 
 
 # --- typed accessors --------------------------------------------------------------------

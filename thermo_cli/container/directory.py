@@ -3,21 +3,30 @@
 A directory chunk is a zstd frame of one CBOR map of columns: the keys as a text array and
 every numeric field as one little-endian byte string (strength f64, update count u64,
 update time i64, ternary i8, tensor-description index i32, value stream u16, value
-offset and length u64). Columns decode with numpy in one step each, so opening a chunk of
-a thousand entries costs a few hundred microseconds and looking one key up builds one row.
+offset and length u64). Each column is a zero-copy typed view of its byte string (no
+numpy: importing it would cost more than a whole key lookup), so opening a chunk of a
+thousand entries costs a few hundred microseconds and looking one key up builds one row.
 Tensor descriptions are deduplicated (a layer of same-shaped weights stores one).
 """
 
 from __future__ import annotations
 
+import math
 from bisect import bisect_left
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
 from thermo_cli import cbor
-from thermo_cli.container.blocks import as_bytes, as_list, as_map, field_of
+from thermo_cli.container.blocks import (
+    COLUMN_FORMATS,
+    as_bytes,
+    as_list,
+    as_map,
+    field_of,
+    le_bytes,
+    le_column,
+)
 from thermo_cli.container.index import DirChunk, Stream
 from thermo_cli.errors import CorruptError
 from thermo_cli.model import MAX_KEY_BYTES, Entry, TensorSpec, Ternary
@@ -61,8 +70,13 @@ class Row:
 # --- encoding -----------------------------------------------------------------------------
 
 
-def chunk_map(entries: list[Entry], locs: list[tuple[int, int]]) -> dict[str, Any]:
-    """The column map of a directory chunk; ``locs`` holds each value's (stream, offset)."""
+def chunk_map(entries: list[Entry], locs: list[tuple[int, int]], lengths: list[int] | None = None
+              ) -> dict[str, Any]:
+    """The column map of a directory chunk; ``locs`` holds each value's (stream, offset).
+
+    ``lengths`` are the values' sizes when the caller knows them: the writer passes them
+    so a value streamed from another file is not read again just to be measured.
+    """
     specs: list[dict[str, Any]] = []
     spec_ix: dict[TensorSpec, int] = {}
     tix = []
@@ -83,11 +97,11 @@ def chunk_map(entries: list[Entry], locs: list[tuple[int, int]]) -> dict[str, An
         "tensor": tix,
         "stream": [s for s, _ in locs],
         "offset": [o for _, o in locs],
-        "length": [len(e.value) for e in entries],
+        "length": lengths if lengths is not None else [len(e.value) for e in entries],
     }
     out: dict[str, Any] = {"keys": [e.key for e in entries], "tensors": specs}
     for name, dtype in COLUMNS.items():
-        out[name] = np.asarray(cols[name], dtype=dtype).tobytes()
+        out[name] = le_bytes(cols[name], dtype)
     return out
 
 
@@ -107,7 +121,7 @@ class DirData:
 
     __slots__ = ("_key_bytes", "cols", "keys", "tensors")
 
-    def __init__(self, keys: list[str], cols: dict[str, np.ndarray], tensors: list[TensorSpec]) -> None:
+    def __init__(self, keys: list[str], cols: dict[str, Sequence[Any]], tensors: list[TensorSpec]) -> None:
         self.keys = keys
         self.cols = cols
         self.tensors = tensors
@@ -134,7 +148,7 @@ class DirData:
                    off=int(c["offset"][i]), length=int(c["length"][i]))
 
     def rows(self) -> list[Row]:
-        c = {name: col.tolist() for name, col in self.cols.items()}
+        c = {name: list(col) for name, col in self.cols.items()}
         tensors = self.tensors
         out = []
         for i, key in enumerate(self.keys):
@@ -169,37 +183,38 @@ def decode_chunk(raw: bytes, d: DirChunk, streams: list[Stream], what: str) -> D
     tensors = [tensor_from_map(s, f"{what}.tensors[{i}]") for i, s in enumerate(specs)]
     if any(t is None for t in tensors):
         raise CorruptError(f"{what}.tensors: null is not a tensor description")
-    cols = {}
+    cols: dict[str, Sequence[Any]] = {}
     for name, dtype in COLUMNS.items():
         data = as_bytes(field_of(m, name, what), f"{what}.{name}")
-        size = np.dtype(dtype).itemsize
+        size = _SIZES[dtype]
         if len(data) != n * size:
             raise CorruptError(f"{what}.{name}: {len(data)} bytes for {n} entries of {size} bytes")
-        cols[name] = np.frombuffer(data, dtype=dtype)
+        cols[name] = le_column(data, dtype)
     _check_columns(cols, len(tensors), streams, what)
     return DirData(keys, cols, tensors)  # type: ignore[arg-type]
 
 
-def _check_columns(cols: dict[str, np.ndarray], n_tensors: int, streams: list[Stream], what: str) -> None:
+_SIZES = {"<f8": 8, "<u8": 8, "<i8": 8, "i1": 1, "<i4": 4, "<u2": 2}
+assert set(_SIZES) == set(COLUMN_FORMATS)
+
+
+def _check_columns(cols: dict[str, Sequence[Any]], n_tensors: int, streams: list[Stream], what: str) -> None:
+    """Range checks of a decoded chunk: min/max are C loops over the column views; the
+    per-row bounds check of values runs only over a chunk's rows (about a thousand)."""
     s = cols["strength"]
-    if not np.all(np.isfinite(s)):
+    if not all(map(math.isfinite, s)):
         raise CorruptError(f"{what}.strength: not every strength is a finite number")
     t = cols["ternary"]
-    if not np.all((t >= -1) & (t <= NO_TERNARY)):
+    if min(t) < -1 or max(t) > NO_TERNARY:
         raise CorruptError(f"{what}.ternary: values must be -1, 0, 1 or {NO_TERNARY} (none)")
     ti = cols["tensor"]
-    if not np.all((ti >= -1) & (ti < n_tensors)):
+    if min(ti) < -1 or max(ti) >= n_tensors:
         raise CorruptError(f"{what}.tensor: index outside the tensor descriptions")
-    length = cols["length"]
-    used = length > 0
-    if not used.any():
-        return
-    st = cols["stream"][used]
-    if int(st.max()) >= len(streams):
-        raise CorruptError(f"{what}.stream: a value names a stream that does not exist")
-    sizes = np.array([x.size for x in streams], dtype=np.uint64)[st]
-    off = cols["offset"][used]
-    ln = length[used]
-    # off + len <= size, written to avoid unsigned overflow
-    if not np.all((off <= sizes) & (ln <= sizes - np.minimum(off, sizes))):
-        raise CorruptError(f"{what}: a value's bytes lie outside its stream")
+    sizes = [x.size for x in streams]
+    n_streams = len(sizes)
+    for st, off, ln in zip(cols["stream"], cols["offset"], cols["length"], strict=True):
+        if ln:
+            if st >= n_streams:
+                raise CorruptError(f"{what}.stream: a value names a stream that does not exist")
+            if off + ln > sizes[st]:
+                raise CorruptError(f"{what}: a value's bytes lie outside its stream")

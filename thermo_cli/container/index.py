@@ -9,8 +9,9 @@ class (unshuffled bytes, or shuffled with element size 2, 4 or 8), cut into fixe
 chunks, so a value is read by decompressing only the chunks its byte range touches.
 
 Row tables are stored by column (offsets, lengths, digests as packed little-endian byte
-strings), so opening the index of a 1 GiB file decodes a handful of byte strings with
-numpy and checks them vectorised, instead of thousands of small CBOR arrays.
+strings), so opening the index of a 1 GiB file casts a handful of byte strings to
+integer views (no copy, no numpy import) instead of decoding thousands of small CBOR
+arrays.
 """
 
 from __future__ import annotations
@@ -21,9 +22,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, overload
 
-import numpy as np
-
-from thermo_cli.container.blocks import as_bytes, as_list, as_map, as_text, as_uint, field_of
+from thermo_cli.container.blocks import (
+    as_bytes,
+    as_list,
+    as_map,
+    as_text,
+    as_uint,
+    field_of,
+    le_bytes,
+    le_column,
+)
 from thermo_cli.container.chunks import FILTERS, SHUFFLE, SHUFFLE_ELEMS
 from thermo_cli.container.limits import Limits, check_cap
 from thermo_cli.errors import CorruptError
@@ -50,11 +58,19 @@ class DataChunk:
     sha256: bytes
 
 
-def _column(m: dict[str, Any], name: str, n: int | None, what: str) -> np.ndarray:
+Column = Sequence[int]
+"""A u64 column: a view of its packed little-endian bytes (see ``blocks.le_column``)."""
+
+
+def _column(m: dict[str, Any], name: str, n: int | None, what: str) -> Column:
     data = as_bytes(field_of(m, name, what), f"{what}.{name}")
     if len(data) % 8 or (n is not None and len(data) != 8 * n):
         raise CorruptError(f"{what}.{name}: {len(data)} bytes do not hold the row count's u64 values")
-    return np.frombuffer(data, dtype="<u8")
+    return le_column(data, "<u8")
+
+
+def _u64(values: list[int]) -> Column:
+    return le_column(le_bytes(values, "<u8"), "<u8")
 
 
 def _digests(m: dict[str, Any], n: int, what: str) -> bytes:
@@ -64,12 +80,14 @@ def _digests(m: dict[str, Any], n: int, what: str) -> bytes:
     return data
 
 
-def _check_spans(off: np.ndarray, length: np.ndarray, lo: int, hi: int, what: str) -> None:
-    bad = (off < lo) | (length > hi) | (off > hi - np.minimum(length, hi))
-    if bad.any():
-        i = int(np.argmax(bad))
-        raise CorruptError(f"{what}[{i}]: bytes {int(off[i])}..{int(off[i]) + int(length[i])} "
-                           f"lie outside the file's data {lo}..{hi}")
+def _check_spans(off: Column, length: Column, lo: int, hi: int, what: str) -> None:
+    """Every (offset, length) lies within ``lo..hi`` (one row per chunk, not per entry)."""
+    if not len(off) or (min(off) >= lo and max(off) <= hi and max(length) <= hi
+                        and all(o + n <= hi for o, n in zip(off, length, strict=True))):
+        return
+    for i, (o, n) in enumerate(zip(off, length, strict=True)):
+        if o < lo or o + n > hi:
+            raise CorruptError(f"{what}[{i}]: bytes {o}..{o + n} lie outside the file's data {lo}..{hi}")
 
 
 _Row = TypeVar("_Row")
@@ -105,7 +123,7 @@ class DirTable(_ColumnTable[DirChunk]):
     __slots__ = ("_count", "_first_bytes", "_len", "_off", "_raw", "_sha", "first", "last")
     _ROW_NAME = "directory row"
 
-    def __init__(self, off: np.ndarray, length: np.ndarray, raw: np.ndarray, count: np.ndarray,
+    def __init__(self, off: Column, length: Column, raw: Column, count: Column,
                  first: list[str], last: list[str], sha: bytes) -> None:
         self._off, self._len, self._raw, self._count = off, length, raw, count
         self.first, self.last = first, last
@@ -114,8 +132,8 @@ class DirTable(_ColumnTable[DirChunk]):
 
     @classmethod
     def of(cls, rows: Sequence[DirChunk]) -> DirTable:
-        def col(name: str) -> np.ndarray:
-            return np.asarray([getattr(r, name) for r in rows], dtype="<u8")
+        def col(name: str) -> Column:
+            return _u64([getattr(r, name) for r in rows])
 
         return cls(col("off"), col("len"), col("raw"), col("count"), [r.first for r in rows],
                    [r.last for r in rows], b"".join(r.sha256 for r in rows))
@@ -128,7 +146,7 @@ class DirTable(_ColumnTable[DirChunk]):
                         self.first[i], self.last[i], self._sha[32 * i: 32 * i + 32])
 
     def total(self) -> int:
-        return int(self._count.sum(dtype=np.uint64)) if len(self) else 0
+        return sum(self._count)
 
     def find(self, key: str) -> int | None:
         """Position of the row whose key range may hold ``key``."""
@@ -141,8 +159,8 @@ class DirTable(_ColumnTable[DirChunk]):
         return i
 
     def to_map(self) -> dict[str, Any]:
-        return {"off": self._off.astype("<u8").tobytes(), "len": self._len.astype("<u8").tobytes(),
-                "raw": self._raw.astype("<u8").tobytes(), "count": self._count.astype("<u8").tobytes(),
+        return {"off": le_bytes(self._off, "<u8"), "len": le_bytes(self._len, "<u8"),
+                "raw": le_bytes(self._raw, "<u8"), "count": le_bytes(self._count, "<u8"),
                 "first": list(self.first), "last": list(self.last), "sha256": self._sha}
 
     @classmethod
@@ -159,12 +177,9 @@ class DirTable(_ColumnTable[DirChunk]):
         sha = _digests(m, n, what)
         _check_spans(off, length, lo, hi, what)
         if n:
-            if int(raw.max()) > limits.max_chunk_bytes:
-                check_cap(int(raw.max()), limits.max_chunk_bytes, "max_chunk_bytes", f"{what}.raw")
-            if int(count.max()) > limits.max_entries_per_chunk:
-                check_cap(int(count.max()), limits.max_entries_per_chunk, "max_entries_per_chunk",
-                          f"{what}.count")
-            if int(count.min()) == 0:
+            check_cap(max(raw), limits.max_chunk_bytes, "max_chunk_bytes", f"{what}.raw")
+            check_cap(max(count), limits.max_entries_per_chunk, "max_entries_per_chunk", f"{what}.count")
+            if min(count) == 0:
                 raise CorruptError(f"{what}.count: a directory chunk with no entries")
         prev = b""
         for i in range(n):
@@ -182,13 +197,12 @@ class ChunkTable(_ColumnTable[DataChunk]):
     __slots__ = ("_len", "_off", "_sha")
     _ROW_NAME = "data chunk"
 
-    def __init__(self, off: np.ndarray, length: np.ndarray, sha: bytes) -> None:
+    def __init__(self, off: Column, length: Column, sha: bytes) -> None:
         self._off, self._len, self._sha = off, length, sha
 
     @classmethod
     def of(cls, rows: Sequence[DataChunk]) -> ChunkTable:
-        return cls(np.asarray([r.off for r in rows], dtype="<u8"),
-                   np.asarray([r.len for r in rows], dtype="<u8"), b"".join(r.sha256 for r in rows))
+        return cls(_u64([r.off for r in rows]), _u64([r.len for r in rows]), b"".join(r.sha256 for r in rows))
 
     def __len__(self) -> int:
         return len(self._off)
@@ -197,8 +211,7 @@ class ChunkTable(_ColumnTable[DataChunk]):
         return DataChunk(int(self._off[i]), int(self._len[i]), self._sha[32 * i: 32 * i + 32])
 
     def to_map(self) -> dict[str, Any]:
-        return {"off": self._off.astype("<u8").tobytes(), "len": self._len.astype("<u8").tobytes(),
-                "sha256": self._sha}
+        return {"off": le_bytes(self._off, "<u8"), "len": le_bytes(self._len, "<u8"), "sha256": self._sha}
 
     @classmethod
     def from_map(cls, v: Any, what: str, lo: int, hi: int, limits: Limits) -> ChunkTable:

@@ -2,9 +2,13 @@
 
 Opening reads the prefix, the footer at the end of the file and the trailer it points at:
 three small reads whatever the file's size. If the file does not end in a valid commit
-(a writer was killed mid-append, or the last bytes were damaged), the reader scans
-backwards for the last valid footer/trailer of this file, opens that state, and reports
-the ignored bytes as ``torn_tail_bytes`` — it never guesses at the torn part.
+because a writer was killed mid-append, the reader scans backwards for the last valid
+footer/trailer of this file, opens that state, and reports the ignored bytes as
+``torn_tail_bytes`` — it never guesses at the torn part. A file that ends in a complete
+footer (end magic in place) whose commit does not check out is *damaged*, not torn: an
+interrupted append never leaves a whole footer (it is written last, after a sync), so
+falling back would hide damage and let the next commit cut a real commit away. That is an
+IntegrityError unless the caller (``thermo repair --force``) asks for the fallback.
 
 :class:`Reader` is also the low-level API for verification: raw record bytes with their
 offsets, every chunk's digest, the trailer chain.
@@ -14,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import math
 import os
 import threading
 import weakref
@@ -21,6 +26,8 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
+
+import cbor2
 
 from thermo_cli import cbor
 from thermo_cli.container import chunks as ck
@@ -39,11 +46,75 @@ from thermo_cli.container.limits import DEFAULT_LIMITS, Limits, check_cap
 from thermo_cli.container.logseg import SegmentRef, iter_frames
 from thermo_cli.container.metablock import meta_fields_from_map
 from thermo_cli.container.trailer import Trailer, trailer_from_bytes
+from thermo_cli.engine.chain import encode_delta
 from thermo_cli.errors import CorruptError, FormatError, IntegrityError, TruncatedError
-from thermo_cli.model import Layer, LogRecord
+from thermo_cli.model import Delta, DeltaType, Layer, LogRecord, Ternary
 from thermo_cli.records import decode_record
 
 _SCAN_WINDOW = 1 << 20
+_DELTA_KEYS = frozenset(("s", "t", "id", "op", "ts", "key", "obs", "src", "prev", "tern", "value",
+                         "custom", "tensor"))
+_OPS = {t.label: t for t in DeltaType}
+_TERNARY = {-1: Ternary.NEG, 0: Ternary.ZERO, 1: Ternary.POS}
+_sha256 = hashlib.sha256
+
+
+def decode_log_record(data: bytes, index: int) -> LogRecord:
+    """One stored record, decoded as strictly as :func:`thermo_cli.records.decode_record`.
+
+    Loading a file decodes every uncommitted record, and ``thermo apply`` loads on every
+    run, so the common record — a v2 delta without custom metadata or tensor spec — takes
+    a fast path: a plain ``cbor2.loads``, the fields type-checked while the Delta is built,
+    then the engine's canonical encoder re-encodes it and must give back exactly the
+    stored bytes. Equal bytes prove the record is canonical CBOR of exactly these fields
+    (what ``decode_canonical`` proves by a slower re-encode through cbor2), so the result
+    is the same. Anything else, or anything odd, goes through ``decode_record``, which
+    also words the error.
+    """
+    try:
+        m = cbor2.loads(data, max_depth=4, allow_indefinite=False, allow_duplicate_keys=False,
+                        strict_hashable_types=True)
+    except Exception:  # any failure: the strict decoder below says what is wrong
+        m = None
+    if type(m) is dict and m.keys() == _DELTA_KEYS and m["t"] == "delta" and m["custom"] is None \
+            and m["tensor"] is None:
+        d = _plain_delta(m)
+        if d is not None and _encodes_to(d, data):
+            d.encoded = data
+            d.hash = _sha256(data).hexdigest()
+            return d
+    return decode_record(data, what=f"log record {index}")
+
+
+def _encodes_to(d: Delta, data: bytes) -> bool:
+    try:
+        return encode_delta(d) == data
+    except (ValueError, OverflowError, UnicodeEncodeError):
+        return False
+
+
+def _plain_delta(m: dict[str, Any]) -> Delta | None:
+    """A Delta from a decoded record map whose fields all have their exact types, else None."""
+    key, value, s, ts, src, did, obs, tern, prev = (m["key"], m["value"], m["s"], m["ts"], m["src"], m["id"],
+                                                    m["obs"], m["tern"], m["prev"])
+    op = _OPS.get(m["op"]) if type(m["op"]) is str else None
+    if (op is None or type(key) is not str or type(value) is not bytes or type(s) is not float
+            or type(ts) is not int or type(src) is not str or type(did) is not str):
+        return None
+    if not (0 <= ts < 1 << 64) or not math.isfinite(s):
+        return None
+    if obs is not None and (type(obs) is not int or not 0 <= obs < 1 << 64):
+        return None
+    if tern is not None:
+        if type(tern) is not int or tern not in _TERNARY:
+            return None
+        tern = _TERNARY[tern]
+    if prev is not None:
+        if type(prev) is not bytes or len(prev) != 32:
+            return None
+        prev = prev.hex()
+    return Delta(delta_type=op, key=key, value=value, strength=s, timestamp_ns=ts, source=src, id=did,
+                 ternary=tern, observation_count=obs, prev_hash=prev)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,9 +134,11 @@ class Reader:
     seeing the state it opened even while writers work.
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, limits: Limits | None = None) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, limits: Limits | None = None,
+                 allow_damaged_tail: bool = False) -> None:
         self.path = os.fspath(path)
         self.limits = limits or DEFAULT_LIMITS
+        self._allow_damaged_tail = allow_damaged_tail
         self._fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
         # Closes the descriptor when the reader is collected or, at the latest, at
         # interpreter exit while os is still importable (a __del__ may run after teardown).
@@ -157,11 +230,17 @@ class Reader:
         t = self._trailer_at(size, strict=True)
         if t is not None:
             return t
+        tail = self.pread(size - len(END_MAGIC), len(END_MAGIC)) if size >= PREFIX_SIZE + FOOTER_SIZE else b""
+        damaged = tail == END_MAGIC
+        if damaged and not self._allow_damaged_tail:
+            raise IntegrityError(
+                f"{self.path}: the last commit is damaged (its footer is complete but the trailer does not "
+                "match it); this is not an interrupted write. Run `thermo verify`; `thermo repair --force` "
+                "drops the damaged commit after a backup")
         found = self._scan_back(size)
         if found is not None:
             return found
-        tail = self.pread(size - len(END_MAGIC), len(END_MAGIC)) if size >= PREFIX_SIZE + FOOTER_SIZE else b""
-        if tail == END_MAGIC:
+        if damaged:
             raise IntegrityError(f"{self.path}: the last commit's trailer does not match its footer's digest")
         raise TruncatedError(f"{self.path}: no committed state found (file cut short or damaged)")
 
@@ -336,8 +415,9 @@ class Reader:
                     yield RawRecord(idx, s.off + pos + 4, bytes(rec))
 
     def iter_records(self, start: int = 0) -> Iterator[LogRecord]:
+        """Decoded records from index ``start`` on, strictly (see :func:`decode_log_record`)."""
         for raw in self.iter_raw_records(start):
-            yield decode_record(raw.data, what=f"log record {raw.index}")
+            yield decode_log_record(raw.data, raw.index)
 
     # --- chunk inventory (for verification and copying) ---------------------------------
 

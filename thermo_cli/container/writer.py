@@ -139,35 +139,75 @@ def write_commit(sink: Sink, t: Trailer) -> Trailer:
 class _StreamPlan:
     elem: int
     entries: list[Entry] = field(default_factory=list)
+    sizes: list[int] = field(default_factory=list)
     size: int = 0
 
 
-def _stream_elem(e: Entry, cache: dict[TensorSpec, tuple[int, int]]) -> int:
+def _value_size(e: Entry) -> int:
+    """``len(e.value)``, without reading a value that lives in another file.
+
+    An entry backed by a file (a streamed safetensors import) states its size as
+    ``value_size``; its value is then read exactly once, while its chunks are cut.
+    A plain entry's value is already in memory, so asking for it costs nothing.
+    """
+    size = getattr(e, "value_size", None)
+    if type(size) is int:
+        return size
+    value = e.value
+    if type(value) is not bytes:
+        raise ValidationError(f"entry {e.key!r}: value must be bytes, got {type(value).__name__}")
+    return len(value)
+
+
+def _stream_elem(e: Entry, size: int, cache: dict[TensorSpec, tuple[int, int]]) -> int:
     """Element size of the stream an entry's value goes to (1 = unshuffled bytes)."""
     t = e.tensor
     if t is None or t.encoding != "raw":
         return 1
     known = cache.get(t)
     if known is None:  # one dtype/numel lookup per distinct tensor description
-        size = ck.dtype_size(t.dtype)
-        known = cache[t] = (size, size * t.numel) if size in ck.SHUFFLE_ELEMS and t.numel else (1, -1)
-    return known[0] if len(e.value) == known[1] else 1
+        width = ck.dtype_size(t.dtype)
+        known = cache[t] = (width, width * t.numel) if width in ck.SHUFFLE_ELEMS and t.numel else (1, -1)
+    return known[0] if size == known[1] else 1
 
 
-def _stream_pieces(entries: list[Entry], chunk: int) -> Iterator[list[bytes | memoryview]]:
+_RELEASE = None
+"""Yielded by :func:`_stream_pieces` before it reads a large value: the consumer waits for
+the pieces in flight, so the previous large value can be freed before the next is read."""
+
+
+def _read_once(e: Entry, size: int) -> bytes:
+    value = e.value
+    if type(value) is not bytes:
+        raise ValidationError(f"entry {e.key!r}: value must be bytes, got {type(value).__name__}")
+    if len(value) != size:
+        raise ValidationError(f"entry {e.key!r}: value changed size while being written "
+                              f"({size} then {len(value)} bytes)")
+    return value
+
+
+def _stream_pieces(plan: _StreamPlan, chunk: int) -> Iterator[list[bytes | memoryview] | None]:
     """The concatenated values as ``chunk``-byte pieces, each a list of parts to join.
 
-    Joining (and shuffling) happens in the worker threads, off the main thread.
+    Each value is read once. Joining (and shuffling) happens in the worker threads, off
+    the main thread. Peak memory stays near one value: a leftover shorter than a chunk
+    is copied rather than kept as a view of its value, and :data:`_RELEASE` is yielded
+    before the next large value is read, so no view of the previous one survives it.
     """
     parts: list[bytes | memoryview] = []
     size = 0
-    for e in entries:
-        value = e.value
+    big_pending = False
+    for e, expected in zip(plan.entries, plan.sizes, strict=True):
+        if expected >= chunk and big_pending:
+            yield _RELEASE
+            big_pending = False
+        value = _read_once(e, expected)
         if size + len(value) < chunk:
             parts.append(value)
             size += len(value)
             continue
         view = memoryview(value)
+        del value
         while size + len(view) >= chunk:
             take = chunk - size
             parts.append(view[:take])
@@ -175,8 +215,11 @@ def _stream_pieces(entries: list[Entry], chunk: int) -> Iterator[list[bytes | me
             parts, size = [], 0
             view = view[take:]
         if len(view):
-            parts.append(view)
+            parts.append(bytes(view))  # a copy: a view would keep the whole value alive
             size += len(view)
+        view.release()
+        del view
+        big_pending = True
     if size:
         yield parts
 
@@ -186,35 +229,40 @@ def _pack_parts(parts: list[bytes | memoryview], filt: str, elem: int) -> ck.Pac
                    level=ck.DATA_LEVEL)
 
 
-def _sample(entries: list[Entry]) -> bytes:
-    out = bytearray()
-    for e in entries:
-        out += e.value[: _SAMPLE - len(out)]
-        if len(out) >= _SAMPLE:
-            break
-    return bytes(out)
-
-
 def _write_stream(sink: Sink, plan: _StreamPlan, pool: ThreadPoolExecutor) -> Stream:
-    filt = ck.choose_filter(_sample(plan.entries), plan.elem) if plan.elem > 1 else ck.NO_FILTER
-    elem = plan.elem if filt == ck.SHUFFLE else 1
     chunks: list[DataChunk] = []
     pending: list[Future[ck.Packed]] = []
+    filt = ck.NO_FILTER
+    elem = 1
 
     def drain(limit: int) -> None:
         while len(pending) > limit:
             p = pending.pop(0).result()
             chunks.append(DataChunk(sink.write(p.stored), len(p.stored), p.sha256))
 
-    for parts in _stream_pieces(plan.entries, DATA_CHUNK):
+    first = True
+    for parts in _stream_pieces(plan, DATA_CHUNK):
+        if parts is _RELEASE:
+            drain(0)
+            continue
+        if first:  # the filter is chosen on the stream's first bytes (the first piece)
+            first = False
+            if plan.elem > 1:
+                filt = ck.choose_filter(b"".join(parts)[:_SAMPLE], plan.elem)
+                elem = plan.elem if filt == ck.SHUFFLE else 1
         pending.append(pool.submit(_pack_parts, parts, filt, elem))
+        del parts
         drain(_IN_FLIGHT)
     drain(0)
     return Stream(filt, elem, plan.size, DATA_CHUNK, ChunkTable.of(chunks))
 
 
-def _dir_groups(placed: list[tuple[Entry, tuple[int, int]]]) -> Iterator[list[tuple[Entry, tuple[int, int]]]]:
-    cur: list[tuple[Entry, tuple[int, int]]] = []
+Placed = tuple[Entry, tuple[int, int], int]
+"""An entry, where its value went (stream, offset) and the value's length."""
+
+
+def _dir_groups(placed: list[Placed]) -> Iterator[list[Placed]]:
+    cur: list[Placed] = []
     size = 0
     for item in placed:
         est = estimate_row_size(item[0])
@@ -227,9 +275,9 @@ def _dir_groups(placed: list[tuple[Entry, tuple[int, int]]]) -> Iterator[list[tu
         yield cur
 
 
-def _write_dir_chunk(sink: Sink, group_: list[tuple[Entry, tuple[int, int]]], out: list[DirChunk]) -> None:
-    entries = [e for e, _ in group_]
-    raw = cbor.encode(chunk_map(entries, [loc for _, loc in group_]))
+def _write_dir_chunk(sink: Sink, group_: list[Placed], out: list[DirChunk]) -> None:
+    entries = [e for e, _, _ in group_]
+    raw = cbor.encode(chunk_map(entries, [loc for _, loc, _ in group_], [n for _, _, n in group_]))
     if len(raw) > MAX_DIR_CHUNK:
         if len(group_) == 1:
             raise ValidationError(f"entry {entries[0].key!r}: its description exceeds {MAX_DIR_CHUNK} bytes")
@@ -243,30 +291,30 @@ def _write_dir_chunk(sink: Sink, group_: list[tuple[Entry, tuple[int, int]]], ou
 
 
 def write_layer(sink: Sink, layer: Mapping[str, Entry], pool: ThreadPoolExecutor) -> LayerIndex:
+    """Write one layer's data streams and directory chunks; each value is read once."""
     items = sorted(layer.items(), key=lambda kv: kv[0].encode("utf-8"))
-    entries = [e for _, e in items]
     plans: dict[int, _StreamPlan] = {}
-    placed: list[tuple[Entry, int, int]] = []
+    placed: list[tuple[Entry, int, int, int]] = []
     cache: dict[TensorSpec, tuple[int, int]] = {}
     for key, e in items:
         if key != e.key:
             raise ValidationError(f"layer entry stored under {key!r} has key {e.key!r}")
-        if type(e.value) is not bytes:
-            raise ValidationError(f"entry {e.key!r}: value must be bytes, got {type(e.value).__name__}")
-        elem = _stream_elem(e, cache) if e.value else 1
+        size = _value_size(e)
+        elem = _stream_elem(e, size, cache) if size else 1
         plan = plans.setdefault(elem, _StreamPlan(elem))
-        placed.append((e, elem, plan.size))
-        if e.value:
+        placed.append((e, elem, plan.size, size))
+        if size:
             plan.entries.append(e)
-            plan.size += len(e.value)
+            plan.sizes.append(size)
+            plan.size += size
     order = sorted(elem for elem, p in plans.items() if p.size)
     stream_no = {elem: i for i, elem in enumerate(order)}
     streams = [_write_stream(sink, plans[elem], pool) for elem in order]
-    located = [(e, (stream_no.get(elem, 0), off if e.value else 0)) for e, elem, off in placed]
+    located = [(e, (stream_no.get(elem, 0), off if size else 0), size) for e, elem, off, size in placed]
     dirs: list[DirChunk] = []
     for g in _dir_groups(located):
         _write_dir_chunk(sink, g, dirs)
-    return LayerIndex(count=len(entries), dirs=DirTable.of(dirs), streams=streams)
+    return LayerIndex(count=len(items), dirs=DirTable.of(dirs), streams=streams)
 
 
 def copy_layer(sink: Sink, lazy: LazyLayer) -> LayerIndex:

@@ -20,10 +20,13 @@ State invariants (shared with the container codec and the legacy readers):
 * ``extras`` holds extension state (e.g. ``"snn"``) as CBOR-encodable data with text keys.
 
 Every operation that changes the layers (consolidate, transitions, decay, prune,
-crystallize, reinforce, weaken, warm) appends an Event that binds the state it leaves:
-``log_size`` and ``log_root`` of the log before it and the ``state_digest`` of the
-layers (:meth:`Thermogram.append_event` does the same for changes made elsewhere), so a
-verifier checks the layers against the last change, whatever it was.
+crystallize, reinforce, weaken, warm) appends an Event saying what it did. Binding the
+state — ``log_size`` and ``log_root`` of the log before a record and the ``state_digest``
+of the layers — costs a pass over every entry, so it happens once per commit, not per
+operation: consolidation binds in its own event, and :meth:`Thermogram.bind_state` (which
+``store.commit`` and ``store.create`` call) appends one ``Event(kind="bind")`` when
+layer-changing events were appended since the last binding. So every committed layer
+state is covered by a digest in the log, and a verifier checks the layers against it.
 
 Operations keep a private index (key → newest dirty delta, dirty count and size) so a
 read is O(1) whatever the log length. Loaders that fill ``records``/``dirty_start``
@@ -42,6 +45,7 @@ from typing import Any
 
 from thermo_cli import records as _records
 from thermo_cli.audit import merkle
+from thermo_cli.audit.state import BIND_KIND, NON_LAYER_KINDS, is_binding
 from thermo_cli.engine import chain, transitions
 from thermo_cli.engine.chain import ChainCheck
 from thermo_cli.engine.config import ConsolidationPolicy, PlasticityRule, ThermalConfig
@@ -50,6 +54,7 @@ from thermo_cli.engine.digest import StateDigester
 from thermo_cli.engine.transitions import TransitionReport
 from thermo_cli.errors import ChainError, NotFoundError, ValidationError
 from thermo_cli.model import (
+    MAX_KEY_BYTES,
     Delta,
     DeltaType,
     Entry,
@@ -103,6 +108,16 @@ def _amount(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= value < float("inf"):
         raise ValidationError(f"amount: expected a finite number >= 0, got {value!r}")
     return float(value)
+
+
+def _key_size(d: Delta) -> int:
+    """The key's UTF-8 size, refused above MAX_KEY_BYTES (the one check a parser's limits
+    may have set differently)."""
+    key = d.key
+    n = len(key) if key.isascii() else len(key.encode("utf-8"))
+    if n > MAX_KEY_BYTES:
+        raise ValidationError(f"key: {n} bytes exceeds the maximum of {MAX_KEY_BYTES} bytes")
+    return n
 
 
 @dataclass(slots=True)
@@ -163,6 +178,8 @@ class Thermogram:
     _triggers: tuple[int | None, int | None, int | None] = field(
         default=(None, None, None), init=False, repr=False)
     _digester: StateDigester = field(default_factory=StateDigester, init=False, repr=False)
+    _unbound: dict[str, int] = field(default_factory=dict, init=False, repr=False)
+    """Kind → count of the layer-changing events appended since the last state binding."""
 
     @property
     def log_length(self) -> int:
@@ -231,13 +248,22 @@ class Thermogram:
         self._auto_consolidate()
         return delta
 
-    def apply_many(self, deltas: Iterable[Delta]) -> list[Delta]:
+    def apply_many(self, deltas: Iterable[Delta], *, validated: bool = False) -> list[Delta]:
         """Apply deltas in order (like repeated :meth:`apply`, with less overhead).
 
         Stops at the first refused delta with its error; the ones before it stay applied.
+
+        ``validated=True`` is for deltas built by a strict (non-lenient)
+        :class:`thermo_cli.jsonl.DeltaParser`, which already checked and normalised every
+        field the way :func:`~thermo_cli.engine.chain.validate_delta` does (types, UTF-8
+        text, strength rounded to float32 in [0, 1], ternary, counts, timestamps, plain
+        custom data): re-checking would cost a third of an apply. Only the key's size cap
+        is checked again, and linking and hashing are unchanged. Library callers with deltas
+        from anywhere else keep the default.
         """
         self._sync()
-        validate, link, seal = chain.validate_delta, chain.link, chain.seal_linked
+        validate = _key_size if validated else chain.validate_delta
+        link, seal = chain.link, chain.seal_linked
         append, auto = self._append_delta, self._auto_consolidate
         done: list[Delta] = []
         for delta in deltas:
@@ -266,13 +292,40 @@ class Thermogram:
         migrations, quantization, checkpoints, signatures), so every change is on the
         chain. With ``bind`` the event also binds the state like a consolidation does:
         ``log_size`` and ``log_root`` of the log before it and the ``state_digest`` of
-        the layers now — what ``thermo verify`` checks the layers against. Appending an
-        event does not mark the layers modified: the caller that changed them does.
+        the layers now — what ``thermo verify`` checks the layers against. Without it, an
+        event of any kind but ``checkpoint``/``signature`` counts as a layer change that
+        the next :meth:`bind_state` (at commit) binds. Appending an event does not mark
+        the layers modified: the caller that changed them does.
         """
         fields = dict(fields or {})
         if bind:
             fields.update(self._binding(self._log_point()))
+        elif is_binding(fields):
+            self._unbound.clear()  # the caller bound the state itself (e.g. ``thermo checkpoint``)
+        elif kind not in NON_LAYER_KINDS:
+            self._unbound[kind] = self._unbound.get(kind, 0) + 1
         return self._append_event(kind, now_ns() if timestamp_ns is None else timestamp_ns, fields)
+
+    @property
+    def state_unbound(self) -> bool:
+        """Layer-changing events were appended since the last record that binds the state."""
+        return bool(self._unbound)
+
+    def bind_state(self) -> Event | None:
+        """Bind the current layer state into the log if layer changes are not bound yet.
+
+        Appends ``Event(kind="bind", fields={"events": n, "kinds": [...], "log_size",
+        "log_root", "state_digest"})`` covering the ``n`` layer-changing events since the
+        last binding, and returns it; returns None when nothing needs binding. Layer
+        operations log themselves cheaply and leave binding to this one call per commit
+        (``store.commit`` and ``store.create`` make it), so a run of operations costs one
+        pass over the entries, not one each.
+        """
+        if not self._unbound:
+            return None
+        fields: dict[str, Any] = {"events": sum(self._unbound.values()), "kinds": sorted(self._unbound)}
+        fields.update(self._binding(self._log_point()))
+        return self._append_event(BIND_KIND, now_ns(), fields)
 
     def _append_event(self, kind: str, timestamp_ns: int, fields: dict[str, Any]) -> Event:
         self._sync()
@@ -283,14 +336,16 @@ class Thermogram:
         return ev
 
     def _log_point(self) -> tuple[int, bytes]:
-        """(size, Merkle root) of the log so far. Layer operations take it *before* they
-        change anything: it is the one step that can fail (a tail-loaded log without its
-        compact range), and layer changes never touch the log."""
+        """(size, Merkle root) of the log so far. Consolidation takes it *before* it changes
+        anything: it is the one step that can fail (a tail-loaded log without its compact
+        range)."""
         return self.log_length, self.log_root()
 
     def _binding(self, point: tuple[int, bytes]) -> dict[str, Any]:
         size, root = point
-        return {"log_size": size, "log_root": root, "state_digest": self.state_digest()}
+        binding = {"log_size": size, "log_root": root, "state_digest": self.state_digest()}
+        self._unbound.clear()
+        return binding
 
     def _auto_consolidate(self) -> None:
         policy = self.policy
@@ -485,48 +540,42 @@ class Thermogram:
 
     def crystallize(self) -> CrystallizationResult:
         """Legacy hot→cold step (also run at the end of every consolidation)."""
-        point = self._log_point()
         created, merged = transitions.crystallize(self.layers, self.thermal)
         if created or merged:
-            self._changed("crystallize", {"crystallized": created, "merged": merged}, point)
+            self._changed("crystallize", {"crystallized": created, "merged": merged})
         return CrystallizationResult(created, merged)
 
     # --- thermal operations --------------------------------------------------------------
 
-    def _changed(self, kind: str, fields: dict[str, Any], point: tuple[int, bytes],
-                 now: int | None = None) -> None:
-        """Log a layer change, binding the state it left (see :meth:`append_event`), so that
-        ``thermo verify`` checks the layers against the last change, whatever it was."""
-        fields.update(self._binding(point))
+    def _changed(self, kind: str, fields: dict[str, Any], now: int | None = None) -> None:
+        """Log a layer change (unbound: :meth:`bind_state` binds the state once per commit)."""
         self._append_event(kind, now_ns() if now is None else now, fields)
+        self._unbound[kind] = self._unbound.get(kind, 0) + 1
         self.layers_modified = True
 
     def run_thermal_transitions(self) -> TransitionReport:
         """Promote, demote and prune across the four layers (ENGINE.md order)."""
-        point = self._log_point()
         now = now_ns()
         report = transitions.run_transitions(self.layers, self.thermal, now)
         if report.total_promoted or report.total_demoted or report.pruned:
             self._changed("transitions", {"promoted": list(report.promoted),
                                           "demoted": list(report.demoted),
-                                          "pruned": report.pruned}, point, now)
+                                          "pruned": report.pruned}, now)
         return report
 
     def apply_decay(self) -> int:
         """Decay every entry by its layer's rate; returns how many entries were decayed."""
-        point = self._log_point()
         count = transitions.apply_decay(self.layers, self.thermal)
         if count:
-            self._changed("decay", {"entries": count, "rates": list(self.thermal.decay_rates)}, point)
+            self._changed("decay", {"entries": count, "rates": list(self.thermal.decay_rates)})
         return count
 
     def prune(self) -> int:
         """Remove entries below the thermal prune threshold from every layer."""
-        point = self._log_point()
         removed = transitions.prune(self.layers, self.thermal.prune_threshold)
         if removed:
             self._changed("prune", {"threshold": float(self.thermal.prune_threshold),
-                                    "pruned": len(removed)}, point)
+                                    "pruned": len(removed)})
         return len(removed)
 
     def _find(self, key: str) -> tuple[Layer, Entry]:
@@ -541,11 +590,10 @@ class Thermogram:
         amount = _amount(amount)
         self._sync()
         layer, entry = self._find(key)
-        point = self._log_point()
         now = now_ns()
         transitions.reinforce(entry, amount, now)
         self._changed("reinforce", {"key": key, "amount": amount, "layer": layer.label,
-                                    "strength": entry.strength}, point, now)
+                                    "strength": entry.strength}, now)
         return layer, entry
 
     def weaken(self, key: str, amount: float) -> tuple[Layer, Entry]:
@@ -553,21 +601,19 @@ class Thermogram:
         amount = _amount(amount)
         self._sync()
         layer, entry = self._find(key)
-        point = self._log_point()
         now = now_ns()
         transitions.weaken(entry, amount, now)
         self._changed("weaken", {"key": key, "amount": amount, "layer": layer.label,
-                                 "strength": entry.strength}, point, now)
+                                 "strength": entry.strength}, now)
         return layer, entry
 
     def warm(self, key: str) -> bool:
         """Bring a cold entry back to hot (legacy); False if disabled or not in cold."""
-        point = self._log_point()
         now = now_ns()
         if not transitions.warm(self.layers, key, self.thermal, now):
             return False
         entry = self.layers[Layer.HOT][key]
-        self._changed("warm", {"keys": [key], "strength": entry.strength}, point, now)
+        self._changed("warm", {"keys": [key], "strength": entry.strength}, now)
         return True
 
     def warm_matching(self, pattern: str, *, regex: bool = False) -> list[str]:
@@ -590,12 +636,11 @@ class Thermogram:
             match = compiled.match
         if not self.thermal.allow_warming:
             return []
-        point = self._log_point()
         now = now_ns()
         chosen = sorted(k for k in self.layers[Layer.COLD] if match(k))
         warmed = [k for k in chosen if transitions.warm(self.layers, k, self.thermal, now)]
         if warmed:
-            self._changed("warm", {"pattern": pattern, "regex": regex, "keys": warmed}, point, now)
+            self._changed("warm", {"pattern": pattern, "regex": regex, "keys": warmed}, now)
         return warmed
 
     # --- inspection --------------------------------------------------------------------

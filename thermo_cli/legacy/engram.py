@@ -22,6 +22,7 @@ import hashlib
 from typing import Any
 
 from thermo_cli.engine.thermogram import Thermogram
+from thermo_cli.errors import quote
 from thermo_cli.legacy.jsondoc import MAX_LEGACY_BYTES, Document, join, parse_document
 from thermo_cli.model import Entry, Layer, Metadata, TensorSpec
 
@@ -57,7 +58,7 @@ def load_engram(data: bytes, *, source: str = "<file>", max_bytes: int = MAX_LEG
     for i, ((entry, given), layer) in enumerate(zip(entries, _layers_for(doc, entries), strict=True)):
         target = tg.layers[given if given is not None else layer]
         if entry.key in target:
-            raise doc.error(f"state[{i}].key", f"key {entry.key!r} is listed twice for one layer")
+            raise doc.error(f"state[{i}].key", f"key {quote(entry.key)} is listed twice for one layer")
         target[entry.key] = entry
     history = [_history_row(doc, raw, f"history[{i}]")
                for i, raw in enumerate(doc.arr(doc.req(root, "history", ""), "history"))]
@@ -96,7 +97,8 @@ def _layers_for(doc: Document, entries: list[tuple[Entry, Layer | None]]) -> lis
             continue
         n = listed[e.key]
         if n > 4:
-            raise doc.error(f"state[{i}].key", f"key {e.key!r} is listed {n} times (at most once per layer)")
+            raise doc.error(f"state[{i}].key",
+                            f"key {quote(e.key)} is listed {n} times (at most once per layer)")
         k = seen.get(e.key, 0)
         seen[e.key] = k + 1
         out.append(order[n][k])
@@ -111,7 +113,7 @@ def _state_entry(doc: Document, value: Any, path: str, default_time: int) -> tup
     if e.get("layer") is not None:
         name = doc.text(e["layer"], join(path, "layer"))
         if name not in _LAYERS:
-            raise doc.error(join(path, "layer"), f"expected hot, warm, cool or cold, got {name!r}")
+            raise doc.error(join(path, "layer"), f"expected hot, warm, cool or cold, got {quote(name)}")
         layer = _LAYERS[name]
     updated = e.get("updated_at")
     entry = Entry(
@@ -134,7 +136,7 @@ def _tensor(doc: Document, value: Any, path: str) -> TensorSpec | None:
     shape = tuple(doc.uint(x, f"{sp}[{i}]") for i, x in enumerate(doc.arr(doc.req(t, "shape", path), sp)))
     encoding = doc.text(doc.req(t, "encoding", path), join(path, "encoding"))
     if encoding not in ("raw", "ternary"):
-        raise doc.error(join(path, "encoding"), f"expected raw or ternary, got {encoding!r}")
+        raise doc.error(join(path, "encoding"), f"expected raw or ternary, got {quote(encoding)}")
     scales = None
     if t.get("scales") is not None:
         try:

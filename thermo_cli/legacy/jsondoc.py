@@ -24,15 +24,32 @@ from typing import Any
 
 import orjson
 
-from thermo_cli.errors import LegacyFormatError, LimitExceededError, ValidationError
+from thermo_cli.errors import LegacyFormatError, LimitExceededError, ValidationError, quote
 from thermo_cli.legacy.timefmt import TimestampError, parse_rfc3339
-from thermo_cli.model import DeltaType, Ternary, check_key
+from thermo_cli.model import TIME_RANGE_TEXT, DeltaType, Ternary, check_key, time_in_range
 
 MAX_LEGACY_BYTES = 2 * 1024**3
 """Largest legacy file accepted (2 GiB). The crate itself held the whole file and its
 parsed form in memory; so do we (about 1.2x the file size at peak)."""
 
 MAX_CUSTOM_DEPTH = 30
+
+
+def legacy_cap(max_bytes: int) -> int:
+    """The size cap to apply: the caller's, or for the default the process-wide
+    ``max_legacy_bytes`` (raised for one run with ``thermo --limit max_legacy_bytes=4G``)."""
+    if max_bytes != MAX_LEGACY_BYTES:
+        return max_bytes
+    from thermo_cli.container.limits import process_cap
+
+    return process_cap("max_legacy_bytes")
+
+
+def legacy_too_big(what: str, size: int, cap: int) -> LimitExceededError:
+    from thermo_cli.container.limits import raise_hint
+
+    return LimitExceededError(f"{what}: {size} bytes exceeds the legacy file cap max_legacy_bytes={cap} "
+                              f"({raise_hint('max_legacy_bytes')})")
 """Deepest nesting of ``custom`` JSON: it is stored as CBOR, whose decoder caps at 32."""
 
 U64_MAX = 2**64 - 1
@@ -120,14 +137,18 @@ class Document:
         try:
             return _F32.unpack(_F32.pack(float(value)))[0]
         except OverflowError:
-            raise self.error(path, f"{value!r} is outside the float32 range") from None
+            raise self.error(path, f"{quote(value)} is outside the float32 range") from None
 
     def time(self, value: Any, path: str) -> int:
         text = self.text(value, path)
         try:
-            return parse_rfc3339(text)
+            ns = parse_rfc3339(text)
         except TimestampError as exc:
             raise self.error(path, str(exc)) from None
+        if not time_in_range(ns):  # chrono's 0001..9999 is wider than 64-bit nanoseconds
+            raise self.error(path, f"timestamp {quote(text)} is outside the supported range "
+                                   f"{TIME_RANGE_TEXT} (64-bit nanoseconds)")
+        return ns
 
     def key(self, value: Any, path: str) -> str:
         """An entry or delta key: text the model accepts (non-empty, at most 4 KiB of UTF-8)."""
@@ -149,7 +170,8 @@ class Document:
         """``delta_type``: the enum's variant name."""
         kind = self.text(value, path)
         if kind not in _DELTA_TYPES:
-            raise self.error(path, f"unknown delta type {kind!r} (expected Create, Update, Delete or Merge)")
+            raise self.error(path, f"unknown delta type {quote(kind)} "
+                                   "(expected Create, Update, Delete or Merge)")
         return _DELTA_TYPES[kind]
 
     # --- byte arrays ----------------------------------------------------------------
@@ -201,11 +223,9 @@ def parse_document(data: bytes, *, source: str, max_bytes: int = MAX_LEGACY_BYTE
     data = bytes(data)
     if data.startswith(_BOM):  # added by some editors; the content is what counts
         data = data[len(_BOM):]
+    max_bytes = legacy_cap(max_bytes)
     if len(data) > max_bytes:
-        raise LimitExceededError(
-            f"{source}: {len(data)} bytes exceeds the legacy file limit of {max_bytes} bytes "
-            "(pass a larger max_bytes to read it)"
-        )
+        raise legacy_too_big(source, len(data), max_bytes)
     marker = f"\x00thermo-bytes-{secrets.token_hex(16)}:"
     arrays: list[bytes] = []
     spans: list[tuple[int, int]] = []
@@ -294,8 +314,18 @@ def join(path: str, name: str) -> str:
 
 
 def join_key(path: str, key: str) -> str:
-    """Extend a JSON path with a map key: always quoted, so user data never looks like a field."""
+    """Extend a JSON path with a map key: always quoted, so user data never looks like a field.
+
+    A key longer than 80 characters is shortened to its start and end (the path is for
+    messages, which must stay one short line even for a 1 MiB key).
+    """
+    if len(key) > _PATH_KEY_LIMIT:
+        half = _PATH_KEY_LIMIT // 2
+        key = f"{key[:half]}…{key[-half:]}"
     return f"{path}[{orjson.dumps(key).decode()}]"
+
+
+_PATH_KEY_LIMIT = 80
 
 
 def describe(value: Any) -> str:

@@ -29,8 +29,16 @@ from thermo_cli.engine.config import (
     Trigger,
 )
 from thermo_cli.engine.thermogram import Thermogram
-from thermo_cli.errors import LimitExceededError
-from thermo_cli.legacy.jsondoc import MAX_LEGACY_BYTES, Document, join, join_key, parse_document
+from thermo_cli.errors import quote
+from thermo_cli.legacy.jsondoc import (
+    MAX_LEGACY_BYTES,
+    Document,
+    join,
+    join_key,
+    legacy_cap,
+    legacy_too_big,
+    parse_document,
+)
 from thermo_cli.model import Delta, Entry, HashScheme, Layer, Metadata
 from thermo_cli.records import seal
 
@@ -86,9 +94,9 @@ def read_legacy_file(path: str | os.PathLike[str], *, max_bytes: int = MAX_LEGAC
     """The bytes of a legacy file, refusing one over ``max_bytes`` before reading it."""
     p = os.fspath(path)
     size = os.path.getsize(p)
+    max_bytes = legacy_cap(max_bytes)
     if size > max_bytes:
-        raise LimitExceededError(f"{p}: {size} bytes exceeds the legacy file limit of {max_bytes} bytes "
-                                 "(pass a larger max_bytes to read it)")
+        raise legacy_too_big(p, size, max_bytes)
     with open(p, "rb") as f:
         return f.read()
 
@@ -147,7 +155,7 @@ def _plasticity(doc: Document, value: Any, path: str) -> PlasticityRule:
     rule = doc.obj(value, path)
     name = doc.text(doc.req(rule, "policy", path), join(path, "policy"))
     if name not in _POLICIES:
-        raise doc.error(join(path, "policy"), f"unknown policy {name!r} (expected STDP, Replace, EMA, "
+        raise doc.error(join(path, "policy"), f"unknown policy {quote(name)} (expected STDP, Replace, EMA, "
                         "Bayesian or WTA)")
     nums = {
         field: doc.f32(doc.req(rule, field, path), join(path, field))
@@ -173,7 +181,8 @@ def _trigger(doc: Document, value: Any, path: str) -> Trigger:
         return DirtySize(doc.uint(doc.req(doc.obj(body, p), "bytes", p), join(p, "bytes")))
     if tag == "Manual" and body is None:
         return Manual()
-    raise doc.error(path, f"unknown trigger {tag!r} (expected DeltaCount, TimePeriod, DirtySize or Manual)")
+    raise doc.error(path, f"unknown trigger {quote(tag)} "
+                          "(expected DeltaCount, TimePeriod, DirtySize or Manual)")
 
 
 def _consolidation(doc: Document, value: Any, path: str) -> ConsolidationPolicy:
@@ -210,7 +219,8 @@ def _entries(doc: Document, value: Any, path: str) -> dict[str, Entry]:
         e = doc.obj(raw, p)
         key = doc.key(doc.req(e, "key", p), join(p, "key"))
         if key != map_key:
-            raise doc.error(join(p, "key"), f"entry key {key!r} differs from its map key {map_key!r}")
+            raise doc.error(join(p, "key"),
+                            f"entry key {quote(key)} differs from its map key {quote(map_key)}")
         out[key] = Entry(
             key=key,
             value=doc.byte_array(doc.req(e, "value", p), join(p, "value")),

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from datetime import date
 
+from thermo_cli.errors import quote
 from thermo_cli.model import NS_PER_SECOND
 
 _RFC3339 = re.compile(
@@ -40,30 +41,30 @@ def parse_rfc3339(text: str) -> int:
     """
     m = _RFC3339.match(text)
     if m is None:
-        raise TimestampError(f"not an RFC 3339 timestamp: {text!r}")
+        raise TimestampError(f"not an RFC 3339 timestamp: {quote(text)}")
     year, month, day, hour, minute, second = (int(g) for g in m.group(1, 2, 3, 4, 5, 6))
     try:
         ordinal = date(year, month, day).toordinal()
     except ValueError as exc:
-        raise TimestampError(f"invalid date in {text!r} ({exc})") from None
+        raise TimestampError(f"invalid date in {quote(text)} ({exc})") from None
     if hour > 23 or minute > 59:
-        raise TimestampError(f"invalid time of day in {text!r}")
+        raise TimestampError(f"invalid time of day in {quote(text)}")
     if second == 60:
-        raise TimestampError(f"leap second in {text!r} is not supported")
+        raise TimestampError(f"leap second in {quote(text)} is not supported")
     if second > 59:
-        raise TimestampError(f"invalid seconds in {text!r}")
+        raise TimestampError(f"invalid seconds in {quote(text)}")
     frac = m.group(7) or ""
     nanos = int(frac[:9].ljust(9, "0")) if frac else 0
     offset = 0
     if m.group(9):
         oh, om = int(m.group(10)), int(m.group(11))
         if oh > 23 or om > 59:
-            raise TimestampError(f"invalid UTC offset in {text!r}")
+            raise TimestampError(f"invalid UTC offset in {quote(text)}")
         offset = (oh * 3600 + om * 60) * (1 if m.group(9) == "+" else -1)
     seconds = (ordinal - _EPOCH_ORDINAL) * 86_400 + hour * 3600 + minute * 60 + second - offset
     ns = seconds * NS_PER_SECOND + nanos
     if not MIN_NS <= ns <= MAX_NS:
-        raise TimestampError(f"{text!r} is outside the years 0001..9999 once converted to UTC")
+        raise TimestampError(f"{quote(text)} is outside the years 0001..9999 once converted to UTC")
     return ns
 
 

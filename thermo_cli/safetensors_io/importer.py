@@ -4,10 +4,10 @@ Memory stays bounded by the largest tensor, not by the checkpoint, with the cont
 whole-thermogram writer: raw entries are :class:`StreamedEntry` objects whose ``value``
 is read from the checkpoint each time the writer asks for it (one tensor cached at a
 time), so the writer streams them into its chunks without the checkpoint ever being
-resident. The writer asks each entry for its value several times, so streaming costs
-re-reads; when the raw tensors total at most :data:`HOLD_FACTOR` times the largest
-tensor — no more than the streamed path itself peaks at, since the writer keeps one value
-while the next is read — the bytes read by the first pass are simply kept instead.
+resident. The writer learns each size from ``value_size`` and reads each value once,
+letting go of it before the next is read; when the raw tensors total at most
+:data:`HOLD_FACTOR` times the largest tensor the bytes read by the first pass are simply
+kept instead (no second read at all, for about the memory the streamed path peaks at).
 Ternary entries are quantized once, in the first pass, and kept packed (1/16 of
 float32). The first pass hashes every tensor for the audit events and the state digest,
 which therefore never re-read the values.
@@ -114,6 +114,12 @@ class StreamedEntry(Entry):
     @property  # type: ignore[override]
     def value(self) -> bytes:
         return self._file.read(self._info)
+
+    @property
+    def value_size(self) -> int:
+        """The value's length, known without reading it: the container writer asks for
+        this instead of ``len(value)``, so each tensor is read from the checkpoint once."""
+        return self._info.nbytes
 
 
 # --- the report ----------------------------------------------------------------------------
@@ -305,7 +311,8 @@ def _build_thermogram(plan: ImportPlan, files: dict[int, _CheckpointFile], layer
     tg.layers[layer] = entries
     tg.extras[EXTRAS_KEY] = provenance(plan.sources, plan.indexes)
     for fields in fields_list:
-        tg.append_event("import", fields, timestamp_ns=ts)
+        # per-tensor events do not bind the state: the checkpoint event below binds it once
+        tg.append_event("import", fields, bind=False, timestamp_ns=ts)
     # bound by hand: the state digest comes from the leaves hashed above, so streamed
     # tensors are not read a second time
     tg.append_event("checkpoint", {

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from thermo_cli.errors import CorruptError, LimitExceededError, NotFoundError, ValidationError
+from thermo_cli.errors import CorruptError, LimitExceededError, NotFoundError, ValidationError, quote
 from thermo_cli.model import check_key
 from thermo_cli.safetensors_io.format import SafetensorsFile, TensorInfo, open_safetensors, reject_duplicates
 
@@ -236,7 +236,7 @@ def plan_import(
             try:
                 check_key(key)
             except ValidationError as exc:
-                raise ValidationError(f"{sf.path}: tensor {info.name!r}: {exc}") from None
+                raise ValidationError(f"{sf.path}: tensor {quote(info.name)}: {exc}") from None
             quantize = (
                 ternary
                 and ternary_capable(info.dtype)
