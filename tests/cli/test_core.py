@@ -118,14 +118,14 @@ def test_engine_refusal_names_the_line(fresh: Path, thermo: Thermo, monkeypatch)
     from thermo_cli.engine import chain
     from thermo_cli.errors import ValidationError
 
-    real = chain.validate_delta
+    real = chain.seal_linked  # still runs for parser-validated deltas
 
     def picky(d):
         if d.key == "b":
             raise ValidationError("key: the engine refuses 'b'")
         return real(d)
 
-    monkeypatch.setattr(chain, "validate_delta", picky)
+    monkeypatch.setattr(chain, "seal_linked", picky)
     before = fresh.read_bytes()
     r = thermo("apply", fresh, input=lines({"op": "create", "key": "a", "value": ""}) + "\n" +
                lines({"op": "create", "key": "b", "value": ""}))
