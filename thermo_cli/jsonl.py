@@ -47,7 +47,6 @@ from __future__ import annotations
 import base64
 import binascii
 import calendar
-import os
 import re
 import struct
 import time
@@ -69,6 +68,7 @@ from thermo_cli.model import (
     Ternary,
     check_strength,
     f32,
+    new_id,
     ns_to_text,
     time_in_range,
 )
@@ -206,49 +206,6 @@ def _json_reason(exc: Exception) -> str:
     if m:
         text = f"{text[:m.start()]} at column {m.group(1)}"
     return text
-
-
-# --- ids ---------------------------------------------------------------------------------------
-
-
-class _IdPool:
-    """UUID v4 text, 4,096 at a time, formatted by numpy.
-
-    ``uuid.uuid4()`` costs ~3 µs and per-id string slicing ~0.6 µs, a fifth of a whole
-    parsed line; writing the hex digits and dashes of a batch into one byte array and
-    slicing the text costs ~0.1 µs an id. Same ids: 122 random bits, version 4, RFC 4122
-    variant.
-    """
-
-    _BATCH = 4096
-    _COLS = (*range(0, 8), *range(9, 13), *range(14, 18), *range(19, 23), *range(24, 36))
-
-    def __init__(self) -> None:
-        self._ids: list[str] = []
-
-    def _refill(self) -> None:
-        import numpy as np
-
-        n = self._BATCH
-        raw = np.frombuffer(os.urandom(16 * n), dtype=np.uint8).reshape(n, 16).copy()
-        raw[:, 6] = (raw[:, 6] & 0x0F) | 0x40  # version 4
-        raw[:, 8] = (raw[:, 8] & 0x3F) | 0x80  # RFC 4122 variant
-        digits = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
-        hexed = np.stack([digits[raw >> 4], digits[raw & 0x0F]], axis=2).reshape(n, 32)
-        out = np.full((n, 36), ord("-"), dtype=np.uint8)
-        out[:, list(self._COLS)] = hexed
-        text = out.tobytes().decode("ascii")
-        self._ids = [text[i:i + 36] for i in range(0, 36 * n, 36)]
-
-    def next(self) -> str:
-        ids = self._ids
-        if not ids:
-            self._refill()
-            ids = self._ids
-        return ids.pop()
-
-
-_new_id = _IdPool().next
 
 
 # --- timestamps -------------------------------------------------------------------------------
@@ -627,7 +584,7 @@ class DeltaParser:
                     and 0 < len(key) <= self._key_fast and type(raw) is str and type(source) is str
                     and source and type(s_raw) is float and 0.0 <= s_raw <= 1.0):
                 return Delta(op, key, raw.encode("utf-8"), _f32_unpack(_f32_pack(s_raw))[0], _time_ns(),
-                             source, _new_id())
+                             source, new_id())
         if type(obj) is not dict:
             raise LineError(lineno, f"expected a JSON object, got {_json_type(obj)}")
         try:
@@ -714,7 +671,7 @@ class DeltaParser:
         ts = _time_ns() if ts_raw is None else parse_timestamp(ts_raw)
         did = get("id")
         if did is None:
-            did = _new_id()
+            did = new_id()
         elif type(did) is not str or not did or len(did) > 256:
             raise ValidationError(f"id: expected non-empty text of at most 256 characters, got {quote(did)}")
         return Delta(op, key, value, strength, ts, source, did, ternary, obs, custom, tensor)

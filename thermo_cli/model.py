@@ -11,9 +11,9 @@ in), because the crate stored and hashed f32.
 from __future__ import annotations
 
 import math
+import os
 import struct
 import time
-import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import IntEnum
@@ -212,8 +212,47 @@ def ns_to_text(ns: int) -> str:
     return ns_to_rfc3339(ns)[:-6] + "Z"
 
 
-def new_id() -> str:
-    return str(uuid.uuid4())
+class _IdPool:
+    """Random UUID v4 strings made 4,096 at a time, the hex digits written by numpy.
+
+    ``str(uuid.uuid4())`` costs ~3 µs here, as much as the rest of applying a delta;
+    one ``os.urandom`` call per batch, the version and variant bits set on the whole batch
+    and the text sliced from one buffer bring an id to ~0.1 µs. The ids are the same
+    thing: 122 random bits, version 4, RFC 4122 variant.
+    """
+
+    _BATCH = 4096
+    _COLS = (*range(0, 8), *range(9, 13), *range(14, 18), *range(19, 23), *range(24, 36))
+
+    __slots__ = ("_ids",)
+
+    def __init__(self) -> None:
+        self._ids: list[str] = []
+
+    def _refill(self) -> None:
+        import numpy as np
+
+        n = self._BATCH
+        raw = np.frombuffer(os.urandom(16 * n), dtype=np.uint8).reshape(n, 16).copy()
+        raw[:, 6] = (raw[:, 6] & 0x0F) | 0x40  # version 4
+        raw[:, 8] = (raw[:, 8] & 0x3F) | 0x80  # RFC 4122 variant
+        digits = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
+        hexed = np.stack([digits[raw >> 4], digits[raw & 0x0F]], axis=2).reshape(n, 32)
+        out = np.full((n, 36), ord("-"), dtype=np.uint8)
+        out[:, list(self._COLS)] = hexed
+        text = out.tobytes().decode("ascii")
+        self._ids = [text[i:i + 36] for i in range(0, 36 * n, 36)]
+
+    def next(self) -> str:
+        ids = self._ids
+        if not ids:
+            self._refill()
+            ids = self._ids
+        return ids.pop()
+
+
+new_id = _IdPool().next
+"""A new random UUID v4 string, formatted like ``str(uuid.uuid4())``."""
 
 
 # --- values ---------------------------------------------------------------------------------

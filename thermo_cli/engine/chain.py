@@ -16,7 +16,6 @@ Legacy deltas and events, which are rare, are sealed by :func:`thermo_cli.record
 from __future__ import annotations
 
 import hashlib
-import os
 import struct
 from dataclasses import dataclass, field
 from numbers import Integral, Real
@@ -35,6 +34,7 @@ from thermo_cli.model import (
     LogRecord,
     TensorSpec,
     Ternary,
+    new_id,
 )
 
 _sha256 = hashlib.sha256
@@ -42,51 +42,9 @@ _F32LE = struct.Struct("<f")
 _INT64_MAX = 2**63 - 1
 _U64_MAX = 2**64 - 1
 
-# --- fast UUID v4 ids ----------------------------------------------------------------------
+# --- ids ------------------------------------------------------------------------------------
 
-_ID_BATCH = 1024
-_VERSION4 = bytes((b & 0x0F) | 0x40 for b in range(256))
-_VARIANT_RFC4122 = bytes((b & 0x3F) | 0x80 for b in range(256))
-
-
-class _IdPool:
-    """Random UUID v4 strings made 1,024 at a time from one ``os.urandom`` call.
-
-    ``uuid.uuid4()`` costs ~2.7 µs here, as much as the rest of an apply; reading the
-    entropy in bulk, setting the version and variant bits with ``bytes.translate`` and
-    formatting in one comprehension brings an id to ~0.5 µs. The ids are the same thing
-    (122 random bits, version 4, RFC 4122 variant).
-    """
-
-    __slots__ = ("_ids",)
-
-    def __init__(self) -> None:
-        self._ids: list[str] = []
-
-    def _refill(self) -> None:
-        raw = bytearray(os.urandom(16 * _ID_BATCH))
-        raw[6::16] = raw[6::16].translate(_VERSION4)
-        raw[8::16] = raw[8::16].translate(_VARIANT_RFC4122)
-        h = raw.hex()
-        self._ids = [
-            f"{h[i:i + 8]}-{h[i + 8:i + 12]}-{h[i + 12:i + 16]}-{h[i + 16:i + 20]}-{h[i + 20:i + 32]}"
-            for i in range(0, 32 * _ID_BATCH, 32)
-        ]
-
-    def next(self) -> str:
-        ids = self._ids
-        if not ids:
-            self._refill()
-            ids = self._ids
-        return ids.pop()
-
-
-_POOL = _IdPool()
-
-
-def fast_id() -> str:
-    """A new random UUID v4 string (same format as ``str(uuid.uuid4())``)."""
-    return _POOL.next()
+fast_id = new_id  # one id pool for the whole package (thermo_cli.model.new_id)
 
 
 # --- canonical CBOR of a v2 delta ------------------------------------------------------------
