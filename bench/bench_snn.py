@@ -52,7 +52,7 @@ def tick_us(neurons: int, samples: np.ndarray, *, warm: int, repeat: int, limit:
     The best block, as ``timeit`` advises: on a shared machine slower blocks measure
     the other processes, not this code.
     """
-    net = EmbeddedSNN(SNNConfig(num_neurons=neurons, top_k=min(10, neurons)), seed=1)
+    net = EmbeddedSNN(SNNConfig(num_neurons=neurons, top_k=min(10, neurons - 1)), seed=1)
     net.process_batch(samples[:warm])
     block = samples[warm:]
     per_block = len(block) // repeat

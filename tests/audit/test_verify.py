@@ -132,9 +132,12 @@ def test_every_stored_chunk_byte_is_checked(tmp_path, thermo_file):
     assert len(spans) >= 2
     for what, off, n in spans:
         for i in range(n):
-            r = verify_file(flip(thermo_file, off + i, tmp_path / "x.thermo"))
+            damaged = flip(thermo_file, off + i, tmp_path / "x.thermo")
+            r = verify_file(damaged)
             assert not r.ok and r.failure.check == "chunk digests", (what, i)
             assert what in r.failure.reason
+            assert r.failure.reason.count(what) == 1, r.failure.reason  # said once, not "x: x: …"
+            assert str(damaged) not in r.failure.reason  # the report's header names the file
             assert r.failure.key is not None
 
 

@@ -160,6 +160,14 @@ def test_a_container_refused_by_a_cap_is_read_once_the_cap_is_raised(thermo: The
     assert Limits() == DEFAULT_LIMITS  # one run's caps do not leak into the next
 
 
+@pytest.mark.parametrize("command", [("stats",), ("keys",), ("get", "k0")])
+def test_a_cap_error_names_the_container_once(thermo: Thermo, command: tuple[str, ...]):
+    run = thermo(command[0], MULTICHUNK, *command[1:], env={"THERMO_LIMITS": "max_chunk_bytes=100"})
+    assert run.code == 3
+    assert run.err.startswith(f"thermo: error: {MULTICHUNK}: "), run.err
+    assert run.err.count(str(MULTICHUNK)) == 1 and "max_chunk_bytes=100" in run.err
+
+
 def test_a_legacy_file_refused_by_its_size_cap_is_read_once_raised(thermo: Thermo):
     from thermo_cli.container.limits import process_cap
 

@@ -12,7 +12,7 @@ import zstandard
 
 from thermo_cli import store
 from thermo_cli.container.reader import Reader
-from thermo_cli.errors import ThermoError
+from thermo_cli.errors import FormatError, ThermoError
 
 ROOT = Path(__file__).resolve().parents[2]
 VECTORS = ROOT / "format" / "vectors"
@@ -47,10 +47,14 @@ def test_golden_vector_verifies(name: str) -> None:
 @pytest.mark.parametrize("name", sorted(INDEX["broken"]))
 def test_broken_vector_raises_its_error(name: str) -> None:
     spec = json.loads((VECTORS / "broken" / f"{name}.json").read_text())
+    path = VECTORS / "broken" / f"{name}.thermo"
     with pytest.raises(ThermoError) as info:
-        TOOL.run_op(VECTORS / "broken" / f"{name}.thermo", spec["operation"])
+        TOOL.run_op(path, spec["operation"])
     assert info.value.code == spec["error"], str(info.value)
     assert "\n" not in str(info.value)
+    if isinstance(info.value, FormatError):  # the message says which file, once
+        assert str(info.value).startswith(f"{path}: "), str(info.value)
+        assert str(info.value).count(str(path)) == 1, str(info.value)
 
 
 def test_torn_tail_vector_reports_its_tail() -> None:

@@ -8,7 +8,7 @@ import pytest
 
 from tests.legacy._fixtures import TAMPERED, fixture_bytes, manifest_entries
 from thermo_cli.legacy import legacy_hash, load_legacy, verify_legacy
-from thermo_cli.legacy.verify import NOTE_NULL_HEAD, NOTE_UNCOVERED_FIELDS
+from thermo_cli.legacy.verify import NOTE_NULL_HEAD, NOTE_UNCOVERED_FIELDS, uncovered_layers_note
 from thermo_cli.records import legacy_delta_hash
 
 GOOD = [(v, f) for v, f in manifest_entries() if f["load_ok"]]
@@ -29,7 +29,22 @@ def test_untampered_fixtures_pass(version, info):
     chain = next(c for c in report.checks if c.name == "legacy chain")
     assert chain.detail == f"{info['chain_len']} deltas OK"
     assert NOTE_UNCOVERED_FIELDS in report.notes
-    assert any("layer entries" in n for n in report.notes)
+    assert any(n.startswith("no hash covers") for n in report.notes)
+
+
+@pytest.mark.parametrize(("entries", "wording"), [
+    (0, "no hash covers the configuration (the file holds no layer entries)"),
+    (1, "no hash covers the 1 layer entry (hot/warm/cool/cold) or the configuration"),
+    (7, "no hash covers the 7 layer entries (hot/warm/cool/cold) or the configuration"),
+])
+def test_the_uncovered_layers_note_fits_the_count(entries, wording):
+    assert uncovered_layers_note(entries) == wording
+
+
+def test_a_file_without_entries_does_not_speak_of_0_entries():
+    report = verify_legacy(fixture_bytes("v0.5", "empty.thermo"), path="empty.thermo")
+    assert "no hash covers the configuration (the file holds no layer entries)" in report.notes
+    assert not any("0 layer entries" in n for n in report.notes)
 
 
 @pytest.mark.parametrize(("version", "info"), BAD, ids=[f"{v}/{f['file']}" for v, f in BAD])

@@ -179,11 +179,14 @@ def test_ternary_import_packs_float_matrices_only(tmp_path: Path) -> None:
 
 
 def test_keep_ternary_writes_codes_scales_and_layout(tmp_path: Path) -> None:
-    import_safetensors([SAMPLE], tmp_path / "t.thermo", ternary=TernaryOptions(per_row=True))
+    imported = import_safetensors([SAMPLE], tmp_path / "t.thermo", ternary=TernaryOptions(per_row=True))
     report = export_safetensors(tmp_path / "t.thermo", tmp_path / "k.safetensors", keep_ternary=True)
     assert report.ternary_kept == 16
     sf = open_safetensors(tmp_path / "k.safetensors")
     layout = json.loads(sf.metadata["thermo.ternary"])
+    # the reconstruction errors measured at import are written as `thermo ternary pack` writes them
+    assert {q.key: (q.rel_l2, q.cosine) for q in imported.quality} == {
+        name: (d["rel_l2"], d["cosine"]) for name, d in layout.items()}
     entry = layout["embeddings.word_embeddings.weight"]
     assert entry["shape"] == [512, 64] and entry["per_row"] is True
     got = tensors_of(tmp_path / "k.safetensors")

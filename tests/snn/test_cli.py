@@ -59,18 +59,30 @@ def test_init_json_and_existing_files(tmp_path, memory):
     r = thermo("snn", "init", memory, "--neurons", "4", "--dim", "8", "--ternary", "--force", "--json")
     assert r.exit_code == 0
     doc = json.loads(r.stdout)
-    assert doc["config"]["use_ternary"] and doc["config"]["top_k"] == 4 and not doc["created"]
+    assert doc["config"]["use_ternary"] and doc["config"]["top_k"] == 3 and not doc["created"]
     plain = tmp_path / "plain.thermo"
     assert thermo("init", plain).exit_code == 0
     assert thermo("snn", "init", plain, "--dim", "8", "--frozen-prototypes").exit_code == 0
     assert not load_network(store.load(plain)).config.learn_prototypes
 
 
-def test_init_with_bad_settings_leaves_no_file(tmp_path):
+@pytest.mark.parametrize("top_k", ["9", "4"])
+def test_init_with_bad_settings_leaves_no_file(tmp_path, top_k):
     path = tmp_path / "x.thermo"
-    r = thermo("snn", "init", path, "--neurons", "4", "--top-k", "9")
-    assert r.exit_code == 3 and "top_k" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    r = thermo("snn", "init", path, "--neurons", "4", "--top-k", top_k)
+    assert r.exit_code == 2 and "--top-k" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert "never to itself" in r.stderr
     assert not path.exists()
+
+
+@pytest.mark.parametrize(("neurons", "top_k"), [(10, 9), (3, 2), (1, 0), (11, 10)])
+def test_default_top_k_never_connects_a_neuron_to_itself(tmp_path, neurons, top_k):
+    path = tmp_path / "x.thermo"
+    r = thermo("snn", "init", path, "--neurons", str(neurons), "--dim", "4")
+    assert r.exit_code == 0, r.stderr
+    net = load_network(store.load(path))
+    assert net.config.top_k == top_k
+    assert not (net.targets == np.arange(neurons)[:, None]).any()
 
 
 def test_run_applies_and_saves(memory, acts):
@@ -180,4 +192,4 @@ def test_ternary_stats(tmp_path):
     path = tmp_path / "t.thermo"
     thermo("snn", "init", path, "--neurons", "6", "--dim", "8", "--ternary")
     doc = json.loads(thermo("snn", "stats", path, "--json").stdout)
-    assert doc["weights"] == {"connections": 36, "neg": 0, "zero": 36, "pos": 0}
+    assert doc["weights"] == {"connections": 30, "neg": 0, "zero": 30, "pos": 0}  # 6 x 5: no self-loops

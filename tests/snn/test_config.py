@@ -18,7 +18,7 @@ def test_every_crate_default():
 
 
 def test_dict_round_trip():
-    c = SNNConfig(num_neurons=7, input_dim=3, top_k=7, use_ternary=True)
+    c = SNNConfig(num_neurons=7, input_dim=3, top_k=6, use_ternary=True)
     assert SNNConfig.from_dict(c.to_dict()) == c
     assert SNNConfig.from_dict({"num_neurons": 20}) == SNNConfig(num_neurons=20)
     with pytest.raises(ValidationError, match="unknown setting 'neurons'"):
@@ -32,6 +32,8 @@ def test_dict_round_trip():
         ({"num_neurons": 2.0}, "num_neurons"),
         ({"input_dim": -1}, "input_dim"),
         ({"top_k": 101}, "top_k"),
+        ({"top_k": 100}, "top_k"),  # k = n would connect every neuron to itself
+        ({"num_neurons": 10}, "top_k"),  # the default 10 connections need 11 neurons
         ({"stdp_lr": float("nan")}, "stdp_lr"),
         ({"decay_rate": 2.0}, "decay_rate"),
         ({"competition_strength": -0.1}, "competition_strength"),

@@ -254,6 +254,47 @@ def test_unpack_reads_export_keep_ternary_files(model, tmp_path):
     r = run("ternary", "unpack", kept, back)
     assert r.exit_code == 0, r.stderr
     direct = tmp_path / "direct.safetensors"
-    assert run("ternary", "unpack", packed_thermo, direct).exit_code == 0
+    d = run("ternary", "unpack", packed_thermo, direct)
+    assert d.exit_code == 0
     a, b = load_file(str(back)), load_file(str(direct))
     assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+    # the export carries the errors recorded at pack time: both unpacks report the same figures
+    quality = [line for line in r.stderr.splitlines() if line.startswith("reconstruction")]
+    assert quality and "rel L2 error" in quality[0]
+    assert quality == [line for line in d.stderr.splitlines() if line.startswith("reconstruction")]
+
+
+def test_unpack_of_a_kept_export_without_recorded_errors_says_so(tmp_path):
+    """Ternary entries no pack/import/quantize event rated: the export records no figures
+    and unpack says they are unknown, not that the tensors were never packed."""
+    from thermo_cli.engine.thermogram import Thermogram
+    from thermo_cli.model import Entry
+    from thermo_cli.tensors import ternary_encode_tensor
+
+    arr = np.linspace(-1, 1, 64, dtype=np.float32).reshape(8, 8)
+    value, spec, _ = ternary_encode_tensor(arr, dtype="F32")
+    tg = Thermogram(name="bare")
+    tg.layers[Layer.HOT]["w"] = Entry(key="w", value=value, strength=0.9, updated_at_ns=1, tensor=spec)
+    store.create(tmp_path / "bare.thermo", tg)
+    kept = tmp_path / "kept.safetensors"
+    assert run("export-safetensors", tmp_path / "bare.thermo", kept, "--keep-ternary").exit_code == 0
+    with safe_open(kept, framework="numpy") as f:
+        assert "rel_l2" not in json.loads(f.metadata()["thermo.ternary"])["w"]
+    r = run("ternary", "unpack", kept, tmp_path / "back.safetensors")
+    assert r.exit_code == 0, r.stderr
+    assert "reconstruction error: unknown (no figures were recorded" in r.stderr
+
+
+def test_a_recorded_error_is_dropped_once_the_value_changes(model, tmp_path):
+    from thermo_cli.ternary.files import recorded_quality
+
+    packed = tmp_path / "m.thermo"
+    assert run("ternary", "pack", model, packed).exit_code == 0
+    before = recorded_quality(packed)
+    name = sorted(before)[0]
+    deltas = tmp_path / "d.jsonl"
+    deltas.write_text(json.dumps({"op": "update", "key": name, "value": "replaced"}) + "\n")
+    r = run("apply", packed, deltas)
+    assert r.exit_code == 0, r.stderr
+    after = recorded_quality(packed)
+    assert name not in after and set(after) == set(before) - {name}

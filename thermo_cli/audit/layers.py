@@ -28,6 +28,18 @@ PREFETCH = 4
 """Data chunks decompressed ahead of the hashing thread."""
 
 
+def reason_of(exc: Exception, *prefixes: str) -> str:
+    """``exc``'s message without the leading ``prefixes`` (file name, chunk name).
+
+    The report's line already says which file and which chunk failed; the reader's
+    errors start with both, and repeating them would read ``chunk 0: chunk 0: …``.
+    """
+    text = str(exc)
+    for prefix in prefixes:
+        text = text.removeprefix(f"{prefix}: ")
+    return text
+
+
 @dataclass(slots=True)
 class ChunkFault:
     what: str
@@ -84,7 +96,7 @@ def scan_layers(reader: object, *, workers: int | None = None,
             try:
                 li = reader.index[layer]  # type: ignore[attr-defined]
             except FormatError as exc:
-                out.faults.append(ChunkFault("index block", str(exc), None))
+                out.faults.append(ChunkFault("index block", reason_of(exc, reader.path, "index block"), None))
                 return out
             _scan_layer(reader, layer, li, pool, out, progress)
     out.leaves.sort(key=lambda t: (t[0], t[1]))
@@ -99,8 +111,9 @@ def _scan_layer(reader, layer, li, pool, out: LayerScan, progress) -> None:
         try:
             rows.extend(reader.dir_chunk(layer, i).rows())
         except FormatError as exc:
-            out.faults.append(ChunkFault(f"{layer.label} directory chunk {i}",
-                                         f"{exc} (entries {d.first!r} … {d.last!r} unreadable)", d.first))
+            what = f"{layer.label} directory chunk {i}"
+            out.faults.append(ChunkFault(what, f"{reason_of(exc, reader.path, what)} "
+                                         f"(entries {d.first!r} … {d.last!r} unreadable)", d.first))
     digests: dict[int, bytes] = {}
     for s, st in enumerate(li.streams):
         members = sorted((r.off, j) for j, r in enumerate(rows) if r.stream == s and r.length)
@@ -142,8 +155,9 @@ def _hash_stream(reader, layer, s, st, rows, members, pool, digests, out, progre
             key = rows[first].key if first is not None else None
             keys = sorted(rows[j].key for j in active)
             shown = ", ".join(repr(k) for k in keys[:3]) + (" …" if len(keys) > 3 else "")
-            out.faults.append(ChunkFault(f"{layer.label} stream {s} chunk {i}",
-                                         f"{exc} (values of {shown or 'no entry'})", key))
+            what = f"{layer.label} stream {s} chunk {i}"
+            out.faults.append(ChunkFault(what, f"{reason_of(exc, reader.path, what)} "
+                                         f"(values of {shown or 'no entry'})", key))
             broken.update(active)
             data = None
         done = []

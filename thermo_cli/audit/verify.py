@@ -31,7 +31,7 @@ from typing import Any
 
 from thermo_cli.audit import chain, merkle, note
 from thermo_cli.audit.keys import PublicKey
-from thermo_cli.audit.layers import LayerScan, scan_layers
+from thermo_cli.audit.layers import LayerScan, reason_of, scan_layers
 from thermo_cli.audit.logpass import scan_file_log
 from thermo_cli.audit.report import VerifyReport
 from thermo_cli.audit.state import BIND_KIND, NON_LAYER_KINDS, is_binding
@@ -187,8 +187,9 @@ class ContainerVerifier:
             meta = self.reader.meta_fields()
             _ = self.reader.index
         except FormatError as exc:
-            r.add("commits", False, len(trailers), str(exc))
-            r.fail("commits", str(exc))
+            reason = reason_of(exc, self.reader.path)
+            r.add("commits", False, len(trailers), reason)
+            r.fail("commits", reason)
             return trailers
         self.origin = origin_of(meta["id"])
         r.details["origin"] = self.origin

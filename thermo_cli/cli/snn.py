@@ -74,7 +74,8 @@ def register(app: typer.Typer) -> None:
         neurons: Annotated[int, typer.Option("--neurons", min=1, help="Number of neurons.")] = 100,
         dim: Annotated[int, typer.Option("--dim", min=1, help="Length of each activation vector.")] = 2048,
         top_k: Annotated[int | None, typer.Option(
-            "--top-k", min=0, help="Connections per neuron [default: 10, at most --neurons].",
+            "--top-k", min=0, help="Connections per neuron, to the next TOP_K neurons "
+            "[default: 10, at most --neurons minus 1].",
             show_default=False)] = None,
         threshold: Annotated[float, typer.Option(
             "--spike-threshold", help="Activation a neuron must exceed to spike; also how close an "
@@ -98,8 +99,12 @@ def register(app: typer.Typer) -> None:
         from thermo_cli.snn import SNNConfig
         from thermo_cli.snn.runner import attach_network
 
+        if top_k is not None and top_k >= neurons:
+            err(f"thermo: error: --top-k {top_k} needs at least {top_k + 1} neurons (--neurons is "
+                f"{neurons}): neuron i connects to neurons i+1 … i+TOP_K, never to itself")
+            raise typer.Exit(EXIT_USAGE)
         config = SNNConfig(num_neurons=neurons, input_dim=dim,
-                           top_k=min(10, neurons) if top_k is None else top_k,
+                           top_k=min(10, neurons - 1) if top_k is None else top_k,
                            spike_threshold=threshold, use_ternary=ternary,
                            learn_prototypes=not frozen)
         with store.locked(file):

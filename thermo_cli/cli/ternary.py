@@ -45,7 +45,9 @@ def _ratio(before: int, after: int) -> str:
 def _quality_text(report: Any, recorded: bool = False) -> str:
     q = report.mean_quality()
     if q is None:
-        return "reconstruction error: not recorded" if recorded else "no tensor was packed"
+        if not recorded:
+            return "no tensor was packed"
+        return "reconstruction error: unknown (no figures were recorded when these tensors were packed)"
     rel, cos = q
     methods = sorted({f"{t.method}{', per-row' if t.per_row else ''}" for t in report.tensors
                       if t.packed and t.method})

@@ -16,7 +16,10 @@ offsets, every chunk's digest, the trailer chain.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
+import inspect
 import itertools
 import math
 import os
@@ -25,7 +28,7 @@ import weakref
 from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import cbor2
 
@@ -57,6 +60,41 @@ _DELTA_KEYS = frozenset(("s", "t", "id", "op", "ts", "key", "obs", "src", "prev"
 _OPS = {t.label: t for t in DeltaType}
 _TERNARY = {-1: Ternary.NEG, 0: Ternary.ZERO, 1: Ternary.POS}
 _sha256 = hashlib.sha256
+_F = TypeVar("_F")
+
+
+@contextlib.contextmanager
+def naming_file(path: str) -> Iterator[None]:
+    """Make every FormatError raised inside start with ``path``.
+
+    The decoders name the structure at fault (``index.layers.hot.dir.raw: …``) but not
+    the file, which only the reader knows; this adds it once, here, instead of in every
+    raise. A message that already starts with the path is left alone, so nested calls
+    never repeat it.
+    """
+    try:
+        yield
+    except FormatError as e:
+        if e.args and isinstance(e.args[0], str) and not e.args[0].startswith(f"{path}: "):
+            e.args = (f"{path}: {e.args[0]}", *e.args[1:])
+        raise
+
+
+def _names_file(fn: _F) -> _F:
+    """Decorate a :class:`Reader` method so its FormatErrors name the reader's file."""
+    if inspect.isgeneratorfunction(fn):
+        @functools.wraps(fn)  # type: ignore[arg-type]
+        def gen(self: Reader, *args: Any, **kwargs: Any) -> Any:
+            with naming_file(self.path):
+                yield from fn(self, *args, **kwargs)  # type: ignore[operator]
+        return gen  # type: ignore[return-value]
+
+    @functools.wraps(fn)  # type: ignore[arg-type]
+    def call(self: Reader, *args: Any, **kwargs: Any) -> Any:
+        with naming_file(os.fspath(self.path if hasattr(self, "path") else args[0])):
+            return fn(self, *args, **kwargs)  # type: ignore[operator]
+    return call  # type: ignore[return-value]
+
 
 
 def decode_log_record(data: bytes, index: int) -> LogRecord:
@@ -134,6 +172,7 @@ class Reader:
     seeing the state it opened even while writers work.
     """
 
+    @_names_file
     def __init__(self, path: str | os.PathLike[str], *, limits: Limits | None = None,
                  allow_damaged_tail: bool = False) -> None:
         self.path = os.fspath(path)
@@ -183,6 +222,7 @@ class Reader:
             raise TruncatedError(f"{self.path}: expected {n} bytes at offset {off}, file ends first")
         return data
 
+    @_names_file
     def read_block(self, ref: BlockRef, what: str, cap: int | None = None,
                    cap_name: str = "max_block_bytes") -> bytes:
         """The decompressed bytes of a block, after checking its digest."""
@@ -271,6 +311,7 @@ class Reader:
     # --- blocks ------------------------------------------------------------------------
 
     @property
+    @_names_file
     def meta_map(self) -> dict[str, Any]:
         if self._meta is None:
             raw = self.read_block(self.trailer.meta, "meta block")
@@ -278,10 +319,12 @@ class Reader:
             self.meta_raw_sha = hashlib.sha256(raw).digest()
         return self._meta
 
+    @_names_file
     def meta_fields(self) -> dict[str, Any]:
         return meta_fields_from_map(self.meta_map)
 
     @property
+    @_names_file
     def index(self) -> dict[Layer, LayerIndex]:
         if self._index is None:
             raw = self.read_block(self.trailer.index, "index block")
@@ -291,6 +334,7 @@ class Reader:
 
     # --- chunks ------------------------------------------------------------------------
 
+    @_names_file
     def dir_chunk(self, layer: Layer, i: int) -> DirData:
         li = self.index[layer]
         d = li.dirs[i]
@@ -299,6 +343,7 @@ class Reader:
                         cap=self.limits.max_chunk_bytes, cap_name="max_chunk_bytes", what=what)
         return decode_chunk(raw, d, li.streams, what)
 
+    @_names_file
     def data_chunk(self, layer: Layer, s: int, i: int, out: memoryview | None = None) -> bytes | memoryview:
         """Data chunk ``i`` of stream ``s``, digest-checked and unfiltered (written into ``out``
         when given). A shuffled chunk is a memoryview of its own buffer: copy the slices you
@@ -309,6 +354,7 @@ class Reader:
                          elem=st.elem, cap=self.limits.max_chunk_bytes, cap_name="max_chunk_bytes",
                          what=f"{layer.label} stream {s} chunk {i}", out=out)
 
+    @_names_file
     def check_value_size(self, row: Row) -> None:
         check_cap(row.length, self.limits.max_value_bytes, "max_value_bytes", f"value of {row.key!r}")
 
@@ -317,6 +363,7 @@ class Reader:
 
     # --- log ----------------------------------------------------------------------------
 
+    @_names_file
     def _prev_trailer(self, t: Trailer) -> Trailer:
         ref = t.prev
         assert ref is not None
@@ -337,6 +384,7 @@ class Reader:
             raise CorruptError(f"{what}: its log is longer than the next commit's")
         return p
 
+    @_names_file
     def table(self, ref: BlockRef, hi: int) -> tuple[list[SegmentRef], BlockRef | None]:
         """Segments listed by a log table block, and the table before it."""
         raw = self.read_block(ref, "log table")
@@ -353,6 +401,7 @@ class Reader:
                 raise CorruptError(f"{what}: segments are not contiguous")
         return segs, prev_ref
 
+    @_names_file
     def segments(self, start: int = 0) -> list[SegmentRef]:
         """Segments, oldest first, covering the log from the one holding record ``start``.
 
@@ -391,6 +440,7 @@ class Reader:
             raise CorruptError(f"log: the segments listed reach back to record {end}, not to record 0")
         return out[::-1]
 
+    @_names_file
     def trailers(self) -> Iterator[Trailer]:
         """Every trailer of the current file, newest first (the chain of commits)."""
         t = self.trailer
@@ -399,11 +449,13 @@ class Reader:
             t = self._prev_trailer(t)
             yield t
 
+    @_names_file
     def segment_bytes(self, s: SegmentRef) -> bytes:
         data = self.pread(s.off, s.len)
         ck.check_digest(data, s.sha256, f"log segment at {s.off}")
         return data
 
+    @_names_file
     def iter_raw_records(self, start: int = 0) -> Iterator[RawRecord]:
         """Stored bytes of every record from index ``start`` on, checked against segment digests."""
         for s in self.segments(start):
@@ -414,6 +466,7 @@ class Reader:
                 if idx >= start:
                     yield RawRecord(idx, s.off + pos + 4, bytes(rec))
 
+    @_names_file
     def iter_records(self, start: int = 0) -> Iterator[LogRecord]:
         """Decoded records from index ``start`` on, strictly (see :func:`decode_log_record`)."""
         for raw in self.iter_raw_records(start):
@@ -421,6 +474,7 @@ class Reader:
 
     # --- chunk inventory (for verification and copying) ---------------------------------
 
+    @_names_file
     def all_chunks(self) -> Iterator[tuple[str, int, int, int, bytes]]:
         """(description, offset, stored length, raw length, sha256) of every layer chunk."""
         for layer, li in self.index.items():

@@ -28,6 +28,16 @@ NOTE_UNCOVERED_FIELDS = (
     "the legacy delta hash does not cover ternary_strength, observation_count or custom metadata"
 )
 NOTE_UNCOVERED_LAYERS = "no hash covers the {n} layer entries (hot/warm/cool/cold) or the configuration"
+
+
+def uncovered_layers_note(entries: int) -> str:
+    """The note that the crate's hashes leave the layers and configuration open, worded for
+    the file at hand (a file with no entries still has an unhashed configuration)."""
+    if entries == 0:
+        return "no hash covers the configuration (the file holds no layer entries)"
+    if entries == 1:
+        return "no hash covers the 1 layer entry (hot/warm/cool/cold) or the configuration"
+    return NOTE_UNCOVERED_LAYERS.format(n=entries)
 NOTE_ENGRAM = (
     "an Engram export carries no hash chain (the crate exported no history): its content was read and "
     "checked for shape only"
@@ -133,7 +143,7 @@ def verify_legacy(
     result = check_chain(deltas, file_head)
     _add_checks(report, result, deltas)
     report.notes.append(NOTE_UNCOVERED_FIELDS)
-    report.notes.append(NOTE_UNCOVERED_LAYERS.format(n=entries))
+    report.notes.append(uncovered_layers_note(entries))
     if file_head is None and deltas:
         report.notes.append(NOTE_NULL_HEAD)
     return report

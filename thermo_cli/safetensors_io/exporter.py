@@ -100,8 +100,9 @@ def export_safetensors(
     specs: list[OutTensor] = []
     fetchers: dict[str, Callable[[], bytes]] = {}
     layout = PackedLayout()
+    quality = _packed_quality(path, items) if keep_ternary else {}
     for name, item in items.items():
-        for out_tensor, fetch in _outputs(name, item, keep_ternary, layout, report):
+        for out_tensor, fetch in _outputs(name, item, keep_ternary, layout, report, quality.get(item.key)):
             specs.append(out_tensor)
             fetchers[out_tensor.name] = fetch
     if layout.tensors:
@@ -178,8 +179,20 @@ def _select(found: Iterator[_Item | tuple[str, Layer, None]], prefix: str, inclu
     return items
 
 
-def _outputs(name: str, item: _Item, keep_ternary: bool, layout: PackedLayout,
-             report: ExportReport) -> list[tuple[OutTensor, Callable[[], bytes]]]:
+def _packed_quality(path: str | os.PathLike[str],
+                    items: dict[str, _Item]) -> dict[str, tuple[float | None, float | None]]:
+    """Reconstruction errors the log recorded for the ternary entries being kept packed,
+    so the file says what ``thermo ternary pack`` would (the log is read only when needed)."""
+    if not any(item.spec.encoding == "ternary" for item in items.values()):
+        return {}
+    from thermo_cli.ternary.files import recorded_quality
+
+    return recorded_quality(path)
+
+
+def _outputs(name: str, item: _Item, keep_ternary: bool, layout: PackedLayout, report: ExportReport,
+             quality: tuple[float | None, float | None] | None = None,
+             ) -> list[tuple[OutTensor, Callable[[], bytes]]]:
     spec = item.spec
     if spec.encoding == "raw":  # every dtype, F4/F6 too: the stored bytes as they are
         try:
@@ -193,7 +206,9 @@ def _outputs(name: str, item: _Item, keep_ternary: bool, layout: PackedLayout,
         report.ternary_dequantized += 1
         return [(OutTensor(name, spec.dtype, spec.shape), lambda: _dequantized(item))]
     report.ternary_kept += 1
-    return layout.add(name, spec, item.fetch)
+    rel_l2, cosine = quality or (None, None)
+    figures = {} if rel_l2 is None or cosine is None else {"rel_l2": rel_l2, "cosine": cosine}
+    return layout.add(name, spec, item.fetch, **figures)
 
 
 def _dequantized(item: _Item) -> bytes:

@@ -59,9 +59,11 @@ class SNNConfig:
         _int_at_least(self.num_neurons, "num_neurons", 1)
         _int_at_least(self.input_dim, "input_dim", 1)
         _int_at_least(self.top_k, "top_k", 0)
-        if self.top_k > self.num_neurons:
+        if self.top_k > self.num_neurons - 1:
+            # neuron i connects to (i + k) mod n for k = 1..top_k: k = n would be a self-loop
             raise ValidationError(
-                f"top_k: {self.top_k} connections per neuron exceeds num_neurons ({self.num_neurons})"
+                f"top_k: {self.top_k} connections per neuron needs at least {self.top_k + 1} neurons "
+                f"(num_neurons is {self.num_neurons}; a neuron never connects to itself)"
             )
         if self.num_neurons * self.input_dim > MAX_ELEMENTS:
             raise ValidationError(

@@ -503,7 +503,7 @@ def _from_thermo(src: Path, layers: list[str] | None) -> tuple[list[_Restored], 
 
     chosen = [Layer.parse(x) for x in layers] if layers else list(Layer)
     tg = store.load(src, layers="lazy", log="tail")
-    recorded = _recorded_quality(src)
+    recorded = recorded_quality(src)
     found: dict[str, _Restored] = {}
     for layer in chosen:
         mapping = tg.layers[layer]
@@ -529,17 +529,29 @@ def _entry_array(entry: Entry) -> np.ndarray:
     return value_to_array(entry.value, entry.tensor)
 
 
-def _recorded_quality(src: Path) -> dict[str, tuple[float | None, float | None]]:
-    """Reconstruction errors logged when entries were packed (import/quantize events)."""
+def recorded_quality(src: str | os.PathLike[str]) -> dict[str, tuple[float | None, float | None]]:
+    """Reconstruction errors (rel L2, cosine) logged when entries were packed, by key.
+
+    ``thermo ternary pack``, ``import --ternary`` and ``thermo quantize`` log them in their
+    import/quantize events. A figure holds only for the value it was measured on: a later
+    delta on the key, or a later import/quantize event without figures, drops it.
+    """
     from thermo_cli import store
-    from thermo_cli.model import Event
+    from thermo_cli.model import Delta, Event
 
     found: dict[str, tuple[float | None, float | None]] = {}
     for rec in store.iter_log(src):
-        if isinstance(rec, Event) and rec.kind in ("import", "quantize"):
+        if isinstance(rec, Delta):
+            found.pop(rec.key, None)
+        elif isinstance(rec, Event) and rec.kind in ("import", "quantize"):
             f = rec.fields
-            if isinstance(f.get("key"), str) and "rel_l2" in f:
-                found[f["key"]] = (_num(f.get("rel_l2")), _num(f.get("cosine")))
+            key = f.get("key")
+            if not isinstance(key, str):
+                continue
+            if "rel_l2" in f:
+                found[key] = (_num(f.get("rel_l2")), _num(f.get("cosine")))
+            else:
+                found.pop(key, None)
     return found
 
 
