@@ -53,8 +53,11 @@ def report(name: str, rows: list[dict[str, Any]]) -> Path:
     doc = {
         "benchmark": name,
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
-                    "platform": platform.platform()},
+        "machine": {
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+        },
         "rows": rows,
     }
     out.write_text(json.dumps(doc, indent=2) + "\n")

@@ -49,8 +49,9 @@ def build(path: Path, entry_bytes: int, n_records: int, tensor_mib: int = 1) -> 
     for i in range(max(1, entry_bytes // per)):
         v = (rng.standard_normal(per // 4, dtype=np.float32) * 0.02).tobytes()
         values.append(v)
-        cold[f"weights/{i:05d}"] = Entry(f"weights/{i:05d}", v, 0.9, 1_700_000_000_000_000_000, 5,
-                                         tensor=TensorSpec("F32", (per // 4,)))
+        cold[f"weights/{i:05d}"] = Entry(
+            f"weights/{i:05d}", v, 0.9, 1_700_000_000_000_000_000, 5, tensor=TensorSpec("F32", (per // 4,))
+        )
     t0 = time.perf_counter()
     small = b"\x00\x01\x02\x03\x04\x05\x06\x07"
     for i in range(n_records - 1):
@@ -60,8 +61,10 @@ def build(path: Path, entry_bytes: int, n_records: int, tensor_mib: int = 1) -> 
     t2 = time.perf_counter()
     store.create(path, tg, overwrite=True)
     t3 = time.perf_counter()
-    print(f"built: {n_records} records in {t1 - t0:.1f}s, consolidate {t2 - t1:.1f}s, "
-          f"write {t3 - t2:.1f}s, {path.stat().st_size / MiB:.0f} MiB")
+    print(
+        f"built: {n_records} records in {t1 - t0:.1f}s, consolidate {t2 - t1:.1f}s, "
+        f"write {t3 - t2:.1f}s, {path.stat().st_size / MiB:.0f} MiB"
+    )
     small_values = [e.value for m in tg.layers.values() for e in m.values() if len(e.value) < per]
     return tg.log_length, values + small_values
 
@@ -77,9 +80,11 @@ def main() -> None:
     n_records = args.records or (1_000_000 if args.full else 200_000)
 
     from thermo_cli import store
-    from thermo_cli.audit import chain, checkpoints, keys, logpass, note
-    from thermo_cli.audit.layers import scan_layers
-    from thermo_cli.audit.verify import verify_file
+    from thermo_cli.integrity import logscan as chain
+    from thermo_cli.integrity import note
+    from thermo_cli.operations.audit import checkpoints, keys, logpass
+    from thermo_cli.operations.audit.layers import scan_layers
+    from thermo_cli.operations.audit.verify import verify_file
 
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         path = Path(tmp) / "bench.thermo"
@@ -146,19 +151,41 @@ def main() -> None:
         {"metric": "log records", "value": size, "unit": "records", "target": "1,000,000 (--full)"},
         {"metric": "file size", "value": file_mib, "unit": "MiB"},
         {"metric": "hashlib sha256 on the entry bytes", "value": sha_mbs, "unit": "MiB/s"},
-        {"metric": "verify entries (chunk digests, zstd, value sha256, state digest)", "value": ver_mbs,
-         "unit": "MiB/s"},
-        {"metric": "verify entries / hashlib", "value": ver_mbs / sha_mbs, "unit": "ratio",
-         "target": ">= 0.80", "ok": ver_mbs / sha_mbs >= 0.8},
-        {"metric": "hashlib CPU time per GiB of entries", "value": c_sha * GiB / value_bytes,
-         "unit": "cpu-s"},
-        {"metric": "verify entries CPU time per GiB (all threads)", "value": c_layers * GiB / value_bytes,
-         "unit": "cpu-s"},
-        {"metric": "verify log from file (segments, hashes, links, Merkle root)", "value": size / t_log,
-         "unit": "records/s", "target": ">= 500,000", "ok": size / t_log >= 500_000},
+        {
+            "metric": "verify entries (chunk digests, zstd, value sha256, state digest)",
+            "value": ver_mbs,
+            "unit": "MiB/s",
+        },
+        {
+            "metric": "verify entries / hashlib",
+            "value": ver_mbs / sha_mbs,
+            "unit": "ratio",
+            "target": ">= 0.80",
+            "ok": ver_mbs / sha_mbs >= 0.8,
+        },
+        {
+            "metric": "hashlib CPU time per GiB of entries",
+            "value": c_sha * GiB / value_bytes,
+            "unit": "cpu-s",
+        },
+        {
+            "metric": "verify entries CPU time per GiB (all threads)",
+            "value": c_layers * GiB / value_bytes,
+            "unit": "cpu-s",
+        },
+        {
+            "metric": "verify log from file (segments, hashes, links, Merkle root)",
+            "value": size / t_log,
+            "unit": "records/s",
+            "target": ">= 500,000",
+            "ok": size / t_log >= 500_000,
+        },
         {"metric": "verify log from file, one process", "value": size / t_log_seq, "unit": "records/s"},
-        {"metric": "verify log from file, one process, per CPU second", "value": size / c_log,
-         "unit": "records/cpu-s"},
+        {
+            "metric": "verify log from file, one process, per CPU second",
+            "value": size / c_log,
+            "unit": "records/cpu-s",
+        },
         {"metric": "verify log, records in memory", "value": size / t_scan_mem, "unit": "records/s"},
         {"metric": "log bytes", "value": log_mib, "unit": "MiB"},
         {"metric": "verify_file total", "value": t_verify, "unit": "s"},

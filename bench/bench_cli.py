@@ -40,8 +40,10 @@ MiB = 1024 * 1024
 
 
 PYCACHE = Path(tempfile.gettempdir()) / "thermo-bench-pycache"
-ENV = {**{k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"},
-       "PYTHONPYCACHEPREFIX": str(PYCACHE)}
+ENV = {
+    **{k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"},
+    "PYTHONPYCACHEPREFIX": str(PYCACHE),
+}
 """Child processes use cached bytecode, as an installed package does (kept outside the tree)."""
 
 
@@ -62,9 +64,21 @@ def write_deltas(path: Path, n: int) -> None:
     import orjson
 
     with open(path, "wb") as f:
-        f.write(b"".join(
-            orjson.dumps({"op": "update", "key": f"key/{i % 5000:05d}", "value": f"value number {i}",
-                          "strength": 0.8, "source": "bench"}) + b"\n" for i in range(n)))
+        f.write(
+            b"".join(
+                orjson.dumps(
+                    {
+                        "op": "update",
+                        "key": f"key/{i % 5000:05d}",
+                        "value": f"value number {i}",
+                        "strength": 0.8,
+                        "source": "bench",
+                    }
+                )
+                + b"\n"
+                for i in range(n)
+            )
+        )
 
 
 def bench_apply(work: Path, n: int, repeat: int) -> list[dict[str, Any]]:
@@ -75,15 +89,26 @@ def bench_apply(work: Path, n: int, repeat: int) -> list[dict[str, Any]]:
         target = work / f"apply-{policy}.thermo"
 
         def fresh(target: Path = target, policy: str = policy) -> None:
-            subprocess.run([THERMO, "init", str(target), "--policy", policy, "--force"], check=True,
-                           stderr=subprocess.DEVNULL, env=ENV)
+            subprocess.run(
+                [THERMO, "init", str(target), "--policy", policy, "--force"],
+                check=True,
+                stderr=subprocess.DEVNULL,
+                env=ENV,
+            )
 
         secs = run_time([THERMO, "apply", str(target), str(deltas)], repeat=repeat, setup=fresh)
         rate = n / secs
-        rows.append({"metric": f"thermo apply {n:,} deltas ({policy} policy)", "value": rate,
-                     "unit": "deltas/s", "target": ">= 100000" if goal else "",
-                     "ok": (rate >= 100_000) if goal else None, "seconds": secs})
-    from thermo_cli import jsonl
+        rows.append(
+            {
+                "metric": f"thermo apply {n:,} deltas ({policy} policy)",
+                "value": rate,
+                "unit": "deltas/s",
+                "target": ">= 100000" if goal else "",
+                "ok": (rate >= 100_000) if goal else None,
+                "seconds": secs,
+            }
+        )
+    from thermo_cli.formats import jsonl
 
     data = deltas.read_bytes()
     samples = []
@@ -91,8 +116,15 @@ def bench_apply(work: Path, n: int, repeat: int) -> list[dict[str, Any]]:
         t0 = time.perf_counter()
         jsonl.parse_deltas([data])
         samples.append(time.perf_counter() - t0)
-    rows.append({"metric": "JSONL parse in-process", "value": n / statistics.median(samples),
-                 "unit": "lines/s", "target": "", "ok": None})
+    rows.append(
+        {
+            "metric": "JSONL parse in-process",
+            "value": n / statistics.median(samples),
+            "unit": "lines/s",
+            "target": "",
+            "ok": None,
+        }
+    )
     return rows
 
 
@@ -112,8 +144,14 @@ def build_file(path: Path, total_bytes: int, entry_bytes: int) -> int:
     for i in range(n):
         arr = rng.standard_normal(entry_bytes // 4, dtype=np.float32)
         key = f"layer.{i:05d}.weight"
-        cold[key] = Entry(key=key, value=arr.tobytes(), strength=0.9, updated_at_ns=t, update_count=60,
-                          tensor=TensorSpec("F32", (entry_bytes // 4,)))
+        cold[key] = Entry(
+            key=key,
+            value=arr.tobytes(),
+            strength=0.9,
+            updated_at_ns=t,
+            update_count=60,
+            tensor=TensorSpec("F32", (entry_bytes // 4,)),
+        )
     tg.layers_modified = True
     if path.exists():
         path.unlink()
@@ -123,8 +161,15 @@ def build_file(path: Path, total_bytes: int, entry_bytes: int) -> int:
 
 def bench_get(work: Path, repeat: int, big_bytes: int) -> list[dict[str, Any]]:
     python_start = run_time([sys.executable, "-c", "pass"], repeat=repeat * 2)
-    rows: list[dict[str, Any]] = [{"metric": "python -c pass (interpreter start-up)",
-                                   "value": python_start * 1e3, "unit": "ms", "target": "", "ok": None}]
+    rows: list[dict[str, Any]] = [
+        {
+            "metric": "python -c pass (interpreter start-up)",
+            "value": python_start * 1e3,
+            "unit": "ms",
+            "target": "",
+            "ok": None,
+        }
+    ]
     small = work / "small.thermo"
     build_file(small, MiB, 64 * 1024)
     big = work / f"big-{big_bytes // MiB}.thermo"
@@ -132,20 +177,35 @@ def bench_get(work: Path, repeat: int, big_bytes: int) -> list[dict[str, Any]]:
     if not big.exists():
         t0 = time.perf_counter()
         build_file(big, n_big * MiB, MiB)
-        rows.append({"metric": f"build {n_big} MiB of tensors into a file (library)",
-                     "value": time.perf_counter() - t0, "unit": "s", "target": "", "ok": None})
+        rows.append(
+            {
+                "metric": f"build {n_big} MiB of tensors into a file (library)",
+                "value": time.perf_counter() - t0,
+                "unit": "s",
+                "target": "",
+                "ok": None,
+            }
+        )
     costs = {}
-    for label, path, key in (("1 MiB", small, "layer.00007.weight"),
-                             ("1 GiB", big, f"layer.{n_big // 2 + 5:05d}.weight")):
+    for label, path, key in (
+        ("1 MiB", small, "layer.00007.weight"),
+        ("1 GiB", big, f"layer.{n_big // 2 + 5:05d}.weight"),
+    ):
         secs = run_time([THERMO, "get", str(path), key, "--raw"], repeat=repeat * 2)
         costs[label] = secs - python_start
-        rows.append({"metric": f"thermo get on {label} file ({path.stat().st_size / MiB:.0f} MiB) - start-up",
-                     "value": costs[label] * 1e3, "unit": "ms",
-                     "target": "<= 50" if label == "1 GiB" else "",
-                     "ok": (costs[label] <= 0.050) if label == "1 GiB" else None})
+        rows.append(
+            {
+                "metric": f"thermo get on {label} file ({path.stat().st_size / MiB:.0f} MiB) - start-up",
+                "value": costs[label] * 1e3,
+                "unit": "ms",
+                "target": "<= 50" if label == "1 GiB" else "",
+                "ok": (costs[label] <= 0.050) if label == "1 GiB" else None,
+            }
+        )
     ratio = costs["1 GiB"] / max(costs["1 MiB"], 1e-9)
-    rows.append({"metric": "get cost ratio 1 GiB / 1 MiB", "value": ratio, "unit": "x", "target": "",
-                 "ok": None})
+    rows.append(
+        {"metric": "get cost ratio 1 GiB / 1 MiB", "value": ratio, "unit": "x", "target": "", "ok": None}
+    )
     return rows
 
 
@@ -153,8 +213,9 @@ def bench_startup(repeat: int) -> list[dict[str, Any]]:
     rows = []
     for args, label in (([THERMO, "--help"], "thermo --help"), ([THERMO, "--version"], "thermo --version")):
         secs = run_time(args, repeat=repeat * 2)
-        rows.append({"metric": label, "value": secs * 1e3, "unit": "ms", "target": "<= 300",
-                     "ok": secs <= 0.300})
+        rows.append(
+            {"metric": label, "value": secs * 1e3, "unit": "ms", "target": "<= 300", "ok": secs <= 0.300}
+        )
     return rows
 
 
@@ -168,8 +229,15 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     try:
         rows = bench_startup(repeat) + bench_apply(work, n, repeat) + bench_get(work, repeat, big)
-        rows.append({"metric": "cpus / load average (1 min)", "value": f"{os.cpu_count()} / "
-                     f"{os.getloadavg()[0]:.2f}", "unit": "", "target": "", "ok": None})
+        rows.append(
+            {
+                "metric": "cpus / load average (1 min)",
+                "value": f"{os.cpu_count()} / {os.getloadavg()[0]:.2f}",
+                "unit": "",
+                "target": "",
+                "ok": None,
+            }
+        )
         report("cli" if not args.quick else "cli-quick", rows)
     finally:
         if args.keep is None:

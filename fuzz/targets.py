@@ -21,8 +21,9 @@ import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from thermo_cli.container.limits import Limits
+from thermo_cli.config.limits import Limits
 from thermo_cli.errors import ThermoError, ValidationError
+from thermo_cli.operations.audit.verify import verify_file
 
 ROOT = Path(__file__).resolve().parents[1]
 KiB = 1024
@@ -74,15 +75,15 @@ def container_target(data: bytes) -> None:
         lazy = store.load(path, limits=FUZZ_LIMITS)
         for key in list(lazy.keys())[:8]:
             lazy.read_entry(key)
-        store.verify(path, limits=FUZZ_LIMITS)
+        verify_file(path, limits=FUZZ_LIMITS)
     finally:
         os.unlink(path)
 
 
 def legacy_target(data: bytes) -> None:
     """Read as a Rust-crate save file and as an Engram export, and verify the chain."""
-    from thermo_cli.legacy import load_legacy, sniff_engram, verify_legacy
-    from thermo_cli.legacy.engram import load_engram
+    from thermo_cli.formats.legacy import load_legacy, sniff_engram, verify_legacy
+    from thermo_cli.formats.legacy.engram import load_engram
 
     if sniff_engram(data):
         load_engram(data, source="fuzz", max_bytes=FUZZ_MAX_LEGACY).state_digest()
@@ -99,7 +100,7 @@ def jsonl_target(data: bytes) -> None:
     how much reached the engine; a bad line is refused like ``thermo apply --skip-invalid``.
     """
     from thermo_cli.engine.thermogram import Thermogram
-    from thermo_cli.jsonl import DeltaParser, Limits, iter_lines
+    from thermo_cli.formats.jsonl import DeltaParser, Limits, iter_lines
 
     parser = DeltaParser(source="fuzz", limits=Limits(max_line_bytes=FUZZ_MAX_LINE))
     tg = Thermogram(name="fuzz")
@@ -117,7 +118,7 @@ def jsonl_target(data: bytes) -> None:
 
 def safetensors_target(data: bytes) -> None:
     """Import as a safetensors checkpoint into a new thermogram; a refused input writes nothing."""
-    from thermo_cli.safetensors_io import import_safetensors
+    from thermo_cli.operations.safetensors import import_safetensors
 
     src = _write("in.safetensors", data)
     out = _scratch_path("out.thermo")
@@ -192,8 +193,10 @@ def small_safetensors() -> list[bytes]:
 
     rng = np.random.default_rng(0)
     return [
-        save({"w": rng.normal(size=(3, 4)).astype(np.float32), "b": np.arange(4, dtype=np.int64)},
-             metadata={"format": "np"}),
+        save(
+            {"w": rng.normal(size=(3, 4)).astype(np.float32), "b": np.arange(4, dtype=np.int64)},
+            metadata={"format": "np"},
+        ),
         save({"scalar": np.array(1.5, dtype=np.float16), "empty": np.zeros((0, 3), dtype=np.uint8)}),
         save({"flags": np.array([True, False]), "i8": np.array([-1, 2], dtype=np.int8)}),
     ]

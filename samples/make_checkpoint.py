@@ -87,8 +87,12 @@ def build(rng: np.random.Generator) -> dict[str, tuple[str, np.ndarray]]:
     for i in range(LAYERS):
         p = f"encoder.layer.{i}."
         half = i == 0
-        for part in ("attention.self.query", "attention.self.key", "attention.self.value",
-                     "attention.output.dense"):
+        for part in (
+            "attention.self.query",
+            "attention.self.key",
+            "attention.self.value",
+            "attention.output.dense",
+        ):
             w, b = weight(rng, HIDDEN, HIDDEN), rng.normal(0, 0.01, HIDDEN).astype(np.float32)
             if half:
                 put(p + part + ".weight", "float16", w.astype(np.float16))
@@ -119,8 +123,9 @@ def main(argv: list[str]) -> None:
     out = Path(argv[1]) if len(argv) > 1 else Path(__file__).with_name("checkpoint.safetensors")
     tensors = build(np.random.default_rng(20240607))
     specs = {
-        name: safetensors.TensorSpec(dtype=dtype, shape=list(arr.shape), data_ptr=arr.ctypes.data,
-                                     data_len=arr.nbytes)
+        name: safetensors.TensorSpec(
+            dtype=dtype, shape=list(arr.shape), data_ptr=arr.ctypes.data, data_len=arr.nbytes
+        )
         for name, (dtype, arr) in tensors.items()
     }
     safetensors.serialize_file(specs, str(out), metadata=METADATA)

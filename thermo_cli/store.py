@@ -1,10 +1,10 @@
-"""The file API every command and feature uses: sniff, load, create, commit, read, verify.
+"""The file API every command and feature uses: sniff, load, create, commit, read.
 
 ``.thermo`` containers (format v2, :mod:`thermo_cli.container`) are opened lazily: the
 layers decompress one chunk per key looked up and only the log's tail (the records since
 the last consolidation) is decoded, so working on a 1 GiB file costs what the change
 costs. The Rust crate's JSON save files and Engram exports are read through
-:mod:`thermo_cli.legacy` and become the same :class:`Thermogram`.
+:mod:`thermo_cli.formats.legacy` and become the same :class:`Thermogram`.
 
 Writing: :func:`commit` appends the new log records (and the meta block if it changed)
 in O(delta) when the layers did not change, and otherwise rewrites the file atomically.
@@ -23,21 +23,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from thermo_cli.container.fileops import (
-    DEFAULT_LOCK_TIMEOUT,
-    atomic_write,
-    durable_append,
-    wait_for_writer,
-)
+from thermo_cli.config.limits import DEFAULT_LIMITS, Limits
+from thermo_cli.container.fileops import DEFAULT_LOCK_TIMEOUT, atomic_write, durable_append, wait_for_writer
 from thermo_cli.container.fileops import locked as _locked
-from thermo_cli.container.layout import (
-    FOOTER_SIZE,
-    MAGIC,
-    damage_reason,
-    looks_like_container,
-    new_prefix,
-)
-from thermo_cli.container.limits import DEFAULT_LIMITS, Limits
+from thermo_cli.container.layout import FOOTER_SIZE, MAGIC, damage_reason, looks_like_container, new_prefix
 from thermo_cli.engine.thermogram import Thermogram
 from thermo_cli.errors import (
     ChainError,
@@ -50,7 +39,6 @@ from thermo_cli.errors import (
 from thermo_cli.model import Delta, DeltaType, Layer, LogRecord, ReadResult
 
 if TYPE_CHECKING:
-    from thermo_cli.audit.report import VerifyReport
     from thermo_cli.container.reader import Reader
 
 __all__ = [
@@ -66,7 +54,6 @@ __all__ = [
     "open_reader",
     "read",
     "sniff",
-    "verify",
 ]
 
 Kind = Literal["thermo", "legacy", "engram"]
@@ -101,7 +88,7 @@ def info(tg: Thermogram) -> Origin | None:
 
 
 def sniff(path: str | os.PathLike[str]) -> Kind:
-    """"thermo", "legacy" (a crate save file) or "engram" (a crate export), by content."""
+    """ "thermo", "legacy" (a crate save file) or "engram" (a crate export), by content."""
     p = os.fspath(path)
     try:
         with open(p, "rb") as f:
@@ -121,7 +108,7 @@ def sniff_bytes(head: bytes, what: str = "data") -> Kind:
         from thermo_cli.errors import BadMagicError
 
         raise BadMagicError(f"{what}: damaged .thermo magic ({reason}; was it transferred in text mode?)")
-    from thermo_cli.legacy import sniff_engram, sniff_legacy
+    from thermo_cli.formats.legacy import sniff_engram, sniff_legacy
 
     if sniff_legacy(head):
         return "legacy"
@@ -160,8 +147,13 @@ def open_reader(path: str | os.PathLike[str], *, limits: Limits | None = None) -
     return reader
 
 
-def load(path: str | os.PathLike[str], *, layers: Literal["lazy", "full"] = "lazy",
-         log: Literal["tail", "full"] = "tail", limits: Limits | None = None) -> Thermogram:
+def load(
+    path: str | os.PathLike[str],
+    *,
+    layers: Literal["lazy", "full"] = "lazy",
+    log: Literal["tail", "full"] = "tail",
+    limits: Limits | None = None,
+) -> Thermogram:
     """Load any thermogram file as one :class:`Thermogram`.
 
     ``layers="lazy"`` (containers only) gives mappings that read chunks on demand;
@@ -188,17 +180,17 @@ def load(path: str | os.PathLike[str], *, layers: Literal["lazy", "full"] = "laz
 
 def _read_json_file(p: str) -> bytes:
     """A crate JSON file's bytes, refused by size before it is read into memory."""
-    from thermo_cli.legacy import read_legacy_file
+    from thermo_cli.formats.legacy import read_legacy_file
 
     return read_legacy_file(p)
 
 
 def _load_json(data: bytes, p: str, kind: str) -> Thermogram:
     if kind == "legacy":
-        from thermo_cli.legacy import load_legacy
+        from thermo_cli.formats.legacy import load_legacy
 
         return load_legacy(data, source=p)
-    from thermo_cli.legacy.engram import load_engram
+    from thermo_cli.formats.legacy.engram import load_engram
 
     return load_engram(data, source=p)
 
@@ -213,7 +205,8 @@ def thermogram_from_reader(reader: Reader, *, layers: str = "lazy", log: str = "
     recs: list[LogRecord] = list(reader.iter_records(start))
     if len(recs) != t.log_size - start:
         raise FormatError(
-            f"{reader.path}: log holds {start + len(recs)} records, the trailer says {t.log_size}")
+            f"{reader.path}: log holds {start + len(recs)} records, the trailer says {t.log_size}"
+        )
     if recs and recs[-1].hash != t.head_hex:
         raise IntegrityError(f"{reader.path}: the last log record's hash differs from the trailer's head")
     _ = reader.index  # decoded and checked now (about 1 ms for a 1 GiB file), not mid-operation
@@ -255,21 +248,35 @@ def read(path: str | os.PathLike[str], key: str, *, limits: Limits | None = None
             if latest is not None:
                 if latest.delta_type is DeltaType.DELETE:
                     return None
-                return ReadResult(key=key, value=latest.value, strength=latest.strength, source="dirty",
-                                  ternary=latest.ternary, tensor=latest.tensor)
+                return ReadResult(
+                    key=key,
+                    value=latest.value,
+                    strength=latest.strength,
+                    source="dirty",
+                    ternary=latest.ternary,
+                    tensor=latest.tensor,
+                )
         for layer in Layer:
             lazy = LazyLayer(reader, layer)
             if key in lazy:
                 e = lazy[key]
-                return ReadResult(key=key, value=e.value, strength=e.strength, source=layer.label,
-                                  ternary=e.ternary, tensor=e.tensor, update_count=e.update_count)
+                return ReadResult(
+                    key=key,
+                    value=e.value,
+                    strength=e.strength,
+                    source=layer.label,
+                    ternary=e.ternary,
+                    tensor=e.tensor,
+                    update_count=e.update_count,
+                )
         return None
     finally:
         reader.close()
 
 
-def iter_log(path: str | os.PathLike[str], *, start: int = 0,
-             limits: Limits | None = None) -> Iterator[LogRecord]:
+def iter_log(
+    path: str | os.PathLike[str], *, start: int = 0, limits: Limits | None = None
+) -> Iterator[LogRecord]:
     """Every log record from index ``start`` on, oldest first (decoded, hashes set)."""
     p = os.fspath(path)
     if sniff(p) != "thermo":
@@ -307,8 +314,9 @@ def create(path: str | os.PathLike[str], tg: Thermogram, *, overwrite: bool = Fa
     source = origin.reader if origin is not None and origin.kind == "thermo" else None
     with _locked(p):
         tg.bind_state()
-        atomic_write(p, lambda f: write_full(f, tg, prefix=new_prefix(), seq=0, source=source),
-                     overwrite=overwrite)
+        atomic_write(
+            p, lambda f: write_full(f, tg, prefix=new_prefix(), seq=0, source=source), overwrite=overwrite
+        )
         _after_commit(p, tg)
 
 
@@ -319,7 +327,7 @@ def commit(path: str | os.PathLike[str], tg: Thermogram, *, upgrade: bool = Fals
     layers changed or when the file is a crate JSON file (only with ``upgrade=True``, and
     only with the state loaded from that file). Upgrading a crate save file in place is
     ``thermo migrate`` in place: the legacy chain is verified and a ``migrate`` event is
-    logged (:func:`thermo_cli.legacy.migrate.record_migration`). Raises ChainError if the
+    logged (:func:`thermo_cli.operations.migrate.record_migration`). Raises ChainError if the
     file was committed (or, for a crate file, changed) by someone else after ``tg`` was
     loaded.
     """
@@ -333,22 +341,30 @@ def commit(path: str | os.PathLike[str], tg: Thermogram, *, upgrade: bool = Fals
             if not upgrade:
                 raise RefusedError(
                     f"{p}: is a Rust-crate {kind} JSON file; writing would convert it to the "
-                    ".thermo container format (pass upgrade to convert)")
+                    ".thermo container format (pass upgrade to convert)"
+                )
             _upgrade(p, tg, kind)
             return "rewrite"
         origin = _origins.get(tg)
         current = open_reader(p)
         try:
-            same_file = (origin is not None and origin.reader is not None
-                         and origin.path == p
-                         and origin.reader.prefix.file_id == current.prefix.file_id)  # type: ignore[attr-defined]
+            same_file = (
+                origin is not None
+                and origin.reader is not None
+                and origin.path == p
+                and origin.reader.prefix.file_id == current.prefix.file_id
+            )  # type: ignore[attr-defined]
             if not same_file:
-                raise RefusedError(f"{p}: is a different thermogram file than the one this state was loaded "
-                                   "from (use create with overwrite to replace it)")
+                raise RefusedError(
+                    f"{p}: is a different thermogram file than the one this state was loaded "
+                    "from (use create with overwrite to replace it)"
+                )
             src = origin.reader  # type: ignore[union-attr]
             if current.trailer.sha256 != src.trailer.sha256:  # type: ignore[attr-defined]
-                raise ChainError(f"{p}: the file was changed by another writer since it was loaded "
-                                 "(load it again under the lock)")
+                raise ChainError(
+                    f"{p}: the file was changed by another writer since it was loaded "
+                    "(load it again under the lock)"
+                )
             tg.bind_state()
             if tg.layers_modified or not _layers_unchanged(tg, src):
                 _rewrite(p, tg, source=current, file_id=current.prefix.file_id, seq=current.trailer.seq + 1)
@@ -362,14 +378,17 @@ def _upgrade(p: str, tg: Thermogram, kind: str) -> None:
     """Replace the crate JSON file ``p`` by the container of ``tg``, loaded from it."""
     origin = _origins.get(tg)
     if origin is None or origin.path != p or origin.kind != kind:
-        raise RefusedError(f"{p}: is a different file than the one this state was loaded from "
-                           "(use create with overwrite to replace it)")
+        raise RefusedError(
+            f"{p}: is a different file than the one this state was loaded from "
+            "(use create with overwrite to replace it)"
+        )
     data = _read_json_file(p)
     if origin.source_sha256 is not None and hashlib.sha256(data).digest() != origin.source_sha256:
-        raise ChainError(f"{p}: the file was changed by another writer since it was loaded "
-                         "(load it again under the lock)")
+        raise ChainError(
+            f"{p}: the file was changed by another writer since it was loaded (load it again under the lock)"
+        )
     if kind == "legacy" and "legacy" in tg.extras:
-        from thermo_cli.legacy.migrate import record_migration
+        from thermo_cli.formats.legacy.upgrade import record_migration
 
         record_migration(tg, data, source=p)
     _rewrite(p, tg, source=None, file_id=None, seq=0)
@@ -396,8 +415,9 @@ def _rewrite(p: str, tg: Thermogram, *, source: Reader | None, file_id: bytes | 
     if source is None and origin is not None and origin.kind == "thermo":
         source = origin.reader
     tg.bind_state()
-    atomic_write(p, lambda f: write_full(f, tg, prefix=new_prefix(file_id), seq=seq, source=source),
-                 overwrite=True)
+    atomic_write(
+        p, lambda f: write_full(f, tg, prefix=new_prefix(file_id), seq=seq, source=source), overwrite=True
+    )
     _after_commit(p, tg)
 
 
@@ -425,14 +445,3 @@ def _after_commit(p: str, tg: Thermogram) -> None:
     tg.persisted = tg.log_length
     tg.layers_modified = False
     _origins[tg] = Origin(p, "thermo", reader, 0)
-
-
-# --- verification ------------------------------------------------------------------------
-
-
-def verify(path: str | os.PathLike[str], *, limits: Limits | None = None) -> VerifyReport:
-    """Everything ``thermo verify`` checks, for a container or a crate save file:
-    :func:`thermo_cli.audit.verify.verify_file` (the one verifier)."""
-    from thermo_cli.audit.verify import verify_file
-
-    return verify_file(path, limits=limits)

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from thermo_cli import records, store
+from thermo_cli import store
+from thermo_cli.codec import records
 
 from .conftest import LEGACY_SMALL
 
@@ -19,8 +20,11 @@ def _tamper_record(path: Path, out: Path, k: int) -> Path:
     tg = store.load(path, layers="full", log="full")
     tg.persisted = 0
     rec = tg.records[k]
-    rec.encoded = records.encode_record(type(rec)(**{**{f: getattr(rec, f) for f in rec.__slots__
-                                                       if f not in ("encoded",)}, "source": "mallory"}))
+    rec.encoded = records.encode_record(
+        type(rec)(
+            **{**{f: getattr(rec, f) for f in rec.__slots__ if f not in ("encoded",)}, "source": "mallory"}
+        )
+    )
     store.create(out, tg)
     return out
 
@@ -142,8 +146,14 @@ def test_pipeline_in_a_real_process(filled, tmp_path):
     exe = [str(Path(sys.executable).parent / "thermo")]
     key = tmp_path / "ops"
     subprocess.run([*exe, "keygen", str(key)], check=True, capture_output=True)
-    subprocess.run([*exe, "sign", str(filled), "--key", str(key), "--out", str(tmp_path / "cp.txt")],
-                   check=True, capture_output=True)
-    done = subprocess.run([*exe, "verify", str(filled), "--pubkey", f"{key}.pub", "--since",
-                           str(tmp_path / "cp.txt")], capture_output=True, text=True)
+    subprocess.run(
+        [*exe, "sign", str(filled), "--key", str(key), "--out", str(tmp_path / "cp.txt")],
+        check=True,
+        capture_output=True,
+    )
+    done = subprocess.run(
+        [*exe, "verify", str(filled), "--pubkey", f"{key}.pub", "--since", str(tmp_path / "cp.txt")],
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stdout + done.stderr

@@ -21,20 +21,23 @@ from thermo_cli.cli._common import (
 from .conftest import Thermo
 
 
-@pytest.mark.parametrize(("exc", "code"), [
-    (VerificationFailed(), 1),
-    (errors.ValidationError("x"), 3),
-    (errors.ChainError("x"), 3),
-    (errors.CorruptError("x"), 3),
-    (errors.LimitExceededError("x"), 3),
-    (errors.LegacyFormatError("$.a", "bad"), 3),
-    (errors.RefusedError("x"), 4),
-    (errors.LockError("x"), 5),
-    (errors.NotFoundError("x"), 6),
-    (FileNotFoundError(2, "No such file or directory", "f"), 6),
-    (PermissionError(13, "Permission denied", "f"), 3),
-    (RuntimeError("bug"), 70),
-])
+@pytest.mark.parametrize(
+    ("exc", "code"),
+    [
+        (VerificationFailed(), 1),
+        (errors.ValidationError("x"), 3),
+        (errors.ChainError("x"), 3),
+        (errors.CorruptError("x"), 3),
+        (errors.LimitExceededError("x"), 3),
+        (errors.LegacyFormatError("$.a", "bad"), 3),
+        (errors.RefusedError("x"), 4),
+        (errors.LockError("x"), 5),
+        (errors.NotFoundError("x"), 6),
+        (FileNotFoundError(2, "No such file or directory", "f"), 6),
+        (PermissionError(13, "Permission denied", "f"), 3),
+        (RuntimeError("bug"), 70),
+    ],
+)
 def test_exit_code_table(exc, code):
     assert exit_code_for(exc) == code
     assert code in EXIT_CODES
@@ -87,9 +90,11 @@ def test_number_and_choice_coercion_without_pydantic(fresh: Path, capsys):
 def test_no_pydantic_on_the_command_path():
     import subprocess
 
-    code = ("import sys; from thermo_cli.cli import main; from thermo_cli.cli._common import run_app; "
-            "run_app(['keys', '--help']); run_app(['tick', 'x.thermo', '--repeat', '2']); "
-            "sys.stderr.write(str('pydantic' in sys.modules))")
+    code = (
+        "import sys; from thermo_cli.cli import main; from thermo_cli.cli._common import run_app; "
+        "run_app(['keys', '--help']); run_app(['tick', 'x.thermo', '--repeat', '2']); "
+        "sys.stderr.write(str('pydantic' in sys.modules))"
+    )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.stderr.strip().endswith("False"), r.stderr
 
@@ -146,7 +151,7 @@ def test_help_lists_the_limit_option(thermo: Thermo):
 
 
 def test_a_container_refused_by_a_cap_is_read_once_the_cap_is_raised(thermo: Thermo):
-    from thermo_cli.container.limits import DEFAULT_LIMITS, Limits
+    from thermo_cli.config.limits import DEFAULT_LIMITS, Limits
 
     env = {"THERMO_LIMITS": "max_chunk_bytes=1K"}  # as a site might set it
     refused = thermo("stats", MULTICHUNK, env=env)
@@ -169,7 +174,7 @@ def test_a_cap_error_names_the_container_once(thermo: Thermo, command: tuple[str
 
 
 def test_a_legacy_file_refused_by_its_size_cap_is_read_once_raised(thermo: Thermo):
-    from thermo_cli.container.limits import process_cap
+    from thermo_cli.config.limits import process_cap
 
     refused = thermo("--limit", "max_legacy_bytes=1K", "stats", LEGACY)
     assert refused.code == 3
@@ -179,8 +184,9 @@ def test_a_legacy_file_refused_by_its_size_cap_is_read_once_raised(thermo: Therm
     assert process_cap("max_legacy_bytes") == 2 << 30
 
 
-@pytest.mark.parametrize("bad", ["max_nothing=1", "max_chunk_bytes", "max_chunk_bytes=lots",
-                                 "max_chunk_bytes=0"])
+@pytest.mark.parametrize(
+    "bad", ["max_nothing=1", "max_chunk_bytes", "max_chunk_bytes=lots", "max_chunk_bytes=0"]
+)
 def test_a_bad_limit_is_a_usage_error(thermo: Thermo, bad: str):
     run = thermo("--limit", bad, "stats", MULTICHUNK)
     assert run.code == 2 and "--limit" in run.err
@@ -193,7 +199,7 @@ def test_run_app_takes_limit_before_the_command(capsys):
 
 
 def test_sizes_and_names_are_parsed_strictly():
-    from thermo_cli.container.limits import parse_limits, parse_size
+    from thermo_cli.config.limits import parse_limits, parse_size
 
     assert parse_size("64K") == 65536 and parse_size("8MiB") == 8 << 20 and parse_size("2g") == 2 << 30
     assert parse_size("1_000") == 1000

@@ -27,8 +27,19 @@ def lines(*objs: dict) -> str:
 
 def test_init_creates_with_presets(tmp_path: Path, thermo: Thermo):
     path = tmp_path / "m.thermo"
-    r = thermo("init", path, "--name", "mem", "--preset", "fast-learner", "--plasticity", "bayesian",
-               "--policy", "aggressive", "--json")
+    r = thermo(
+        "init",
+        path,
+        "--name",
+        "mem",
+        "--preset",
+        "fast-learner",
+        "--plasticity",
+        "bayesian",
+        "--policy",
+        "aggressive",
+        "--json",
+    )
     assert r.code == 0, r.err
     doc = json.loads(r.out)
     assert doc["name"] == "mem" and doc["preset"] == "fast-learner"
@@ -98,13 +109,18 @@ def test_bad_line_aborts_and_leaves_file_byte_identical(fresh: Path, thermo: The
     assert fresh.read_bytes() == before
 
 
-@pytest.mark.parametrize(("line", "reason"), [
-    ("not json", "line 2: invalid JSON"),
-    ('{"op": "create"}', 'line 2: missing field "key"'),
-    ('{"op": "create", "key": "k", "value": "", "meta": {"a": 1}, "extra": 1}', "line 2: unknown field"),
-    ('{"op": "create", "key": "k", "value": {"dtype": "f32", "shape": [2], "data": [1]}}',
-     "line 2: value.data: 1 numbers do not match shape [2]"),
-])
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [
+        ("not json", "line 2: invalid JSON"),
+        ('{"op": "create"}', 'line 2: missing field "key"'),
+        ('{"op": "create", "key": "k", "value": "", "meta": {"a": 1}, "extra": 1}', "line 2: unknown field"),
+        (
+            '{"op": "create", "key": "k", "value": {"dtype": "f32", "shape": [2], "data": [1]}}',
+            "line 2: value.data: 1 numbers do not match shape [2]",
+        ),
+    ],
+)
 def test_bad_lines_report_line_and_reason(fresh: Path, thermo: Thermo, line: str, reason: str):
     before = fresh.read_bytes()
     r = thermo("apply", fresh, input=lines({"op": "create", "key": "ok", "value": ""}) + line + "\n")
@@ -127,24 +143,35 @@ def test_engine_refusal_names_the_line(fresh: Path, thermo: Thermo, monkeypatch)
 
     monkeypatch.setattr(chain, "seal_linked", picky)
     before = fresh.read_bytes()
-    r = thermo("apply", fresh, input=lines({"op": "create", "key": "a", "value": ""}) + "\n" +
-               lines({"op": "create", "key": "b", "value": ""}))
+    r = thermo(
+        "apply",
+        fresh,
+        input=lines({"op": "create", "key": "a", "value": ""})
+        + "\n"
+        + lines({"op": "create", "key": "b", "value": ""}),
+    )
     assert r.code == 3
     assert r.err.strip() == "thermo: error: line 3: key: the engine refuses 'b'"
     assert fresh.read_bytes() == before
 
 
 def test_line_cap_option(fresh: Path, thermo: Thermo):
-    r = thermo("apply", fresh, "--max-line-bytes", "20", input=lines({"op": "create", "key": "k" * 40,
-                                                                      "value": ""}))
+    r = thermo(
+        "apply", fresh, "--max-line-bytes", "20", input=lines({"op": "create", "key": "k" * 40, "value": ""})
+    )
     assert r.code == 3
     assert "line 1: line longer than the maximum of 20 bytes" in r.err
 
 
 def test_skip_invalid_applies_the_rest(fresh: Path, thermo: Thermo):
-    stream = lines({"op": "create", "key": "a", "value": "1"}) + "oops\n" + \
-        lines({"op": "create", "key": "b", "value": "2"}, {"op": "merge", "key": "c", "value": "",
-                                                          "strength": -1})
+    stream = (
+        lines({"op": "create", "key": "a", "value": "1"})
+        + "oops\n"
+        + lines(
+            {"op": "create", "key": "b", "value": "2"},
+            {"op": "merge", "key": "c", "value": "", "strength": -1},
+        )
+    )
     r = thermo("apply", fresh, "--skip-invalid", "--json", input=stream)
     assert r.code == 0
     doc = json.loads(r.out)
@@ -166,8 +193,9 @@ def test_dry_run_changes_nothing(fresh: Path, thermo: Thermo):
 def test_auto_consolidation_follows_policy(tmp_path: Path, thermo: Thermo):
     path = tmp_path / "agg.thermo"
     thermo("init", path, "--policy", "aggressive")  # every 100 deltas
-    stream = lines(*({"op": "update", "key": f"k{i % 7}", "value": str(i), "strength": 0.5}
-                     for i in range(250)))
+    stream = lines(
+        *({"op": "update", "key": f"k{i % 7}", "value": str(i), "strength": 0.5} for i in range(250))
+    )
     r = thermo("apply", path, "--json", input=stream)
     doc = json.loads(r.out)
     assert doc["consolidations"] == 2
@@ -211,8 +239,13 @@ def test_apply_to_garbage_file(tmp_path: Path, thermo: Thermo):
 
 def test_writing_a_legacy_file_needs_upgrade(legacy_copy: Path, thermo: Thermo):
     before = legacy_copy.read_bytes()
-    for args in (("apply", legacy_copy), ("consolidate", legacy_copy), ("tick", legacy_copy),
-                 ("reinforce", legacy_copy, "greeting", "0.1"), ("warm", legacy_copy, "x")):
+    for args in (
+        ("apply", legacy_copy),
+        ("consolidate", legacy_copy),
+        ("tick", legacy_copy),
+        ("reinforce", legacy_copy, "greeting", "0.1"),
+        ("warm", legacy_copy, "x"),
+    ):
         r = thermo(*args, input=lines({"op": "create", "key": "new", "value": "v"}))
         assert r.code == 4, args
         assert "--upgrade" in r.err
@@ -373,8 +406,9 @@ def test_get_errors(filled: Path, thermo: Thermo, tmp_path: Path):
 
 
 def test_get_legacy_file_matches_manifest(legacy_copy: Path, thermo: Thermo):
-    manifest = json.loads((Path(__file__).resolve().parents[1] / "fixtures" / "legacy" / "v0.5" /
-                           "manifest.json").read_text())
+    manifest = json.loads(
+        (Path(__file__).resolve().parents[1] / "fixtures" / "legacy" / "v0.5" / "manifest.json").read_text()
+    )
     reads = next(f for f in manifest["files"] if f["file"] == "small.thermo")["reads"]
     for key, want in reads.items():
         r = thermo("get", legacy_copy, key, "--raw")
@@ -392,8 +426,10 @@ def test_keys_variants(filled: Path, thermo: Thermo):
     assert json.loads(thermo("keys", filled, "--json").out) == tg.keys()
     cold = thermo("keys", filled, "--layer", "cold", "--json")
     assert json.loads(cold.out) == sorted(tg.layers[Layer.COLD])
+    all_keys = tg.keys()
     assert thermo("keys", filled, "--prefix", "emb/").out.splitlines() == [
-        k for k in tg.keys() if k.startswith("emb/")]  # noqa: SIM118 - Thermogram has no __iter__
+        k for k in all_keys if k.startswith("emb/")
+    ]
     assert thermo("keys", filled, "-0").out.split("\0")[:-1] == tg.keys()
     assert thermo("keys", filled, "--layer", "tepid").code == 2
 
@@ -514,8 +550,9 @@ def test_import_tampered_dump_is_refused(filled: Path, thermo: Thermo, tmp_path:
 
 def test_import_delta_stream_makes_new_thermogram(tmp_path: Path, thermo: Thermo):
     out = tmp_path / "n.thermo"
-    r = thermo("import-jsonl", SAMPLES / "deltas.jsonl", out, "--preset", "organic", "--policy", "manual",
-               "--json")
+    r = thermo(
+        "import-jsonl", SAMPLES / "deltas.jsonl", out, "--preset", "organic", "--policy", "manual", "--json"
+    )
     assert r.code == 0
     assert json.loads(r.out)["kind"] == "delta stream"
     tg = store.load(out)
@@ -532,8 +569,21 @@ def test_import_delta_stream_makes_new_thermogram(tmp_path: Path, thermo: Thermo
 def test_help_lists_every_core_command(thermo: Thermo):
     r = thermo("--help")
     assert r.code == 0
-    for cmd in ("init", "apply", "consolidate", "tick", "reinforce", "weaken", "warm", "get", "keys",
-                "stats", "log", "export", "import-jsonl"):
+    for cmd in (
+        "init",
+        "apply",
+        "consolidate",
+        "tick",
+        "reinforce",
+        "weaken",
+        "warm",
+        "get",
+        "keys",
+        "stats",
+        "log",
+        "export",
+        "import-jsonl",
+    ):
         assert cmd in r.out
     assert "Exit codes" in r.out
 
@@ -581,8 +631,15 @@ def test_records_have_consolidated_flag_for_dirty_tail(fresh: Path, thermo: Ther
 
 def test_ternary_and_tensor_deltas_keep_fields(fresh: Path, thermo: Thermo):
     stream = lines(
-        {"op": "create", "key": "w", "value": {"hex": "00000000"}, "ternary": -1, "observation_count": 4,
-         "meta": {"why": "test"}, "source": "snn"},
+        {
+            "op": "create",
+            "key": "w",
+            "value": {"hex": "00000000"},
+            "ternary": -1,
+            "observation_count": 4,
+            "meta": {"why": "test"},
+            "source": "snn",
+        },
         {"op": "create", "key": "t", "value": {"dtype": "f16", "shape": [2], "data": [1.5, -2]}},
     )
     assert thermo("apply", fresh, input=stream).code == 0
@@ -599,9 +656,14 @@ def test_ternary_and_tensor_deltas_keep_fields(fresh: Path, thermo: Thermo):
 def test_f4_and_f6_tensors_round_trip_through_a_jsonl_export(fresh: Path, thermo: Thermo, tmp_path: Path):
     f4 = bytes(range(8))  # F4 [2, 8]: 16 four-bit elements, 8 bytes
     f6 = bytes(range(100, 109))  # F6_E3M2 [2, 6]: 12 six-bit elements, 9 bytes
-    r = thermo("apply", fresh, input=lines(
-        {"op": "create", "key": "w4", "value": {"dtype": "f4", "shape": [2, 8], "b64": _b64(f4)}},
-        {"op": "create", "key": "w6", "value": {"dtype": "F6_E3M2", "shape": [2, 6], "hex": f6.hex()}}))
+    r = thermo(
+        "apply",
+        fresh,
+        input=lines(
+            {"op": "create", "key": "w4", "value": {"dtype": "f4", "shape": [2, 8], "b64": _b64(f4)}},
+            {"op": "create", "key": "w6", "value": {"dtype": "F6_E3M2", "shape": [2, 6], "hex": f6.hex()}},
+        ),
+    )
     assert r.code == 0, r.err
     dump = tmp_path / "dump.jsonl"
     assert thermo("export", fresh, dump).code == 0
@@ -618,8 +680,13 @@ def test_f4_and_f6_tensors_round_trip_through_a_jsonl_export(fresh: Path, thermo
 
 def test_get_as_npy_of_a_packed_tensor_says_what_it_wrote(fresh: Path, thermo: Thermo, tmp_path: Path):
     raw = bytes(range(8))
-    thermo("apply", fresh, input=lines(
-        {"op": "create", "key": "w4", "value": {"dtype": "f4", "shape": [2, 8], "b64": _b64(raw)}}))
+    thermo(
+        "apply",
+        fresh,
+        input=lines(
+            {"op": "create", "key": "w4", "value": {"dtype": "f4", "shape": [2, 8], "b64": _b64(raw)}}
+        ),
+    )
     out = tmp_path / "w4.npy"
     r = thermo("get", fresh, "w4", "--as-npy", out)
     assert r.code == 0, r.err
@@ -630,9 +697,14 @@ def test_get_as_npy_of_a_packed_tensor_says_what_it_wrote(fresh: Path, thermo: T
 
 def test_a_packed_tensor_given_as_numbers_is_refused_with_its_line(fresh: Path, thermo: Thermo):
     before = fresh.read_bytes()
-    r = thermo("apply", fresh, input=lines(
-        {"op": "create", "key": "ok", "value": "v"},
-        {"op": "create", "key": "w4", "value": {"dtype": "f4", "shape": [2], "data": [0.5, 1]}}))
+    r = thermo(
+        "apply",
+        fresh,
+        input=lines(
+            {"op": "create", "key": "ok", "value": "v"},
+            {"op": "create", "key": "w4", "value": {"dtype": "f4", "shape": [2], "data": [0.5, 1]}},
+        ),
+    )
     assert r.code == 3 and r.err.startswith("thermo: error: line 2: value.data: F4 packs 4-bit elements")
     assert fresh.read_bytes() == before
 

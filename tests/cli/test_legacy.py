@@ -11,6 +11,7 @@ import pytest
 
 from tests.cli.conftest import Thermo
 from thermo_cli import store
+from thermo_cli.operations.audit.verify import verify_file
 
 LEGACY = Path(__file__).resolve().parents[1] / "fixtures" / "legacy"
 
@@ -32,7 +33,7 @@ def test_migrate_writes_a_verifiable_container(tmp_path: Path, thermo: Thermo, v
     assert "3 legacy deltas kept" in r.err and "2 hot, 4 cold" in r.err
     assert old.read_bytes() == before
     assert store.sniff(new) == "thermo"
-    assert store.verify(new).ok
+    assert verify_file(new).ok
     manifest = json.loads((LEGACY / version / "manifest.json").read_text())
     reads = next(f for f in manifest["files"] if f["file"] == "consolidated.thermo")["reads"]
     for key, expected in reads.items():
@@ -70,8 +71,10 @@ def test_migrate_never_writes_over_the_source(tmp_path: Path, thermo: Thermo):
     assert old.read_bytes() == before
 
 
-@pytest.mark.parametrize(("name", "index"), [("tampered_value.thermo", 1), ("tampered_drop.thermo", 5),
-                                             ("tampered_head.thermo", 9)])
+@pytest.mark.parametrize(
+    ("name", "index"),
+    [("tampered_value.thermo", 1), ("tampered_drop.thermo", 5), ("tampered_head.thermo", 9)],
+)
 def test_migrate_refuses_a_broken_chain(tmp_path: Path, thermo: Thermo, name: str, index: int):
     old = _copy(tmp_path, "v0.4", name)
     new = tmp_path / "n.thermo"

@@ -22,13 +22,22 @@ THERMO = str(Path(sys.executable).with_name("thermo"))
 
 def sh(script: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
     full_env = {**os.environ, "PATH": f"{Path(THERMO).parent}{os.pathsep}{os.environ.get('PATH', '')}", **env}
-    return subprocess.run(["bash", "-c", "set -o pipefail\n" + script], cwd=cwd, env=full_env,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        ["bash", "-c", "set -o pipefail\n" + script],
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_cat_apply_verify_pipeline(tmp_path: Path):
-    r = sh(f"thermo init f.thermo && cat {SAMPLES / 'deltas.jsonl'} | thermo apply f.thermo - "
-           "&& thermo verify f.thermo", tmp_path)
+    r = sh(
+        f"thermo init f.thermo && cat {SAMPLES / 'deltas.jsonl'} | thermo apply f.thermo - "
+        "&& thermo verify f.thermo",
+        tmp_path,
+    )
     assert r.returncode == 0, r.stderr
     assert "applied 25 deltas" in r.stderr
     assert "INTACT" in r.stdout
@@ -39,8 +48,11 @@ def test_bad_line_in_pipeline_leaves_file_byte_identical(tmp_path: Path):
     setup = sh(f"thermo init f.thermo && thermo apply f.thermo {SAMPLES / 'deltas.jsonl'}", tmp_path)
     assert setup.returncode == 0
     before = (tmp_path / "f.thermo").read_bytes()
-    r = sh("printf '%s\\n' '{\"op\":\"create\",\"key\":\"a\",\"value\":\"x\"}' '{\"op\":\"create\"' "
-           "| thermo apply f.thermo -", tmp_path)
+    r = sh(
+        'printf \'%s\\n\' \'{"op":"create","key":"a","value":"x"}\' \'{"op":"create"\' '
+        "| thermo apply f.thermo -",
+        tmp_path,
+    )
     assert r.returncode == 3
     assert r.stderr.strip().startswith("thermo: error: line 2: invalid JSON")
     assert r.stdout == ""
@@ -48,8 +60,13 @@ def test_bad_line_in_pipeline_leaves_file_byte_identical(tmp_path: Path):
 
 
 def test_verify_names_the_tampered_record(tmp_path: Path):
-    assert sh(f"thermo init f.thermo --policy manual && thermo apply f.thermo {SAMPLES / 'deltas.jsonl'}",
-              tmp_path).returncode == 0
+    assert (
+        sh(
+            f"thermo init f.thermo --policy manual && thermo apply f.thermo {SAMPLES / 'deltas.jsonl'}",
+            tmp_path,
+        ).returncode
+        == 0
+    )
     path = tmp_path / "f.thermo"
     data = bytearray(path.read_bytes())
     at = data.find(b"barely remembered")  # the value of the delta at log index 23
@@ -69,11 +86,16 @@ def test_samples_pipeline_script(tmp_path: Path):
 
 
 def test_broken_pipe_is_quiet(tmp_path: Path):
-    many = "".join(orjson.dumps({"op": "create", "key": f"k{i}", "value": "v" * 100}).decode() + "\n"
-                   for i in range(3000))
+    many = "".join(
+        orjson.dumps({"op": "create", "key": f"k{i}", "value": "v" * 100}).decode() + "\n"
+        for i in range(3000)
+    )
     (tmp_path / "d.jsonl").write_text(many)
-    r = sh("thermo init f.thermo --policy manual && thermo apply f.thermo d.jsonl && "
-           "{ thermo log f.thermo | head -n 1; echo \"status ${PIPESTATUS[0]}\"; }", tmp_path)
+    r = sh(
+        "thermo init f.thermo --policy manual && thermo apply f.thermo d.jsonl && "
+        '{ thermo log f.thermo | head -n 1; echo "status ${PIPESTATUS[0]}"; }',
+        tmp_path,
+    )
     assert r.returncode == 0, r.stderr
     first, status = r.stdout.splitlines()
     assert first.split()[0] == "0"
@@ -87,16 +109,28 @@ def test_apply_refuses_a_terminal_on_stdin(tmp_path: Path):
 
     assert sh("thermo init f.thermo", tmp_path).returncode == 0
     _, slave = pty.openpty()
-    r = subprocess.run([THERMO, "apply", "f.thermo"], cwd=tmp_path, stdin=slave, capture_output=True,
-                       text=True, timeout=60)
+    r = subprocess.run(
+        [THERMO, "apply", "f.thermo"], cwd=tmp_path, stdin=slave, capture_output=True, text=True, timeout=60
+    )
     os.close(slave)
     assert r.returncode == 2
     assert "reading deltas from a terminal" in r.stderr
 
 
 def _deltas(writer: int, n: int) -> bytes:
-    return b"".join(orjson.dumps({"op": "update", "key": f"w{writer}/k{i % 50}", "value": f"{writer}:{i}",
-                                  "strength": 0.5, "source": f"writer{writer}"}) + b"\n" for i in range(n))
+    return b"".join(
+        orjson.dumps(
+            {
+                "op": "update",
+                "key": f"w{writer}/k{i % 50}",
+                "value": f"{writer}:{i}",
+                "strength": 0.5,
+                "source": f"writer{writer}",
+            }
+        )
+        + b"\n"
+        for i in range(n)
+    )
 
 
 def test_four_concurrent_applies_lose_nothing(tmp_path: Path):
@@ -106,8 +140,12 @@ def test_four_concurrent_applies_lose_nothing(tmp_path: Path):
         (tmp_path / f"d{w}.jsonl").write_bytes(_deltas(w, 2000))
 
     def run(w: int) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([THERMO, "apply", str(path), str(tmp_path / f"d{w}.jsonl")],
-                              capture_output=True, text=True, timeout=300)
+        return subprocess.run(
+            [THERMO, "apply", str(path), str(tmp_path / f"d{w}.jsonl")],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
 
     with ThreadPoolExecutor(4) as pool:
         results = list(pool.map(run, range(4)))

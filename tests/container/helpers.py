@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from thermo_cli.engine.config import ConsolidationPolicy, PlasticityRule, ThermalConfig
+from thermo_cli.config.engine import ConsolidationPolicy, PlasticityRule, ThermalConfig
 from thermo_cli.engine.thermogram import Thermogram
 from thermo_cli.model import Entry, Layer, Metadata, TensorSpec, Ternary
 
@@ -18,12 +18,18 @@ def weights(n: int, seed: int = 0, dtype: Any = np.float32) -> bytes:
 
 def sample_thermogram(entries: int = 20, *, seed: int = 0) -> Thermogram:
     """A thermogram exercising every field: four layers, tensors, ternary, log, extras."""
-    tg = Thermogram(name="sample", id="00000000-0000-4000-8000-000000000001",
-                    thermal=ThermalConfig.fast_learner(), plasticity=PlasticityRule.bayesian(),
-                    policy=ConsolidationPolicy.manual(),
-                    meta=Metadata(created_at_ns=1_700_000_000_123_456_789,
-                                  last_consolidation_ns=1_700_000_000_123_456_789,
-                                  custom={"owner": "tests", "tags": ["a", "b"], "pi": 3.25, "n": None}))
+    tg = Thermogram(
+        name="sample",
+        id="00000000-0000-4000-8000-000000000001",
+        thermal=ThermalConfig.fast_learner(),
+        plasticity=PlasticityRule.bayesian(),
+        policy=ConsolidationPolicy.manual(),
+        meta=Metadata(
+            created_at_ns=1_700_000_000_123_456_789,
+            last_consolidation_ns=1_700_000_000_123_456_789,
+            custom={"owner": "tests", "tags": ["a", "b"], "pi": 3.25, "n": None},
+        ),
+    )
     for i in range(entries):
         layer = Layer(i % 4)
         key = f"layer{i % 4}/w{i:03d}"
@@ -33,8 +39,15 @@ def sample_thermogram(entries: int = 20, *, seed: int = 0) -> Thermogram:
             value, spec = weights(8 * (i + 1), seed + i, np.float16), TensorSpec("F16", (8, i + 1))
         else:
             value, spec = f"text value {i} ✓".encode(), None
-        tg.layers[layer][key] = Entry(key, value, (i % 10) / 10, 1_700_000_000_000_000_000 + i, i + 1,
-                                      Ternary((i % 3) - 1) if i % 5 == 0 else None, spec)
+        tg.layers[layer][key] = Entry(
+            key,
+            value,
+            (i % 10) / 10,
+            1_700_000_000_000_000_000 + i,
+            i + 1,
+            Ternary((i % 3) - 1) if i % 5 == 0 else None,
+            spec,
+        )
     tg.layers[Layer.HOT]["empty"] = Entry("empty", b"", 0.25, 7, 1)
     tg.extras["snn"] = {"neurons": 4, "weights": weights(16, seed), "nested": {"deep": [1, 2, {"x": True}]}}
     tg.create("delta/a", b"alpha", timestamp_ns=1_700_000_001_000_000_000)
@@ -50,9 +63,16 @@ def entry_tuple(e: Entry) -> tuple[Any, ...]:
 def state(tg: Thermogram) -> dict[str, Any]:
     """Everything a thermogram persists, in comparable form."""
     return {
-        "name": tg.name, "id": tg.id, "thermal": tg.thermal, "plasticity": tg.plasticity,
-        "policy": tg.policy, "meta": tg.meta, "extras": tg.extras,
+        "name": tg.name,
+        "id": tg.id,
+        "thermal": tg.thermal,
+        "plasticity": tg.plasticity,
+        "policy": tg.policy,
+        "meta": tg.meta,
+        "extras": tg.extras,
         "layers": {layer: sorted(entry_tuple(e) for e in tg.layers[layer].values()) for layer in Layer},
-        "log_length": tg.log_length, "head": tg.head_hash, "dirty_start": tg.dirty_start,
-        "tail": [r.encoded for r in tg.records[tg.dirty_start - tg.log_base:]],
+        "log_length": tg.log_length,
+        "head": tg.head_hash,
+        "dirty_start": tg.dirty_start,
+        "tail": [r.encoded for r in tg.records[tg.dirty_start - tg.log_base :]],
     }

@@ -12,9 +12,9 @@ import zstandard
 
 from tests.container.helpers import sample_thermogram, weights
 from thermo_cli import store
+from thermo_cli.config.limits import Limits, MiB
 from thermo_cli.container import chunks as ck
 from thermo_cli.container.layout import MAGIC, PREFIX_SIZE, new_prefix, parse_prefix
-from thermo_cli.container.limits import Limits, MiB
 from thermo_cli.errors import (
     BadMagicError,
     CorruptError,
@@ -142,7 +142,7 @@ def test_pure_unshuffle_matches_numpy(elem: int) -> None:
     shuffled = bytes(ck.shuffle(raw, elem))
     assert bytes(ck._unshuffle_pure(shuffled, elem, None)) == raw
     out = bytearray(len(raw) + 8)
-    ck._unshuffle_pure(shuffled, elem, memoryview(out)[4:4 + len(raw)])
+    ck._unshuffle_pure(shuffled, elem, memoryview(out)[4 : 4 + len(raw)])
     assert bytes(out[4:-4]) == raw and out[:4] == b"\0" * 4
 
 
@@ -157,9 +157,11 @@ def test_reading_one_key_does_not_import_numpy(tmp_path: Path) -> None:
     path = tmp_path / "one.thermo"
     store.create(path, tg)
     assert store.open_reader(path).index[Layer.COLD].streams[0].filter == ck.SHUFFLE
-    code = ("import sys; from thermo_cli.cli import run_app; "
-            f"rc = run_app(['get', {str(path)!r}, 'w', '--raw']); "
-            "sys.stdout.flush(); sys.stderr.write(repr(('numpy' in sys.modules, rc)))")
+    code = (
+        "import sys; from thermo_cli.cli import run_app; "
+        f"rc = run_app(['get', {str(path)!r}, 'w', '--raw']); "
+        "sys.stdout.flush(); sys.stderr.write(repr(('numpy' in sys.modules, rc)))"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, check=False, timeout=60)
     assert done.stderr.decode().endswith("(False, 0)"), done.stderr.decode()
     assert done.stdout == value

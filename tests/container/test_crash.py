@@ -24,6 +24,7 @@ from thermo_cli.container import writer as writer_mod
 from thermo_cli.container.reader import Reader
 from thermo_cli.container.writer import plan_append
 from thermo_cli.model import Delta, Entry, Layer
+from thermo_cli.operations.audit.verify import verify_file
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -71,17 +72,18 @@ def test_commit_after_a_torn_tail_drops_it(tmp_path: Path) -> None:
         f.write(b"\x00half-written append")
     tg = store.load(path)
     assert store.info(tg).torn_tail_bytes == len(b"\x00half-written append")
-    assert not store.verify(path).failure
+    assert not verify_file(path).failure
     tg.create("x", b"y")
     assert store.commit(path, tg) == "append"
     with Reader(path) as r:
         assert r.torn_tail_bytes == 0
         assert r.trailer.prev is not None and r.trailer.prev.off + r.trailer.prev.len == size
-    assert store.verify(path).ok
+    assert verify_file(path).ok
 
 
-def test_failed_rewrite_leaves_the_file_and_no_temporary(tmp_path: Path,
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_failed_rewrite_leaves_the_file_and_no_temporary(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = tmp_path / "a.thermo"
     store.create(path, sample_thermogram(10))
     before = path.read_bytes()
@@ -110,8 +112,13 @@ def _run_kills(tmp_path: Path, kills: int, seed: int) -> None:
     done = 0
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     for _ in range(kills):
-        proc = subprocess.Popen([sys.executable, "-m", "tests.container.crash_worker", str(path), str(done)],
-                                stdout=subprocess.PIPE, text=True, cwd=ROOT, env=env)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.container.crash_worker", str(path), str(done)],
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+            env=env,
+        )
         time.sleep(rng.uniform(0.25, 0.9))
         proc.send_signal(signal.SIGKILL)
         out, _ = proc.communicate()
@@ -120,10 +127,10 @@ def _run_kills(tmp_path: Path, kills: int, seed: int) -> None:
         last = reported[-1] if reported else done - 1
         assert keys == list(range(len(keys))), "the log must hold k0..kn without gaps"
         assert len(keys) - 1 in (last, last + 1), (keys[-1:], last)
-        report = store.verify(path)
+        report = verify_file(path)
         assert report.ok, report.failure
         done = len(keys)
-    assert [n for n in os.listdir(tmp_path) if n.endswith(".thermo") ] == ["crash.thermo"]
+    assert [n for n in os.listdir(tmp_path) if n.endswith(".thermo")] == ["crash.thermo"]
 
 
 def test_kill_during_appends_and_consolidations(tmp_path: Path) -> None:

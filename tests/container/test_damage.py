@@ -20,6 +20,7 @@ from tests.container.helpers import state
 from thermo_cli import store
 from thermo_cli.container.reader import Reader
 from thermo_cli.errors import ThermoError
+from thermo_cli.operations.audit.verify import verify_file
 
 GOLDEN = Path(__file__).resolve().parents[2] / "format" / "vectors" / "appended.thermo"
 TIME_LIMIT_S = 5
@@ -41,7 +42,7 @@ def _read(path: Path) -> tuple[dict, int, bool]:
         tg = store.load(path, layers="full", log="full")
         origin = store.info(tg)
         assert origin is not None
-        report = store.verify(path)
+        report = verify_file(path)
         return state(tg), origin.torn_tail_bytes, report.ok
     finally:
         signal.alarm(0)

@@ -1,5 +1,5 @@
 """Loading decodes the uncommitted log tail through a fast path that must be exactly as
-strict as :func:`thermo_cli.records.decode_record`."""
+strict as :func:`thermo_cli.codec.records.decode_record`."""
 
 from __future__ import annotations
 
@@ -10,16 +10,32 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from thermo_cli import records, store
+from thermo_cli import store
+from thermo_cli.codec import fastrecords, records
+from thermo_cli.config.engine import ConsolidationPolicy
 from thermo_cli.container import reader as reader_mod
 from thermo_cli.container.reader import decode_log_record
 from thermo_cli.engine import Thermogram, chain
-from thermo_cli.engine.config import ConsolidationPolicy
 from thermo_cli.errors import CorruptError
 from thermo_cli.model import Delta, DeltaType, Event, TensorSpec, Ternary
 
-_FIELDS = ("delta_type", "key", "value", "strength", "timestamp_ns", "source", "id", "ternary",
-           "observation_count", "custom", "tensor", "prev_hash", "hash", "scheme", "encoded")
+_FIELDS = (
+    "delta_type",
+    "key",
+    "value",
+    "strength",
+    "timestamp_ns",
+    "source",
+    "id",
+    "ternary",
+    "observation_count",
+    "custom",
+    "tensor",
+    "prev_hash",
+    "hash",
+    "scheme",
+    "encoded",
+)
 
 
 def _same(a, b) -> None:
@@ -34,9 +50,19 @@ def _same(a, b) -> None:
 
 deltas = st.builds(
     lambda op, key, value, s, ts, src, tern, obs, prev, custom: Delta(
-        op, key, b"" if op is DeltaType.DELETE else value,
-        float(tern) if tern is not None else s, ts, src, chain.fast_id(), tern, obs, custom,
-        None, prev),
+        op,
+        key,
+        b"" if op is DeltaType.DELETE else value,
+        float(tern) if tern is not None else s,
+        ts,
+        src,
+        chain.fast_id(),
+        tern,
+        obs,
+        custom,
+        None,
+        prev,
+    ),
     st.sampled_from(list(DeltaType)),
     st.text(min_size=1, max_size=40),
     st.binary(max_size=64),
@@ -57,7 +83,7 @@ def test_fast_decoding_equals_the_strict_decoder(d: Delta) -> None:
         chain.validate_delta(d)
     except Exception:  # only valid deltas are ever stored
         return
-    chain.seal(d)
+    fastrecords.seal(d)
     _same(decode_log_record(d.encoded, 0), records.decode_record(d.encoded))
 
 
@@ -65,12 +91,12 @@ def test_events_and_tensor_deltas_take_the_strict_path() -> None:
     ev = chain.new_event("decay", 5, {"entries": 3}, None)
     _same(decode_log_record(ev.encoded, 0), records.decode_record(ev.encoded))
     spec = TensorSpec(dtype="f32", shape=(2,), encoding="raw")
-    d = chain.seal(Delta(DeltaType.CREATE, "t", bytes(8), 1.0, 7, tensor=spec))
+    d = fastrecords.seal(Delta(DeltaType.CREATE, "t", bytes(8), 1.0, 7, tensor=spec))
     _same(decode_log_record(d.encoded, 0), records.decode_record(d.encoded))
 
 
 def _plain(**kw) -> Delta:
-    return chain.seal(Delta(DeltaType.UPDATE, "k", b"v", 0.5, 1_700_000_000_000_000_000, **kw))
+    return fastrecords.seal(Delta(DeltaType.UPDATE, "k", b"v", 0.5, 1_700_000_000_000_000_000, **kw))
 
 
 def _remapped(**changes) -> bytes:
@@ -85,16 +111,19 @@ def _float64_strength() -> bytes:
     return data.replace(b"\x61s\xf9\x38\x00", b"\x61s\xfb" + bytes.fromhex("3fe0000000000000"))
 
 
-@pytest.mark.parametrize("make", [
-    _float64_strength,
-    lambda: _remapped(s=1),
-    lambda: _remapped(ts=-1),
-    lambda: _remapped(tern=True),
-    lambda: _remapped(op="upsert"),
-    lambda: _remapped(prev=b"short"),
-    lambda: _remapped(extra="field of a newer minor version"),
-    lambda: _plain().encoded[:-3],
-])
+@pytest.mark.parametrize(
+    "make",
+    [
+        _float64_strength,
+        lambda: _remapped(s=1),
+        lambda: _remapped(ts=-1),
+        lambda: _remapped(tern=True),
+        lambda: _remapped(op="upsert"),
+        lambda: _remapped(prev=b"short"),
+        lambda: _remapped(extra="field of a newer minor version"),
+        lambda: _plain().encoded[:-3],
+    ],
+)
 def test_anything_unusual_gets_the_strict_decoders_answer(make) -> None:
     data = make()
     try:

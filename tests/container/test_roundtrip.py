@@ -13,6 +13,7 @@ from thermo_cli import store
 from thermo_cli.container.lazy import LazyLayer
 from thermo_cli.errors import ChainError, NotFoundError, RefusedError
 from thermo_cli.model import Entry, Layer, TensorSpec
+from thermo_cli.operations.audit.verify import verify_file
 
 
 @pytest.fixture
@@ -71,7 +72,7 @@ def test_append_only_grows_the_file_by_the_delta(path: Path) -> None:
     back = store.load(path, log="full")
     assert state(back) == state(tg)
     assert store.read(path, "delta/b").value == b"beta2"
-    assert store.verify(path).ok
+    assert verify_file(path).ok
 
 
 def test_meta_only_change_is_appended(path: Path) -> None:
@@ -99,7 +100,7 @@ def test_consolidation_rewrites_and_keeps_history(path: Path) -> None:
     tail.create("after", b"x")
     assert store.commit(path, tail) == "append"
     assert [r.hash for r in store.iter_log(path)] == [r.hash for r in back.records] + [tail.head_hash]
-    assert store.verify(path).ok
+    assert verify_file(path).ok
 
 
 def test_rewrite_of_a_tail_loaded_thermogram_copies_old_records(path: Path) -> None:
@@ -116,7 +117,7 @@ def test_rewrite_of_a_tail_loaded_thermogram_copies_old_records(path: Path) -> N
     full = store.load(path, layers="full", log="full")
     assert full.log_length == 6
     assert full.layers[Layer.COLD]["added"].value == weights(32)
-    assert store.verify(path).ok
+    assert verify_file(path).ok
     other = path.with_name("copy.thermo")
     store.create(other, tg)
     assert [r.hash for r in store.iter_log(other)] == [r.hash for r in full.records]
@@ -200,7 +201,7 @@ def test_legacy_files_load_and_are_protected(tmp_path: Path, fixtures_dir: Path)
     assert store.sniff(legacy) == "thermo"
     up = store.load(legacy, log="full")
     assert [r.hash for r in up.records] == [r.hash for r in tg.records]
-    assert store.verify(legacy).ok
+    assert verify_file(legacy).ok
 
 
 def test_missing_file_is_not_found(tmp_path: Path) -> None:
@@ -241,7 +242,7 @@ def test_many_appends_chain_log_tables(path: Path) -> None:
         assert len(r.segments(r.trailer.log_size - 1)) == 1
     assert [r.hash for r in store.iter_log(path)] == hashes
     assert next(store.iter_log(path, start=50)).hash == hashes[50]
-    assert store.verify(path).ok
+    assert verify_file(path).ok
     tg = store.load(path)
     tg.consolidate()
     store.commit(path, tg)

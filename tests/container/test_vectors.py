@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import zstandard
 
-from thermo_cli import store
 from thermo_cli.container.reader import Reader
 from thermo_cli.errors import FormatError, ThermoError
+from thermo_cli.operations.audit.verify import verify_file
 
 ROOT = Path(__file__).resolve().parents[2]
 VECTORS = ROOT / "format" / "vectors"
@@ -40,7 +40,7 @@ def test_golden_vector_decodes_to_its_description(name: str) -> None:
 
 @pytest.mark.parametrize("name", sorted(INDEX["golden"]))
 def test_golden_vector_verifies(name: str) -> None:
-    report = store.verify(VECTORS / f"{name}.thermo")
+    report = verify_file(VECTORS / f"{name}.thermo")
     assert report.ok, report.failure
 
 
@@ -60,7 +60,7 @@ def test_broken_vector_raises_its_error(name: str) -> None:
 def test_torn_tail_vector_reports_its_tail() -> None:
     with Reader(VECTORS / "torn_tail.thermo") as r:
         assert r.torn_tail_bytes > 0
-    assert store.verify(VECTORS / "torn_tail.thermo").torn_tail_bytes > 0
+    assert verify_file(VECTORS / "torn_tail.thermo").torn_tail_bytes > 0
 
 
 def test_multichunk_vector_really_spans_chunks() -> None:

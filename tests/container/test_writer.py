@@ -41,9 +41,12 @@ def _values(n: int, size: int) -> list[bytes]:
 def test_each_streamed_value_is_read_once(tmp_path):
     tg = Thermogram(name="reads")
     sizes = [3 * writer.DATA_CHUNK + 123, 100, writer.DATA_CHUNK, 40_000]
-    entries = [CountingEntry(f"t{i}", v, TensorSpec("F32", (len(v) // 4,)))
-               for i, v in enumerate(_values(1, sizes[0]) + _values(1, 100) + _values(1, sizes[2])
-                                     + _values(1, sizes[3]))]
+    entries = [
+        CountingEntry(f"t{i}", v, TensorSpec("F32", (len(v) // 4,)))
+        for i, v in enumerate(
+            _values(1, sizes[0]) + _values(1, 100) + _values(1, sizes[2]) + _values(1, sizes[3])
+        )
+    ]
     entries.append(CountingEntry("text", b"plain bytes", None))
     tg.layers[Layer.COOL] = {e.key: e for e in entries}
     path = tmp_path / "reads.thermo"
@@ -57,13 +60,17 @@ def test_each_streamed_value_is_read_once(tmp_path):
 def test_no_view_of_a_large_value_outlives_it():
     """Between two large values the consumer is told to release; leftovers are copies."""
     big = _values(2, 2 * writer.DATA_CHUNK + 1000)
-    plan = writer._StreamPlan(4, [CountingEntry(f"b{i}", v, None) for i, v in enumerate(big)],
-                              [len(v) for v in big], sum(map(len, big)))
+    plan = writer._StreamPlan(
+        4,
+        [CountingEntry(f"b{i}", v, None) for i, v in enumerate(big)],
+        [len(v) for v in big],
+        sum(map(len, big)),
+    )
     out = list(writer._stream_pieces(plan, writer.DATA_CHUNK))
     assert writer._RELEASE in out
     release_at = out.index(writer._RELEASE)
     before = [p for piece in out[:release_at] for p in piece]
-    tail = [p for piece in out[release_at + 1:] for p in piece]
+    tail = [p for piece in out[release_at + 1 :] for p in piece]
     # the last part before the release is the first value's leftover: a copy, not a view
     assert type(tail[0]) is bytes and len(tail[0]) == 1000
     assert all(p.obj is big[0] for p in before if isinstance(p, memoryview))

@@ -16,13 +16,27 @@ def manual(**kw) -> Thermogram:
     return Thermogram(**kw)
 
 
-def put(tg: Thermogram, layer: Layer, key: str, strength: float, count: int = 1,
-        value: bytes | None = None, ternary=None, at: int = T0) -> Entry:
+def put(
+    tg: Thermogram,
+    layer: Layer,
+    key: str,
+    strength: float,
+    count: int = 1,
+    value: bytes | None = None,
+    ternary=None,
+    at: int = T0,
+) -> Entry:
     """Place an entry straight into a layer (as a loader would)."""
     from thermo_cli.engine.plasticity import f32
 
-    e = Entry(key=key, value=value if value is not None else f"{layer.label}:{key}".encode(),
-              strength=f32(strength), updated_at_ns=at, update_count=count, ternary=ternary)
+    e = Entry(
+        key=key,
+        value=value if value is not None else f"{layer.label}:{key}".encode(),
+        strength=f32(strength),
+        updated_at_ns=at,
+        update_count=count,
+        ternary=ternary,
+    )
     tg.layers[layer][key] = e
     return e
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from thermo_cli.audit import merkle
-from thermo_cli.audit.state import state_digest
-from thermo_cli.engine import ConsolidationPolicy, PlasticityRule, ThermalConfig
+from thermo_cli.engine import ConsolidationPolicy, PlasticityRule, ThermalConfig, plasticity
 from thermo_cli.engine.plasticity import f32
+from thermo_cli.integrity import merkle
+from thermo_cli.integrity.state import state_digest
 from thermo_cli.model import NS_PER_SECOND, Delta, Event, Layer, Ternary
 
 from .conftest import T0, manual, put
@@ -38,7 +38,9 @@ class TestFold:
         # 1.9 s after: the crate's num_seconds() gives 1, not 1.9 (same result as dt=1)
         tg.update("k", b"v", strength=0.8, timestamp_ns=T0 + 1_900_000_000)
         tg.consolidate()
-        assert tg.layers[HOT]["k"].strength == PlasticityRule.stdp_like().apply_update(f32(0.5), f32(0.8), 1)
+        assert tg.layers[HOT]["k"].strength == plasticity.apply_update(
+            PlasticityRule.stdp_like(), f32(0.5), f32(0.8), 1
+        )
 
     def test_create_on_a_new_key_takes_the_delta_strength_and_count_one(self, tg):
         tg.create("k", b"v", strength=0.4, timestamp_ns=T0)
@@ -145,8 +147,9 @@ class TestFixes:
         rng = merkle.CompactRange()
         for data in full[:4]:
             rng.append(merkle.leaf_hash(data))
-        tail = manual(records=tg.records[4:], log_base=4, head_hash=tg.head_hash, dirty_start=4,
-                      log_range=rng)
+        tail = manual(
+            records=tg.records[4:], log_base=4, head_hash=tg.head_hash, dirty_start=4, log_range=rng
+        )
         assert tail.read("k5") == b"v"
         assert tail.log_root() == merkle.root(full)
 

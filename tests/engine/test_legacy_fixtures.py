@@ -1,4 +1,4 @@
-"""The engine on the Rust crate's own save files (loaded by thermo_cli.legacy).
+"""The engine on the Rust crate's own save files (loaded by thermo_cli.formats.legacy).
 
 Reads agree with what the crate's read() returned (the fixtures' manifests), the crate's
 hash chains verify (and the tampered copies fail at the right record), and consolidating
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from thermo_cli.legacy import load_legacy
+from thermo_cli.formats.legacy import load_legacy
 from thermo_cli.model import Delta
 
 LEGACY = Path(__file__).parent.parent / "fixtures" / "legacy"
@@ -44,11 +44,14 @@ def test_crate_files_read_verify_and_consolidate_consistently(version, case):
 
 
 @pytest.mark.parametrize("version", ["v0.4", "v0.5"])
-@pytest.mark.parametrize(("name", "index", "reason"), [
-    ("tampered_value", 1, "hash mismatch"),
-    ("tampered_drop", 5, "prev_hash"),
-    ("tampered_head", 9, "head hash"),
-])
+@pytest.mark.parametrize(
+    ("name", "index", "reason"),
+    [
+        ("tampered_value", 1, "hash mismatch"),
+        ("tampered_drop", 5, "prev_hash"),
+        ("tampered_head", 9, "head hash"),
+    ],
+)
 def test_tampered_crate_files_fail_at_the_changed_record(version, name, index, reason):
     tg = load_legacy((LEGACY / version / f"{name}.thermo").read_bytes())
     check = tg.verify_chain()

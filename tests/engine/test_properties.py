@@ -17,13 +17,25 @@ ternaries = st.none() | st.sampled_from(list(Ternary))
 
 @st.composite
 def scenario(draw):
-    layers = draw(st.lists(
-        st.tuples(st.sampled_from(list(Layer)), st.sampled_from(KEYS), strengths, st.integers(1, 12)),
-        max_size=8))
-    ops = draw(st.lists(
-        st.tuples(st.sampled_from(list(DeltaType)), st.sampled_from(KEYS), strengths, ternaries,
-                  st.none() | st.integers(0, 20), st.integers(0, 3 * 86400)),
-        max_size=12))
+    layers = draw(
+        st.lists(
+            st.tuples(st.sampled_from(list(Layer)), st.sampled_from(KEYS), strengths, st.integers(1, 12)),
+            max_size=8,
+        )
+    )
+    ops = draw(
+        st.lists(
+            st.tuples(
+                st.sampled_from(list(DeltaType)),
+                st.sampled_from(KEYS),
+                strengths,
+                ternaries,
+                st.none() | st.integers(0, 20),
+                st.integers(0, 3 * 86400),
+            ),
+            max_size=12,
+        )
+    )
     rule = draw(st.sampled_from(["stdp_like", "conservative", "aggressive", "replace_only", "bayesian"]))
     thermal = draw(st.sampled_from(["default", "fast_learner", "organic"]))
     policy = draw(st.sampled_from(["default", "conservative"]))
@@ -43,8 +55,14 @@ def test_read_is_identical_before_and_after_consolidate(case):
         if op is DeltaType.DELETE:
             tg.delete(key, timestamp_ns=when)
         else:
-            getattr(tg, op.label)(key, value, strength=None if tern is not None else s, ternary=tern,
-                                  observation_count=obs, timestamp_ns=when)
+            getattr(tg, op.label)(
+                key,
+                value,
+                strength=None if tern is not None else s,
+                ternary=tern,
+                observation_count=obs,
+                timestamp_ns=when,
+            )
     tg.policy = ConsolidationPolicy.preset(policy)
     before = {k: tg.read(k) for k in KEYS}
     visible = tg.keys()

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from thermo_cli import records
+from thermo_cli.codec import records
 from thermo_cli.engine import Thermogram
 from thermo_cli.errors import ChainError, ValidationError
 from thermo_cli.model import (
@@ -88,14 +88,16 @@ class TestApply:
         assert tg.keys() == ["a"]
 
     def test_apply_many_of_parser_validated_deltas_gives_the_same_chain(self, tg):
-        from thermo_cli import jsonl
+        from thermo_cli.formats import jsonl
 
-        lines = [b'{"op": "create", "key": "a", "value": "x", "strength": 0.3, "id": "1", '
-                 b'"timestamp": 1700000000000000000}',
-                 rb'{"op": "update", "key": "b\u00e9", "value": {"dtype": "f32", "shape": [2], '
-                 b'"data": [1.5, 2.0]}, "ternary": 1, "observation_count": 4, "meta": {"m": [1]}, '
-                 b'"id": "2", "timestamp": 1700000000000000001}',
-                 b'{"op": "delete", "key": "a", "id": "3", "timestamp": 1700000000000000002}']
+        lines = [
+            b'{"op": "create", "key": "a", "value": "x", "strength": 0.3, "id": "1", '
+            b'"timestamp": 1700000000000000000}',
+            rb'{"op": "update", "key": "b\u00e9", "value": {"dtype": "f32", "shape": [2], '
+            b'"data": [1.5, 2.0]}, "ternary": 1, "observation_count": 4, "meta": {"m": [1]}, '
+            b'"id": "2", "timestamp": 1700000000000000001}',
+            b'{"op": "delete", "key": "a", "id": "3", "timestamp": 1700000000000000002}',
+        ]
         trusted, checked = manual(), manual()
         trusted.apply_many(jsonl.parse_deltas([b"\n".join(lines)]), validated=True)
         checked.apply_many(jsonl.parse_deltas([b"\n".join(lines)]))
@@ -179,8 +181,9 @@ class TestValidation:
     def test_numpy_scalars_are_accepted(self, tg):
         import numpy as np
 
-        d = tg.update("k", b"v", strength=np.float32(0.5), observation_count=np.int64(3),
-                      timestamp_ns=np.int64(T0))
+        d = tg.update(
+            "k", b"v", strength=np.float32(0.5), observation_count=np.int64(3), timestamp_ns=np.int64(T0)
+        )
         assert (d.strength, d.observation_count, d.timestamp_ns) == (0.5, 3, T0)
         assert type(d.observation_count) is int and type(d.timestamp_ns) is int
 
@@ -248,5 +251,10 @@ class TestReads:
         s = tg.stats()
         assert s.entries == {"hot": 0, "warm": 0, "cool": 0, "cold": 1}
         assert (s.total_keys, s.dirty_deltas, s.dirty_bytes, s.log_records, s.total_deltas) == (
-            2, 1, 5 + 1 + 200, 1, 1)
+            2,
+            1,
+            5 + 1 + 200,
+            1,
+            1,
+        )
         assert s.total_entries == 1 and s.head_hash == tg.head_hash

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from thermo_cli import records
-from thermo_cli.audit import merkle
-from thermo_cli.audit.state import state_digest
+from thermo_cli.codec import records
 from thermo_cli.engine import ThermalConfig
 from thermo_cli.engine.plasticity import f32
 from thermo_cli.errors import NotFoundError, ValidationError
+from thermo_cli.integrity import merkle
+from thermo_cli.integrity.state import state_digest
 from thermo_cli.model import Event, Layer
 
 from .conftest import T0, manual, put
@@ -261,7 +261,7 @@ def test_every_layer_change_is_logged_then_bound_once(tg, op):
     f = bound.fields
     assert f["events"] == 1 and f["kinds"] == [ev.kind]
     assert f["log_size"] == before + 1
-    assert f["log_root"] == merkle.root([records.encode_record(r) for r in tg.records[:before + 1]])
+    assert f["log_root"] == merkle.root([records.encode_record(r) for r in tg.records[: before + 1]])
     assert f["state_digest"] == state_digest(tg.layers)
     assert tg.bind_state() is None and tg.verify_chain().ok
 

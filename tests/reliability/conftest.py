@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 import thermo_cli.cli  # noqa: F401 - registers every feature's commands on the app
 from thermo_cli import store
 from thermo_cli.cli._common import app
-from thermo_cli.engine.config import ConsolidationPolicy
+from thermo_cli.config.engine import ConsolidationPolicy
 from thermo_cli.engine.thermogram import Thermogram
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -54,8 +54,12 @@ def make_file(path: Path, *, deltas: int = 20, commits: int = 2) -> Path:
     for c in range(1, commits):
         tg = store.load(path)
         for i in range(deltas):
-            tg.update(f"k{i}", f"value {i} v{c}".encode(), strength=0.6,
-                      timestamp_ns=1_700_000_001_000_000_000 + c * 1000 + i)
+            tg.update(
+                f"k{i}",
+                f"value {i} v{c}".encode(),
+                strength=0.6,
+                timestamp_ns=1_700_000_001_000_000_000 + c * 1000 + i,
+            )
         assert store.commit(path, tg) == "append"
     return path
 

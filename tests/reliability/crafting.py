@@ -61,8 +61,13 @@ class Rebuild:
 
     def block(self, raw: bytes, *, compress: bool = True) -> dict[str, Any]:
         stored = _compress(raw) if compress else raw
-        return {"off": self.put(stored), "len": len(stored), "raw": len(raw),
-                "codec": "zstd" if compress else "none", "sha256": hashlib.sha256(stored).digest()}
+        return {
+            "off": self.put(stored),
+            "len": len(stored),
+            "raw": len(raw),
+            "codec": "zstd" if compress else "none",
+            "sha256": hashlib.sha256(stored).digest(),
+        }
 
     def finish(self, *, trailer_raw: bytes | None = None) -> bytes:
         """The file with the changed blocks and a re-signed trailer and footer."""
@@ -87,12 +92,12 @@ class Rebuild:
                     yield layer, i
 
     def _u64(self, column: bytes, i: int) -> int:
-        return int.from_bytes(column[8 * i: 8 * i + 8], "little")
+        return int.from_bytes(column[8 * i : 8 * i + 8], "little")
 
     def dir_chunk(self, layer: str, i: int) -> Any:
         table = self.index["layers"][layer]["dir"]
         off, n = self._u64(table["off"], i), self._u64(table["len"], i)
-        return cbor2.loads(_decompress(self.original[off: off + n]))
+        return cbor2.loads(_decompress(self.original[off : off + n]))
 
     def set_dir_chunk(self, layer: str, i: int, chunk: Any, *, raw: bytes | None = None) -> None:
         body = raw if raw is not None else cbor2.dumps(chunk, canonical=True)
@@ -101,14 +106,14 @@ class Rebuild:
 
         def put_u64(name: str, value: int) -> None:
             col = bytearray(table[name])
-            col[8 * i: 8 * i + 8] = value.to_bytes(8, "little")
+            col[8 * i : 8 * i + 8] = value.to_bytes(8, "little")
             table[name] = bytes(col)
 
         put_u64("off", self.put(stored))
         put_u64("len", len(stored))
         put_u64("raw", len(body))
         digests = bytearray(table["sha256"])
-        digests[32 * i: 32 * i + 32] = hashlib.sha256(stored).digest()
+        digests[32 * i : 32 * i + 32] = hashlib.sha256(stored).digest()
         table["sha256"] = bytes(digests)
         self.index_changed = True
 
@@ -117,10 +122,10 @@ class Rebuild:
         chunks = self.index["layers"][layer]["streams"][stream]["chunks"]
         for name, value in (("off", self.put(stored)), ("len", len(stored))):
             col = bytearray(chunks[name])
-            col[8 * i: 8 * i + 8] = value.to_bytes(8, "little")
+            col[8 * i : 8 * i + 8] = value.to_bytes(8, "little")
             chunks[name] = bytes(col)
         digests = bytearray(chunks["sha256"])
-        digests[32 * i: 32 * i + 32] = hashlib.sha256(stored).digest()
+        digests[32 * i : 32 * i + 32] = hashlib.sha256(stored).digest()
         chunks["sha256"] = bytes(digests)
         self.index_changed = True
 
@@ -133,18 +138,18 @@ class Rebuild:
         ref = log.get("table")
         if not isinstance(ref, dict):
             return []
-        stored = self.original[ref["off"]: ref["off"] + ref["len"]]
+        stored = self.original[ref["off"] : ref["off"] + ref["len"]]
         table = cbor2.loads(_decompress(stored) if ref.get("codec") == "zstd" else stored)
         rows = table.get("segments", []) if isinstance(table, dict) else table
         self._table = table
         return rows
 
     def records(self, row: list[Any]) -> list[bytes]:
-        seg = self.original[row[0]: row[0] + row[1]]
+        seg = self.original[row[0] : row[0] + row[1]]
         out, pos = [], 0
         while pos + 4 <= len(seg):
             (n,) = struct.unpack_from("<I", seg, pos)
-            out.append(seg[pos + 4: pos + 4 + n])
+            out.append(seg[pos + 4 : pos + 4 + n])
             pos += 4 + n
         return out
 

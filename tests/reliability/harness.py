@@ -34,26 +34,36 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from thermo_cli import cbor, store
-from thermo_cli.audit.verify import verify_file
+from thermo_cli import store
+from thermo_cli.codec import cbor
 from thermo_cli.container.fileops import lock_path
 from thermo_cli.model import Delta, Layer
-from thermo_cli.repair import leftover_temp_files, repair
+from thermo_cli.operations.audit.verify import verify_file
+from thermo_cli.operations.repair import leftover_temp_files, repair
 
 ROOT = Path(__file__).resolve().parents[2]
 THERMO = [sys.executable, "-c", "import sys; from thermo_cli.cli import main; sys.argv[0] = 'thermo'; main()"]
 """The ``thermo`` CLI of this interpreter (independent of where the script was installed)."""
 
 
-def thermo(*args: str | os.PathLike[str], check: bool = True, timeout: float = 300,
-           input: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+def thermo(
+    *args: str | os.PathLike[str], check: bool = True, timeout: float = 300, input: bytes | None = None
+) -> subprocess.CompletedProcess[bytes]:
     """Run ``thermo ARGS`` to the end in a subprocess."""
     stdin = {"input": input} if input is not None else {"stdin": subprocess.DEVNULL}
-    proc = subprocess.run([*THERMO, *map(os.fspath, args)], capture_output=True, timeout=timeout,
-                          cwd=ROOT, env=child_env(), **stdin)  # type: ignore[call-overload]
+    proc = subprocess.run(
+        [*THERMO, *map(os.fspath, args)],
+        capture_output=True,
+        timeout=timeout,
+        cwd=ROOT,
+        env=child_env(),
+        **stdin,
+    )  # type: ignore[call-overload]
     if check and proc.returncode != 0:
-        raise AssertionError(f"thermo {' '.join(map(str, args))} exited {proc.returncode}: "
-                             f"{proc.stderr.decode(errors='replace')}")
+        raise AssertionError(
+            f"thermo {' '.join(map(str, args))} exited {proc.returncode}: "
+            f"{proc.stderr.decode(errors='replace')}"
+        )
     return proc
 
 
@@ -80,8 +90,16 @@ def _tensor(t: Any) -> Any:
 
 def _record(rec: Any) -> tuple[Any, ...]:
     if isinstance(rec, Delta):
-        return ("delta", rec.delta_type.label, rec.key, _digest(rec.value), rec.strength,
-                None if rec.ternary is None else int(rec.ternary), rec.source, _tensor(rec.tensor))
+        return (
+            "delta",
+            rec.delta_type.label,
+            rec.key,
+            _digest(rec.value),
+            rec.strength,
+            None if rec.ternary is None else int(rec.ternary),
+            rec.source,
+            _tensor(rec.tensor),
+        )
     return ("event", rec.kind)
 
 
@@ -99,9 +117,14 @@ class Snapshot:
 
     def same_as(self, other: Snapshot) -> bool:
         """Equal state, where record hashes are compared only for the older file's records."""
-        return (self.records == other.records and self.layers == other.layers
-                and self.extras == other.extras and self.name == other.name
-                and self.total_deltas == other.total_deltas and self.consolidations == other.consolidations)
+        return (
+            self.records == other.records
+            and self.layers == other.layers
+            and self.extras == other.extras
+            and self.name == other.name
+            and self.total_deltas == other.total_deltas
+            and self.consolidations == other.consolidations
+        )
 
 
 def snapshot(path: str | os.PathLike[str]) -> Snapshot | None:
@@ -111,8 +134,18 @@ def snapshot(path: str | os.PathLike[str]) -> Snapshot | None:
     tg = store.load(path, layers="full", log="full")
     layers = []
     for layer in Layer:
-        rows = tuple(sorted((k, _digest(e.value), e.strength, None if e.ternary is None else int(e.ternary),
-                             _tensor(e.tensor)) for k, e in tg.layers[layer].items()))
+        rows = tuple(
+            sorted(
+                (
+                    k,
+                    _digest(e.value),
+                    e.strength,
+                    None if e.ternary is None else int(e.ternary),
+                    _tensor(e.tensor),
+                )
+                for k, e in tg.layers[layer].items()
+            )
+        )
         layers.append((layer.label, rows))
     return Snapshot(
         hashes=tuple(r.hash for r in tg.records),
@@ -209,8 +242,14 @@ def _restore(p: Prepared) -> None:
 
 
 def _spawn(argv: list[str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([*THERMO, *argv], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            stdin=subprocess.DEVNULL, cwd=ROOT, env=child_env())
+    return subprocess.Popen(
+        [*THERMO, *argv],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        cwd=ROOT,
+        env=child_env(),
+    )
 
 
 def _write_started(target: Path, base_size: int | None) -> bool:
@@ -262,8 +301,20 @@ def prepare(scenario: Scenario, workdir: Path) -> Prepared:
     after = snapshot(target)
     assert after is not None
     after_bytes = target.read_bytes()
-    p = Prepared(scenario, workdir, base, target, argv, before, after, before_bytes, after_bytes, window,
-                 write_window, runtime)
+    p = Prepared(
+        scenario,
+        workdir,
+        base,
+        target,
+        argv,
+        before,
+        after,
+        before_bytes,
+        after_bytes,
+        window,
+        write_window,
+        runtime,
+    )
     assert before is None or not after.same_as(before), f"{scenario.name}: the command changed nothing"
     if scenario.deterministic:
         _restore(p)
@@ -301,8 +352,10 @@ def kill_once(p: Prepared, rng: random.Random, stats: KillStats, *, cli_check: b
     stats.kills += 1
     if finished:
         stats.finished_before_kill += 1
-        assert proc.returncode == 0, (f"{p.scenario.name}: the command failed on its own "
-                                      f"({proc.returncode}): {errout.decode(errors='replace')}")
+        assert proc.returncode == 0, (
+            f"{p.scenario.name}: the command failed on its own "
+            f"({proc.returncode}): {errout.decode(errors='replace')}"
+        )
     outcome = check_after_crash(p, stats, cli_check=cli_check)
     stats.outcomes.append(outcome)
     return outcome
@@ -414,7 +467,7 @@ def truncation_sweep(p: Prepared, cuts: list[int], *, full_checks: int = 3) -> i
     bytes, which imply the state.
     """
     assert p.before_bytes is not None and p.after_bytes.startswith(p.before_bytes)
-    appended = p.after_bytes[len(p.before_bytes):]
+    appended = p.after_bytes[len(p.before_bytes) :]
     checked = 0
     for i, k in enumerate(cuts):
         data = p.before_bytes + appended[:k]

@@ -15,7 +15,7 @@ import orjson
 
 from tests.reliability.harness import Scenario
 from thermo_cli import store
-from thermo_cli.engine.config import ConsolidationPolicy
+from thermo_cli.config.engine import ConsolidationPolicy
 from thermo_cli.engine.thermogram import Thermogram
 
 T0 = 1_767_225_600_000_000_000  # 2026-01-01T00:00:00Z
@@ -48,7 +48,7 @@ def write_deltas(path: Path, n: int, *, seed: int, start: int = 0, keys: int = 9
 
 def base_thermogram(path: Path, *, entries: int, dirty: int, policy: str, seed: int) -> Path:
     """A file with ``entries`` consolidated entries and ``dirty`` deltas after the last consolidation."""
-    from thermo_cli.jsonl import DeltaParser
+    from thermo_cli.formats.jsonl import DeltaParser
 
     tg = Thermogram(name="crash", policy=ConsolidationPolicy.preset("manual"))
     parser = DeltaParser(source="base")
@@ -81,8 +81,9 @@ def apply_autoconsolidate_scenario(scale: float = 1.0) -> Scenario:
 
 def consolidate_scenario(scale: float = 1.0) -> Scenario:
     def prep(d: Path) -> tuple[Path, list[str]]:
-        target = base_thermogram(d / "cons.thermo", entries=500, dirty=int(5000 * scale), policy="manual",
-                                 seed=5)
+        target = base_thermogram(
+            d / "cons.thermo", entries=500, dirty=int(5000 * scale), policy="manual", seed=5
+        )
         return target, ["consolidate", str(target)]
 
     return Scenario("consolidate", prep)
@@ -112,7 +113,7 @@ def import_scenario(scale: float = 1.0) -> Scenario:
 
 def quantize_scenario(scale: float = 1.0) -> Scenario:
     def prep(d: Path) -> tuple[Path, list[str]]:
-        from thermo_cli.safetensors_io import import_safetensors
+        from thermo_cli.operations.safetensors import import_safetensors
 
         model = write_checkpoint(d / "q.safetensors", tensors=int(24 * scale), rows=256, cols=256, seed=7)
         target = d / "quant.thermo"
@@ -128,8 +129,8 @@ def snn_available() -> bool:
 
 def snn_scenario(scale: float = 1.0) -> Scenario:
     def prep(d: Path) -> tuple[Path, list[str]]:
-        from thermo_cli.snn.config import SNNConfig
-        from thermo_cli.snn.runner import attach_network
+        from thermo_cli.operations.snn.config import SNNConfig
+        from thermo_cli.operations.snn.runner import attach_network
 
         dim = 256
         tg = Thermogram(name="snn", policy=ConsolidationPolicy.preset("manual"))
@@ -148,8 +149,13 @@ def snn_scenario(scale: float = 1.0) -> Scenario:
 
 
 def all_scenarios(scale: float = 1.0) -> list[Scenario]:
-    out = [apply_scenario(scale), apply_autoconsolidate_scenario(scale), consolidate_scenario(scale),
-           import_scenario(scale), quantize_scenario(scale)]
+    out = [
+        apply_scenario(scale),
+        apply_autoconsolidate_scenario(scale),
+        consolidate_scenario(scale),
+        import_scenario(scale),
+        quantize_scenario(scale),
+    ]
     if snn_available():
         out.append(snn_scenario(scale))
     return out

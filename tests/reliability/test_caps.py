@@ -26,8 +26,9 @@ from fuzz.targets import safetensors_bytes
 from tests.reliability.conftest import LEGACY, VECTORS, Thermo
 from tests.reliability.crafting import Rebuild
 from tests.reliability.harness import ROOT, THERMO, child_env
-from thermo_cli import cbor, store
-from thermo_cli.container.limits import Limits
+from thermo_cli import store
+from thermo_cli.codec import cbor
+from thermo_cli.config.limits import Limits
 from thermo_cli.engine.thermogram import Thermogram
 from thermo_cli.errors import (
     CorruptError,
@@ -37,7 +38,7 @@ from thermo_cli.errors import (
     ThermoError,
     ValidationError,
 )
-from thermo_cli.jsonl import DeltaParser, LineLimitError, iter_lines
+from thermo_cli.formats.jsonl import DeltaParser, LineLimitError, iter_lines
 
 MiB = 1 << 20
 SMALL = (VECTORS / "small.thermo").read_bytes()
@@ -239,15 +240,18 @@ def test_caps_can_be_raised_or_lowered_for_trusted_files() -> None:
 # --- CBOR ------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name, data", [
-    ("100,000 nested arrays", b"\x81" * 100_000 + b"\x00"),
-    ("100,000 nested maps", b"\xa1\x61a" * 100_000 + b"\x00"),
-    ("100,000 nested tags", b"\xc6" * 100_000 + b"\x00"),
-    ("byte string of 2^63 bytes", b"\x5b" + (2**63).to_bytes(8, "big")),
-    ("text of 2^40 bytes", b"\x7b" + (2**40).to_bytes(8, "big") + b"a" * 100),
-    ("array of 2^63 items", b"\x9b" + (2**63).to_bytes(8, "big") + b"\x00" * 10),
-    ("map of 2^32 pairs", b"\xba" + (2**32 - 1).to_bytes(4, "big")),
-])
+@pytest.mark.parametrize(
+    "name, data",
+    [
+        ("100,000 nested arrays", b"\x81" * 100_000 + b"\x00"),
+        ("100,000 nested maps", b"\xa1\x61a" * 100_000 + b"\x00"),
+        ("100,000 nested tags", b"\xc6" * 100_000 + b"\x00"),
+        ("byte string of 2^63 bytes", b"\x5b" + (2**63).to_bytes(8, "big")),
+        ("text of 2^40 bytes", b"\x7b" + (2**40).to_bytes(8, "big") + b"a" * 100),
+        ("array of 2^63 items", b"\x9b" + (2**63).to_bytes(8, "big") + b"\x00" * 10),
+        ("map of 2^32 pairs", b"\xba" + (2**32 - 1).to_bytes(4, "big")),
+    ],
+)
 def test_cbor_decoder_refuses_deep_or_huge_items_cheaply(name: str, data: bytes) -> None:
     raised, peak = peak_while(lambda: cbor.decode(data))
     assert isinstance(raised, LimitExceededError | CorruptError), (name, raised)
@@ -302,8 +306,14 @@ def test_ten_gb_line_on_stdin_of_thermo_apply(tmp_path: Path) -> None:
     path = tmp_path / "t.thermo"
     store.create(path, Thermogram(name="t"))
     before = path.read_bytes()
-    proc = subprocess.Popen([*THERMO, "apply", str(path), "-"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, cwd=ROOT, env=child_env())
+    proc = subprocess.Popen(
+        [*THERMO, "apply", str(path), "-"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=ROOT,
+        env=child_env(),
+    )
     fed = [0]
 
     def feed() -> None:
@@ -359,8 +369,13 @@ def test_megabyte_key_in_jsonl_is_refused_with_a_short_message(tmp_path: Path, t
 
 
 def test_jsonl_tensor_with_gigantic_shape_is_refused_without_allocating() -> None:
-    line = orjson.dumps({"op": "create", "key": "t",
-                         "value": {"dtype": "f32", "shape": [100_000, 100_000, 100_000], "b64": "AAAA"}})
+    line = orjson.dumps(
+        {
+            "op": "create",
+            "key": "t",
+            "value": {"dtype": "f32", "shape": [100_000, 100_000, 100_000], "b64": "AAAA"},
+        }
+    )
     raised, peak = peak_while(lambda: DeltaParser().parse_line(1, line))
     assert isinstance(raised, ValidationError) and "shape" in str(raised) and peak < ALLOCATION_BOUND
 
@@ -385,7 +400,7 @@ def _legacy_doc() -> dict[str, Any]:
 
 
 def test_legacy_file_over_the_size_cap_is_refused_before_parsing() -> None:
-    from thermo_cli.legacy import load_legacy
+    from thermo_cli.formats.legacy import load_legacy
 
     data = (LEGACY / "v0.5" / "consolidated.thermo").read_bytes()
     raised, _ = peak_while(lambda: load_legacy(data, max_bytes=1000))
@@ -393,7 +408,7 @@ def test_legacy_file_over_the_size_cap_is_refused_before_parsing() -> None:
 
 
 def test_legacy_deep_json_is_refused() -> None:
-    from thermo_cli.legacy import load_legacy
+    from thermo_cli.formats.legacy import load_legacy
 
     text = (LEGACY / "v0.5" / "small.thermo").read_text()
     i = text.index('"name"')
@@ -404,7 +419,7 @@ def test_legacy_deep_json_is_refused() -> None:
 
 
 def test_legacy_megabyte_key_is_refused() -> None:
-    from thermo_cli.legacy import load_legacy
+    from thermo_cli.formats.legacy import load_legacy
 
     doc = _legacy_doc()
     layers = ("hot_entries", "warm_entries", "cool_entries", "cold_entries")
@@ -421,7 +436,7 @@ def test_legacy_megabyte_key_is_refused() -> None:
 
 
 def _import(tmp_path: Path, data: bytes) -> tuple[ThermoError | None, int, Path]:
-    from thermo_cli.safetensors_io import import_safetensors
+    from thermo_cli.operations.safetensors import import_safetensors
 
     src = tmp_path / "in.safetensors"
     src.write_bytes(data)

@@ -20,18 +20,31 @@ import pytest
 from tests.reliability.harness import ROOT, child_env, thermo
 from tests.reliability.workers import check_once
 from thermo_cli import store
-from thermo_cli.audit.verify import verify_file
 from thermo_cli.model import Delta
+from thermo_cli.operations.audit.verify import verify_file
 
 
 def _spawn(*args: object) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "tests.reliability.workers", *map(str, args)],
-                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            cwd=ROOT, env=child_env())
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.reliability.workers", *map(str, args)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=ROOT,
+        env=child_env(),
+    )
 
 
-def _run(tmp_path: Path, *, writers: int, per_writer: int, batches: dict[str, int], readers: int,
-         policy: str, cli_reads: int) -> dict[str, object]:
+def _run(
+    tmp_path: Path,
+    *,
+    writers: int,
+    per_writer: int,
+    batches: dict[str, int],
+    readers: int,
+    policy: str,
+    cli_reads: int,
+) -> dict[str, object]:
     path = tmp_path / "shared.thermo"
     thermo("init", path, "--policy", policy)
     thermo("apply", path, "-", input=b'{"op": "create", "key": "seed", "value": "before the writers"}\n')
@@ -89,13 +102,27 @@ def _run(tmp_path: Path, *, writers: int, per_writer: int, batches: dict[str, in
 
 def test_four_writers_and_readers_lose_nothing(tmp_path: Path) -> None:
     """Quick version, with auto-consolidation on so some commits are rewrites."""
-    result = _run(tmp_path, writers=4, per_writer=400, batches={"cli": 200, "lib": 100}, readers=1,
-                  policy="default", cli_reads=2)
+    result = _run(
+        tmp_path,
+        writers=4,
+        per_writer=400,
+        batches={"cli": 200, "lib": 100},
+        readers=1,
+        policy="default",
+        cli_reads=2,
+    )
     assert sum(r["observations"] for r in result["readers"]) >= 1  # type: ignore[index, union-attr]
 
 
 @pytest.mark.slow
 def test_eight_writers_of_5000_deltas_and_readers(tmp_path: Path) -> None:
-    result = _run(tmp_path, writers=8, per_writer=5000, batches={"cli": 1000, "lib": 500}, readers=2,
-                  policy="manual", cli_reads=15)
+    result = _run(
+        tmp_path,
+        writers=8,
+        per_writer=5000,
+        batches={"cli": 1000, "lib": 500},
+        readers=2,
+        policy="manual",
+        cli_reads=15,
+    )
     print(f"\nconcurrency: {result}")

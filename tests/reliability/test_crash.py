@@ -53,8 +53,14 @@ def test_truncated_append_reads_as_before_and_repairs_to_the_exact_bytes(small_a
 
 # --- slow suite --------------------------------------------------------------------------------
 
-SLOW_KILLS = {"apply": 50, "apply+auto-consolidate": 30, "consolidate": 35, "import-safetensors": 30,
-              "quantize": 30, "snn run": 30}
+SLOW_KILLS = {
+    "apply": 50,
+    "apply+auto-consolidate": 30,
+    "consolidate": 35,
+    "import-safetensors": 30,
+    "quantize": 30,
+    "snn run": 30,
+}
 
 
 @pytest.mark.slow
@@ -67,8 +73,15 @@ def test_many_kills_of_every_writing_command(tmp_path: Path) -> None:
         rng = random.Random(f"slow-{scenario.name}")
         for i in range(SLOW_KILLS[scenario.name]):
             kill_once(prepared, rng, stats, cli_check=i < 3)
-        for name in ("kills", "finished_before_kill", "before", "after", "torn_tails", "temp_files",
-                     "repaired"):
+        for name in (
+            "kills",
+            "finished_before_kill",
+            "before",
+            "after",
+            "torn_tails",
+            "temp_files",
+            "repaired",
+        ):
             setattr(total, name, getattr(total, name) + getattr(stats, name))
         assert stats.before and stats.after, (scenario.name, stats.outcomes)
     summary = {name: (s.kills, s.before, s.after, s.torn_tails, s.temp_files) for name, s in per.items()}

@@ -33,8 +33,8 @@ from tests.reliability import scenarios
 from tests.reliability.conftest import LEGACY
 from tests.reliability.harness import ROOT, THERMO, child_env
 from thermo_cli import store
-from thermo_cli.audit.verify import verify_file
-from thermo_cli.repair import leftover_temp_files
+from thermo_cli.operations.audit.verify import verify_file
+from thermo_cli.operations.repair import leftover_temp_files
 
 KiB = 1024
 
@@ -51,7 +51,7 @@ class Workspace:
 
 def make_workspace(d: Path) -> Workspace:
     """A thermogram with float tensors in cool, dirty deltas and (if available) a network."""
-    from thermo_cli.safetensors_io import import_safetensors
+    from thermo_cli.operations.safetensors import import_safetensors
 
     d.mkdir(parents=True, exist_ok=True)
     model = scenarios.write_checkpoint(d / "model.safetensors", tensors=4, rows=64, cols=64, seed=1)
@@ -59,8 +59,8 @@ def make_workspace(d: Path) -> Workspace:
     import_safetensors([model], target)
     tg = store.load(target)
     if scenarios.snn_available():
-        from thermo_cli.snn.config import SNNConfig
-        from thermo_cli.snn.runner import attach_network
+        from thermo_cli.operations.snn.config import SNNConfig
+        from thermo_cli.operations.snn.runner import attach_network
 
         attach_network(tg, SNNConfig(num_neurons=32, input_dim=64), seed=3)
     for i in range(200):
@@ -85,21 +85,35 @@ class Command:
 
 
 COMMANDS = [
-    Command("apply", lambda w: ["apply", str(w.file), str(w.batch), "--no-auto-consolidate"], lambda w: [],
-            appends=True),
+    Command(
+        "apply",
+        lambda w: ["apply", str(w.file), str(w.batch), "--no-auto-consolidate"],
+        lambda w: [],
+        appends=True,
+    ),
     Command("apply+consolidate", lambda w: ["apply", str(w.file), str(w.batch)], lambda w: []),
     Command("consolidate", lambda w: ["consolidate", str(w.file)], lambda w: []),
     Command("tick", lambda w: ["tick", str(w.file)], lambda w: []),
     Command("quantize", lambda w: ["quantize", str(w.file), "--layer", "cool"], lambda w: []),
-    Command("snn run", lambda w: ["snn", "run", str(w.file), "--input", str(w.acts)], lambda w: [],
-            appends=True),
-    Command("import-safetensors", lambda w: ["import-safetensors", str(w.model), str(w.dir / "new.thermo")],
-            lambda w: [w.dir / "new.thermo"]),
+    Command(
+        "snn run", lambda w: ["snn", "run", str(w.file), "--input", str(w.acts)], lambda w: [], appends=True
+    ),
+    Command(
+        "import-safetensors",
+        lambda w: ["import-safetensors", str(w.model), str(w.dir / "new.thermo")],
+        lambda w: [w.dir / "new.thermo"],
+    ),
     Command("init", lambda w: ["init", str(w.dir / "fresh.thermo")], lambda w: [w.dir / "fresh.thermo"]),
-    Command("migrate", lambda w: ["migrate", str(w.legacy), str(w.dir / "migrated.thermo")],
-            lambda w: [w.dir / "migrated.thermo"]),
-    Command("export", lambda w: ["export", str(w.file), str(w.dir / "dump.jsonl")],
-            lambda w: [w.dir / "dump.jsonl"]),
+    Command(
+        "migrate",
+        lambda w: ["migrate", str(w.legacy), str(w.dir / "migrated.thermo")],
+        lambda w: [w.dir / "migrated.thermo"],
+    ),
+    Command(
+        "export",
+        lambda w: ["export", str(w.file), str(w.dir / "dump.jsonl")],
+        lambda w: [w.dir / "dump.jsonl"],
+    ),
 ]
 COMMAND_IDS = [c.name.replace(" ", "_").replace("+", "_") for c in COMMANDS]
 
@@ -109,8 +123,15 @@ def _run(argv: list[str], *, fsize: int | None = None) -> subprocess.CompletedPr
         if fsize is not None:
             resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
 
-    return subprocess.run([*THERMO, *argv], capture_output=True, cwd=ROOT, env=child_env(), preexec_fn=limit,
-                          timeout=300, stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [*THERMO, *argv],
+        capture_output=True,
+        cwd=ROOT,
+        env=child_env(),
+        preexec_fn=limit,
+        timeout=300,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def _run_here(argv: list[str]) -> subprocess.CompletedProcess[bytes]:
@@ -125,8 +146,13 @@ def _snapshot_dir(d: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in d.iterdir() if p.is_file() and not p.name.endswith(".lock")}
 
 
-def _check_failed_cleanly(cmd: Command, w: Workspace, proc: subprocess.CompletedProcess[bytes],
-                          before: dict[str, bytes], reason: bytes) -> None:
+def _check_failed_cleanly(
+    cmd: Command,
+    w: Workspace,
+    proc: subprocess.CompletedProcess[bytes],
+    before: dict[str, bytes],
+    reason: bytes,
+) -> None:
     err = proc.stderr.decode(errors="replace")
     assert proc.returncode == 3, (cmd.name, proc.returncode, err)
     assert err.count("\n") == 1 and err.startswith("thermo: error: "), (cmd.name, err)
@@ -154,13 +180,20 @@ def workspace_template(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
 
 def _copy(template: Workspace, d: Path) -> Workspace:
     shutil.copytree(template.dir, d)
-    return Workspace(d, d / template.file.name, d / template.batch.name, d / template.model.name,
-                     d / template.acts.name, d / template.legacy.name)
+    return Workspace(
+        d,
+        d / template.file.name,
+        d / template.batch.name,
+        d / template.model.name,
+        d / template.acts.name,
+        d / template.legacy.name,
+    )
 
 
 @pytest.mark.parametrize("cmd", COMMANDS, ids=COMMAND_IDS)
-def test_write_past_the_file_size_limit_fails_cleanly(cmd: Command, workspace_template: Workspace,
-                                                       tmp_path: Path) -> None:
+def test_write_past_the_file_size_limit_fails_cleanly(
+    cmd: Command, workspace_template: Workspace, tmp_path: Path
+) -> None:
     _skip_missing(cmd)
     w = _copy(workspace_template, tmp_path / "w")
     before = _snapshot_dir(w.dir)
@@ -171,8 +204,9 @@ def test_write_past_the_file_size_limit_fails_cleanly(cmd: Command, workspace_te
     assert after.returncode == 0, after.stderr.decode(errors="replace")
 
 
-def test_repair_that_cannot_write_its_backup_changes_nothing(workspace_template: Workspace,
-                                                            tmp_path: Path) -> None:
+def test_repair_that_cannot_write_its_backup_changes_nothing(
+    workspace_template: Workspace, tmp_path: Path
+) -> None:
     w = _copy(workspace_template, tmp_path / "w")
     with open(w.file, "ab") as f:
         f.write(b"\x00torn tail of an interrupted append")
@@ -191,8 +225,9 @@ def mounted_tmpfs(size: int) -> Iterator[Path]:
     if os.geteuid() != 0 or shutil.which("mount") is None:
         pytest.skip("mounting a tmpfs needs root")
     d = Path(tempfile.mkdtemp(prefix="thermo-tmpfs-"))
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(d)],
-                          capture_output=True)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(d)], capture_output=True
+    )
     if done.returncode != 0:
         d.rmdir()
         pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode(errors='replace').strip()}")
@@ -259,8 +294,9 @@ def read_only(d: Path) -> Iterator[str]:
         d.chmod(mode)
 
 
-def test_read_only_directory_refuses_writers_and_serves_readers(workspace_template: Workspace,
-                                                                tmp_path: Path) -> None:
+def test_read_only_directory_refuses_writers_and_serves_readers(
+    workspace_template: Workspace, tmp_path: Path
+) -> None:
     w = _copy(workspace_template, tmp_path / "w")
     (w.dir / (w.file.name + ".lock")).unlink(missing_ok=True)
     with read_only(w.dir) as ro:

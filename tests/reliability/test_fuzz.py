@@ -82,17 +82,40 @@ def guarded(target: Callable[[bytes], None], data: bytes) -> bool:
     return accepted
 
 
-QUICK = settings(max_examples=60, deadline=None, derandomize=True, database=None,
-                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                                        HealthCheck.filter_too_much])
-SLOW = settings(max_examples=3000, deadline=None, database=None,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                                       HealthCheck.filter_too_much])
+QUICK = settings(
+    max_examples=60,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
+)
+SLOW = settings(
+    max_examples=3000,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
+)
 
 # --- strategies ------------------------------------------------------------------------------------
 
-HUGE = [0, 1, -1, 255, 256, 2**16, 2**31 - 1, 2**31, 2**32 - 1, 2**32, 2**53, 2**63 - 1, 2**63, 2**64 - 1,
-        10**12, -(2**63)]
+HUGE = [
+    0,
+    1,
+    -1,
+    255,
+    256,
+    2**16,
+    2**31 - 1,
+    2**31,
+    2**32 - 1,
+    2**32,
+    2**53,
+    2**63 - 1,
+    2**63,
+    2**64 - 1,
+    10**12,
+    -(2**63),
+]
 
 text = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=12)
 """Text without lone surrogates (JSON encoders escape them, JSON decoders refuse them)."""
@@ -112,8 +135,14 @@ hostile_values = st.recursive(
     max_leaves=8,
 )
 json_values = st.recursive(
-    st.one_of(st.none(), st.booleans(), st.sampled_from(HUGE), st.integers(-(2**70), 2**70),
-              st.floats(allow_nan=False, allow_infinity=False), text),
+    st.one_of(
+        st.none(),
+        st.booleans(),
+        st.sampled_from(HUGE),
+        st.integers(-(2**70), 2**70),
+        st.floats(allow_nan=False, allow_infinity=False),
+        text,
+    ),
     lambda inner: st.one_of(st.lists(inner, max_size=5), st.dictionaries(text, inner, max_size=4)),
     max_leaves=12,
 )
@@ -154,12 +183,14 @@ def byte_mutated(draw: Callable[[Any], Any], seeds: list[bytes]) -> bytes:
         elif kind == "insert":
             data[pos:pos] = draw(st.binary(min_size=1, max_size=16))
         elif kind == "delete":
-            del data[pos: pos + draw(st.integers(1, 64))]
+            del data[pos : pos + draw(st.integers(1, 64))]
         elif kind == "duplicate":
             n = draw(st.integers(1, 256))
-            data[pos:pos] = data[pos: pos + n]
+            data[pos:pos] = data[pos : pos + n]
         elif kind == "int" and len(data) >= pos + 8:
-            data[pos: pos + 8] = struct.pack("<Q", draw(st.sampled_from([h for h in HUGE if 0 <= h < 2**64])))
+            data[pos : pos + 8] = struct.pack(
+                "<Q", draw(st.sampled_from([h for h in HUGE if 0 <= h < 2**64]))
+            )
     return bytes(data)
 
 
@@ -208,18 +239,43 @@ def json_mutated(draw: Callable[[Any], Any], seeds: list[bytes]) -> bytes:
     return json.dumps(doc, indent=draw(st.sampled_from([None, 2]))).encode()
 
 
-DELTA_FIELDS = ["op", "key", "value", "strength", "ternary", "observation_count", "source", "meta", "custom",
-                "timestamp", "id", "junk"]
+DELTA_FIELDS = [
+    "op",
+    "key",
+    "value",
+    "strength",
+    "ternary",
+    "observation_count",
+    "source",
+    "meta",
+    "custom",
+    "timestamp",
+    "id",
+    "junk",
+]
 tensor_values = st.fixed_dictionaries(
-    {"dtype": st.sampled_from(["f32", "F16", "bf16", "i8", "u8", "bool", "f64", "x9", "F8_E4M3"]),
-     "shape": st.lists(st.sampled_from(HUGE[:8]) | st.integers(-2, 5), max_size=4)},
-    optional={"data": st.lists(json_values, max_size=6), "b64": text, "hex": text,
-              "encoding": st.sampled_from(["ternary", "raw", "zz"]), "scales": json_values,
-              "per_row": st.booleans()})
+    {
+        "dtype": st.sampled_from(["f32", "F16", "bf16", "i8", "u8", "bool", "f64", "x9", "F8_E4M3"]),
+        "shape": st.lists(st.sampled_from(HUGE[:8]) | st.integers(-2, 5), max_size=4),
+    },
+    optional={
+        "data": st.lists(json_values, max_size=6),
+        "b64": text,
+        "hex": text,
+        "encoding": st.sampled_from(["ternary", "raw", "zz"]),
+        "scales": json_values,
+        "per_row": st.booleans(),
+    },
+)
 delta_objects = st.dictionaries(
     st.sampled_from(DELTA_FIELDS),
-    st.one_of(json_values, tensor_values, st.sampled_from(["create", "update", "delete", "merge"]),
-              st.fixed_dictionaries({"b64": text}), st.fixed_dictionaries({"hex": text})),
+    st.one_of(
+        json_values,
+        tensor_values,
+        st.sampled_from(["create", "update", "delete", "merge"]),
+        st.fixed_dictionaries({"b64": text}),
+        st.fixed_dictionaries({"hex": text}),
+    ),
     max_size=8,
 )
 
@@ -246,8 +302,29 @@ def jsonl_streams(draw: Callable[[Any], Any]) -> bytes:
     return sep.join(lines)
 
 
-dtypes = st.sampled_from(["F64", "F32", "F16", "BF16", "I64", "I32", "I16", "I8", "U8", "BOOL", "U16", "U32",
-                          "U64", "F8_E4M3", "F8_E5M2", "F4", "Q4", "", "f32"])
+dtypes = st.sampled_from(
+    [
+        "F64",
+        "F32",
+        "F16",
+        "BF16",
+        "I64",
+        "I32",
+        "I16",
+        "I8",
+        "U8",
+        "BOOL",
+        "U16",
+        "U32",
+        "U64",
+        "F8_E4M3",
+        "F8_E5M2",
+        "F4",
+        "Q4",
+        "",
+        "f32",
+    ]
+)
 
 
 @st.composite
@@ -259,11 +336,17 @@ def safetensors_files(draw: Callable[[Any], Any]) -> bytes:
         numel = 1
         for d in shape:
             numel *= max(d, 0)
-        size = draw(st.sampled_from([numel, numel * 2, numel * 4, numel * 8]) | st.integers(0, 64)
-                    | st.sampled_from(HUGE[:12]))
+        size = draw(
+            st.sampled_from([numel, numel * 2, numel * 4, numel * 8])
+            | st.integers(0, 64)
+            | st.sampled_from(HUGE[:12])
+        )
         start = draw(st.sampled_from([pos, pos, max(0, pos - 1), pos + 1]))
         header[draw(text) or f"t{i}"] = {
-            "dtype": draw(dtypes), "shape": shape, "data_offsets": [start, start + size]}
+            "dtype": draw(dtypes),
+            "shape": shape,
+            "data_offsets": [start, start + size],
+        }
         pos = start + size
     if draw(st.booleans()):
         values = st.one_of(text, text, json_values)
@@ -289,8 +372,15 @@ safetensors_inputs = st.one_of(safetensors_files(), byte_mutated(SAFETENSORS_SEE
 # --- the seeds themselves ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name, target", [("container", container_target), ("legacy", legacy_target),
-                                          ("jsonl", jsonl_target), ("safetensors", safetensors_target)])
+@pytest.mark.parametrize(
+    "name, target",
+    [
+        ("container", container_target),
+        ("legacy", legacy_target),
+        ("jsonl", jsonl_target),
+        ("safetensors", safetensors_target),
+    ],
+)
 def test_seed_corpus_is_handled(name: str, target: Callable[[bytes], None]) -> None:
     results = [guarded(target, seed) for seed in seed_corpus(name)]
     assert any(results), f"no {name} seed is accepted: the target does not reach the reader"

@@ -14,7 +14,7 @@ import pytest
 from fuzz.targets import safetensors_bytes
 from tests.reliability.conftest import LEGACY, Thermo
 from thermo_cli.errors import LegacyFormatError, ThermoError
-from thermo_cli.jsonl import DeltaParser
+from thermo_cli.formats.jsonl import DeltaParser
 
 MiB = 1 << 20
 LAYERS = ("hot_entries", "warm_entries", "cool_entries", "cold_entries")
@@ -33,7 +33,7 @@ def _year_1013_engram() -> bytes:
 
 
 def test_engram_with_a_year_1013_timestamp_is_a_clean_error() -> None:
-    from thermo_cli.legacy.engram import load_engram
+    from thermo_cli.formats.legacy.engram import load_engram
 
     with pytest.raises(LegacyFormatError) as info:
         load_engram(_year_1013_engram(), source="fuzz").state_digest()
@@ -61,18 +61,19 @@ def test_migrate_of_an_entry_updated_in_1013_exits_cleanly(tmp_path: Path) -> No
 
 
 def test_safetensors_error_for_a_megabyte_name_is_short(tmp_path: Path) -> None:
-    from thermo_cli.safetensors_io import import_safetensors
+    from thermo_cli.operations.safetensors import import_safetensors
 
     src = tmp_path / "in.safetensors"
-    src.write_bytes(safetensors_bytes({"k" * MiB: {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}},
-                                      bytes(16)))
+    src.write_bytes(
+        safetensors_bytes({"k" * MiB: {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}}, bytes(16))
+    )
     with pytest.raises(ThermoError) as info:
         import_safetensors([src], tmp_path / "out.thermo")
     assert len(str(info.value)) < 1000
 
 
 def test_legacy_error_for_a_megabyte_key_is_short() -> None:
-    from thermo_cli.legacy import load_legacy
+    from thermo_cli.formats.legacy import load_legacy
 
     doc = orjson.loads((LEGACY / "v0.5" / "consolidated.thermo").read_bytes())
     layer = next(name for name in LAYERS if doc[name])

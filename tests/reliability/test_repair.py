@@ -22,7 +22,8 @@ from thermo_cli.errors import (
     TruncatedError,
     ValidationError,
 )
-from thermo_cli.repair import default_backup_path, leftover_temp_files, repair
+from thermo_cli.operations.audit.verify import verify_file
+from thermo_cli.operations.repair import default_backup_path, leftover_temp_files, repair
 
 
 def _torn_append(path: Path, keep: int) -> tuple[bytes, bytes]:
@@ -59,7 +60,7 @@ def test_repair_drops_a_torn_append_and_keeps_a_backup(container: Path, keep: in
     assert report.backup is not None and Path(report.backup).read_bytes() == torn
     assert Path(report.backup).name.startswith("r.thermo.bak-")
     assert report.tail_sha256 is not None
-    assert store.verify(container).ok
+    assert verify_file(container).ok
 
 
 def test_clean_file_is_left_alone_without_a_backup(container: Path) -> None:
@@ -127,7 +128,7 @@ def test_damaged_last_commit_is_not_mistaken_for_a_torn_tail(tmp_path: Path) -> 
     with pytest.raises(IntegrityError, match="last commit is damaged"):
         store.load(path)
     with pytest.raises(IntegrityError, match="last commit is damaged"):
-        store.verify(path)
+        verify_file(path)
     with Reader(path, allow_damaged_tail=True) as r:
         assert r.torn_tail_bytes > 0 and r.trailer.seq == 1  # what repair --force falls back to
     with pytest.raises(RefusedError, match="damaged commit"):
@@ -135,7 +136,7 @@ def test_damaged_last_commit_is_not_mistaken_for_a_torn_tail(tmp_path: Path) -> 
     assert path.read_bytes() == bytes(data)
     report = repair(path, force=True, backup=tmp_path / "forced.bak")
     assert (tmp_path / "forced.bak").read_bytes() == bytes(data)
-    assert report.commit_seq == 1 and store.verify(path).ok
+    assert report.commit_seq == 1 and verify_file(path).ok
 
 
 def test_commit_refuses_to_append_over_a_damaged_last_commit(tmp_path: Path) -> None:

@@ -26,19 +26,41 @@ import orjson
 
 def batch_lines(worker: int, batch: int, size: int) -> list[dict[str, Any]]:
     tag = {"batch": f"w{worker}-b{batch}", "n": size}
-    lines: list[dict[str, Any]] = [{"op": "update", "key": f"w{worker}/marker", "value": f"open-{batch}",
-                                    "meta": tag, "source": f"w{worker}"}]
+    lines: list[dict[str, Any]] = [
+        {
+            "op": "update",
+            "key": f"w{worker}/marker",
+            "value": f"open-{batch}",
+            "meta": tag,
+            "source": f"w{worker}",
+        }
+    ]
     for i in range(size - 2):
-        lines.append({"op": "update", "key": f"w{worker}/k{(batch * size + i) % 97}", "meta": tag,
-                      "value": f"w{worker} b{batch} i{i}", "strength": 0.5, "source": f"w{worker}"})
-    lines.append({"op": "update", "key": f"w{worker}/marker", "value": f"closed-{batch}", "meta": tag,
-                  "source": f"w{worker}"})
+        lines.append(
+            {
+                "op": "update",
+                "key": f"w{worker}/k{(batch * size + i) % 97}",
+                "meta": tag,
+                "value": f"w{worker} b{batch} i{i}",
+                "strength": 0.5,
+                "source": f"w{worker}",
+            }
+        )
+    lines.append(
+        {
+            "op": "update",
+            "key": f"w{worker}/marker",
+            "value": f"closed-{batch}",
+            "meta": tag,
+            "source": f"w{worker}",
+        }
+    )
     return lines
 
 
 def append(path: str, worker: int, count: int, size: int, mode: str) -> int:
     from thermo_cli import store
-    from thermo_cli.jsonl import DeltaParser
+    from thermo_cli.formats.jsonl import DeltaParser
 
     assert count % size == 0 and size >= 2
     parser = DeltaParser(source="worker")
@@ -69,8 +91,8 @@ def append(path: str, worker: int, count: int, size: int, mode: str) -> int:
 def check_once(path: str, workers: int) -> dict[str, int]:
     """One observation of the file; raises AssertionError describing a partial state."""
     from thermo_cli import store
-    from thermo_cli.audit.verify import verify_file
     from thermo_cli.model import Delta
+    from thermo_cli.operations.audit.verify import verify_file
 
     for w in range(workers):
         got = store.read(path, f"w{w}/marker")

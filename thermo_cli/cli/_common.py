@@ -172,13 +172,14 @@ def _take_limit_args(args: list[str]) -> tuple[list[str], list[str]]:
             break
         if a == "--limit":
             if i + 1 >= len(args):
-                raise typer.BadParameter("requires NAME=SIZE, e.g. max_value_bytes=8G",
-                                         param_hint="'--limit'")
+                raise typer.BadParameter(
+                    "requires NAME=SIZE, e.g. max_value_bytes=8G", param_hint="'--limit'"
+                )
             items.append(args[i + 1])
             i += 2
             continue
         if a.startswith("--limit="):
-            items.append(a[len("--limit="):])
+            items.append(a[len("--limit=") :])
         else:
             rest.append(a)
         i += 1
@@ -188,7 +189,7 @@ def _take_limit_args(args: list[str]) -> tuple[list[str], list[str]]:
 def _parse_limit_items(items: list[str]) -> dict[str, int]:
     if not items:
         return {}
-    from thermo_cli.container.limits import parse_limits
+    from thermo_cli.config.limits import parse_limits
 
     try:
         return parse_limits(items)
@@ -203,7 +204,7 @@ def _run_limits(cli: dict[str, int]) -> Iterator[None]:
     if not cli and not env:
         yield
         return
-    from thermo_cli.container.limits import parse_limits, process_limits
+    from thermo_cli.config.limits import parse_limits, process_limits
 
     changes: dict[str, int] = {}
     if env:
@@ -251,8 +252,9 @@ def _install_fast_coercion() -> None:
             if ann is bool:
                 return self._bool(value, param, ctx)
             try:
-                return coerce_cli_choice(value, choices=list(ann),
-                                         case_sensitive=self.parameter_info.case_sensitive, ctx=ctx)
+                return coerce_cli_choice(
+                    value, choices=list(ann), case_sensitive=self.parameter_info.case_sensitive, ctx=ctx
+                )
             except ValueError as exc:
                 raise typer.BadParameter(str(exc), ctx=ctx, param=param) from None
 
@@ -280,11 +282,17 @@ def _install_fast_coercion() -> None:
                 raise typer.BadParameter(f"{value!r} is not a number.", ctx=ctx, param=param)
             lo, hi = info.min, info.max
             if info.clamp:
-                return ann(max(lo, number) if lo is not None else number) if hi is None else \
-                    ann(min(hi, max(lo, number) if lo is not None else number))
+                return (
+                    ann(max(lo, number) if lo is not None else number)
+                    if hi is None
+                    else ann(min(hi, max(lo, number) if lo is not None else number))
+                )
             if (lo is not None and number < lo) or (hi is not None and number > hi):
-                rng = " and ".join(x for x in (f">= {lo}" if lo is not None else "",
-                                               f"<= {hi}" if hi is not None else "") if x)
+                rng = " and ".join(
+                    x
+                    for x in (f">= {lo}" if lo is not None else "", f"<= {hi}" if hi is not None else "")
+                    if x
+                )
                 raise typer.BadParameter(f"{value} is not in the range {rng}.", ctx=ctx, param=param)
             return number
 
@@ -367,8 +375,7 @@ def stderr_console() -> Any:
     from rich.console import Console
 
     color = use_color()
-    return Console(stderr=True, no_color=not color, highlight=False,
-                   force_terminal=None if color else False)
+    return Console(stderr=True, no_color=not color, highlight=False, force_terminal=None if color else False)
 
 
 def stdout_console() -> Any:
@@ -376,8 +383,9 @@ def stdout_console() -> Any:
     from rich.console import Console
 
     color = not _state["no_color"] and "NO_COLOR" not in os.environ and sys.stdout.isatty()
-    return Console(no_color=not color, highlight=False, force_terminal=None if color else False,
-                   soft_wrap=False)
+    return Console(
+        no_color=not color, highlight=False, force_terminal=None if color else False, soft_wrap=False
+    )
 
 
 class _NoProgress:
@@ -403,8 +411,9 @@ class _RichProgress:
 
 
 @contextlib.contextmanager
-def progress(description: str, total: float | None, *, min_total: float = 0,
-             unit: str = "items") -> Iterator[_NoProgress | _RichProgress]:
+def progress(
+    description: str, total: float | None, *, min_total: float = 0, unit: str = "items"
+) -> Iterator[_NoProgress | _RichProgress]:
     """A progress bar on stderr, shown only when stderr is a TTY and the work is long.
 
     ``min_total`` is the size below which a bar would only flicker; ``unit`` "bytes"
@@ -423,8 +432,14 @@ def progress(description: str, total: float | None, *, min_total: float = 0,
     )
 
     count = DownloadColumn() if unit == "bytes" else MofNCompleteColumn()
-    with Progress(TextColumn("{task.description}"), BarColumn(), count, TimeRemainingColumn(),
-                  console=stderr_console(), transient=True) as bar:
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        count,
+        TimeRemainingColumn(),
+        console=stderr_console(),
+        transient=True,
+    ) as bar:
         yield _RichProgress(bar, bar.add_task(description, total=total))
 
 
@@ -543,8 +558,11 @@ def _app_for(argv: list[str]) -> typer.Typer:
         return app
     from typer.main import get_command_name
 
-    chosen = [c for c in app.registered_commands
-              if c.callback is not None and (c.name or get_command_name(c.callback.__name__)) == argv[0]]
+    chosen = [
+        c
+        for c in app.registered_commands
+        if c.callback is not None and (c.name or get_command_name(c.callback.__name__)) == argv[0]
+    ]
     if len(chosen) != 1:
         return app
     trimmed = copy.copy(app)
@@ -632,8 +650,9 @@ def _print_version(value: bool) -> None:
 
 @app.callback(epilog=_exit_code_epilog())
 def _global_options(
-    version: bool = typer.Option(False, "--version", "-V", callback=_print_version, is_eager=True,
-                                 help="Print the version and exit."),
+    version: bool = typer.Option(
+        False, "--version", "-V", callback=_print_version, is_eager=True, help="Print the version and exit."
+    ),
     debug: bool = typer.Option(False, "--debug", help="Show full tracebacks for internal errors."),
     no_color: bool = typer.Option(False, "--no-color", help="Disable colour (also NO_COLOR=1)."),
     limit: str = typer.Option("", "--limit", metavar="NAME=SIZE", help=LIMIT_HELP),

@@ -1,6 +1,6 @@
 """Audit commands: verify, keygen, sign, checkpoint, prove, verify-proof.
 
-Thin wrappers over :mod:`thermo_cli.audit`: parse, call, format. Reports go to stdout
+Thin wrappers over :mod:`thermo_cli.operations.audit`: parse, call, format. Reports go to stdout
 (they are the data an auditor asked for); a failed check prints its report and exits 1.
 """
 
@@ -14,8 +14,10 @@ import typer
 
 from thermo_cli.cli._common import VerificationFailed, err, print_json
 
-_PUBKEY_HELP = ("Trusted public key: an OpenSSH .pub line, a PEM file, or a C2SP verifier key "
-                "name+keyid+base64 (repeatable).")
+_PUBKEY_HELP = (
+    "Trusted public key: an OpenSSH .pub line, a PEM file, or a C2SP verifier key "
+    "name+keyid+base64 (repeatable)."
+)
 
 
 class KeyFormat(StrEnum):
@@ -24,16 +26,26 @@ class KeyFormat(StrEnum):
 
 
 FileArg = Annotated[Path, typer.Argument(help="A .thermo file.", show_default=False)]
-PubkeyOpt = Annotated[list[str] | None, typer.Option("--pubkey", "-k", help=_PUBKEY_HELP, metavar="KEY",
-                                                     show_default=False)]
+PubkeyOpt = Annotated[
+    list[str] | None, typer.Option("--pubkey", "-k", help=_PUBKEY_HELP, metavar="KEY", show_default=False)
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
-PassOpt = Annotated[str | None, typer.Option(
-    "--passphrase", help="Key passphrase (visible to other users in ps; prefer --passphrase-file).",
-    show_default=False)]
-PassFileOpt = Annotated[Path | None, typer.Option("--passphrase-file", help="Read the key passphrase "
-                                                  "from this file.", show_default=False)]
-OutOpt = Annotated[str | None, typer.Option("--out", "-o", help="Write the note or proof here "
-                                            "(default: stdout).", show_default=False)]
+PassOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--passphrase",
+        help="Key passphrase (visible to other users in ps; prefer --passphrase-file).",
+        show_default=False,
+    ),
+]
+PassFileOpt = Annotated[
+    Path | None,
+    typer.Option("--passphrase-file", help="Read the key passphrase from this file.", show_default=False),
+]
+OutOpt = Annotated[
+    str | None,
+    typer.Option("--out", "-o", help="Write the note or proof here (default: stdout).", show_default=False),
+]
 
 
 def _passphrase(passphrase: str | None, passphrase_file: Path | None) -> bytes | None:
@@ -54,7 +66,7 @@ def _passphrase(passphrase: str | None, passphrase_file: Path | None) -> bytes |
 
 
 def _load_pubkeys(paths: list[str] | None) -> list[Any]:
-    from thermo_cli.audit.keys import load_public
+    from thermo_cli.operations.audit.keys import load_public
 
     return [load_public(p) for p in paths or []]
 
@@ -108,14 +120,21 @@ def _write_text(out: str | None, text: str) -> None:
 def register(app: typer.Typer) -> None:
     @app.command("verify")
     def verify(
-        file: Annotated[Path, typer.Argument(help="A .thermo file or a Rust-crate save file.",
-                                             show_default=False)],
+        file: Annotated[
+            Path, typer.Argument(help="A .thermo file or a Rust-crate save file.", show_default=False)
+        ],
         pubkey: PubkeyOpt = None,
-        since: Annotated[Path | None, typer.Option(
-            "--since", help="A saved checkpoint note (thermo checkpoint --out): prove today's log "
-            "extends it.", show_default=False)] = None,
-        deep: Annotated[bool, typer.Option("--deep", help="Decode every log record strictly "
-                                           "(slower).")] = False,
+        since: Annotated[
+            Path | None,
+            typer.Option(
+                "--since",
+                help="A saved checkpoint note (thermo checkpoint --out): prove today's log extends it.",
+                show_default=False,
+            ),
+        ] = None,
+        deep: Annotated[
+            bool, typer.Option("--deep", help="Decode every log record strictly (slower).")
+        ] = False,
         as_json: JsonOpt = False,
     ) -> None:
         """Check every hash, link, Merkle root, chunk digest, state digest and signature.
@@ -124,23 +143,31 @@ def register(app: typer.Typer) -> None:
 
         Example: thermo verify memory.thermo --pubkey alice.pub --since cp-monday.txt
         """
-        from thermo_cli.audit.verify import verify_file
         from thermo_cli.cli._common import progress
+        from thermo_cli.operations.audit.verify import verify_file
 
         keys = _load_pubkeys(pubkey)
         size = file.stat().st_size if file.exists() else 0
         with progress("verify", size, min_total=64 << 20, unit="bytes") as bar:
-            report = verify_file(file, pubkeys=keys, since=since, deep=deep,
-                                 progress=lambda _stage, n: bar.update(n))
+            report = verify_file(
+                file, pubkeys=keys, since=since, deep=deep, progress=lambda _stage, n: bar.update(n)
+            )
         _finish(report, as_json)
 
     @app.command("keygen")
     def keygen(
-        out: Annotated[Path, typer.Argument(help="Private key file to create (public key: OUT.pub).",
-                                            show_default=False)],
+        out: Annotated[
+            Path, typer.Argument(help="Private key file to create (public key: OUT.pub).", show_default=False)
+        ],
         fmt: Annotated[KeyFormat, typer.Option("--format", help="Private key format.")] = KeyFormat.openssh,
-        name: Annotated[str | None, typer.Option("--name", help="Signer name used in signed notes "
-                                                 "[default: OUT's file name].", show_default=False)] = None,
+        name: Annotated[
+            str | None,
+            typer.Option(
+                "--name",
+                help="Signer name used in signed notes [default: OUT's file name].",
+                show_default=False,
+            ),
+        ] = None,
         passphrase: PassOpt = None,
         passphrase_file: PassFileOpt = None,
         as_json: JsonOpt = False,
@@ -149,12 +176,19 @@ def register(app: typer.Typer) -> None:
 
         Example: thermo keygen ~/.thermo/alice --passphrase-file pass.txt
         """
-        from thermo_cli.audit.keys import generate
+        from thermo_cli.operations.audit.keys import generate
 
         pub = generate(out, fmt=fmt.value, passphrase=_passphrase(passphrase, passphrase_file), name=name)
         if as_json:
-            print_json({"private_key": str(out), "public_key": pub.source, "name": pub.name,
-                        "verifier_key": pub.vkey, "format": fmt.value})
+            print_json(
+                {
+                    "private_key": str(out),
+                    "public_key": pub.source,
+                    "name": pub.name,
+                    "verifier_key": pub.vkey,
+                    "format": fmt.value,
+                }
+            )
         else:
             typer.echo(pub.vkey)
         err(f"thermo: wrote {out} (private, mode 0600) and {pub.source}; verifier key on stdout")
@@ -167,22 +201,30 @@ def register(app: typer.Typer) -> None:
 
         Example: thermo checkpoint memory.thermo --out cp-monday.txt
         """
-        from thermo_cli.audit.checkpoints import checkpoint
+        from thermo_cli.operations.audit.checkpoints import checkpoint
 
         info = checkpoint(file)
         _emit_checkpoint(info, out, as_json)
         verb = "appended checkpoint" if info.created else "current checkpoint is"
-        err(f"thermo: {verb} record {info.index} ({info.checkpoint.size} records, "
-            f"{len(info.note.signatures)} signature(s))")
+        err(
+            f"thermo: {verb} record {info.index} ({info.checkpoint.size} records, "
+            f"{len(info.note.signatures)} signature(s))"
+        )
 
     @app.command("sign")
     def sign_cmd(
         file: FileArg,
-        key: Annotated[Path, typer.Option("--key", help="Ed25519 private key (from thermo keygen).",
-                                          show_default=False)],
-        name: Annotated[str | None, typer.Option(
-            "--name", help="Signer name [default: the comment of KEY.pub, else KEY's file name].",
-            show_default=False)] = None,
+        key: Annotated[
+            Path, typer.Option("--key", help="Ed25519 private key (from thermo keygen).", show_default=False)
+        ],
+        name: Annotated[
+            str | None,
+            typer.Option(
+                "--name",
+                help="Signer name [default: the comment of KEY.pub, else KEY's file name].",
+                show_default=False,
+            ),
+        ] = None,
         passphrase: PassOpt = None,
         passphrase_file: PassFileOpt = None,
         out: OutOpt = None,
@@ -192,42 +234,55 @@ def register(app: typer.Typer) -> None:
 
         Example: thermo sign memory.thermo --key ~/.thermo/alice --out cp-signed.txt
         """
-        from thermo_cli.audit.checkpoints import sign
-        from thermo_cli.audit.keys import load_private, signer_name
+        from thermo_cli.operations.audit.checkpoints import sign
+        from thermo_cli.operations.audit.keys import load_private, signer_name
 
         private = load_private(key, _passphrase(passphrase, passphrase_file))
         signer = name if name is not None else signer_name(key)
         info = sign(file, private, signer)
         _emit_checkpoint(info, out, as_json)
-        err(f"thermo: signed checkpoint record {info.index} as {signer!r} "
-            f"({len(info.note.signatures)} signature(s) now)")
+        err(
+            f"thermo: signed checkpoint record {info.index} as {signer!r} "
+            f"({len(info.note.signatures)} signature(s) now)"
+        )
 
     @app.command("prove")
     def prove_cmd(
         file: FileArg,
         key: Annotated[str, typer.Argument(help="The entry's key.", show_default=False)],
-        layer: Annotated[str | None, typer.Option("--layer", help="hot, warm, cool or cold [default: the "
-                                                  "hottest layer holding KEY].", show_default=False)] = None,
+        layer: Annotated[
+            str | None,
+            typer.Option(
+                "--layer",
+                help="hot, warm, cool or cold [default: the hottest layer holding KEY].",
+                show_default=False,
+            ),
+        ] = None,
         out: OutOpt = None,
     ) -> None:
         """Print an inclusion proof of an entry against the checkpointed state digest (JSON).
 
         Example: thermo prove memory.thermo weights/layer0 > proof.json
         """
-        from thermo_cli.audit.proofs import prove
         from thermo_cli.cli._common import json_bytes
         from thermo_cli.model import Layer
+        from thermo_cli.operations.audit.proofs import prove
 
         doc = prove(file, key, layer=None if layer is None else Layer.parse(layer))
         _write_text(out, json_bytes(doc, pretty=True).decode("utf-8") + "\n")
 
     @app.command("verify-proof")
     def verify_proof_cmd(
-        proof: Annotated[str, typer.Argument(help="A proof from thermo prove ('-' for stdin).",
-                                             show_default=False)],
+        proof: Annotated[
+            str, typer.Argument(help="A proof from thermo prove ('-' for stdin).", show_default=False)
+        ],
         pubkey: PubkeyOpt = None,
-        value: Annotated[Path | None, typer.Option("--value", help="Also check that this file holds the "
-                                                   "entry's value bytes.", show_default=False)] = None,
+        value: Annotated[
+            Path | None,
+            typer.Option(
+                "--value", help="Also check that this file holds the entry's value bytes.", show_default=False
+            ),
+        ] = None,
         as_json: JsonOpt = False,
     ) -> None:
         """Check an entry proof without the thermogram file: signatures, inclusion, value.
@@ -236,9 +291,9 @@ def register(app: typer.Typer) -> None:
         """
         import orjson
 
-        from thermo_cli.audit.proofs import MAX_PROOF_BYTES, verify_proof
         from thermo_cli.cli._common import open_input
         from thermo_cli.errors import CorruptError
+        from thermo_cli.operations.audit.proofs import MAX_PROOF_BYTES, verify_proof
 
         with open_input(proof) as fh:
             data = fh.read(MAX_PROOF_BYTES + 1)
@@ -248,9 +303,12 @@ def register(app: typer.Typer) -> None:
             doc = orjson.loads(data)
         except orjson.JSONDecodeError as exc:
             raise CorruptError(f"{proof}: not JSON ({exc})") from None
-        report = verify_proof(doc, pubkeys=_load_pubkeys(pubkey),
-                              value=None if value is None else value.read_bytes(),
-                              source="<stdin>" if proof == "-" else proof)
+        report = verify_proof(
+            doc,
+            pubkeys=_load_pubkeys(pubkey),
+            value=None if value is None else value.read_bytes(),
+            source="<stdin>" if proof == "-" else proof,
+        )
         _finish(report, as_json)
 
 

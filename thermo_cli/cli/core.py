@@ -1,7 +1,7 @@
 """Core commands: create a thermogram, feed it deltas, run its plasticity, read it, export it.
 
 Every command here parses its arguments, calls the library (``thermo_cli.store``, the
-engine's ``Thermogram`` operations, ``thermo_cli.jsonl``, ``thermo_cli.exchange``) and
+engine's ``Thermogram`` operations, ``thermo_cli.formats.jsonl``, ``thermo_cli.formats.dump``) and
 formats the result: data on stdout, a one-line summary on stderr, ``--json`` for scripts.
 Writers hold the file's lock for the whole load → change → commit, so concurrent writers
 serialize and nothing is lost, and commit atomically, so a failure leaves the file as it
@@ -74,13 +74,16 @@ class ExportFormat(StrEnum):
 
 DEFAULT_MAX_LINE = 64 * 1024 * 1024
 
-FileArg = Annotated[str, typer.Argument(help="Thermogram file (.thermo, or a Rust-crate legacy file).",
-                                        show_default=False)]
-KeyArg = Annotated[str, typer.Argument(help="Key of the entry (its hottest layer is changed).",
-                                       show_default=False)]
+FileArg = Annotated[
+    str, typer.Argument(help="Thermogram file (.thermo, or a Rust-crate legacy file).", show_default=False)
+]
+KeyArg = Annotated[
+    str, typer.Argument(help="Key of the entry (its hottest layer is changed).", show_default=False)
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
-UpgradeOpt = Annotated[bool, typer.Option(
-    "--upgrade", help="Allow converting a Rust-crate legacy file to .thermo in place.")]
+UpgradeOpt = Annotated[
+    bool, typer.Option("--upgrade", help="Allow converting a Rust-crate legacy file to .thermo in place.")
+]
 ForceOpt = Annotated[bool, typer.Option("--force", "-f", help="Overwrite an existing file.")]
 PresetOpt = Annotated[Preset, typer.Option("--preset", help="Thermal layer preset.")]
 PlasticityOpt = Annotated[Plasticity, typer.Option("--plasticity", help="Plasticity rule.")]
@@ -109,12 +112,15 @@ def _fmt_strength(s: float) -> str:
 
 
 def _new_thermogram(name: str, preset: Preset, plasticity: Plasticity, policy: Policy) -> Thermogram:
-    from thermo_cli.engine.config import ConsolidationPolicy, PlasticityRule, ThermalConfig
+    from thermo_cli.config.engine import ConsolidationPolicy, PlasticityRule, ThermalConfig
     from thermo_cli.engine.thermogram import Thermogram
 
-    return Thermogram(name=name, thermal=ThermalConfig.preset(preset.value),
-                      plasticity=PlasticityRule.preset(plasticity.value),
-                      policy=ConsolidationPolicy.preset(policy.value))
+    return Thermogram(
+        name=name,
+        thermal=ThermalConfig.preset(preset.value),
+        plasticity=PlasticityRule.preset(plasticity.value),
+        policy=ConsolidationPolicy.preset(policy.value),
+    )
 
 
 def _check_writable(path: str, upgrade: bool) -> str:
@@ -124,11 +130,15 @@ def _check_writable(path: str, upgrade: bool) -> str:
 
     kind = store.sniff(path)
     if kind == "engram":
-        raise RefusedError(f"{path}: is a Rust-crate Engram export, which is an import source only "
-                           "(use `thermo import-engram`)")
+        raise RefusedError(
+            f"{path}: is a Rust-crate Engram export, which is an import source only "
+            "(use `thermo import-engram`)"
+        )
     if kind == "legacy" and not upgrade:
-        raise RefusedError(f"{path}: is a Rust-crate legacy file; writing would convert it to .thermo: "
-                           "pass --upgrade to convert it in place, or use `thermo migrate OLD NEW`")
+        raise RefusedError(
+            f"{path}: is a Rust-crate legacy file; writing would convert it to .thermo: "
+            "pass --upgrade to convert it in place, or use `thermo migrate OLD NEW`"
+        )
     return kind
 
 
@@ -157,8 +167,8 @@ def _load_for_writing(path: str, upgrade: bool, *, log: str = "tail") -> tuple[T
     tg = store.load(path, layers="lazy", log=log)
     if kind != "legacy" or "legacy" not in tg.extras:
         return tg, False
-    from thermo_cli.legacy import read_legacy_file
-    from thermo_cli.legacy.migrate import record_migration
+    from thermo_cli.formats.legacy import read_legacy_file
+    from thermo_cli.operations.migrate import record_migration
 
     record_migration(tg, read_legacy_file(path), source=path)
     return tg, True
@@ -177,7 +187,7 @@ def _writing(path: str, upgrade: bool, *, log: str = "tail") -> Iterator[Thermog
 
 
 def _entry_json(result: ReadResult) -> dict[str, Any]:
-    from thermo_cli import jsonl
+    from thermo_cli.formats import jsonl
 
     doc: dict[str, Any] = {
         "key": result.key,
@@ -195,20 +205,36 @@ def _entry_json(result: ReadResult) -> dict[str, Any]:
 
 
 def _record_json(index: int, rec: LogRecord, dirty_start: int, values: bool) -> dict[str, Any]:
-    from thermo_cli import exchange, jsonl
+    from thermo_cli.formats import dump as exchange
+    from thermo_cli.formats import jsonl
     from thermo_cli.model import Delta, ns_to_text
 
     if not isinstance(rec, Delta):
-        return {"index": index, "kind": "event", "event": rec.kind,
-                "timestamp": ns_to_text(rec.timestamp_ns), "fields": exchange.to_tagged(rec.fields),
-                "hash": rec.hash, "prev_hash": rec.prev_hash}
+        return {
+            "index": index,
+            "kind": "event",
+            "event": rec.kind,
+            "timestamp": ns_to_text(rec.timestamp_ns),
+            "fields": exchange.to_tagged(rec.fields),
+            "hash": rec.hash,
+            "prev_hash": rec.prev_hash,
+        }
     doc: dict[str, Any] = {
-        "index": index, "kind": "delta", "op": rec.delta_type.label, "key": rec.key,
-        "strength": rec.strength, "ternary": None if rec.ternary is None else int(rec.ternary),
-        "observation_count": rec.observation_count, "source": rec.source,
-        "timestamp": ns_to_text(rec.timestamp_ns), "id": rec.id, "size": len(rec.value),
-        "consolidated": index < dirty_start, "meta": exchange.to_tagged(rec.custom),
-        "hash": rec.hash, "prev_hash": rec.prev_hash,
+        "index": index,
+        "kind": "delta",
+        "op": rec.delta_type.label,
+        "key": rec.key,
+        "strength": rec.strength,
+        "ternary": None if rec.ternary is None else int(rec.ternary),
+        "observation_count": rec.observation_count,
+        "source": rec.source,
+        "timestamp": ns_to_text(rec.timestamp_ns),
+        "id": rec.id,
+        "size": len(rec.value),
+        "consolidated": index < dirty_start,
+        "meta": exchange.to_tagged(rec.custom),
+        "hash": rec.hash,
+        "prev_hash": rec.prev_hash,
         "scheme": "legacy" if rec.scheme.name == "LEGACY" else "v2",
     }
     if values:
@@ -225,8 +251,10 @@ def _record_line(index: int, rec: LogRecord, dirty_start: int) -> str:
         return f"{index:>8}  {when}  [{rec.kind}] {details}  {_short(rec.hash)}"
     tern = "" if rec.ternary is None else f" ternary={int(rec.ternary):+d}"
     state = "consolidated" if index < dirty_start else "dirty"
-    return (f"{index:>8}  {when}  {rec.delta_type.label:<6} {rec.key!r} s={_fmt_strength(rec.strength)}"
-            f"{tern} src={rec.source} {len(rec.value)}B {state}  {_short(rec.hash)}")
+    return (
+        f"{index:>8}  {when}  {rec.delta_type.label:<6} {rec.key!r} s={_fmt_strength(rec.strength)}"
+        f"{tern} src={rec.source} {len(rec.value)}B {state}  {_short(rec.hash)}"
+    )
 
 
 def _field_text(v: Any) -> str:
@@ -277,8 +305,15 @@ def _input_size(path: str) -> int | None:
 # --- apply -----------------------------------------------------------------------------------
 
 
-def _apply_stream(tg: Thermogram, lines: Iterator[tuple[int, bytes]], *, source: str, limits: Any,
-                  skip_invalid: bool, auto: bool) -> tuple[int, list[str]]:
+def _apply_stream(
+    tg: Thermogram,
+    lines: Iterator[tuple[int, bytes]],
+    *,
+    source: str,
+    limits: Any,
+    skip_invalid: bool,
+    auto: bool,
+) -> tuple[int, list[str]]:
     """Parse and apply every delta line; returns (applied, skipped line messages).
 
     Without ``skip_invalid`` the first bad line raises ``line N: <reason>`` and the
@@ -286,8 +321,8 @@ def _apply_stream(tg: Thermogram, lines: Iterator[tuple[int, bytes]], *, source:
     """
     import orjson
 
-    from thermo_cli import jsonl
     from thermo_cli.errors import ThermoError
+    from thermo_cli.formats import jsonl
 
     parser = jsonl.DeltaParser(source=source, limits=limits)
     current = [0]
@@ -315,7 +350,7 @@ def _apply_stream(tg: Thermogram, lines: Iterator[tuple[int, bytes]], *, source:
 
     policy = tg.policy
     if not auto:
-        from thermo_cli.engine.config import ConsolidationPolicy, Manual
+        from thermo_cli.config.engine import ConsolidationPolicy, Manual
 
         tg.policy = ConsolidationPolicy((Manual(),), policy.enable_pruning, policy.enable_merging)
     try:
@@ -364,12 +399,13 @@ def _refuse_export_line(lineno: int, line: bytes) -> None:
     """A line of `thermo export --format jsonl` output gets a hint instead of 'unknown field'."""
     import orjson
 
-    from thermo_cli import jsonl
+    from thermo_cli.formats import jsonl
 
     obj = orjson.loads(line)
     if isinstance(obj, dict) and "kind" in obj and "op" not in obj:
-        raise jsonl.LineError(lineno, "this is a thermo JSONL export, not a delta stream: "
-                                      "use `thermo import-jsonl`")
+        raise jsonl.LineError(
+            lineno, "this is a thermo JSONL export, not a delta stream: use `thermo import-jsonl`"
+        )
 
 
 # --- commands --------------------------------------------------------------------------------
@@ -379,8 +415,10 @@ def register(app: typer.Typer) -> None:
     @app.command("init")
     def init(
         file: FileArg,
-        name: Annotated[str | None, typer.Option("--name", "-n", help="Thermogram name [default: file stem].",
-                                                 show_default=False)] = None,
+        name: Annotated[
+            str | None,
+            typer.Option("--name", "-n", help="Thermogram name [default: file stem].", show_default=False),
+        ] = None,
         preset: PresetOpt = Preset.default,
         plasticity: PlasticityOpt = Plasticity.stdp,
         policy: PolicyOpt = Policy.default,
@@ -399,26 +437,44 @@ def register(app: typer.Typer) -> None:
         tg = _new_thermogram(name or Path(file).stem or "thermogram", preset, plasticity, policy)
         store.create(file, tg, overwrite=force)
         if json_out:
-            print_json({"file": file, "name": tg.name, "id": tg.id, "preset": preset.value,
-                        "plasticity": plasticity.value, "policy": policy.value})
-        err(f"created {file} ({tg.name}: preset {preset.value}, plasticity {plasticity.value}, "
-            f"policy {policy.value})")
+            print_json(
+                {
+                    "file": file,
+                    "name": tg.name,
+                    "id": tg.id,
+                    "preset": preset.value,
+                    "plasticity": plasticity.value,
+                    "policy": policy.value,
+                }
+            )
+        err(
+            f"created {file} ({tg.name}: preset {preset.value}, plasticity {plasticity.value}, "
+            f"policy {policy.value})"
+        )
 
     @app.command("apply")
     def apply(
         file: FileArg,
         deltas: Annotated[str, typer.Argument(help="JSONL delta stream; '-' reads stdin.")] = "-",
         source: SourceOpt = "thermo",
-        skip_invalid: Annotated[bool, typer.Option(
-            "--skip-invalid", help="Skip bad lines (reported on stderr) instead of aborting.")] = False,
-        auto_consolidate: Annotated[bool, typer.Option(
-            "--auto-consolidate/--no-auto-consolidate",
-            help="Consolidate when the file's policy says so (checked after every delta).")] = True,
-        dry_run: Annotated[bool, typer.Option("--dry-run",
-                                              help="Validate and apply in memory only.")] = False,
+        skip_invalid: Annotated[
+            bool,
+            typer.Option("--skip-invalid", help="Skip bad lines (reported on stderr) instead of aborting."),
+        ] = False,
+        auto_consolidate: Annotated[
+            bool,
+            typer.Option(
+                "--auto-consolidate/--no-auto-consolidate",
+                help="Consolidate when the file's policy says so (checked after every delta).",
+            ),
+        ] = True,
+        dry_run: Annotated[
+            bool, typer.Option("--dry-run", help="Validate and apply in memory only.")
+        ] = False,
         max_line_bytes: MaxLineOpt = DEFAULT_MAX_LINE,
-        max_key_bytes: Annotated[int, typer.Option("--max-key-bytes", min=1, max=4096,
-                                                   help="Longest accepted key (UTF-8 bytes).")] = 4096,
+        max_key_bytes: Annotated[
+            int, typer.Option("--max-key-bytes", min=1, max=4096, help="Longest accepted key (UTF-8 bytes).")
+        ] = 4096,
         upgrade: UpgradeOpt = False,
         json_out: JsonOpt = False,
     ) -> None:
@@ -429,7 +485,8 @@ def register(app: typer.Typer) -> None:
 
         Example: cat deltas.jsonl | thermo apply memory.thermo -
         """
-        from thermo_cli import jsonl, store
+        from thermo_cli import store
+        from thermo_cli.formats import jsonl
 
         if deltas == "-" and sys.stdin.isatty():
             err("thermo: error: reading deltas from a terminal: pipe a JSONL stream or name a file")
@@ -441,12 +498,15 @@ def register(app: typer.Typer) -> None:
         with _no_gc(), store.locked(file):
             tg, migrated = _load_for_writing(file, upgrade)
             before = tg.meta.total_consolidations
-            with open_input(deltas) as raw, progress(
-                    "applying", size, min_total=_APPLY_PROGRESS_BYTES, unit="bytes") as bar:
+            with (
+                open_input(deltas) as raw,
+                progress("applying", size, min_total=_APPLY_PROGRESS_BYTES, unit="bytes") as bar,
+            ):
                 stream = _CountingReader(raw, bar) if is_interactive() else raw
                 lines = jsonl.iter_lines(stream, max_line_bytes=limits.max_line_bytes)
-                applied, skipped = _apply_stream(tg, lines, source=source, limits=limits,
-                                                 skip_invalid=skip_invalid, auto=auto_consolidate)
+                applied, skipped = _apply_stream(
+                    tg, lines, source=source, limits=limits, skip_invalid=skip_invalid, auto=auto_consolidate
+                )
             if not dry_run and (applied or tg.log_length != tg.persisted + migrated):
                 store.commit(file, tg, upgrade=upgrade)
         _KEEP_UNTIL_EXIT[:] = [tg]  # freed by the process exit, not object by object
@@ -455,15 +515,26 @@ def register(app: typer.Typer) -> None:
             err(f"thermo: skipped {message}")
         elapsed = time.perf_counter() - started
         if json_out:
-            print_json({"file": file, "applied": applied, "skipped": len(skipped),
-                        "consolidations": consolidations, "log_length": tg.log_length,
-                        "head_hash": tg.head_hash, "dirty_deltas": tg.dirty_count, "dry_run": dry_run,
-                        "seconds": round(elapsed, 6)})
+            print_json(
+                {
+                    "file": file,
+                    "applied": applied,
+                    "skipped": len(skipped),
+                    "consolidations": consolidations,
+                    "log_length": tg.log_length,
+                    "head_hash": tg.head_hash,
+                    "dirty_deltas": tg.dirty_count,
+                    "dry_run": dry_run,
+                    "seconds": round(elapsed, 6),
+                }
+            )
         extra = f", {consolidations} consolidation{'s' * (consolidations != 1)}" if consolidations else ""
         skip = f", skipped {len(skipped)} bad line{'s' * (len(skipped) != 1)}" if skipped else ""
         verb = "would apply" if dry_run else "applied"
-        err(f"{verb} {applied} delta{'s' * (applied != 1)} to {file}{extra}{skip}; "
-            f"head {_short(tg.head_hash)} ({elapsed:.2f} s)")
+        err(
+            f"{verb} {applied} delta{'s' * (applied != 1)} to {file}{extra}{skip}; "
+            f"head {_short(tg.head_hash)} ({elapsed:.2f} s)"
+        )
 
     @app.command("consolidate")
     def consolidate(file: FileArg, upgrade: UpgradeOpt = False, json_out: JsonOpt = False) -> None:
@@ -473,16 +544,28 @@ def register(app: typer.Typer) -> None:
         """
         with _writing(file, upgrade) as tg:
             report = tg.consolidate()
-        doc = {"file": file, "processed": report.processed, "created": report.created,
-               "updated": report.updated, "merged": report.merged, "deleted": report.deleted,
-               "pruned": report.pruned, "promoted": report.promoted,
-               "crystallized": report.crystallized, "crystal_merged": report.crystal_merged,
-               "entries": report.entries_after, "log_size": report.log_size,
-               "state_digest": report.state_digest.hex(), "log_root": report.log_root.hex()}
+        doc = {
+            "file": file,
+            "processed": report.processed,
+            "created": report.created,
+            "updated": report.updated,
+            "merged": report.merged,
+            "deleted": report.deleted,
+            "pruned": report.pruned,
+            "promoted": report.promoted,
+            "crystallized": report.crystallized,
+            "crystal_merged": report.crystal_merged,
+            "entries": report.entries_after,
+            "log_size": report.log_size,
+            "state_digest": report.state_digest.hex(),
+            "log_root": report.log_root.hex(),
+        }
         if json_out:
             print_json(doc)
-        err(f"consolidated {file}: processed {report.processed}, pruned {report.pruned}, "
-            f"promoted {report.promoted} to cold; {report.entries_after} entries")
+        err(
+            f"consolidated {file}: processed {report.processed}, pruned {report.pruned}, "
+            f"promoted {report.promoted} to cold; {report.entries_after} entries"
+        )
 
     @app.command("tick")
     def tick(
@@ -509,13 +592,22 @@ def register(app: typer.Typer) -> None:
                 pruned += report.pruned
             entries = {layer.label: len(tg.layers[layer]) for layer in tg.layers}
         if json_out:
-            print_json({"file": file, "ticks": repeat, "decayed": decayed,
-                        "promoted": dict(zip(_PROMOTIONS, promoted, strict=True)),
-                        "demoted": dict(zip(_DEMOTIONS, demoted, strict=True)),
-                        "pruned": pruned, "entries": entries})
+            print_json(
+                {
+                    "file": file,
+                    "ticks": repeat,
+                    "decayed": decayed,
+                    "promoted": dict(zip(_PROMOTIONS, promoted, strict=True)),
+                    "demoted": dict(zip(_DEMOTIONS, demoted, strict=True)),
+                    "pruned": pruned,
+                    "entries": entries,
+                }
+            )
         layers = ", ".join(f"{k} {v}" for k, v in entries.items())
-        err(f"ticked {file}{f' x{repeat}' if repeat > 1 else ''}: decayed {decayed}, promoted "
-            f"{sum(promoted)}, demoted {sum(demoted)}, pruned {pruned}; {layers}")
+        err(
+            f"ticked {file}{f' x{repeat}' if repeat > 1 else ''}: decayed {decayed}, promoted "
+            f"{sum(promoted)}, demoted {sum(demoted)}, pruned {pruned}; {layers}"
+        )
 
     @app.command("reinforce")
     def reinforce(
@@ -548,10 +640,13 @@ def register(app: typer.Typer) -> None:
     @app.command("warm")
     def warm(
         file: FileArg,
-        key: Annotated[str | None, typer.Argument(help="Cold key to bring back to the hot layer.",
-                                                  show_default=False)] = None,
-        match: Annotated[str | None, typer.Option("--match", "-m", help="Warm every cold key matching "
-                                                  "this glob.", show_default=False)] = None,
+        key: Annotated[
+            str | None, typer.Argument(help="Cold key to bring back to the hot layer.", show_default=False)
+        ] = None,
+        match: Annotated[
+            str | None,
+            typer.Option("--match", "-m", help="Warm every cold key matching this glob.", show_default=False),
+        ] = None,
         regex: Annotated[bool, typer.Option("--regex", help="--match is a regular expression.")] = False,
         upgrade: UpgradeOpt = False,
         json_out: JsonOpt = False,
@@ -572,13 +667,21 @@ def register(app: typer.Typer) -> None:
     def get(
         file: FileArg,
         key: Annotated[str, typer.Argument(help="Key to read.", show_default=False)],
-        raw: Annotated[bool, typer.Option("--raw",
-                                          help="Write the exact value bytes, nothing added.")] = False,
-        json_out: Annotated[bool, typer.Option(
-            "--json", help="Print value, layer, strength and tensor info as JSON.")] = False,
-        as_npy: Annotated[str | None, typer.Option(
-            "--as-npy", metavar="OUT", help="Write a tensor value as a .npy file ('-' for stdout).",
-            show_default=False)] = None,
+        raw: Annotated[
+            bool, typer.Option("--raw", help="Write the exact value bytes, nothing added.")
+        ] = False,
+        json_out: Annotated[
+            bool, typer.Option("--json", help="Print value, layer, strength and tensor info as JSON.")
+        ] = False,
+        as_npy: Annotated[
+            str | None,
+            typer.Option(
+                "--as-npy",
+                metavar="OUT",
+                help="Write a tensor value as a .npy file ('-' for stdout).",
+                show_default=False,
+            ),
+        ] = None,
     ) -> None:
         """Read one key: newest uncommitted delta first, then hot → warm → cool → cold.
 
@@ -611,12 +714,17 @@ def register(app: typer.Typer) -> None:
     @app.command("keys")
     def keys(
         file: FileArg,
-        layer: Annotated[LayerName | None, typer.Option("--layer", "-l", help="Only this layer's keys.",
-                                                        show_default=False)] = None,
-        prefix: Annotated[str | None, typer.Option("--prefix", "-p", help="Only keys starting with this.",
-                                                   show_default=False)] = None,
-        null: Annotated[bool, typer.Option("--null", "-0",
-                                           help="Separate keys with NUL, not newline.")] = False,
+        layer: Annotated[
+            LayerName | None,
+            typer.Option("--layer", "-l", help="Only this layer's keys.", show_default=False),
+        ] = None,
+        prefix: Annotated[
+            str | None,
+            typer.Option("--prefix", "-p", help="Only keys starting with this.", show_default=False),
+        ] = None,
+        null: Annotated[
+            bool, typer.Option("--null", "-0", help="Separate keys with NUL, not newline.")
+        ] = False,
         json_out: Annotated[bool, typer.Option("--json", help="Print a JSON array of keys.")] = False,
     ) -> None:
         """List the keys a read finds (sorted), or one layer's keys.
@@ -651,15 +759,21 @@ def register(app: typer.Typer) -> None:
     @app.command("log")
     def log(
         file: FileArg,
-        key: Annotated[str | None, typer.Argument(help="Only records about this key.",
-                                                  show_default=False)] = None,
+        key: Annotated[
+            str | None, typer.Argument(help="Only records about this key.", show_default=False)
+        ] = None,
         json_out: Annotated[bool, typer.Option("--json", help="Print a JSON array of records.")] = False,
-        values: Annotated[bool, typer.Option("--values",
-                                             help="Include delta values in --json output.")] = False,
-        events: Annotated[bool, typer.Option(
-            "--events/--no-events", help="Include consolidation points and layer operations.")] = True,
-        last: Annotated[int | None, typer.Option("--last", "-n", min=0, help="Only the newest N records.",
-                                                 show_default=False)] = None,
+        values: Annotated[
+            bool, typer.Option("--values", help="Include delta values in --json output.")
+        ] = False,
+        events: Annotated[
+            bool,
+            typer.Option("--events/--no-events", help="Include consolidation points and layer operations."),
+        ] = True,
+        last: Annotated[
+            int | None,
+            typer.Option("--last", "-n", min=0, help="Only the newest N records.", show_default=False),
+        ] = None,
     ) -> None:
         """The history, oldest first, including deltas already consolidated.
 
@@ -671,10 +785,16 @@ def register(app: typer.Typer) -> None:
     def export(
         file: FileArg,
         out: Annotated[str, typer.Argument(help="Output file; '-' for stdout.", show_default=False)],
-        fmt: Annotated[ExportFormat | None, typer.Option(
-            "--format", "-f", show_default=False,
-            help="engram (the crate's JSON, all layers + history) or jsonl (lossless dump) "
-                 "[default: by OUT's extension, engram unless .jsonl].")] = None,
+        fmt: Annotated[
+            ExportFormat | None,
+            typer.Option(
+                "--format",
+                "-f",
+                show_default=False,
+                help="engram (the crate's JSON, all layers + history) or jsonl (lossless dump) "
+                "[default: by OUT's extension, engram unless .jsonl].",
+            ),
+        ] = None,
         force: Annotated[bool, typer.Option("--force", help="Overwrite OUT if it exists.")] = False,
         json_out: JsonOpt = False,
     ) -> None:
@@ -691,11 +811,18 @@ def register(app: typer.Typer) -> None:
 
     @app.command("import-jsonl")
     def import_jsonl(
-        src: Annotated[str, typer.Argument(help="A `thermo export --format jsonl` dump or a delta stream; "
-                                                "'-' reads stdin.", show_default=False)],
+        src: Annotated[
+            str,
+            typer.Argument(
+                help="A `thermo export --format jsonl` dump or a delta stream; '-' reads stdin.",
+                show_default=False,
+            ),
+        ],
         out: Annotated[str, typer.Argument(help="New thermogram file.", show_default=False)],
-        name: Annotated[str | None, typer.Option("--name", "-n", show_default=False,
-                                                 help="Name for a delta stream's thermogram.")] = None,
+        name: Annotated[
+            str | None,
+            typer.Option("--name", "-n", show_default=False, help="Name for a delta stream's thermogram."),
+        ] = None,
         preset: PresetOpt = Preset.default,
         plasticity: PlasticityOpt = Plasticity.stdp,
         policy: PolicyOpt = Policy.default,
@@ -721,8 +848,9 @@ def register(app: typer.Typer) -> None:
             err("thermo: error: reading from a terminal: pipe a JSONL file or name one")
             raise typer.Exit(EXIT_USAGE)
         fresh = _new_thermogram(name or Path(out).stem or "thermogram", preset, plasticity, policy)
-        _import_jsonl(src, out, fresh, source=source, max_line_bytes=max_line_bytes, force=force,
-                      json_out=json_out)
+        _import_jsonl(
+            src, out, fresh, source=source, max_line_bytes=max_line_bytes, force=force, json_out=json_out
+        )
 
 
 # --- command bodies ----------------------------------------------------------------------------
@@ -734,9 +862,17 @@ def _strength_change(verb: str, file: str, key: str, amount: float, upgrade: boo
         layer, entry = getattr(tg, verb)(key, amount)
     old = before.strength if before is not None and before.source == layer.label else None
     if json_out:
-        print_json({"file": file, "key": key, "layer": layer.label, "amount": amount,
-                    "strength_before": old, "strength": entry.strength,
-                    "update_count": entry.update_count})
+        print_json(
+            {
+                "file": file,
+                "key": key,
+                "layer": layer.label,
+                "amount": amount,
+                "strength_before": old,
+                "strength": entry.strength,
+                "update_count": entry.update_count,
+            }
+        )
     was = f"{_fmt_strength(old)} → " if old is not None else ""
     done = {"reinforce": "reinforced", "weaken": "weakened"}[verb]
     err(f"{done} {key!r} in {layer.label}: strength {was}{_fmt_strength(entry.strength)}")
@@ -767,8 +903,9 @@ def _warm(file: str, key: str | None, match: str | None, regex: bool, upgrade: b
         err(f"warmed {len(warmed)} entr{'y' if len(warmed) == 1 else 'ies'} in {file}")
 
 
-def _print_log(file: str, key: str | None, *, json_out: bool, values: bool, events: bool,
-               last: int | None) -> None:
+def _print_log(
+    file: str, key: str | None, *, json_out: bool, values: bool, events: bool, last: int | None
+) -> None:
     from thermo_cli import store
     from thermo_cli.model import Delta
 
@@ -794,8 +931,10 @@ def _print_log(file: str, key: str | None, *, json_out: bool, values: bool, even
         first = True
         out.write("[")
         for index, rec in selected:
-            out.write(("\n" if first else ",\n") + json_bytes(
-                _record_json(index, rec, dirty_start, values)).decode("utf-8"))
+            out.write(
+                ("\n" if first else ",\n")
+                + json_bytes(_record_json(index, rec, dirty_start, values)).decode("utf-8")
+            )
             first = False
         out.write("]\n" if first else "\n]\n")
     else:
@@ -818,7 +957,8 @@ def _dirty_start(file: str) -> int:
 
 
 def _export(file: str, out: str, fmt: ExportFormat, *, force: bool, json_out: bool) -> None:
-    from thermo_cli import exchange, store
+    from thermo_cli import store
+    from thermo_cli.formats import dump as exchange
 
     tg = store.load(file, layers="lazy", log="tail")
     total = sum(len(tg.layers[layer]) for layer in tg.layers) + tg.log_length
@@ -827,24 +967,32 @@ def _export(file: str, out: str, fmt: ExportFormat, *, force: bool, json_out: bo
         if fmt is ExportFormat.engram:
             counts = exchange.export_engram(tg, records, fh, on_item=bar.advance)
         else:
-            counts = exchange.export_jsonl(tg, records, fh, log_length=tg.log_length,
-                                           head_hash=tg.head_hash, on_item=bar.advance)
+            counts = exchange.export_jsonl(
+                tg, records, fh, log_length=tg.log_length, head_hash=tg.head_hash, on_item=bar.advance
+            )
     if json_out:
         print_json({"file": file, "out": out, "format": fmt.value, **counts})
-    err(f"exported {file} to {out} ({fmt.value}): {counts['entries']} entries, "
-        f"{counts['deltas']} deltas, {counts['events']} events")
+    err(
+        f"exported {file} to {out} ({fmt.value}): {counts['entries']} entries, "
+        f"{counts['deltas']} deltas, {counts['events']} events"
+    )
 
 
-def _import_jsonl(src: str, out: str, fresh: Thermogram, *, source: str, max_line_bytes: int,
-                  force: bool, json_out: bool) -> None:
+def _import_jsonl(
+    src: str, out: str, fresh: Thermogram, *, source: str, max_line_bytes: int, force: bool, json_out: bool
+) -> None:
     import orjson
 
-    from thermo_cli import exchange, jsonl, store
+    from thermo_cli import store
+    from thermo_cli.formats import dump as exchange
+    from thermo_cli.formats import jsonl
     from thermo_cli.model import Delta
 
     limits = jsonl.Limits(max_line_bytes=max_line_bytes)
-    with open_input(src) as raw, progress("importing", _input_size(src),
-                                          min_total=_APPLY_PROGRESS_BYTES, unit="bytes") as bar:
+    with (
+        open_input(src) as raw,
+        progress("importing", _input_size(src), min_total=_APPLY_PROGRESS_BYTES, unit="bytes") as bar,
+    ):
         stream = _CountingReader(raw, bar) if is_interactive() else raw
         lines = jsonl.iter_lines(stream, max_line_bytes=limits.max_line_bytes)
         first = next(lines, None)
@@ -864,14 +1012,26 @@ def _import_jsonl(src: str, out: str, fresh: Thermogram, *, source: str, max_lin
     store.create(out, tg, overwrite=force)
     entries = sum(len(tg.layers[layer]) for layer in tg.layers)
     if json_out:
-        print_json({"file": out, "source": src, "kind": kind, "deltas": applied,
-                    "log_length": tg.log_length, "entries": entries, "head_hash": tg.head_hash})
-    err(f"imported {src} ({kind}) into {out}: {applied} deltas, {tg.log_length} log records, "
-        f"{entries} entries; head {_short(tg.head_hash)}")
+        print_json(
+            {
+                "file": out,
+                "source": src,
+                "kind": kind,
+                "deltas": applied,
+                "log_length": tg.log_length,
+                "entries": entries,
+                "head_hash": tg.head_hash,
+            }
+        )
+    err(
+        f"imported {src} ({kind}) into {out}: {applied} deltas, {tg.log_length} log records, "
+        f"{entries} entries; head {_short(tg.head_hash)}"
+    )
 
 
-def _chain_first(first: tuple[int, bytes] | None,
-                 rest: Iterator[tuple[int, bytes]]) -> Iterator[tuple[int, bytes]]:
+def _chain_first(
+    first: tuple[int, bytes] | None, rest: Iterator[tuple[int, bytes]]
+) -> Iterator[tuple[int, bytes]]:
     if first is not None:
         yield first
     yield from rest
@@ -885,7 +1045,7 @@ def _print_value(result: ReadResult) -> None:
         import numpy as np
 
         from thermo_cli.cli._common import json_bytes
-        from thermo_cli.tensors import dtype_info, to_float32, value_to_array
+        from thermo_cli.codec.tensors import dtype_info, to_float32, value_to_array
 
         arr = value_to_array(result.value, result.tensor)
         info = dtype_info(result.tensor.dtype)
@@ -902,8 +1062,10 @@ def _print_value(result: ReadResult) -> None:
         if sys.stdout.isatty():
             from thermo_cli.errors import ValidationError
 
-            raise ValidationError(f"{result.key!r} holds {len(result.value)} bytes of binary data: "
-                                  "not printed to a terminal (use --raw, --json or a redirect)") from None
+            raise ValidationError(
+                f"{result.key!r} holds {len(result.value)} bytes of binary data: "
+                "not printed to a terminal (use --raw, --json or a redirect)"
+            ) from None
         write_stdout_bytes(result.value)
         return
     sys.stdout.write(text + "\n")
@@ -913,12 +1075,13 @@ def _print_value(result: ReadResult) -> None:
 def _write_npy(result: ReadResult, out: str) -> None:
     import numpy as np
 
+    from thermo_cli.codec.tensors import dtype_info, to_float32, value_to_array
     from thermo_cli.errors import ValidationError, quote
-    from thermo_cli.tensors import dtype_info, to_float32, value_to_array
 
     if result.tensor is None:
-        raise ValidationError(f"{quote(result.key)} is not a tensor (it holds {len(result.value)} bytes): "
-                              "use --raw")
+        raise ValidationError(
+            f"{quote(result.key)} is not a tensor (it holds {len(result.value)} bytes): use --raw"
+        )
     arr = value_to_array(result.value, result.tensor)
     info = dtype_info(result.tensor.dtype)
     if info.kind == "float" and not info.native:
@@ -949,17 +1112,27 @@ def _stats_doc(file: str) -> dict[str, Any]:
     raw = sum(r for r, _ in sizes.values())
     stored = None if any(s is None for _, s in sizes.values()) else sum(s for _, s in sizes.values())
     return {
-        "file": file, "format": kind, "name": st.name, "id": st.id,
-        "entries": st.entries, "total_entries": st.total_entries, "keys": st.total_keys,
-        "dirty_deltas": st.dirty_deltas, "dirty_bytes": st.dirty_bytes,
-        "log_records": st.log_records, "total_deltas": st.total_deltas,
+        "file": file,
+        "format": kind,
+        "name": st.name,
+        "id": st.id,
+        "entries": st.entries,
+        "total_entries": st.total_entries,
+        "keys": st.total_keys,
+        "dirty_deltas": st.dirty_deltas,
+        "dirty_bytes": st.dirty_bytes,
+        "log_records": st.log_records,
+        "total_deltas": st.total_deltas,
         "consolidations": st.total_consolidations,
         "created_at": ns_to_text(st.created_at_ns),
         "last_consolidation": ns_to_text(st.last_consolidation_ns),
-        "head_hash": st.head_hash, "file_bytes": file_size,
-        "plasticity": tg.plasticity.policy.value, "policy": _policy_text(tg),
+        "head_hash": st.head_hash,
+        "file_bytes": file_size,
+        "plasticity": tg.plasticity.policy.value,
+        "policy": _policy_text(tg),
         "layer_bytes": {k: {"raw": r, "stored": s} for k, (r, s) in sizes.items()},
-        "value_bytes": raw, "stored_layer_bytes": stored,
+        "value_bytes": raw,
+        "stored_layer_bytes": stored,
         "compression_ratio": round(raw / stored, 4) if stored else None,
     }
 
@@ -1000,14 +1173,20 @@ def _print_stats(doc: dict[str, Any]) -> None:
 
     console = stdout_console()
     table = Table(title=f"{doc['name']} ({doc['file']}, {doc['format']})", show_header=True)
-    for col, justify in (("layer", "left"), ("entries", "right"), ("values", "right"),
-                         ("stored", "right"), ("ratio", "right")):
+    for col, justify in (
+        ("layer", "left"),
+        ("entries", "right"),
+        ("values", "right"),
+        ("stored", "right"),
+        ("ratio", "right"),
+    ):
         table.add_column(col, justify=justify)  # type: ignore[arg-type]
 
     def row(label: str, n: int, raw: int, stored: int | None, **kw: Any) -> None:
         ratio = f"{raw / stored:.2f}x" if stored else "-"
-        table.add_row(label, str(n), human_bytes(raw), "-" if stored is None else human_bytes(stored),
-                      ratio, **kw)
+        table.add_row(
+            label, str(n), human_bytes(raw), "-" if stored is None else human_bytes(stored), ratio, **kw
+        )
 
     for layer, n in doc["entries"].items():
         sizes = doc["layer_bytes"][layer]

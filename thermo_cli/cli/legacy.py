@@ -1,6 +1,6 @@
 """Commands for the Rust crate's files: ``thermo migrate`` and ``thermo import-engram``.
 
-Both only parse arguments, call :mod:`thermo_cli.legacy.migrate` and print what was
+Both only parse arguments, call :mod:`thermo_cli.operations.migrate` and print what was
 written: a one-line summary on stderr, or the result as JSON on stdout with ``--json``.
 Every other command already reads legacy files directly (the store sniffs them).
 """
@@ -16,10 +16,15 @@ from thermo_cli.cli._common import err, print_json
 
 def _summary(result, verb: str) -> str:  # result: a MigrationResult (imported lazily)
     entries = ", ".join(f"{n} {layer}" for layer, n in result.entries.items() if n) or "no entries"
-    chain = f"{result.legacy_deltas} legacy deltas kept with their crate hashes" if verb == "migrated" else (
-        "no chain in the export")
-    return (f"{verb} {result.source} ({result.source_format}, crate {result.crate_version}) → "
-            f"{result.target}: {entries}; {chain}")
+    chain = (
+        f"{result.legacy_deltas} legacy deltas kept with their crate hashes"
+        if verb == "migrated"
+        else ("no chain in the export")
+    )
+    return (
+        f"{verb} {result.source} ({result.source_format}, crate {result.crate_version}) → "
+        f"{result.target}: {entries}; {chain}"
+    )
 
 
 def _refuse_existing(path: str, source: str, force: bool) -> None:
@@ -49,7 +54,7 @@ def register(app: typer.Typer) -> None:
         original file's SHA-256. A file whose chain fails verification is refused.
         OLD is never modified.
         """
-        from thermo_cli.legacy.migrate import migrate_file
+        from thermo_cli.operations.migrate import migrate_file
 
         _refuse_existing(new, old, force)
         result = migrate_file(old, new, overwrite=force)
@@ -71,7 +76,7 @@ def register(app: typer.Typer) -> None:
         layer (a key listed twice: the second copy to cold), with the default
         configuration; the export's own metadata is kept in an 'import' event.
         """
-        from thermo_cli.legacy.migrate import import_engram_file
+        from thermo_cli.operations.migrate import import_engram_file
 
         _refuse_existing(out, export, force)
         result = import_engram_file(export, out, overwrite=force)

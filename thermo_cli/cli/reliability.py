@@ -1,6 +1,6 @@
 """``thermo repair``: cut a container back to its last commit after a crash.
 
-Only parses, calls :func:`thermo_cli.repair.repair` and reports: a summary on stderr,
+Only parses, calls :func:`thermo_cli.operations.repair.repair` and reports: a summary on stderr,
 the result as JSON on stdout with ``--json``. Exit 0 when the file ends in its last
 commit afterwards (or already did), 3 when it has no committed state left, 4 when the
 repair is refused (damaged last commit, existing backup), 5 when a writer holds the lock.
@@ -18,18 +18,32 @@ from thermo_cli.cli._common import err, human_bytes, print_json
 def register(app: typer.Typer) -> None:
     @app.command("repair")
     def repair_cmd(
-        file: Annotated[str, typer.Argument(help="A .thermo file left by an interrupted write.",
-                                            show_default=False)],
-        backup: Annotated[str | None, typer.Option(
-            "--backup", "-b", help="Where to copy the original bytes first (default: FILE.bak-<UTC time>); "
-            "must not exist.", show_default=False)] = None,
-        dry_run: Annotated[bool, typer.Option("--dry-run", help="Report what would be done; change "
-                                              "nothing.")] = False,
-        force: Annotated[bool, typer.Option(
-            "--force", help="Also drop a tail that ends in a complete commit footer (a damaged commit, "
-            "not an interrupted write); the backup is still written.")] = False,
-        wait: Annotated[float, typer.Option("--wait", min=0, help="Seconds to wait for a writer holding "
-                                            "the file's lock.")] = 120.0,
+        file: Annotated[
+            str, typer.Argument(help="A .thermo file left by an interrupted write.", show_default=False)
+        ],
+        backup: Annotated[
+            str | None,
+            typer.Option(
+                "--backup",
+                "-b",
+                help="Where to copy the original bytes first (default: FILE.bak-<UTC time>); must not exist.",
+                show_default=False,
+            ),
+        ] = None,
+        dry_run: Annotated[
+            bool, typer.Option("--dry-run", help="Report what would be done; change nothing.")
+        ] = False,
+        force: Annotated[
+            bool,
+            typer.Option(
+                "--force",
+                help="Also drop a tail that ends in a complete commit footer (a damaged commit, "
+                "not an interrupted write); the backup is still written.",
+            ),
+        ] = False,
+        wait: Annotated[
+            float, typer.Option("--wait", min=0, help="Seconds to wait for a writer holding the file's lock.")
+        ] = 120.0,
         json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")] = False,
     ) -> None:
         """Drop the torn tail an interrupted write left (after a backup); never drops a commit.
@@ -40,7 +54,7 @@ def register(app: typer.Typer) -> None:
 
         Example: thermo repair memory.thermo && thermo verify memory.thermo
         """
-        from thermo_cli.repair import repair
+        from thermo_cli.operations.repair import repair
 
         report = repair(file, backup=backup, dry_run=dry_run, force=force, lock_timeout=wait)
         if json_out:
@@ -50,7 +64,7 @@ def register(app: typer.Typer) -> None:
 
 
 def _summary(file: str, report: object) -> list[str]:
-    from thermo_cli.repair import RepairReport
+    from thermo_cli.operations.repair import RepairReport
 
     assert isinstance(report, RepairReport)
     head = "none" if report.head_hash is None else report.head_hash[:12]
@@ -58,14 +72,20 @@ def _summary(file: str, report: object) -> list[str]:
     verb = "would drop" if report.dry_run else "dropped"
     lines: list[str] = []
     if report.torn_tail_bytes:
-        lines.append(f"{verb} a torn tail of {report.torn_tail_bytes} bytes "
-                     f"({human_bytes(report.torn_tail_bytes)}) from {file}; it ends at its last commit "
-                     f"({state})")
-        lines.append(f"{'would back up' if report.dry_run else 'backed up'} the original "
-                     f"{report.file_bytes} bytes to {report.backup}")
+        lines.append(
+            f"{verb} a torn tail of {report.torn_tail_bytes} bytes "
+            f"({human_bytes(report.torn_tail_bytes)}) from {file}; it ends at its last commit "
+            f"({state})"
+        )
+        lines.append(
+            f"{'would back up' if report.dry_run else 'backed up'} the original "
+            f"{report.file_bytes} bytes to {report.backup}"
+        )
     for temp in report.temp_files:
-        lines.append(f"{'would remove' if report.dry_run else 'removed'} the leftover temporary file "
-                     f"{temp} of an interrupted rewrite")
+        lines.append(
+            f"{'would remove' if report.dry_run else 'removed'} the leftover temporary file "
+            f"{temp} of an interrupted rewrite"
+        )
     if not report.needed:
         lines.append(f"nothing to repair: {file} ends at its last commit ({state})")
     elif not report.dry_run:

@@ -1,6 +1,6 @@
 """``thermo snn``: attach a spiking network to a thermogram, feed it activations, inspect it.
 
-The commands parse arguments, call :mod:`thermo_cli.snn` and the store, and format the
+The commands parse arguments, call :mod:`thermo_cli.operations.snn` and the store, and format the
 result. Writers hold the file's lock for load → run → commit; the network's deltas go
 through the thermogram's normal log and its state is saved in the file, so a failure
 anywhere leaves the file exactly as it was.
@@ -33,13 +33,15 @@ def _check_container(path: str) -> None:
 
     kind = store.sniff(path)
     if kind != "thermo":
-        raise RefusedError(f"{path}: is a Rust-crate {kind} JSON file, which cannot hold a spiking "
-                           "network: convert it first with `thermo migrate OLD NEW`")
+        raise RefusedError(
+            f"{path}: is a Rust-crate {kind} JSON file, which cannot hold a spiking "
+            "network: convert it first with `thermo migrate OLD NEW`"
+        )
 
 
 def _load_network(path: str) -> tuple[Thermogram, Any]:
     from thermo_cli import store
-    from thermo_cli.snn.runner import load_network
+    from thermo_cli.operations.snn.runner import load_network
 
     _check_container(path)
     tg = store.load(path, layers="lazy", log="tail")
@@ -50,8 +52,10 @@ def _describe(net: Any) -> str:
     c = net.config
     mode = "ternary" if c.use_ternary else "continuous"
     learning = "learning" if c.learn_prototypes else "frozen"
-    return (f"{c.num_neurons}-neuron {mode} network ({c.input_dim}-D inputs, {c.top_k} connections "
-            f"each, {learning} prototypes, seed {net.seed})")
+    return (
+        f"{c.num_neurons}-neuron {mode} network ({c.input_dim}-D inputs, {c.top_k} connections "
+        f"each, {learning} prototypes, seed {net.seed})"
+    )
 
 
 def _new_thermogram(path: str) -> Thermogram:
@@ -73,22 +77,45 @@ def register(app: typer.Typer) -> None:
         file: FileArg,
         neurons: Annotated[int, typer.Option("--neurons", min=1, help="Number of neurons.")] = 100,
         dim: Annotated[int, typer.Option("--dim", min=1, help="Length of each activation vector.")] = 2048,
-        top_k: Annotated[int | None, typer.Option(
-            "--top-k", min=0, help="Connections per neuron, to the next TOP_K neurons "
-            "[default: 10, at most --neurons minus 1].",
-            show_default=False)] = None,
-        threshold: Annotated[float, typer.Option(
-            "--spike-threshold", help="Activation a neuron must exceed to spike; also how close an "
-            "input must be to a prototype to count as known.")] = 0.5,
+        top_k: Annotated[
+            int | None,
+            typer.Option(
+                "--top-k",
+                min=0,
+                help="Connections per neuron, to the next TOP_K neurons "
+                "[default: 10, at most --neurons minus 1].",
+                show_default=False,
+            ),
+        ] = None,
+        threshold: Annotated[
+            float,
+            typer.Option(
+                "--spike-threshold",
+                help="Activation a neuron must exceed to spike; also how close an "
+                "input must be to a prototype to count as known.",
+            ),
+        ] = 0.5,
         ternary: Annotated[bool, typer.Option("--ternary", help="Ternary (-1/0/+1) weights.")] = False,
-        seed: Annotated[int | None, typer.Option(
-            "--seed", min=0, help="Seed of the initial prototypes [default: random, recorded].",
-            show_default=False)] = None,
-        frozen: Annotated[bool, typer.Option(
-            "--frozen-prototypes", help="Keep the initial random prototypes (the Rust crate's "
-            "behaviour) instead of learning them.")] = False,
-        force: Annotated[bool, typer.Option(
-            "--force", "-f", help="Replace a network the file already has.")] = False,
+        seed: Annotated[
+            int | None,
+            typer.Option(
+                "--seed",
+                min=0,
+                help="Seed of the initial prototypes [default: random, recorded].",
+                show_default=False,
+            ),
+        ] = None,
+        frozen: Annotated[
+            bool,
+            typer.Option(
+                "--frozen-prototypes",
+                help="Keep the initial random prototypes (the Rust crate's "
+                "behaviour) instead of learning them.",
+            ),
+        ] = False,
+        force: Annotated[
+            bool, typer.Option("--force", "-f", help="Replace a network the file already has.")
+        ] = False,
         json_out: JsonOpt = False,
     ) -> None:
         """Attach a new spiking network to FILE (created if it does not exist).
@@ -96,17 +123,23 @@ def register(app: typer.Typer) -> None:
         Example: thermo snn init memory.thermo --neurons 100 --dim 2048 --seed 7
         """
         from thermo_cli import store
-        from thermo_cli.snn import SNNConfig
-        from thermo_cli.snn.runner import attach_network
+        from thermo_cli.operations.snn import SNNConfig
+        from thermo_cli.operations.snn.runner import attach_network
 
         if top_k is not None and top_k >= neurons:
-            err(f"thermo: error: --top-k {top_k} needs at least {top_k + 1} neurons (--neurons is "
-                f"{neurons}): neuron i connects to neurons i+1 … i+TOP_K, never to itself")
+            err(
+                f"thermo: error: --top-k {top_k} needs at least {top_k + 1} neurons (--neurons is "
+                f"{neurons}): neuron i connects to neurons i+1 … i+TOP_K, never to itself"
+            )
             raise typer.Exit(EXIT_USAGE)
-        config = SNNConfig(num_neurons=neurons, input_dim=dim,
-                           top_k=min(10, neurons - 1) if top_k is None else top_k,
-                           spike_threshold=threshold, use_ternary=ternary,
-                           learn_prototypes=not frozen)
+        config = SNNConfig(
+            num_neurons=neurons,
+            input_dim=dim,
+            top_k=min(10, neurons - 1) if top_k is None else top_k,
+            spike_threshold=threshold,
+            use_ternary=ternary,
+            learn_prototypes=not frozen,
+        )
         with store.locked(file):
             if Path(file).exists():
                 _check_container(file)
@@ -120,34 +153,63 @@ def register(app: typer.Typer) -> None:
                 store.create(file, tg)
                 verb = "created"
         if json_out:
-            print_json({"file": file, "created": verb == "created", "seed": net.seed,
-                        "config": config.to_dict()})
+            print_json(
+                {"file": file, "created": verb == "created", "seed": net.seed, "config": config.to_dict()}
+            )
         err(f"{verb} {file} with a {_describe(net)}")
 
     @snn.command("run")
     def run(
         file: FileArg,
-        input_: Annotated[str, typer.Option(
-            "--input", "-i", help="Activations: .npy [n, dim], .safetensors, JSONL of number lists, "
-            "or '-' for stdin.", show_default=False)],
-        reward: Annotated[float | None, typer.Option(
-            "--reward", help="Add to dopamine first (speeds learning).", show_default=False)] = None,
-        stress: Annotated[float | None, typer.Option(
-            "--stress", help="Lower serotonin and raise norepinephrine by this first.",
-            show_default=False)] = None,
-        focus: Annotated[float | None, typer.Option(
-            "--focus", help="Add to acetylcholine first (more spreading).", show_default=False)] = None,
-        decay: Annotated[float, typer.Option(
-            "--decay", min=0.0, max=1.0,
-            help="After each activation, move the levels this fraction back to baseline.")] = 0.0,
-        tensor: Annotated[str | None, typer.Option(
-            "--tensor", help="Tensor to read from a safetensors file holding several.",
-            show_default=False)] = None,
-        fmt: Annotated[str | None, typer.Option(
-            "--format", help="Input format when the name does not say: npy, safetensors or jsonl.",
-            show_default=False)] = None,
-        dry_run: Annotated[bool, typer.Option(
-            "--dry-run", help="Show what would happen; write nothing.")] = False,
+        input_: Annotated[
+            str,
+            typer.Option(
+                "--input",
+                "-i",
+                help="Activations: .npy [n, dim], .safetensors, JSONL of number lists, or '-' for stdin.",
+                show_default=False,
+            ),
+        ],
+        reward: Annotated[
+            float | None,
+            typer.Option("--reward", help="Add to dopamine first (speeds learning).", show_default=False),
+        ] = None,
+        stress: Annotated[
+            float | None,
+            typer.Option(
+                "--stress", help="Lower serotonin and raise norepinephrine by this first.", show_default=False
+            ),
+        ] = None,
+        focus: Annotated[
+            float | None,
+            typer.Option("--focus", help="Add to acetylcholine first (more spreading).", show_default=False),
+        ] = None,
+        decay: Annotated[
+            float,
+            typer.Option(
+                "--decay",
+                min=0.0,
+                max=1.0,
+                help="After each activation, move the levels this fraction back to baseline.",
+            ),
+        ] = 0.0,
+        tensor: Annotated[
+            str | None,
+            typer.Option(
+                "--tensor", help="Tensor to read from a safetensors file holding several.", show_default=False
+            ),
+        ] = None,
+        fmt: Annotated[
+            str | None,
+            typer.Option(
+                "--format",
+                help="Input format when the name does not say: npy, safetensors or jsonl.",
+                show_default=False,
+            ),
+        ] = None,
+        dry_run: Annotated[
+            bool, typer.Option("--dry-run", help="Show what would happen; write nothing.")
+        ] = False,
         json_out: JsonOpt = False,
     ) -> None:
         """Feed activations through FILE's network and apply the resulting deltas to its log.
@@ -155,8 +217,8 @@ def register(app: typer.Typer) -> None:
         Example: thermo snn run memory.thermo --input hidden.npy --reward 0.2 --decay 0.01
         """
         from thermo_cli import store
-        from thermo_cli.snn import runner
-        from thermo_cli.snn.inputs import load_activations
+        from thermo_cli.operations.snn import runner
+        from thermo_cli.operations.snn.inputs import load_activations
 
         if input_ == "-" and sys.stdin.isatty():
             err("thermo: error: reading activations from a terminal: pipe them in or name a file")
@@ -169,8 +231,16 @@ def register(app: typer.Typer) -> None:
             else:
                 acts = load_activations(input_, dim, fmt=fmt, tensor=tensor)
             with progress("activations", len(acts), min_total=MIN_BAR_ACTIVATIONS) as bar:
-                report = runner.run(tg, acts, reward=reward, stress=stress, focus=focus, decay=decay,
-                                    dry_run=dry_run, progress=bar.advance)
+                report = runner.run(
+                    tg,
+                    acts,
+                    reward=reward,
+                    stress=stress,
+                    focus=focus,
+                    decay=decay,
+                    dry_run=dry_run,
+                    progress=bar.advance,
+                )
             if not dry_run:
                 store.commit(file, tg)
         if json_out:
@@ -183,7 +253,7 @@ def register(app: typer.Typer) -> None:
 
         Example: thermo snn stats memory.thermo --json
         """
-        from thermo_cli.snn.stats import summarize
+        from thermo_cli.operations.snn.stats import summarize
 
         _, net = _load_network(file)
         summary = summarize(net)
@@ -198,12 +268,17 @@ def _run_summary(file: str, report: Any) -> str:
     kinds = ", ".join(f"{n} {k}" for k, n in report.by_kind.items())
     verb = "would apply" if report.dry_run else "applied"
     target = "" if report.dry_run else f" to {file}"
-    consolidated = (f"; {report.consolidations} auto-consolidation"
-                    f"{'s' * (report.consolidations != 1)}") if report.consolidations else ""
-    return (f"processed {report.activations} activation{'s' * (report.activations != 1)} "
-            f"(ticks {report.tick_before + 1}-{report.tick_after}): {c['ticks_with_spikes']} spiked, "
-            f"{c['recruits']} neuron{'s' * (c['recruits'] != 1)} recruited; {verb} {report.deltas} "
-            f"delta{'s' * (report.deltas != 1)}{target}" + (f" ({kinds})" if kinds else "") + consolidated)
+    consolidated = (
+        (f"; {report.consolidations} auto-consolidation{'s' * (report.consolidations != 1)}")
+        if report.consolidations
+        else ""
+    )
+    return (
+        f"processed {report.activations} activation{'s' * (report.activations != 1)} "
+        f"(ticks {report.tick_before + 1}-{report.tick_after}): {c['ticks_with_spikes']} spiked, "
+        f"{c['recruits']} neuron{'s' * (c['recruits'] != 1)} recruited; {verb} {report.deltas} "
+        f"delta{'s' * (report.deltas != 1)}{target}" + (f" ({kinds})" if kinds else "") + consolidated
+    )
 
 
 def _histogram_rows(hist: dict[str, Any]) -> list[tuple[str, str]]:
@@ -232,15 +307,19 @@ def _print_stats(file: str, description: str, s: dict[str, Any]) -> None:
         console.print(t)
 
     line(f"{file}: {description}")
-    line(f"tick {s['tick']} ({s['simulated_ms'] / 1000:g} s simulated); "
-         f"{s['spiking_tick_fraction']:.1%} of ticks spiked")
+    line(
+        f"tick {s['tick']} ({s['simulated_ms'] / 1000:g} s simulated); "
+        f"{s['spiking_tick_fraction']:.1%} of ticks spiked"
+    )
     table("neuromodulators", ("level", "value"), [(k, f"{v:.3f}") for k, v in s["neuromod"].items()])
 
     rates = s["firing_rates"]
     table("firing rates", ("rate", "neurons"), _histogram_rows(rates["histogram"]))
     top = ", ".join(f"#{i} {r:.3f}" for i, r in rates["top"])
-    line(f"firing rate mean {rates['mean']:.3f}, max {rates['max']:.3f} (target {rates['target']:g}); "
-         f"most active: {top}")
+    line(
+        f"firing rate mean {rates['mean']:.3f}, max {rates['max']:.3f} (target {rates['target']:g}); "
+        f"most active: {top}"
+    )
 
     w = s["weights"]
     if "histogram" in w:
@@ -250,6 +329,8 @@ def _print_stats(file: str, description: str, s: dict[str, Any]) -> None:
     table("weights", ("weight", "connections"), rows)
 
     p, c = s["prototypes"], s["counters"]
-    line(f"prototypes: {p['in_use']} in use, {p['recruited']} recruited, {p['updates']} updates "
-         f"({'learning' if p['learning'] else 'frozen'}); STDP updates {c['stdp_updates']}, "
-         f"deletes {c['deletes']}, spikes {c['spikes']}")
+    line(
+        f"prototypes: {p['in_use']} in use, {p['recruited']} recruited, {p['updates']} updates "
+        f"({'learning' if p['learning'] else 'frozen'}); STDP updates {c['stdp_updates']}, "
+        f"deletes {c['deletes']}, spikes {c['spikes']}"
+    )

@@ -1,6 +1,6 @@
 """Commands that move checkpoints in and out: ``import-safetensors`` and ``export-safetensors``.
 
-They parse arguments, call :mod:`thermo_cli.safetensors_io` and print what happened: a
+They parse arguments, call :mod:`thermo_cli.operations.safetensors` and print what happened: a
 short summary on stderr (a byte progress bar while working, when stderr is a terminal),
 or the result as JSON on stdout with ``--json``.
 """
@@ -54,9 +54,15 @@ class _PhaseBar:
             TransferSpeedColumn,
         )
 
-        self._bar = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
-                             TransferSpeedColumn(), TimeRemainingColumn(), console=stderr_console(),
-                             transient=True)
+        self._bar = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            TimeRemainingColumn(),
+            console=stderr_console(),
+            transient=True,
+        )
         self._bar.start()
         self._task = self._bar.add_task(self.label, total=total)
 
@@ -72,48 +78,73 @@ def _import_summary(r: Any) -> list[str]:
     kinds = ", ".join(f"{n} {d}" for d, n in sorted(r.dtypes.items()))
     verb = "would import" if r.dry_run else "imported"
     size = human_bytes(r.tensor_bytes)
-    lines = [f"{verb} {r.tensors} tensors ({size}; {kinds}) from {len(r.files)} file(s) "
-             f"into the {r.layer.label} layer of {r.out}"]
+    lines = [
+        f"{verb} {r.tensors} tensors ({size}; {kinds}) from {len(r.files)} file(s) "
+        f"into the {r.layer.label} layer of {r.out}"
+    ]
     if r.skipped:
         lines.append(f"skipped {r.skipped} tensors (--include/--exclude)")
     if r.ternary:
         mean_l2 = sum(q.rel_l2 for q in r.quality) / len(r.quality)
         mean_cos = sum(q.cosine for q in r.quality) / len(r.quality)
-        lines.append(f"ternary: {r.ternary} float tensors packed (mean relative L2 error {mean_l2:.3f}, "
-                     f"mean cosine {mean_cos:.3f}); the others stored exactly")
+        lines.append(
+            f"ternary: {r.ternary} float tensors packed (mean relative L2 error {mean_l2:.3f}, "
+            f"mean cosine {mean_cos:.3f}); the others stored exactly"
+        )
     if not r.dry_run:
         ratio = r.stored_bytes / max(r.input_bytes, 1)
-        lines.append(f"stored {human_bytes(r.stored_bytes)} = {ratio:.3f} of the input's "
-                     f"{human_bytes(r.input_bytes)} in {r.seconds:.2f} s")
+        lines.append(
+            f"stored {human_bytes(r.stored_bytes)} = {ratio:.3f} of the input's "
+            f"{human_bytes(r.input_bytes)} in {r.seconds:.2f} s"
+        )
     return lines
 
 
 def register(app: typer.Typer) -> None:
     @app.command("import-safetensors")
     def import_safetensors_cmd(
-        paths: Annotated[list[str], typer.Argument(
-            metavar="INPUT... OUT",
-            help="One or more .safetensors files, index JSONs (model.safetensors.index.json) or model "
-                 "directories, then the .thermo file to create (always the last argument).")],
+        paths: Annotated[
+            list[str],
+            typer.Argument(
+                metavar="INPUT... OUT",
+                help="One or more .safetensors files, index JSONs (model.safetensors.index.json) or model "
+                "directories, then the .thermo file to create (always the last argument).",
+            ),
+        ],
         layer: str = typer.Option("cool", "--layer", "-l", help="Target layer: hot, warm, cool, cold."),
         strength: float = typer.Option(0.9, "--strength", "-s", help="Strength of every entry, in [0, 1]."),
-        ternary: bool = typer.Option(False, "--ternary",
-                                     help="Pack float weight tensors as ternary codes + scales (~16x smaller "
-                                          "than F32; lossy). Integer/bool tensors are stored exactly."),
+        ternary: bool = typer.Option(
+            False,
+            "--ternary",
+            help="Pack float weight tensors as ternary codes + scales (~16x smaller "
+            "than F32; lossy). Integer/bool tensors are stored exactly.",
+        ),
         method: str = typer.Option("reference", "--method", help="Ternary method: reference or absmean."),
         per_row: bool = typer.Option(False, "--per-row", help="Ternary: one scale per row, not per tensor."),
-        threshold: float | None = typer.Option(None, "--threshold",
-                                               help="Ternary: explicit cut in units of the scale."),
-        min_rank: int = typer.Option(2, "--ternary-min-rank", metavar="N",
-                                     help="Ternary: only tensors with at least N dimensions (default 2: "
-                                          "matrices and embeddings; biases and norms stay exact)."),
-        nan_as_zero: bool = typer.Option(False, "--nan-as-zero",
-                                         help="Ternary: store NaN/Inf weights as 0 instead of refusing."),
+        threshold: float | None = typer.Option(
+            None, "--threshold", help="Ternary: explicit cut in units of the scale."
+        ),
+        min_rank: int = typer.Option(
+            2,
+            "--ternary-min-rank",
+            metavar="N",
+            help="Ternary: only tensors with at least N dimensions (default 2: "
+            "matrices and embeddings; biases and norms stay exact).",
+        ),
+        nan_as_zero: bool = typer.Option(
+            False, "--nan-as-zero", help="Ternary: store NaN/Inf weights as 0 instead of refusing."
+        ),
         prefix: str = typer.Option("", "--prefix", help="Prepend this to every tensor name to form its key."),
-        include: Annotated[list[str] | None, typer.Option(
-            "--include", metavar="GLOB", help="Import only tensors whose name matches (repeatable).")] = None,
-        exclude: Annotated[list[str] | None, typer.Option(
-            "--exclude", metavar="GLOB", help="Skip tensors whose name matches (repeatable).")] = None,
+        include: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--include", metavar="GLOB", help="Import only tensors whose name matches (repeatable)."
+            ),
+        ] = None,
+        exclude: Annotated[
+            list[str] | None,
+            typer.Option("--exclude", metavar="GLOB", help="Skip tensors whose name matches (repeatable)."),
+        ] = None,
         name: str | None = typer.Option(None, "--name", help="Thermogram name (default: OUT's file stem)."),
         force: bool = typer.Option(False, "--force", "-f", help="Replace OUT if it exists."),
         dry_run: bool = typer.Option(False, "--dry-run", help="Validate and report; write nothing."),
@@ -130,23 +161,43 @@ def register(app: typer.Typer) -> None:
         digest. Inputs are validated before anything is written; OUT appears only
         when complete.
         """
-        from thermo_cli.safetensors_io import TernaryOptions, import_safetensors
+        from thermo_cli.operations.safetensors import TernaryOptions, import_safetensors
 
         if len(paths) < 2:
             raise typer.BadParameter("give at least one INPUT and the OUT file", param_hint="INPUT... OUT")
         *inputs, out = paths
         if method not in _METHODS:
             raise typer.BadParameter(f"expected one of {', '.join(_METHODS)}", param_hint="--method")
-        options = (TernaryOptions(method=method, per_row=per_row, threshold=threshold,
-                                  nan_as_zero=nan_as_zero, min_rank=min_rank) if ternary else None)
+        options = (
+            TernaryOptions(
+                method=method,
+                per_row=per_row,
+                threshold=threshold,
+                nan_as_zero=nan_as_zero,
+                min_rank=min_rank,
+            )
+            if ternary
+            else None
+        )
         if not ternary and (per_row or threshold is not None or nan_as_zero or method != "reference"):
-            raise typer.BadParameter("--method, --per-row, --threshold and --nan-as-zero need --ternary",
-                                     param_hint="--ternary")
+            raise typer.BadParameter(
+                "--method, --per-row, --threshold and --nan-as-zero need --ternary", param_hint="--ternary"
+            )
         with _PhaseBar(f"reading → {out}", not as_json) as progress:
             report = import_safetensors(
-                inputs, out, layer=layer, strength=strength, ternary=options, prefix=prefix,
-                include=include or (), exclude=exclude or (), name=name, overwrite=force, dry_run=dry_run,
-                progress=progress)
+                inputs,
+                out,
+                layer=layer,
+                strength=strength,
+                ternary=options,
+                prefix=prefix,
+                include=include or (),
+                exclude=exclude or (),
+                name=name,
+                overwrite=force,
+                dry_run=dry_run,
+                progress=progress,
+            )
         if as_json:
             print_json(report.to_json())
         else:
@@ -157,17 +208,29 @@ def register(app: typer.Typer) -> None:
     def export_safetensors_cmd(
         file: str = typer.Argument(..., help="A thermogram (.thermo container or a Rust-crate JSON file)."),
         out: str = typer.Argument(..., help="The .safetensors file to write."),
-        layers: Annotated[list[str] | None, typer.Option(
-            "--layer", "-l", help="Export only this layer (repeatable; default: all four).")] = None,
-        dequantize: bool = typer.Option(True, "--dequantize/--keep-ternary",
-                                        help="Ternary entries: write floats in their original dtype "
-                                             "(default), or keep packed U8 codes + F32 scales."),
-        prefix: str = typer.Option("", "--prefix",
-                                   help="Export only keys starting with this, removed from the names."),
-        include: Annotated[list[str] | None, typer.Option(
-            "--include", metavar="GLOB", help="Export only tensors whose name matches (repeatable).")] = None,
-        exclude: Annotated[list[str] | None, typer.Option(
-            "--exclude", metavar="GLOB", help="Skip tensors whose name matches (repeatable).")] = None,
+        layers: Annotated[
+            list[str] | None,
+            typer.Option("--layer", "-l", help="Export only this layer (repeatable; default: all four)."),
+        ] = None,
+        dequantize: bool = typer.Option(
+            True,
+            "--dequantize/--keep-ternary",
+            help="Ternary entries: write floats in their original dtype "
+            "(default), or keep packed U8 codes + F32 scales.",
+        ),
+        prefix: str = typer.Option(
+            "", "--prefix", help="Export only keys starting with this, removed from the names."
+        ),
+        include: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--include", metavar="GLOB", help="Export only tensors whose name matches (repeatable)."
+            ),
+        ] = None,
+        exclude: Annotated[
+            list[str] | None,
+            typer.Option("--exclude", metavar="GLOB", help="Skip tensors whose name matches (repeatable)."),
+        ] = None,
         force: bool = typer.Option(False, "--force", "-f", help="Replace OUT if it exists."),
         as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
     ) -> None:
@@ -178,12 +241,20 @@ def register(app: typer.Typer) -> None:
         deltas are not in the layers: run `thermo consolidate` first to include
         them. OUT appears only when complete and checked by the safetensors library.
         """
-        from thermo_cli.safetensors_io import export_safetensors
+        from thermo_cli.operations.safetensors import export_safetensors
 
         with _PhaseBar(f"writing {out}", not as_json) as progress:
-            report = export_safetensors(file, out, layers=layers or None, keep_ternary=not dequantize,
-                                        prefix=prefix, include=include or (), exclude=exclude or (),
-                                        overwrite=force, progress=progress)
+            report = export_safetensors(
+                file,
+                out,
+                layers=layers or None,
+                keep_ternary=not dequantize,
+                prefix=prefix,
+                include=include or (),
+                exclude=exclude or (),
+                overwrite=force,
+                progress=progress,
+            )
         if as_json:
             print_json(report.to_json())
             return
@@ -198,5 +269,7 @@ def register(app: typer.Typer) -> None:
         size = human_bytes(report.file_bytes)
         err(f"exported {report.tensors} tensors ({size}) from {file} to {out}{tail}")
         if report.pending_deltas:
-            err(f"note: {report.pending_deltas} uncommitted deltas are not in the layers and were not "
-                "exported (run `thermo consolidate` first to include them)")
+            err(
+                f"note: {report.pending_deltas} uncommitted deltas are not in the layers and were not "
+                "exported (run `thermo consolidate` first to include them)"
+            )

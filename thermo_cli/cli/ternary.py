@@ -1,6 +1,6 @@
 """``thermo ternary pack|unpack`` and ``thermo quantize``: ternary (-1/0/+1) tensors.
 
-Thin: arguments are parsed here, the work is done by :mod:`thermo_cli.ternary.files`,
+Thin: arguments are parsed here, the work is done by :mod:`thermo_cli.operations.ternary_files`,
 and what happened is printed — sizes before/after and the reconstruction error on
 stderr, or the whole report as JSON on stdout with ``--json``.
 """
@@ -20,17 +20,20 @@ class Method(StrEnum):
     absmean = "absmean"
 
 
-_METHOD_HELP = ("reference: the Rust crate's rule (scale = max |w|, adaptive threshold); "
-                "absmean: BitNet b1.58 (scale = mean |w|, round(clip(w/scale)))")
-_THRESHOLD_HELP = ("cut-off on |w|/scale (> 0); default: adaptive for reference, 0.5 with rounding for "
-                   "absmean")
+_METHOD_HELP = (
+    "reference: the Rust crate's rule (scale = max |w|, adaptive threshold); "
+    "absmean: BitNet b1.58 (scale = mean |w|, round(clip(w/scale)))"
+)
+_THRESHOLD_HELP = "cut-off on |w|/scale (> 0); default: adaptive for reference, 0.5 with rounding for absmean"
 
 MethodOpt = Annotated[Method, typer.Option("--method", "-m", help=_METHOD_HELP, case_sensitive=False)]
 ThresholdOpt = Annotated[float | None, typer.Option("--threshold", "-t", help=_THRESHOLD_HELP)]
-PerRowOpt = Annotated[bool, typer.Option("--per-row",
-                                         help="One scale per row (first dimension) of 2+-D tensors.")]
-NanOpt = Annotated[bool, typer.Option("--nan-as-zero",
-                                      help="Store NaN/Inf weights as 0 instead of refusing.")]
+PerRowOpt = Annotated[
+    bool, typer.Option("--per-row", help="One scale per row (first dimension) of 2+-D tensors.")
+]
+NanOpt = Annotated[
+    bool, typer.Option("--nan-as-zero", help="Store NaN/Inf weights as 0 instead of refusing.")
+]
 ForceOpt = Annotated[bool, typer.Option("--force", "-f", help="Replace OUT if it exists.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the report as JSON on stdout.")]
 
@@ -49,8 +52,9 @@ def _quality_text(report: Any, recorded: bool = False) -> str:
             return "no tensor was packed"
         return "reconstruction error: unknown (no figures were recorded when these tensors were packed)"
     rel, cos = q
-    methods = sorted({f"{t.method}{', per-row' if t.per_row else ''}" for t in report.tensors
-                      if t.packed and t.method})
+    methods = sorted(
+        {f"{t.method}{', per-row' if t.per_row else ''}" for t in report.tensors if t.packed and t.method}
+    )
     when = " (recorded at pack time)" if recorded else ""
     return f"reconstruction{when}: rel L2 error {rel:.4f}, cosine {cos:.4f} [{'; '.join(methods)}]"
 
@@ -59,11 +63,15 @@ def _summary(report: Any, verb: str, recorded: bool = False) -> None:
     packed = sum(t.packed for t in report.tensors)
     copied = len(report.tensors) - packed
     tail = f", {copied} copied unchanged" if copied else ""
-    err(f"{verb} {len(report.tensors)} tensor{'s' if len(report.tensors) != 1 else ''} "
-        f"({packed} ternary{tail}): {report.src} -> {report.out}")
-    err(f"size: {human_bytes(report.file_before)} -> {human_bytes(report.file_after)}"
+    err(
+        f"{verb} {len(report.tensors)} tensor{'s' if len(report.tensors) != 1 else ''} "
+        f"({packed} ternary{tail}): {report.src} -> {report.out}"
+    )
+    err(
+        f"size: {human_bytes(report.file_before)} -> {human_bytes(report.file_after)}"
         f"{_ratio(report.file_before, report.file_after)}; tensor data "
-        f"{human_bytes(report.tensor_before)} -> {human_bytes(report.tensor_after)}")
+        f"{human_bytes(report.tensor_before)} -> {human_bytes(report.tensor_after)}"
+    )
     err(_quality_text(report, recorded))
 
 
@@ -76,19 +84,26 @@ def register(app: typer.Typer) -> None:
 
     @ternary.command("pack")
     def pack(
-        src: Annotated[str, typer.Argument(metavar="IN",
-                                           help="A .npy or .safetensors file of float tensors.")],
+        src: Annotated[
+            str, typer.Argument(metavar="IN", help="A .npy or .safetensors file of float tensors.")
+        ],
         out: Annotated[str, typer.Argument(metavar="OUT", help="A .thermo or .safetensors file to write.")],
         method: MethodOpt = Method.reference,
         threshold: ThresholdOpt = None,
         per_row: PerRowOpt = False,
         nan_as_zero: NanOpt = False,
-        name: Annotated[str | None, typer.Option("--name", help="Key of a .npy input's tensor "
-                                                 "(default: the file name without .npy).")] = None,
-        layer: Annotated[str, typer.Option("--layer",
-                                           help="Layer of the entries in a .thermo output.")] = "cool",
-        strength: Annotated[float, typer.Option("--strength", help="Strength of the entries in a "
-                                                ".thermo output, 0..1.")] = 0.9,
+        name: Annotated[
+            str | None,
+            typer.Option(
+                "--name", help="Key of a .npy input's tensor (default: the file name without .npy)."
+            ),
+        ] = None,
+        layer: Annotated[
+            str, typer.Option("--layer", help="Layer of the entries in a .thermo output.")
+        ] = "cool",
+        strength: Annotated[
+            float, typer.Option("--strength", help="Strength of the entries in a .thermo output, 0..1.")
+        ] = 0.9,
         force: ForceOpt = False,
         as_json: JsonOpt = False,
     ) -> None:
@@ -97,7 +112,7 @@ def register(app: typer.Typer) -> None:
         Non-float and empty tensors are copied unchanged. Example:
         thermo ternary pack model.safetensors model.ternary.safetensors --method absmean --per-row
         """
-        from thermo_cli.ternary.files import PackOptions, pack_file
+        from thermo_cli.operations.ternary_files import PackOptions, pack_file
 
         opts = PackOptions(method=method.value, threshold=threshold, per_row=per_row, nan_as_zero=nan_as_zero)
         report = pack_file(src, out, options=opts, name=name, layer=layer, strength=strength, overwrite=force)
@@ -110,10 +125,14 @@ def register(app: typer.Typer) -> None:
     def unpack(
         src: Annotated[str, typer.Argument(metavar="IN", help="A packed .safetensors or a .thermo file.")],
         out: Annotated[str, typer.Argument(metavar="OUT", help="A .npy (one tensor) or .safetensors file.")],
-        key: Annotated[str | None, typer.Option("--key", help="Only this tensor (needed for .npy when IN "
-                                                "holds several).")] = None,
-        layer: Annotated[list[str] | None, typer.Option("--layer", help="Layers of a .thermo input to read "
-                                                        "(repeatable; default all).")] = None,
+        key: Annotated[
+            str | None,
+            typer.Option("--key", help="Only this tensor (needed for .npy when IN holds several)."),
+        ] = None,
+        layer: Annotated[
+            list[str] | None,
+            typer.Option("--layer", help="Layers of a .thermo input to read (repeatable; default all)."),
+        ] = None,
         force: ForceOpt = False,
         as_json: JsonOpt = False,
     ) -> None:
@@ -121,7 +140,7 @@ def register(app: typer.Typer) -> None:
 
         Example: thermo ternary unpack model.ternary.safetensors restored.safetensors
         """
-        from thermo_cli.ternary.files import unpack_file
+        from thermo_cli.operations.ternary_files import unpack_file
 
         report = unpack_file(src, out, key=key, layers=layer, overwrite=force)
         if as_json:
@@ -134,18 +153,22 @@ def register(app: typer.Typer) -> None:
     @app.command("quantize")
     def quantize(
         file: Annotated[str, typer.Argument(help="A .thermo file, converted in place.")],
-        layer: Annotated[str, typer.Option("--layer", help="Layer whose float tensor entries are "
-                                           "quantized.")] = "cool",
+        layer: Annotated[
+            str, typer.Option("--layer", help="Layer whose float tensor entries are quantized.")
+        ] = "cool",
         method: MethodOpt = Method.reference,
         threshold: ThresholdOpt = None,
         per_row: PerRowOpt = False,
         nan_as_zero: NanOpt = False,
-        include: Annotated[list[str] | None, typer.Option("--include", help="Only keys matching this glob "
-                                                          "(repeatable).")] = None,
-        exclude: Annotated[list[str] | None, typer.Option("--exclude", help="Skip keys matching this glob "
-                                                          "(repeatable).")] = None,
-        dry_run: Annotated[bool, typer.Option("--dry-run", help="Report what would be quantized; "
-                                              "write nothing.")] = False,
+        include: Annotated[
+            list[str] | None, typer.Option("--include", help="Only keys matching this glob (repeatable).")
+        ] = None,
+        exclude: Annotated[
+            list[str] | None, typer.Option("--exclude", help="Skip keys matching this glob (repeatable).")
+        ] = None,
+        dry_run: Annotated[
+            bool, typer.Option("--dry-run", help="Report what would be quantized; write nothing.")
+        ] = False,
         as_json: JsonOpt = False,
     ) -> None:
         """Convert a layer's float tensor entries to ternary in place (audited, consolidating rewrite).
@@ -154,25 +177,32 @@ def register(app: typer.Typer) -> None:
         file is consolidated and rewritten atomically. Example:
         thermo quantize model.thermo --layer cool --method absmean --per-row
         """
-        from thermo_cli.ternary.files import PackOptions, quantize_file
+        from thermo_cli.operations.ternary_files import PackOptions, quantize_file
 
         opts = PackOptions(method=method.value, threshold=threshold, per_row=per_row, nan_as_zero=nan_as_zero)
-        report = quantize_file(file, layer=layer, options=opts, include=include or (), exclude=exclude or (),
-                               dry_run=dry_run)
+        report = quantize_file(
+            file, layer=layer, options=opts, include=include or (), exclude=exclude or (), dry_run=dry_run
+        )
         if as_json:
             print_json(report.to_json())
             return
         n = sum(t.packed for t in report.tensors)
         if dry_run:
-            err(f"would quantize {n} entr{'y' if n == 1 else 'ies'} of the {layer} layer of {file} "
-                f"({human_bytes(report.tensor_before)} of tensor data)")
+            err(
+                f"would quantize {n} entr{'y' if n == 1 else 'ies'} of the {layer} layer of {file} "
+                f"({human_bytes(report.tensor_before)} of tensor data)"
+            )
             return
         if not n:
-            err(f"nothing to quantize: no float tensor entries in the {layer} layer of {file} "
-                "(file unchanged)")
+            err(
+                f"nothing to quantize: no float tensor entries in the {layer} layer of {file} "
+                "(file unchanged)"
+            )
             return
-        err(f"quantized {n} entr{'y' if n == 1 else 'ies'} of the {layer} layer of {file}; "
+        err(
+            f"quantized {n} entr{'y' if n == 1 else 'ies'} of the {layer} layer of {file}; "
             f"tensor data {human_bytes(report.tensor_before)} -> {human_bytes(report.tensor_after)}"
-            f"{_ratio(report.tensor_before, report.tensor_after)}")
+            f"{_ratio(report.tensor_before, report.tensor_after)}"
+        )
         err(f"file: {human_bytes(report.file_before)} -> {human_bytes(report.file_after)}")
         err(_quality_text(report))

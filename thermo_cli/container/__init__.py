@@ -6,6 +6,6 @@ references, typed field access), :mod:`index` and :mod:`directory` (key-range ta
 entry rows, data streams), :mod:`logseg` (record frames), :mod:`metablock`,
 :mod:`trailer`, :mod:`reader`, :mod:`lazy`, :mod:`materialize`, :mod:`writer`,
 :mod:`fileops` (locks, atomic rename, durable append). Verification is
-:mod:`thermo_cli.audit.verify`'s, over :class:`reader.Reader`. Applications use
+:mod:`thermo_cli.operations.audit.verify`'s, over :class:`reader.Reader`. Applications use
 :mod:`thermo_cli.store`, not these modules.
 """

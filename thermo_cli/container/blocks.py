@@ -1,14 +1,12 @@
-"""References to stored blocks, and the typed field accessors every decoder uses.
+"""References to stored blocks and packed little-endian columns.
 
 A block reference says where a block lies (offset, stored length), how big it is once
-decompressed, how it is compressed and its SHA-256 over the stored bytes. Accessors check
-type and range of each field read from a decoded CBOR map and raise CorruptError naming
-the structure and the field, so no decoder indexes into untrusted data unchecked.
+decompressed, how it is compressed and its SHA-256 over the stored bytes. The typed field
+accessors are :mod:`thermo_cli.model.fields`'s, re-exported for the container's decoders.
 """
 
 from __future__ import annotations
 
-import math
 import sys
 from array import array
 from collections.abc import Sequence
@@ -16,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from thermo_cli.errors import CorruptError
+from thermo_cli.model.fields import as_bytes, as_map, as_text, as_uint, field_of
 
 CODECS = ("none", "zstd")
 
@@ -51,69 +50,6 @@ def le_bytes(values: Sequence[int] | Sequence[float], dtype: str) -> bytes:
     return col.tobytes()
 
 
-# --- typed accessors --------------------------------------------------------------------
-
-
-def field_of(m: dict[str, Any], name: str, what: str) -> Any:
-    if name not in m:
-        raise CorruptError(f"{what}: missing field {name!r}")
-    return m[name]
-
-
-def as_map(v: Any, what: str) -> dict[str, Any]:
-    if not isinstance(v, dict):
-        raise CorruptError(f"{what}: expected a map, got {type(v).__name__}")
-    return v
-
-
-def as_list(v: Any, what: str) -> list[Any]:
-    if not isinstance(v, list):
-        raise CorruptError(f"{what}: expected an array, got {type(v).__name__}")
-    return v
-
-
-_U64 = 2**64 - 1
-_I64 = 2**63
-
-
-def as_uint(v: Any, what: str) -> int:
-    if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= _U64:
-        raise CorruptError(f"{what}: expected an unsigned integer, got {v!r:.40}")
-    return v
-
-
-def as_int(v: Any, what: str) -> int:
-    if isinstance(v, bool) or not isinstance(v, int) or not -_I64 <= v < _I64:
-        raise CorruptError(f"{what}: expected an integer, got {v!r:.40}")
-    return v
-
-
-def as_text(v: Any, what: str) -> str:
-    if not isinstance(v, str):
-        raise CorruptError(f"{what}: expected text, got {type(v).__name__}")
-    return v
-
-
-def as_bytes(v: Any, what: str, size: int | None = None) -> bytes:
-    if not isinstance(v, bytes):
-        raise CorruptError(f"{what}: expected a byte string, got {type(v).__name__}")
-    if size is not None and len(v) != size:
-        raise CorruptError(f"{what}: expected {size} bytes, got {len(v)}")
-    return v
-
-
-def as_bool(v: Any, what: str) -> bool:
-    if not isinstance(v, bool):
-        raise CorruptError(f"{what}: expected true or false, got {v!r:.40}")
-    return v
-
-
-def as_float(v: Any, what: str) -> float:
-    if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
-        raise CorruptError(f"{what}: expected a finite number, got {v!r:.40}")
-    return float(v)
-
-
 def check_span(off: int, length: int, lo: int, hi: int, what: str) -> None:
     """``[off, off+length)`` must lie inside ``[lo, hi)`` of the committed file."""
     if off < lo or off + length > hi:
@@ -132,8 +68,7 @@ class BlockRef:
     sha256: bytes
 
     def to_map(self) -> dict[str, Any]:
-        return {"off": self.off, "len": self.len, "raw": self.raw, "codec": self.codec,
-                "sha256": self.sha256}
+        return {"off": self.off, "len": self.len, "raw": self.raw, "codec": self.codec, "sha256": self.sha256}
 
     @classmethod
     def from_map(cls, v: Any, what: str, lo: int, hi: int) -> BlockRef:

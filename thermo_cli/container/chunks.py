@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import zstandard
 
-from thermo_cli.container.limits import check_cap
+from thermo_cli.config.limits import check_cap
 from thermo_cli.errors import CorruptError, IntegrityError
 
 SHUFFLE = "shuffle"
@@ -44,7 +44,7 @@ def shuffle(raw: bytes | memoryview, elem: int) -> memoryview:
     n = a.size
     out = np.empty(n * elem, dtype=np.uint8)
     for k in range(elem):
-        out[k * n:(k + 1) * n] = a >> (8 * k) if k else a
+        out[k * n : (k + 1) * n] = a >> (8 * k) if k else a
     return out.data
 
 
@@ -82,7 +82,7 @@ def _unshuffle_pure(raw: bytes | memoryview, elem: int, out: memoryview | None) 
     n = len(src) // elem
     dest = memoryview(bytearray(len(src))) if out is None else memoryview(out).cast("B")
     for k in range(elem):
-        dest[k::elem] = src[k * n:(k + 1) * n]
+        dest[k::elem] = src[k * n : (k + 1) * n]
     return dest
 
 
@@ -98,8 +98,9 @@ class Packed:
     raw_len: int
 
 
-def pack(raw: bytes | memoryview, *, filter: str = NO_FILTER, elem: int = 1,
-         level: int = DATA_LEVEL) -> Packed:
+def pack(
+    raw: bytes | memoryview, *, filter: str = NO_FILTER, elem: int = 1, level: int = DATA_LEVEL
+) -> Packed:
     """Filter, compress and digest one chunk (the digest is over the stored bytes)."""
     body = shuffle(raw, elem) if filter == SHUFFLE else raw
     stored = compress(body, level)
@@ -138,8 +139,18 @@ def decompress(stored: bytes | memoryview, raw_len: int, *, cap: int, cap_name: 
     return out
 
 
-def unpack(stored: bytes | memoryview, raw_len: int, sha256: bytes, *, filter: str, elem: int,
-           cap: int, cap_name: str, what: str, out: memoryview | None = None) -> bytes | memoryview:
+def unpack(
+    stored: bytes | memoryview,
+    raw_len: int,
+    sha256: bytes,
+    *,
+    filter: str,
+    elem: int,
+    cap: int,
+    cap_name: str,
+    what: str,
+    out: memoryview | None = None,
+) -> bytes | memoryview:
     """Verify the digest of a stored chunk, then decompress and unfilter it.
 
     A shuffled chunk comes back as a memoryview of its unshuffled buffer (slice it and
@@ -174,8 +185,21 @@ def shuffle_elem_for(dtype: str | None, nbytes: int, numel: int | None) -> int:
 
 
 _DTYPE_SIZES = {
-    "F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2,
-    "U64": 8, "U32": 4, "U16": 2, "I8": 1, "U8": 1, "BOOL": 1, "F8_E4M3": 1, "F8_E5M2": 1,
+    "F64": 8,
+    "F32": 4,
+    "F16": 2,
+    "BF16": 2,
+    "I64": 8,
+    "I32": 4,
+    "I16": 2,
+    "U64": 8,
+    "U32": 4,
+    "U16": 2,
+    "I8": 1,
+    "U8": 1,
+    "BOOL": 1,
+    "F8_E4M3": 1,
+    "F8_E5M2": 1,
 }
 
 

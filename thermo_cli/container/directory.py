@@ -17,20 +17,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from thermo_cli import cbor
-from thermo_cli.container.blocks import (
-    COLUMN_FORMATS,
-    as_bytes,
-    as_list,
-    as_map,
-    field_of,
-    le_bytes,
-    le_column,
-)
+from thermo_cli.codec import cbor
+from thermo_cli.codec.records import tensor_from_map, tensor_to_map
+from thermo_cli.container.blocks import COLUMN_FORMATS, le_bytes, le_column
 from thermo_cli.container.index import DirChunk, Stream
 from thermo_cli.errors import CorruptError
 from thermo_cli.model import MAX_KEY_BYTES, Entry, TensorSpec, Ternary
-from thermo_cli.records import tensor_from_map, tensor_to_map
+from thermo_cli.model.fields import as_bytes, as_list, as_map, field_of
 
 NO_TERNARY = 2
 """Value of the ternary column for an entry without a ternary strength."""
@@ -63,15 +56,23 @@ class Row:
     length: int
 
     def entry(self, value: bytes) -> Entry:
-        return Entry(key=self.key, value=value, strength=self.strength, updated_at_ns=self.updated_at_ns,
-                     update_count=self.update_count, ternary=self.ternary, tensor=self.tensor)
+        return Entry(
+            key=self.key,
+            value=value,
+            strength=self.strength,
+            updated_at_ns=self.updated_at_ns,
+            update_count=self.update_count,
+            ternary=self.ternary,
+            tensor=self.tensor,
+        )
 
 
 # --- encoding -----------------------------------------------------------------------------
 
 
-def chunk_map(entries: list[Entry], locs: list[tuple[int, int]], lengths: list[int] | None = None
-              ) -> dict[str, Any]:
+def chunk_map(
+    entries: list[Entry], locs: list[tuple[int, int]], lengths: list[int] | None = None
+) -> dict[str, Any]:
     """The column map of a directory chunk; ``locs`` holds each value's (stream, offset).
 
     ``lengths`` are the values' sizes when the caller knows them: the writer passes them
@@ -141,11 +142,17 @@ class DirData:
         c = self.cols
         tern = int(c["ternary"][i])
         tix = int(c["tensor"][i])
-        return Row(key=self.keys[i], strength=float(c["strength"][i]),
-                   ternary=None if tern == NO_TERNARY else Ternary(tern),
-                   update_count=int(c["count"][i]), updated_at_ns=int(c["updated"][i]),
-                   tensor=None if tix < 0 else self.tensors[tix], stream=int(c["stream"][i]),
-                   off=int(c["offset"][i]), length=int(c["length"][i]))
+        return Row(
+            key=self.keys[i],
+            strength=float(c["strength"][i]),
+            ternary=None if tern == NO_TERNARY else Ternary(tern),
+            update_count=int(c["count"][i]),
+            updated_at_ns=int(c["updated"][i]),
+            tensor=None if tix < 0 else self.tensors[tix],
+            stream=int(c["stream"][i]),
+            off=int(c["offset"][i]),
+            length=int(c["length"][i]),
+        )
 
     def rows(self) -> list[Row]:
         c = {name: list(col) for name, col in self.cols.items()}
@@ -154,9 +161,19 @@ class DirData:
         for i, key in enumerate(self.keys):
             tern = c["ternary"][i]
             tix = c["tensor"][i]
-            out.append(Row(key, c["strength"][i], None if tern == NO_TERNARY else Ternary(tern),
-                           c["count"][i], c["updated"][i], None if tix < 0 else tensors[tix],
-                           c["stream"][i], c["offset"][i], c["length"][i]))
+            out.append(
+                Row(
+                    key,
+                    c["strength"][i],
+                    None if tern == NO_TERNARY else Ternary(tern),
+                    c["count"][i],
+                    c["updated"][i],
+                    None if tix < 0 else tensors[tix],
+                    c["stream"][i],
+                    c["offset"][i],
+                    c["length"][i],
+                )
+            )
         return out
 
 

@@ -131,8 +131,9 @@ def temp_path_for(path: str) -> str:
     return os.path.join(d, f".{base}.{secrets.token_hex(6)}.thermo-tmp")
 
 
-def atomic_write(path: str, write: Callable[[BinaryIO], None], *, overwrite: bool,
-                 mode: int | None = None) -> None:
+def atomic_write(
+    path: str, write: Callable[[BinaryIO], None], *, overwrite: bool, mode: int | None = None
+) -> None:
     """Write a new file through ``write`` and move it to ``path`` in one step.
 
     Without ``overwrite`` an existing ``path`` is never replaced (hard link, which fails if

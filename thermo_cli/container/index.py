@@ -22,20 +22,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, overload
 
-from thermo_cli.container.blocks import (
-    as_bytes,
-    as_list,
-    as_map,
-    as_text,
-    as_uint,
-    field_of,
-    le_bytes,
-    le_column,
-)
+from thermo_cli.config.limits import Limits, check_cap
+from thermo_cli.container.blocks import le_bytes, le_column
 from thermo_cli.container.chunks import FILTERS, SHUFFLE, SHUFFLE_ELEMS
-from thermo_cli.container.limits import Limits, check_cap
 from thermo_cli.errors import CorruptError
 from thermo_cli.model import Layer
+from thermo_cli.model.fields import as_bytes, as_list, as_map, as_text, as_uint, field_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,8 +74,12 @@ def _digests(m: dict[str, Any], n: int, what: str) -> bytes:
 
 def _check_spans(off: Column, length: Column, lo: int, hi: int, what: str) -> None:
     """Every (offset, length) lies within ``lo..hi`` (one row per chunk, not per entry)."""
-    if not len(off) or (min(off) >= lo and max(off) <= hi and max(length) <= hi
-                        and all(o + n <= hi for o, n in zip(off, length, strict=True))):
+    if not len(off) or (
+        min(off) >= lo
+        and max(off) <= hi
+        and max(length) <= hi
+        and all(o + n <= hi for o, n in zip(off, length, strict=True))
+    ):
         return
     for i, (o, n) in enumerate(zip(off, length, strict=True)):
         if o < lo or o + n > hi:
@@ -123,8 +119,16 @@ class DirTable(_ColumnTable[DirChunk]):
     __slots__ = ("_count", "_first_bytes", "_len", "_off", "_raw", "_sha", "first", "last")
     _ROW_NAME = "directory row"
 
-    def __init__(self, off: Column, length: Column, raw: Column, count: Column,
-                 first: list[str], last: list[str], sha: bytes) -> None:
+    def __init__(
+        self,
+        off: Column,
+        length: Column,
+        raw: Column,
+        count: Column,
+        first: list[str],
+        last: list[str],
+        sha: bytes,
+    ) -> None:
         self._off, self._len, self._raw, self._count = off, length, raw, count
         self.first, self.last = first, last
         self._sha = sha
@@ -135,15 +139,29 @@ class DirTable(_ColumnTable[DirChunk]):
         def col(name: str) -> Column:
             return _u64([getattr(r, name) for r in rows])
 
-        return cls(col("off"), col("len"), col("raw"), col("count"), [r.first for r in rows],
-                   [r.last for r in rows], b"".join(r.sha256 for r in rows))
+        return cls(
+            col("off"),
+            col("len"),
+            col("raw"),
+            col("count"),
+            [r.first for r in rows],
+            [r.last for r in rows],
+            b"".join(r.sha256 for r in rows),
+        )
 
     def __len__(self) -> int:
         return len(self.first)
 
     def _row(self, i: int) -> DirChunk:
-        return DirChunk(int(self._off[i]), int(self._len[i]), int(self._raw[i]), int(self._count[i]),
-                        self.first[i], self.last[i], self._sha[32 * i: 32 * i + 32])
+        return DirChunk(
+            int(self._off[i]),
+            int(self._len[i]),
+            int(self._raw[i]),
+            int(self._count[i]),
+            self.first[i],
+            self.last[i],
+            self._sha[32 * i : 32 * i + 32],
+        )
 
     def total(self) -> int:
         return sum(self._count)
@@ -159,9 +177,15 @@ class DirTable(_ColumnTable[DirChunk]):
         return i
 
     def to_map(self) -> dict[str, Any]:
-        return {"off": le_bytes(self._off, "<u8"), "len": le_bytes(self._len, "<u8"),
-                "raw": le_bytes(self._raw, "<u8"), "count": le_bytes(self._count, "<u8"),
-                "first": list(self.first), "last": list(self.last), "sha256": self._sha}
+        return {
+            "off": le_bytes(self._off, "<u8"),
+            "len": le_bytes(self._len, "<u8"),
+            "raw": le_bytes(self._raw, "<u8"),
+            "count": le_bytes(self._count, "<u8"),
+            "first": list(self.first),
+            "last": list(self.last),
+            "sha256": self._sha,
+        }
 
     @classmethod
     def from_map(cls, v: Any, what: str, lo: int, hi: int, limits: Limits) -> DirTable:
@@ -208,7 +232,7 @@ class ChunkTable(_ColumnTable[DataChunk]):
         return len(self._off)
 
     def _row(self, i: int) -> DataChunk:
-        return DataChunk(int(self._off[i]), int(self._len[i]), self._sha[32 * i: 32 * i + 32])
+        return DataChunk(int(self._off[i]), int(self._len[i]), self._sha[32 * i : 32 * i + 32])
 
     def to_map(self) -> dict[str, Any]:
         return {"off": le_bytes(self._off, "<u8"), "len": le_bytes(self._len, "<u8"), "sha256": self._sha}
@@ -239,8 +263,13 @@ class Stream:
         return min(self.chunk, self.size - i * self.chunk)
 
     def to_map(self) -> dict[str, Any]:
-        return {"filter": self.filter, "elem": self.elem, "size": self.size, "chunk": self.chunk,
-                "chunks": self.chunks.to_map()}
+        return {
+            "filter": self.filter,
+            "elem": self.elem,
+            "size": self.size,
+            "chunk": self.chunk,
+            "chunks": self.chunks.to_map(),
+        }
 
 
 @dataclass(slots=True)
@@ -294,7 +323,8 @@ def layer_index_from_map(v: Any, what: str, lo: int, hi: int, limits: Limits) ->
     if dirs.total() != count:
         raise CorruptError(f"{what}: directory chunks hold {dirs.total()} entries, count says {count}")
     return LayerIndex(
-        count=count, dirs=dirs,
+        count=count,
+        dirs=dirs,
         streams=[_stream_from_map(s, f"{what}.streams[{i}]", lo, hi, limits) for i, s in enumerate(streams)],
     )
 
@@ -305,6 +335,6 @@ def index_from_map(v: Any, lo: int, hi: int, limits: Limits) -> dict[Layer, Laye
     out = {}
     for layer in Layer:
         out[layer] = layer_index_from_map(
-            field_of(layers, layer.label, "index.layers"), f"index.layers.{layer.label}", lo, hi, limits)
+            field_of(layers, layer.label, "index.layers"), f"index.layers.{layer.label}", lo, hi, limits
+        )
     return out
-

@@ -68,9 +68,7 @@ def parse_prefix(head: bytes, *, what: str = "file") -> Prefix:
     if head[: len(MAGIC)] != MAGIC:
         reason = damage_reason(head)
         if reason is not None:
-            raise BadMagicError(
-                f"{what}: damaged .thermo magic ({reason}; was it transferred in text mode?)"
-            )
+            raise BadMagicError(f"{what}: damaged .thermo magic ({reason}; was it transferred in text mode?)")
         if len(head) < len(MAGIC) and MAGIC.startswith(head):
             raise TruncatedError(f"{what}: ends inside the .thermo magic ({len(head)} bytes)")
         raise BadMagicError(f"{what}: not a .thermo container (bad magic)")

@@ -17,9 +17,15 @@ from thermo_cli.model import Entry, Layer
 
 
 def _same(entry: Entry, row: Row, value: bytes) -> bool:
-    return (entry.key == row.key and entry.value is value and entry.strength == row.strength
-            and entry.updated_at_ns == row.updated_at_ns and entry.update_count == row.update_count
-            and entry.ternary == row.ternary and entry.tensor == row.tensor)
+    return (
+        entry.key == row.key
+        and entry.value is value
+        and entry.strength == row.strength
+        and entry.updated_at_ns == row.updated_at_ns
+        and entry.update_count == row.update_count
+        and entry.ternary == row.ternary
+        and entry.tensor == row.tensor
+    )
 
 
 class LazyLayer(MutableMapping[str, Entry]):

@@ -1,7 +1,7 @@
 """Log segments: runs of length-prefixed records, exactly the bytes that were hashed.
 
 A segment is a sequence of frames ``u32 little-endian length || record bytes``; the record
-bytes are the canonical CBOR produced by :func:`thermo_cli.records.encode_record` (for v2
+bytes are the canonical CBOR produced by :func:`thermo_cli.codec.records.encode_record` (for v2
 records, the very bytes whose SHA-256 is the record hash and whose RFC 9162 leaf hash
 enters the log's Merkle tree). Segments are about 1 MiB so a reader of the log's tail
 touches only the last few.
@@ -14,9 +14,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from thermo_cli.container.blocks import as_bytes, as_list, as_uint, check_span
-from thermo_cli.container.limits import Limits, check_cap
+from thermo_cli.config.limits import Limits, check_cap
+from thermo_cli.container.blocks import check_span
 from thermo_cli.errors import CorruptError
+from thermo_cli.model.fields import as_bytes, as_list, as_uint
 
 SEGMENT_TARGET = 1 << 20
 """Records are grouped into segments of about this many bytes (a bigger record gets its own)."""
@@ -40,9 +41,13 @@ class SegmentRef:
         row = as_list(v, what)
         if len(row) < 5:
             raise CorruptError(f"{what}: segment row needs 5 items, has {len(row)}")
-        ref = cls(as_uint(row[0], f"{what}[0] (offset)"), as_uint(row[1], f"{what}[1] (length)"),
-                  as_uint(row[2], f"{what}[2] (first index)"), as_uint(row[3], f"{what}[3] (count)"),
-                  as_bytes(row[4], f"{what}[4] (sha256)", 32))
+        ref = cls(
+            as_uint(row[0], f"{what}[0] (offset)"),
+            as_uint(row[1], f"{what}[1] (length)"),
+            as_uint(row[2], f"{what}[2] (first index)"),
+            as_uint(row[3], f"{what}[3] (count)"),
+            as_bytes(row[4], f"{what}[4] (sha256)", 32),
+        )
         check_span(ref.off, ref.len, lo, hi, what)
         check_cap(ref.len, limits.max_segment_bytes, "max_segment_bytes", what)
         if ref.count == 0 or ref.len < 4 * ref.count:
@@ -70,8 +75,9 @@ def group(records: list[bytes], target: int = SEGMENT_TARGET) -> list[list[bytes
     return runs
 
 
-def iter_frames(data: bytes | memoryview, count: int, limits: Limits,
-                what: str) -> Iterator[tuple[int, memoryview]]:
+def iter_frames(
+    data: bytes | memoryview, count: int, limits: Limits, what: str
+) -> Iterator[tuple[int, memoryview]]:
     """(offset within the segment, record bytes) of exactly ``count`` frames filling ``data``."""
     view = memoryview(data)
     pos = 0
@@ -83,7 +89,7 @@ def iter_frames(data: bytes | memoryview, count: int, limits: Limits,
         check_cap(n, limits.max_record_bytes, "max_record_bytes", f"{what} record {i}")
         if pos + 4 + n > end:
             raise CorruptError(f"{what}: record {i} ({n} bytes) runs past the segment's end")
-        yield pos, view[pos + 4: pos + 4 + n]
+        yield pos, view[pos + 4 : pos + 4 + n]
         pos += 4 + n
     if pos != end:
         raise CorruptError(f"{what}: {end - pos} bytes follow the last of its {count} records")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from concurrent.futures import ThreadPoolExecutor
 
-from thermo_cli.container.limits import check_cap
+from thermo_cli.config.limits import check_cap
 from thermo_cli.container.reader import Reader
 from thermo_cli.model import Entry, Layer
 
@@ -23,7 +23,7 @@ def stream_bytes(reader: Reader, layer: Layer, s: int, pool: ThreadPoolExecutor 
 
     def fill(i: int) -> None:
         a = i * st.chunk
-        reader.data_chunk(layer, s, i, out=view[a: a + st.chunk_raw_len(i)])
+        reader.data_chunk(layer, s, i, out=view[a : a + st.chunk_raw_len(i)])
 
     n = len(st.chunks)
     if pool is None or n < 2:
@@ -46,7 +46,7 @@ def materialize_layer(reader: Reader, layer: Layer) -> dict[str, Entry]:
             for row in reader.dir_chunk(layer, i).rows():
                 if row.length:
                     reader.check_value_size(row)
-                    value = bytes(streams[row.stream][row.off: row.off + row.length])
+                    value = bytes(streams[row.stream][row.off : row.off + row.length])
                 else:
                     value = b""
                 out[row.key] = row.entry(value)

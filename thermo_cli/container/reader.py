@@ -32,9 +32,12 @@ from typing import Any, TypeVar
 
 import cbor2
 
-from thermo_cli import cbor
+from thermo_cli.codec import cbor
+from thermo_cli.codec.fastrecords import encode_delta
+from thermo_cli.codec.records import decode_record
+from thermo_cli.config.limits import DEFAULT_LIMITS, Limits, check_cap
 from thermo_cli.container import chunks as ck
-from thermo_cli.container.blocks import BlockRef, as_list, as_map, field_of
+from thermo_cli.container.blocks import BlockRef
 from thermo_cli.container.directory import DirData, Row, decode_chunk
 from thermo_cli.container.index import LayerIndex, Stream, index_from_map
 from thermo_cli.container.layout import (
@@ -45,18 +48,17 @@ from thermo_cli.container.layout import (
     parse_prefix,
     unpack_footer,
 )
-from thermo_cli.container.limits import DEFAULT_LIMITS, Limits, check_cap
 from thermo_cli.container.logseg import SegmentRef, iter_frames
 from thermo_cli.container.metablock import meta_fields_from_map
 from thermo_cli.container.trailer import Trailer, trailer_from_bytes
-from thermo_cli.engine.chain import encode_delta
 from thermo_cli.errors import CorruptError, FormatError, IntegrityError, TruncatedError
 from thermo_cli.model import Delta, DeltaType, Layer, LogRecord, Ternary
-from thermo_cli.records import decode_record
+from thermo_cli.model.fields import as_list, as_map, field_of
 
 _SCAN_WINDOW = 1 << 20
-_DELTA_KEYS = frozenset(("s", "t", "id", "op", "ts", "key", "obs", "src", "prev", "tern", "value",
-                         "custom", "tensor"))
+_DELTA_KEYS = frozenset(
+    ("s", "t", "id", "op", "ts", "key", "obs", "src", "prev", "tern", "value", "custom", "tensor")
+)
 _OPS = {t.label: t for t in DeltaType}
 _TERNARY = {-1: Ternary.NEG, 0: Ternary.ZERO, 1: Ternary.POS}
 _sha256 = hashlib.sha256
@@ -83,22 +85,24 @@ def naming_file(path: str) -> Iterator[None]:
 def _names_file(fn: _F) -> _F:
     """Decorate a :class:`Reader` method so its FormatErrors name the reader's file."""
     if inspect.isgeneratorfunction(fn):
+
         @functools.wraps(fn)  # type: ignore[arg-type]
         def gen(self: Reader, *args: Any, **kwargs: Any) -> Any:
             with naming_file(self.path):
                 yield from fn(self, *args, **kwargs)  # type: ignore[operator]
+
         return gen  # type: ignore[return-value]
 
     @functools.wraps(fn)  # type: ignore[arg-type]
     def call(self: Reader, *args: Any, **kwargs: Any) -> Any:
         with naming_file(os.fspath(self.path if hasattr(self, "path") else args[0])):
             return fn(self, *args, **kwargs)  # type: ignore[operator]
+
     return call  # type: ignore[return-value]
 
 
-
 def decode_log_record(data: bytes, index: int) -> LogRecord:
-    """One stored record, decoded as strictly as :func:`thermo_cli.records.decode_record`.
+    """One stored record, decoded as strictly as :func:`thermo_cli.codec.records.decode_record`.
 
     Loading a file decodes every uncommitted record, and ``thermo apply`` loads on every
     run, so the common record — a v2 delta without custom metadata or tensor spec — takes
@@ -110,12 +114,18 @@ def decode_log_record(data: bytes, index: int) -> LogRecord:
     also words the error.
     """
     try:
-        m = cbor2.loads(data, max_depth=4, allow_indefinite=False, allow_duplicate_keys=False,
-                        strict_hashable_types=True)
+        m = cbor2.loads(
+            data, max_depth=4, allow_indefinite=False, allow_duplicate_keys=False, strict_hashable_types=True
+        )
     except Exception:  # any failure: the strict decoder below says what is wrong
         m = None
-    if type(m) is dict and m.keys() == _DELTA_KEYS and m["t"] == "delta" and m["custom"] is None \
-            and m["tensor"] is None:
+    if (
+        type(m) is dict
+        and m.keys() == _DELTA_KEYS
+        and m["t"] == "delta"
+        and m["custom"] is None
+        and m["tensor"] is None
+    ):
         d = _plain_delta(m)
         if d is not None and _encodes_to(d, data):
             d.encoded = data
@@ -133,11 +143,27 @@ def _encodes_to(d: Delta, data: bytes) -> bool:
 
 def _plain_delta(m: dict[str, Any]) -> Delta | None:
     """A Delta from a decoded record map whose fields all have their exact types, else None."""
-    key, value, s, ts, src, did, obs, tern, prev = (m["key"], m["value"], m["s"], m["ts"], m["src"], m["id"],
-                                                    m["obs"], m["tern"], m["prev"])
+    key, value, s, ts, src, did, obs, tern, prev = (
+        m["key"],
+        m["value"],
+        m["s"],
+        m["ts"],
+        m["src"],
+        m["id"],
+        m["obs"],
+        m["tern"],
+        m["prev"],
+    )
     op = _OPS.get(m["op"]) if type(m["op"]) is str else None
-    if (op is None or type(key) is not str or type(value) is not bytes or type(s) is not float
-            or type(ts) is not int or type(src) is not str or type(did) is not str):
+    if (
+        op is None
+        or type(key) is not str
+        or type(value) is not bytes
+        or type(s) is not float
+        or type(ts) is not int
+        or type(src) is not str
+        or type(did) is not str
+    ):
         return None
     if not (0 <= ts < 1 << 64) or not math.isfinite(s):
         return None
@@ -151,8 +177,18 @@ def _plain_delta(m: dict[str, Any]) -> Delta | None:
         if type(prev) is not bytes or len(prev) != 32:
             return None
         prev = prev.hex()
-    return Delta(delta_type=op, key=key, value=value, strength=s, timestamp_ns=ts, source=src, id=did,
-                 ternary=tern, observation_count=obs, prev_hash=prev)
+    return Delta(
+        delta_type=op,
+        key=key,
+        value=value,
+        strength=s,
+        timestamp_ns=ts,
+        source=src,
+        id=did,
+        ternary=tern,
+        observation_count=obs,
+        prev_hash=prev,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,8 +209,9 @@ class Reader:
     """
 
     @_names_file
-    def __init__(self, path: str | os.PathLike[str], *, limits: Limits | None = None,
-                 allow_damaged_tail: bool = False) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], *, limits: Limits | None = None, allow_damaged_tail: bool = False
+    ) -> None:
         self.path = os.fspath(path)
         self.limits = limits or DEFAULT_LIMITS
         self._allow_damaged_tail = allow_damaged_tail
@@ -223,8 +260,9 @@ class Reader:
         return data
 
     @_names_file
-    def read_block(self, ref: BlockRef, what: str, cap: int | None = None,
-                   cap_name: str = "max_block_bytes") -> bytes:
+    def read_block(
+        self, ref: BlockRef, what: str, cap: int | None = None, cap_name: str = "max_block_bytes"
+    ) -> bytes:
         """The decompressed bytes of a block, after checking its digest."""
         cap = self.limits.max_block_bytes if cap is None else cap
         check_cap(ref.raw, cap, cap_name, what)
@@ -276,7 +314,8 @@ class Reader:
             raise IntegrityError(
                 f"{self.path}: the last commit is damaged (its footer is complete but the trailer does not "
                 "match it); this is not an interrupted write. Run `thermo verify`; `thermo repair --force` "
-                "drops the damaged commit after a backup")
+                "drops the damaged commit after a backup"
+            )
         found = self._scan_back(size)
         if found is not None:
             return found
@@ -297,8 +336,12 @@ class Reader:
                 if pos < 0:
                     break
                 tried += 1
-                check_cap(tried, self.limits.max_scan_candidates, "max_scan_candidates",
-                          f"{self.path}: searching for the last commit")
+                check_cap(
+                    tried,
+                    self.limits.max_scan_candidates,
+                    "max_scan_candidates",
+                    f"{self.path}: searching for the last commit",
+                )
                 t = self._trailer_at(lo + pos + len(END_MAGIC))
                 if t is not None:
                     return t
@@ -328,8 +371,9 @@ class Reader:
     def index(self) -> dict[Layer, LayerIndex]:
         if self._index is None:
             raw = self.read_block(self.trailer.index, "index block")
-            self._index = index_from_map(cbor.decode_canonical(raw, what="index block"),
-                                         PREFIX_SIZE, self.trailer.off, self.limits)
+            self._index = index_from_map(
+                cbor.decode_canonical(raw, what="index block"), PREFIX_SIZE, self.trailer.off, self.limits
+            )
         return self._index
 
     # --- chunks ------------------------------------------------------------------------
@@ -339,8 +383,16 @@ class Reader:
         li = self.index[layer]
         d = li.dirs[i]
         what = f"{layer.label} directory chunk {i}"
-        raw = ck.unpack(self.pread(d.off, d.len), d.raw, d.sha256, filter=ck.NO_FILTER, elem=1,
-                        cap=self.limits.max_chunk_bytes, cap_name="max_chunk_bytes", what=what)
+        raw = ck.unpack(
+            self.pread(d.off, d.len),
+            d.raw,
+            d.sha256,
+            filter=ck.NO_FILTER,
+            elem=1,
+            cap=self.limits.max_chunk_bytes,
+            cap_name="max_chunk_bytes",
+            what=what,
+        )
         return decode_chunk(raw, d, li.streams, what)
 
     @_names_file
@@ -350,9 +402,17 @@ class Reader:
         keep. Safe to call from several threads (zstd, SHA-256 and numpy release the GIL)."""
         st = self.index[layer].streams[s]
         c = st.chunks[i]
-        return ck.unpack(self.pread(c.off, c.len), st.chunk_raw_len(i), c.sha256, filter=st.filter,
-                         elem=st.elem, cap=self.limits.max_chunk_bytes, cap_name="max_chunk_bytes",
-                         what=f"{layer.label} stream {s} chunk {i}", out=out)
+        return ck.unpack(
+            self.pread(c.off, c.len),
+            st.chunk_raw_len(i),
+            c.sha256,
+            filter=st.filter,
+            elem=st.elem,
+            cap=self.limits.max_chunk_bytes,
+            cap_name="max_chunk_bytes",
+            what=f"{layer.label} stream {s} chunk {i}",
+            out=out,
+        )
 
     @_names_file
     def check_value_size(self, row: Row) -> None:
@@ -394,8 +454,10 @@ class Reader:
         check_cap(len(rows), self.limits.max_segments, "max_segments", what)
         prev = field_of(m, "prev", what)
         prev_ref = None if prev is None else BlockRef.from_map(prev, f"{what}.prev", PREFIX_SIZE, ref.off)
-        segs = [SegmentRef.from_row(r, f"{what}.segments[{i}]", PREFIX_SIZE, hi, self.limits)
-                for i, r in enumerate(rows)]
+        segs = [
+            SegmentRef.from_row(r, f"{what}.segments[{i}]", PREFIX_SIZE, hi, self.limits)
+            for i, r in enumerate(rows)
+        ]
         for a, b in itertools.pairwise(segs):
             if a.first + a.count != b.first:
                 raise CorruptError(f"{what}: segments are not contiguous")
@@ -425,8 +487,9 @@ class Reader:
             segs, prev = self.table(ref, t.off)
             stop = segs[-1].first + segs[-1].count if segs else end
             if stop != end:
-                raise CorruptError(f"log table at {ref.off}: ends at record {stop}, "
-                                   f"the next segments start at {end}")
+                raise CorruptError(
+                    f"log table at {ref.off}: ends at record {stop}, the next segments start at {end}"
+                )
             for s in reversed(segs):
                 out.append(s)
                 if s.first <= start:
@@ -514,7 +577,7 @@ def read_value(reader: Reader, layer: Layer, row: Row, cache: ChunkCache) -> byt
     if first == last:
         data = cache.get(("d", layer, row.stream, first), lambda: reader.data_chunk(layer, row.stream, first))
         a = row.off - first * st.chunk
-        return bytes(data[a: a + row.length])
+        return bytes(data[a : a + row.length])
     parts = []
     for i in range(first, last + 1):
         data = reader.data_chunk(layer, row.stream, i)

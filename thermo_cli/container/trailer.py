@@ -14,20 +14,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from thermo_cli import cbor
-from thermo_cli.audit.merkle import CompactRange
-from thermo_cli.container.blocks import (
-    BlockRef,
-    as_bytes,
-    as_list,
-    as_map,
-    as_uint,
-    field_of,
-)
+from thermo_cli.codec import cbor
+from thermo_cli.config.limits import Limits, check_cap
+from thermo_cli.container.blocks import BlockRef
 from thermo_cli.container.layout import FOOTER_SIZE, PREFIX_SIZE
-from thermo_cli.container.limits import Limits, check_cap
 from thermo_cli.container.logseg import SegmentRef
 from thermo_cli.errors import CorruptError
+from thermo_cli.integrity.merkle import CompactRange
+from thermo_cli.model.fields import as_bytes, as_list, as_map, as_uint, field_of
 
 
 @dataclass(slots=True)
@@ -107,8 +101,9 @@ def trailer_from_bytes(data: bytes, off: int, sha: bytes, limits: Limits, commit
     nodes = [as_bytes(n, f"{what}.log.range", 32) for n in nodes]
     rows = as_list(field_of(log, "segments", what), f"{what}.log.segments")
     check_cap(len(rows), limits.max_segments, "max_segments", f"{what}.log.segments")
-    segments = [SegmentRef.from_row(r, f"{what}.log.segments[{i}]", lo, hi, limits)
-                for i, r in enumerate(rows)]
+    segments = [
+        SegmentRef.from_row(r, f"{what}.log.segments[{i}]", lo, hi, limits) for i, r in enumerate(rows)
+    ]
     prev = ref(field_of(m, "prev", what), "prev")
     t = Trailer(
         prefix=as_bytes(field_of(m, "prefix", what), f"{what}.prefix", PREFIX_SIZE),

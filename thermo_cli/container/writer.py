@@ -16,8 +16,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
-from thermo_cli import cbor, records
-from thermo_cli.audit.merkle import CompactRange, leaf_hash
+from thermo_cli.codec import cbor, records
+from thermo_cli.config.limits import MiB
 from thermo_cli.container import chunks as ck
 from thermo_cli.container.blocks import BlockRef
 from thermo_cli.container.directory import chunk_map, estimate_row_size
@@ -32,12 +32,12 @@ from thermo_cli.container.index import (
 )
 from thermo_cli.container.layout import pack_footer
 from thermo_cli.container.lazy import LazyLayer
-from thermo_cli.container.limits import MiB
 from thermo_cli.container.logseg import SegmentRef, frame, group
 from thermo_cli.container.metablock import meta_to_map
 from thermo_cli.container.reader import Reader
 from thermo_cli.container.trailer import Trailer
 from thermo_cli.errors import ChainError, ValidationError
+from thermo_cli.integrity.merkle import CompactRange, leaf_hash
 from thermo_cli.model import Delta, Entry, HashScheme, Layer, LogRecord, TensorSpec
 
 DATA_CHUNK = 1 * MiB
@@ -94,7 +94,8 @@ def check_links(recs: Iterable[LogRecord], head: str | None, first_index: int) -
     for i, rec in enumerate(recs):
         if rec.prev_hash != head:
             raise ChainError(
-                f"log record {first_index + i}: prev_hash {rec.prev_hash} does not link to head {head}")
+                f"log record {first_index + i}: prev_hash {rec.prev_hash} does not link to head {head}"
+            )
         head = rec.hash
     return head
 
@@ -107,8 +108,9 @@ def write_block(sink: Sink, obj: Any, *, compress: bool = True) -> tuple[BlockRe
     raw = cbor.encode(obj)
     stored = ck.compress(raw, ck.BLOCK_LEVEL) if compress else raw
     off = sink.write(stored)
-    return BlockRef(off, len(stored), len(raw), "zstd" if compress else "none",
-                    hashlib.sha256(stored).digest()), raw
+    return BlockRef(
+        off, len(stored), len(raw), "zstd" if compress else "none", hashlib.sha256(stored).digest()
+    ), raw
 
 
 def write_segments(sink: Sink, recs: list[bytes], first: int) -> list[SegmentRef]:
@@ -181,8 +183,9 @@ def _read_once(e: Entry, size: int) -> bytes:
     if type(value) is not bytes:
         raise ValidationError(f"entry {e.key!r}: value must be bytes, got {type(value).__name__}")
     if len(value) != size:
-        raise ValidationError(f"entry {e.key!r}: value changed size while being written "
-                              f"({size} then {len(value)} bytes)")
+        raise ValidationError(
+            f"entry {e.key!r}: value changed size while being written ({size} then {len(value)} bytes)"
+        )
     return value
 
 
@@ -225,8 +228,9 @@ def _stream_pieces(plan: _StreamPlan, chunk: int) -> Iterator[list[bytes | memor
 
 
 def _pack_parts(parts: list[bytes | memoryview], filt: str, elem: int) -> ck.Packed:
-    return ck.pack(parts[0] if len(parts) == 1 else b"".join(parts), filter=filt, elem=elem,
-                   level=ck.DATA_LEVEL)
+    return ck.pack(
+        parts[0] if len(parts) == 1 else b"".join(parts), filter=filt, elem=elem, level=ck.DATA_LEVEL
+    )
 
 
 def _write_stream(sink: Sink, plan: _StreamPlan, pool: ThreadPoolExecutor) -> Stream:
@@ -286,8 +290,17 @@ def _write_dir_chunk(sink: Sink, group_: list[Placed], out: list[DirChunk]) -> N
         _write_dir_chunk(sink, group_[half:], out)
         return
     p = ck.pack(raw, level=ck.BLOCK_LEVEL)
-    out.append(DirChunk(sink.write(p.stored), len(p.stored), len(raw), len(group_),
-                        entries[0].key, entries[-1].key, p.sha256))
+    out.append(
+        DirChunk(
+            sink.write(p.stored),
+            len(p.stored),
+            len(raw),
+            len(group_),
+            entries[0].key,
+            entries[-1].key,
+            p.sha256,
+        )
+    )
 
 
 def write_layer(sink: Sink, layer: Mapping[str, Entry], pool: ThreadPoolExecutor) -> LayerIndex:
@@ -327,12 +340,24 @@ def copy_layer(sink: Sink, lazy: LazyLayer) -> LayerIndex:
         ck.check_digest(data, sha256, f"{lazy.layer.label} {what}")
         return sink.write(data)
 
-    dirs = [DirChunk(copy(d.off, d.len, d.sha256, f"directory chunk {i}"), d.len, d.raw, d.count, d.first,
-                     d.last, d.sha256) for i, d in enumerate(li.dirs)]
+    dirs = [
+        DirChunk(
+            copy(d.off, d.len, d.sha256, f"directory chunk {i}"),
+            d.len,
+            d.raw,
+            d.count,
+            d.first,
+            d.last,
+            d.sha256,
+        )
+        for i, d in enumerate(li.dirs)
+    ]
     streams = []
     for s, st in enumerate(li.streams):
-        out = [DataChunk(copy(c.off, c.len, c.sha256, f"stream {s} chunk {i}"), c.len, c.sha256)
-               for i, c in enumerate(st.chunks)]
+        out = [
+            DataChunk(copy(c.off, c.len, c.sha256, f"stream {s} chunk {i}"), c.len, c.sha256)
+            for i, c in enumerate(st.chunks)
+        ]
         streams.append(Stream(st.filter, st.elem, st.size, st.chunk, ChunkTable.of(out)))
     return LayerIndex(count=li.count, dirs=DirTable.of(dirs), streams=streams)
 
@@ -387,7 +412,8 @@ def write_full(f: BinaryIO, tg: Any, *, prefix: bytes, seq: int, source: Reader 
     use_source = source is not None and source.trailer.log_size == tg.persisted and tg.persisted > 0
     if not use_source and tg.log_base != 0:
         raise ValidationError(
-            "cannot write a thermogram that holds only its log tail without its source file")
+            "cannot write a thermogram that holds only its log tail without its source file"
+        )
     sink = Sink(f, 0)
     sink.write(prefix)
     with ThreadPoolExecutor(_workers()) as pool:
@@ -407,7 +433,7 @@ def write_full(f: BinaryIO, tg: Any, *, prefix: bytes, seq: int, source: Reader 
         rng = source.trailer.compact_range().copy()
         for data, first, count in _merged_old_segments(source, tg.persisted):
             segs.append(SegmentRef(sink.write(data), len(data), first, count, hashlib.sha256(data).digest()))
-        new = tg.records[tg.persisted - tg.log_base:]
+        new = tg.records[tg.persisted - tg.log_base :]
         check_links(new, source.trailer.head_hex, tg.persisted)
         start = tg.persisted
     else:
@@ -422,9 +448,19 @@ def write_full(f: BinaryIO, tg: Any, *, prefix: bytes, seq: int, source: Reader 
     table_ref = None
     if segs:
         table_ref = write_block(sink, {"prev": None, "segments": [s.to_row() for s in segs]})[0]
-    t = Trailer(prefix=prefix, seq=seq, prev=None, meta=meta_ref, index=index_ref, log_size=tg.log_length,
-                head=_head_bytes(tg.head_hash), dirty_start=tg.dirty_start, range_nodes=list(rng.nodes),
-                segments=[], table=table_ref)
+    t = Trailer(
+        prefix=prefix,
+        seq=seq,
+        prev=None,
+        meta=meta_ref,
+        index=index_ref,
+        log_size=tg.log_length,
+        head=_head_bytes(tg.head_hash),
+        dirty_start=tg.dirty_start,
+        range_nodes=list(rng.nodes),
+        segments=[],
+        table=table_ref,
+    )
     return write_commit(sink, t)
 
 
@@ -434,7 +470,7 @@ def plan_append(tg: Any, source: Reader) -> tuple[bytes, Trailer] | None:
     old = source.trailer
     if tg.persisted != old.log_size:
         raise ChainError(f"the file holds {old.log_size} records, the thermogram expects {tg.persisted}")
-    new = tg.records[tg.persisted - tg.log_base:]
+    new = tg.records[tg.persisted - tg.log_base :]
     check_links(new, old.head_hex, tg.persisted)
     meta_raw = cbor.encode(meta_to_map(tg))
     _ = source.meta_map  # loads meta_raw_sha
@@ -456,18 +492,31 @@ def plan_append(tg: Any, source: Reader) -> tuple[bytes, Trailer] | None:
     meta_ref = old.meta
     if meta_changed:
         stored = ck.compress(meta_raw, ck.BLOCK_LEVEL)
-        meta_ref = BlockRef(sink.write(stored), len(stored), len(meta_raw), "zstd",
-                            hashlib.sha256(stored).digest())
+        meta_ref = BlockRef(
+            sink.write(stored), len(stored), len(meta_raw), "zstd", hashlib.sha256(stored).digest()
+        )
     rng = old.compact_range().copy()
     for b in new_bytes:
         rng.append(leaf_hash(b))
     inline, table = old.segments + segs, old.table
     if len(inline) > INLINE_SEGMENTS:
-        table = write_block(sink, {"prev": None if table is None else table.to_map(),
-                                   "segments": [s.to_row() for s in inline]})[0]
+        table = write_block(
+            sink,
+            {"prev": None if table is None else table.to_map(), "segments": [s.to_row() for s in inline]},
+        )[0]
         inline = []
-    t = Trailer(prefix=old.prefix, seq=old.seq + 1, prev=old.ref(), meta=meta_ref, index=old.index,
-                log_size=tg.log_length, head=_head_bytes(tg.head_hash), dirty_start=tg.dirty_start,
-                range_nodes=list(rng.nodes), segments=inline, table=table)
+    t = Trailer(
+        prefix=old.prefix,
+        seq=old.seq + 1,
+        prev=old.ref(),
+        meta=meta_ref,
+        index=old.index,
+        log_size=tg.log_length,
+        head=_head_bytes(tg.head_hash),
+        dirty_start=tg.dirty_start,
+        range_nodes=list(rng.nodes),
+        segments=inline,
+        table=table,
+    )
     write_commit(sink, t)
     return b"".join(buf.parts), t

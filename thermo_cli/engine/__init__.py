@@ -6,8 +6,7 @@ and presets are in :mod:`.config`, the formulas in :mod:`.plasticity`, the chain
 and the dirty-delta fold in :mod:`.consolidation`.
 """
 
-from thermo_cli.engine.chain import ChainCheck, HashChain
-from thermo_cli.engine.config import (
+from thermo_cli.config.engine import (
     ConsolidationPolicy,
     DeltaCount,
     DirtySize,
@@ -17,6 +16,7 @@ from thermo_cli.engine.config import (
     ThermalConfig,
     TimePeriod,
 )
+from thermo_cli.engine.chain import ChainCheck, HashChain
 from thermo_cli.engine.consolidation import ConsolidationReport
 from thermo_cli.engine.thermogram import CrystallizationResult, Thermogram, ThermogramStats
 from thermo_cli.engine.transitions import TransitionReport

@@ -18,8 +18,15 @@ from __future__ import annotations
 from collections.abc import Iterable, MutableMapping
 from dataclasses import dataclass, field
 
-from thermo_cli.engine.config import PlasticityRule
-from thermo_cli.engine.plasticity import f32, observation_confidence, quantize
+from thermo_cli.config.engine import PlasticityRule
+from thermo_cli.engine.plasticity import (
+    apply_update,
+    f32,
+    majority_vote,
+    observation_confidence,
+    quantize,
+    ternary_update,
+)
 from thermo_cli.model import NS_PER_SECOND, Delta, DeltaType, Entry, Layer, Ternary
 
 _CREATE, _UPDATE, _DELETE, _MERGE = DeltaType.CREATE, DeltaType.UPDATE, DeltaType.DELETE, DeltaType.MERGE
@@ -68,12 +75,23 @@ def _current_ternary(entry: Entry) -> Ternary:
 
 
 def _new_entry(d: Delta) -> Entry:
-    return Entry(key=d.key, value=d.value, strength=d.strength, updated_at_ns=d.timestamp_ns,
-                 update_count=1, ternary=d.ternary, tensor=d.tensor)
+    return Entry(
+        key=d.key,
+        value=d.value,
+        strength=d.strength,
+        updated_at_ns=d.timestamp_ns,
+        update_count=1,
+        ternary=d.ternary,
+        tensor=d.tensor,
+    )
 
 
-def fold(deltas: Iterable[Delta], layers: dict[Layer, MutableMapping[str, Entry]],
-         rule: PlasticityRule, report: ConsolidationReport) -> None:
+def fold(
+    deltas: Iterable[Delta],
+    layers: dict[Layer, MutableMapping[str, Entry]],
+    rule: PlasticityRule,
+    report: ConsolidationReport,
+) -> None:
     """Apply deltas, oldest first, to the hot layer (colder layers only lose deleted keys)."""
     hot = layers[Layer.HOT]
     colder = [layers[Layer.WARM], layers[Layer.COOL], layers[Layer.COLD]]
@@ -97,14 +115,14 @@ def fold(deltas: Iterable[Delta], layers: dict[Layer, MutableMapping[str, Entry]
         if observed is not None:
             current = _current_ternary(entry)
             if op is _MERGE:
-                new = rule.majority_vote((current, observed))
+                new = majority_vote((current, observed))
             else:
-                new = rule.ternary_update(current, observed, observation_confidence(d.observation_count))
+                new = ternary_update(rule, current, observed, observation_confidence(d.observation_count))
             entry.ternary = new
             entry.strength = float(new)
         else:
             dt = _whole_seconds(d.timestamp_ns, entry.updated_at_ns)
-            entry.strength = rule.apply_update(entry.strength, d.strength, dt)
+            entry.strength = apply_update(rule, entry.strength, d.strength, dt)
             entry.ternary = None
         entry.value = d.value
         entry.tensor = d.tensor
@@ -120,8 +138,9 @@ def prune_hot(hot: MutableMapping[str, Entry], rule: PlasticityRule) -> list[str
     """Drop hot entries the rule calls weak: ternary ones at zero, others below prune_threshold."""
     threshold = f32(rule.prune_threshold)
     zero = Ternary.ZERO
-    weak = [k for k, e in hot.items()
-            if (e.ternary == zero if e.ternary is not None else e.strength < threshold)]
+    weak = [
+        k for k, e in hot.items() if (e.ternary == zero if e.ternary is not None else e.strength < threshold)
+    ]
     for key in weak:
         del hot[key]
     return weak

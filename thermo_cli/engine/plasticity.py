@@ -4,7 +4,7 @@ These are the Rust crate's formulas (ENGINE.md), evaluated in float32 step by st
 way the crate's ``f32`` arithmetic does, so strengths computed here equal the crate's bit
 for bit. (A float64 product, sum or quotient of two float32 values rounded once to
 float32 is exactly the float32 operation, so each step is one Python operation followed
-by :func:`f32`.) :class:`~thermo_cli.engine.config.PlasticityRule` picks the formula for
+by :func:`f32`.) :class:`~thermo_cli.config.engine.PlasticityRule` picks the formula for
 its policy; the functions here take plain numbers so they can be tested one by one.
 """
 
@@ -13,6 +13,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterable
 
+from thermo_cli.config.engine import PlasticityPolicy, PlasticityRule
 from thermo_cli.model import Ternary
 
 F32 = struct.Struct("<f")
@@ -110,8 +111,9 @@ def ternary_replace_update(current: Ternary, observed: Ternary, confidence: floa
     return observed if confidence > _C05 else current
 
 
-def ternary_ema_update(current: Ternary, observed: Ternary, confidence: float,
-                       learning_rate: float) -> Ternary:
+def ternary_ema_update(
+    current: Ternary, observed: Ternary, confidence: float, learning_rate: float
+) -> Ternary:
     """EMA policy: take a differing observation when confidence > learning_rate."""
     if current != observed and confidence > f32(learning_rate):
         return observed
@@ -163,3 +165,56 @@ def observation_confidence(observation_count: int | None) -> float:
     if observation_count is None:
         return 0.5
     return min(1.0, f32(f32(observation_count) / 10.0))
+
+
+# --- a rule's decisions ------------------------------------------------------------------------
+# PlasticityRule (thermo_cli.config.engine) is plain configuration; these apply it.
+
+
+def apply_update(rule: PlasticityRule, current: float, new: float, dt_seconds: float) -> float:
+    """New continuous strength of an entry at ``current`` receiving ``new`` under ``rule``.
+
+    ``dt_seconds`` is the time since the entry was last updated (the crate passes whole
+    seconds); only the STDP policy uses it.
+    """
+    policy = rule.policy
+    if policy is PlasticityPolicy.STDP:
+        return stdp(current, new, dt_seconds, rule.decay_rate, rule.learning_rate)
+    if policy is PlasticityPolicy.REPLACE:
+        return new
+    if policy is PlasticityPolicy.EMA:
+        return ema(current, new, rule.learning_rate)
+    if policy is PlasticityPolicy.BAYESIAN:
+        return bayesian(current, new)
+    return winner_take_all(current, new)
+
+
+def ternary_update(rule: PlasticityRule, current: Ternary, observed: Ternary, confidence: float) -> Ternary:
+    """New ternary strength of an entry at ``current`` observing ``observed`` under ``rule``.
+
+    ``confidence`` is compared in float32, as the crate holds it.
+    """
+    confidence = f32(confidence)
+    policy = rule.policy
+    if policy is PlasticityPolicy.STDP:
+        return ternary_stdp_update(current, observed, confidence)
+    if policy is PlasticityPolicy.EMA:
+        return ternary_ema_update(current, observed, confidence, rule.learning_rate)
+    if policy is PlasticityPolicy.BAYESIAN:
+        return ternary_bayesian_update(current, observed, confidence)
+    return ternary_replace_update(current, observed, confidence)
+
+
+def should_create_new(rule: PlasticityRule, novelty: float) -> bool:
+    """An observation this novel becomes a new memory (novelty > novelty_threshold)."""
+    return f32(novelty) > f32(rule.novelty_threshold)
+
+
+def should_merge(rule: PlasticityRule, similarity: float) -> bool:
+    """An observation this similar merges with an existing one (> 1 − merge_threshold)."""
+    return f32(similarity) > f32(1.0 - f32(rule.merge_threshold))
+
+
+def should_prune(rule: PlasticityRule, strength: float) -> bool:
+    """A memory this weak is dropped at consolidation (strength < prune_threshold)."""
+    return f32(strength) < f32(rule.prune_threshold)

@@ -43,16 +43,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from thermo_cli import records as _records
-from thermo_cli.audit import merkle
-from thermo_cli.audit.state import BIND_KIND, NON_LAYER_KINDS, is_binding
+from thermo_cli.codec import records as _records
+from thermo_cli.config.engine import ConsolidationPolicy, PlasticityRule, ThermalConfig
 from thermo_cli.engine import chain, transitions
 from thermo_cli.engine.chain import ChainCheck
-from thermo_cli.engine.config import ConsolidationPolicy, PlasticityRule, ThermalConfig
 from thermo_cli.engine.consolidation import ConsolidationReport, fold, prune_hot
-from thermo_cli.engine.digest import StateDigester
 from thermo_cli.engine.transitions import TransitionReport
 from thermo_cli.errors import ChainError, NotFoundError, ValidationError
+from thermo_cli.integrity import merkle
+from thermo_cli.integrity.digest import StateDigester
+from thermo_cli.integrity.state import BIND_KIND, NON_LAYER_KINDS, is_binding
 from thermo_cli.model import (
     MAX_KEY_BYTES,
     Delta,
@@ -176,7 +176,8 @@ class Thermogram:
     _idx_base: int = field(default=-1, init=False, repr=False)
     _trigger_policy: ConsolidationPolicy | None = field(default=None, init=False, repr=False)
     _triggers: tuple[int | None, int | None, int | None] = field(
-        default=(None, None, None), init=False, repr=False)
+        default=(None, None, None), init=False, repr=False
+    )
     _digester: StateDigester = field(default_factory=StateDigester, init=False, repr=False)
     _unbound: dict[str, int] = field(default_factory=dict, init=False, repr=False)
     """Kind → count of the layer-changing events appended since the last state binding."""
@@ -218,8 +219,11 @@ class Thermogram:
         self._idx_to = self.log_base + len(self.records)
 
     def _sync(self) -> None:
-        if (self.records is self._idx_list and self._idx_start == self.dirty_start
-                and self._idx_base == self.log_base):
+        if (
+            self.records is self._idx_list
+            and self._idx_start == self.dirty_start
+            and self._idx_base == self.log_base
+        ):
             to = self._idx_to
             n = self.log_base + len(self.records)
             if to == n:
@@ -254,7 +258,7 @@ class Thermogram:
         Stops at the first refused delta with its error; the ones before it stay applied.
 
         ``validated=True`` is for deltas built by a strict (non-lenient)
-        :class:`thermo_cli.jsonl.DeltaParser`, which already checked and normalised every
+        :class:`thermo_cli.formats.jsonl.DeltaParser`, which already checked and normalised every
         field the way :func:`~thermo_cli.engine.chain.validate_delta` does (types, UTF-8
         text, strength rounded to float32 in [0, 1], ternary, counts, timestamps, plain
         custom data): re-checking would cost a third of an apply. Only the key's size cap
@@ -284,8 +288,14 @@ class Thermogram:
         self._idx_to += 1
         self.meta.total_deltas += 1
 
-    def append_event(self, kind: str, fields: dict[str, Any] | None = None, *, bind: bool = False,
-                     timestamp_ns: int | None = None) -> Event:
+    def append_event(
+        self,
+        kind: str,
+        fields: dict[str, Any] | None = None,
+        *,
+        bind: bool = False,
+        timestamp_ns: int | None = None,
+    ) -> Event:
         """Append an event record linked to the head and return it (sealed).
 
         For whatever changes a thermogram outside the engine's own operations (imports,
@@ -353,51 +363,136 @@ class Thermogram:
             self._triggers = policy.thresholds()
             self._trigger_policy = policy
         count, period, size = self._triggers
-        if ((count is not None and self._dirty_count >= count)
-                or (size is not None and self._dirty_bytes >= size)
-                or (period is not None and now_ns() - self.meta.last_consolidation_ns >= period)):
+        if (
+            (count is not None and self._dirty_count >= count)
+            or (size is not None and self._dirty_bytes >= size)
+            or (period is not None and now_ns() - self.meta.last_consolidation_ns >= period)
+        ):
             self.consolidate()
 
-    def _delta(self, op: DeltaType, key: str, value: bytes, strength: float | None,
-               ternary: Ternary | int | None, source: str, observation_count: int | None,
-               custom: Any, tensor: TensorSpec | None, timestamp_ns: int | datetime | None) -> Delta:
+    def _delta(
+        self,
+        op: DeltaType,
+        key: str,
+        value: bytes,
+        strength: float | None,
+        ternary: Ternary | int | None,
+        source: str,
+        observation_count: int | None,
+        custom: Any,
+        tensor: TensorSpec | None,
+        timestamp_ns: int | datetime | None,
+    ) -> Delta:
         if ternary is not None:
             ternary = Ternary.coerce(ternary, "ternary")
             if strength is None:
                 strength = float(ternary)
-        d = Delta(op, key, value, 1.0 if strength is None else strength, _timestamp(timestamp_ns),
-                  source, chain.fast_id(), ternary, observation_count, custom, tensor)
+        d = Delta(
+            op,
+            key,
+            value,
+            1.0 if strength is None else strength,
+            _timestamp(timestamp_ns),
+            source,
+            chain.fast_id(),
+            ternary,
+            observation_count,
+            custom,
+            tensor,
+        )
         return self.apply(d)
 
-    def create(self, key: str, value: bytes, *, strength: float | None = None,
-               ternary: Ternary | int | None = None, source: str = "thermo",
-               observation_count: int | None = None, custom: Any = None,
-               tensor: TensorSpec | None = None, timestamp_ns: int | datetime | None = None) -> Delta:
+    def create(
+        self,
+        key: str,
+        value: bytes,
+        *,
+        strength: float | None = None,
+        ternary: Ternary | int | None = None,
+        source: str = "thermo",
+        observation_count: int | None = None,
+        custom: Any = None,
+        tensor: TensorSpec | None = None,
+        timestamp_ns: int | datetime | None = None,
+    ) -> Delta:
         """Apply a Create delta linked to the head (strength 1.0, or the ternary value)."""
-        return self._delta(DeltaType.CREATE, key, value, strength, ternary, source,
-                           observation_count, custom, tensor, timestamp_ns)
+        return self._delta(
+            DeltaType.CREATE,
+            key,
+            value,
+            strength,
+            ternary,
+            source,
+            observation_count,
+            custom,
+            tensor,
+            timestamp_ns,
+        )
 
-    def update(self, key: str, value: bytes, *, strength: float | None = None,
-               ternary: Ternary | int | None = None, source: str = "thermo",
-               observation_count: int | None = None, custom: Any = None,
-               tensor: TensorSpec | None = None, timestamp_ns: int | datetime | None = None) -> Delta:
+    def update(
+        self,
+        key: str,
+        value: bytes,
+        *,
+        strength: float | None = None,
+        ternary: Ternary | int | None = None,
+        source: str = "thermo",
+        observation_count: int | None = None,
+        custom: Any = None,
+        tensor: TensorSpec | None = None,
+        timestamp_ns: int | datetime | None = None,
+    ) -> Delta:
         """Apply an Update delta linked to the head (strength 1.0 unless given)."""
-        return self._delta(DeltaType.UPDATE, key, value, strength, ternary, source,
-                           observation_count, custom, tensor, timestamp_ns)
+        return self._delta(
+            DeltaType.UPDATE,
+            key,
+            value,
+            strength,
+            ternary,
+            source,
+            observation_count,
+            custom,
+            tensor,
+            timestamp_ns,
+        )
 
-    def merge(self, key: str, value: bytes, *, strength: float | None = None,
-              ternary: Ternary | int | None = None, source: str = "thermo",
-              observation_count: int | None = None, custom: Any = None,
-              tensor: TensorSpec | None = None, timestamp_ns: int | datetime | None = None) -> Delta:
+    def merge(
+        self,
+        key: str,
+        value: bytes,
+        *,
+        strength: float | None = None,
+        ternary: Ternary | int | None = None,
+        source: str = "thermo",
+        observation_count: int | None = None,
+        custom: Any = None,
+        tensor: TensorSpec | None = None,
+        timestamp_ns: int | datetime | None = None,
+    ) -> Delta:
         """Apply a Merge delta linked to the head (strength 1.0 unless given)."""
-        return self._delta(DeltaType.MERGE, key, value, strength, ternary, source,
-                           observation_count, custom, tensor, timestamp_ns)
+        return self._delta(
+            DeltaType.MERGE,
+            key,
+            value,
+            strength,
+            ternary,
+            source,
+            observation_count,
+            custom,
+            tensor,
+            timestamp_ns,
+        )
 
-    def delete(self, key: str, *, source: str = "thermo", custom: Any = None,
-               timestamp_ns: int | datetime | None = None) -> Delta:
+    def delete(
+        self,
+        key: str,
+        *,
+        source: str = "thermo",
+        custom: Any = None,
+        timestamp_ns: int | datetime | None = None,
+    ) -> Delta:
         """Apply a Delete delta (empty value, strength 1.0) linked to the head."""
-        return self._delta(DeltaType.DELETE, key, b"", 1.0, None, source, None, custom, None,
-                           timestamp_ns)
+        return self._delta(DeltaType.DELETE, key, b"", 1.0, None, source, None, custom, None, timestamp_ns)
 
     # --- reading -----------------------------------------------------------------------
 
@@ -425,8 +520,7 @@ class Thermogram:
         for layer in _LAYERS:
             e = self.layers[layer].get(key)
             if e is not None:
-                return ReadResult(key, e.value, e.strength, layer.label, e.ternary, e.tensor,
-                                  e.update_count)
+                return ReadResult(key, e.value, e.strength, layer.label, e.ternary, e.tensor, e.update_count)
         return None
 
     def keys(self, layer: Layer | str | None = None) -> list[str]:
@@ -494,15 +588,28 @@ class Thermogram:
         report.entries_after = sum(len(m) for m in self.layers.values())
         binding = self._binding(point)
         report.log_size, report.log_root, report.state_digest = (
-            binding["log_size"], binding["log_root"], binding["state_digest"])
+            binding["log_size"],
+            binding["log_root"],
+            binding["state_digest"],
+        )
         self.meta.last_consolidation_ns = now
         self.meta.total_consolidations += 1
-        self._append_event("consolidate", now, {
-            "processed": report.processed, "created": report.created, "updated": report.updated,
-            "merged": report.merged, "deleted": report.deleted, "pruned": report.pruned,
-            "crystallized": report.crystallized, "crystal_merged": report.crystal_merged,
-            "entries": report.entries_after, **binding,
-        })
+        self._append_event(
+            "consolidate",
+            now,
+            {
+                "processed": report.processed,
+                "created": report.created,
+                "updated": report.updated,
+                "merged": report.merged,
+                "deleted": report.deleted,
+                "pruned": report.pruned,
+                "crystallized": report.crystallized,
+                "crystal_merged": report.crystal_merged,
+                "entries": report.entries_after,
+                **binding,
+            },
+        )
         self.dirty_start = self.log_length
         self._latest = {}
         self._dirty_count = 0
@@ -534,8 +641,12 @@ class Thermogram:
             )
         leaf = merkle.leaf_hash
         encode = _records.encode_record
-        rng.extend([leaf(rec.encoded if rec.encoded is not None else encode(rec))
-                    for rec in self.records[rng.size - self.log_base:]])
+        rng.extend(
+            [
+                leaf(rec.encoded if rec.encoded is not None else encode(rec))
+                for rec in self.records[rng.size - self.log_base :]
+            ]
+        )
         return rng.root()
 
     def crystallize(self) -> CrystallizationResult:
@@ -558,9 +669,11 @@ class Thermogram:
         now = now_ns()
         report = transitions.run_transitions(self.layers, self.thermal, now)
         if report.total_promoted or report.total_demoted or report.pruned:
-            self._changed("transitions", {"promoted": list(report.promoted),
-                                          "demoted": list(report.demoted),
-                                          "pruned": report.pruned}, now)
+            self._changed(
+                "transitions",
+                {"promoted": list(report.promoted), "demoted": list(report.demoted), "pruned": report.pruned},
+                now,
+            )
         return report
 
     def apply_decay(self) -> int:
@@ -574,8 +687,7 @@ class Thermogram:
         """Remove entries below the thermal prune threshold from every layer."""
         removed = transitions.prune(self.layers, self.thermal.prune_threshold)
         if removed:
-            self._changed("prune", {"threshold": float(self.thermal.prune_threshold),
-                                    "pruned": len(removed)})
+            self._changed("prune", {"threshold": float(self.thermal.prune_threshold), "pruned": len(removed)})
         return len(removed)
 
     def _find(self, key: str) -> tuple[Layer, Entry]:
@@ -592,8 +704,9 @@ class Thermogram:
         layer, entry = self._find(key)
         now = now_ns()
         transitions.reinforce(entry, amount, now)
-        self._changed("reinforce", {"key": key, "amount": amount, "layer": layer.label,
-                                    "strength": entry.strength}, now)
+        self._changed(
+            "reinforce", {"key": key, "amount": amount, "layer": layer.label, "strength": entry.strength}, now
+        )
         return layer, entry
 
     def weaken(self, key: str, amount: float) -> tuple[Layer, Entry]:
@@ -603,8 +716,9 @@ class Thermogram:
         layer, entry = self._find(key)
         now = now_ns()
         transitions.weaken(entry, amount, now)
-        self._changed("weaken", {"key": key, "amount": amount, "layer": layer.label,
-                                 "strength": entry.strength}, now)
+        self._changed(
+            "weaken", {"key": key, "amount": amount, "layer": layer.label, "strength": entry.strength}, now
+        )
         return layer, entry
 
     def warm(self, key: str) -> bool:
@@ -648,13 +762,18 @@ class Thermogram:
     def stats(self) -> ThermogramStats:
         self._sync()
         return ThermogramStats(
-            name=self.name, id=self.id, total_keys=len(self.keys()),
+            name=self.name,
+            id=self.id,
+            total_keys=len(self.keys()),
             entries={layer.label: len(self.layers[layer]) for layer in Layer},
-            dirty_deltas=self._dirty_count, dirty_bytes=self._dirty_bytes,
-            log_records=self.log_length, total_deltas=self.meta.total_deltas,
+            dirty_deltas=self._dirty_count,
+            dirty_bytes=self._dirty_bytes,
+            log_records=self.log_length,
+            total_deltas=self.meta.total_deltas,
             total_consolidations=self.meta.total_consolidations,
             created_at_ns=self.meta.created_at_ns,
-            last_consolidation_ns=self.meta.last_consolidation_ns, head_hash=self.head_hash,
+            last_consolidation_ns=self.meta.last_consolidation_ns,
+            head_hash=self.head_hash,
         )
 
     def verify_chain(self) -> ChainCheck:

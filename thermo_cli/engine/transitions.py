@@ -1,7 +1,7 @@
 """Moving entries between the four thermal layers, and changing their strengths in place.
 
 Every function works on the layer mappings of a thermogram (``{Layer: {key: Entry}}``)
-and a :class:`~thermo_cli.engine.config.ThermalConfig`, mutates them, and returns what it
+and a :class:`~thermo_cli.config.engine.ThermalConfig`, mutates them, and returns what it
 did; :class:`~thermo_cli.engine.thermogram.Thermogram` wraps each in a logged event.
 Arithmetic and comparisons are float32 like the crate's (thresholds rounded to f32
 first: 0.9 as a double is above f32(0.9), so comparing against the double would refuse
@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 
-from thermo_cli.engine.config import ThermalConfig
+from thermo_cli.config.engine import ThermalConfig
 from thermo_cli.engine.plasticity import F32, f32
 from thermo_cli.model import Entry, Layer
 

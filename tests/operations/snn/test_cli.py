@@ -1,0 +1,196 @@
+"""``thermo snn init | run | stats``: results, JSON, and files left untouched on every error."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+import thermo_cli.cli  # noqa: F401 - registers every feature's commands
+from thermo_cli import store
+from thermo_cli.cli._common import app
+from thermo_cli.operations.snn.runner import load_network
+
+
+def thermo(*args, input=None):
+    result = CliRunner().invoke(app, [str(a) for a in args], input=input)
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture
+def memory(tmp_path) -> Path:
+    path = tmp_path / "m.thermo"
+    r = thermo(
+        "snn", "init", path, "--neurons", "12", "--dim", "16", "--seed", "5", "--spike-threshold", "0.3"
+    )
+    assert r.exit_code == 0, r.stderr
+    return path
+
+
+@pytest.fixture
+def acts(tmp_path) -> Path:
+    rng = np.random.default_rng(1)
+    centres = np.eye(16)[:3]
+    x = centres[rng.integers(0, 3, 300)] + 0.2 * rng.standard_normal((300, 16))
+    path = tmp_path / "acts.npy"
+    np.save(path, x.astype(np.float32))
+    return path
+
+
+def test_init_creates_a_file_with_a_network(memory):
+    tg = store.load(memory)
+    net = load_network(tg)
+    assert (net.config.num_neurons, net.config.input_dim, net.config.top_k) == (12, 16, 10)
+    assert net.seed == 5 and net.config.spike_threshold == 0.3
+
+
+def test_init_json_and_existing_files(tmp_path, memory):
+    r = thermo("snn", "init", memory, "--neurons", "4", "--dim", "8")
+    assert r.exit_code == 4 and "already has a spiking network" in r.stderr
+    r = thermo("snn", "init", memory, "--neurons", "4", "--dim", "8", "--ternary", "--force", "--json")
+    assert r.exit_code == 0
+    doc = json.loads(r.stdout)
+    assert doc["config"]["use_ternary"] and doc["config"]["top_k"] == 3 and not doc["created"]
+    plain = tmp_path / "plain.thermo"
+    assert thermo("init", plain).exit_code == 0
+    assert thermo("snn", "init", plain, "--dim", "8", "--frozen-prototypes").exit_code == 0
+    assert not load_network(store.load(plain)).config.learn_prototypes
+
+
+@pytest.mark.parametrize("top_k", ["9", "4"])
+def test_init_with_bad_settings_leaves_no_file(tmp_path, top_k):
+    path = tmp_path / "x.thermo"
+    r = thermo("snn", "init", path, "--neurons", "4", "--top-k", top_k)
+    assert r.exit_code == 2 and "--top-k" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert "never to itself" in r.stderr
+    assert not path.exists()
+
+
+@pytest.mark.parametrize(("neurons", "top_k"), [(10, 9), (3, 2), (1, 0), (11, 10)])
+def test_default_top_k_never_connects_a_neuron_to_itself(tmp_path, neurons, top_k):
+    path = tmp_path / "x.thermo"
+    r = thermo("snn", "init", path, "--neurons", str(neurons), "--dim", "4")
+    assert r.exit_code == 0, r.stderr
+    net = load_network(store.load(path))
+    assert net.config.top_k == top_k
+    assert not (net.targets == np.arange(neurons)[:, None]).any()
+
+
+def test_run_applies_and_saves(memory, acts):
+    r = thermo("snn", "run", memory, "--input", acts, "--reward", "0.2", "--decay", "0.01", "--json")
+    assert r.exit_code == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["activations"] == 300 and doc["tick_after"] == 300
+    assert doc["counters"]["recruits"] >= 3 and doc["spiking_tick_fraction"] > 0.9
+    assert "processed 300 activations" in r.stderr
+    tg = store.load(memory, log="full")
+    assert load_network(tg).tick == 300
+    snn_deltas = [rec for rec in tg.records if getattr(rec, "source", "").startswith("snn_")]
+    assert len(snn_deltas) == doc["deltas"]
+
+
+def test_run_from_stdin_jsonl(memory):
+    lines = "\n".join(json.dumps([1.0] + [0.0] * 15) for _ in range(4)) + "\n"
+    r = thermo("snn", "run", memory, "--input", "-", input=lines)
+    assert r.exit_code == 0, r.stderr
+    assert load_network(store.load(memory)).tick == 4
+
+
+def test_dry_run_writes_nothing(memory, acts):
+    before = digest(memory)
+    r = thermo("snn", "run", memory, "--input", acts, "--dry-run")
+    assert r.exit_code == 0 and "would apply" in r.stderr
+    assert digest(memory) == before
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["--reward", "nan"], 2, "reward"),
+        (["--decay", "2"], 2, "decay"),
+        (["--tensor", "x"], None, None),
+    ],
+)
+def test_bad_options_leave_the_file(memory, acts, args, code, message):
+    before = digest(memory)
+    r = thermo("snn", "run", memory, "--input", acts, *args)
+    if code is None:  # --tensor is ignored for .npy
+        assert r.exit_code == 0
+        return
+    assert r.exit_code == code and message in r.stderr
+    assert digest(memory) == before
+
+
+def test_nan_in_input_is_one_line_and_leaves_the_file(memory, tmp_path):
+    x = np.ones((5, 16), np.float32)
+    x[3, 9] = np.nan
+    np.save(tmp_path / "bad.npy", x)
+    before = digest(memory)
+    r = thermo("snn", "run", memory, "--input", tmp_path / "bad.npy")
+    assert r.exit_code == 3
+    assert r.stderr.strip().splitlines() == [
+        f"thermo: error: {tmp_path / 'bad.npy'}: activation 3, element 9: NaN (activations must be finite)"
+    ]
+    assert digest(memory) == before
+
+
+def test_wrong_dimension_and_missing_files(memory, tmp_path):
+    np.save(tmp_path / "wide.npy", np.ones((2, 17), np.float32))
+    before = digest(memory)
+    r = thermo("snn", "run", memory, "--input", tmp_path / "wide.npy")
+    assert r.exit_code == 3 and "17 elements, the network expects 16" in r.stderr
+    r = thermo("snn", "run", memory, "--input", tmp_path / "none.npy")
+    assert r.exit_code == 6
+    assert digest(memory) == before
+    r = thermo("snn", "stats", tmp_path / "none.thermo")
+    assert r.exit_code != 0 and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_file_without_network(tmp_path, acts):
+    plain = tmp_path / "plain.thermo"
+    thermo("init", plain)
+    before = digest(plain)
+    r = thermo("snn", "run", plain, "--input", acts)
+    assert r.exit_code == 6 and "no spiking network" in r.stderr
+    assert thermo("snn", "stats", plain).exit_code == 6
+    assert digest(plain) == before
+
+
+def test_legacy_files_are_refused(tmp_path):
+    legacy = Path(__file__).resolve().parents[2] / "fixtures" / "legacy" / "v0.5"
+    sample = next(p for p in sorted(legacy.iterdir()) if p.is_file())
+    copy = tmp_path / sample.name
+    copy.write_bytes(sample.read_bytes())
+    r = thermo("snn", "init", copy, "--dim", "8")
+    assert r.exit_code == 4 and "thermo migrate" in r.stderr
+    assert copy.read_bytes() == sample.read_bytes()
+
+
+def test_stats(memory, acts):
+    thermo("snn", "run", memory, "--input", acts)
+    r = thermo("snn", "stats", memory, "--json")
+    assert r.exit_code == 0
+    doc = json.loads(r.stdout)
+    assert doc["tick"] == 300 and doc["mode"] == "continuous"
+    assert sum(doc["firing_rates"]["histogram"]["counts"]) == 12
+    assert sum(doc["weights"]["histogram"]["counts"]) == 120
+    assert set(doc["neuromod"]) == {"dopamine", "serotonin", "norepinephrine", "acetylcholine"}
+    text = thermo("snn", "stats", memory).stdout
+    assert "firing rates" in text and "weights" in text and "dopamine" in text
+
+
+def test_ternary_stats(tmp_path):
+    path = tmp_path / "t.thermo"
+    thermo("snn", "init", path, "--neurons", "6", "--dim", "8", "--ternary")
+    doc = json.loads(thermo("snn", "stats", path, "--json").stdout)
+    assert doc["weights"] == {"connections": 30, "neg": 0, "zero": 30, "pos": 0}  # 6 x 5: no self-loops

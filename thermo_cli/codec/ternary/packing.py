@@ -1,0 +1,375 @@
+"""2-bit packing of ternary weights, bit-exact to the Rust crate (ENGINE.md, "Ternary weights").
+
+Layout: four weights per byte; weight ``i`` sits in bits ``2*(i%4)`` and ``2*(i%4)+1`` of
+byte ``i//4``; codes ``00`` = 0, ``01`` = +1, ``10`` = -1, ``11`` reserved (reads as 0);
+the unused high bits of the last byte are zero. Other implementations must agree byte for
+byte, so golden vectors live in ``format/vectors/ternary/``.
+
+Everything is vectorized: packing turns four one-byte codes (read as one little-endian
+uint32) into one byte with a single multiply (the product's top byte is the packed byte),
+and unpacking looks each byte up in a 256-entry table that holds its four decoded values.
+Work is done in cache-sized chunks so temporaries never grow with the tensor.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+
+from thermo_cli.codec.ternary import parallel
+from thermo_cli.errors import CorruptError, ValidationError
+from thermo_cli.model import Ternary
+
+CHUNK = 1 << 16
+"""Weights handled per step: 64 Ki float32 = 256 KiB, so a step's temporaries stay in L2."""
+
+_PACK_MUL = np.uint32((1 << 24) | (1 << 18) | (1 << 12) | (1 << 6))
+"""Multiplying the uint32 ``c0 | c1<<8 | c2<<16 | c3<<24`` (codes <= 3) by this puts
+``c0 | c1<<2 | c2<<4 | c3<<6`` in the top byte: the wanted terms land on bits 24, 26, 28, 30,
+the cross terms either overflow past bit 31 or sum to less than 2**24 (no carry)."""
+
+CODE_ZERO, CODE_POS, CODE_NEG, CODE_RESERVED = 0, 1, 2, 3
+_VALUE_OF_CODE = np.array([0, 1, -1, 0], dtype=np.int8)
+
+
+def packed_size(length: int) -> int:
+    """Bytes needed for ``length`` weights (the last byte zero-padded)."""
+    return (length + 3) // 4
+
+
+def _build_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    byte = np.arange(256, dtype=np.uint8)
+    codes = (byte[:, None] >> np.array([0, 2, 4, 6], dtype=np.uint8)) & 3  # (256, 4)
+    values = _VALUE_OF_CODE[codes]  # (256, 4) int8
+    canonical = codes.copy()
+    canonical[codes == CODE_RESERVED] = CODE_ZERO
+    active = (values != 0).sum(axis=1).astype(np.uint8)
+    return values, active, canonical
+
+
+_VALUES_LUT, _ACTIVE_LUT, _CODES_LUT = _build_tables()
+_VALUES_LUT32 = np.ascontiguousarray(_VALUES_LUT).view("<u4").ravel()  # 4 int8 values per entry
+_POPCOUNT = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
+
+
+# --- codes <-> bytes ------------------------------------------------------------------------
+
+
+def pack_codes_into(codes: np.ndarray, out: np.ndarray) -> None:
+    """Pack ``codes`` (uint8, 0..3, length a multiple of 4, 4-byte aligned) into ``out``."""
+    product = codes.view("<u4") * _PACK_MUL
+    np.right_shift(product, 24, out=product)
+    out[...] = product
+
+
+def pack_codes(codes: np.ndarray) -> np.ndarray:
+    """Pack uint8 codes (0..3, any length) into bytes; the tail is zero-padded."""
+    codes = np.ascontiguousarray(codes, dtype=np.uint8).ravel()
+    n = codes.size
+    out = np.empty(packed_size(n), dtype=np.uint8)
+    full = n - n % 4
+    step = CHUNK
+    for start in range(0, full, step):
+        stop = min(start + step, full)
+        pack_codes_into(codes[start:stop], out[start // 4 : stop // 4])
+    if full < n:
+        tail = np.zeros(4, dtype=np.uint8)
+        tail[: n - full] = codes[full:]
+        pack_codes_into(tail, out[full // 4 :])
+    return out
+
+
+def values_to_codes(values: np.ndarray) -> np.ndarray:
+    """-1/0/+1 integers → codes: 0 → 00, +1 → 01, -1 → 10 (two's complement trick)."""
+    u = values.astype(np.int8, copy=False).view(np.uint8)
+    return (u & 3) ^ (u >> 7)  # 0→0, 1→1, 255 → 3^1 = 2
+
+
+def check_values(values: Any, what: str = "values") -> np.ndarray:
+    """Validate ternary values (-1/0/+1 in any integer or float dtype) → flat int8 array."""
+    arr = np.asarray(values)
+    if arr.dtype == object or arr.dtype.kind not in "biuf":
+        raise ValidationError(f"{what}: expected -1, 0 or +1 numbers, got dtype {arr.dtype}")
+    flat = arr.ravel()
+    if arr.dtype.kind == "b":
+        return flat.astype(np.int8)
+    bad = (flat != 0) & (flat != 1) & (flat != -1)
+    if bad.any():
+        idx = int(np.flatnonzero(bad)[0])
+        raise ValidationError(
+            f"{what}: {int(np.count_nonzero(bad))} values are not -1, 0 or +1, first at index {idx} "
+            f"({flat[idx]!r})"
+        )
+    return flat.astype(np.int8)
+
+
+def pack(values: Any) -> np.ndarray:
+    """Ternary values (-1/0/+1) → packed bytes (uint8 array of ``packed_size(n)``)."""
+    return pack_codes(values_to_codes(check_values(values)))
+
+
+GATHER_STEP = 1 << 16
+"""Packed bytes per gather step: 1 MiB of float32 output, which stays in cache."""
+
+
+def _gather(table: np.ndarray, raw: np.ndarray, out: np.ndarray) -> None:
+    """``out[i] = table[raw[i]]`` in cache-sized steps, on several threads when large.
+
+    ``mode="clip"`` skips numpy's bounds check (uint8 indices are always in range), which
+    doubles the speed.
+    """
+    starts = range(0, raw.size, GATHER_STEP)
+
+    def one(start: int) -> None:
+        np.take(table, raw[start : start + GATHER_STEP], out=out[start : start + GATHER_STEP], mode="clip")
+
+    parallel.run(one, starts, 4 * raw.size)
+
+
+def unpack(data: Any, length: int) -> np.ndarray:
+    """Packed bytes → ``length`` int8 values (-1/0/+1); reserved code 11 reads as 0."""
+    raw = _as_packed_bytes(data, length)
+    words = np.empty(raw.size, dtype="<u4")
+    _gather(_VALUES_LUT32, raw, words)
+    return words.view(np.int8)[:length]
+
+
+def unpack_codes(data: Any, length: int) -> np.ndarray:
+    """Packed bytes → ``length`` canonical codes (uint8 0/1/2; reserved 11 becomes 00)."""
+    raw = _as_packed_bytes(data, length)
+    words = np.empty(raw.size, dtype="<u4")
+    _gather(np.ascontiguousarray(_CODES_LUT).view("<u4").ravel(), raw, words)
+    return words.view(np.uint8)[:length]
+
+
+def _float_table(scale: float) -> np.ndarray:
+    """The 256 entries of four float32 values ``value * scale``, each as one complex128 so
+    that ``take`` copies 16 bytes per packed byte."""
+    table = _VALUES_LUT.astype(np.float32) * np.float32(scale)
+    return np.ascontiguousarray(table, dtype=np.float32).view(np.complex128).ravel()
+
+
+def unpack_scaled(data: Any, length: int, scale: float = 1.0) -> np.ndarray:
+    """Packed bytes → float32 ``value * scale`` for ``length`` weights: one gather per byte."""
+    raw = _as_packed_bytes(data, length)
+    out = np.empty(raw.size, dtype=np.complex128)
+    _gather(_float_table(scale), raw, out)
+    return out.view(np.float32)[:length]
+
+
+def unpack_rows_scaled(data: Any, rows: int, cols: int, scales: np.ndarray) -> np.ndarray:
+    """Packed bytes of a (rows, cols) tensor → float32 ``value * scales[row]``, flat.
+
+    Rows are unpacked in cache-sized groups and scaled while still in cache; a group must
+    start on a byte boundary, so groups hold a multiple of ``4 / gcd(cols, 4)`` rows.
+    """
+    length = rows * cols
+    raw = _as_packed_bytes(data, length)
+    out = np.empty(raw.size * 4, dtype=np.float32)
+    if length == 0:
+        return out[:0]
+    scales = np.asarray(scales, dtype=np.float32).ravel()
+    align = 4 // math.gcd(cols, 4)
+    group = max(align, (4 * GATHER_STEP // max(cols, 1)) // align * align)
+    table = _float_table(1.0)
+    starts = range(0, rows, group)
+
+    def one(r0: int) -> None:
+        r1 = min(rows, r0 + group)
+        b0, b1 = r0 * cols // 4, (r1 * cols + 3) // 4
+        block = out[4 * b0 : 4 * b1]
+        np.take(table, raw[b0:b1], out=block.view(np.complex128), mode="clip")
+        view = block[: (r1 - r0) * cols].reshape(r1 - r0, cols)
+        view *= scales[r0:r1, None]
+
+    parallel.run(one, starts, length)
+    return out[:length]
+
+
+def _as_packed_bytes(data: Any, length: int) -> np.ndarray:
+    if isinstance(length, bool) or not isinstance(length, int | np.integer) or length < 0:
+        raise ValidationError(f"length: expected a non-negative integer, got {length!r}")
+    if isinstance(data, bytes | bytearray | memoryview):
+        raw = np.frombuffer(data, dtype=np.uint8)
+    elif isinstance(data, np.ndarray) and data.dtype == np.uint8:
+        raw = data.ravel()
+    else:
+        raise ValidationError(f"packed data: expected bytes or a uint8 array, got {type(data).__name__}")
+    need = packed_size(int(length))
+    if raw.size != need:
+        raise CorruptError(f"packed ternary data: {int(length)} weights need {need} bytes, got {raw.size}")
+    return raw
+
+
+# --- the packed array ------------------------------------------------------------------------
+
+
+class PackedTernary:
+    """A fixed-length array of ternary weights stored 2 bits each (ENGINE.md layout).
+
+    Indexing returns :class:`~thermo_cli.model.Ternary`; bulk access goes through
+    :meth:`unpack` / :meth:`to_float`. Two arrays are equal when their weights are equal
+    (reserved codes compare as 0).
+    """
+
+    __slots__ = ("_data", "_length")
+
+    def __init__(self, data: Any, length: int) -> None:
+        raw = _as_packed_bytes(data, length)
+        self._data = np.array(raw, dtype=np.uint8, copy=True)
+        self._length = int(length)
+
+    # construction
+    @classmethod
+    def zeros(cls, length: int) -> PackedTernary:
+        if isinstance(length, bool) or not isinstance(length, int | np.integer) or length < 0:
+            raise ValidationError(f"length: expected a non-negative integer, got {length!r}")
+        return cls._wrap(np.zeros(packed_size(int(length)), dtype=np.uint8), int(length))
+
+    @classmethod
+    def from_values(cls, values: Iterable[Any] | np.ndarray) -> PackedTernary:
+        """From -1/0/+1 numbers or :class:`Ternary` members."""
+        if not isinstance(values, np.ndarray):
+            values = [int(v) if isinstance(v, Ternary) else v for v in values]
+        flat = check_values(values)
+        return cls._wrap(pack_codes(values_to_codes(flat)), flat.size)
+
+    @classmethod
+    def from_bytes(cls, data: bytes, length: int) -> PackedTernary:
+        return cls(data, length)
+
+    @classmethod
+    def _wrap(cls, data: np.ndarray, length: int) -> PackedTernary:
+        obj = cls.__new__(cls)
+        obj._data = data
+        obj._length = length
+        return obj
+
+    # size and raw access
+    def __len__(self) -> int:
+        return self._length
+
+    @property
+    def nbytes(self) -> int:
+        return int(self._data.size)
+
+    @property
+    def data(self) -> np.ndarray:
+        """The packed bytes as a read-only uint8 view."""
+        view = self._data.view()
+        view.flags.writeable = False
+        return view
+
+    def to_bytes(self) -> bytes:
+        return self._data.tobytes()
+
+    # element access
+    def _index(self, i: Any) -> int:
+        if isinstance(i, bool) or not isinstance(i, int | np.integer):
+            raise ValidationError(f"index: expected an integer, got {type(i).__name__}")
+        j = int(i) + self._length if i < 0 else int(i)
+        if not 0 <= j < self._length:
+            raise IndexError(f"index {int(i)} out of range for {self._length} weights")
+        return j
+
+    def get(self, i: int) -> Ternary:
+        j = self._index(i)
+        code = (int(self._data[j >> 2]) >> (2 * (j & 3))) & 3
+        return Ternary(int(_VALUE_OF_CODE[code]))
+
+    def set(self, i: int, value: Any) -> None:
+        j = self._index(i)
+        v = Ternary.coerce(value.value if isinstance(value, Ternary) else value, "value")
+        code = {1: CODE_POS, 0: CODE_ZERO, -1: CODE_NEG}[int(v)]
+        shift = 2 * (j & 3)
+        byte = int(self._data[j >> 2])
+        self._data[j >> 2] = (byte & ~(3 << shift) & 0xFF) | (code << shift)
+
+    def __getitem__(self, i: int | slice) -> Any:
+        if isinstance(i, slice):
+            return self.unpack()[i]
+        return self.get(i)
+
+    def __setitem__(self, i: int, value: Any) -> None:
+        self.set(i, value)
+
+    def __iter__(self):  # the values as Ternary members (bulk work should use unpack())
+        return (Ternary(int(v)) for v in self.unpack())
+
+    # bulk views
+    def unpack(self) -> np.ndarray:
+        """All weights as an int8 array of -1/0/+1."""
+        return unpack(self._data, self._length)
+
+    def codes(self) -> np.ndarray:
+        return unpack_codes(self._data, self._length)
+
+    def to_float(self, scale: float = 1.0) -> np.ndarray:
+        """All weights as float32 ``value * scale``."""
+        return unpack_scaled(self._data, self._length, scale)
+
+    # statistics
+    def count_active(self) -> int:
+        """Number of non-zero weights (reserved codes and padding count as zero)."""
+        return int(np.take(_ACTIVE_LUT, self._data).sum(dtype=np.int64))
+
+    def sparsity(self) -> float:
+        """Fraction of weights that are zero (0.0 for an empty array)."""
+        if self._length == 0:
+            return 0.0
+        return 1.0 - self.count_active() / self._length
+
+    def dot(self, other: PackedTernary | Any) -> int | float:
+        """Dot product with another packed array (exact integer) or a float vector."""
+        if isinstance(other, PackedTernary):
+            if len(other) != self._length:
+                raise ValidationError(f"dot: lengths differ ({self._length} vs {len(other)})")
+            a_pos, a_neg = _planes(self._data)
+            b_pos, b_neg = _planes(other._data)
+            same = (a_pos & b_pos) | (a_neg & b_neg)
+            diff = (a_pos & b_neg) | (a_neg & b_pos)
+            return int(np.take(_POPCOUNT, same).sum(dtype=np.int64)) - int(
+                np.take(_POPCOUNT, diff).sum(dtype=np.int64)
+            )
+        vec = np.asarray(other)
+        if vec.dtype.kind not in "biuf":
+            raise ValidationError(f"dot: expected a numeric vector, got dtype {vec.dtype}")
+        vec = vec.ravel()
+        if vec.size != self._length:
+            raise ValidationError(f"dot: lengths differ ({self._length} vs {vec.size})")
+        if vec.dtype.kind == "f":
+            return parallel.sum_of_products(self.to_float().astype(vec.dtype, copy=False), vec)
+        return int(np.dot(self.unpack().astype(np.int64), vec.astype(np.int64)))
+
+    # comparison and display
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, PackedTernary):
+            return NotImplemented
+        return self._length == other._length and bool(
+            np.array_equal(np.take(_CODES_LUT, self._data, axis=0), np.take(_CODES_LUT, other._data, axis=0))
+        )
+
+    __hash__ = None  # mutable
+
+    def __repr__(self) -> str:
+        shown = self.unpack()[:8].tolist() if self._length else []
+        more = ", …" if self._length > 8 else ""
+        return (
+            f"PackedTernary(length={self._length}, bytes={self.nbytes}, "
+            f"values=[{', '.join(f'{v:+d}' if v else '0' for v in shown)}{more}])"
+        )
+
+
+def _planes(data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Bit planes of +1 and -1 weights, each in the low bit of its 2-bit field."""
+    lo = data & 0x55
+    hi = (data >> 1) & 0x55
+    return lo & ~hi, hi & ~lo
+
+
+def compression_ratio(length: int, itemsize: int = 4) -> float:
+    """How many times smaller the packed form is than ``itemsize``-byte floats."""
+    return math.inf if length == 0 else (length * itemsize) / max(1, packed_size(length))

@@ -1,0 +1,596 @@
+"""Float tensors → ternary codes plus scales, and back; with reconstruction quality.
+
+Two methods, both storing ``w ≈ scale * code`` with one scale per tensor or per row:
+
+``reference`` (default, the Rust crate's ``TernaryLayer`` rule)
+    scale = max |w| (1.0 when that is <= 1e-6); the weights are normalised by the scale
+    and quantized at the adaptive threshold t = mean |w/scale| over |w/scale| > 1e-6
+    (0.5 when there is none): ``w/scale >= t`` → +1, ``w/scale <= -t`` → -1, else 0.
+``absmean`` (BitNet b1.58)
+    scale γ = mean |w| (clamped to >= 1e-5 as BitNet does), code = round(clip(w/γ, -1, 1))
+    with round-half-to-even, i.e. ``w/γ > 0.5`` → +1, ``w/γ < -0.5`` → -1.
+
+An explicit ``threshold`` replaces the default cut in the normalised domain for either
+method (``|w/scale| >= threshold`` is active). The comparisons are done on ``w`` itself
+against the smallest float32 whose float32 quotient by the scale passes, which gives
+exactly the codes that dividing first would give, without a division per weight.
+
+The threshold statistics are summed in float64 (the crate summed sequentially in f32), so
+a threshold can differ from the crate's in its last bits; the codes then differ only for
+weights lying on that boundary.
+
+Work goes block by block (``CHUNK`` weights, cache-sized): one pass for the statistics
+(two for ``reference``, whose cut-off depends on the max), one to compare and pack.
+Blocks are independent, so large tensors use idle cores (:mod:`.parallel`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from thermo_cli.codec.ternary import parallel
+from thermo_cli.codec.ternary.packing import (
+    _PACK_MUL,
+    PackedTernary,
+    packed_size,
+    unpack_rows_scaled,
+    unpack_scaled,
+)
+from thermo_cli.errors import ValidationError
+
+METHODS = ("reference", "absmean")
+DEFAULT_METHOD = "reference"
+NEAR_ZERO = np.float32(1e-6)
+"""The crate's cut-off: |w| <= 1e-6 counts as zero (scales and adaptive thresholds)."""
+ABSMEAN_EPS = 1e-5
+"""BitNet clamps the mean |w| to at least this before dividing."""
+DEFAULT_THRESHOLD = 0.5
+"""The crate's threshold when a tensor has no weight above 1e-6."""
+CHUNK = 1 << 18
+"""Weights per block: 1 MiB of float32, so a block's temporaries stay in the L2/L3 cache
+while the per-call overhead of numpy stays small next to the work."""
+
+
+# --- results --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Quality:
+    """How close a reconstruction is to the original (computed in float64)."""
+
+    rel_l2: float
+    """||w - ŵ|| / ||w|| (0 for two zero tensors, inf when only the original is zero)."""
+    cosine: float
+    """<w, ŵ> / (||w|| ||ŵ||) (1 for two zero tensors, 0 when exactly one is zero)."""
+    max_abs: float
+    """Largest |w - ŵ|."""
+
+
+@dataclass(frozen=True, slots=True)
+class QuantizedTensor:
+    """Ternary codes of a tensor with the scales that dequantize them.
+
+    ``scales`` holds one float32 per row (``shape[0]``) when ``per_row``, else one value;
+    ``thresholds`` the cut used, in the normalised domain (w / scale), for the record.
+    """
+
+    codes: PackedTernary
+    shape: tuple[int, ...]
+    scales: np.ndarray
+    thresholds: np.ndarray
+    per_row: bool
+    method: str
+
+    @property
+    def numel(self) -> int:
+        return len(self.codes)
+
+    @property
+    def nbytes(self) -> int:
+        """Stored size: packed codes plus float32 scales."""
+        return self.codes.nbytes + 4 * int(self.scales.size)
+
+    def values(self) -> np.ndarray:
+        """The codes as an int8 array of -1/0/+1 in the tensor's shape."""
+        return self.codes.unpack().reshape(self.shape)
+
+    def dequantize(self) -> np.ndarray:
+        """``scale * code`` as float32 in the tensor's shape."""
+        return dequantize(self.codes.data, self.shape, self.scales, self.per_row)
+
+    def quality(self, original: np.ndarray) -> Quality:
+        return reconstruction_quality(original, self.dequantize())
+
+
+# --- input checks -----------------------------------------------------------------------------
+
+
+def check_float_tensor(weights: object, what: str = "weights") -> np.ndarray:
+    """A numpy float array with at least one element, else ValidationError."""
+    arr = np.asarray(weights)
+    if arr.dtype.kind != "f":
+        raise ValidationError(f"{what}: ternary quantization needs a float tensor, got dtype {arr.dtype}")
+    if arr.size == 0:
+        raise ValidationError(f"{what}: tensor of shape {tuple(arr.shape)} has no elements to quantize")
+    return arr
+
+
+def find_nonfinite(arr: np.ndarray) -> tuple[int, tuple[int, ...]] | None:
+    """(count, index of the first) non-finite value, or None when all are finite."""
+    bad = ~np.isfinite(arr)
+    count = int(np.count_nonzero(bad))
+    if not count:
+        return None
+    first = int(np.argmax(bad.ravel()))
+    return count, tuple(int(i) for i in np.unravel_index(first, arr.shape))
+
+
+def _nonfinite_error(arr: np.ndarray, what: str) -> ValidationError | None:
+    found = find_nonfinite(arr)
+    if found is None:
+        return None
+    count, index = found
+    where = index[0] if len(index) == 1 else index
+    return ValidationError(
+        f"{what}: {count} non-finite value{'s' if count != 1 else ''} (NaN/Inf), first at index {where}; "
+        "use nan_as_zero (--nan-as-zero) to store them as 0"
+    )
+
+
+def _clean(arr: np.ndarray) -> np.ndarray:
+    return np.where(np.isfinite(arr), arr, arr.dtype.type(0))
+
+
+def check_method(method: str) -> str:
+    if method not in METHODS:
+        raise ValidationError(f"method: expected one of {', '.join(METHODS)}, got {method!r}")
+    return method
+
+
+def check_threshold(threshold: float | None) -> float | None:
+    if threshold is None:
+        return None
+    if isinstance(threshold, bool) or not isinstance(threshold, int | float | np.floating | np.integer):
+        raise ValidationError(f"threshold: expected a number, got {threshold!r}")
+    t = float(threshold)
+    if not math.isfinite(t) or t <= 0.0:
+        raise ValidationError(f"threshold: must be a finite number > 0, got {threshold!r}")
+    return t
+
+
+# --- chunked traversal -------------------------------------------------------------------------
+
+
+def _as_rows(arr: np.ndarray, per_row: bool) -> np.ndarray:
+    """2-D C-contiguous view: (shape[0], rest) when per_row on a 2+-D tensor, else (1, n)."""
+    arr = np.ascontiguousarray(arr)
+    if per_row and arr.ndim >= 2:
+        return arr.reshape(arr.shape[0], -1)
+    return arr.reshape(1, -1)
+
+
+def _blocks(rows: np.ndarray) -> Iterator[tuple[int, int, int, int]]:
+    """Cache-sized blocks in C order: (row0, row1, col0, col1).
+
+    Several whole rows per block when rows are short (a count that keeps blocks a multiple
+    of 4 weights, so packed output stays byte-aligned); otherwise one row cut into column
+    chunks. The loop runs over blocks, never over weights.
+    """
+    n_rows, n_cols = rows.shape
+    if n_cols == 0 or n_rows == 0:
+        return
+    if n_cols <= CHUNK:
+        step = _rows_per_block(n_cols)
+        for r0 in range(0, n_rows, step):
+            yield r0, min(n_rows, r0 + step), 0, n_cols
+    else:
+        for r in range(n_rows):
+            for c0 in range(0, n_cols, CHUNK):
+                yield r, r + 1, c0, min(n_cols, c0 + CHUNK)
+
+
+def _rows_per_block(n_cols: int) -> int:
+    align = 4 // math.gcd(n_cols, 4)
+    return max(align, (CHUNK // n_cols) // align * align)
+
+
+def _block_capacity(rows: np.ndarray) -> int:
+    """Most weights any block of ``rows`` holds (buffers are allocated once at this size)."""
+    n_cols = rows.shape[1]
+    if n_cols == 0 or n_cols > CHUNK:
+        return CHUNK + 4
+    return min(rows.shape[0], _rows_per_block(n_cols)) * n_cols + 4
+
+
+def _piece(rows: np.ndarray, block: tuple[int, int, int, int]) -> np.ndarray:
+    r0, r1, c0, c1 = block
+    return rows[r0:r1, c0:c1].astype(np.float32, copy=False)
+
+
+def _cut_for(cuts: np.ndarray, block: tuple[int, int, int, int]) -> np.ndarray | np.float32:
+    r0, r1 = block[0], block[1]
+    return cuts[r0] if r1 - r0 == 1 else cuts[r0:r1, None]
+
+
+def _row_abs_max(rows: np.ndarray) -> np.ndarray:
+    """Per-row max |w| from the raw max and min of each block (no |w| temporary).
+
+    A NaN anywhere in a row makes its result NaN and an infinity makes it inf, so the
+    caller's finiteness check of the result covers every weight.
+    """
+
+    def one(block: tuple[int, int, int, int]) -> np.ndarray:
+        piece = _piece(rows, block)
+        return np.maximum(piece.max(axis=1), -piece.min(axis=1))
+
+    blocks = list(_blocks(rows))
+    amax = np.zeros(rows.shape[0], dtype=np.float32)
+    for block, hi in zip(blocks, parallel.run(one, blocks, rows.size), strict=True):
+        np.maximum(amax[block[0] : block[1]], hi, out=amax[block[0] : block[1]])
+    return amax
+
+
+def _row_abs_sums(
+    rows: np.ndarray, below: np.ndarray | None = None, wide: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per row: sum of |w| (float64) and count, leaving out |w| < ``below`` (per row) if given.
+
+    Sums are float32 pairwise sums per block added up in float64 in block order (float64
+    throughout when ``wide``, for weights so large that a float32 block sum overflows).
+    """
+    n_rows, n_cols = rows.shape
+    cap = _block_capacity(rows)
+    scratch = parallel.Scratch()
+
+    def one(block: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+        r0, r1 = block[0], block[1]
+        piece = _piece(rows, block)
+        a = np.abs(piece, out=scratch.get("abs", cap, np.float32)[: piece.size].reshape(piece.shape))
+        total = a.sum(axis=1, dtype=np.float64 if wide else np.float32)
+        if below is None:
+            return total, None, None
+        mask = scratch.get("mask", cap, np.bool_)[: piece.size].reshape(piece.shape)
+        small = np.less(a, _cut_for(below, block), out=mask)
+        n_small = np.count_nonzero(small)  # a flat count is far faster than a per-row one
+        if not n_small:
+            return total, None, None
+        if r1 - r0 == 1:
+            dropped = np.array([n_small], dtype=np.int64)
+        else:
+            dropped = np.add.reduce(small.view(np.uint8), axis=1, dtype=np.int32)
+        return total, dropped, np.sum(a, axis=1, where=small)
+
+    blocks = list(_blocks(rows))
+    sums = np.zeros(n_rows, dtype=np.float64)
+    counts = np.full(n_rows, n_cols, dtype=np.int64)
+    results = parallel.run(one, blocks, rows.size)
+    for block, (total, dropped, dropped_sum) in zip(blocks, results, strict=True):
+        r0, r1 = block[0], block[1]
+        sums[r0:r1] += total
+        if dropped is not None:
+            counts[r0:r1] -= dropped
+            sums[r0:r1] -= dropped_sum
+    return sums, counts
+
+
+def exact_cut(scale: np.ndarray, t: np.ndarray, strict: bool) -> np.ndarray:
+    """Smallest float32 ``c`` such that ``float32(c / scale) > t`` (strict) or ``>= t``.
+
+    Float32 division is monotonic in ``c``, so for any float32 ``w >= 0`` the normalised
+    test passes exactly when ``w >= c``. Starts from the float64 product and walks the few
+    ulps to the exact boundary (a loop over ulps, not weights).
+    """
+    scale = np.asarray(scale, dtype=np.float32)
+    t = np.broadcast_to(np.asarray(t, dtype=np.float32), scale.shape)
+
+    def passes(c: np.ndarray) -> np.ndarray:
+        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+            q = c / scale
+        return q > t if strict else q >= t
+
+    with np.errstate(over="ignore"):
+        c = (t.astype(np.float64) * scale.astype(np.float64)).astype(np.float32)
+    inf = np.float32(np.inf)
+    for _ in range(256):
+        low = ~passes(c)
+        if not low.any():
+            break
+        c = np.where(low, np.nextafter(c, inf), c)
+    for _ in range(256):
+        below = np.nextafter(c, -inf)
+        lower_ok = passes(below) & (below >= 0)
+        if not lower_ok.any():
+            break
+        c = np.where(lower_ok, below, c)
+    return c
+
+
+def _pack_pieces(rows: np.ndarray, cuts: np.ndarray) -> np.ndarray:
+    """Codes of every weight (``w >= cut`` → +1, ``w <= -cut`` → -1), packed, in one pass.
+
+    Per block: two comparisons into byte masks, ``pos | neg << 1`` on uint32 views (numpy
+    shifts bytes slowly), then the multiply-shift packing into the block's own bytes of
+    the output. Blocks start on a byte boundary (a multiple of 4 weights) except when
+    very long rows have a length not divisible by 4; those go through :func:`_pack_staged`.
+    """
+    n_cols = rows.shape[1]
+    if n_cols > CHUNK and n_cols % 4:
+        return _pack_staged(rows, cuts)
+    out = np.empty(packed_size(rows.size), dtype=np.uint8)
+    cap = _block_capacity(rows) + 4
+    neg_cuts = -cuts
+    scratch = parallel.Scratch()
+
+    def one(block: tuple[int, int, int, int]) -> None:
+        start = block[0] * n_cols + block[2]
+        piece = _piece(rows, block)
+        m = piece.size
+        codes = _codes_of(
+            piece,
+            _cut_for(cuts, block),
+            _cut_for(neg_cuts, block),
+            scratch.get("pos", cap, np.uint8),
+            scratch.get("neg", cap, np.uint8),
+        )
+        nw = (m + 3) // 4
+        codes[m : 4 * nw] = 0  # the zero padding of the last byte
+        _pack_words(
+            codes[: 4 * nw].view("<u4"),
+            scratch.get("words", cap // 4 + 1, np.uint32),
+            out[start // 4 : start // 4 + nw],
+        )
+
+    parallel.run(one, list(_blocks(rows)), rows.size)
+    return out
+
+
+def _codes_of(
+    piece: np.ndarray,
+    cut: np.ndarray | np.float32,
+    neg_cut: np.ndarray | np.float32,
+    pos: np.ndarray,
+    neg: np.ndarray,
+) -> np.ndarray:
+    """One byte code per weight of ``piece`` in ``pos`` (returned; valid up to piece.size)."""
+    m = piece.size
+    np.greater_equal(piece, cut, out=pos[:m].view(np.bool_).reshape(piece.shape))
+    np.less_equal(piece, neg_cut, out=neg[:m].view(np.bool_).reshape(piece.shape))
+    nw = (m + 3) // 4
+    pos_w, neg_w = pos[: 4 * nw].view("<u4"), neg[: 4 * nw].view("<u4")
+    np.left_shift(neg_w, 1, out=neg_w)
+    np.bitwise_or(pos_w, neg_w, out=pos_w)
+    return pos
+
+
+def _pack_staged(rows: np.ndarray, cuts: np.ndarray) -> np.ndarray:
+    """Sequential packing for rows longer than a block whose length is not a multiple of 4:
+    each block's codes go through a staging buffer that carries the 1–3 codes left over
+    to the next block."""
+    out = np.empty(packed_size(rows.size), dtype=np.uint8)
+    cap = _block_capacity(rows) + 4
+    pos = np.zeros(cap, dtype=np.uint8)
+    neg = np.zeros(cap, dtype=np.uint8)
+    words = np.empty(cap // 4 + 1, dtype=np.uint32)
+    stage = np.zeros(cap + 4, dtype=np.uint8)
+    fill = 0
+    written = 0
+    neg_cuts = -cuts
+    for block in _blocks(rows):
+        piece = _piece(rows, block)
+        m = piece.size
+        codes = _codes_of(piece, _cut_for(cuts, block), _cut_for(neg_cuts, block), pos, neg)
+        if fill == 0:
+            end = m
+        else:
+            stage[fill : fill + m] = codes[:m]
+            codes, end = stage, fill + m
+        whole = end & ~3
+        _pack_words(codes[:whole].view("<u4"), words, out[written : written + whole // 4])
+        written += whole // 4
+        fill = end - whole
+        if fill:
+            stage[:fill] = codes[whole:end]
+    if fill:
+        stage[fill:4] = 0
+        _pack_words(stage[:4].view("<u4"), words, out[written : written + 1])
+    return out
+
+
+def _pack_words(code_words: np.ndarray, scratch: np.ndarray, out: np.ndarray) -> None:
+    n = code_words.size
+    prod = scratch[:n]
+    np.multiply(code_words, _PACK_MUL, out=prod)
+    np.right_shift(prod, 24, out=prod)
+    out[...] = prod
+
+
+# --- public API ------------------------------------------------------------------------------
+
+
+def adaptive_threshold(weights: np.ndarray) -> float:
+    """The crate's adaptive threshold: mean |w| over |w| > 1e-6, 0.5 when there is none."""
+    arr = np.asarray(weights)
+    if arr.dtype.kind != "f":
+        raise ValidationError(f"weights: expected a float tensor, got dtype {arr.dtype}")
+    if arr.size == 0:
+        return DEFAULT_THRESHOLD
+    rows = _as_rows(arr, per_row=False)
+    cut = np.nextafter(NEAR_ZERO, np.float32(np.inf))  # |w| > 1e-6  ⇔  |w| >= next float
+    sums, counts = _row_abs_sums(rows, below=np.array([cut], dtype=np.float32))
+    if not np.isfinite(sums).all():
+        err = _nonfinite_error(arr, "weights")
+        if err is not None:
+            raise err
+    count = int(counts[0])
+    return float(np.float32(sums[0] / count)) if count else DEFAULT_THRESHOLD
+
+
+def quantize_codes(weights: np.ndarray, threshold: float) -> np.ndarray:
+    """Unscaled crate quantization, packed: ``w >= t`` → +1, ``w <= -t`` → -1, else 0."""
+    arr = np.asarray(weights)
+    if arr.dtype.kind != "f":
+        raise ValidationError(f"weights: expected a float tensor, got dtype {arr.dtype}")
+    t = check_threshold(threshold)
+    err = _nonfinite_error(arr, "weights") if arr.size and not np.isfinite(arr).all() else None
+    if err is not None:
+        raise err
+    rows = _as_rows(arr, per_row=False)
+    return _pack_pieces(rows, np.array([t], dtype=np.float32))
+
+
+def packed_from_float(weights: Any, threshold: float | None = None) -> PackedTernary:
+    """Floats → :class:`PackedTernary` with the crate's rule: ``w >= t`` → +1, ``w <= -t`` → -1.
+
+    ``threshold`` defaults to the crate's adaptive threshold (mean |w| over |w| > 1e-6,
+    0.5 when there is none); no scale is applied, as in the crate's ``quantize``.
+    """
+    w = np.asarray(weights)
+    t = adaptive_threshold(w) if threshold is None else threshold
+    return PackedTernary.from_bytes(quantize_codes(w, t).tobytes(), int(w.size))
+
+
+def quantize(
+    weights: np.ndarray,
+    method: str = DEFAULT_METHOD,
+    *,
+    threshold: float | None = None,
+    per_row: bool = False,
+    nan_as_zero: bool = False,
+    what: str = "weights",
+) -> QuantizedTensor:
+    """Quantize a float tensor to ternary codes and scales (see the module docstring).
+
+    ``per_row`` gives each row (``shape[0]``) its own scale and threshold; tensors with
+    fewer than two dimensions always get one scale. Non-finite weights are refused with
+    their count and first index unless ``nan_as_zero``, which stores them as 0.
+    """
+    arr = check_float_tensor(weights, what)
+    check_method(method)
+    t_given = check_threshold(threshold)
+    per_row = bool(per_row) and arr.ndim >= 2
+    rows = _as_rows(arr, per_row)
+    try:
+        scales, thresholds, cuts = _statistics(rows, method, t_given)
+    except _NonFinite:
+        found = find_nonfinite(rows)
+        if found is not None and not nan_as_zero:
+            raise _nonfinite_error(arr, what) from None
+        if found is not None:
+            rows = _clean(rows)
+        # all finite now: a float32 block sum overflowed, or the NaN/Inf are gone
+        scales, thresholds, cuts = _statistics(rows, method, t_given, wide=True)
+    packed = _pack_pieces(rows, cuts)
+    return QuantizedTensor(
+        codes=PackedTernary._wrap(packed, int(arr.size)),
+        shape=tuple(int(d) for d in arr.shape),
+        scales=scales,
+        thresholds=thresholds,
+        per_row=per_row,
+        method=method,
+    )
+
+
+class _NonFinite(Exception):
+    pass
+
+
+def _statistics(
+    rows: np.ndarray, method: str, t_given: float | None, wide: bool = False
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(scales, normalised thresholds, raw cuts) per row."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return _statistics_of(rows, method, t_given, wide)
+
+
+def _statistics_of(
+    rows: np.ndarray, method: str, t_given: float | None, wide: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    if method == "reference":
+        amax = _row_abs_max(rows)
+        if not np.isfinite(amax).all():
+            raise _NonFinite
+        scales = np.where(amax > NEAR_ZERO, amax, np.float32(1.0)).astype(np.float32)
+        if t_given is None:
+            # the crate averages |w/scale| over |w/scale| > 1e-6, i.e. over |w| >= tiny
+            tiny = exact_cut(scales, np.full_like(scales, NEAR_ZERO), strict=True)
+            sums, counts = _row_abs_sums(rows, below=tiny, wide=wide)
+            if not np.isfinite(sums).all():
+                raise _NonFinite
+            with np.errstate(invalid="ignore", divide="ignore"):
+                mean = sums / scales.astype(np.float64) / counts
+            thresholds = np.where(counts > 0, mean, DEFAULT_THRESHOLD).astype(np.float32)
+        else:
+            thresholds = np.full_like(scales, t_given)
+        cuts = exact_cut(scales, thresholds, strict=False)
+    else:
+        sums, counts = _row_abs_sums(rows, wide=wide)
+        if not np.isfinite(sums).all():
+            raise _NonFinite
+        scales = np.maximum(sums / counts, ABSMEAN_EPS).astype(np.float32)
+        if t_given is None:
+            thresholds = np.full_like(scales, DEFAULT_THRESHOLD)
+            cuts = exact_cut(scales, thresholds, strict=True)  # round half to even: 0.5 → 0
+        else:
+            thresholds = np.full_like(scales, t_given)
+            cuts = exact_cut(scales, thresholds, strict=False)
+    return scales, thresholds, cuts
+
+
+def dequantize(
+    packed: np.ndarray | bytes, shape: tuple[int, ...], scales: np.ndarray, per_row: bool
+) -> np.ndarray:
+    """Packed codes and scales → float32 tensor of ``shape`` (``scale * code``)."""
+    numel = math.prod(shape)
+    scales = np.asarray(scales, dtype=np.float32).ravel()
+    if per_row:
+        if len(shape) < 1 or scales.size != shape[0]:
+            raise ValidationError(
+                f"scales: per-row tensor of shape {tuple(shape)} needs "
+                f"{shape[0] if shape else 1} scales, got {scales.size}"
+            )
+        return unpack_rows_scaled(packed, shape[0], numel // shape[0] if shape[0] else 0, scales).reshape(
+            shape
+        )
+    if scales.size != 1:
+        raise ValidationError(f"scales: per-tensor encoding needs 1 scale, got {scales.size}")
+    return unpack_scaled(packed, numel, float(scales[0])).reshape(shape)
+
+
+def reconstruction_quality(original: np.ndarray, reconstructed: np.ndarray) -> Quality:
+    """Relative L2 error, cosine similarity and max abs error, summed in float64 by chunks.
+
+    The sums avoid BLAS (:func:`.parallel.sum_of_products`): they run once per imported or packed
+    tensor, often while other work keeps every core busy.
+    """
+    a = np.asarray(original).ravel()
+    b = np.asarray(reconstructed).ravel()
+    if a.size != b.size:
+        raise ValidationError(f"reconstruction: sizes differ ({a.size} vs {b.size})")
+    aa = bb = ab = dd = 0.0
+    max_abs = 0.0
+    for start in range(0, a.size, CHUNK):
+        x = a[start : start + CHUNK].astype(np.float64)
+        y = b[start : start + CHUNK].astype(np.float64)
+        finite = np.isfinite(x)
+        if not finite.all():
+            x = np.where(finite, x, 0.0)
+        d = x - y
+        aa += parallel.sum_of_products(x, x)
+        bb += parallel.sum_of_products(y, y)
+        ab += parallel.sum_of_products(x, y)
+        dd += parallel.sum_of_products(d, d)
+        max_abs = max(max_abs, float(np.abs(d).max()))
+    na, nb = math.sqrt(aa), math.sqrt(bb)
+    rel = (0.0 if dd == 0.0 else math.inf) if na == 0.0 else math.sqrt(dd) / na
+    if na == 0.0 and nb == 0.0:
+        cos = 1.0
+    elif na == 0.0 or nb == 0.0:
+        cos = 0.0
+    else:
+        cos = ab / (na * nb)
+    return Quality(rel_l2=rel, cosine=cos, max_abs=max_abs)

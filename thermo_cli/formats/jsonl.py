@@ -1,0 +1,884 @@
+"""The JSONL delta stream: one JSON object per line, each one change to one key.
+
+This is how people and pipelines feed a thermogram (``thermo apply FILE deltas.jsonl``)::
+
+    {"op": "update", "key": "k", "value": "text", "strength": 0.8, "source": "miner"}
+    {"op": "create", "key": "w", "value": {"dtype": "f32", "shape": [2], "data": [0.5, -1]}}
+    {"op": "delete", "key": "old"}
+
+Fields (anything else is refused, so a typo never passes silently):
+
+``op``
+    create, update, delete or merge (required).
+``key``
+    non-empty text, at most ``max_key_bytes`` UTF-8 bytes (required).
+``value``
+    UTF-8 text; ``{"b64": ...}``; ``{"hex": ...}``; a list of byte values 0..255 (the Rust
+    crate's spelling); or a tensor ``{"dtype": "f32", "shape": [..], "data": [..]}`` with
+    ``"b64"``/``"hex"`` holding the raw little-endian bytes instead of ``"data"``. A tensor
+    may also be given already ternary-packed (``"encoding": "ternary"`` with ``"scales"``).
+    Required except for delete, whose value is empty.
+``strength``
+    a number in [0, 1], default 1.0. A ternary delta's strength is its ternary value, as
+    in the crate (-1.0, 0.0 or 1.0): omit it or give that value.
+``ternary``
+    -1, 0, +1 (or "Neg", "Zero", "Pos").
+``observation_count``
+    an unsigned integer.
+``source``
+    text (default: the caller's, "thermo" for the CLI).
+``meta`` (or ``custom``)
+    any JSON value, kept with the delta and covered by its hash.
+``timestamp``
+    RFC 3339 text with an offset (``2025-01-02T03:04:05.123456789Z``) or integer
+    nanoseconds since the epoch; default: the time the line is parsed.
+``id``
+    the delta's id (default: a new UUID v4).
+
+Errors name the line: ``line 7: strength: must be finite and within [0, 1], got 1.5``.
+Lines are read in blocks and capped (``max_line_bytes``) before they are parsed, so a
+10 GB line is refused after reading at most the cap, never held in memory. Blank lines
+are skipped. The parser builds :class:`thermo_cli.model.Delta` objects without a
+``prev_hash``: linking them to the head of the chain is the engine's job.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import calendar
+import re
+import struct
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import IO, Any
+
+import orjson
+
+from thermo_cli.errors import LimitExceededError, ThermoError, ValidationError, quote
+from thermo_cli.model import (
+    MAX_KEY_BYTES,
+    NS_PER_SECOND,
+    TIME_RANGE_TEXT,
+    U64_MAX,
+    Delta,
+    DeltaType,
+    TensorSpec,
+    Ternary,
+    check_strength,
+    f32,
+    new_id,
+    ns_to_text,
+    time_in_range,
+)
+
+DEFAULT_MAX_LINE_BYTES = 64 * 1024 * 1024
+"""Longest accepted line (64 MiB): raise it with ``--max-line-bytes`` for huge tensors."""
+
+MAX_META_DEPTH = 16
+"""Deepest nesting of ``meta``; the stored record nests it further and CBOR caps at 32."""
+
+MAX_TENSOR_DIMS = 32
+_BLOCK = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Safety caps for one stream. ``max_key_bytes`` can only be lowered below the model's."""
+
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
+    max_key_bytes: int = MAX_KEY_BYTES
+
+    def __post_init__(self) -> None:
+        if self.max_line_bytes < 1:
+            raise ValidationError("max_line_bytes: must be at least 1")
+        if not 1 <= self.max_key_bytes <= MAX_KEY_BYTES:
+            raise ValidationError(f"max_key_bytes: must be within 1..{MAX_KEY_BYTES}")
+
+
+DEFAULT_LIMITS = Limits()
+
+
+class LineError(ValidationError):
+    """A line of a JSONL stream is invalid; ``line`` is its 1-based number."""
+
+    def __init__(self, line: int, reason: str) -> None:
+        super().__init__(f"line {line}: {reason}")
+        self.line = line
+        self.reason = reason
+
+
+class LineLimitError(LimitExceededError):
+    """A line of a JSONL stream exceeds a cap (kept a LimitExceededError for callers)."""
+
+    def __init__(self, line: int, reason: str) -> None:
+        super().__init__(f"line {line}: {reason}")
+        self.line = line
+        self.reason = reason
+
+
+# --- reading lines ---------------------------------------------------------------------------
+
+
+def iter_lines(
+    stream: IO[bytes] | Iterable[bytes], *, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
+) -> Iterator[tuple[int, bytes]]:
+    """Yield ``(line_number, line)`` for every non-blank line, newline stripped.
+
+    Reads 1 MiB blocks, so a line longer than ``max_line_bytes`` is refused as soon as
+    the cap is passed, however long the line really is. A UTF-8 byte order mark on the
+    first line and a trailing ``\\r`` are dropped.
+    """
+    pending: list[bytes] = []
+    pending_len = 0
+    lineno = 0
+    for block in _blocks(stream):
+        parts = block.split(b"\n")
+        tail = parts.pop()  # after the last newline: the start of a line not yet complete
+        if parts:
+            if pending:
+                pending.append(parts[0])
+                parts[0] = b"".join(pending)
+                pending.clear()
+                pending_len = 0
+            check = len(block) > max_line_bytes or len(parts[0]) > max_line_bytes
+            for line in parts:
+                lineno += 1
+                if check and len(line) > max_line_bytes:
+                    raise _too_long(lineno, max_line_bytes)
+                if line:
+                    if line[-1] == 13:  # b"\r"
+                        line = line[:-1]
+                    if lineno == 1 and line.startswith(b"\xef\xbb\xbf"):
+                        line = line[3:]
+                    if line and not line.isspace():
+                        yield lineno, line
+        if tail:
+            pending.append(tail)
+            pending_len += len(tail)
+            if pending_len > max_line_bytes:
+                raise _too_long(lineno + 1, max_line_bytes)
+    if pending:
+        lineno += 1
+        line = b"".join(pending)
+        if lineno == 1 and line.startswith(b"\xef\xbb\xbf"):
+            line = line[3:]
+        line = line.rstrip(b"\r")
+        if line and not line.isspace():
+            yield lineno, line
+
+
+def _blocks(stream: IO[bytes] | Iterable[bytes]) -> Iterator[bytes]:
+    read = getattr(stream, "read", None)
+    if read is None:
+        for chunk in stream:  # an iterable of byte chunks
+            if isinstance(chunk, str):
+                chunk = chunk.encode("utf-8")
+            yield bytes(chunk)
+        return
+    read1 = getattr(stream, "read1", None)
+    while True:
+        chunk = read1(_BLOCK) if read1 is not None else read(_BLOCK)
+        if not chunk:
+            return
+        if isinstance(chunk, str):
+            chunk = chunk.encode("utf-8")
+        yield chunk
+
+
+def _too_long(lineno: int, cap: int) -> LineLimitError:
+    return LineLimitError(
+        lineno, f"line longer than the maximum of {cap} bytes (raise it with --max-line-bytes)"
+    )
+
+
+def load_line(lineno: int, line: bytes | str) -> Any:
+    """Parse one line as JSON (orjson), turning its errors into ``line N: ...``."""
+    try:
+        return orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        raise LineError(lineno, f"invalid JSON ({_json_reason(exc)})") from None
+
+
+def _json_reason(exc: Exception) -> str:
+    text = str(exc)
+    # orjson appends the position as "line 1 column 5 (char 4)": the line is ours.
+    m = re.search(r":? line \d+ column (\d+) \(char \d+\)$", text)
+    if m:
+        text = f"{text[: m.start()]} at column {m.group(1)}"
+    return text
+
+
+# --- timestamps -------------------------------------------------------------------------------
+
+_RFC3339 = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?"
+    r"(?:([Zz])|([+-])(\d{2}):(\d{2}))?"
+)
+
+
+def parse_timestamp(value: Any, field_name: str = "timestamp") -> int:
+    """RFC 3339 text (with an offset) or integer nanoseconds → integer ns since the epoch (UTC)."""
+    if isinstance(value, bool):
+        raise ValidationError(f"{field_name}: expected RFC 3339 text or integer nanoseconds")
+    if isinstance(value, int):
+        if not time_in_range(value):
+            raise ValidationError(
+                f"{field_name}: nanoseconds out of range (signed 64-bit, "
+                f"{TIME_RANGE_TEXT}), got {quote(value)}"
+            )
+        return value
+    if not isinstance(value, str):
+        raise ValidationError(
+            f"{field_name}: expected RFC 3339 text or integer nanoseconds, got {type(value).__name__}"
+        )
+    m = _RFC3339.fullmatch(value.strip())
+    if m is None:
+        raise ValidationError(f"{field_name}: not an RFC 3339 time: {quote(value)}")
+    year, month, day, hour, minute, second = (int(g) for g in m.groups()[:6])
+    frac, zulu, sign, off_h, off_m = m.group(7), m.group(8), m.group(9), m.group(10), m.group(11)
+    if zulu is None and sign is None:
+        raise ValidationError(
+            f"{field_name}: must be timezone-aware (end in Z or ±HH:MM), got {quote(value)}"
+        )
+    if not (
+        1 <= month <= 12
+        and 1 <= day <= calendar.monthrange(year, month)[1]
+        and hour < 24
+        and minute < 60
+        and second < 61
+    ):
+        raise ValidationError(f"{field_name}: not a valid date/time: {quote(value)}")
+    offset = 0
+    if sign is not None:
+        if int(off_h) > 23 or int(off_m) > 59:
+            raise ValidationError(f"{field_name}: bad UTC offset in {quote(value)}")
+        offset = (int(off_h) * 3600 + int(off_m) * 60) * (1 if sign == "+" else -1)
+    secs = calendar.timegm((year, month, day, hour, minute, min(second, 59), 0, 0, 0)) - offset
+    ns = secs * NS_PER_SECOND + (int(frac.ljust(9, "0")) if frac else 0)
+    if not time_in_range(ns):
+        raise ValidationError(
+            f"{field_name}: {quote(value)} is outside the supported range {TIME_RANGE_TEXT}"
+        )
+    return ns
+
+
+# --- dtypes -----------------------------------------------------------------------------------
+
+_DTYPE_ALIASES = {
+    "float64": "F64",
+    "double": "F64",
+    "float32": "F32",
+    "float": "F32",
+    "float16": "F16",
+    "half": "F16",
+    "bfloat16": "BF16",
+    "float8_e4m3fn": "F8_E4M3",
+    "float8_e4m3": "F8_E4M3",
+    "float8_e5m2": "F8_E5M2",
+    "int64": "I64",
+    "int32": "I32",
+    "int16": "I16",
+    "int8": "I8",
+    "uint64": "U64",
+    "uint32": "U32",
+    "uint16": "U16",
+    "uint8": "U8",
+    "bool": "BOOL",
+    "complex64": "C64",
+}
+
+
+def parse_dtype(text: Any) -> Any:
+    """``f32``, ``F32``, ``float32`` … → the dtype row of :mod:`thermo_cli.codec.tensors`.
+
+    Every safetensors dtype is accepted, the packed sub-byte floats (``f4``, ``f6_e2m3``,
+    ``f6_e3m2``) too, so that what ``thermo export --format jsonl`` writes reads back.
+    """
+    from thermo_cli.codec.tensors import SAFETENSORS_DTYPES, dtype_info
+
+    if not isinstance(text, str):
+        raise ValidationError(f"value.dtype: expected text, got {type(text).__name__}")
+    key = text.strip()
+    name = key.upper() if key.upper() in SAFETENSORS_DTYPES else _DTYPE_ALIASES.get(key.lower())
+    if name is None:
+        raise ValidationError(
+            f"value.dtype: unknown dtype {quote(text)} (expected one of "
+            f"{', '.join(d.lower() for d in SAFETENSORS_DTYPES)})"
+        )
+    return dtype_info(name)
+
+
+# --- values -----------------------------------------------------------------------------------
+
+_TENSOR_FIELDS = frozenset(
+    {"dtype", "shape", "data", "b64", "hex", "encoding", "scales", "per_row", "method"}
+)
+
+
+def decode_value(value: Any, field_name: str = "value") -> tuple[bytes, TensorSpec | None]:
+    """A JSON value → (bytes, tensor spec or None) following the stream's value forms."""
+    if isinstance(value, str):
+        return value.encode("utf-8"), None
+    if value is None:
+        return b"", None
+    if isinstance(value, dict):
+        if "dtype" in value:
+            return _decode_tensor(value, field_name)
+        if len(value) == 1 and "b64" in value:
+            return _b64(value["b64"], f"{field_name}.b64"), None
+        if len(value) == 1 and "hex" in value:
+            return _hex(value["hex"], f"{field_name}.hex"), None
+        raise ValidationError(
+            f'{field_name}: expected text, {{"b64": ...}}, {{"hex": ...}} or a tensor '
+            f'{{"dtype", "shape", "data"|"b64"}}, got an object with keys '
+            f"{sorted(value)}"
+        )
+    if isinstance(value, list):
+        return _byte_list(value, field_name), None
+    raise ValidationError(f"{field_name}: expected text, bytes or a tensor, got {type(value).__name__}")
+
+
+def _b64(text: Any, field_name: str) -> bytes:
+    if not isinstance(text, str):
+        raise ValidationError(f"{field_name}: expected base64 text")
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise ValidationError(f"{field_name}: invalid base64") from None
+
+
+def _hex(text: Any, field_name: str) -> bytes:
+    if not isinstance(text, str):
+        raise ValidationError(f"{field_name}: expected hex text")
+    try:
+        return bytes.fromhex(text)
+    except ValueError:
+        raise ValidationError(f"{field_name}: invalid hex") from None
+
+
+def _byte_list(items: list[Any], field_name: str) -> bytes:
+    try:
+        if all(type(x) is int for x in items):
+            return bytes(items)
+    except ValueError:
+        pass
+    raise ValidationError(f"{field_name}: a list value must hold byte values 0..255")
+
+
+def _decode_tensor(obj: dict[str, Any], field_name: str) -> tuple[bytes, TensorSpec]:
+    extra = obj.keys() - _TENSOR_FIELDS
+    if extra:
+        raise ValidationError(f"{field_name}: unknown tensor field(s) {sorted(extra)}")
+    dtype = parse_dtype(obj["dtype"])
+    shape = _shape(obj.get("shape"), field_name)
+    numel = 1
+    for d in shape:
+        numel *= d
+    encoding = obj.get("encoding", "raw")
+    sources = [k for k in ("data", "b64", "hex") if k in obj]
+    if len(sources) != 1:
+        raise ValidationError(f'{field_name}: a tensor needs exactly one of "data", "b64" or "hex"')
+    src = sources[0]
+    if encoding == "raw":
+        for k in ("scales", "per_row", "method"):
+            if k in obj:
+                raise ValidationError(f'{field_name}.{k}: only for "encoding": "ternary"')
+        from thermo_cli.codec.tensors import tensor_nbytes
+
+        try:
+            want = tensor_nbytes(dtype.name, shape)
+        except ValidationError as exc:
+            raise ValidationError(f"{field_name}: {exc}") from None
+        data = (
+            _tensor_data(obj["data"], dtype, numel, shape, field_name)
+            if src == "data"
+            else (
+                _b64(obj["b64"], f"{field_name}.b64")
+                if src == "b64"
+                else _hex(obj["hex"], f"{field_name}.hex")
+            )
+        )
+        if len(data) != want:
+            raise ValidationError(
+                f"{field_name}: {len(data)} bytes do not match dtype {dtype.name} "
+                f"and shape {list(shape)} ({want} bytes)"
+            )
+        return data, TensorSpec(dtype=dtype.name, shape=shape)
+    if encoding == "ternary":
+        return _decode_ternary(obj, dtype, shape, numel, src, field_name)
+    raise ValidationError(f'{field_name}.encoding: expected "raw" or "ternary", got {quote(encoding)}')
+
+
+def _shape(shape: Any, field_name: str) -> tuple[int, ...]:
+    if not isinstance(shape, list):
+        raise ValidationError(f"{field_name}.shape: expected a list of dimension sizes")
+    if len(shape) > MAX_TENSOR_DIMS:
+        raise ValidationError(f"{field_name}.shape: more than {MAX_TENSOR_DIMS} dimensions")
+    for d in shape:
+        if type(d) is not int or d < 0:
+            raise ValidationError(f"{field_name}.shape: dimensions must be integers >= 0, got {quote(d)}")
+    return tuple(shape)
+
+
+def _tensor_data(data: Any, dtype: Any, numel: int, shape: tuple[int, ...], field_name: str) -> bytes:
+    """Numbers (flat or nested like the shape) → little-endian element bytes, via numpy.
+
+    Anything that is not a number (objects, text, null, booleans outside a bool tensor) is
+    refused with the field named, never handed to numpy's casts, which raise TypeError or
+    OverflowError on such items.
+    """
+    import numpy as np
+
+    if not isinstance(data, list):
+        raise ValidationError(f"{field_name}.data: expected a list of numbers")
+    if dtype.is_packed:
+        raise ValidationError(
+            f"{field_name}.data: {dtype.name} packs {dtype.bits}-bit elements whose order "
+            'within a byte safetensors does not fix; give its bytes in "b64" or "hex"'
+        )
+    if dtype.kind == "complex":
+        raise ValidationError(f'{field_name}.data: {dtype.name} tensors need their bytes in "b64" or "hex"')
+    try:
+        arr = np.asarray(data)
+    except (ValueError, TypeError, OverflowError):
+        raise ValidationError(
+            f"{field_name}.data: ragged or too deeply nested lists do not form a tensor"
+        ) from None
+    if arr.size != numel:
+        raise ValidationError(
+            f"{field_name}.data: {arr.size} numbers do not match shape {list(shape)} ({numel} elements)"
+        )
+    if arr.ndim not in (1, len(shape)) or (arr.ndim == len(shape) and arr.shape != shape and numel):
+        raise ValidationError(
+            f"{field_name}.data: nesting {list(arr.shape)} does not match shape {list(shape)}"
+        )
+    if numel == 0:
+        return b""
+    kind = arr.dtype.kind
+    flat = arr.reshape(-1)
+    if kind not in "biuf" and (kind != "O" or not _only_numbers(flat)):
+        raise ValidationError(f"{field_name}.data: must hold only numbers (or booleans for bool)")
+    if dtype.kind == "float":
+        return _float_bytes(flat, dtype, field_name)
+    if dtype.kind == "bool":
+        if kind == "b" or (kind in "iu" and bool(((flat == 0) | (flat == 1)).all())):
+            return flat.astype(dtype.storage).tobytes()
+        raise ValidationError(f"{field_name}.data: a bool tensor holds true/false (or 0/1)")
+    return _integer_bytes(data, flat, np.dtype(dtype.storage), dtype.name, field_name)
+
+
+def _only_numbers(flat: Any) -> bool:
+    """An object array (numpy's fallback for huge integers and for non-numbers) holds only
+    JSON numbers: ints (any size) and floats, no bool, null, text or containers."""
+    return set(map(type, flat.tolist())) <= {int, float}
+
+
+def _as_float64(flat: Any) -> Any:
+    """float64 copy; None when an integer is too large for a float at all (> ~1.8e308)."""
+    import numpy as np
+
+    try:
+        return flat.astype(np.float64)
+    except OverflowError:
+        return None
+
+
+def _float_bytes(flat: Any, dtype: Any, field_name: str) -> bytes:
+    """Numbers → float elements; BF16/F8 round to nearest even (``tensors.from_float32``).
+
+    JSON numbers are finite, so a non-finite element afterwards means the number does not
+    fit the dtype: refused rather than stored as inf/NaN.
+    """
+    import numpy as np
+
+    from thermo_cli.codec.tensors import from_float32, to_float32
+
+    overflow = ValidationError(f"{field_name}.data: a number overflows {dtype.name}")
+    if flat.dtype.kind == "b":
+        raise ValidationError(f"{field_name}.data: {dtype.name} tensors hold numbers only")
+    as_f64 = _as_float64(flat)
+    if as_f64 is None:
+        raise overflow
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = as_f64.astype(dtype.storage) if dtype.native else from_float32(as_f64, dtype.name)
+        values = out if dtype.native else to_float32(out, dtype.name)
+    if not np.isfinite(values).all():
+        raise overflow
+    return out.tobytes()
+
+
+def _integer_bytes(data: list[Any], flat: Any, target: Any, name: str, field_name: str) -> bytes:
+    """Integers exactly: numpy reads [0, 2**64 - 1] as float64, so re-read those with the target."""
+    import numpy as np
+
+    info = np.iinfo(target)
+    out_of_range = ValidationError(f"{field_name}.data: a number is outside the range of {name}")
+    if flat.dtype.kind in "iu":
+        if int(flat.min()) < info.min or int(flat.max()) > info.max:
+            raise out_of_range
+        return flat.astype(target).tobytes()
+    if flat.dtype.kind == "b":
+        raise ValidationError(f"{field_name}.data: {name} tensors hold integers only")
+    as_float = _as_float64(flat)  # float ('f') or mixed huge ints ('O', numbers only by now)
+    if as_float is None:
+        raise out_of_range
+    if not bool((np.floor(as_float) == as_float).all()):
+        raise ValidationError(f"{field_name}.data: {name} tensors hold integers only")
+    if float(as_float.min()) < float(info.min) or float(as_float.max()) > float(info.max):
+        raise out_of_range
+    try:
+        exact = np.asarray(data, dtype=target).reshape(-1)
+    except (OverflowError, ValueError, TypeError):
+        raise out_of_range from None
+    return exact.tobytes()
+
+
+def _decode_ternary(
+    obj: dict[str, Any], dtype: Any, shape: tuple[int, ...], numel: int, src: str, field_name: str
+) -> tuple[bytes, TensorSpec]:
+    """An already packed ternary tensor: 2-bit codes + float32 scales (ENGINE.md layout)."""
+    if not dtype.is_float:
+        raise ValidationError(f"{field_name}.dtype: a ternary tensor dequantizes to a float dtype")
+    if src == "data":
+        raise ValidationError(f'{field_name}: a ternary tensor gives its packed codes in "b64" or "hex"')
+    packed = _b64(obj["b64"], f"{field_name}.b64") if src == "b64" else _hex(obj["hex"], f"{field_name}.hex")
+    if len(packed) != (numel + 3) // 4:
+        raise ValidationError(
+            f"{field_name}: {len(packed)} packed bytes do not hold {numel} weights ({(numel + 3) // 4} bytes)"
+        )
+    per_row = obj.get("per_row", False)
+    if not isinstance(per_row, bool):
+        raise ValidationError(f"{field_name}.per_row: expected true or false")
+    if per_row and len(shape) < 2:
+        raise ValidationError(f"{field_name}.per_row: needs a shape of 2 or more dimensions")
+    scales = _scales(obj.get("scales"), f"{field_name}.scales")
+    n_scales = shape[0] if per_row else 1
+    if len(scales) != 4 * n_scales:
+        raise ValidationError(
+            f"{field_name}.scales: expected {n_scales} float32 scale(s), got {len(scales) // 4}"
+        )
+    method = obj.get("method")
+    if method is not None and not isinstance(method, str):
+        raise ValidationError(f"{field_name}.method: expected text")
+    spec = TensorSpec(
+        dtype=dtype.name, shape=shape, encoding="ternary", scales=scales, per_row=per_row, method=method
+    )
+    return packed, spec
+
+
+def _scales(value: Any, field_name: str) -> bytes:
+    """float32 scales: base64 bytes kept exactly (round trips), or a list of numbers, which
+    must fit float32 (1e300 would become inf and poison every weight of its row)."""
+    import numpy as np
+
+    if isinstance(value, dict) and len(value) == 1 and "b64" in value:
+        return _b64(value["b64"], f"{field_name}.b64")
+    if isinstance(value, list) and all(type(x) in (int, float) for x in value):
+        try:
+            with np.errstate(over="ignore"):
+                scales = np.asarray(value, dtype="<f4")
+        except OverflowError:
+            scales = np.array([np.inf], dtype="<f4")
+        if not np.isfinite(scales).all():
+            raise ValidationError(f"{field_name}: a scale overflows float32")
+        return scales.tobytes()
+    raise ValidationError(f'{field_name}: expected a list of numbers or {{"b64": ...}}')
+
+
+# --- deltas -----------------------------------------------------------------------------------
+
+DELTA_FIELDS = frozenset(
+    {
+        "op",
+        "key",
+        "value",
+        "strength",
+        "ternary",
+        "observation_count",
+        "source",
+        "meta",
+        "custom",
+        "timestamp",
+        "id",
+    }
+)
+_OPS = {t.label: t for t in DeltaType}
+_ABSENT = object()
+_SIMPLE_FIELDS = frozenset({"op", "key", "value", "strength", "source"})
+_F32 = struct.Struct("<f")
+_f32_pack, _f32_unpack = _F32.pack, _F32.unpack
+_time_ns = time.time_ns
+_OP_NAMES = {**_OPS, **{t.legacy_name: t for t in DeltaType}}
+
+
+class DeltaParser:
+    """Turns decoded JSON objects into Deltas; holds the per-stream defaults and caps."""
+
+    def __init__(
+        self,
+        *,
+        source: str = "thermo",
+        limits: Limits = DEFAULT_LIMITS,
+        extra_fields: frozenset[str] = frozenset(),
+        lenient: bool = False,
+    ) -> None:
+        """``lenient`` accepts what only migrated Rust-crate deltas carry (a strength in
+        [-1, 1], a value on a delete); exports of such logs are read with it."""
+        if not isinstance(source, str) or not source:
+            raise ValidationError("source: must be non-empty text")
+        self.source = source
+        self.limits = limits
+        self.allowed = DELTA_FIELDS | extra_fields
+        self.lenient = lenient
+        self._key_fast = limits.max_key_bytes // 4  # a key this short cannot exceed the cap
+
+    def parse_line(self, lineno: int, line: bytes | str) -> Delta:
+        return self.from_obj(lineno, load_line(lineno, line))
+
+    def from_obj(self, lineno: int, obj: Any) -> Delta:
+        """One decoded JSON object → a Delta (unlinked), or LineError naming the line."""
+        # Hot path of `thermo apply` (100,000 lines/s end to end): a line with only op, key,
+        # text value, a plain strength and source is built here and cannot fail; anything
+        # else takes the general road with every check and its error message.
+        if type(obj) is dict and obj.keys() <= _SIMPLE_FIELDS:
+            op_raw = obj.get("op")
+            op = _OP_NAMES.get(op_raw) if type(op_raw) is str else None
+            key = obj.get("key")
+            raw = obj.get("value")
+            s_raw = obj.get("strength", 1.0)
+            source = obj.get("source", self.source)
+            if (
+                op is not None
+                and op is not DeltaType.DELETE
+                and type(key) is str
+                and 0 < len(key) <= self._key_fast
+                and type(raw) is str
+                and type(source) is str
+                and source
+                and type(s_raw) is float
+                and 0.0 <= s_raw <= 1.0
+            ):
+                return Delta(
+                    op,
+                    key,
+                    raw.encode("utf-8"),
+                    _f32_unpack(_f32_pack(s_raw))[0],
+                    _time_ns(),
+                    source,
+                    new_id(),
+                )
+        if type(obj) is not dict:
+            raise LineError(lineno, f"expected a JSON object, got {_json_type(obj)}")
+        try:
+            return self._build_general(lineno, obj)
+        except (LineError, LineLimitError):
+            raise
+        except LimitExceededError as exc:
+            raise LineLimitError(lineno, str(exc)) from None
+        except ThermoError as exc:
+            raise LineError(lineno, str(exc)) from None
+
+    def _build_general(self, lineno: int, obj: dict[str, Any]) -> Delta:
+        get = obj.get
+        if not obj.keys() <= self.allowed:
+            unknown = sorted(obj.keys() - self.allowed)
+            shown = ", ".join(map(quote, unknown[:5]))
+            if len(unknown) > 5:
+                shown += f" and {len(unknown) - 5} more"
+            raise ValidationError(f"unknown field(s) {shown} (expected {', '.join(sorted(DELTA_FIELDS))})")
+        op_raw = get("op")
+        op = _OP_NAMES.get(op_raw) if type(op_raw) is str else None
+        if op is None:
+            if op_raw is None:
+                raise ValidationError('missing field "op"')
+            raise ValidationError(f"op: expected create, update, delete or merge, got {quote(op_raw)}")
+        key = get("key")
+        if type(key) is not str:
+            raise ValidationError(
+                'missing field "key"' if key is None else f"key: expected text, got {_json_type(key)}"
+            )
+        if not key:
+            raise ValidationError("key: must not be empty")
+        if len(key) > self._key_fast:
+            n = len(key.encode("utf-8"))
+            if n > self.limits.max_key_bytes:
+                raise LineLimitError(
+                    lineno, f"key: {n} bytes exceeds the maximum of {self.limits.max_key_bytes} bytes"
+                )
+        tensor = None
+        raw = get("value", _ABSENT)
+        if type(raw) is str:
+            value = raw.encode("utf-8")
+        elif raw is _ABSENT:
+            if op is not DeltaType.DELETE:
+                raise ValidationError(f'missing field "value" (required for {op.label})')
+            value = b""
+        else:
+            value, tensor = decode_value(raw)
+        if op is DeltaType.DELETE and (value or tensor is not None) and not self.lenient:
+            raise ValidationError("value: a delete carries no value (omit it or use null)")
+
+        tern_raw = get("ternary")
+        ternary = None if tern_raw is None else Ternary.coerce(tern_raw)
+        s_raw = get("strength")
+        if s_raw is None:
+            strength = 1.0 if ternary is None else float(int(ternary))
+        elif type(s_raw) is float and 0.0 <= s_raw <= 1.0 and ternary is None:
+            strength = _f32_unpack(_f32_pack(s_raw))[0]
+        elif self.lenient:
+            strength = _lenient_strength(s_raw)
+        elif ternary is None:
+            strength = check_strength(s_raw)
+        elif isinstance(s_raw, bool) or s_raw != float(int(ternary)):
+            raise ValidationError(
+                f"strength: a ternary delta's strength is its ternary value "
+                f"({float(int(ternary))}), got {quote(s_raw)}"
+            )
+        else:
+            strength = float(int(ternary))
+
+        obs = get("observation_count")
+        if obs is not None and (type(obs) is not int or not 0 <= obs <= U64_MAX):
+            raise ValidationError(f"observation_count: expected an unsigned integer, got {quote(obs)}")
+        source = get("source")
+        if source is None:
+            source = self.source
+        elif type(source) is not str or not source:
+            raise ValidationError(f"source: expected non-empty text, got {quote(source)}")
+        custom = get("meta")
+        if "custom" in obj:
+            if "meta" in obj:
+                raise ValidationError('give "meta" or "custom", not both')
+            custom = obj["custom"]
+        if custom is not None and type(custom) in (dict, list):
+            _check_depth(custom, "meta")
+        ts_raw = get("timestamp")
+        ts = _time_ns() if ts_raw is None else parse_timestamp(ts_raw)
+        did = get("id")
+        if did is None:
+            did = new_id()
+        elif type(did) is not str or not did or len(did) > 256:
+            raise ValidationError(f"id: expected non-empty text of at most 256 characters, got {quote(did)}")
+        return Delta(op, key, value, strength, ts, source, did, ternary, obs, custom, tensor)
+
+
+def _lenient_strength(value: Any) -> float:
+    """Migrated crate deltas may carry any strength in [-1, 1] (ternary ones are -1/0/1)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not -1.0 <= value <= 1.0:
+        raise ValidationError(f"strength: expected a number in [-1, 1], got {quote(value)}")
+    return f32(float(value))
+
+
+def _check_depth(obj: Any, field_name: str) -> None:
+    stack = [(obj, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_META_DEPTH:
+            raise ValidationError(f"{field_name}: nested deeper than {MAX_META_DEPTH} levels")
+        if isinstance(item, dict):
+            stack.extend((v, depth + 1) for v in item.values() if isinstance(v, dict | list))
+        else:
+            stack.extend((v, depth + 1) for v in item if isinstance(v, dict | list))
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    return {
+        bool: "a boolean",
+        int: "a number",
+        float: "a number",
+        str: "text",
+        list: "an array",
+        dict: "an object",
+    }.get(type(value), type(value).__name__)
+
+
+def iter_deltas(
+    stream: IO[bytes] | Iterable[bytes], *, source: str = "thermo", limits: Limits = DEFAULT_LIMITS
+) -> Iterator[Delta]:
+    """Parse a JSONL delta stream lazily; the first bad line raises ``line N: <reason>``."""
+    parser = DeltaParser(source=source, limits=limits)
+    loads = orjson.loads
+    build = parser.from_obj
+    for lineno, line in iter_lines(stream, max_line_bytes=limits.max_line_bytes):
+        try:
+            obj = loads(line)
+        except orjson.JSONDecodeError as exc:
+            raise LineError(lineno, f"invalid JSON ({_json_reason(exc)})") from None
+        yield build(lineno, obj)
+
+
+def parse_deltas(
+    stream: IO[bytes] | Iterable[bytes], *, source: str = "thermo", limits: Limits = DEFAULT_LIMITS
+) -> list[Delta]:
+    """The whole stream as a list, validated before anything is applied (all-or-nothing)."""
+    return list(iter_deltas(stream, source=source, limits=limits))
+
+
+def parse_text(text: str | bytes, *, source: str = "thermo", limits: Limits = DEFAULT_LIMITS) -> list[Delta]:
+    """Convenience for tests and small inputs held in memory."""
+    data = text.encode("utf-8") if isinstance(text, str) else text
+    return parse_deltas([data], source=source, limits=limits)
+
+
+# --- writing ----------------------------------------------------------------------------------
+
+
+_CONTROL = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def encode_value(value: bytes, tensor: TensorSpec | None = None) -> Any:
+    """Bytes (+ tensor spec) → the stream's JSON value form; exact inverse of decode_value.
+
+    Valid UTF-8 without control characters (tab, newline and CR allowed) becomes text,
+    readable and still byte-exact; anything else base64.
+    """
+    if tensor is not None:
+        doc: dict[str, Any] = {
+            "dtype": tensor.dtype.lower(),
+            "shape": list(tensor.shape),
+            "b64": base64.b64encode(value).decode("ascii"),
+        }
+        if tensor.encoding != "raw":
+            doc["encoding"] = tensor.encoding
+            doc["per_row"] = tensor.per_row
+            doc["scales"] = {"b64": base64.b64encode(tensor.scales or b"").decode("ascii")}
+            if tensor.method is not None:
+                doc["method"] = tensor.method
+        return doc
+    if not _CONTROL.search(value):
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError:
+            pass
+    return {"b64": base64.b64encode(value).decode("ascii")}
+
+
+def delta_to_obj(d: Delta) -> dict[str, Any]:
+    """A Delta as one stream object that :class:`DeltaParser` reads back to the same fields."""
+    obj: dict[str, Any] = {
+        "op": d.delta_type.label,
+        "key": d.key,
+        "id": d.id,
+        "timestamp": ns_to_text(d.timestamp_ns),
+        "source": d.source,
+    }
+    if d.delta_type is not DeltaType.DELETE or d.value or d.tensor is not None:
+        obj["value"] = encode_value(d.value, d.tensor)
+    if d.ternary is not None:
+        obj["ternary"] = int(d.ternary)
+    else:
+        obj["strength"] = d.strength
+    if d.observation_count is not None:
+        obj["observation_count"] = d.observation_count
+    if d.custom is not None:
+        obj["meta"] = d.custom
+    return obj
+
+
+def dumps_delta(d: Delta) -> bytes:
+    """One line (with its newline) of the delta stream."""
+    return orjson.dumps(delta_to_obj(d)) + b"\n"

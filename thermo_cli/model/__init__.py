@@ -1,0 +1,374 @@
+"""The one typed data model shared by the engine, the container codec and the legacy readers.
+
+Every reader produces these objects and every writer consumes them, so a value read from
+a Rust-crate JSON file, a ``.thermo`` container or a JSONL delta stream is the same Python
+object. Times are integer nanoseconds since the Unix epoch (UTC) because the Rust crate
+wrote nanosecond timestamps and hashed their text: ``datetime`` keeps only microseconds.
+Strengths are float32 values held in Python floats (rounded through float32 on the way
+in), because the crate stored and hashed f32.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import struct
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import IntEnum
+from typing import Any
+
+from thermo_cli.errors import ValidationError, quote
+
+MAX_KEY_BYTES = 4096
+"""Longest key, in UTF-8 bytes. Keys are names (tensor names, paths), not payloads."""
+
+NS_PER_SECOND = 1_000_000_000
+U64_MAX = 2**64 - 1
+"""The crate's usize::MAX, used for min_observations of the cold layer ("never")."""
+
+MIN_TIME_NS = -(2**63)
+MAX_TIME_NS = 2**63 - 1
+"""Timestamps are signed 64-bit nanoseconds since the epoch (UTC) in every record and file:
+1677-09-21T00:12:43.145224192Z .. 2262-04-11T23:47:16.854775807Z. The crate (chrono)
+accepted years 0001..9999; instants outside this range are refused where they come in."""
+TIME_RANGE_TEXT = "1677-09-21..2262-04-11"
+
+
+def time_in_range(ns: int) -> bool:
+    """True when ``ns`` fits the signed 64-bit nanosecond timestamps of the format."""
+    return MIN_TIME_NS <= ns <= MAX_TIME_NS
+
+
+# --- enums -------------------------------------------------------------------------------
+
+
+class Layer(IntEnum):
+    """Thermal layers, hottest first; the integer is the crate's array index."""
+
+    HOT = 0
+    WARM = 1
+    COOL = 2
+    COLD = 3
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
+
+    @classmethod
+    def parse(cls, text: str) -> Layer:
+        try:
+            return cls[text.strip().upper()]
+        except KeyError:
+            raise ValidationError(f"layer: expected hot, warm, cool or cold, got {quote(text)}") from None
+
+
+class DeltaType(IntEnum):
+    """Kinds of delta; the integer is the byte the legacy hash uses."""
+
+    CREATE = 0
+    UPDATE = 1
+    DELETE = 2
+    MERGE = 3
+
+    @property
+    def label(self) -> str:
+        """Lower-case name used in JSONL and in the v2 record encoding."""
+        return self.name.lower()
+
+    @property
+    def legacy_name(self) -> str:
+        """Spelling in the Rust crate's JSON (``Create`` …)."""
+        return self.name.capitalize()
+
+    @classmethod
+    def parse(cls, text: str) -> DeltaType:
+        try:
+            return cls[text.strip().upper()]
+        except (KeyError, AttributeError):
+            raise ValidationError(
+                f"op: expected create, update, delete or merge, got {quote(text)}"
+            ) from None
+
+
+class Ternary(IntEnum):
+    """A ternary weight or strength: -1, 0, +1."""
+
+    NEG = -1
+    ZERO = 0
+    POS = 1
+
+    def strengthen(self) -> Ternary:
+        """One step up: Neg→Zero→Pos, Pos stays."""
+        return Ternary(min(1, self + 1))
+
+    def weaken(self) -> Ternary:
+        """One step down: Pos→Zero→Neg, Neg stays."""
+        return Ternary(max(-1, self - 1))
+
+    @property
+    def legacy_name(self) -> str:
+        return {1: "Pos", 0: "Zero", -1: "Neg"}[int(self)]
+
+    @classmethod
+    def from_legacy_name(cls, text: str) -> Ternary:
+        return {"Pos": cls.POS, "Zero": cls.ZERO, "Neg": cls.NEG}[text]
+
+    @classmethod
+    def coerce(cls, value: Any, field_name: str = "ternary") -> Ternary:
+        """Accept -1/0/+1 (ints, or floats equal to them) or Pos/Zero/Neg names."""
+        if isinstance(value, Ternary):
+            return value
+        if isinstance(value, str) and value in ("Pos", "Zero", "Neg"):
+            return cls.from_legacy_name(value)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValidationError(f"{field_name}: expected -1, 0 or +1, got {quote(value)}")
+        if value not in (-1, 0, 1):
+            raise ValidationError(f"{field_name}: expected -1, 0 or +1, got {quote(value)}")
+        return cls(int(value))
+
+
+# --- validation and conversions ------------------------------------------------------------
+
+
+def f32(x: float) -> float:
+    """Round a Python float through IEEE float32, as the crate stored strengths."""
+    return struct.unpack("<f", struct.pack("<f", x))[0]
+
+
+def check_strength(value: Any, field_name: str = "strength") -> float:
+    """A continuous strength: a finite number in [0, 1], returned as a float32 value."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValidationError(f"{field_name}: expected a number in [0, 1], got {quote(value)}")
+    if not math.isfinite(value) or not 0.0 <= value <= 1.0:
+        raise ValidationError(f"{field_name}: must be finite and within [0, 1], got {quote(value)}")
+    return f32(float(value))
+
+
+def check_key(key: Any) -> str:
+    """A key: a non-empty str of valid UTF-8 (no lone surrogates), at most MAX_KEY_BYTES."""
+    if not isinstance(key, str):
+        raise ValidationError(f"key: expected text, got {type(key).__name__}")
+    if not key:
+        raise ValidationError("key: must not be empty")
+    try:
+        n = len(key.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise ValidationError("key: not valid UTF-8 (contains a lone surrogate)") from None
+    if n > MAX_KEY_BYTES:
+        raise ValidationError(f"key: {n} bytes exceeds the maximum of {MAX_KEY_BYTES} bytes")
+    return key
+
+
+def check_bytes(value: Any, field_name: str = "value") -> bytes:
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, bytearray | memoryview):
+        return bytes(value)
+    raise ValidationError(f"{field_name}: expected bytes, got {type(value).__name__}")
+
+
+def now_ns() -> int:
+    return time.time_ns()
+
+
+def datetime_to_ns(dt: datetime) -> int:
+    """A timezone-aware datetime as integer nanoseconds since the epoch (UTC)."""
+    if not isinstance(dt, datetime):
+        raise ValidationError(f"timestamp: expected a datetime, got {type(dt).__name__}")
+    if dt.tzinfo is None or dt.utcoffset() is None:
+        raise ValidationError("timestamp: must be timezone-aware (UTC), got a naive datetime")
+    delta = dt.astimezone(UTC) - datetime(1970, 1, 1, tzinfo=UTC)
+    return (delta.days * 86400 + delta.seconds) * NS_PER_SECOND + delta.microseconds * 1000
+
+
+def ns_to_datetime(ns: int) -> datetime:
+    """Nanoseconds to an aware UTC datetime (sub-microsecond digits are dropped)."""
+    return datetime.fromtimestamp(ns // NS_PER_SECOND, tz=UTC).replace(
+        microsecond=(ns % NS_PER_SECOND) // 1000
+    )
+
+
+def ns_to_rfc3339(ns: int) -> str:
+    """The crate's ``to_rfc3339()`` text: fraction of 0/3/6/9 digits as needed, ``+00:00``."""
+    secs, frac = divmod(ns, NS_PER_SECOND)
+    t = time.gmtime(secs)
+    base = f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}"
+    if frac == 0:
+        tail = ""
+    elif frac % 1_000_000 == 0:
+        tail = f".{frac // 1_000_000:03d}"
+    elif frac % 1000 == 0:
+        tail = f".{frac // 1000:06d}"
+    else:
+        tail = f".{frac:09d}"
+    return f"{base}{tail}+00:00"
+
+
+def ns_to_text(ns: int) -> str:
+    """Human/JSON form of a timestamp: like RFC 3339 but ending in ``Z``."""
+    return ns_to_rfc3339(ns)[:-6] + "Z"
+
+
+class _IdPool:
+    """Random UUID v4 strings made 4,096 at a time, the hex digits written by numpy.
+
+    ``str(uuid.uuid4())`` costs ~3 µs here, as much as the rest of applying a delta;
+    one ``os.urandom`` call per batch, the version and variant bits set on the whole batch
+    and the text sliced from one buffer bring an id to ~0.1 µs. The ids are the same
+    thing: 122 random bits, version 4, RFC 4122 variant.
+    """
+
+    _BATCH = 4096
+    _COLS = (*range(0, 8), *range(9, 13), *range(14, 18), *range(19, 23), *range(24, 36))
+
+    __slots__ = ("_ids",)
+
+    def __init__(self) -> None:
+        self._ids: list[str] = []
+
+    def _refill(self) -> None:
+        import numpy as np
+
+        n = self._BATCH
+        raw = np.frombuffer(os.urandom(16 * n), dtype=np.uint8).reshape(n, 16).copy()
+        raw[:, 6] = (raw[:, 6] & 0x0F) | 0x40  # version 4
+        raw[:, 8] = (raw[:, 8] & 0x3F) | 0x80  # RFC 4122 variant
+        digits = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
+        hexed = np.stack([digits[raw >> 4], digits[raw & 0x0F]], axis=2).reshape(n, 32)
+        out = np.full((n, 36), ord("-"), dtype=np.uint8)
+        out[:, list(self._COLS)] = hexed
+        text = out.tobytes().decode("ascii")
+        self._ids = [text[i : i + 36] for i in range(0, 36 * n, 36)]
+
+    def next(self) -> str:
+        ids = self._ids
+        if not ids:
+            self._refill()
+            ids = self._ids
+        return ids.pop()
+
+
+new_id = _IdPool().next
+"""A new random UUID v4 string, formatted like ``str(uuid.uuid4())``."""
+
+
+# --- values ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TensorSpec:
+    """How an entry's bytes are a tensor.
+
+    ``dtype`` uses safetensors' names (F64, F32, F16, BF16, F8_E4M3, F8_E5M2, I64 … U8, BOOL).
+    ``encoding`` "raw": the value is the C-order little-endian element bytes.
+    ``encoding`` "ternary": the value is 2-bit packed codes (ENGINE.md layout) of
+    prod(shape) weights and ``scales`` holds float32 little-endian scales: one for the
+    whole tensor, or one per row (shape[0]) when ``per_row``; ``dtype`` is the dtype the
+    dequantized tensor is returned as.
+    """
+
+    dtype: str
+    shape: tuple[int, ...]
+    encoding: str = "raw"
+    scales: bytes | None = None
+    per_row: bool = False
+    method: str | None = None
+
+    @property
+    def numel(self) -> int:
+        return math.prod(self.shape)
+
+
+@dataclass(slots=True)
+class Entry:
+    """One key's value in one thermal layer."""
+
+    key: str
+    value: bytes
+    strength: float
+    updated_at_ns: int
+    update_count: int = 1
+    ternary: Ternary | None = None
+    tensor: TensorSpec | None = None
+
+
+# --- the log ---------------------------------------------------------------------------------
+
+
+class HashScheme(IntEnum):
+    """Which recipe a record's hash follows."""
+
+    V2 = 2  # SHA-256 over the record's canonical CBOR bytes (thermo_cli.codec.records)
+    LEGACY = 1  # the Rust crate's concatenation recipe (thermo_cli.hashing.legacy_delta_hash)
+
+
+@dataclass(slots=True)
+class Delta:
+    """One change to a key, and its place in the hash chain.
+
+    ``prev_hash`` and ``hash`` are lower-case hex text (the legacy files store text; v2
+    records store the 32 raw bytes). ``encoded`` caches the exact bytes that were hashed
+    (v2) so a writer never re-encodes them. Bulk operations that put values straight into
+    a layer (safetensors import, quantize) log an :class:`Event` per entry with the
+    value's digest instead of a Delta, so tensor bytes are never stored twice.
+    """
+
+    delta_type: DeltaType
+    key: str
+    value: bytes
+    strength: float
+    timestamp_ns: int
+    source: str = "thermo"
+    id: str = field(default_factory=new_id)
+    ternary: Ternary | None = None
+    observation_count: int | None = None
+    custom: Any = None
+    tensor: TensorSpec | None = None
+    prev_hash: str | None = None
+    hash: str | None = None
+    scheme: HashScheme = HashScheme.V2
+    encoded: bytes | None = field(default=None, repr=False, compare=False)
+
+
+@dataclass(slots=True)
+class Event:
+    """A log record that is not a delta: consolidation points, checkpoints, layer operations.
+
+    ``kind`` names it ("consolidate", "checkpoint", "tick", "reinforce", "weaken", "warm",
+    "quantize", "import", "migrate" …); ``fields`` holds its CBOR-encodable details with
+    text keys. Events are chained and hashed exactly like v2 deltas.
+    """
+
+    kind: str
+    timestamp_ns: int
+    fields: dict[str, Any] = field(default_factory=dict)
+    prev_hash: str | None = None
+    hash: str | None = None
+    encoded: bytes | None = field(default=None, repr=False, compare=False)
+
+
+LogRecord = Delta | Event
+
+
+@dataclass(frozen=True, slots=True)
+class ReadResult:
+    """What a read of one key found, and where: "dirty" (an uncommitted delta) or a layer."""
+
+    key: str
+    value: bytes
+    strength: float
+    source: str
+    ternary: Ternary | None = None
+    tensor: TensorSpec | None = None
+    update_count: int | None = None
+
+
+@dataclass(slots=True)
+class Metadata:
+    created_at_ns: int
+    last_consolidation_ns: int
+    total_deltas: int = 0
+    total_consolidations: int = 0
+    custom: Any = None

@@ -1,0 +1,185 @@
+"""Stream a container's layers: check every chunk digest and compute the state digest.
+
+Verification must not hold a 1 GiB file's values in memory, nor hash them twice. Each
+layer's directory chunks are decoded into rows (key, strength, … and where the value
+lies); each data stream is decompressed chunk by chunk — a few chunks ahead in worker
+threads, since zstd, SHA-256 and numpy release the GIL — and every value's SHA-256 is
+fed from the chunks its byte range touches. The rows and value digests then give the
+state digest's leaves (:mod:`thermo_cli.integrity.state`) without materialising an Entry.
+A chunk that fails its digest or does not decompress is reported with the keys whose
+values it holds, and scanning goes on so the report can count what is intact.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from thermo_cli.errors import FormatError
+from thermo_cli.integrity import merkle
+from thermo_cli.integrity.state import entry_leaf
+from thermo_cli.model import Layer
+
+PREFETCH = 4
+"""Data chunks decompressed ahead of the hashing thread."""
+
+
+def reason_of(exc: Exception, *prefixes: str) -> str:
+    """``exc``'s message without the leading ``prefixes`` (file name, chunk name).
+
+    The report's line already says which file and which chunk failed; the reader's
+    errors start with both, and repeating them would read ``chunk 0: chunk 0: …``.
+    """
+    text = str(exc)
+    for prefix in prefixes:
+        text = text.removeprefix(f"{prefix}: ")
+    return text
+
+
+@dataclass(slots=True)
+class ChunkFault:
+    what: str
+    reason: str
+    key: str | None
+
+
+@dataclass(slots=True)
+class LayerScan:
+    """What a pass over the layers found."""
+
+    entries: int = 0
+    chunks: int = 0
+    value_bytes: int = 0
+    stored_bytes: int = 0
+    faults: list[ChunkFault] = field(default_factory=list)
+    leaves: list[tuple[bytes, int, bytes]] = field(default_factory=list)
+    """(key UTF-8 bytes, layer number, leaf data) of every readable entry, key order."""
+
+    @property
+    def ok(self) -> bool:
+        return not self.faults
+
+    def digest(self) -> bytes:
+        return merkle.root_from_leaf_hashes([merkle.leaf_hash(leaf) for _, _, leaf in self.leaves])
+
+    def find(self, key: str, layer: Layer | None = None) -> int | None:
+        """Position of ``key``'s leaf (in ``layer``, or the hottest holding it)."""
+        kb = key.encode("utf-8")
+        lo, hi = 0, len(self.leaves)
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if self.leaves[mid][0] < kb:
+                lo = mid + 1
+            else:
+                hi = mid
+        while lo < len(self.leaves) and self.leaves[lo][0] == kb:
+            if layer is None or self.leaves[lo][1] == int(layer):
+                return lo
+            lo += 1
+        return None
+
+
+def scan_layers(
+    reader: object, *, workers: int | None = None, progress: Callable[[int], None] | None = None
+) -> LayerScan:
+    """Check every layer chunk of a container Reader and collect the state leaves.
+
+    ``progress`` is called with the number of value bytes hashed so far.
+    """
+    out = LayerScan()
+    n = workers or max(1, min(4, os.cpu_count() or 1))
+    with ThreadPoolExecutor(n) as pool:
+        for layer in Layer:
+            try:
+                li = reader.index[layer]  # type: ignore[attr-defined]
+            except FormatError as exc:
+                out.faults.append(ChunkFault("index block", reason_of(exc, reader.path, "index block"), None))
+                return out
+            _scan_layer(reader, layer, li, pool, out, progress)
+    out.leaves.sort(key=lambda t: (t[0], t[1]))
+    return out
+
+
+def _scan_layer(reader, layer, li, pool, out: LayerScan, progress) -> None:
+    rows = []
+    for i, d in enumerate(li.dirs):
+        out.chunks += 1
+        out.stored_bytes += d.len
+        try:
+            rows.extend(reader.dir_chunk(layer, i).rows())
+        except FormatError as exc:
+            what = f"{layer.label} directory chunk {i}"
+            out.faults.append(
+                ChunkFault(
+                    what,
+                    f"{reason_of(exc, reader.path, what)} (entries {d.first!r} … {d.last!r} unreadable)",
+                    d.first,
+                )
+            )
+    digests: dict[int, bytes] = {}
+    for s, st in enumerate(li.streams):
+        members = sorted((r.off, j) for j, r in enumerate(rows) if r.stream == s and r.length)
+        _hash_stream(reader, layer, s, st, rows, members, pool, digests, out, progress)
+    empty = hashlib.sha256(b"").digest()
+    for j, row in enumerate(rows):
+        digest = digests.get(j, empty if not row.length else None)
+        if digest is None:
+            continue  # its data chunk is damaged: already reported
+        out.entries += 1
+        out.leaves.append((row.key.encode("utf-8"), int(layer), entry_leaf(layer, row.entry(b""), digest)))
+
+
+def _hash_stream(reader, layer, s, st, rows, members, pool, digests, out, progress) -> None:
+    """Feed each value's SHA-256 from the chunks of stream ``s``, in order."""
+    n = len(st.chunks)
+    pending: deque[Future] = deque()
+    nxt = 0
+    active: dict[int, hashlib._Hash] = {}  # row position → running hash
+    broken: set[int] = set()
+    m = 0  # next member (by offset) not yet started
+    for i in range(n):
+        while nxt < n and len(pending) < PREFETCH:
+            pending.append(pool.submit(reader.data_chunk, layer, s, nxt))
+            nxt += 1
+        fut = pending.popleft()
+        c0 = i * st.chunk
+        c1 = c0 + st.chunk_raw_len(i)
+        out.chunks += 1
+        out.stored_bytes += st.chunks[i].len
+        while m < len(members) and members[m][0] < c1:
+            active[members[m][1]] = hashlib.sha256()
+            m += 1
+        try:
+            data = fut.result()
+        except FormatError as exc:
+            first = min(active, default=None)
+            key = rows[first].key if first is not None else None
+            keys = sorted(rows[j].key for j in active)
+            shown = ", ".join(repr(k) for k in keys[:3]) + (" …" if len(keys) > 3 else "")
+            what = f"{layer.label} stream {s} chunk {i}"
+            out.faults.append(
+                ChunkFault(
+                    what, f"{reason_of(exc, reader.path, what)} (values of {shown or 'no entry'})", key
+                )
+            )
+            broken.update(active)
+            data = None
+        done = []
+        for j, h in active.items():
+            row = rows[j]
+            end = row.off + row.length
+            if data is not None and j not in broken:
+                h.update(data[max(row.off, c0) - c0 : min(end, c1) - c0])
+            if end <= c1:
+                done.append(j)
+        for j in done:
+            h = active.pop(j)
+            if j not in broken:
+                digests[j] = h.digest()
+                out.value_bytes += rows[j].length
+        if progress is not None:
+            progress(out.value_bytes)

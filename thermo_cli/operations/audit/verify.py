@@ -1,0 +1,674 @@
+"""``thermo verify``: everything an auditor can check about a thermogram file.
+
+For a ``.thermo`` container, in one pass each over the log and the layers:
+
+* commits — every trailer of the commit chain, and the meta and index blocks and log
+  tables of every commit match their digests; each earlier commit's log root is a prefix
+  root of today's log;
+* log — every record's hash and prev link (naming the altered record), the segment
+  digests, the log size, head hash and RFC 9162 Merkle root against the trailer, the
+  consolidation point, and the legacy segment of a migrated file (crate hashes);
+* checkpoints — every record that binds the state (consolidations, checkpoints, and every
+  engine layer change, migration or import) has the log size and log root of the log
+  before it;
+* layers — every chunk digest, and the state digest of the actual layers against the last
+  digest bound into the log;
+* signatures — every signature record verifies with its embedded key, and each key given
+  with ``pubkeys`` has signed (C2SP signed-note over the checkpoint text);
+* since — a saved checkpoint note: its signatures, and an RFC 9162 consistency proof
+  that today's log extends it (a rewritten, forked or truncated history fails).
+
+Crate JSON files go to :func:`thermo_cli.formats.legacy.verify_legacy`. The library never
+prints: everything lands in a :class:`~thermo_cli.integrity.report.VerifyReport`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from thermo_cli.errors import CorruptError, FormatError, IntegrityError, ValidationError
+from thermo_cli.integrity import logscan as chain
+from thermo_cli.integrity import merkle, note
+from thermo_cli.integrity.report import VerifyReport
+from thermo_cli.integrity.state import BIND_KIND, NON_LAYER_KINDS, is_binding
+from thermo_cli.model import Event
+from thermo_cli.operations.audit.keys import PublicKey
+from thermo_cli.operations.audit.layers import LayerScan, reason_of, scan_layers
+from thermo_cli.operations.audit.logpass import scan_file_log
+
+STATE_KINDS = ("consolidate", "checkpoint", BIND_KIND)
+"""Event kinds that must bind (log size, log root, state digest); any other event may
+and is checked the same way when it does."""
+SIGNATURE_KIND = "signature"
+
+
+def origin_of(thermogram_id: str) -> str:
+    """The checkpoint origin line of a thermogram: one log per thermogram id."""
+    return f"thermo/{thermogram_id}"
+
+
+def is_state_event(ev: Event) -> bool:
+    return is_binding(ev.fields)
+
+
+def checkpoint_of(ev: Event, origin: str) -> note.Checkpoint:
+    """The C2SP checkpoint a state-binding event stands for (what signatures sign)."""
+    f = ev.fields
+    return note.Checkpoint(
+        origin=str(f.get("origin", origin)),
+        size=int(f["log_size"]),
+        root=bytes(f["log_root"]),
+        state_digest=bytes(f["state_digest"]),
+    )
+
+
+# --- entry point ---------------------------------------------------------------------------
+
+
+def verify_file(
+    path: str | os.PathLike[str],
+    *,
+    pubkeys: Sequence[PublicKey] = (),
+    since: str | os.PathLike[str] | note.SignedNote | None = None,
+    deep: bool = False,
+    limits: Any = None,
+    progress: Callable[[str, int], None] | None = None,
+    workers: int | None = None,
+) -> VerifyReport:
+    """Verify any thermogram file; raises only when it cannot be read at all.
+
+    ``since`` is a saved checkpoint note (path or parsed); ``deep`` decodes every log
+    record strictly instead of reading links straight from canonical bytes; ``workers``
+    caps the processes of the log pass (default: up to 4 on a long log, 1 to disable).
+    """
+    from thermo_cli import store
+
+    p = os.fspath(path)
+    kind = store.sniff(p)
+    saved = _load_note(since) if since is not None and not isinstance(since, note.SignedNote) else since
+    if kind == "legacy":
+        return _verify_legacy(p, pubkeys, saved)
+    if kind == "engram":
+        raise FormatError(
+            f"{p}: an Engram export holds no hash chain to verify "
+            "(import it with `thermo import-engram` first)"
+        )
+    reader = store.open_reader(p, limits=limits)
+    try:
+        return ContainerVerifier(p, reader, pubkeys, saved, deep, progress, workers).run()
+    finally:
+        reader.close()
+
+
+def verified(path: str, reader: Any, action: str) -> ContainerVerifier:
+    """The full verification of an open container, for a command that vouches for the
+    file: raises IntegrityError ("refusing to <action> a file that fails verification")
+    unless every check passes. The verifier keeps its log and layer scans for reuse."""
+    v = ContainerVerifier(path, reader, (), None, False, None)
+    report = v.run()
+    if not report.ok:
+        f = report.failure
+        where = f" at record {f.index}" if f is not None and f.index is not None else ""
+        reason = f.reason if f is not None else "a check failed"
+        raise IntegrityError(f"{path}: refusing to {action} a file that fails verification{where}: {reason}")
+    return v
+
+
+def _load_note(since: str | os.PathLike[str]) -> note.SignedNote:
+    p = Path(since)
+    data = note.read_small_file(p, note.MAX_NOTE_BYTES, "checkpoint file", "checkpoint note")
+    try:
+        return note.parse_note(data)
+    except FormatError as exc:
+        raise CorruptError(f"{p}: {exc}") from None
+
+
+def _verify_legacy(p: str, pubkeys: Sequence[PublicKey], since: note.SignedNote | None) -> VerifyReport:
+    from thermo_cli.formats.legacy import read_legacy_file, verify_legacy
+
+    if since is not None:
+        raise ValidationError(
+            "--since: a Rust-crate file has no Merkle log to check a checkpoint "
+            "against; migrate it first (`thermo migrate`)"
+        )
+    report = verify_legacy(read_legacy_file(p), path=p)
+    if pubkeys:
+        report.add("signatures", False, 0, "a Rust-crate file carries no signatures")
+        report.fail("signatures", "a Rust-crate file carries no signatures (migrate and sign it)")
+    return report
+
+
+class ContainerVerifier:
+    """One verification run over an open container Reader.
+
+    The log and layer scans stay on the object (``scan``, ``layers``), so checkpointing
+    and proving reuse what verification computed instead of reading the file twice.
+    """
+
+    def __init__(
+        self,
+        path: str,
+        reader: Any,
+        pubkeys: Sequence[PublicKey],
+        since: note.SignedNote | None,
+        deep: bool,
+        progress: Callable[[str, int], None] | None,
+        workers: int | None = None,
+    ) -> None:
+        self.workers = workers
+        self.reader = reader
+        self.pubkeys = list(pubkeys)
+        self.since = since
+        self.deep = deep
+        self.progress = progress
+        self.report = VerifyReport(path=path, format=f"thermo {reader.prefix.major}.{reader.prefix.minor}")
+        self.origin = "thermo/unknown"
+        self.scan: chain.LogScan | None = None
+        self.layers: LayerScan | None = None
+        self.commit_sizes: list[int] = []
+
+    def run(self) -> VerifyReport:
+        r, t = self.report, self.reader.trailer
+        r.head_hash = t.head_hex
+        r.records = t.log_size
+        r.torn_tail_bytes = self.reader.torn_tail_bytes
+        trailers = self.check_commits()
+        self.commit_sizes = sorted({tr.log_size for tr in trailers})
+        self.check_log(trailers)
+        self.check_checkpoints()
+        self.check_layers()
+        self.check_state()
+        self.check_signatures()
+        if self.since is not None:
+            self.check_since()
+        if r.torn_tail_bytes:
+            r.add(
+                "torn tail",
+                True,
+                r.torn_tail_bytes,
+                f"{r.torn_tail_bytes} bytes after the last commit ignored (an interrupted write)",
+            )
+            r.notes.append(
+                f"{r.torn_tail_bytes} bytes after the last commit belong to an interrupted "
+                "write and were ignored; the next commit removes them"
+            )
+        r.notes.append(
+            "the meta block (name, id, configuration, metadata) is protected by the "
+            "commit digests, not by the log or signatures"
+        )
+        return r
+
+    # --- commits --------------------------------------------------------------------------
+
+    def check_commits(self) -> list[Any]:
+        """Every trailer of the commit chain, and every block any of them names: the meta
+        and index blocks and log tables of earlier commits too (a flipped byte in a block
+        that no longer describes the current state is still damage)."""
+        r = self.report
+        trailers: list[Any] = []
+        try:
+            seen: set[tuple[int, int]] = set()
+            for tr in self.reader.trailers():
+                trailers.append(tr)
+                self._check_blocks(tr, seen)
+            meta = self.reader.meta_fields()
+            _ = self.reader.index
+        except FormatError as exc:
+            reason = reason_of(exc, self.reader.path)
+            r.add("commits", False, len(trailers), reason)
+            r.fail("commits", reason)
+            return trailers
+        self.origin = origin_of(meta["id"])
+        r.details["origin"] = self.origin
+        r.add(
+            "commits",
+            True,
+            len(trailers),
+            f"{len(trailers)} commit(s): trailers, meta and index blocks and log tables match their digests",
+        )
+        return trailers
+
+    def _check_blocks(self, tr: Any, seen: set[tuple[int, int]]) -> None:
+        reader = self.reader
+        for name, ref in (("meta block", tr.meta), ("index block", tr.index)):
+            if (ref.off, ref.len) not in seen:
+                seen.add((ref.off, ref.len))
+                reader.read_block(ref, f"{name} of commit {tr.seq}")
+        table = tr.table
+        while table is not None and (table.off, table.len) not in seen:
+            seen.add((table.off, table.len))
+            table = reader.table(table, tr.off)[1]
+
+    # --- log ------------------------------------------------------------------------------
+
+    def check_log(self, trailers: list[Any]) -> None:
+        r, t = self.report, self.reader.trailer
+        probes = {tr.log_size for tr in trailers}
+        scan, state = scan_file_log(
+            self.reader,
+            keep_leaves=self.since is not None,
+            deep=self.deep,
+            probes=probes,
+            workers=self.workers,
+        )
+        self.scan = scan
+        if scan.failure is not None:
+            f = scan.failure
+            r.add("records", False, scan.size, f.reason)
+            r.fail("records", f.reason, index=f.index, key=f.key)
+        else:
+            r.add(
+                "records",
+                True,
+                scan.size,
+                f"{scan.size} records hash and link ({scan.deltas} deltas, {len(scan.events)} events, "
+                f"{scan.legacy} legacy)",
+            )
+        if scan.legacy:
+            from thermo_cli.formats.legacy.verify import NOTE_UNCOVERED_FIELDS
+
+            bad = scan.failure is not None and scan.failure.index < scan.legacy + 1
+            r.add(
+                "legacy segment",
+                not bad,
+                scan.legacy,
+                f"{scan.legacy} deltas OK" if not bad else "broken: see the first failure",
+            )
+            r.notes.append(NOTE_UNCOVERED_FIELDS)
+        if state.error is not None:
+            r.add("log segments", False, state.segments, state.error)
+            r.fail("log segments", state.error, index=state.error_index)
+            return
+        if state.bad_segments:
+            reason = f"{state.bad_segments[0]}: SHA-256 does not match the digest its commit recorded"
+            r.add("log segments", False, state.segments - len(state.bad_segments), reason)
+            r.fail("log segments", reason)
+        else:
+            r.add("log segments", True, state.segments, f"{state.segments} segment digests match")
+        head_ok = scan.size == t.log_size and scan.head == t.head
+        r.add(
+            "head",
+            head_ok,
+            scan.size,
+            f"log of {scan.size} records ends at head {scan.head_hex}"
+            if head_ok
+            else f"log has {scan.size} records ending at {scan.head_hex}; the last commit says "
+            f"{t.log_size} records ending at {t.head_hex}",
+        )
+        if not head_ok:
+            r.fail(
+                "head",
+                "the log's size or last hash differs from the last commit's "
+                f"({scan.size} vs {t.log_size} records)",
+                index=max(0, scan.size - 1),
+            )
+        expected_root = t.compact_range().root()
+        root_ok = scan.root == expected_root
+        r.add("merkle root", root_ok, scan.size, f"log root {scan.root.hex()}")
+        r.details["log_root"] = scan.root.hex()
+        r.details["log_size"] = scan.size
+        if not root_ok:
+            r.fail(
+                "merkle root",
+                f"the log's Merkle root {scan.root.hex()} differs from the commit's {expected_root.hex()}",
+            )
+        older_bad = [
+            tr
+            for tr in trailers
+            if tr.log_size in scan.probe_roots and scan.probe_roots[tr.log_size] != tr.compact_range().root()
+        ]
+        if older_bad:
+            tr = older_bad[-1]
+            r.add(
+                "commit roots",
+                False,
+                len(trailers) - len(older_bad),
+                f"commit {tr.seq} recorded another root for the first {tr.log_size} records",
+            )
+            r.fail(
+                "commit roots",
+                f"commit {tr.seq} recorded a different log root for its "
+                f"{tr.log_size} records: the log before it was rewritten",
+                index=max(0, tr.log_size - 1),
+            )
+        self.check_dirty_start(scan)
+
+    def check_dirty_start(self, scan: chain.LogScan) -> None:
+        r, t = self.report, self.reader.trailer
+        consolidations = [ev.index for ev in scan.events if ev.event.kind == "consolidate"]
+        expected = consolidations[-1] + 1 if consolidations else None
+        if expected is None:
+            ok = t.dirty_start == 0
+            detail = (
+                "every delta is uncommitted (no consolidation yet)"
+                if ok
+                else f"the commit says uncommitted deltas start at record {t.dirty_start}, "
+                "but the log holds no consolidation"
+            )
+        else:
+            ok = t.dirty_start == expected
+            detail = (
+                f"uncommitted deltas start after the consolidation at record {expected - 1}"
+                if ok
+                else f"the commit says uncommitted deltas start at record {t.dirty_start}, "
+                f"the last consolidation is record {expected - 1}"
+            )
+        r.add("consolidation point", ok, t.dirty_start, detail)
+        if not ok:
+            r.fail("consolidation point", detail, index=t.dirty_start)
+
+    # --- checkpoints in the log ----------------------------------------------------------
+
+    def check_checkpoints(self) -> None:
+        r, scan = self.report, self.scan
+        assert scan is not None
+        bound = [ev for ev in scan.events if is_state_event(ev.event)]
+        bad = None
+        for ev in bound:
+            f = ev.event.fields
+            if f["log_size"] != ev.index:
+                bad = (
+                    ev,
+                    f"record {ev.index} ({ev.event.kind}): says the log had {f['log_size']} "
+                    f"records before it, it had {ev.index}",
+                )
+            elif f["log_root"] != ev.prefix_root:
+                bad = (
+                    ev,
+                    f"record {ev.index} ({ev.event.kind}): its log root does not match the "
+                    f"{ev.index} records before it (history rewritten)",
+                )
+            elif len(f["state_digest"]) != 32:
+                bad = (ev, f"record {ev.index} ({ev.event.kind}): state digest is not 32 bytes")
+            if bad:
+                break
+        odd = [ev for ev in scan.events if ev.event.kind in STATE_KINDS and not is_state_event(ev.event)]
+        if bad is None and odd:
+            ev = odd[0]
+            bad = (ev, f"record {ev.index} ({ev.event.kind}): lacks log_size/log_root/state_digest")
+        if bad is None:
+            r.add(
+                "checkpoints",
+                True,
+                len(bound),
+                f"{len(bound)} consolidation/checkpoint records bind the log root before them",
+            )
+        else:
+            ev, reason = bad
+            r.add("checkpoints", False, len(bound), reason)
+            r.fail("checkpoints", reason, index=ev.index)
+
+    # --- layers ---------------------------------------------------------------------------
+
+    def check_layers(self) -> None:
+        r = self.report
+        cb = None if self.progress is None else (lambda n: self.progress("layers", n))  # type: ignore[misc]
+        self.layers = scan = scan_layers(self.reader, progress=cb)
+        r.details["value_bytes"] = scan.value_bytes
+        if scan.ok:
+            r.add(
+                "chunk digests",
+                True,
+                scan.chunks,
+                f"{scan.chunks} chunks holding {scan.entries} entries match their digests",
+            )
+        else:
+            fault = scan.faults[0]
+            reason = f"{fault.what}: {fault.reason}"
+            r.add("chunk digests", False, max(0, scan.chunks - len(scan.faults)), reason)
+            r.fail("chunk digests", reason, key=fault.key)
+
+    def check_state(self) -> None:
+        r, scan, layers = self.report, self.scan, self.layers
+        assert scan is not None and layers is not None
+        self.note_unbound_commits()
+        bound = [ev for ev in scan.events if is_state_event(ev.event)]
+        actual = layers.digest()
+        r.details["state_digest"] = actual.hex()
+        if not layers.ok:
+            r.add("state digest", False, layers.entries, "not computed: damaged chunks (see chunk digests)")
+            return
+        if not bound:
+            detail = f"{layers.entries} entries; no consolidation or checkpoint binds the layers yet"
+            r.add("state digest", True, layers.entries, detail)
+            if layers.entries:
+                r.notes.append(
+                    "the layers are not bound to the log yet: run `thermo checkpoint` to bind them"
+                )
+            return
+        last = bound[-1]
+        later = [
+            ev
+            for ev in scan.events
+            if ev.index > last.index and ev.event.kind not in NON_LAYER_KINDS and not is_state_event(ev.event)
+        ]
+        if later:
+            kinds = sorted({ev.event.kind for ev in later})
+            detail = (
+                f"{layers.entries} entries; changed by {len(later)} event(s) ({', '.join(kinds)}) "
+                f"after the digest bound at record {last.index}: not bound"
+            )
+            r.add("state digest", True, layers.entries, detail)
+            r.notes.append(
+                f"the layers changed after record {last.index} ({', '.join(kinds)}) and are not "
+                "bound to the log: run `thermo checkpoint` to bind them"
+            )
+            return
+        if last.event.fields["state_digest"] != actual:
+            reason = (
+                f"the layers ({layers.entries} entries) do not match the state digest bound at "
+                f"record {last.index} ({last.event.kind}): an entry was changed, added or removed"
+            )
+            r.add("state digest", False, layers.entries, reason)
+            r.fail("state digest", reason, index=last.index)
+        else:
+            r.add(
+                "state digest",
+                True,
+                layers.entries,
+                f"{layers.entries} entries match the digest bound at record {last.index} ({last.event.kind})",
+            )
+
+    def note_unbound_commits(self) -> None:
+        """Note each earlier commit that changed the layers without binding them.
+
+        Engine layer operations log unbound events and the writer binds the state once per
+        commit (a ``bind``, ``consolidate`` or ``checkpoint`` record before the commit
+        ends), so every committed layer state is covered by a digest. A commit that ends
+        with layer changes not yet bound was not written by this thermo (or bypassed its
+        store); its intermediate state cannot be checked, which is a note, not a failure:
+        the state a later binding covers is still checked. The last commit is covered by
+        the "state digest" check itself.
+        """
+        scan = self.scan
+        assert scan is not None
+        ends = [n for n in self.commit_sizes[:-1] if n > 0]
+        if not ends:
+            return
+        gaps: list[str] = []
+        pending: list[Any] = []
+        events = iter(sorted(scan.events, key=lambda e: e.index))
+        ev = next(events, None)
+        for end in ends:
+            while ev is not None and ev.index < end:
+                if is_state_event(ev.event):
+                    pending = []
+                elif ev.event.kind not in NON_LAYER_KINDS:
+                    pending.append(ev)
+                ev = next(events, None)
+            if pending:
+                kinds = ", ".join(sorted({p.event.kind for p in pending}))
+                gaps.append(f"records {pending[0].index}-{end - 1} ({kinds})")
+                pending = []
+        if gaps:
+            self.report.notes.append(
+                f"{len(gaps)} earlier commit(s) changed the layers without binding the state digest: "
+                f"{'; '.join(gaps[:3])}{' …' if len(gaps) > 3 else ''}"
+            )
+
+    # --- signatures -----------------------------------------------------------------------
+
+    def check_signatures(self) -> None:
+        r, scan = self.report, self.scan
+        assert scan is not None
+        by_index = {ev.index: ev for ev in scan.events}
+        sigs = [ev for ev in scan.events if ev.event.kind == SIGNATURE_KIND]
+        if not sigs and not self.pubkeys:
+            return
+        valid: list[tuple[int, str, bytes, int]] = []  # (record, name, public key, checkpoint index)
+        failure = None
+        for ev in sigs:
+            problem, item = self._check_signature(ev, by_index)
+            if problem is not None:
+                failure = failure or (ev.index, problem)
+            elif item is not None:
+                valid.append(item)
+        trusted_ok, missing = self._match_trusted(valid)
+        signed_sizes = [by_index[c].event.fields["log_size"] for _, _, _, c in trusted_ok]
+        if failure is not None:
+            r.add("signatures", False, len(valid), failure[1])
+            r.fail("signatures", failure[1], index=failure[0])
+            return
+        if missing:
+            reason = "no valid signature by " + ", ".join(missing)
+            r.add("signatures", False, len(trusted_ok), reason)
+            r.fail("signatures", reason)
+            return
+        if self.pubkeys:
+            newest = max(signed_sizes)
+            detail = (
+                f"{len(trusted_ok)} signature(s) by the given key(s) verify; the newest signed "
+                f"checkpoint covers {newest} of {scan.size} records"
+            )
+            ignored = len(valid) - len(trusted_ok)
+            if ignored:
+                detail += f"; {ignored} signature(s) by other keys ignored"
+        else:
+            detail = (
+                f"{len(valid)} signature(s) verify with the keys they name "
+                "(not trusted: give --pubkey to check who signed)"
+            )
+        r.add("signatures", True, len(valid), detail)
+
+    def _check_signature(self, ev: Any, by_index: dict[int, Any]) -> tuple[str | None, Any]:
+        f = ev.event.fields
+        i = ev.index
+        try:
+            target = int(f["checkpoint"])
+            sig = note.NoteSignature(str(f["name"]), bytes(f["key_id"]), bytes(f["signature"]))
+            pub = bytes(f["public_key"])
+        except (KeyError, TypeError, ValueError):
+            return f"record {i}: malformed signature record", None
+        cp_ev = by_index.get(target)
+        if cp_ev is None or not is_state_event(cp_ev.event) or target >= i:
+            return (
+                f"record {i}: signature refers to record {target}, which is not an earlier checkpoint"
+            ), None
+        body = checkpoint_of(cp_ev.event, self.origin).body()
+        if not note.verify_signature(body, sig, pub):
+            return (
+                f"record {i}: signature by {sig.name!r} does not verify over the checkpoint at "
+                f"record {target}"
+            ), None
+        return None, (i, sig.name, pub, target)
+
+    def _match_trusted(self, valid: list[tuple[int, str, bytes, int]]) -> tuple[list, list[str]]:
+        trusted_ok = []
+        missing = []
+        for key in self.pubkeys:
+            mine = [v for v in valid if v[2] == key.raw and (key.name is None or key.name == v[1])]
+            if mine:
+                trusted_ok.extend(mine)
+            else:
+                missing.append(key.name or key.source or key.raw.hex()[:16])
+        return trusted_ok, missing
+
+    # --- since a saved checkpoint --------------------------------------------------------
+
+    def check_since(self) -> None:
+        r, scan = self.report, self.scan
+        assert scan is not None and self.since is not None
+        try:
+            cp = note.parse_checkpoint(self.since.body)
+        except FormatError as exc:
+            r.add("since", False, 0, f"saved checkpoint: {exc}")
+            r.fail("since", f"saved checkpoint: {exc}")
+            return
+        if not self._since_signatures():
+            return
+        if cp.origin != self.origin:
+            reason = f"the saved checkpoint is for {cp.origin!r}, this file's log is {self.origin!r}"
+            r.add("since", False, 0, reason)
+            r.fail("since", reason)
+            return
+        n, m = scan.size, cp.size
+        if m > n:
+            reason = (
+                f"the log has {n} records, fewer than the {m} of the saved checkpoint: "
+                "it was truncated or rolled back"
+            )
+            r.add("since", False, n, reason)
+            r.fail("since", reason, index=max(0, n - 1))
+            return
+        assert scan.leaves is not None
+        proof = merkle.consistency_proof(scan.leaves, m)
+        ok = merkle.verify_consistency(m, n, cp.root, scan.root, proof) if m else cp.root == merkle.EMPTY_ROOT
+        r.details["consistency_proof"] = {
+            "old_size": m,
+            "new_size": n,
+            "old_root": cp.root.hex(),
+            "new_root": scan.root.hex(),
+            "proof": [h.hex() for h in proof],
+        }
+        if not ok:
+            reason = (
+                f"today's log does not extend the saved checkpoint: the first {m} records no longer "
+                "hash to its root (history rewritten or forked)"
+            )
+            r.add("since", False, m, reason)
+            r.fail("since", reason)
+            return
+        if cp.state_digest is not None:
+            at = next((ev for ev in scan.events if ev.index == m and is_state_event(ev.event)), None)
+            if at is not None and at.event.fields["state_digest"] != cp.state_digest:
+                reason = f"record {m} binds another state digest than the saved checkpoint"
+                r.add("since", False, m, reason)
+                r.fail("since", reason, index=m)
+                return
+        r.add(
+            "since",
+            True,
+            m,
+            f"consistency proof {m} → {n} ({len(proof)} hashes) verifies: "
+            f"today's log extends the saved checkpoint",
+        )
+
+    def _since_signatures(self) -> bool:
+        """Signatures of the saved note: any invalid one by a known key fails; an unsigned
+        note is the auditor's own record and is accepted; a signed one needs a given key."""
+        r = self.report
+        assert self.since is not None
+        trusted = [(k.name, k.raw) for k in self.pubkeys]
+        res = note.check_note(self.since, trusted)
+        if res.invalid:
+            reason = (
+                f"saved checkpoint: signature by {res.invalid[0]!r} does not verify (the text was altered)"
+            )
+            r.add("since signatures", False, len(res.verified), reason)
+            r.fail("since signatures", reason)
+            return False
+        if not self.since.signatures:
+            r.notes.append("the saved checkpoint is unsigned: it is trusted as the auditor's own record")
+        elif self.pubkeys:
+            if not res.verified:
+                reason = "saved checkpoint: not signed by any of the given keys"
+                r.add("since signatures", False, 0, reason)
+                r.fail("since signatures", reason)
+                return False
+            r.add("since signatures", True, len(res.verified), res.describe())
+        else:
+            r.notes.append("the saved checkpoint's signatures were not checked (no --pubkey given)")
+        return True

@@ -1,0 +1,830 @@
+"""``thermo ternary pack`` / ``unpack``: float tensor files ⇄ packed ternary files.
+
+Inputs and outputs are chosen by file name: ``.npy`` (one tensor), ``.safetensors``
+(many), ``.thermo`` (a thermogram, through :mod:`thermo_cli.store`).
+
+Packed safetensors layout (shared with ``export-safetensors --keep-ternary``): each packed
+tensor ``NAME`` is stored as ``U8 [ceil(n/4)]`` 2-bit codes under its own name plus
+``F32 [1 or rows]`` scales under ``NAME.ternary_scales``; the metadata key
+``thermo.ternary`` holds a JSON object ``{NAME: {"dtype", "shape", "per_row", "method",
+"scales", "rel_l2", "cosine"}}`` and ``thermo.ternary.layout`` names the bit layout, so
+any safetensors reader can load the file and this module can restore the floats.
+Tensors that are not float (or are empty) are copied unchanged, and the input's own
+metadata is kept.
+
+Every output is written to a temporary file and renamed into place, so it is either
+complete or absent; an existing output is replaced only with ``overwrite``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from thermo_cli.codec.tensors import (
+    DTYPES,
+    check_spec,
+    dense_nbytes,
+    dtype_info,
+    dtype_of,
+    spec_nbytes,
+    ternary_encode_tensor,
+    to_float32,
+    value_to_array,
+)
+from thermo_cli.codec.ternary.packing import packed_size
+from thermo_cli.errors import FormatError, NotFoundError, RefusedError, ValidationError
+from thermo_cli.model import Entry, Layer, TensorSpec, check_strength, now_ns
+
+LAYOUT_KEY = "thermo.ternary"
+"""Metadata key of the per-tensor description (same key ``export-safetensors`` uses)."""
+LAYOUT_NAME_KEY = "thermo.ternary.layout"
+LAYOUT_NAME = "2bit-le-v1: 4 weights/byte, weight i in bits 2*(i%4) of byte i//4; 00=0 01=+1 10=-1 11=0"
+SCALES_SUFFIX = ".ternary_scales"
+SOURCE = "ternary-pack"
+DEFAULT_STRENGTH = 0.9
+EXTENSIONS_IN = {"pack": (".npy", ".safetensors"), "unpack": (".thermo", ".safetensors")}
+EXTENSIONS_OUT = {"pack": (".thermo", ".safetensors"), "unpack": (".npy", ".safetensors")}
+
+
+# --- reports -----------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class TensorResult:
+    """One tensor of a conversion: sizes before and after, and the reconstruction error."""
+
+    name: str
+    dtype: str
+    shape: tuple[int, ...]
+    packed: bool
+    bytes_before: int
+    bytes_after: int
+    method: str | None = None
+    per_row: bool = False
+    rel_l2: float | None = None
+    cosine: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "dtype": self.dtype,
+            "shape": list(self.shape),
+            "packed": self.packed,
+            "bytes_before": self.bytes_before,
+            "bytes_after": self.bytes_after,
+            "method": self.method,
+            "per_row": self.per_row,
+            "rel_l2": self.rel_l2,
+            "cosine": self.cosine,
+        }
+
+
+@dataclass(slots=True)
+class FileReport:
+    """What a pack or unpack did. ``file_*`` are whole-file sizes, ``tensor_*`` data only."""
+
+    action: str
+    src: Path
+    out: Path
+    tensors: list[TensorResult] = field(default_factory=list)
+    file_before: int = 0
+    file_after: int = 0
+    seconds: float = 0.0
+
+    @property
+    def tensor_before(self) -> int:
+        return sum(t.bytes_before for t in self.tensors)
+
+    @property
+    def tensor_after(self) -> int:
+        return sum(t.bytes_after for t in self.tensors)
+
+    def mean_quality(self) -> tuple[float, float] | None:
+        """Element-weighted mean (rel L2, cosine) over the packed tensors that have one."""
+        rated = [t for t in self.tensors if t.rel_l2 is not None and t.cosine is not None]
+        if not rated:
+            return None
+        weights = [math.prod(t.shape) or 1 for t in rated]
+        total = sum(weights)
+        return (
+            sum(w * t.rel_l2 for w, t in zip(weights, rated, strict=True)) / total,  # type: ignore[operator]
+            sum(w * t.cosine for w, t in zip(weights, rated, strict=True)) / total,
+        )  # type: ignore[operator]
+
+    def to_json(self) -> dict[str, Any]:
+        q = self.mean_quality()
+        return {
+            "action": self.action,
+            "src": str(self.src),
+            "out": str(self.out),
+            "file_before": self.file_before,
+            "file_after": self.file_after,
+            "tensor_before": self.tensor_before,
+            "tensor_after": self.tensor_after,
+            "packed": sum(t.packed for t in self.tensors),
+            "copied": sum(not t.packed for t in self.tensors),
+            "rel_l2": None if q is None else q[0],
+            "cosine": None if q is None else q[1],
+            "tensors": [t.to_json() for t in self.tensors],
+            "seconds": round(self.seconds, 4),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class PackOptions:
+    method: str = "reference"
+    threshold: float | None = None
+    per_row: bool = False
+    nan_as_zero: bool = False
+
+
+# --- paths ------------------------------------------------------------------------------------
+
+
+def _suffix(path: Path, action: str, role: str, allowed: tuple[str, ...]) -> str:
+    suffix = path.suffix.lower()
+    if suffix not in allowed:
+        names = " or ".join(allowed)
+        raise ValidationError(f"{path}: {action} {role} must be a {names} file (chosen by extension)")
+    return suffix
+
+
+def _check_paths(src: Path, out: Path, action: str, overwrite: bool) -> tuple[str, str]:
+    kind_in = _suffix(src, action, "input", EXTENSIONS_IN[action])
+    kind_out = _suffix(out, action, "output", EXTENSIONS_OUT[action])
+    if not src.exists():
+        raise NotFoundError(f"{src}: no such file")
+    if src.is_dir():
+        raise ValidationError(f"{src}: is a directory")
+    if out.is_dir():
+        raise ValidationError(f"{out}: is a directory")
+    if out.exists() and src.resolve() == out.resolve():
+        raise ValidationError(f"{out}: is also the input")
+    if out.exists() and not overwrite:
+        raise RefusedError(f"{out}: already exists (pass --force to replace it)")
+    if not out.parent.exists():
+        raise ValidationError(f"{out.parent}: no such directory")
+    return kind_in, kind_out
+
+
+# --- reading inputs ---------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Tensor:
+    """A tensor read from an input: its dtype name, its shape, and its storage array
+    (:func:`~thermo_cli.codec.tensors.value_to_array`: bits for BF16/F8, packed bytes for F4/F6)."""
+
+    name: str
+    dtype: str
+    array: np.ndarray
+    shape: tuple[int, ...]
+
+
+def _load_npy(path: Path) -> np.ndarray:
+    try:
+        arr = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise FormatError(f"{path}: not a readable .npy file ({str(exc).splitlines()[0]})") from None
+    if not isinstance(arr, np.ndarray):
+        raise FormatError(f"{path}: not a single .npy array")
+    return arr
+
+
+def _npy_tensor(path: Path, name: str) -> _Tensor:
+    arr = _load_npy(path)
+    try:
+        dtype = dtype_of(arr)
+    except ValidationError:
+        raise ValidationError(
+            f"{path}: dtype {arr.dtype} cannot be stored (expected a numeric tensor)"
+        ) from None
+    return _Tensor(name, dtype, arr, tuple(arr.shape))
+
+
+def _safetensors_tensors(sf: Any) -> Iterator[tuple[Any, _Tensor]]:
+    from thermo_cli.formats.safetensors.format import iter_tensor_bytes
+
+    for info, data in iter_tensor_bytes(sf):
+        yield info, _Tensor(info.name, info.dtype, value_to_array(data, info.spec), info.shape)
+
+
+def _packable(t: _Tensor) -> bool:
+    info = DTYPES.get(t.dtype)
+    return info is not None and info.is_float and t.array.size > 0
+
+
+def _quantize(t: _Tensor, opts: PackOptions, what: str) -> tuple[bytes, TensorSpec, TensorResult]:
+    value, spec, q = ternary_encode_tensor(
+        np.asarray(t.array),
+        opts.method,
+        opts.threshold,
+        opts.per_row,
+        dtype=t.dtype,
+        nan_as_zero=opts.nan_as_zero,
+        what=what,
+    )
+    quality = q.quality(to_float32(np.asarray(t.array), t.dtype))
+    result = TensorResult(
+        t.name,
+        t.dtype,
+        spec.shape,
+        True,
+        dense_nbytes(spec),
+        spec_nbytes(spec),
+        spec.method,
+        spec.per_row,
+        quality.rel_l2,
+        quality.cosine,
+    )
+    return value, spec, result
+
+
+# --- pack ------------------------------------------------------------------------------------
+
+
+def pack_file(
+    src: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    *,
+    options: PackOptions = PackOptions(),
+    name: str | None = None,
+    layer: Layer | str = Layer.COOL,
+    strength: float = DEFAULT_STRENGTH,
+    overwrite: bool = False,
+) -> FileReport:
+    """Quantize every float tensor of ``src`` (.npy / .safetensors) into ``out``.
+
+    ``out`` is a ``.thermo`` file (one packed ternary entry per tensor in ``layer``, with
+    its scales, each logged with an audit event) or a packed ``.safetensors`` file.
+    ``name`` is the key/tensor name for a ``.npy`` input (default: the file's stem).
+    """
+    from thermo_cli.codec.ternary.quantize import check_method, check_threshold
+
+    t0 = time.perf_counter()
+    src_p, out_p = Path(src), Path(out)
+    kind_in, kind_out = _check_paths(src_p, out_p, "pack", overwrite)
+    check_method(options.method)
+    check_threshold(options.threshold)
+    the_layer = layer if isinstance(layer, Layer) else Layer.parse(layer)
+    strength = check_strength(strength)
+    report = FileReport("pack", src_p, out_p, file_before=src_p.stat().st_size)
+    if kind_in == ".npy":
+        tensor = _npy_tensor(src_p, name or src_p.stem)
+        if not DTYPES[tensor.dtype].is_float:
+            raise ValidationError(f"{src_p}: ternary packing needs a float tensor, got dtype {tensor.dtype}")
+        if tensor.array.size == 0:
+            raise ValidationError(
+                f"{src_p}: tensor of shape {tuple(tensor.array.shape)} has no elements to pack"
+            )
+        tensors: Callable[[], Iterator[tuple[Any, _Tensor]]] = lambda: iter([(None, tensor)])  # noqa: E731
+        sf = None
+    else:
+        from thermo_cli.formats.safetensors.format import open_safetensors
+
+        sf = open_safetensors(src_p)
+        if not sf.tensors:
+            raise ValidationError(f"{src_p}: holds no tensors")
+        if sf.metadata and LAYOUT_KEY in sf.metadata:
+            raise ValidationError(f"{src_p}: is already ternary-packed (use `thermo ternary unpack`)")
+        tensors = lambda: _safetensors_tensors(sf)  # noqa: E731
+    if kind_out == ".thermo":
+        _pack_to_thermo(tensors, out_p, options, the_layer, strength, src_p.name, sf, report, overwrite)
+    else:
+        _pack_to_safetensors(tensors, out_p, options, report, overwrite, src_p, sf)
+    report.file_after = out_p.stat().st_size
+    report.seconds = time.perf_counter() - t0
+    return report
+
+
+def _pack_to_thermo(
+    tensors: Callable[[], Iterator[tuple[Any, _Tensor]]],
+    out: Path,
+    opts: PackOptions,
+    layer: Layer,
+    strength: float,
+    source_name: str,
+    sf: Any,
+    report: FileReport,
+    overwrite: bool,
+) -> None:
+    """One entry per tensor; a safetensors input's metadata and provenance are kept as an
+    import keeps them, so ``export-safetensors`` writes the metadata back."""
+    from thermo_cli import store
+    from thermo_cli.engine.thermogram import Thermogram
+
+    ts = now_ns()
+    tg = Thermogram(name=out.stem)
+    entries: dict[str, Entry] = {}
+    events: list[dict[str, Any]] = []
+    for _, t in tensors():
+        what = f"{source_name}: tensor {t.name!r}"
+        original = np.ascontiguousarray(t.array).tobytes()
+        fields: dict[str, Any] = {
+            "op": "create",
+            "key": t.name,
+            "layer": layer.label,
+            "dtype": t.dtype,
+            "shape": list(t.shape),
+            "bytes": len(original),
+            "sha256": hashlib.sha256(original).digest(),
+            "source": SOURCE,
+            "file": source_name,
+        }
+        if _packable(t):
+            value, spec, result = _quantize(t, opts, what)
+            fields.update(
+                {
+                    "encoding": "ternary",
+                    "method": spec.method,
+                    "per_row": spec.per_row,
+                    "value_sha256": hashlib.sha256(value).digest(),
+                    "rel_l2": float(result.rel_l2),
+                    "cosine": float(result.cosine),
+                }
+            )
+        else:  # copied exactly: a safetensors tensor's little-endian bytes, whatever its dtype
+            value, spec = original, TensorSpec(dtype=t.dtype, shape=t.shape)
+            check_spec(value, spec)
+            fields["encoding"] = "raw"
+            result = TensorResult(t.name, t.dtype, spec.shape, False, len(value), len(value))
+        del original
+        entries[t.name] = Entry(key=t.name, value=value, strength=strength, updated_at_ns=ts, tensor=spec)
+        events.append(fields)
+        report.tensors.append(result)
+    tg.layers[layer] = entries
+    if sf is not None:
+        from thermo_cli.operations.safetensors.importer import EXTRAS_KEY, provenance
+
+        tg.extras[EXTRAS_KEY] = provenance([sf])
+    for fields in events:
+        tg.append_event("import", fields, timestamp_ns=ts)
+    tg.append_event("checkpoint", {"source": SOURCE, "entries": len(entries)}, bind=True, timestamp_ns=ts)
+    tg.layers_modified = True
+    store.create(out, tg, overwrite=overwrite)
+
+
+def _pack_to_safetensors(
+    tensors: Callable[[], Iterator[tuple[Any, _Tensor]]],
+    out: Path,
+    opts: PackOptions,
+    report: FileReport,
+    overwrite: bool,
+    src: Path,
+    sf: Any,
+) -> None:
+    """Packed tensors are kept in memory (1/16 of float32); copied ones are re-read when written."""
+    from thermo_cli.formats.safetensors.format import OutTensor, read_tensor, write_safetensors
+
+    outputs: list[tuple[OutTensor, Callable[[], bytes]]] = []
+    layout = PackedLayout()
+    names: list[str] = []
+    for info, t in tensors():
+        names.append(t.name)
+        if _packable(t):
+            value, spec, result = _quantize(t, opts, f"{src.name}: tensor {t.name!r}")
+            outputs += layout.add(t.name, spec, lambda v=value: v, rel_l2=result.rel_l2, cosine=result.cosine)
+        else:
+            result = TensorResult(t.name, t.dtype, t.shape, False, t.array.nbytes, t.array.nbytes)
+            fetch = (
+                (lambda i=info: read_tensor(sf, i))
+                if info is not None
+                else (lambda a=t.array: np.ascontiguousarray(a).tobytes())
+            )
+            outputs.append((OutTensor(t.name, t.dtype, t.shape), fetch))
+        report.tensors.append(result)
+    meta = layout.metadata(names, sf.metadata if sf is not None else None, where=f"{src}: ")
+    fetchers = {o.name: fetch for o, fetch in outputs}
+    write_safetensors(out, [o for o, _ in outputs], lambda o: fetchers[o.name](), meta, overwrite=overwrite)
+
+
+@dataclass(slots=True)
+class PackedLayout:
+    """The packed-ternary safetensors layout (see the module docstring) of a file being
+    written, shared by ``thermo ternary pack`` and ``export-safetensors --keep-ternary``:
+    :meth:`add` gives a packed tensor's two output tensors, :meth:`metadata` the
+    description that lets ``thermo ternary unpack`` restore them."""
+
+    tensors: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def add(self, name: str, spec: TensorSpec, codes: Callable[[], bytes], **extra: Any) -> list[Any]:
+        """``[(OutTensor, fetch)]`` of the U8 codes and the F32 scales; ``extra`` joins the
+        tensor's description (recorded rel_l2 / cosine)."""
+        from thermo_cli.formats.safetensors.format import OutTensor
+
+        scales = spec.scales or b""
+        scales_name = name + SCALES_SUFFIX
+        self.tensors[name] = {
+            "dtype": spec.dtype,
+            "shape": list(spec.shape),
+            "per_row": spec.per_row,
+            "method": spec.method,
+            "scales": scales_name,
+            **extra,
+        }
+        return [
+            (OutTensor(name, "U8", (packed_size(spec.numel),)), codes),
+            (OutTensor(scales_name, "F32", (len(scales) // 4,)), lambda: scales),
+        ]
+
+    def metadata(
+        self, names: Iterable[str], metadata: dict[str, str] | None, *, where: str = "", hint: str = ""
+    ) -> dict[str, str]:
+        """``metadata`` plus the layout keys. Refuses an output tensor (``names``) that has
+        the name of a packed tensor's scales."""
+        scales_of = {d["scales"]: name for name, d in self.tensors.items()}
+        clash = sorted(set(names) & set(scales_of))
+        if clash:
+            raise ValidationError(
+                f"{where}tensor {clash[0]!r} would collide with the scales of packed "
+                f"tensor {scales_of[clash[0]]!r}{hint}"
+            )
+        meta = dict(metadata or {})
+        meta[LAYOUT_KEY] = json.dumps(self.tensors, sort_keys=True, separators=(",", ":"))
+        meta[LAYOUT_NAME_KEY] = LAYOUT_NAME
+        return meta
+
+
+# --- unpack ----------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Restored:
+    """A tensor to write out: storage array in ``dtype`` and its report row."""
+
+    name: str
+    dtype: str
+    array: Callable[[], np.ndarray]
+    result: TensorResult
+
+
+def unpack_file(
+    src: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    *,
+    key: str | None = None,
+    layers: list[str] | None = None,
+    overwrite: bool = False,
+) -> FileReport:
+    """Restore float tensors from a packed ``.safetensors`` or a ``.thermo`` file.
+
+    ``out`` is a ``.npy`` (exactly one tensor: the only one, or ``key``) or a
+    ``.safetensors`` file (every tensor; packed ones dequantized to their original dtype,
+    the others copied). The reconstruction error shown is the one recorded at pack time.
+    """
+    t0 = time.perf_counter()
+    src_p, out_p = Path(src), Path(out)
+    kind_in, kind_out = _check_paths(src_p, out_p, "unpack", overwrite)
+    report = FileReport("unpack", src_p, out_p, file_before=src_p.stat().st_size)
+    if kind_in == ".thermo":
+        restored, metadata = _from_thermo(src_p, layers)
+    else:
+        if layers:
+            raise ValidationError("--layer applies to .thermo inputs only")
+        restored, metadata = _from_packed_safetensors(src_p)
+    if key is not None:
+        restored = [r for r in restored if r.name == key]
+        if not restored:
+            raise NotFoundError(f"{src_p}: no tensor named {key!r}")
+    if not restored:
+        raise ValidationError(f"{src_p}: holds no tensors to unpack")
+    if kind_out == ".npy":
+        if len(restored) != 1:
+            raise ValidationError(
+                f"{src_p}: holds {len(restored)} tensors; a .npy output takes one "
+                "(choose it with --key, or write .safetensors)"
+            )
+        _write_npy(restored[0], out_p, overwrite)
+    else:
+        _write_safetensors(restored, metadata, out_p, overwrite)
+    report.tensors = [r.result for r in restored]
+    report.file_after = out_p.stat().st_size
+    report.seconds = time.perf_counter() - t0
+    return report
+
+
+def _from_packed_safetensors(src: Path) -> tuple[list[_Restored], dict[str, str] | None]:
+    from thermo_cli.formats.safetensors.format import open_safetensors, read_array
+
+    sf = open_safetensors(src)
+    meta = dict(sf.metadata or {})
+    if LAYOUT_KEY not in meta:
+        raise ValidationError(f"{src}: is not ternary-packed (no {LAYOUT_KEY!r} metadata); nothing to unpack")
+    layout = _parse_layout(src, meta.pop(LAYOUT_KEY))
+    meta.pop(LAYOUT_NAME_KEY, None)
+    by_name = {t.name: t for t in sf.tensors}
+    scales_names = {d["scales"] for d in layout.values()}
+    out: list[_Restored] = []
+    for info in sf.tensors:
+        if info.name in scales_names:
+            continue
+        if info.name in layout:
+            out.append(_restored_packed(src, sf, info, by_name, layout[info.name]))
+        else:
+            copied = TensorResult(info.name, info.dtype, info.shape, False, info.nbytes, info.nbytes)
+            out.append(_Restored(info.name, info.dtype, lambda i=info: read_array(sf, i), copied))
+    return out, (meta or None)
+
+
+def _parse_layout(src: Path, text: str) -> dict[str, dict[str, Any]]:
+    try:
+        layout = json.loads(text)
+    except json.JSONDecodeError:
+        raise FormatError(f"{src}: {LAYOUT_KEY!r} metadata is not valid JSON") from None
+    if not isinstance(layout, dict) or not all(isinstance(v, dict) for v in layout.values()):
+        raise FormatError(f"{src}: {LAYOUT_KEY!r} metadata must map tensor names to descriptions")
+    for name, d in layout.items():
+        shape = d.get("shape")
+        ok = (
+            isinstance(d.get("dtype"), str)
+            and d["dtype"] in DTYPES
+            and DTYPES[d["dtype"]].is_float
+            and isinstance(shape, list)
+            and all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in shape)
+            and isinstance(d.get("per_row"), bool)
+            and isinstance(d.get("scales"), str)
+        )
+        if not ok:
+            raise FormatError(f"{src}: {LAYOUT_KEY!r} entry for {name!r} is malformed")
+    return layout
+
+
+def _restored_packed(src: Path, sf: Any, info: Any, by_name: dict[str, Any], d: dict[str, Any]) -> _Restored:
+    name = info.name
+    scales_info = by_name.get(d["scales"])
+    if scales_info is None or scales_info.dtype != "F32":
+        raise FormatError(f"{src}: packed tensor {name!r} has no F32 scales tensor {d['scales']!r}")
+    if info.dtype != "U8":
+        raise FormatError(f"{src}: packed tensor {name!r} must be U8, is {info.dtype}")
+    spec = TensorSpec(
+        dtype=d["dtype"],
+        shape=tuple(d["shape"]),
+        encoding="ternary",
+        per_row=d["per_row"],
+        method=d.get("method") if isinstance(d.get("method"), str) else None,
+        scales=b"\0" * scales_info.nbytes,
+    )
+    _check_packed_spec(src, name, info.nbytes, spec)
+
+    def load() -> np.ndarray:
+        from thermo_cli.formats.safetensors.format import read_tensor
+
+        value = read_tensor(sf, info)
+        scales = read_tensor(sf, scales_info)
+        return value_to_array(
+            value, TensorSpec(spec.dtype, spec.shape, "ternary", scales, spec.per_row, spec.method)
+        )
+
+    result = TensorResult(
+        name,
+        spec.dtype,
+        spec.shape,
+        True,
+        info.nbytes + scales_info.nbytes,
+        dense_nbytes(spec),
+        spec.method,
+        spec.per_row,
+        _num(d.get("rel_l2")),
+        _num(d.get("cosine")),
+    )
+    return _Restored(name, spec.dtype, load, result)
+
+
+def _check_packed_spec(src: Path, name: str, nbytes: int, spec: TensorSpec) -> None:
+    from thermo_cli.errors import CorruptError
+
+    try:
+        check_spec(b"\0" * nbytes, spec)
+    except CorruptError as exc:
+        raise CorruptError(f"{src}: packed tensor {name!r}: {exc}") from None
+
+
+def _num(x: Any) -> float | None:
+    return float(x) if isinstance(x, int | float) and not isinstance(x, bool) else None
+
+
+def _from_thermo(src: Path, layers: list[str] | None) -> tuple[list[_Restored], dict[str, str] | None]:
+    from thermo_cli import store
+
+    chosen = [Layer.parse(x) for x in layers] if layers else list(Layer)
+    tg = store.load(src, layers="lazy", log="tail")
+    recorded = recorded_quality(src)
+    found: dict[str, _Restored] = {}
+    for layer in chosen:
+        mapping = tg.layers[layer]
+        for k in mapping:
+            entry = mapping[k]
+            spec = entry.tensor
+            if spec is None:
+                continue
+            if k in found:
+                raise ValidationError(f"{src}: key {k!r} is in more than one layer (choose one with --layer)")
+            packed = spec.encoding == "ternary"
+            q = recorded.get(k, (None, None)) if packed else (None, None)
+            result = TensorResult(
+                k,
+                spec.dtype,
+                spec.shape,
+                packed,
+                spec_nbytes(spec),
+                dense_nbytes(spec),
+                spec.method,
+                spec.per_row,
+                q[0],
+                q[1],
+            )
+            found[k] = _Restored(k, spec.dtype, lambda m=mapping, key=k: _entry_array(m[key]), result)
+    from thermo_cli.operations.safetensors.importer import saved_metadata
+
+    return list(found.values()), saved_metadata(tg)
+
+
+def _entry_array(entry: Entry) -> np.ndarray:
+    assert entry.tensor is not None
+    return value_to_array(entry.value, entry.tensor)
+
+
+def recorded_quality(src: str | os.PathLike[str]) -> dict[str, tuple[float | None, float | None]]:
+    """Reconstruction errors (rel L2, cosine) logged when entries were packed, by key.
+
+    ``thermo ternary pack``, ``import --ternary`` and ``thermo quantize`` log them in their
+    import/quantize events. A figure holds only for the value it was measured on: a later
+    delta on the key, or a later import/quantize event without figures, drops it.
+    """
+    from thermo_cli import store
+    from thermo_cli.model import Delta, Event
+
+    found: dict[str, tuple[float | None, float | None]] = {}
+    for rec in store.iter_log(src):
+        if isinstance(rec, Delta):
+            found.pop(rec.key, None)
+        elif isinstance(rec, Event) and rec.kind in ("import", "quantize"):
+            f = rec.fields
+            key = f.get("key")
+            if not isinstance(key, str):
+                continue
+            if "rel_l2" in f:
+                found[key] = (_num(f.get("rel_l2")), _num(f.get("cosine")))
+            else:
+                found.pop(key, None)
+    return found
+
+
+def _write_npy(r: _Restored, out: Path, overwrite: bool) -> None:
+    """Like ``thermo get --as-npy``: BF16/F8 as float32 values, F4/F6 as their packed bytes."""
+    from thermo_cli.formats.safetensors.format import atomic_output
+
+    arr = r.array()
+    info = dtype_info(r.dtype)
+    if info.is_float and not info.native:  # numpy has no bfloat16/float8: write the values
+        arr = to_float32(arr, r.dtype)
+    with atomic_output(out, overwrite) as fh:
+        np.save(fh, np.ascontiguousarray(arr), allow_pickle=False)
+
+
+def _write_safetensors(
+    restored: list[_Restored], metadata: dict[str, str] | None, out: Path, overwrite: bool
+) -> None:
+    from thermo_cli.formats.safetensors.format import OutTensor, write_safetensors
+
+    specs = [OutTensor(r.name, r.dtype, tuple(r.result.shape)) for r in restored]
+    by_name = {r.name: r for r in restored}
+
+    def fetch(t: OutTensor) -> bytes:
+        return np.ascontiguousarray(by_name[t.name].array()).tobytes()
+
+    write_safetensors(out, specs, fetch, metadata, overwrite=overwrite)
+
+
+# --- quantize in place ---------------------------------------------------------------------------
+
+
+def quantize_file(
+    path: str | os.PathLike[str],
+    *,
+    layer: Layer | str = Layer.COOL,
+    options: PackOptions = PackOptions(),
+    include: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+    dry_run: bool = False,
+) -> FileReport:
+    """Convert the float tensor entries of one layer of a ``.thermo`` file to ternary, in place.
+
+    Under the file's writer lock: every selected entry (raw float tensor, at least one
+    element, key matching ``include`` and not ``exclude`` globs) is replaced by its packed
+    form with scales, one ``Event(kind="quantize")`` per entry records the key, method,
+    SHA-256 of the old and new value ("before", "digest") and the reconstruction error;
+    then the thermogram is consolidated (binding the new state digest into the log) and
+    the file rewritten atomically. Entries already ternary, and entries without a tensor,
+    are left alone. With nothing to convert, or ``dry_run``, the file is not touched.
+    """
+    from thermo_cli import store
+    from thermo_cli.codec.ternary.quantize import check_method, check_threshold
+    from thermo_cli.formats.safetensors.sources import selected
+
+    t0 = time.perf_counter()
+    p = Path(path)
+    the_layer = layer if isinstance(layer, Layer) else Layer.parse(layer)
+    check_method(options.method)
+    check_threshold(options.threshold)
+    if not p.exists():
+        raise NotFoundError(f"{p}: no such file")
+    kind = store.sniff(p)
+    if kind != "thermo":
+        raise RefusedError(f"{p}: is a Rust-crate {kind} file; convert it with `thermo migrate` first")
+    report = FileReport("quantize", p, p, file_before=p.stat().st_size)
+    with store.locked(p):
+        tg = store.load(p, layers="full", log="tail")
+        mapping = tg.layers[the_layer]
+        chosen = [k for k in sorted(mapping) if _quantizable(mapping[k]) and selected(k, include, exclude)]
+        if dry_run or not chosen:
+            for k in chosen:
+                spec = mapping[k].tensor
+                report.tensors.append(
+                    TensorResult(
+                        k,
+                        spec.dtype,
+                        spec.shape,
+                        True,
+                        dense_nbytes(spec),
+                        0,
+                        options.method,
+                        options.per_row,
+                    )
+                )
+            report.file_after = report.file_before
+            report.seconds = time.perf_counter() - t0
+            return report
+        now = now_ns()
+        for k in chosen:
+            old = mapping[k]
+            assert old.tensor is not None
+            t = _Tensor(k, old.tensor.dtype, value_to_array(old.value, old.tensor), old.tensor.shape)
+            value, spec, result = _quantize(t, options, f"{p}: entry {k!r}")
+            mapping[k] = Entry(
+                key=k,
+                value=value,
+                strength=old.strength,
+                updated_at_ns=now,
+                update_count=old.update_count,
+                ternary=old.ternary,
+                tensor=spec,
+            )
+            tg.append_event(
+                "quantize",
+                {
+                    "key": k,
+                    "layer": the_layer.label,
+                    "method": spec.method,
+                    "per_row": spec.per_row,
+                    "threshold": options.threshold,
+                    "dtype": spec.dtype,
+                    "shape": list(spec.shape),
+                    "before": hashlib.sha256(old.value).digest(),
+                    "digest": hashlib.sha256(value).digest(),
+                    "bytes_before": len(old.value),
+                    "bytes_after": len(value),
+                    "rel_l2": float(result.rel_l2),
+                    "cosine": float(result.cosine),
+                },
+                timestamp_ns=now,
+            )
+            report.tensors.append(result)
+        tg.layers_modified = True
+        tg.consolidate()
+        store.commit(p, tg)
+    report.file_after = p.stat().st_size
+    report.seconds = time.perf_counter() - t0
+    return report
+
+
+def _quantizable(entry: Entry) -> bool:
+    spec = entry.tensor
+    return (
+        spec is not None
+        and spec.encoding == "raw"
+        and spec.dtype in DTYPES
+        and DTYPES[spec.dtype].is_float
+        and spec.numel > 0
+    )
+
+
+__all__ = [
+    "FileReport",
+    "PackOptions",
+    "PackedLayout",
+    "TensorResult",
+    "pack_file",
+    "quantize_file",
+    "unpack_file",
+]
