@@ -8,7 +8,7 @@ import hashlib
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from thermo_cli.codec import cbor
+from thermo_cli.codec import cbor, leaves
 from thermo_cli.integrity import merkle, state
 from thermo_cli.model import Entry, Layer, TensorSpec, Ternary
 
@@ -43,7 +43,7 @@ def test_leaves_are_ordered_by_key_bytes_then_layer():
 
 def test_leaf_is_the_canonical_entry_map_with_the_value_digest():
     e = Entry("k", b"value", 0.5, 7, 2, Ternary.NEG, TensorSpec("F32", (1,), "raw"))
-    m = cbor.decode(state.entry_leaf(Layer.WARM, e))
+    m = cbor.decode(leaves.entry_leaf(Layer.WARM, e))
     assert m == {
         "layer": 1,
         "key": "k",
@@ -62,7 +62,7 @@ def test_leaf_is_the_canonical_entry_map_with_the_value_digest():
         },
     }
     digest = hashlib.sha256(b"value").digest()
-    assert state.entry_leaf(Layer.WARM, e) == state.entry_leaf(Layer.WARM, e, digest)
+    assert leaves.entry_leaf(Layer.WARM, e) == leaves.entry_leaf(Layer.WARM, e, digest)
 
 
 def test_digest_is_the_merkle_root_of_the_leaves():
@@ -109,7 +109,7 @@ def test_entry_proofs_verify_and_refuse_other_leaves():
         p = state.entry_proof(layers, e.key, layer)
         assert p.root == digest and p.entry["key"] == e.key and p.layer == layer
         assert state.verify_entry_proof(p.leaf, p.index, p.tree_size, p.path, digest)
-        forged = state.entry_leaf(layer, dataclasses.replace(e, strength=0.125))
+        forged = leaves.entry_leaf(layer, dataclasses.replace(e, strength=0.125))
         assert not state.verify_entry_proof(forged, p.index, p.tree_size, p.path, digest)
     assert state.entry_proof(layers, "a").layer is Layer.HOT  # the hottest layer holding it
 
@@ -139,8 +139,8 @@ def test_digest_does_not_depend_on_insertion_order(items, rnd):
     shuffled = list(pairs)
     rnd.shuffle(shuffled)
     assert state.state_digest(layers_of(*pairs)) == state.state_digest(layers_of(*shuffled))
-    leaves = [(k.encode(), int(layer), state.entry_leaf(layer, e)) for layer, e in shuffled for k in [e.key]]
-    assert state.digest_of_leaves(leaves) == state.state_digest(layers_of(*pairs))
+    triples = [(e.key.encode(), int(layer), leaves.entry_leaf(layer, e)) for layer, e in shuffled]
+    assert state.digest_of_leaves(triples) == state.state_digest(layers_of(*pairs))
 
 
 _keys = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=30)
@@ -170,7 +170,7 @@ _entries = st.builds(
 @given(st.sampled_from(list(Layer)), _entries)
 def test_the_leaf_written_directly_is_the_canonical_cbor_of_the_entry_map(layer, e):
     """One definition: the hand-written leaf layout is byte-identical to cbor2's canonical encoding."""
-    assert state.entry_leaf(layer, e) == cbor.encode(state.entry_map(layer, e))
+    assert leaves.entry_leaf(layer, e) == cbor.encode(leaves.entry_map(layer, e))
     digest = hashlib.sha256(e.value).digest()
-    prefixed = state.leaf_bytes(state.LEAF_HASH_PREFIX, int(layer), e.key.encode(), e, digest)
-    assert hashlib.sha256(prefixed).digest() == merkle.leaf_hash(state.entry_leaf(layer, e))
+    prefixed = leaves.leaf_bytes(leaves.LEAF_HASH_PREFIX, int(layer), e.key.encode(), e, digest)
+    assert hashlib.sha256(prefixed).digest() == merkle.leaf_hash(leaves.entry_leaf(layer, e))

@@ -16,9 +16,13 @@ generated deltas, and stored records are only ever read back by
 from __future__ import annotations
 
 import hashlib
+import math
+from typing import Any
+
+import cbor2
 
 from thermo_cli.codec import cbor, records
-from thermo_cli.model import Delta, DeltaType, HashScheme, LogRecord
+from thermo_cli.model import Delta, DeltaType, HashScheme, LogRecord, Ternary
 
 _sha256 = hashlib.sha256
 
@@ -122,3 +126,120 @@ def recompute_hash(rec: LogRecord) -> str:
             return records.legacy_delta_hash(rec)
         return _sha256(encode_delta(rec)).hexdigest()
     return _sha256(records.encode_record(rec)).hexdigest()
+
+
+# --- decoding stored records -------------------------------------------------------------------
+
+_DELTA_KEYS = frozenset(
+    ("s", "t", "id", "op", "ts", "key", "obs", "src", "prev", "tern", "value", "custom", "tensor")
+)
+_OPS = {t.label: t for t in DeltaType}
+_TERNARY = {-1: Ternary.NEG, 0: Ternary.ZERO, 1: Ternary.POS}
+
+
+def decode_log_record(data: bytes, index: int) -> LogRecord:
+    """One stored record, decoded as strictly as :func:`thermo_cli.codec.records.decode_record`.
+
+    Loading a file decodes every uncommitted record, and ``thermo apply`` loads on every
+    run, so the common record — a v2 delta without custom metadata or tensor spec — takes
+    a fast path: a plain ``cbor2.loads``, the fields type-checked while the Delta is built,
+    then the engine's canonical encoder re-encodes it and must give back exactly the
+    stored bytes. Equal bytes prove the record is canonical CBOR of exactly these fields
+    (what ``decode_canonical`` proves by a slower re-encode through cbor2), so the result
+    is the same. Anything else, or anything odd, goes through ``decode_record``, which
+    also words the error.
+    """
+    try:
+        m = cbor2.loads(
+            data, max_depth=4, allow_indefinite=False, allow_duplicate_keys=False, strict_hashable_types=True
+        )
+    except Exception:  # any failure: the strict decoder below says what is wrong
+        m = None
+    if (
+        type(m) is dict
+        and m.keys() == _DELTA_KEYS
+        and m["t"] == "delta"
+        and m["custom"] is None
+        and m["tensor"] is None
+    ):
+        d = _plain_delta(m)
+        if d is not None and _encodes_to(d, data):
+            d.encoded = data
+            d.hash = _sha256(data).hexdigest()
+            return d
+    return records.decode_record(data, what=f"log record {index}")
+
+
+def _encodes_to(d: Delta, data: bytes) -> bool:
+    try:
+        return encode_delta(d) == data
+    except (ValueError, OverflowError, UnicodeEncodeError):
+        return False
+
+
+def _plain_delta(m: dict[str, Any]) -> Delta | None:
+    """A Delta from a decoded record map whose fields all have their exact types, else None."""
+    key, value, s, ts, src, did, obs, tern, prev = (
+        m["key"],
+        m["value"],
+        m["s"],
+        m["ts"],
+        m["src"],
+        m["id"],
+        m["obs"],
+        m["tern"],
+        m["prev"],
+    )
+    op = _OPS.get(m["op"]) if type(m["op"]) is str else None
+    if (
+        op is None
+        or type(key) is not str
+        or type(value) is not bytes
+        or type(s) is not float
+        or type(ts) is not int
+        or type(src) is not str
+        or type(did) is not str
+    ):
+        return None
+    if not (0 <= ts < 1 << 64) or not math.isfinite(s):
+        return None
+    if obs is not None and (type(obs) is not int or not 0 <= obs < 1 << 64):
+        return None
+    if tern is not None:
+        if type(tern) is not int or tern not in _TERNARY:
+            return None
+        tern = _TERNARY[tern]
+    if prev is not None:
+        if type(prev) is not bytes or len(prev) != 32:
+            return None
+        prev = prev.hex()
+    return Delta(
+        delta_type=op,
+        key=key,
+        value=value,
+        strength=s,
+        timestamp_ns=ts,
+        source=src,
+        id=did,
+        ternary=tern,
+        observation_count=obs,
+        prev_hash=prev,
+    )
+
+
+# --- chain links without decoding -----------------------------------------------------------
+
+_PREV_KEY = b"\x64prev"
+_PREV_32 = _PREV_KEY + b"\x58\x20"
+
+
+def links_to(recs: list[bytes], expected: list[bytes]) -> list[bool]:
+    """Per record: not an event, and its one and only "prev" key holds the expected hash.
+
+    Canonical maps sort keys by length, then bytes: a delta starts with "s", an event
+    (which has no "s") with "t" — so two bytes tell an event apart without decoding.
+    """
+    return [
+        r[1:3] != b"at" and r.find(_PREV_32 + h) > 0 and r.count(_PREV_KEY) == 1
+        for r, h in zip(recs, expected, strict=True)
+    ]

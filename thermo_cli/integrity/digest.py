@@ -2,7 +2,7 @@
 
 The definition is :func:`thermo_cli.integrity.state.state_digest` (RFC 9162 Merkle root over
 every entry, leaves in (key UTF-8 bytes, layer) order, leaf data from
-:func:`thermo_cli.integrity.state.leaf_bytes`). Every consolidation and every layer-changing
+:func:`thermo_cli.codec.leaves.leaf_bytes`). Every consolidation and every layer-changing
 operation binds it into the log, so it must not cost a full pass of hashing each time:
 :class:`StateDigester` gives the same 32 bytes while remembering, per (layer, key), the
 entry fields its leaf covers and the leaf hash. An entry that did not change since the
@@ -18,8 +18,8 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping, MutableMapping
 
+from thermo_cli.codec.leaves import LEAF_HASH_PREFIX, leaf_bytes
 from thermo_cli.integrity.merkle import root_from_leaf_hashes
-from thermo_cli.integrity.state import LEAF_HASH_PREFIX, leaf_bytes
 from thermo_cli.model import Entry, Layer
 
 _sha256 = hashlib.sha256

@@ -25,6 +25,7 @@ import hashlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
+from thermo_cli.codec.fastrecords import links_to
 from thermo_cli.codec.records import decode_record, legacy_delta_hash
 from thermo_cli.errors import FormatError
 from thermo_cli.integrity import merkle
@@ -34,20 +35,6 @@ BLOCK = 1 << 14
 """Records per block; a power of two so block subtrees are aligned perfect subtrees."""
 
 _sha256 = hashlib.sha256
-_PREV_KEY = b"\x64prev"
-_PREV_32 = _PREV_KEY + b"\x58\x20"
-
-
-def _linked(recs: list[bytes], expected: list[bytes]) -> list[bool]:
-    """Per record: not an event, and its one and only "prev" key holds the expected hash.
-
-    Canonical maps sort keys by length, then bytes: a delta starts with "s", an event
-    (which has no "s") with "t" — so two bytes tell an event apart without decoding.
-    """
-    return [
-        r[1:3] != b"at" and r.find(_PREV_32 + h) > 0 and r.count(_PREV_KEY) == 1
-        for r, h in zip(recs, expected, strict=True)
-    ]
 
 
 @dataclass(slots=True)
@@ -161,9 +148,9 @@ class _Scanner:
         if self.deep:
             linked = [False] * n
         elif self.prev_chain is None:
-            linked = [False, *_linked(recs[1:], chain[:-1])]
+            linked = [False, *links_to(recs[1:], chain[:-1])]
         else:
-            linked = _linked(recs, [self.prev_chain, *chain[:-1]])
+            linked = links_to(recs, [self.prev_chain, *chain[:-1]])
         events: list[tuple[int, Event]] = []
         prevs: dict[int, bytes | None] = {}
         todo = [i for i, ok in enumerate(linked) if not ok]

@@ -16,22 +16,20 @@ The value enters through its SHA-256, so an entry's leaf stays small whatever th
 size, and a proof of one entry carries the value's digest: whoever holds the bytes can
 check them against it.
 
-:func:`entry_map` is the definition; :func:`entry_leaf` writes the same bytes directly
-in that map's canonical layout (the digest is recomputed at every consolidation and
-layer change, and cbor2's canonical mode costs ~10 µs a leaf against ~1 µs). A property
-test keeps the two byte-identical. The engine's incremental digester
-(:class:`thermo_cli.integrity.digest.StateDigester`) hashes leaves from :func:`leaf_bytes`.
+:mod:`thermo_cli.codec.leaves` owns the leaf bytes (:func:`~thermo_cli.codec.leaves.entry_map`
+is the definition, :func:`~thermo_cli.codec.leaves.entry_leaf` writes the same bytes
+directly); this module orders leaves and builds the tree. The engine's incremental
+digester (:class:`thermo_cli.integrity.digest.StateDigester`) hashes the same leaves.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from thermo_cli.codec import cbor
-from thermo_cli.codec.records import tensor_to_map
+from thermo_cli.codec.leaves import entry_leaf
 from thermo_cli.errors import NotFoundError
 from thermo_cli.integrity import merkle
 from thermo_cli.model import Entry, Layer
@@ -55,90 +53,6 @@ def is_binding(fields: Mapping[str, Any]) -> bool:
         and isinstance(size, int)
         and not isinstance(size, bool)
     )
-
-
-def entry_map(layer: Layer | int, entry: Entry, value_sha256: bytes | None = None) -> dict[str, Any]:
-    """The map an entry's leaf encodes (the value appears only as its SHA-256).
-
-    ``value_sha256`` lets a verifier that streamed the value bytes pass their digest
-    instead of the bytes.
-    """
-    return {
-        "layer": int(layer),
-        "key": entry.key,
-        "value_sha256": hashlib.sha256(entry.value).digest() if value_sha256 is None else value_sha256,
-        "strength": float(entry.strength),
-        "ternary": None if entry.ternary is None else int(entry.ternary),
-        "updated_at": int(entry.updated_at_ns),
-        "update_count": int(entry.update_count),
-        "tensor": tensor_to_map(entry.tensor),
-    }
-
-
-# The entry map's keys in canonical (RFC 8949 §4.2) order: shorter encoded key first, then
-# bytewise — key, layer, tensor, ternary, strength, updated_at, update_count, value_sha256.
-_K_KEY = cbor.text_item("key")
-_K_LAYER = tuple(cbor.text_item("layer") + cbor.int_item(n) for n in range(len(Layer)))
-_K_TENSOR = cbor.text_item("tensor")
-_K_TENSOR_NULL = _K_TENSOR + cbor.NULL
-_K_TERN = {
-    None: cbor.text_item("ternary") + cbor.NULL,
-    **{t: cbor.text_item("ternary") + cbor.int_item(t) for t in (-1, 0, 1)},
-}
-_K_STRENGTH = cbor.text_item("strength")
-_K_UPDATED_AT = cbor.text_item("updated_at")
-_K_UPDATE_COUNT = cbor.text_item("update_count")
-_K_VALUE_SHA = cbor.text_item("value_sha256") + cbor.head(2, 32)
-_MAP8 = b"\xa8"
-LEAF_HASH_PREFIX = b"\x00" + _MAP8
-"""What :func:`leaf_bytes` starts with to give the RFC 9162 leaf-hash input directly."""
-
-_SHORT = cbor.SHORT
-_TEXT_HEADS = cbor.TEXT_HEADS
-_UINT_ITEMS = cbor.UINT_ITEMS
-_FLOAT_ITEMS = cbor.FLOAT_ITEMS
-_float = cbor.float_item_cached
-_int = cbor.int_item
-_U32 = 0x100000000
-_U64 = 2**64
-
-
-def leaf_bytes(start: bytes, layer: int, key_utf8: bytes, entry: Entry, value_sha256: bytes) -> bytes:
-    """``start`` followed by the rest of an entry's leaf after the map header.
-
-    ``start`` is the map header (:func:`entry_leaf`) or the RFC 9162 leaf prefix and the
-    header (:data:`LEAF_HASH_PREFIX`, for hashing without another copy).
-    """
-    tensor = entry.tensor
-    strength = entry.strength
-    at = entry.updated_at_ns
-    count = entry.update_count
-    nk = len(key_utf8)
-    return b"".join(
-        (
-            start,
-            _K_KEY,
-            _TEXT_HEADS[nk] if nk < _SHORT else cbor.head(3, nk),
-            key_utf8,
-            _K_LAYER[layer],
-            _K_TENSOR_NULL if tensor is None else _K_TENSOR + cbor.encode(tensor_to_map(tensor)),
-            _K_TERN[entry.ternary],
-            _K_STRENGTH,
-            _FLOAT_ITEMS.get(strength) or _float(float(strength)),
-            _K_UPDATED_AT,
-            b"\x1b" + at.to_bytes(8, "big") if _U32 <= at < _U64 else _int(int(at)),
-            _K_UPDATE_COUNT,
-            _UINT_ITEMS[count] if 0 <= count < _SHORT else _int(int(count)),
-            _K_VALUE_SHA,
-            value_sha256,
-        )
-    )
-
-
-def entry_leaf(layer: Layer | int, entry: Entry, value_sha256: bytes | None = None) -> bytes:
-    """Leaf data of one entry: canonical CBOR of :func:`entry_map`, written directly."""
-    digest = hashlib.sha256(entry.value).digest() if value_sha256 is None else value_sha256
-    return leaf_bytes(_MAP8, int(layer), entry.key.encode("utf-8"), entry, digest)
 
 
 def digest_of_leaves(leaves: list[tuple[bytes, int, bytes]]) -> bytes:

@@ -19,9 +19,9 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from thermo_cli.codec.leaves import entry_leaf
 from thermo_cli.errors import FormatError
 from thermo_cli.integrity import merkle
-from thermo_cli.integrity.state import entry_leaf
 from thermo_cli.model import Layer
 
 PREFETCH = 4

@@ -305,8 +305,9 @@ def _build_thermogram(
     progress: PhaseProgress | None,
 ) -> Any:
     """First pass: hash (and quantize) each tensor, build entries, events and the state digest."""
+    from thermo_cli.codec.leaves import entry_leaf
     from thermo_cli.engine.thermogram import Thermogram
-    from thermo_cli.integrity.state import digest_of_leaves, entry_leaf
+    from thermo_cli.integrity.state import digest_of_leaves
 
     ts = now_ns()
     tg = Thermogram(name=name)

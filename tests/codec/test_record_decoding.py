@@ -12,9 +12,8 @@ from hypothesis import strategies as st
 
 from thermo_cli import store
 from thermo_cli.codec import fastrecords, records
+from thermo_cli.codec.fastrecords import decode_log_record
 from thermo_cli.config.engine import ConsolidationPolicy
-from thermo_cli.container import reader as reader_mod
-from thermo_cli.container.reader import decode_log_record
 from thermo_cli.engine import Thermogram, chain
 from thermo_cli.errors import CorruptError
 from thermo_cli.model import Delta, DeltaType, Event, TensorSpec, Ternary
@@ -146,7 +145,7 @@ def test_loading_a_tail_of_plain_deltas_never_needs_the_slow_decoder(tmp_path: P
     def slow(data, **kw):
         raise AssertionError("the strict decoder ran for a plain delta")
 
-    monkeypatch.setattr(reader_mod, "decode_record", slow)
+    monkeypatch.setattr(records, "decode_record", slow)
     loaded = store.load(path)
     assert [r.hash for r in loaded.records] == [r.hash for r in tg.records]
     assert loaded.read("key/3") == tg.read("key/3") and loaded.dirty_count == 200
