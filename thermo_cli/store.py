@@ -12,12 +12,16 @@ Both :func:`commit` and :func:`create` first bind the layer state into the log
 (:meth:`Thermogram.bind_state`) when engine operations changed it since the last binding,
 so every committed layer state is covered by a digest.
 Writers hold :func:`locked` around load → change → commit; readers never lock.
+:func:`edit` is that transaction in one ``with`` block: lock, load (or start a new
+file), yield the thermogram, commit on success, write nothing on an exception.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import threading
 import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -45,8 +49,10 @@ __all__ = [
     "DEFAULT_LIMITS",
     "Limits",
     "Origin",
+    "check_writable",
     "commit",
     "create",
+    "edit",
     "info",
     "iter_log",
     "load",
@@ -303,13 +309,18 @@ def create(path: str | os.PathLike[str], tg: Thermogram, *, overwrite: bool = Fa
     Refuses (RefusedError) to replace an existing file unless ``overwrite``. A thermogram
     loaded with only its log tail copies the older records from the file it came from.
     """
-    from thermo_cli.container.writer import write_full
-
     p = os.path.abspath(os.fspath(path))
     if os.path.isdir(p):
         raise RefusedError(f"{p}: is a directory")
     if not overwrite and os.path.exists(p):
         raise RefusedError(f"{p}: already exists (use overwrite to replace it)")
+    _write_new(p, tg, overwrite=overwrite)
+
+
+def _write_new(path: str, tg: Thermogram, *, overwrite: bool) -> None:
+    from thermo_cli.container.writer import write_full
+
+    p = os.path.abspath(path)
     origin = _origins.get(tg)
     source = origin.reader if origin is not None and origin.kind == "thermo" else None
     with _locked(p):
@@ -341,7 +352,7 @@ def commit(path: str | os.PathLike[str], tg: Thermogram, *, upgrade: bool = Fals
             if not upgrade:
                 raise RefusedError(
                     f"{p}: is a Rust-crate {kind} JSON file; writing would convert it to the "
-                    ".thermo container format (pass upgrade to convert)"
+                    ".thermo container format (pass upgrade=True to convert it)"
                 )
             _upgrade(p, tg, kind)
             return "rewrite"
@@ -442,6 +453,129 @@ def _after_commit(p: str, tg: Thermogram) -> None:
     from thermo_cli.container.reader import Reader
 
     reader = Reader(p)
-    tg.persisted = tg.log_length
-    tg.layers_modified = False
+    tg.mark_persisted()
     _origins[tg] = Origin(p, "thermo", reader, 0)
+
+
+# --- transactions -------------------------------------------------------------------------
+
+_thread_locks: dict[str, threading.RLock] = {}
+_thread_locks_guard = threading.Lock()
+
+
+@contextlib.contextmanager
+def edit(
+    path: str | os.PathLike[str],
+    *,
+    upgrade: bool = False,
+    create: Thermogram | None = None,
+    log: Literal["tail", "full"] = "tail",
+    timeout: float | None = DEFAULT_LOCK_TIMEOUT,
+    dry_run: bool = False,
+) -> Iterator[Thermogram]:
+    """Lock ``path``, load it, yield the thermogram; commit it when the block succeeds.
+
+    The one way to change a file, so every writer gets the same checks and guarantees:
+
+    * the writer lock is held from before the load to after the commit (serializing
+      writers in other processes and in other threads) and always released;
+    * an exception inside the block writes nothing: the file stays byte-identical;
+    * a thermogram the block did not change writes nothing at all; otherwise the commit
+      appends (only records or meta changed) or rewrites (layers changed), as :func:`commit`;
+    * ``create``: when ``path`` does not exist, the block starts from this thermogram and
+      the file is created on success; without it a missing file is NotFoundError (raised
+      before locking, so no lock file is left beside it);
+    * a Rust-crate save file is refused (RefusedError) unless ``upgrade``; with it the
+      crate chain is verified and the ``migrate`` event logged before the block runs, and
+      the file becomes a ``.thermo`` container in place on success. A crate Engram export
+      is always refused: it is an import source, not a file to change;
+    * ``dry_run`` runs the block under the lock with every check but writes nothing.
+    """
+    p = os.fspath(path)
+    if create is None:
+        _require_file(p)
+    with _serialized(p, timeout), _locked(p, timeout=timeout):
+        if create is not None and not os.path.exists(p):
+            yield create
+            if not dry_run:
+                _write_new(p, create, overwrite=False)
+            return
+        tg, fingerprint = _load_for_edit(p, upgrade=upgrade, log=log)
+        yield tg
+        if not dry_run and (fingerprint is None or fingerprint != _fingerprint(tg)):
+            commit(p, tg, upgrade=upgrade)
+
+
+def _require_file(p: str) -> None:
+    """Fail before taking a lock, so no lock file is left beside a path that does not exist."""
+    if not os.path.exists(p):
+        raise NotFoundError(f"{p}: no such file")
+    if os.path.isdir(p):
+        raise FormatError(f"{p}: is a directory, not a thermogram file")
+
+
+@contextlib.contextmanager
+def _serialized(p: str, timeout: float | None) -> Iterator[None]:
+    """Serialize the threads of this process editing ``p``: the file lock is re-entrant
+    within a process, so on its own it would let two threads interleave their edits."""
+    key = os.path.realpath(p)
+    with _thread_locks_guard:
+        lock = _thread_locks.setdefault(key, threading.RLock())
+    if not lock.acquire(timeout=-1 if timeout is None else timeout):
+        from thermo_cli.errors import LockError
+
+        raise LockError(f"{p}: another thread holds the lock (waited {timeout:g} s)")
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def check_writable(path: str | os.PathLike[str], *, upgrade: bool = False) -> Kind:
+    """The file's kind, once it is known that a writer may change it.
+
+    Refuses (RefusedError) a crate Engram export always and a crate save file unless
+    ``upgrade``: writing converts it to the ``.thermo`` container format.
+    """
+    p = os.fspath(path)
+    kind = sniff(p)
+    if kind == "engram":
+        raise RefusedError(
+            f"{p}: is a Rust-crate Engram export, which is an import source only "
+            "(import it into a new container instead)"
+        )
+    if kind == "legacy" and not upgrade:
+        raise RefusedError(
+            f"{p}: is a Rust-crate legacy file; writing would convert it to .thermo: "
+            "pass upgrade=True to convert it in place, or migrate it to a new file"
+        )
+    return kind
+
+
+def _load_for_edit(p: str, *, upgrade: bool, log: Literal["tail", "full"]) -> tuple[Thermogram, tuple | None]:
+    """Load under the lock; a crate file being upgraded logs its migration first.
+
+    The ``migrate`` event comes right after the crate's deltas and before the edit's
+    changes, so the log reads in the order things happened. Returns the thermogram and,
+    for a crate file, its fingerprint after the migration (the upgrade alone is not a
+    change); None for a container, whose :func:`commit` itself writes nothing unchanged.
+    """
+    kind = check_writable(p, upgrade=upgrade)
+    tg = load(p, layers="lazy", log=log)
+    if kind != "legacy":
+        return tg, None
+    if "legacy" in tg.extras:
+        from thermo_cli.formats.legacy.upgrade import record_migration
+
+        record_migration(tg, _read_json_file(p), source=p)
+    return tg, _fingerprint(tg)
+
+
+def _fingerprint(tg: Thermogram) -> tuple:
+    """What a commit would write differently if it changed: log, layer sizes, meta block."""
+    from thermo_cli.codec import cbor
+    from thermo_cli.container.metablock import meta_to_map
+
+    meta = hashlib.sha256(cbor.encode(meta_to_map(tg))).digest()
+    sizes = tuple(len(tg.layers[layer]) for layer in Layer)
+    return (tg.log_length, tg.head_hash, tg.dirty_start, tg.layers_modified, sizes, meta)

@@ -7,12 +7,14 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from thermo_cli.codec import records
+from thermo_cli.config.engine import ConsolidationPolicy
 from thermo_cli.engine import Thermogram
 from thermo_cli.errors import ChainError, ValidationError
 from thermo_cli.model import (
     MAX_KEY_BYTES,
     Delta,
     DeltaType,
+    Entry,
     HashScheme,
     Layer,
     ReadResult,
@@ -258,3 +260,55 @@ class TestReads:
             1,
         )
         assert s.total_entries == 1 and s.head_hash == tg.head_hash
+
+
+# --- changes made from outside the engine ---------------------------------------------------
+
+
+def _entry(key: str = "k") -> Entry:
+    return Entry(key=key, value=b"v", strength=0.5, updated_at_ns=T0)
+
+
+def test_putting_an_entry_or_replacing_a_layer_makes_the_next_commit_rewrite():
+    tg = Thermogram()
+    tg.put_entry("warm", _entry("a"))
+    assert tg.layers[Layer.WARM]["a"].value == b"v" and tg.layers_modified
+    tg.mark_persisted()
+    assert not tg.layers_modified and tg.persisted == tg.log_length
+    tg.replace_layer(COLD, {"b": _entry("b")})
+    assert list(tg.layers[COLD]) == ["b"] and tg.layers_modified
+
+
+def test_set_policy_refuses_what_is_not_a_policy():
+    tg = Thermogram()
+    policy = ConsolidationPolicy.preset("manual")
+    tg.set_policy(policy)
+    assert tg.policy is policy
+    with pytest.raises(ValidationError, match="policy: expected a ConsolidationPolicy"):
+        tg.set_policy("manual")
+
+
+def _sealed_log(n: int) -> list:
+    source = Thermogram()
+    for i in range(n):
+        source.create(f"k{i}", b"v", timestamp_ns=T0 + i)
+    return list(source.records)
+
+
+def test_restore_log_adopts_a_linked_log_as_unpersisted():
+    tg = Thermogram()
+    recs = _sealed_log(3)
+    tg.restore_log(recs, dirty_start=1)
+    assert tg.log_length == 3 and tg.head_hash == recs[-1].hash and tg.dirty_start == 1
+    assert tg.persisted == 0 and tg.layers_modified
+    assert [d.key for d in tg.dirty_deltas()] == ["k1", "k2"]
+    with pytest.raises(ChainError, match="already holds 3 records"):
+        tg.restore_log(recs, dirty_start=0)
+
+
+def test_restore_log_refuses_a_broken_link_or_a_dirty_start_past_the_end():
+    recs = _sealed_log(3)
+    with pytest.raises(ValidationError, match="dirty_start: expected 0 … 3"):
+        Thermogram().restore_log(recs, dirty_start=4)
+    with pytest.raises(ChainError, match="record 1 does not link"):
+        Thermogram().restore_log([recs[0], recs[2]], dirty_start=0)

@@ -779,3 +779,58 @@ class Thermogram:
     def verify_chain(self) -> ChainCheck:
         """Recompute every in-memory record's hash from its fields and check every link."""
         return chain.verify_records(self.records, base=self.log_base, head_hash=self.head_hash)
+
+    # --- changes made from outside the engine ----------------------------------------------
+    # Importers, converters and the store change a thermogram through these methods rather
+    # than by assigning its fields, so the bookkeeping a writer relies on (``layers_modified``
+    # forces a rewrite, ``persisted`` says what the file holds) cannot be forgotten.
+
+    def put_entry(self, layer: Layer | str | int, entry: Entry) -> None:
+        """Store ``entry`` under its key in ``layer``; the next commit rewrites the layers.
+
+        For importers and converters; the caller logs the change (:meth:`append_event`).
+        """
+        self.layers[_layer(layer)][entry.key] = entry
+        self.layers_modified = True
+
+    def replace_layer(self, layer: Layer | str | int, entries: MutableMapping[str, Entry]) -> None:
+        """Make ``entries`` the whole of ``layer``; the next commit rewrites the layers."""
+        self.layers[_layer(layer)] = entries
+        self.layers_modified = True
+
+    def mark_layers_changed(self) -> None:
+        """Say that a layer mapping was changed in place, so a commit cannot just append."""
+        self.layers_modified = True
+
+    def set_policy(self, policy: ConsolidationPolicy) -> None:
+        """Use ``policy`` for auto-consolidation from now on (and store it with the meta)."""
+        if not isinstance(policy, ConsolidationPolicy):
+            raise ValidationError(f"policy: expected a ConsolidationPolicy, got {type(policy).__name__}")
+        self.policy = policy
+
+    def restore_log(self, records: list[LogRecord], *, dirty_start: int) -> None:
+        """Adopt a complete, already sealed log (a dump being imported) into an empty thermogram.
+
+        The records must link one to the next from the start; ``dirty_start`` is the index
+        of the first record after the last consolidation. No file holds any of it yet, so
+        the next commit writes the thermogram whole.
+        """
+        if self.log_length:
+            raise ChainError(f"log: already holds {self.log_length} records; restore into an empty log")
+        if type(dirty_start) is not int or not 0 <= dirty_start <= len(records):
+            raise ValidationError(f"dirty_start: expected 0 … {len(records)}, got {dirty_start!r}")
+        head = None
+        for i, rec in enumerate(records):
+            if rec.prev_hash != head or rec.hash is None:
+                raise ChainError(f"log: record {i} does not link to the record before it")
+            head = rec.hash
+        self.records = list(records)
+        self.head_hash = head
+        self.dirty_start = dirty_start
+        self.persisted = 0
+        self.layers_modified = True
+
+    def mark_persisted(self) -> None:
+        """Record that the backing file now holds exactly this state (the store, after a commit)."""
+        self.persisted = self.log_length
+        self.layers_modified = False

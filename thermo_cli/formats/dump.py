@@ -353,7 +353,7 @@ def import_dump(
         raise jsonl.LineError(lineno, 'expected the export header ({"kind": "thermogram", ...})')
     tg = _thermogram_from_header(lineno, header)
     parser = jsonl.DeltaParser(limits=limits, extra_fields=_DELTA_EXTRA, lenient=True)
-    state = _DumpState(tg)
+    state = _DumpState(tg, _dirty_start(lineno, header))
     for lineno, line in it:
         obj = jsonl.load_line(lineno, line)
         kind = obj.get("kind") if isinstance(obj, dict) else None
@@ -392,12 +392,14 @@ def _thermogram_from_header(lineno: int, header: dict[str, Any]) -> Thermogram:
         fields = meta_fields_from_map(from_tagged(header.get("meta"), "meta"), "meta")
     except (CorruptError, ValidationError) as exc:
         raise jsonl.LineError(lineno, str(exc)) from None
-    tg = Thermogram(**fields)
+    return Thermogram(**fields)
+
+
+def _dirty_start(lineno: int, header: dict[str, Any]) -> int:
     dirty_start = header.get("dirty_start", 0)
     if type(dirty_start) is not int or dirty_start < 0:
         raise jsonl.LineError(lineno, "dirty_start: expected an unsigned integer")
-    tg.dirty_start = dirty_start
-    return tg
+    return dirty_start
 
 
 def _delta_from_dump(parser: jsonl.DeltaParser, lineno: int, obj: dict[str, Any]) -> Delta:
@@ -444,10 +446,17 @@ def _hash_field(value: Any, name: str, *, nullable: bool) -> str | None:
 
 
 class _DumpState:
-    """Accumulates a dump's entries and records, checking order, hashes and links."""
+    """Accumulates a dump's entries and records, checking order, hashes and links.
 
-    def __init__(self, tg: Thermogram) -> None:
+    The records are collected here and handed to the thermogram whole at the end
+    (:meth:`Thermogram.restore_log`), once the dump is known to be complete.
+    """
+
+    def __init__(self, tg: Thermogram, dirty_start: int) -> None:
         self.tg = tg
+        self.dirty_start = dirty_start
+        self.records: list[LogRecord] = []
+        self.head_hash: str | None = None
         self.seen_record = False
 
     def add_entry(self, obj: dict[str, Any]) -> None:
@@ -476,25 +485,27 @@ class _DumpState:
         if type(count) is not int or count < 0:
             raise ValidationError(f"update_count: expected an unsigned integer, got {quote(count)}")
         updated = jsonl.parse_timestamp(obj.get("updated_at"), "updated_at")
-        self.tg.layers[layer][key] = Entry(
-            key=key,
-            value=value,
-            strength=float(strength),
-            updated_at_ns=updated,
-            update_count=count,
-            ternary=ternary,
-            tensor=tensor,
+        self.tg.put_entry(
+            layer,
+            Entry(
+                key=key,
+                value=value,
+                strength=float(strength),
+                updated_at_ns=updated,
+                update_count=count,
+                ternary=ternary,
+                tensor=tensor,
+            ),
         )
 
     def add_record(self, index: Any, rec: LogRecord) -> None:
         from thermo_cli.codec.fastrecords import seal
 
         self.seen_record = True
-        tg = self.tg
-        expected = tg.log_length
+        expected = len(self.records)
         if index is not None and index != expected:
             raise ValidationError(f"index: expected record {expected}, got {quote(index)}")
-        if rec.prev_hash != tg.head_hash:
+        if rec.prev_hash != self.head_hash:
             raise ValidationError(f"prev_hash does not link to the previous record (log index {expected})")
         claimed = rec.hash
         rec.hash = None
@@ -503,23 +514,20 @@ class _DumpState:
             raise ValidationError(
                 f"hash does not match the record's fields (log index {expected}): the dump was altered"
             )
-        tg.records.append(rec)
-        tg.head_hash = rec.hash
+        self.records.append(rec)
+        self.head_hash = rec.hash
 
     def finish(self, header: dict[str, Any]) -> None:
-        tg = self.tg
+        found = len(self.records)
         want_len = header.get("log_length")
-        if want_len is not None and want_len != tg.log_length:
-            raise TruncatedDumpError(
-                f"export promises {want_len} log records, found {tg.log_length} (truncated?)"
-            )
+        if want_len is not None and want_len != found:
+            raise TruncatedDumpError(f"export promises {want_len} log records, found {found} (truncated?)")
         want_head = header.get("head_hash")
-        if want_head != tg.head_hash:
+        if want_head != self.head_hash:
             raise TruncatedDumpError("export's head_hash does not match its last record")
-        if tg.dirty_start > tg.log_length:
+        if self.dirty_start > found:
             raise CorruptError("dirty_start lies beyond the end of the log")
-        tg.persisted = 0
-        tg.layers_modified = True
+        self.tg.restore_log(self.records, dirty_start=self.dirty_start)
 
 
 class TruncatedDumpError(FormatError):

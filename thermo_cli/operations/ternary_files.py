@@ -362,7 +362,7 @@ def _pack_to_thermo(
         entries[t.name] = Entry(key=t.name, value=value, strength=strength, updated_at_ns=ts, tensor=spec)
         events.append(fields)
         report.tensors.append(result)
-    tg.layers[layer] = entries
+    tg.replace_layer(layer, entries)
     if sf is not None:
         from thermo_cli.operations.safetensors.importer import EXTRAS_KEY, provenance
 
@@ -370,7 +370,6 @@ def _pack_to_thermo(
     for fields in events:
         tg.append_event("import", fields, timestamp_ns=ts)
     tg.append_event("checkpoint", {"source": SOURCE, "entries": len(entries)}, bind=True, timestamp_ns=ts)
-    tg.layers_modified = True
     store.create(out, tg, overwrite=overwrite)
 
 
@@ -743,8 +742,7 @@ def quantize_file(
     if kind != "thermo":
         raise RefusedError(f"{p}: is a Rust-crate {kind} file; convert it with `thermo migrate` first")
     report = FileReport("quantize", p, p, file_before=p.stat().st_size)
-    with store.locked(p):
-        tg = store.load(p, layers="full", log="tail")
+    with store.edit(p) as tg:
         mapping = tg.layers[the_layer]
         chosen = [k for k in sorted(mapping) if _quantizable(mapping[k]) and selected(k, include, exclude)]
         if dry_run or not chosen:
@@ -771,14 +769,17 @@ def quantize_file(
             assert old.tensor is not None
             t = _Tensor(k, old.tensor.dtype, value_to_array(old.value, old.tensor), old.tensor.shape)
             value, spec, result = _quantize(t, options, f"{p}: entry {k!r}")
-            mapping[k] = Entry(
-                key=k,
-                value=value,
-                strength=old.strength,
-                updated_at_ns=now,
-                update_count=old.update_count,
-                ternary=old.ternary,
-                tensor=spec,
+            tg.put_entry(
+                the_layer,
+                Entry(
+                    key=k,
+                    value=value,
+                    strength=old.strength,
+                    updated_at_ns=now,
+                    update_count=old.update_count,
+                    ternary=old.ternary,
+                    tensor=spec,
+                ),
             )
             tg.append_event(
                 "quantize",
@@ -800,9 +801,7 @@ def quantize_file(
                 timestamp_ns=now,
             )
             report.tensors.append(result)
-        tg.layers_modified = True
         tg.consolidate()
-        store.commit(p, tg)
     report.file_after = p.stat().st_size
     report.seconds = time.perf_counter() - t0
     return report

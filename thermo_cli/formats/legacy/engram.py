@@ -56,10 +56,10 @@ def load_engram(data: bytes, *, source: str = "<file>", max_bytes: int = MAX_LEG
     state = doc.arr(doc.req(root, "state", ""), "state")
     entries = [_state_entry(doc, raw, f"state[{i}]", last_consolidation) for i, raw in enumerate(state)]
     for i, ((entry, given), layer) in enumerate(zip(entries, _layers_for(doc, entries), strict=True)):
-        target = tg.layers[given if given is not None else layer]
-        if entry.key in target:
+        target = given if given is not None else layer
+        if entry.key in tg.layers[target]:
             raise doc.error(f"state[{i}].key", f"key {quote(entry.key)} is listed twice for one layer")
-        target[entry.key] = entry
+        tg.put_entry(target, entry)
     history = [
         _history_row(doc, raw, f"history[{i}]")
         for i, raw in enumerate(doc.arr(doc.req(root, "history", ""), "history"))
@@ -79,7 +79,7 @@ def load_engram(data: bytes, *, source: str = "<file>", max_bytes: int = MAX_LEG
         },
         bind=True,
     )
-    tg.layers_modified = True
+    tg.mark_layers_changed()  # a new thermogram no file holds: written whole, even with no entries
     return tg
 
 

@@ -11,7 +11,7 @@ nothing else is needed to re-create it.
 Ed25519 signature over the checkpoint text, the public key, and the index of the
 checkpoint record it signs. Several signatures of one checkpoint coexist; the note text
 handed to auditors lists them all. Writes take the file's writer lock and append in
-O(delta) through :func:`thermo_cli.store.commit`.
+O(delta) through :func:`thermo_cli.store.edit`.
 
 The *current* checkpoint is the last consolidation or checkpoint record when only
 signature records follow it; otherwise the log moved on and a new checkpoint is made.
@@ -140,25 +140,21 @@ def _ensure_checkpoint(path: str, tg: Any) -> CheckpointInfo:
 
 @contextmanager
 def _with_checkpoint(path: str | os.PathLike[str], needs: str) -> Iterator[tuple[str, Any, CheckpointInfo]]:
-    """Under the writer lock: (path, loaded thermogram, its current checkpoint — appended to
-    the thermogram if there was none). The caller commits what it appended."""
+    """In one :func:`thermo_cli.store.edit`: (path, loaded thermogram, its current checkpoint
+    — appended to the thermogram if there was none). What the block appends is committed
+    when it succeeds; a block that appends nothing to an existing checkpoint writes nothing."""
     from thermo_cli import store
 
     p = os.fspath(path)
     if store.sniff(p) != "thermo":
         raise RefusedError(f"{p}: {needs} need a .thermo container (run `thermo migrate` first)")
-    with store.locked(p):
-        tg = store.load(p)
+    with store.edit(p) as tg:
         yield p, tg, _ensure_checkpoint(p, tg)
 
 
 def checkpoint(path: str | os.PathLike[str]) -> CheckpointInfo:
     """Append a checkpoint record unless the current one still covers the log."""
-    from thermo_cli import store
-
-    with _with_checkpoint(path, "checkpoints") as (p, tg, info):
-        if info.created:
-            store.commit(p, tg)
+    with _with_checkpoint(path, "checkpoints") as (_, _, info):
         return info
 
 
@@ -167,10 +163,8 @@ def sign(path: str | os.PathLike[str], private_key: Any, name: str) -> Checkpoin
 
     Signing again with a key that already signed this checkpoint changes nothing.
     """
-    from thermo_cli import store
-
     note.check_key_name(name)
-    with _with_checkpoint(path, "signatures") as (p, tg, info):
+    with _with_checkpoint(path, "signatures") as (_, tg, info):
         sig = note.sign_body(info.note.body, name, private_key)
         if any(
             (s.name, s.key_id, s.signature) == (sig.name, sig.key_id, sig.signature)
@@ -189,7 +183,6 @@ def sign(path: str | os.PathLike[str], private_key: Any, name: str) -> Checkpoin
                 "public_key": pub,
             },
         )
-        store.commit(p, tg)
         return CheckpointInfo(
             info.index, info.kind, info.checkpoint, info.note.with_signature(sig), info.created
         )

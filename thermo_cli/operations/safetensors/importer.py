@@ -333,7 +333,7 @@ def _build_thermogram(
         del data
         if progress is not None:
             progress("read", item.info.nbytes)
-    tg.layers[layer] = entries
+    tg.replace_layer(layer, entries)
     tg.extras[EXTRAS_KEY] = provenance(plan.sources, plan.indexes)
     for fields in fields_list:
         # per-tensor events do not bind the state: the checkpoint event below binds it once
@@ -351,7 +351,6 @@ def _build_thermogram(
         },
         timestamp_ns=ts,
     )
-    tg.layers_modified = True
     return tg
 
 

@@ -1,0 +1,178 @@
+"""store.edit: one transaction (lock → load → change → commit) for every writer."""
+
+from __future__ import annotations
+
+import hashlib
+import multiprocessing
+import os
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.formats.legacy._fixtures import LEGACY_DIR
+from thermo_cli import store
+from thermo_cli.container.fileops import holds_lock
+from thermo_cli.engine.thermogram import Thermogram
+from thermo_cli.errors import NotFoundError, RefusedError
+from thermo_cli.model import Delta
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _new_file(tmp_path: Path) -> Path:
+    path = tmp_path / "t.thermo"
+    tg = Thermogram(name="t")
+    tg.create("seed", b"0")
+    store.create(path, tg)
+    return path
+
+
+def _keys_in_log(path: Path) -> list[str]:
+    return [r.key for r in store.iter_log(path) if isinstance(r, Delta)]
+
+
+def test_an_edit_commits_what_the_block_changed(tmp_path):
+    path = _new_file(tmp_path)
+    with store.edit(path) as tg:
+        tg.create("added", b"value")
+    assert store.read(path, "added").value == b"value"
+    assert not holds_lock(path)
+
+
+def test_an_edit_that_raises_writes_nothing_and_releases_the_lock(tmp_path):
+    path = _new_file(tmp_path)
+    before = _sha(path)
+    with pytest.raises(KeyError), store.edit(path) as tg:
+        tg.create("lost", b"value")
+        tg.consolidate()
+        raise KeyError("boom")
+    assert _sha(path) == before
+    assert not holds_lock(path)
+    with store.edit(path, timeout=0) as tg:  # another writer gets the lock at once
+        tg.create("next", b"value")
+    assert "lost" not in _keys_in_log(path) and "next" in _keys_in_log(path)
+
+
+def test_an_unchanged_edit_writes_nothing(tmp_path):
+    path = _new_file(tmp_path)
+    os.utime(path, ns=(1_000_000_000, 1_000_000_000))
+    before = _sha(path)
+    with store.edit(path) as tg:
+        assert tg.read("seed") == b"0"
+    assert _sha(path) == before
+    assert path.stat().st_mtime_ns == 1_000_000_000
+
+
+def test_a_dry_run_edit_checks_and_changes_in_memory_only(tmp_path):
+    path = _new_file(tmp_path)
+    before = _sha(path)
+    with store.edit(path, dry_run=True) as tg:
+        tg.create("added", b"value")
+    assert _sha(path) == before
+
+
+def test_an_edit_with_create_starts_a_missing_file_from_the_given_thermogram(tmp_path):
+    path = tmp_path / "new.thermo"
+    with store.edit(path, create=Thermogram(name="fresh")) as tg:
+        tg.create("k", b"v")
+    assert store.load(path).name == "fresh"
+    assert store.read(path, "k").value == b"v"
+    with store.edit(path, create=Thermogram(name="ignored")) as tg:  # it exists now: loaded
+        assert tg.name == "fresh"
+        tg.create("k2", b"v2")
+    assert store.read(path, "k2").value == b"v2"
+
+
+def test_an_edit_with_create_that_raises_creates_no_file(tmp_path):
+    path = tmp_path / "new.thermo"
+    with pytest.raises(ValueError), store.edit(path, create=Thermogram()) as tg:
+        tg.create("k", b"v")
+        raise ValueError("boom")
+    assert not path.exists()
+
+
+def test_an_edit_of_a_missing_file_leaves_no_lock_file(tmp_path):
+    path = tmp_path / "missing.thermo"
+    with pytest.raises(NotFoundError, match="no such file"), store.edit(path):
+        pass
+    assert list(tmp_path.iterdir()) == []
+
+
+def _crate_file(tmp_path: Path) -> Path:
+    path = tmp_path / "crate.thermo"
+    shutil.copyfile(LEGACY_DIR / "v0.5" / "small.thermo", path)
+    return path
+
+
+def test_an_edit_of_a_crate_file_without_upgrade_is_refused_naming_the_parameter(tmp_path):
+    path = _crate_file(tmp_path)
+    before = _sha(path)
+    with pytest.raises(RefusedError, match=r"Rust-crate legacy file.*pass upgrade=True"), store.edit(path):
+        pytest.fail("the block must not run")
+    assert _sha(path) == before
+    assert not holds_lock(path)
+
+
+def test_an_edit_of_an_engram_export_is_refused_even_with_upgrade(tmp_path):
+    path = tmp_path / "export.json"
+    shutil.copyfile(LEGACY_DIR / "v0.5" / "export_small.json", path)
+    with pytest.raises(RefusedError, match="import source only"), store.edit(path, upgrade=True):
+        pytest.fail("the block must not run")
+
+
+def test_an_upgrading_edit_logs_the_migration_before_the_change(tmp_path):
+    path = _crate_file(tmp_path)
+    with store.edit(path, upgrade=True) as tg:
+        tg.update("added", b"after the crate", strength=0.5)
+    assert store.sniff(path) == "thermo"
+    log = list(store.iter_log(path))
+    migrate = next(i for i, r in enumerate(log) if getattr(r, "kind", None) == "migrate")
+    added = next(i for i, r in enumerate(log) if isinstance(r, Delta) and r.key == "added")
+    assert migrate == added - 1
+    assert store.read(path, "added").value == b"after the crate"
+
+
+def test_an_upgrading_edit_that_changes_nothing_leaves_the_crate_file(tmp_path):
+    path = _crate_file(tmp_path)
+    before = _sha(path)
+    with store.edit(path, upgrade=True):
+        pass
+    assert _sha(path) == before
+
+
+def _increment(path: str, key: str) -> None:
+    """Read-modify-write of a counter: only serialized edits keep every increment."""
+    with store.edit(path) as tg:
+        value = int(tg.read("seed"))
+        time.sleep(0.2)
+        tg.update("seed", str(value + 1).encode())
+        tg.create(key, b"x")
+
+
+def test_concurrent_edits_in_threads_serialize(tmp_path):
+    path = _new_file(tmp_path)
+    threads = [threading.Thread(target=_increment, args=(str(path), f"t{i}")) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert store.read(path, "seed").value == b"2"
+    assert {"t0", "t1"} <= set(_keys_in_log(path))
+
+
+def test_concurrent_edits_in_processes_serialize(tmp_path):
+    path = _new_file(tmp_path)
+    ctx = multiprocessing.get_context("fork")
+    procs = [ctx.Process(target=_increment, args=(str(path), f"p{i}")) for i in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(30)
+    assert [p.exitcode for p in procs] == [0, 0]
+    assert store.read(path, "seed").value == b"2"
+    assert {"p0", "p1"} <= set(_keys_in_log(path))
