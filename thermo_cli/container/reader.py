@@ -26,9 +26,9 @@ import os
 import threading
 import weakref
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import cbor2
 
@@ -62,7 +62,7 @@ _DELTA_KEYS = frozenset(
 _OPS = {t.label: t for t in DeltaType}
 _TERNARY = {-1: Ternary.NEG, 0: Ternary.ZERO, 1: Ternary.POS}
 _sha256 = hashlib.sha256
-_F = TypeVar("_F")
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 
 @contextlib.contextmanager
@@ -86,19 +86,19 @@ def _names_file(fn: _F) -> _F:
     """Decorate a :class:`Reader` method so its FormatErrors name the reader's file."""
     if inspect.isgeneratorfunction(fn):
 
-        @functools.wraps(fn)  # type: ignore[arg-type]
+        @functools.wraps(fn)
         def gen(self: Reader, *args: Any, **kwargs: Any) -> Any:
             with naming_file(self.path):
-                yield from fn(self, *args, **kwargs)  # type: ignore[operator]
+                yield from fn(self, *args, **kwargs)
 
-        return gen  # type: ignore[return-value]
+        return cast(_F, gen)
 
-    @functools.wraps(fn)  # type: ignore[arg-type]
+    @functools.wraps(fn)
     def call(self: Reader, *args: Any, **kwargs: Any) -> Any:
         with naming_file(os.fspath(self.path if hasattr(self, "path") else args[0])):
-            return fn(self, *args, **kwargs)  # type: ignore[operator]
+            return fn(self, *args, **kwargs)
 
-    return call  # type: ignore[return-value]
+    return cast(_F, call)
 
 
 def decode_log_record(data: bytes, index: int) -> LogRecord:

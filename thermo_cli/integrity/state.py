@@ -81,7 +81,7 @@ _K_KEY = cbor.text_item("key")
 _K_LAYER = tuple(cbor.text_item("layer") + cbor.int_item(n) for n in range(len(Layer)))
 _K_TENSOR = cbor.text_item("tensor")
 _K_TENSOR_NULL = _K_TENSOR + cbor.NULL
-_K_TERN = {
+_K_TERN: dict[int | None, bytes] = {
     None: cbor.text_item("ternary") + cbor.NULL,
     **{t: cbor.text_item("ternary") + cbor.int_item(t) for t in (-1, 0, 1)},
 }
@@ -198,7 +198,8 @@ class EntryProof:
     @property
     def entry(self) -> dict[str, Any]:
         """The decoded leaf map (what the proof shows about the entry)."""
-        return cbor.decode(self.leaf, what="entry leaf")
+        leaf: dict[str, Any] = cbor.decode(self.leaf, what="entry leaf")
+        return leaf
 
 
 def entry_proof(layers: Layers, key: str, layer: Layer | None = None) -> EntryProof:
