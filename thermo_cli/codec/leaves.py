@@ -40,7 +40,7 @@ _K_KEY = cbor.text_item("key")
 _K_LAYER = tuple(cbor.text_item("layer") + cbor.int_item(n) for n in range(len(Layer)))
 _K_TENSOR = cbor.text_item("tensor")
 _K_TENSOR_NULL = _K_TENSOR + cbor.NULL
-_K_TERN = {
+_K_TERN: dict[int | None, bytes] = {
     None: cbor.text_item("ternary") + cbor.NULL,
     **{t: cbor.text_item("ternary") + cbor.int_item(t) for t in (-1, 0, 1)},
 }

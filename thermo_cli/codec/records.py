@@ -175,7 +175,7 @@ def tensor_from_map(m: Any, what: str) -> TensorSpec | None:
 
 
 def _prev_from(m: dict[str, Any], what: str) -> str | None:
-    prev = _get(m, "prev", bytes, what, nullable=True)
+    prev: bytes | None = _get(m, "prev", bytes, what, nullable=True)
     if prev is None:
         return None
     if len(prev) != 32:

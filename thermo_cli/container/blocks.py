@@ -34,7 +34,7 @@ def le_column(data: bytes, dtype: str) -> Sequence[Any]:
     """
     fmt = COLUMN_FORMATS[dtype]
     if sys.byteorder == "little" or fmt == "b":
-        return memoryview(data).cast(fmt)
+        return memoryview(data).cast(fmt)  # type: ignore[call-overload,no-any-return]  # typeshed: literal formats only
     col = array(fmt, data)  # pragma: no cover - big-endian hosts
     col.byteswap()  # pragma: no cover
     return col  # pragma: no cover

@@ -73,7 +73,7 @@ def unshuffle(raw: bytes | memoryview, elem: int, out: memoryview | None = None)
     cols = dest.reshape(-1, elem)
     for k in range(elem):
         cols[:, k] = planes[k]
-    return memoryview(dest)
+    return memoryview(dest)  # type: ignore[arg-type]  # numpy stubs: ndarray.__buffer__ only on 3.12+
 
 
 def _unshuffle_pure(raw: bytes | memoryview, elem: int, out: memoryview | None) -> memoryview:

@@ -90,7 +90,7 @@ def chunk_map(
             i = spec_ix[e.tensor] = len(specs)
             specs.append(tensor_to_map(e.tensor))  # type: ignore[arg-type]
         tix.append(i)
-    cols = {
+    cols: dict[str, Sequence[int] | Sequence[float]] = {
         "strength": [e.strength for e in entries],
         "count": [e.update_count for e in entries],
         "updated": [e.updated_at_ns for e in entries],
@@ -177,7 +177,7 @@ class DirData:
         return out
 
 
-def decode_chunk(raw: bytes, d: DirChunk, streams: list[Stream], what: str) -> DirData:
+def decode_chunk(raw: bytes | memoryview, d: DirChunk, streams: list[Stream], what: str) -> DirData:
     """Decode a decompressed directory chunk and check it against its index row."""
     m = as_map(cbor.decode_canonical(raw, what=what), what)
     keys = as_list(field_of(m, "keys", what), f"{what}.keys")

@@ -52,7 +52,8 @@ class LazyLayer(MutableMapping[str, Entry]):
     # --- base (on disk) -------------------------------------------------------------------
 
     def _chunk(self, i: int) -> DirData:
-        return self._dirs.get(i, lambda: self.reader.dir_chunk(self.layer, i))
+        chunk: DirData = self._dirs.get(i, lambda: self.reader.dir_chunk(self.layer, i))
+        return chunk
 
     def _row(self, key: str) -> Row | None:
         i = self._index.find_dir(key)

@@ -25,9 +25,9 @@ import os
 import threading
 import weakref
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from thermo_cli.codec import cbor
 from thermo_cli.codec.fastrecords import decode_log_record
@@ -53,7 +53,7 @@ from thermo_cli.model.fields import as_list, as_map, field_of
 
 _SCAN_WINDOW = 1 << 20
 _sha256 = hashlib.sha256
-_F = TypeVar("_F")
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 
 @contextlib.contextmanager
@@ -77,19 +77,19 @@ def _names_file(fn: _F) -> _F:
     """Decorate a :class:`Reader` method so its FormatErrors name the reader's file."""
     if inspect.isgeneratorfunction(fn):
 
-        @functools.wraps(fn)  # type: ignore[arg-type]
+        @functools.wraps(fn)
         def gen(self: Reader, *args: Any, **kwargs: Any) -> Any:
             with naming_file(self.path):
-                yield from fn(self, *args, **kwargs)  # type: ignore[operator]
+                yield from fn(self, *args, **kwargs)
 
-        return gen  # type: ignore[return-value]
+        return cast(_F, gen)
 
-    @functools.wraps(fn)  # type: ignore[arg-type]
+    @functools.wraps(fn)
     def call(self: Reader, *args: Any, **kwargs: Any) -> Any:
         with naming_file(os.fspath(self.path if hasattr(self, "path") else args[0])):
-            return fn(self, *args, **kwargs)  # type: ignore[operator]
+            return fn(self, *args, **kwargs)
 
-    return call  # type: ignore[return-value]
+    return cast(_F, call)
 
 
 @dataclass(frozen=True, slots=True)

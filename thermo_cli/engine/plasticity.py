@@ -11,7 +11,7 @@ its policy; the functions here take plain numbers so they can be tested one by o
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from thermo_cli.config.engine import PlasticityPolicy, PlasticityRule
 from thermo_cli.model import Ternary
@@ -19,7 +19,7 @@ from thermo_cli.model import Ternary
 F32 = struct.Struct("<f")
 """A float32: ``F32.unpack(F32.pack(x))[0]`` is :func:`f32` inlined, for loops over entries."""
 _pack = F32.pack
-_unpack = F32.unpack
+_unpack: Callable[[bytes], tuple[float]] = F32.unpack
 
 SECONDS_PER_DAY = 86400.0
 QUANTIZE_THRESHOLD = 0.3

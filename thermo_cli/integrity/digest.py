@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, MutableMapping
+from typing import Any, cast
 
 from thermo_cli.codec.leaves import LEAF_HASH_PREFIX, leaf_bytes
 from thermo_cli.integrity.merkle import root_from_leaf_hashes
@@ -36,7 +37,7 @@ class StateDigester:
     __slots__ = ("_cache",)
 
     def __init__(self) -> None:
-        self._cache: list[dict[str, tuple]] = [{} for _ in _LAYERS]
+        self._cache: list[dict[str, tuple[Any, ...]]] = [{} for _ in _LAYERS]
 
     def digest(self, layers: Mapping[Layer, MutableMapping[str, Entry]]) -> bytes:
         maps = [layers.get(layer) or {} for layer in _LAYERS]
@@ -46,7 +47,7 @@ class StateDigester:
         order.sort()
         old = self._cache
         warm = any(old)
-        new: list[dict[str, tuple]] = [{} for _ in _LAYERS]
+        new: list[dict[str, tuple[Any, ...]]] = [{} for _ in _LAYERS]
         by_id: dict[int, bytes] = {}  # value digests by object: each tuple in ``new`` keeps its value alive
         hashes: list[bytes] = []
         append = hashes.append
@@ -87,11 +88,11 @@ class StateDigester:
         return root_from_leaf_hashes(hashes)
 
 
-def _moved_value_sha(cache: list[dict[str, tuple]], key: str, value: bytes) -> bytes | None:
+def _moved_value_sha(cache: list[dict[str, tuple[Any, ...]]], key: str, value: bytes) -> bytes | None:
     """The SHA-256 remembered for this very value object under ``key`` in another layer
     (the entry moved), or None."""
     for by_key in cache:
         hit = by_key.get(key)
         if hit is not None and hit[_VALUE] is value:
-            return hit[_VALUE_SHA]
+            return cast(bytes, hit[_VALUE_SHA])
     return None

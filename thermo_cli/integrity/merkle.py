@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Sequence
+from typing import overload
 
 EMPTY_ROOT = hashlib.sha256(b"").digest()
 _sha256 = hashlib.sha256
@@ -159,7 +160,11 @@ class PackedHashes(Sequence[bytes]):
         """The packed bytes (32 per hash)."""
         return self._data
 
-    def __getitem__(self, i):  # type: ignore[override]
+    @overload
+    def __getitem__(self, i: int) -> bytes: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[bytes]: ...
+    def __getitem__(self, i: int | slice) -> bytes | list[bytes]:
         if isinstance(i, slice):
             start, stop, step = i.indices(len(self))
             if step != 1:

@@ -21,6 +21,7 @@ import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Protocol
 
 from thermo_cli.errors import CorruptError, LimitExceededError, NotFoundError
 
@@ -241,10 +242,14 @@ def sign_body(body: str, name: str, private_key: object) -> NoteSignature:
     return NoteSignature(name, key_id(name, pub), private_key.sign(body.encode("utf-8")))
 
 
-def public_key_bytes(public_key: object) -> bytes:
+class _PublicKey(Protocol):
+    def public_bytes(self, encoding: Any, format: Any) -> bytes: ...
+
+
+def public_key_bytes(public_key: _PublicKey) -> bytes:
     from cryptography.hazmat.primitives import serialization
 
-    return public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)  # type: ignore[attr-defined]
+    return public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
 
 
 def verify_signature(body: str, sig: NoteSignature, public_key: bytes) -> bool:

@@ -112,7 +112,8 @@ class EntryProof:
     @property
     def entry(self) -> dict[str, Any]:
         """The decoded leaf map (what the proof shows about the entry)."""
-        return cbor.decode(self.leaf, what="entry leaf")
+        leaf: dict[str, Any] = cbor.decode(self.leaf, what="entry leaf")
+        return leaf
 
 
 def entry_proof(layers: Layers, key: str, layer: Layer | None = None) -> EntryProof:

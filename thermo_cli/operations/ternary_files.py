@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -117,9 +117,9 @@ class FileReport:
         weights = [math.prod(t.shape) or 1 for t in rated]
         total = sum(weights)
         return (
-            sum(w * t.rel_l2 for w, t in zip(weights, rated, strict=True)) / total,  # type: ignore[operator]
-            sum(w * t.cosine for w, t in zip(weights, rated, strict=True)) / total,
-        )  # type: ignore[operator]
+            sum(w * cast(float, t.rel_l2) for w, t in zip(weights, rated, strict=True)) / total,
+            sum(w * cast(float, t.cosine) for w, t in zip(weights, rated, strict=True)) / total,
+        )
 
     def to_json(self) -> dict[str, Any]:
         q = self.mean_quality()
@@ -349,8 +349,8 @@ def _pack_to_thermo(
                     "method": spec.method,
                     "per_row": spec.per_row,
                     "value_sha256": hashlib.sha256(value).digest(),
-                    "rel_l2": float(result.rel_l2),
-                    "cosine": float(result.cosine),
+                    "rel_l2": float(cast(float, result.rel_l2)),
+                    "cosine": float(cast(float, result.cosine)),
                 }
             )
         else:  # copied exactly: a safetensors tensor's little-endian bytes, whatever its dtype
@@ -392,7 +392,7 @@ def _pack_to_safetensors(
         names.append(t.name)
         if _packable(t):
             value, spec, result = _quantize(t, opts, f"{src.name}: tensor {t.name!r}")
-            outputs += layout.add(t.name, spec, lambda v=value: v, rel_l2=result.rel_l2, cosine=result.cosine)
+            outputs += layout.add(t.name, spec, lambda v=value: v, rel_l2=result.rel_l2, cosine=result.cosine)  # type: ignore[misc]  # python/mypy#15459
         else:
             result = TensorResult(t.name, t.dtype, t.shape, False, t.array.nbytes, t.array.nbytes)
             fetch = (
@@ -531,7 +531,7 @@ def _from_packed_safetensors(src: Path) -> tuple[list[_Restored], dict[str, str]
             out.append(_restored_packed(src, sf, info, by_name, layout[info.name]))
         else:
             copied = TensorResult(info.name, info.dtype, info.shape, False, info.nbytes, info.nbytes)
-            out.append(_Restored(info.name, info.dtype, lambda i=info: read_array(sf, i), copied))
+            out.append(_Restored(info.name, info.dtype, lambda i=info: read_array(sf, i), copied))  # type: ignore[misc]  # python/mypy#15459
     return out, (meta or None)
 
 
@@ -642,7 +642,7 @@ def _from_thermo(src: Path, layers: list[str] | None) -> tuple[list[_Restored], 
                 q[0],
                 q[1],
             )
-            found[k] = _Restored(k, spec.dtype, lambda m=mapping, key=k: _entry_array(m[key]), result)
+            found[k] = _Restored(k, spec.dtype, lambda m=mapping, key=k: _entry_array(m[key]), result)  # type: ignore[misc]  # python/mypy#15459
     from thermo_cli.operations.safetensors.importer import saved_metadata
 
     return list(found.values()), saved_metadata(tg)
@@ -747,7 +747,7 @@ def quantize_file(
         chosen = [k for k in sorted(mapping) if _quantizable(mapping[k]) and selected(k, include, exclude)]
         if dry_run or not chosen:
             for k in chosen:
-                spec = mapping[k].tensor
+                spec = cast(TensorSpec, mapping[k].tensor)  # _quantizable: it has one
                 report.tensors.append(
                     TensorResult(
                         k,
@@ -795,8 +795,8 @@ def quantize_file(
                     "digest": hashlib.sha256(value).digest(),
                     "bytes_before": len(old.value),
                     "bytes_after": len(value),
-                    "rel_l2": float(result.rel_l2),
-                    "cosine": float(result.cosine),
+                    "rel_l2": float(cast(float, result.rel_l2)),
+                    "cosine": float(cast(float, result.cosine)),
                 },
                 timestamp_ns=now,
             )

@@ -120,7 +120,7 @@ class TernaryLayer:
                 f"forward: expected input of shape ({self.in_features},) or "
                 f"(batch, {self.in_features}), got {tuple(xs.shape)}"
             )
-        y = xs @ self._sign_matrix(cache).T
+        y: np.ndarray = xs @ self._sign_matrix(cache).T
         y *= self._q.scales
         return y
 

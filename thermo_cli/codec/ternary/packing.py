@@ -14,7 +14,7 @@ Work is done in cache-sized chunks so temporaries never grow with the tensor.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import numpy as np
@@ -296,7 +296,7 @@ class PackedTernary:
     def __setitem__(self, i: int, value: Any) -> None:
         self.set(i, value)
 
-    def __iter__(self):  # the values as Ternary members (bulk work should use unpack())
+    def __iter__(self) -> Iterator[Ternary]:  # the values as Ternary members (bulk work should use unpack())
         return (Ternary(int(v)) for v in self.unpack())
 
     # bulk views
@@ -352,7 +352,7 @@ class PackedTernary:
             np.array_equal(np.take(_CODES_LUT, self._data, axis=0), np.take(_CODES_LUT, other._data, axis=0))
         )
 
-    __hash__ = None  # mutable
+    __hash__ = None  # type: ignore[assignment]  # mutable: unhashable, the standard idiom
 
     def __repr__(self) -> str:
         shown = self.unpack()[:8].tolist() if self._length else []

@@ -29,7 +29,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -201,10 +201,10 @@ def _rows_per_block(n_cols: int) -> int:
 
 def _block_capacity(rows: np.ndarray) -> int:
     """Most weights any block of ``rows`` holds (buffers are allocated once at this size)."""
-    n_cols = rows.shape[1]
+    n_cols: int = rows.shape[1]
     if n_cols == 0 or n_cols > CHUNK:
         return CHUNK + 4
-    return min(rows.shape[0], _rows_per_block(n_cols)) * n_cols + 4
+    return min(int(rows.shape[0]), _rows_per_block(n_cols)) * n_cols + 4
 
 
 def _piece(rows: np.ndarray, block: tuple[int, int, int, int]) -> np.ndarray:
@@ -226,7 +226,7 @@ def _row_abs_max(rows: np.ndarray) -> np.ndarray:
 
     def one(block: tuple[int, int, int, int]) -> np.ndarray:
         piece = _piece(rows, block)
-        return np.maximum(piece.max(axis=1), -piece.min(axis=1))
+        return cast(np.ndarray, np.maximum(piece.max(axis=1), -piece.min(axis=1)))
 
     blocks = list(_blocks(rows))
     amax = np.zeros(rows.shape[0], dtype=np.float32)
@@ -272,7 +272,7 @@ def _row_abs_sums(
     for block, (total, dropped, dropped_sum) in zip(blocks, results, strict=True):
         r0, r1 = block[0], block[1]
         sums[r0:r1] += total
-        if dropped is not None:
+        if dropped is not None and dropped_sum is not None:
             counts[r0:r1] -= dropped
             sums[r0:r1] -= dropped_sum
     return sums, counts
@@ -291,7 +291,7 @@ def exact_cut(scale: np.ndarray, t: np.ndarray, strict: bool) -> np.ndarray:
     def passes(c: np.ndarray) -> np.ndarray:
         with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
             q = c / scale
-        return q > t if strict else q >= t
+        return cast(np.ndarray, q > t if strict else q >= t)
 
     with np.errstate(over="ignore"):
         c = (t.astype(np.float64) * scale.astype(np.float64)).astype(np.float32)
@@ -479,7 +479,7 @@ def quantize(
     except _NonFinite:
         found = find_nonfinite(rows)
         if found is not None and not nan_as_zero:
-            raise _nonfinite_error(arr, what) from None
+            raise cast(ValidationError, _nonfinite_error(arr, what)) from None  # found: not None
         if found is not None:
             rows = _clean(rows)
         # all finite now: a float32 block sum overflowed, or the NaN/Inf are gone

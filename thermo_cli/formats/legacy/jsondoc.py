@@ -20,7 +20,7 @@ import secrets
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import orjson
 
@@ -139,7 +139,7 @@ class Document:
         if type(value) not in (float, int):
             raise self.error(path, f"expected a number, got {self.describe(value)}")
         try:
-            return _F32.unpack(_F32.pack(float(value)))[0]
+            return cast(float, _F32.unpack(_F32.pack(float(value)))[0])
         except OverflowError:
             raise self.error(path, f"{quote(value)} is outside the float32 range") from None
 

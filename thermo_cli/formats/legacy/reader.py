@@ -137,11 +137,11 @@ def _thermal_config(doc: Document, value: Any, path: str) -> tuple[ThermalConfig
             warming_delta=f32("warming_delta"),
         ), "0.4"
     return ThermalConfig(
-        decay_rates=_quad(doc, tc, "decay_rates", path, "f32"),  # type: ignore[arg-type]
-        promotion_thresholds=_quad(doc, tc, "promotion_thresholds", path, "f32"),  # type: ignore[arg-type]
-        demotion_thresholds=_quad(doc, tc, "demotion_thresholds", path, "f32"),  # type: ignore[arg-type]
-        min_observations=_quad(doc, tc, "min_observations", path, "uint"),  # type: ignore[arg-type]
-        allow_demotion=_quad(doc, tc, "allow_demotion", path, "bool"),  # type: ignore[arg-type]
+        decay_rates=_quad(doc, tc, "decay_rates", path, "f32"),
+        promotion_thresholds=_quad(doc, tc, "promotion_thresholds", path, "f32"),
+        demotion_thresholds=_quad(doc, tc, "demotion_thresholds", path, "f32"),
+        min_observations=_quad(doc, tc, "min_observations", path, "uint"),
+        allow_demotion=_quad(doc, tc, "allow_demotion", path, "bool"),
         prune_threshold=f32("prune_threshold"),
         crystallization_threshold=f32("crystallization_threshold"),
         allow_warming=flag("allow_warming"),

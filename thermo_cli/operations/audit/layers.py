@@ -18,11 +18,17 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from thermo_cli.codec.leaves import entry_leaf
 from thermo_cli.errors import FormatError
 from thermo_cli.integrity import merkle
 from thermo_cli.model import Layer
+
+if TYPE_CHECKING:
+    from thermo_cli.container.directory import Row
+    from thermo_cli.container.index import LayerIndex, Stream
+    from thermo_cli.container.reader import Reader
 
 PREFETCH = 4
 """Data chunks decompressed ahead of the hashing thread."""
@@ -84,7 +90,7 @@ class LayerScan:
 
 
 def scan_layers(
-    reader: object, *, workers: int | None = None, progress: Callable[[int], None] | None = None
+    reader: Reader, *, workers: int | None = None, progress: Callable[[int], None] | None = None
 ) -> LayerScan:
     """Check every layer chunk of a container Reader and collect the state leaves.
 
@@ -95,7 +101,7 @@ def scan_layers(
     with ThreadPoolExecutor(n) as pool:
         for layer in Layer:
             try:
-                li = reader.index[layer]  # type: ignore[attr-defined]
+                li = reader.index[layer]
             except FormatError as exc:
                 out.faults.append(ChunkFault("index block", reason_of(exc, reader.path, "index block"), None))
                 return out
@@ -104,8 +110,15 @@ def scan_layers(
     return out
 
 
-def _scan_layer(reader, layer, li, pool, out: LayerScan, progress) -> None:
-    rows = []
+def _scan_layer(
+    reader: Reader,
+    layer: Layer,
+    li: LayerIndex,
+    pool: ThreadPoolExecutor,
+    out: LayerScan,
+    progress: Callable[[int], None] | None,
+) -> None:
+    rows: list[Row] = []
     for i, d in enumerate(li.dirs):
         out.chunks += 1
         out.stored_bytes += d.len
@@ -133,10 +146,21 @@ def _scan_layer(reader, layer, li, pool, out: LayerScan, progress) -> None:
         out.leaves.append((row.key.encode("utf-8"), int(layer), entry_leaf(layer, row.entry(b""), digest)))
 
 
-def _hash_stream(reader, layer, s, st, rows, members, pool, digests, out, progress) -> None:
+def _hash_stream(
+    reader: Reader,
+    layer: Layer,
+    s: int,
+    st: Stream,
+    rows: list[Row],
+    members: list[tuple[int, int]],
+    pool: ThreadPoolExecutor,
+    digests: dict[int, bytes],
+    out: LayerScan,
+    progress: Callable[[int], None] | None,
+) -> None:
     """Feed each value's SHA-256 from the chunks of stream ``s``, in order."""
     n = len(st.chunks)
-    pending: deque[Future] = deque()
+    pending: deque[Future[bytes | memoryview]] = deque()
     nxt = 0
     active: dict[int, hashlib._Hash] = {}  # row position → running hash
     broken: set[int] = set()

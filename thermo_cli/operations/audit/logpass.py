@@ -28,7 +28,7 @@ _U32 = struct.Struct("<I").unpack_from
 
 def split_frames(data: bytes, count: int, what: str, max_record: int) -> list[bytes]:
     """The records of a segment (``u32 length || bytes`` frames), bounds-checked."""
-    out = []
+    out: list[bytes] = []
     append = out.append
     pos, end = 0, len(data)
     for i in range(count):

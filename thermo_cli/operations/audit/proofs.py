@@ -49,7 +49,7 @@ def entry_view(leaf: bytes) -> dict[str, Any]:
     m = cbor.decode(leaf, what="entry leaf")
     if not isinstance(m, dict):
         raise CorruptError("entry leaf: not a map")
-    view = _jsonable(m)
+    view: dict[str, Any] = _jsonable(m)
     layer = m.get("layer")
     if isinstance(layer, int) and not isinstance(layer, bool) and 0 <= layer <= 3:
         view["layer"] = Layer(layer).label

@@ -575,9 +575,11 @@ class ContainerVerifier:
             ), None
         return None, (i, sig.name, pub, target)
 
-    def _match_trusted(self, valid: list[tuple[int, str, bytes, int]]) -> tuple[list, list[str]]:
-        trusted_ok = []
-        missing = []
+    def _match_trusted(
+        self, valid: list[tuple[int, str, bytes, int]]
+    ) -> tuple[list[tuple[int, str, bytes, int]], list[str]]:
+        trusted_ok: list[tuple[int, str, bytes, int]] = []
+        missing: list[str] = []
         for key in self.pubkeys:
             mine = [v for v in valid if v[2] == key.raw and (key.name is None or key.name == v[1])]
             if mine:

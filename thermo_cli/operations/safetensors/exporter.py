@@ -158,7 +158,7 @@ def _iter_items(tg: Any, chosen: list[Layer]) -> Iterator[_Item | tuple[str, Lay
                     row.key,
                     layer,
                     row.tensor,
-                    lambda r=row, m=mapping, c=cache: read_value(m.reader, m.layer, r, c),
+                    lambda r=row, m=mapping, c=cache: read_value(m.reader, m.layer, r, c),  # type: ignore[misc]  # python/mypy#15459
                 )
         else:
             for key in mapping:
@@ -166,7 +166,7 @@ def _iter_items(tg: Any, chosen: list[Layer]) -> Iterator[_Item | tuple[str, Lay
                 if entry.tensor is None:
                     yield (key, layer, None)
                     continue
-                yield _Item(key, layer, entry.tensor, lambda e=entry: e.value)
+                yield _Item(key, layer, entry.tensor, lambda e=entry: e.value)  # type: ignore[misc]  # python/mypy#15459
 
 
 def _select(

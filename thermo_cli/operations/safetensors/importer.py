@@ -118,8 +118,8 @@ class StreamedEntry(Entry):
         self._file = file
         self._info = info
 
-    @property  # type: ignore[override]
-    def value(self) -> bytes:
+    @property
+    def value(self) -> bytes:  # type: ignore[override]  # read-only on purpose (see the docstring)
         return self._file.read(self._info)
 
     @property

@@ -16,7 +16,7 @@ import numpy as np
 
 from thermo_cli.errors import CorruptError
 
-DTYPES = {
+DTYPES: dict[str, np.dtype[Any]] = {
     "float32": np.dtype("<f4"),
     "int64": np.dtype("<i8"),
     "int8": np.dtype("i1"),

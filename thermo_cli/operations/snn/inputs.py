@@ -39,9 +39,9 @@ def load_activations(
     if fmt is not None and fmt not in FORMATS:
         raise ValidationError(f"input format: expected one of {', '.join(FORMATS)}, got {fmt!r}")
     if hasattr(source, "read"):
-        data = source.read()  # type: ignore[union-attr]
+        data = source.read()
         return _from_bytes(data, "<stdin>", dim, fmt or _sniff(data), tensor)
-    path = Path(os.fspath(source))  # type: ignore[arg-type]
+    path = Path(os.fspath(source))
     name = str(path)
     if not path.exists():
         raise NotFoundError(f"{name}: no such file")

@@ -46,7 +46,7 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -115,7 +115,7 @@ class EmbeddedSNN:
         if not isinstance(cfg, SNNConfig):
             raise ValidationError(f"config: expected an SNNConfig, got {type(cfg).__name__}")
         if seed is None:
-            seed = int(np.random.SeedSequence().entropy % (1 << 63))
+            seed = int(cast(int, np.random.SeedSequence().entropy) % (1 << 63))
         if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
             raise ValidationError(f"seed: expected a non-negative integer, got {seed!r}")
         rng = np.random.default_rng(seed)
@@ -124,7 +124,7 @@ class EmbeddedSNN:
         raw -= _F32(0.5)
         raw *= _F32(2 * C.PROTOTYPE_INIT_RANGE)
         if cfg.use_ternary:
-            initial = ternary_quantize(C.INITIAL_WEIGHT, cfg.ternary_threshold)
+            initial: np.ndarray | np.float32 = ternary_quantize(C.INITIAL_WEIGHT, cfg.ternary_threshold)
         else:
             initial = _F32(C.INITIAL_WEIGHT)
         weights = np.full((n, cfg.top_k), initial, dtype=np.float32)
@@ -380,8 +380,8 @@ class EmbeddedSNN:
         A gather and a row sum (no BLAS) scale to any n; small networks use the dense copy.
         """
         if self._dense is not None:
-            return act @ self._dense
-        return np.einsum("jk,jk->j", act[self._src], self._incoming)
+            return cast(np.ndarray, act @ self._dense)
+        return cast(np.ndarray, np.einsum("jk,jk->j", act[self._src], self._incoming))
 
     def _stdp(self, spiking: np.ndarray, deltas: list[Delta], stamp: _Stamp, knobs: _Knobs) -> None:
         """Step 5: strengthen connections between co-firing neurons and log each change."""
@@ -620,7 +620,9 @@ class _Knobs:
         "trace_keep",
     )
 
-    def __init__(self, cfg: SNNConfig, nm: NeuromodState, rank_frac: np.ndarray, key: tuple) -> None:
+    def __init__(
+        self, cfg: SNNConfig, nm: NeuromodState, rank_frac: np.ndarray, key: tuple[float, ...]
+    ) -> None:
         self.key = key
         strength = _F32(cfg.competition_strength) * _F32(nm.norepinephrine)
         # Rank r is scaled by 1 - (r / n) * strength, float32 as in the crate.
@@ -683,7 +685,7 @@ def _unit_rows(matrix: np.ndarray) -> np.ndarray:
     """Rows scaled to unit length (norms in float64 so huge values cannot overflow)."""
     norms = np.sqrt(np.einsum("ij,ij->i", matrix, matrix, dtype=np.float64))
     norms[norms == 0] = 1.0
-    return (matrix / norms[:, None]).astype(np.float32)
+    return cast(np.ndarray, (matrix / norms[:, None]).astype(np.float32))
 
 
 def _unit_vector(x: np.ndarray) -> np.ndarray | None:

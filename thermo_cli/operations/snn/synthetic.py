@@ -16,7 +16,8 @@ import numpy as np
 def random_centres(rng: np.random.Generator, k: int, dim: int) -> np.ndarray:
     """``k`` random unit vectors, float64 (k, dim)."""
     c = rng.standard_normal((k, dim))
-    return c / np.linalg.norm(c, axis=1, keepdims=True)
+    out: np.ndarray = c / np.linalg.norm(c, axis=1, keepdims=True)
+    return out
 
 
 def cluster_samples(
@@ -37,7 +38,8 @@ def drift(rng: np.random.Generator, centres: np.ndarray, degrees: float) -> np.n
     r -= np.sum(r * centres, axis=1, keepdims=True) * centres
     r /= np.linalg.norm(r, axis=1, keepdims=True)
     a = np.deg2rad(degrees)
-    return np.cos(a) * centres + np.sin(a) * r
+    out: np.ndarray = np.cos(a) * centres + np.sin(a) * r
+    return out
 
 
 @dataclass(frozen=True, slots=True)
