@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -119,6 +120,17 @@ def test_open_output_is_atomic(tmp_path: Path):
     with open_output(str(target)) as fh:
         fh.write(b"new")
     assert target.read_text() == "new"
+
+
+def test_open_output_never_writes_through_a_link_at_the_old_temp_name(tmp_path: Path):
+    """`export`/`checkpoint --out`/`sign --out` once wrote ``.OUT.tmp-<pid>`` with open()."""
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"precious")
+    target = tmp_path / "out.json"
+    (tmp_path / f".out.json.tmp-{os.getpid()}").symlink_to(victim)
+    with open_output(str(target)) as fh:
+        fh.write(b"new")
+    assert target.read_bytes() == b"new" and victim.read_bytes() == b"precious"
 
 
 def test_human_bytes():

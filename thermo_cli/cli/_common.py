@@ -24,7 +24,6 @@ import copy
 import os
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 from typing import IO, Any
 
 import typer
@@ -460,9 +459,9 @@ def open_input(path: str) -> Iterator[IO[bytes]]:
 def open_output(path: str, *, overwrite: bool = True) -> Iterator[IO[bytes]]:
     """Open ``path`` for binary writing; ``-`` is stdout.
 
-    A file is written to a temporary sibling, fsynced and renamed into place only when
-    the block finishes without error, so a failure never leaves a half-written output
-    and never touches an existing file. ``overwrite=False`` refuses an existing file.
+    A file goes through :func:`thermo_cli.container.fileops.atomic_output`: it appears
+    complete when the block finishes without error, a failure never leaves a half-written
+    output nor touches an existing file, and ``overwrite=False`` refuses an existing file.
     """
     if path == "-":
         out = sys.stdout.buffer if hasattr(sys.stdout, "buffer") else None
@@ -478,22 +477,10 @@ def open_output(path: str, *, overwrite: bool = True) -> Iterator[IO[bytes]]:
         yield out
         out.flush()
         return
-    from thermo_cli.errors import RefusedError
+    from thermo_cli.container.fileops import atomic_output
 
-    target = Path(path)
-    if not overwrite and target.exists():
-        raise RefusedError(f"{path}: already exists (pass --force to overwrite)")
-    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as fh:
-            yield fh
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
+    with atomic_output(path, overwrite=overwrite) as fh:
+        yield fh
 
 
 def human_bytes(n: float) -> str:

@@ -205,9 +205,10 @@ def _entry_json(result: ReadResult) -> dict[str, Any]:
 
 
 def _record_json(index: int, rec: LogRecord, dirty_start: int, values: bool) -> dict[str, Any]:
+    from thermo_cli.codec.timestamps import format_z as ns_to_text
     from thermo_cli.formats import dump as exchange
     from thermo_cli.formats import jsonl
-    from thermo_cli.model import Delta, ns_to_text
+    from thermo_cli.model import Delta
 
     if not isinstance(rec, Delta):
         return {
@@ -243,7 +244,8 @@ def _record_json(index: int, rec: LogRecord, dirty_start: int, values: bool) -> 
 
 
 def _record_line(index: int, rec: LogRecord, dirty_start: int) -> str:
-    from thermo_cli.model import Delta, ns_to_text
+    from thermo_cli.codec.timestamps import format_z as ns_to_text
+    from thermo_cli.model import Delta
 
     when = ns_to_text(rec.timestamp_ns)
     if not isinstance(rec, Delta):
@@ -1102,7 +1104,8 @@ def _write_npy(result: ReadResult, out: str) -> None:
 
 def _stats_doc(file: str) -> dict[str, Any]:
     from thermo_cli import store
-    from thermo_cli.model import Layer, ns_to_text
+    from thermo_cli.codec.timestamps import format_z as ns_to_text
+    from thermo_cli.model import Layer
 
     kind = store.sniff(file)
     tg = store.load(file, layers="lazy", log="tail")

@@ -25,6 +25,7 @@ import struct
 from typing import Any
 
 from thermo_cli.codec import cbor
+from thermo_cli.codec.timestamps import format_rfc3339
 from thermo_cli.errors import CorruptError
 from thermo_cli.model import (
     Delta,
@@ -34,7 +35,6 @@ from thermo_cli.model import (
     LogRecord,
     TensorSpec,
     Ternary,
-    ns_to_rfc3339,
 )
 
 _OPS = {t.label: t for t in DeltaType}
@@ -51,7 +51,7 @@ def legacy_delta_hash(d: Delta) -> str:
     h.update(bytes((int(d.delta_type),)))
     h.update(d.key.encode("utf-8"))
     h.update(d.value)
-    h.update(ns_to_rfc3339(d.timestamp_ns).encode("ascii"))
+    h.update(format_rfc3339(d.timestamp_ns).encode("ascii"))
     h.update(d.source.encode("utf-8"))
     h.update(struct.pack("<f", d.strength))
     if d.prev_hash is not None:

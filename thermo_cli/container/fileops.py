@@ -2,9 +2,10 @@
 
 Writers take an exclusive ``fcntl.flock`` on a sidecar ``<file>.lock`` (the data file
 itself is replaced by rename, so a lock on it would not survive a rewrite). Locks are
-re-entrant within a process. A rewrite goes to a temporary file in the same directory,
-which is fsynced, renamed over the target and followed by an fsync of the directory, so
-after a crash the path names either the old or the new complete file.
+re-entrant within a process. Every whole-file write (a rewrite, an export, a key, a
+backup) goes through :func:`atomic_output`: a temporary file in the same directory, which
+is fsynced, renamed over the target and followed by an fsync of the directory, so after a
+crash the path names either the old or the new complete file.
 """
 
 from __future__ import annotations
@@ -13,14 +14,16 @@ import contextlib
 import errno
 import fcntl
 import os
+import re
 import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import BinaryIO
 
-from thermo_cli.errors import LockError, RefusedError
+from thermo_cli.errors import LockError, RefusedError, ValidationError
 
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _held: dict[str, tuple[int, int]] = {}
 _held_guard = threading.Lock()
 
@@ -116,7 +119,9 @@ def wait_for_writer(path: str | os.PathLike[str], timeout: float | None = DEFAUL
 
 
 def fsync_dir(path: str) -> None:
-    fd = os.open(os.path.dirname(os.path.abspath(path)) or ".", os.O_RDONLY)
+    """fsync the directory holding ``path``, so a rename or link in it survives a crash."""
+    flags = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | _CLOEXEC
+    fd = os.open(os.path.dirname(os.path.abspath(path)) or ".", flags)
     try:
         os.fsync(fd)
     except OSError as exc:  # some file systems cannot fsync directories
@@ -126,48 +131,146 @@ def fsync_dir(path: str) -> None:
         os.close(fd)
 
 
+# --- atomic writing ------------------------------------------------------------------------
+
+TEMP_SUFFIX = ".thermo-tmp"
+"""Every temporary file of :func:`atomic_output` is ``.<name>.<12 hex digits>.thermo-tmp``."""
+
+_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | _CLOEXEC
+_TEMP_TRIES = 16
+
+
+def write_target(path: str | os.PathLike[str]) -> str:
+    """The file a write of ``path`` replaces: ``path`` itself (absolute) or, when ``path`` is
+    a symlink, the file it points to, resolved once here, so the link is kept, not replaced."""
+    p = os.path.abspath(os.fspath(path))
+    return os.path.realpath(p) if os.path.islink(p) else p
+
+
 def temp_path_for(path: str) -> str:
+    """An unpredictable sibling name for a temporary file (a planted file cannot anticipate it)."""
     d, base = os.path.split(os.path.abspath(path))
-    return os.path.join(d, f".{base}.{secrets.token_hex(6)}.thermo-tmp")
+    return os.path.join(d, f".{base}.{secrets.token_hex(6)}{TEMP_SUFFIX}")
 
 
-def atomic_write(
-    path: str, write: Callable[[BinaryIO], None], *, overwrite: bool, mode: int | None = None
-) -> None:
-    """Write a new file through ``write`` and move it to ``path`` in one step.
+def leftover_temp_files(path: str | os.PathLike[str]) -> list[str]:
+    """Temporary files an interrupted :func:`atomic_output` to ``path`` left behind (sorted).
 
-    Without ``overwrite`` an existing ``path`` is never replaced (hard link, which fails if
-    the name exists). On any error the temporary file is removed and ``path`` is untouched.
+    Only the writer holding the lock has one open, so under the lock every such file is
+    garbage. They sit beside the file :func:`write_target` names.
     """
-    path = os.path.abspath(path)
-    if mode is None:
-        try:
-            mode = os.stat(path).st_mode & 0o7777
-        except FileNotFoundError:
-            umask = os.umask(0)
-            os.umask(umask)
-            mode = 0o666 & ~umask
-    tmp = temp_path_for(path)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600)
+    directory, name = os.path.split(write_target(path))
+    pattern = re.compile(rf"\.{re.escape(name)}\.[0-9a-f]{{12}}{re.escape(TEMP_SUFFIX)}")
     try:
-        with os.fdopen(fd, "wb", buffering=1 << 20) as f:
-            write(f)
-            f.flush()
-            os.fchmod(f.fileno(), mode)
-            os.fsync(f.fileno())
-        if overwrite:
-            os.replace(tmp, path)
-        else:
-            try:
-                os.link(tmp, path)
-            except FileExistsError:
-                raise RefusedError(f"{path}: already exists (pass overwrite to replace it)") from None
-            os.unlink(tmp)
-        fsync_dir(path)
+        names = os.listdir(directory)
+    except OSError:
+        return []
+    return sorted(os.path.join(directory, n) for n in names if pattern.fullmatch(n))
+
+
+def _refused(path: str | os.PathLike[str]) -> RefusedError:
+    return RefusedError(f"{os.fspath(path)}: already exists (pass --force to replace it)")
+
+
+def _final_mode(target: str, mode: int | None) -> int:
+    """The caller's mode, else the replaced file's, else what ``open()`` would give a new file."""
+    if mode is not None:
+        return mode
+    try:
+        return os.stat(target).st_mode & 0o7777
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
+def _create_temp(target: str) -> tuple[int, str]:
+    """Create a fresh temporary file beside ``target``: exclusive and never through a symlink,
+    so nothing planted at a temporary name is ever written or replaced."""
+    for _ in range(_TEMP_TRIES):
+        tmp = temp_path_for(target)
+        try:
+            return os.open(tmp, _NEW_FILE, 0o600), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "no free temporary name", target)
+
+
+def _publish(tmp: str, target: str, overwrite: bool, shown: str | os.PathLike[str]) -> None:
+    """Move ``tmp`` to ``target``; without ``overwrite`` a file that appeared meanwhile is kept.
+
+    The no-replace move is a hard link (it fails if the name exists); where the file system
+    has no hard links, the name is first claimed with O_EXCL and then replaced.
+    """
+    if overwrite:
+        os.replace(tmp, target)
+        return
+    try:
+        os.link(tmp, target, follow_symlinks=False)
+    except FileExistsError:
+        raise _refused(shown) from None
+    except OSError:  # no hard links here (EPERM, ENOTSUP, EMLINK, ...)
+        try:
+            os.close(os.open(target, _NEW_FILE, 0o600))
+        except FileExistsError:
+            raise _refused(shown) from None
+        os.replace(tmp, target)
+        return
+    os.unlink(tmp)
+
+
+@contextlib.contextmanager
+def atomic_output(
+    path: str | os.PathLike[str],
+    *,
+    overwrite: bool,
+    mode: int | None = None,
+    check: Callable[[str], object] | None = None,
+) -> Iterator[BinaryIO]:
+    """A binary file that appears at ``path`` only complete, or not at all.
+
+    Every file thermo writes whole goes through here. It is written to a new temporary
+    file beside the target (``O_EXCL|O_NOFOLLOW``, unpredictable name), fsynced, given to
+    ``check`` (which may raise), moved into place and the directory fsynced, so after a
+    crash the path names the old or the new complete file. A symlinked ``path`` writes the
+    file it points to. ``mode`` defaults to the replaced file's, else ``0o666 & ~umask``.
+    Without ``overwrite`` an existing ``path`` is refused (RefusedError), also one that
+    appears while writing. On any error the temporary file is removed and ``path`` is
+    untouched.
+    """
+    target = write_target(path)
+    if os.path.isdir(target):
+        raise ValidationError(f"{os.fspath(path)}: is a directory")
+    if not overwrite and os.path.lexists(os.path.abspath(os.fspath(path))):
+        raise _refused(path)
+    final_mode = _final_mode(target, mode)
+    fd, tmp = _create_temp(target)
+    try:
+        with os.fdopen(fd, "wb", buffering=1 << 20) as fh:
+            yield fh
+            fh.flush()
+            os.fchmod(fh.fileno(), final_mode)
+            os.fsync(fh.fileno())
+        if check is not None:
+            check(tmp)
+        _publish(tmp, target, overwrite, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+    fsync_dir(target)
+
+
+def atomic_write(
+    path: str | os.PathLike[str],
+    write: Callable[[BinaryIO], object],
+    *,
+    overwrite: bool,
+    mode: int | None = None,
+) -> None:
+    """:func:`atomic_output` for a writer that is a function: ``write(file)`` fills the file."""
+    with atomic_output(path, overwrite=overwrite, mode=mode) as f:
+        write(f)
 
 
 def durable_append(fd: int, at: int, body: bytes, footer: bytes) -> None:

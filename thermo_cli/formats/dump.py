@@ -45,6 +45,7 @@ from typing import IO, Any
 
 import orjson
 
+from thermo_cli.codec.timestamps import format_rfc3339, format_z
 from thermo_cli.engine.thermogram import Thermogram
 from thermo_cli.errors import CorruptError, FormatError, ThermoError, ValidationError, quote
 from thermo_cli.formats import jsonl
@@ -58,8 +59,6 @@ from thermo_cli.model import (
     Ternary,
     check_key,
     now_ns,
-    ns_to_rfc3339,
-    ns_to_text,
 )
 
 JSONL_FORMAT = "thermo-jsonl"
@@ -167,7 +166,7 @@ def export_engram(
             "ternary_strength": _ternary_name(e.ternary),
             "update_count": e.update_count,
             "layer": layer.label,
-            "updated_at": ns_to_rfc3339(e.updated_at_ns),
+            "updated_at": format_rfc3339(e.updated_at_ns),
         }
         if e.tensor is not None:
             item["tensor"] = _tensor_doc(e.tensor)
@@ -184,7 +183,7 @@ def export_engram(
             events.append(
                 {
                     "index": index,
-                    "timestamp": ns_to_rfc3339(rec.timestamp_ns),
+                    "timestamp": format_rfc3339(rec.timestamp_ns),
                     "kind": rec.kind,
                     "fields": to_tagged(rec.fields),
                     "hash": rec.hash,
@@ -193,7 +192,7 @@ def export_engram(
             )
             continue
         hist = {
-            "timestamp": ns_to_rfc3339(rec.timestamp_ns),
+            "timestamp": format_rfc3339(rec.timestamp_ns),
             "delta_type": rec.delta_type.legacy_name,
             "key": rec.key,
             "strength": rec.strength,
@@ -214,9 +213,9 @@ def export_engram(
     for i, ev in enumerate(events):
         write((b"\n" if i == 0 else b",\n") + _DUMPS(ev))
     meta = {
-        "exported_at": ns_to_rfc3339(exported),
-        "thermogram_created_at": ns_to_rfc3339(tg.meta.created_at_ns),
-        "last_consolidation": ns_to_rfc3339(tg.meta.last_consolidation_ns),
+        "exported_at": format_rfc3339(exported),
+        "thermogram_created_at": format_rfc3339(tg.meta.created_at_ns),
+        "last_consolidation": format_rfc3339(tg.meta.last_consolidation_ns),
         "total_deltas": tg.meta.total_deltas,
         "total_consolidations": tg.meta.total_consolidations,
         "total_entries": n_entries,
@@ -259,7 +258,7 @@ def entry_doc(layer: Layer, e: Entry) -> dict[str, Any]:
         "value": jsonl.encode_value(e.value, e.tensor),
         "strength": e.strength,
         "update_count": e.update_count,
-        "updated_at": ns_to_text(e.updated_at_ns),
+        "updated_at": format_z(e.updated_at_ns),
     }
     if e.ternary is not None:
         doc["ternary"] = int(e.ternary)
@@ -272,7 +271,7 @@ def record_doc(index: int, rec: LogRecord) -> dict[str, Any]:
             "kind": "event",
             "index": index,
             "event": rec.kind,
-            "timestamp": ns_to_text(rec.timestamp_ns),
+            "timestamp": format_z(rec.timestamp_ns),
             "fields": to_tagged(rec.fields),
             "prev_hash": rec.prev_hash,
             "hash": rec.hash,

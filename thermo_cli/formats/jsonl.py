@@ -31,7 +31,9 @@ Fields (anything else is refused, so a typo never passes silently):
     any JSON value, kept with the delta and covered by its hash.
 ``timestamp``
     RFC 3339 text with an offset (``2025-01-02T03:04:05.123456789Z``) or integer
-    nanoseconds since the epoch; default: the time the line is parsed.
+    nanoseconds since the epoch; default: the time the line is parsed. Text is read by the
+    same rules as in the crate's JSON files: ASCII digits, no surrounding spaces, no leap
+    second (``:60``).
 ``id``
     the delta's id (default: a new UUID v4).
 
@@ -46,7 +48,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import calendar
 import re
 import struct
 import time
@@ -56,10 +57,10 @@ from typing import IO, Any
 
 import orjson
 
+from thermo_cli.codec.timestamps import TimestampError, format_z, parse_rfc3339_i64
 from thermo_cli.errors import LimitExceededError, ThermoError, ValidationError, quote
 from thermo_cli.model import (
     MAX_KEY_BYTES,
-    NS_PER_SECOND,
     TIME_RANGE_TEXT,
     U64_MAX,
     Delta,
@@ -69,7 +70,6 @@ from thermo_cli.model import (
     check_strength,
     f32,
     new_id,
-    ns_to_text,
     time_in_range,
 )
 
@@ -212,14 +212,13 @@ def _json_reason(exc: Exception) -> str:
 
 # --- timestamps -------------------------------------------------------------------------------
 
-_RFC3339 = re.compile(
-    r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?"
-    r"(?:([Zz])|([+-])(\d{2}):(\d{2}))?"
-)
-
 
 def parse_timestamp(value: Any, field_name: str = "timestamp") -> int:
-    """RFC 3339 text (with an offset) or integer nanoseconds → integer ns since the epoch (UTC)."""
+    """RFC 3339 text (with an offset) or integer nanoseconds → integer ns since the epoch (UTC).
+
+    Text goes through the one parser every reader shares (:mod:`thermo_cli.codec.timestamps`),
+    so a line accepts exactly the texts a crate JSON file may hold, giving the same instant.
+    """
     if isinstance(value, bool):
         raise ValidationError(f"{field_name}: expected RFC 3339 text or integer nanoseconds")
     if isinstance(value, int):
@@ -233,35 +232,10 @@ def parse_timestamp(value: Any, field_name: str = "timestamp") -> int:
         raise ValidationError(
             f"{field_name}: expected RFC 3339 text or integer nanoseconds, got {type(value).__name__}"
         )
-    m = _RFC3339.fullmatch(value.strip())
-    if m is None:
-        raise ValidationError(f"{field_name}: not an RFC 3339 time: {quote(value)}")
-    year, month, day, hour, minute, second = (int(g) for g in m.groups()[:6])
-    frac, zulu, sign, off_h, off_m = m.group(7), m.group(8), m.group(9), m.group(10), m.group(11)
-    if zulu is None and sign is None:
-        raise ValidationError(
-            f"{field_name}: must be timezone-aware (end in Z or ±HH:MM), got {quote(value)}"
-        )
-    if not (
-        1 <= month <= 12
-        and 1 <= day <= calendar.monthrange(year, month)[1]
-        and hour < 24
-        and minute < 60
-        and second < 61
-    ):
-        raise ValidationError(f"{field_name}: not a valid date/time: {quote(value)}")
-    offset = 0
-    if sign is not None:
-        if int(off_h) > 23 or int(off_m) > 59:
-            raise ValidationError(f"{field_name}: bad UTC offset in {quote(value)}")
-        offset = (int(off_h) * 3600 + int(off_m) * 60) * (1 if sign == "+" else -1)
-    secs = calendar.timegm((year, month, day, hour, minute, min(second, 59), 0, 0, 0)) - offset
-    ns = secs * NS_PER_SECOND + (int(frac.ljust(9, "0")) if frac else 0)
-    if not time_in_range(ns):
-        raise ValidationError(
-            f"{field_name}: {quote(value)} is outside the supported range {TIME_RANGE_TEXT}"
-        )
-    return ns
+    try:
+        return parse_rfc3339_i64(value)
+    except TimestampError as exc:
+        raise ValidationError(f"{field_name}: {exc}") from None
 
 
 # --- dtypes -----------------------------------------------------------------------------------
@@ -863,7 +837,7 @@ def delta_to_obj(d: Delta) -> dict[str, Any]:
         "op": d.delta_type.label,
         "key": d.key,
         "id": d.id,
-        "timestamp": ns_to_text(d.timestamp_ns),
+        "timestamp": format_z(d.timestamp_ns),
         "source": d.source,
     }
     if d.delta_type is not DeltaType.DELETE or d.value or d.tensor is not None:

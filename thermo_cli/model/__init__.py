@@ -190,27 +190,6 @@ def ns_to_datetime(ns: int) -> datetime:
     )
 
 
-def ns_to_rfc3339(ns: int) -> str:
-    """The crate's ``to_rfc3339()`` text: fraction of 0/3/6/9 digits as needed, ``+00:00``."""
-    secs, frac = divmod(ns, NS_PER_SECOND)
-    t = time.gmtime(secs)
-    base = f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}"
-    if frac == 0:
-        tail = ""
-    elif frac % 1_000_000 == 0:
-        tail = f".{frac // 1_000_000:03d}"
-    elif frac % 1000 == 0:
-        tail = f".{frac // 1000:06d}"
-    else:
-        tail = f".{frac:09d}"
-    return f"{base}{tail}+00:00"
-
-
-def ns_to_text(ns: int) -> str:
-    """Human/JSON form of a timestamp: like RFC 3339 but ending in ``Z``."""
-    return ns_to_rfc3339(ns)[:-6] + "Z"
-
-
 class _IdPool:
     """Random UUID v4 strings made 4,096 at a time, the hex digits written by numpy.
 

@@ -24,18 +24,22 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import re
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from thermo_cli.container.fileops import DEFAULT_LOCK_TIMEOUT, atomic_write, fsync_dir, locked
+from thermo_cli.container.fileops import (
+    DEFAULT_LOCK_TIMEOUT,
+    atomic_write,
+    fsync_dir,
+    leftover_temp_files,
+    locked,
+)
 from thermo_cli.container.layout import END_MAGIC
 from thermo_cli.container.reader import Reader
 from thermo_cli.errors import IntegrityError, NotFoundError, RefusedError, ValidationError
 
 _COPY_BLOCK = 1 << 20
-_TEMP_SUFFIX = ".thermo-tmp"
 
 
 @dataclass(slots=True)
@@ -83,22 +87,6 @@ def default_backup_path(path: str, now: float | None = None) -> str:
         candidate = f"{base}-{n}"
         n += 1
     return candidate
-
-
-def leftover_temp_files(path: str) -> list[str]:
-    """Temporary files a killed rewrite of ``path`` left in its directory (sorted paths).
-
-    The container writes rewrites to ``.<name>.<12 hex digits>.thermo-tmp`` beside the
-    target; only the writer holding the lock has one open, so under the lock every such
-    file is garbage.
-    """
-    directory, name = os.path.split(os.path.abspath(path))
-    pattern = re.compile(rf"\.{re.escape(name)}\.[0-9a-f]{{12}}{re.escape(_TEMP_SUFFIX)}")
-    try:
-        names = os.listdir(directory)
-    except OSError:
-        return []
-    return sorted(os.path.join(directory, n) for n in names if pattern.fullmatch(n))
 
 
 def repair(

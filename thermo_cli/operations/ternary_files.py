@@ -681,13 +681,13 @@ def recorded_quality(src: str | os.PathLike[str]) -> dict[str, tuple[float | Non
 
 def _write_npy(r: _Restored, out: Path, overwrite: bool) -> None:
     """Like ``thermo get --as-npy``: BF16/F8 as float32 values, F4/F6 as their packed bytes."""
-    from thermo_cli.formats.safetensors.format import atomic_output
+    from thermo_cli.container.fileops import atomic_output
 
     arr = r.array()
     info = dtype_info(r.dtype)
     if info.is_float and not info.native:  # numpy has no bfloat16/float8: write the values
         arr = to_float32(arr, r.dtype)
-    with atomic_output(out, overwrite) as fh:
+    with atomic_output(out, overwrite=overwrite) as fh:
         np.save(fh, np.ascontiguousarray(arr), allow_pickle=False)
 
 

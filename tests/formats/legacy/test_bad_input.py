@@ -10,11 +10,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.formats.legacy._fixtures import fixture_bytes
+from thermo_cli.codec.timestamps import parse_rfc3339
 from thermo_cli.errors import LegacyFormatError, LimitExceededError
 from thermo_cli.formats.legacy import load_legacy, load_legacy_file, verify_legacy
 from thermo_cli.formats.legacy.engram import load_engram
 from thermo_cli.formats.legacy.jsondoc import MAX_CUSTOM_DEPTH
-from thermo_cli.formats.legacy.timefmt import parse_rfc3339
 
 SMALL = json.loads(fixture_bytes("v0.5", "small.thermo"))
 FOUR = json.loads(fixture_bytes("v0.5", "fourtemp.thermo"))
@@ -485,7 +485,7 @@ def test_timestamps_outside_64_bit_nanoseconds_are_refused_naming_the_path(text,
     err = _error(_bytes(_set(_doc(), path, text)))
     assert err.path == where
     assert err.reason == (
-        f"timestamp {text!r} is outside the supported range 1677-09-21..2262-04-11 (64-bit nanoseconds)"
+        f"{text!r} is outside the supported range 1677-09-21..2262-04-11 (64-bit nanoseconds)"
     )
 
 

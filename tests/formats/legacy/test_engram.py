@@ -8,10 +8,10 @@ import json
 import pytest
 
 from tests.formats.legacy._fixtures import fixture_bytes
+from thermo_cli.codec.timestamps import parse_rfc3339
 from thermo_cli.errors import LegacyFormatError
 from thermo_cli.formats.legacy import load_legacy, verify_legacy
 from thermo_cli.formats.legacy.engram import load_engram
-from thermo_cli.formats.legacy.timefmt import parse_rfc3339
 from thermo_cli.model import Event, Layer
 
 

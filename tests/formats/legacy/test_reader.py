@@ -7,6 +7,7 @@ import hashlib
 import pytest
 
 from tests.formats.legacy._fixtures import TAMPERED, fixture_bytes, fixture_ids, manifest_entries
+from thermo_cli.codec.timestamps import parse_rfc3339
 from thermo_cli.config.engine import (
     ConsolidationPolicy,
     DeltaCount,
@@ -17,7 +18,6 @@ from thermo_cli.config.engine import (
     TimePeriod,
 )
 from thermo_cli.formats.legacy import format_z, load_legacy
-from thermo_cli.formats.legacy.timefmt import parse_rfc3339
 from thermo_cli.formats.legacy.writer import dump_legacy
 from thermo_cli.model import U64_MAX, Delta, DeltaType, HashScheme, Layer, Ternary, f32
 

@@ -6,9 +6,9 @@ Everything here produces or consumes the one data model (:mod:`thermo_cli.model`
 what the crate recorded.
 """
 
+from thermo_cli.codec.timestamps import format_rfc3339, format_z, parse_rfc3339
 from thermo_cli.formats.legacy.detect import sniff_engram, sniff_legacy
 from thermo_cli.formats.legacy.reader import load_legacy, load_legacy_file, read_legacy_file
-from thermo_cli.formats.legacy.timefmt import format_rfc3339, format_z, parse_rfc3339
 from thermo_cli.formats.legacy.verify import legacy_hash, verify_legacy
 
 __all__ = [

@@ -24,9 +24,9 @@ from typing import Any, cast
 
 import orjson
 
+from thermo_cli.codec.timestamps import TimestampError, parse_rfc3339_i64
 from thermo_cli.errors import LegacyFormatError, LimitExceededError, ValidationError, quote
-from thermo_cli.formats.legacy.timefmt import TimestampError, parse_rfc3339
-from thermo_cli.model import TIME_RANGE_TEXT, DeltaType, Ternary, check_key, time_in_range
+from thermo_cli.model import DeltaType, Ternary, check_key
 
 MAX_LEGACY_BYTES = 2 * 1024**3
 """Largest legacy file accepted (2 GiB). The crate itself held the whole file and its
@@ -146,16 +146,9 @@ class Document:
     def time(self, value: Any, path: str) -> int:
         text = self.text(value, path)
         try:
-            ns = parse_rfc3339(text)
+            return parse_rfc3339_i64(text)
         except TimestampError as exc:
             raise self.error(path, str(exc)) from None
-        if not time_in_range(ns):  # chrono's 0001..9999 is wider than 64-bit nanoseconds
-            raise self.error(
-                path,
-                f"timestamp {quote(text)} is outside the supported range "
-                f"{TIME_RANGE_TEXT} (64-bit nanoseconds)",
-            )
-        return ns
 
     def key(self, value: Any, path: str) -> str:
         """An entry or delta key: text the model accepts (non-empty, at most 4 KiB of UTF-8)."""

@@ -55,7 +55,7 @@ def legacy_hash(d: Delta) -> str:
 
     One recipe for the whole package: :func:`thermo_cli.codec.records.legacy_delta_hash`, which
     formats the timestamp as chrono's ``to_rfc3339()`` does (the same text as
-    :func:`thermo_cli.formats.legacy.timefmt.format_rfc3339` over years 0001..9999).
+    :func:`thermo_cli.codec.timestamps.format_rfc3339` over years 0001..9999).
     """
     return legacy_delta_hash(d)
 

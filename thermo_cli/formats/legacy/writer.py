@@ -19,10 +19,10 @@ from typing import Any
 import numpy as np
 import orjson
 
+from thermo_cli.codec.timestamps import format_z
 from thermo_cli.config.engine import DeltaCount, DirtySize, Manual, ThermalConfig, TimePeriod, Trigger
 from thermo_cli.engine.thermogram import Thermogram
 from thermo_cli.errors import ValidationError
-from thermo_cli.formats.legacy.timefmt import format_z
 from thermo_cli.formats.legacy.verify import legacy_hash
 from thermo_cli.model import Delta, Entry, HashScheme, Layer, Ternary
 

@@ -21,23 +21,21 @@ re-opens the result with ``safe_open`` and only then renames it into place.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import struct
-import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from thermo_cli.codec.tensors import SAFETENSORS_DTYPES, tensor_nbytes, value_to_array
+from thermo_cli.container.fileops import atomic_output
 from thermo_cli.errors import (
     CorruptError,
     FormatError,
     LimitExceededError,
     NotFoundError,
-    RefusedError,
     TruncatedError,
     ValidationError,
 )
@@ -325,43 +323,15 @@ def write_safetensors(
             raise ValidationError(f"a tensor may not be named {METADATA_KEY!r}")
     ordered = library_order(tensors)
     header = build_header(ordered, metadata)
-    with atomic_output(target, overwrite, check=lambda tmp: _verify_written(tmp, ordered, metadata)) as fh:
+    with atomic_output(
+        target, overwrite=overwrite, check=lambda tmp: _verify_written(tmp, ordered, metadata)
+    ) as fh:
         fh.write(header)
         for t in ordered:
             _write_tensor(fh, t, fetch(t))
             if progress is not None:
                 progress(t.nbytes)
     return target
-
-
-@contextlib.contextmanager
-def atomic_output(
-    target: Path, overwrite: bool = False, check: Callable[[Path], None] | None = None
-) -> Iterator[BinaryIO]:
-    """A binary file that appears at ``target`` only complete: written beside it, fsynced,
-    given ``check`` (which may raise), then renamed into place.
-
-    Refuses (RefusedError) an existing ``target`` unless ``overwrite``, also one that
-    appears while writing. On any error ``target`` is exactly as it was and the temporary
-    file is gone. Every thermo writer of .safetensors and .npy files goes through here.
-    """
-    _refuse_existing(target, overwrite)
-    parent = target.parent if str(target.parent) else Path(".")
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=parent)
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            yield fh
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644 & ~_umask())  # mkstemp's 0600 would surprise: behave like open()
-        if check is not None:
-            check(tmp)
-        _publish(tmp, target, overwrite)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(parent)
 
 
 def _write_tensor(fh: BinaryIO, t: OutTensor, data: bytes | memoryview) -> None:
@@ -373,52 +343,10 @@ def _write_tensor(fh: BinaryIO, t: OutTensor, data: bytes | memoryview) -> None:
     fh.write(data)
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _refuse_existing(target: Path, overwrite: bool) -> None:
-    if target.is_dir():
-        raise ValidationError(f"{target}: is a directory")
-    if target.exists() and not overwrite:
-        raise RefusedError(f"{target}: already exists (pass --force to replace it)")
-
-
-def _verify_written(tmp: Path, ordered: Sequence[OutTensor], metadata: dict[str, str] | None) -> None:
+def _verify_written(tmp: str, ordered: Sequence[OutTensor], metadata: dict[str, str] | None) -> None:
     """Open the finished file with the library itself: what we wrote is what readers will see."""
     sf = open_safetensors(tmp)
     got = [(t.name, t.dtype, t.shape) for t in sf.tensors]
     want = [(t.name, t.dtype, t.shape) for t in ordered]
     if got != want or (sf.metadata or None) != (metadata or None):
         raise CorruptError(f"{tmp}: written file does not read back as written")
-
-
-def _publish(tmp: Path, target: Path, overwrite: bool) -> None:
-    """Rename into place; without ``overwrite`` a file that appeared meanwhile is not clobbered."""
-    if overwrite:
-        os.replace(tmp, target)
-        return
-    try:
-        os.link(tmp, target)
-    except FileExistsError:
-        raise RefusedError(f"{target}: already exists (pass --force to replace it)") from None
-    except OSError:  # file systems without hard links: re-check, then rename
-        _refuse_existing(target, overwrite=False)
-        os.replace(tmp, target)
-        return
-    tmp.unlink()
-
-
-def _fsync_dir(directory: Path) -> None:
-    try:
-        dfd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(dfd)
-    except OSError:
-        pass
-    finally:
-        os.close(dfd)

@@ -13,6 +13,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from thermo_cli.container.fileops import atomic_write
 from thermo_cli.errors import CorruptError, RefusedError, ValidationError
 from thermo_cli.integrity import note
 
@@ -84,24 +85,14 @@ def generate(
     public_line = key.public_key().public_bytes(
         serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
     )
-    _write_new(out, private_bytes, 0o600)
+    atomic_write(out, lambda f: f.write(private_bytes), overwrite=False, mode=0o600)
     try:
-        _write_new(pub_path, public_line + b" " + signer.encode("utf-8") + b"\n", 0o644)
+        public_text = public_line + b" " + signer.encode("utf-8") + b"\n"
+        atomic_write(pub_path, lambda f: f.write(public_text), overwrite=False, mode=0o644)
     except BaseException:
         out.unlink(missing_ok=True)
         raise
     return PublicKey(note.public_key_bytes(key.public_key()), signer, str(pub_path))
-
-
-def _write_new(path: Path, data: bytes, mode: int) -> None:
-    """Create ``path`` exclusively with ``mode`` (umask cannot widen it) and fsync it."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    try:
-        os.fchmod(fd, mode)
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _read_key_file(path: str | os.PathLike[str]) -> bytes:

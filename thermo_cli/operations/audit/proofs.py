@@ -21,10 +21,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from thermo_cli.codec import cbor
+from thermo_cli.codec.timestamps import format_z
 from thermo_cli.errors import CorruptError, FormatError, NotFoundError, RefusedError
 from thermo_cli.integrity import merkle, note
 from thermo_cli.integrity.report import VerifyReport
-from thermo_cli.model import Event, Layer, ns_to_text
+from thermo_cli.model import Event, Layer
 from thermo_cli.operations.audit.keys import PublicKey
 from thermo_cli.operations.audit.verify import SIGNATURE_KIND, is_state_event, verified
 
@@ -55,7 +56,7 @@ def entry_view(leaf: bytes) -> dict[str, Any]:
         view["layer"] = Layer(layer).label
     ts = m.get("updated_at")
     if isinstance(ts, int) and not isinstance(ts, bool):
-        view["updated_at_text"] = ns_to_text(ts)
+        view["updated_at_text"] = format_z(ts)
     return view
 
 

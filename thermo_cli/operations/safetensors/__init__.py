@@ -12,6 +12,7 @@
   bit-identical for raw entries, with the original metadata.
 """
 
+from thermo_cli.container.fileops import atomic_output
 from thermo_cli.formats.safetensors.format import (
     DTYPE_BITS,
     MAX_HEADER_BYTES,
@@ -19,7 +20,6 @@ from thermo_cli.formats.safetensors.format import (
     OutTensor,
     SafetensorsFile,
     TensorInfo,
-    atomic_output,
     build_header,
     iter_tensor_bytes,
     library_order,
