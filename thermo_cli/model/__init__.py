@@ -169,10 +169,6 @@ def check_bytes(value: Any, field_name: str = "value") -> bytes:
     raise ValidationError(f"{field_name}: expected bytes, got {type(value).__name__}")
 
 
-def now_ns() -> int:
-    return time.time_ns()
-
-
 def datetime_to_ns(dt: datetime) -> int:
     """A timezone-aware datetime as integer nanoseconds since the epoch (UTC)."""
     if not isinstance(dt, datetime):
