@@ -466,11 +466,9 @@ def test_a_tampered_checkpoint_text(tmp_path, thermo_file, keypair, line):
     if line == 1:
         lines[1] = str(int(lines[1]) - 1)
     else:
-        lines[line] = (
-            lines[line][:-2] + ("A=" if not lines[line].endswith("A=") else "B=")
-            if line != 0
-            else lines[0] + "x"
-        )
+        # the first base64 character carries six data bits (the last one only padding bits)
+        text = lines[line]
+        lines[line] = ("B" if text[0] != "B" else "C") + text[1:] if line != 0 else text + "x"
     bad = tmp_path / "bad.txt"
     bad.write_text("\n".join(lines))
     r = verify_file(thermo_file, since=bad, pubkeys=[alice])
