@@ -466,9 +466,13 @@ def test_a_tampered_checkpoint_text(tmp_path, thermo_file, keypair, line):
     if line == 1:
         lines[1] = str(int(lines[1]) - 1)
     else:
-        # the first base64 character carries six data bits (the last one only padding bits)
+        # change the first character of the line's base64 (it carries six data bits; the
+        # last one before "=" carries padding bits a decoder may ignore)
         text = lines[line]
-        lines[line] = ("B" if text[0] != "B" else "C") + text[1:] if line != 0 else text + "x"
+        at = text.rfind(" ") + 1
+        lines[line] = (
+            text[:at] + ("B" if text[at] != "B" else "C") + text[at + 1 :] if line != 0 else text + "x"
+        )
     bad = tmp_path / "bad.txt"
     bad.write_text("\n".join(lines))
     r = verify_file(thermo_file, since=bad, pubkeys=[alice])
