@@ -14,13 +14,15 @@ line on stderr and a documented exit code, in :class:`ThermoGroup` (so ``CliRunn
 sees the same codes as a shell) and again in :func:`run_app` for anything that escapes.
 
 Only typer is imported at module level: ``thermo --help`` must start fast, so rich,
-numpy and the library are imported inside the functions that need them.
+numpy and the library are imported inside the functions that need them, and each
+command's module is imported only when that command runs (:class:`ThermoGroup` reads
+the table in :mod:`thermo_cli.cli._registry`). typer is used through its public API only.
 """
 
 from __future__ import annotations
 
 import contextlib
-import copy
+import importlib
 import os
 import sys
 from collections.abc import Iterator
@@ -105,11 +107,21 @@ def report_error(exc: BaseException) -> int:
     return code
 
 
+_FLAGS_FOR_PARAMETERS = (
+    ("pass upgrade=True", "pass --upgrade"),
+    ("pass upgrade to convert", "pass --upgrade to convert"),
+    ("use overwrite to replace it", "pass --force to replace it"),
+)
+"""Library hints name parameters; the command line's user needs the flag that sets them."""
+
+
 def _one_line(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.strerror:
         where = f": {exc.filename}" if exc.filename else ""
         return f"{exc.strerror}{where}"
     text = str(exc).replace("\r", " ").replace("\n", " ")
+    for parameter, flag in _FLAGS_FOR_PARAMETERS:
+        text = text.replace(parameter, flag)
     return text or type(exc).__name__
 
 
@@ -119,6 +131,36 @@ class ThermoGroup(TyperGroup):
     Doing it here rather than only in :func:`run_app` means ``CliRunner`` tests and the
     installed script report exactly the same message and exit code.
     """
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        from thermo_cli.cli._registry import COMMANDS
+
+        return list(COMMANDS) + [name for name in self.commands if name not in COMMANDS]
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        """The command, importing its module the first time it is asked for."""
+        from thermo_cli.cli._registry import COMMANDS
+
+        if cmd_name not in self.commands and cmd_name in COMMANDS:
+            self._load(COMMANDS[cmd_name])
+        return self.commands.get(cmd_name)
+
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        """An unknown name loads every command first, so typer can suggest the nearest one."""
+        from thermo_cli.cli._registry import COMMANDS
+
+        if args and args[0] not in COMMANDS:
+            for module in dict.fromkeys(COMMANDS.values()):
+                self._load(module)
+        return super().resolve_command(ctx, args)
+
+    def _load(self, module: str) -> None:
+        """Build one command module's typer app (public ``typer.main.get_command``) and add its commands."""
+        mod = importlib.import_module(f"thermo_cli.cli.{module}")
+        built = typer.main.get_command(mod.commands)
+        found = built.commands if isinstance(built, TyperGroup) else {built.name: built}
+        for name, cmd in found.items():
+            self.commands.setdefault(name, cmd)
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         args, items = _take_limit_args(args)
@@ -216,104 +258,6 @@ def _run_limits(cli: dict[str, int]) -> Iterator[None]:
     with process_limits(changes):
         yield
 
-
-def _install_fast_coercion() -> None:
-    """Coerce plain str/int/float/bool/Enum parameters without building pydantic TypeAdapters.
-
-    typer 0.29 converts every non-flag parameter through a pydantic ``TypeAdapter``; the
-    pydantic import and the adapters cost 60-150 ms on every invocation, more than
-    ``thermo get`` may take in all (50 ms above interpreter start-up) and a tenth of an
-    apply of 100,000 deltas. For the only annotations thermo's commands use (text,
-    numbers with min/max, choices) the same checks are cheap to do directly, with typer's
-    own choice matching and error class; anything else still goes through typer. If a
-    future typer moves these internals, the patch simply does not install.
-    """
-    try:
-        from dataclasses import dataclass
-        from enum import Enum
-
-        from typer import core as typer_core
-        from typer._coercion import RuntimeParam
-        from typer._param_types import coerce_cli_choice
-    except ImportError:  # pragma: no cover - a typer without these internals
-        return
-    original = getattr(typer_core._TyperParameter, "get_runtime_param", None)
-    if original is None or getattr(original, "_thermo_fast", False):  # pragma: no cover
-        return
-
-    @dataclass(frozen=True)
-    class PlainParam(RuntimeParam):  # type: ignore[misc]
-        def _coerce_value(self, value: Any, param: Any, ctx: Any) -> Any:
-            ann = self.annotation
-            if ann is str:
-                return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
-            if ann is int or ann is float:
-                return self._number(value, ann, param, ctx)
-            if ann is bool:
-                return self._bool(value, param, ctx)
-            try:
-                return coerce_cli_choice(
-                    value, choices=list(ann), case_sensitive=self.parameter_info.case_sensitive, ctx=ctx
-                )
-            except ValueError as exc:
-                raise typer.BadParameter(str(exc), ctx=ctx, param=param) from None
-
-        def _bool(self, value: Any, param: Any, ctx: Any) -> bool:
-            if isinstance(value, bool):
-                return value
-            text = str(value).strip().lower()
-            if text in ("1", "true", "t", "yes", "y", "on"):
-                return True
-            if text in ("", "0", "false", "f", "no", "n", "off"):
-                return False
-            raise typer.BadParameter(f"{value!r} is not a valid boolean.", ctx=ctx, param=param)
-
-        def _number(self, value: Any, ann: type, param: Any, ctx: Any) -> Any:
-            info = self.parameter_info
-            if isinstance(value, ann) and not isinstance(value, bool):
-                number = value
-            else:
-                try:
-                    number = ann(str(value).strip())
-                except ValueError:
-                    kind = "an integer" if ann is int else "a number"
-                    raise typer.BadParameter(f"{value!r} is not {kind}.", ctx=ctx, param=param) from None
-            if ann is float and number != number:  # NaN
-                raise typer.BadParameter(f"{value!r} is not a number.", ctx=ctx, param=param)
-            lo, hi = info.min, info.max
-            if info.clamp:
-                return (
-                    ann(max(lo, number) if lo is not None else number)
-                    if hi is None
-                    else ann(min(hi, max(lo, number) if lo is not None else number))
-                )
-            if (lo is not None and number < lo) or (hi is not None and number > hi):
-                rng = " and ".join(
-                    x
-                    for x in (f">= {lo}" if lo is not None else "", f"<= {hi}" if hi is not None else "")
-                    if x
-                )
-                raise typer.BadParameter(f"{value} is not in the range {rng}.", ctx=ctx, param=param)
-            return number
-
-    def plain(desc: Any) -> bool:
-        ann = desc.annotation
-        info = desc.parameter_info
-        if desc.file_annotation is not None or getattr(info, "parser", None) is not None:
-            return False
-        return ann in (str, int, float, bool) or (isinstance(ann, type) and issubclass(ann, Enum))
-
-    def get_runtime_param(self: Any) -> Any:
-        if self._runtime_param is None and plain(self.type_descriptor):
-            desc = self.type_descriptor
-            self._runtime_param = PlainParam(parameter_info=desc.parameter_info, annotation=desc.annotation)
-        return original(self)
-
-    get_runtime_param._thermo_fast = True  # type: ignore[attr-defined]
-    typer_core._TyperParameter.get_runtime_param = get_runtime_param  # type: ignore[method-assign]
-
-
-_install_fast_coercion()
 
 app = typer.Typer(
     name="thermo",
@@ -543,41 +487,13 @@ def _set_flags(debug: bool, no_color: bool) -> None:
         os.environ["NO_COLOR"] = "1"  # rich (help screens included) honours it
 
 
-def _app_for(argv: list[str]) -> typer.Typer:
-    """The app, trimmed to the one plain command ``argv`` names (when it names one).
-
-    typer turns every registered function into a click command, reading signatures and
-    evaluating annotations, on every run: ~50 ms for thermo's 30 commands, as long as
-    ``thermo get`` may take in all. Running ``thermo get …`` needs only ``get``; help,
-    completion, command groups and unknown names use the whole app, so what a user
-    sees does not change.
-    """
-    while (len(argv) >= 2 and argv[0] == "--limit") or (argv and argv[0].startswith("--limit=")):
-        argv = argv[2:] if argv[0] == "--limit" else argv[1:]
-    if not argv or argv[0].startswith("-"):
-        return app
-    from typer.main import get_command_name
-
-    chosen = [
-        c
-        for c in app.registered_commands
-        if c.callback is not None and (c.name or get_command_name(c.callback.__name__)) == argv[0]
-    ]
-    if len(chosen) != 1:
-        return app
-    trimmed = copy.copy(app)
-    trimmed.registered_commands = chosen
-    trimmed.registered_groups = []
-    return trimmed
-
-
 def run_app(argv: list[str]) -> int:
     """Run the typer app; map library errors to one stderr line and an exit code."""
     argv, debug, no_color = _split_global_flags(argv)
     with _global_flags():
         _set_flags(debug, no_color)
         try:
-            rv = _app_for(argv)(args=argv, prog_name="thermo", standalone_mode=False)
+            rv = app(args=argv, prog_name="thermo", standalone_mode=False)
         except SystemExit as exc:
             return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
         except KeyboardInterrupt:
