@@ -72,32 +72,66 @@ def test_global_flags_anywhere_before_double_dash(filled: Path, capsys, monkeypa
     assert "'--debug' not found" in capsys.readouterr().err
 
 
-def test_number_and_choice_coercion_without_pydantic(fresh: Path, capsys):
+def test_number_and_choice_options_are_checked(fresh: Path, capsys):
     def usage_error(*args: str) -> str:
         assert run_app([str(a) for a in args]) == 2
         return capsys.readouterr().err
 
-    assert "0 is not in the range >= 1" in usage_error("tick", fresh, "--repeat", "0")
-    assert "'two' is not an integer" in usage_error("tick", fresh, "--repeat", "two")
-    too_big = usage_error("apply", fresh, "--max-key-bytes", "5000")
-    assert "5000 is not in the range >= 1 and <= 4096" in too_big
-    assert "is not a number" in usage_error("reinforce", fresh, "k", "nan")
-    assert "is not one of" in usage_error("keys", fresh, "--layer", "COLD")  # case sensitive, like typer
+    assert "Invalid value for '--repeat'" in usage_error("tick", fresh, "--repeat", "0")
+    assert "Invalid value for '--repeat'" in usage_error("tick", fresh, "--repeat", "two")
+    assert "Invalid value for '--max-key-bytes'" in usage_error("apply", fresh, "--max-key-bytes", "5000")
+    assert "Invalid value for 'amount'" in usage_error("reinforce", fresh, "k", "nan")
+    assert "Invalid value for '--layer'" in usage_error("keys", fresh, "--layer", "COLD")  # case sensitive
     assert run_app(["keys", str(fresh), "--layer", "cold"]) == 0
     assert run_app(["tick", str(fresh), "--repeat", "2", "--json"]) == 0
     assert '"ticks":2' in capsys.readouterr().out
 
 
-def test_no_pydantic_on_the_command_path():
+def test_the_fast_coercion_workaround_is_active_for_the_pinned_typer():
+    """The one typer workaround (plain parameters skip pydantic) is pinned to typer 0.29.x in
+    pyproject.toml; this fails as soon as a typer in that range stops accepting it."""
+    import tomllib
+
+    import typer
+    from typer.core import _TyperParameter
+
+    pins = tomllib.loads((Path(_common.__file__).parents[2] / "pyproject.toml").read_text())
+    assert any(d.replace(" ", "") == "typer>=0.29,<0.30" for d in pins["project"]["dependencies"])
+    assert typer.__version__.startswith("0.29.")
+    assert getattr(_TyperParameter.get_runtime_param, "_thermo_fast", False)
+
+
+def test_plain_parameters_never_load_pydantic():
     import subprocess
 
     code = (
-        "import sys; from thermo_cli.cli import main; from thermo_cli.cli._common import run_app; "
-        "run_app(['keys', '--help']); run_app(['tick', 'x.thermo', '--repeat', '2']); "
-        "sys.stderr.write(str('pydantic' in sys.modules))"
+        "import sys; from thermo_cli.cli._common import run_app; "
+        "run_app(['get', 'no-such.thermo', 'k']); run_app(['reinforce', 'no-such.thermo', 'k', '0.1']); "
+        "sys.stderr.write(' pydantic' if 'pydantic' in sys.modules else ' clean')"
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert r.stderr.strip().endswith("False"), r.stderr
+    assert r.stderr.split()[-1] == "clean", r.stderr
+
+
+def test_get_loads_only_its_own_command_module():
+    import subprocess
+
+    code = (
+        "import sys; from thermo_cli.cli._common import run_app; "
+        "run_app(['get', 'no-such.thermo', 'k']); prefixes = ('thermo_cli', 'numpy', 'rich.table'); "
+        "sys.stderr.write(' ' + ' '.join(sorted(m for m in sys.modules if m.startswith(prefixes))))"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    loaded = r.stderr.split()
+    assert "thermo_cli.cli.entries" in loaded, r.stderr
+    for absent in (
+        "thermo_cli.cli.snn",
+        "thermo_cli.cli.tensors",
+        "thermo_cli.cli.audit",
+        "numpy",
+        "rich.table",
+    ):
+        assert absent not in loaded
 
 
 def test_no_colour_when_asked(filled: Path, thermo: Thermo):
@@ -139,16 +173,24 @@ def test_human_bytes():
     assert human_bytes(3 * 1024**3) == "3.0 GiB"
 
 
-def test_trimmed_app_behaves_like_the_whole_one(filled: Path, capsys):
-    assert _common._app_for(["get", "x", "y"]).registered_commands[0].callback.__name__ == "get"
-    assert _common._app_for(["--help"]) is _common.app
-    assert _common._app_for(["snn", "stats"]) is _common.app  # command groups use the whole app
+def test_lazily_loaded_commands_behave_like_eager_ones(filled: Path, capsys):
     assert run_app(["get", str(filled), "greeting"]) == 0
     assert capsys.readouterr().out == "hello, thermogram\n"
     assert run_app(["get", "--help"]) == 0
     assert "Usage: thermo get" in capsys.readouterr().out
     assert run_app(["gte", str(filled), "greeting"]) == 2
     assert "Did you mean 'get'" in capsys.readouterr().err
+    assert run_app(["--help"]) == 0
+    listed = capsys.readouterr().out
+    assert all(name in listed for name in ("init", "import-safetensors", "snn", "verify-proof", "repair"))
+
+
+def test_every_registered_command_is_found():
+    from thermo_cli.cli._registry import COMMANDS
+
+    group = _common.typer.main.get_command(_common.app)
+    for name in COMMANDS:
+        assert group.get_command(None, name) is not None, name
 
 
 # --- safety caps from the command line (--limit / THERMO_LIMITS) ----------------------------------
@@ -207,7 +249,6 @@ def test_a_bad_limit_is_a_usage_error(thermo: Thermo, bad: str):
 def test_run_app_takes_limit_before_the_command(capsys):
     code = run_app(["--limit", "max_chunk_bytes=1K", "stats", str(MULTICHUNK)])
     assert code == 3 and "--limit max_chunk_bytes=" in capsys.readouterr().err
-    assert _common._app_for(["--limit", "x=1", "get", "f", "k"]) is not _common.app  # trimmed to `get`
 
 
 def test_sizes_and_names_are_parsed_strictly():
@@ -219,3 +260,12 @@ def test_sizes_and_names_are_parsed_strictly():
     for bad in ("", "-1", "1.5G", "3X"):
         with pytest.raises(ValueError):
             parse_size(bad)
+
+
+def test_library_parameter_hints_become_flags(capsys):
+    hint = errors.RefusedError("f: is a legacy file: pass upgrade=True to convert it in place")
+    assert _common.report_error(hint) == 4
+    assert (
+        capsys.readouterr().err
+        == "thermo: error: f: is a legacy file: pass --upgrade to convert it in place\n"
+    )

@@ -638,7 +638,7 @@ def test_lock_timeout_exit_code(filled: Path, thermo: Thermo, monkeypatch):
     def busy(path, **kw):
         raise LockError(f"{path}: locked by another writer")
 
-    monkeypatch.setattr(store, "locked", busy)
+    monkeypatch.setattr(store, "_locked", busy)
     r = thermo("consolidate", filled)
     assert r.code == 5 and "locked" in r.err
 

@@ -1,28 +1,21 @@
 """The ``thermo`` command line: parses, calls the library, formats. Nothing else.
 
-Each feature keeps its commands in its own module with a ``register(app)`` function;
-:func:`main` turns library errors into one line on stderr and a documented exit code.
+Each command group lives in its own module (``init``, ``apply``, ``strength``,
+``entries``, ``info``, ``log``, ``exchange``, ``legacy``, ``ternary``, ``tensors``,
+``snn``, ``audit``, ``reliability``) as module-level functions on that module's
+``commands`` app; :mod:`thermo_cli.cli._registry` names the module of every command and
+the root group imports a module only when one of its commands runs. :func:`main` turns
+library errors into one line on stderr and a documented exit code.
 """
 
 from __future__ import annotations
 
-import importlib
 import os
 import sys
 
 from thermo_cli.cli._common import EXIT_USAGE, app, err, exit_process, run_app
 
-# Feature modules, each with register(app). Kept explicit so start-up imports only typer.
-_FEATURES = ("core", "legacy", "ternary", "tensors", "snn", "audit", "reliability")
-
-for _name in _FEATURES:
-    try:
-        _mod = importlib.import_module(f"thermo_cli.cli.{_name}")
-    except ModuleNotFoundError as _exc:  # feature not built yet in this checkout
-        if _exc.name != f"thermo_cli.cli.{_name}":
-            raise
-        continue
-    _mod.register(app)
+__all__ = ["app", "main", "run_app"]
 
 
 def main() -> None:

@@ -14,13 +14,15 @@ line on stderr and a documented exit code, in :class:`ThermoGroup` (so ``CliRunn
 sees the same codes as a shell) and again in :func:`run_app` for anything that escapes.
 
 Only typer is imported at module level: ``thermo --help`` must start fast, so rich,
-numpy and the library are imported inside the functions that need them.
+numpy and the library are imported inside the functions that need them, and each
+command's module is imported only when that command runs (:class:`ThermoGroup` reads
+the table in :mod:`thermo_cli.cli._registry`). typer is used through its public API only.
 """
 
 from __future__ import annotations
 
 import contextlib
-import copy
+import importlib
 import os
 import sys
 from collections.abc import Iterator
@@ -104,11 +106,21 @@ def report_error(exc: BaseException) -> int:
     return code
 
 
+_FLAGS_FOR_PARAMETERS = (
+    ("pass upgrade=True", "pass --upgrade"),
+    ("pass upgrade to convert", "pass --upgrade to convert"),
+    ("use overwrite to replace it", "pass --force to replace it"),
+)
+"""Library hints name parameters; the command line's user needs the flag that sets them."""
+
+
 def _one_line(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.strerror:
         where = f": {exc.filename}" if exc.filename else ""
         return f"{exc.strerror}{where}"
     text = str(exc).replace("\r", " ").replace("\n", " ")
+    for parameter, flag in _FLAGS_FOR_PARAMETERS:
+        text = text.replace(parameter, flag)
     return text or type(exc).__name__
 
 
@@ -118,6 +130,36 @@ class ThermoGroup(TyperGroup):
     Doing it here rather than only in :func:`run_app` means ``CliRunner`` tests and the
     installed script report exactly the same message and exit code.
     """
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        from thermo_cli.cli._registry import COMMANDS
+
+        return list(COMMANDS) + [name for name in self.commands if name not in COMMANDS]
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        """The command, importing its module the first time it is asked for."""
+        from thermo_cli.cli._registry import COMMANDS
+
+        if cmd_name not in self.commands and cmd_name in COMMANDS:
+            self._load(COMMANDS[cmd_name])
+        return self.commands.get(cmd_name)
+
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        """An unknown name loads every command first, so typer can suggest the nearest one."""
+        from thermo_cli.cli._registry import COMMANDS
+
+        if args and args[0] not in COMMANDS:
+            for module in dict.fromkeys(COMMANDS.values()):
+                self._load(module)
+        return super().resolve_command(ctx, args)
+
+    def _load(self, module: str) -> None:
+        """Build one command module's typer app (public ``typer.main.get_command``) and add its commands."""
+        mod = importlib.import_module(f"thermo_cli.cli.{module}")
+        built = typer.main.get_command(mod.commands)
+        found = built.commands if isinstance(built, TyperGroup) else {built.name: built}
+        for name, cmd in found.items():
+            self.commands.setdefault(name, cmd)
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         args, items = _take_limit_args(args)
@@ -548,41 +590,13 @@ def _set_flags(debug: bool, no_color: bool) -> None:
         os.environ["NO_COLOR"] = "1"  # rich (help screens included) honours it
 
 
-def _app_for(argv: list[str]) -> typer.Typer:
-    """The app, trimmed to the one plain command ``argv`` names (when it names one).
-
-    typer turns every registered function into a click command, reading signatures and
-    evaluating annotations, on every run: ~50 ms for thermo's 30 commands, as long as
-    ``thermo get`` may take in all. Running ``thermo get …`` needs only ``get``; help,
-    completion, command groups and unknown names use the whole app, so what a user
-    sees does not change.
-    """
-    while (len(argv) >= 2 and argv[0] == "--limit") or (argv and argv[0].startswith("--limit=")):
-        argv = argv[2:] if argv[0] == "--limit" else argv[1:]
-    if not argv or argv[0].startswith("-"):
-        return app
-    from typer.main import get_command_name
-
-    chosen = [
-        c
-        for c in app.registered_commands
-        if c.callback is not None and (c.name or get_command_name(c.callback.__name__)) == argv[0]
-    ]
-    if len(chosen) != 1:
-        return app
-    trimmed = copy.copy(app)
-    trimmed.registered_commands = chosen
-    trimmed.registered_groups = []
-    return trimmed
-
-
 def run_app(argv: list[str]) -> int:
     """Run the typer app; map library errors to one stderr line and an exit code."""
     argv, debug, no_color = _split_global_flags(argv)
     with _global_flags():
         _set_flags(debug, no_color)
         try:
-            rv = _app_for(argv)(args=argv, prog_name="thermo", standalone_mode=False)
+            rv = app(args=argv, prog_name="thermo", standalone_mode=False)
         except SystemExit as exc:
             return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
         except KeyboardInterrupt:

@@ -117,199 +117,205 @@ def _write_text(out: str | None, text: str) -> None:
         fh.write(text.encode("utf-8"))
 
 
-def register(app: typer.Typer) -> None:
-    @app.command("verify")
-    def verify(
-        file: Annotated[
-            Path, typer.Argument(help="A .thermo file or a Rust-crate save file.", show_default=False)
-        ],
-        pubkey: PubkeyOpt = None,
-        since: Annotated[
-            Path | None,
-            typer.Option(
-                "--since",
-                help="A saved checkpoint note (thermo checkpoint --out): prove today's log extends it.",
-                show_default=False,
-            ),
-        ] = None,
-        deep: Annotated[
-            bool, typer.Option("--deep", help="Decode every log record strictly (slower).")
-        ] = False,
-        as_json: JsonOpt = False,
-    ) -> None:
-        """Check every hash, link, Merkle root, chunk digest, state digest and signature.
+commands = typer.Typer(add_completion=False)
+"""This module's commands; the root group loads them when one of them runs."""
 
-        Exit 0 when intact, 1 when a check fails (the report names the first failure), 3 when unreadable.
 
-        Example: thermo verify memory.thermo --pubkey alice.pub --since cp-monday.txt
-        """
-        from thermo_cli.cli._common import progress
-        from thermo_cli.operations.audit.verify import verify_file
+@commands.command("verify")
+def verify(
+    file: Annotated[
+        Path, typer.Argument(help="A .thermo file or a Rust-crate save file.", show_default=False)
+    ],
+    pubkey: PubkeyOpt = None,
+    since: Annotated[
+        Path | None,
+        typer.Option(
+            "--since",
+            help="A saved checkpoint note (thermo checkpoint --out): prove today's log extends it.",
+            show_default=False,
+        ),
+    ] = None,
+    deep: Annotated[bool, typer.Option("--deep", help="Decode every log record strictly (slower).")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Check every hash, link, Merkle root, chunk digest, state digest and signature.
 
-        keys = _load_pubkeys(pubkey)
-        size = file.stat().st_size if file.exists() else 0
-        with progress("verify", size, min_total=64 << 20, unit="bytes") as bar:
-            report = verify_file(
-                file, pubkeys=keys, since=since, deep=deep, progress=lambda _stage, n: bar.update(n)
-            )
-        _finish(report, as_json)
+    Exit 0 when intact, 1 when a check fails (the report names the first failure), 3 when unreadable.
 
-    @app.command("keygen")
-    def keygen(
-        out: Annotated[
-            Path, typer.Argument(help="Private key file to create (public key: OUT.pub).", show_default=False)
-        ],
-        fmt: Annotated[KeyFormat, typer.Option("--format", help="Private key format.")] = KeyFormat.openssh,
-        name: Annotated[
-            str | None,
-            typer.Option(
-                "--name",
-                help="Signer name used in signed notes [default: OUT's file name].",
-                show_default=False,
-            ),
-        ] = None,
-        passphrase: PassOpt = None,
-        passphrase_file: PassFileOpt = None,
-        as_json: JsonOpt = False,
-    ) -> None:
-        """Create an Ed25519 signing key (mode 0600) and OUT.pub; print the verifier key.
+    Example: thermo verify memory.thermo --pubkey alice.pub --since cp-monday.txt
+    """
+    from thermo_cli.cli._common import progress
+    from thermo_cli.operations.audit.verify import verify_file
 
-        Example: thermo keygen ~/.thermo/alice --passphrase-file pass.txt
-        """
-        from thermo_cli.operations.audit.keys import generate
-
-        pub = generate(out, fmt=fmt.value, passphrase=_passphrase(passphrase, passphrase_file), name=name)
-        if as_json:
-            print_json(
-                {
-                    "private_key": str(out),
-                    "public_key": pub.source,
-                    "name": pub.name,
-                    "verifier_key": pub.vkey,
-                    "format": fmt.value,
-                }
-            )
-        else:
-            typer.echo(pub.vkey)
-        err(f"thermo: wrote {out} (private, mode 0600) and {pub.source}; verifier key on stdout")
-
-    @app.command("checkpoint")
-    def checkpoint_cmd(file: FileArg, out: OutOpt = None, as_json: JsonOpt = False) -> None:
-        """Bind log size, log root and state digest in a checkpoint record; print its note.
-
-        Verifies the file first. Reuses the current checkpoint when only signatures followed it.
-
-        Example: thermo checkpoint memory.thermo --out cp-monday.txt
-        """
-        from thermo_cli.operations.audit.checkpoints import checkpoint
-
-        info = checkpoint(file)
-        _emit_checkpoint(info, out, as_json)
-        verb = "appended checkpoint" if info.created else "current checkpoint is"
-        err(
-            f"thermo: {verb} record {info.index} ({info.checkpoint.size} records, "
-            f"{len(info.note.signatures)} signature(s))"
+    keys = _load_pubkeys(pubkey)
+    size = file.stat().st_size if file.exists() else 0
+    with progress("verify", size, min_total=64 << 20, unit="bytes") as bar:
+        report = verify_file(
+            file, pubkeys=keys, since=since, deep=deep, progress=lambda _stage, n: bar.update(n)
         )
+    _finish(report, as_json)
 
-    @app.command("sign")
-    def sign_cmd(
-        file: FileArg,
-        key: Annotated[
-            Path, typer.Option("--key", help="Ed25519 private key (from thermo keygen).", show_default=False)
-        ],
-        name: Annotated[
-            str | None,
-            typer.Option(
-                "--name",
-                help="Signer name [default: the comment of KEY.pub, else KEY's file name].",
-                show_default=False,
-            ),
-        ] = None,
-        passphrase: PassOpt = None,
-        passphrase_file: PassFileOpt = None,
-        out: OutOpt = None,
-        as_json: JsonOpt = False,
-    ) -> None:
-        """Sign the current checkpoint (C2SP signed note); the signature is stored in the file.
 
-        Example: thermo sign memory.thermo --key ~/.thermo/alice --out cp-signed.txt
-        """
-        from thermo_cli.operations.audit.checkpoints import sign
-        from thermo_cli.operations.audit.keys import load_private, signer_name
+@commands.command("keygen")
+def keygen(
+    out: Annotated[
+        Path, typer.Argument(help="Private key file to create (public key: OUT.pub).", show_default=False)
+    ],
+    fmt: Annotated[KeyFormat, typer.Option("--format", help="Private key format.")] = KeyFormat.openssh,
+    name: Annotated[
+        str | None,
+        typer.Option(
+            "--name",
+            help="Signer name used in signed notes [default: OUT's file name].",
+            show_default=False,
+        ),
+    ] = None,
+    passphrase: PassOpt = None,
+    passphrase_file: PassFileOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create an Ed25519 signing key (mode 0600) and OUT.pub; print the verifier key.
 
-        private = load_private(key, _passphrase(passphrase, passphrase_file))
-        signer = name if name is not None else signer_name(key)
-        info = sign(file, private, signer)
-        _emit_checkpoint(info, out, as_json)
-        err(
-            f"thermo: signed checkpoint record {info.index} as {signer!r} "
-            f"({len(info.note.signatures)} signature(s) now)"
+    Example: thermo keygen ~/.thermo/alice --passphrase-file pass.txt
+    """
+    from thermo_cli.operations.audit.keys import generate
+
+    pub = generate(out, fmt=fmt.value, passphrase=_passphrase(passphrase, passphrase_file), name=name)
+    if as_json:
+        print_json(
+            {
+                "private_key": str(out),
+                "public_key": pub.source,
+                "name": pub.name,
+                "verifier_key": pub.vkey,
+                "format": fmt.value,
+            }
         )
+    else:
+        typer.echo(pub.vkey)
+    err(f"thermo: wrote {out} (private, mode 0600) and {pub.source}; verifier key on stdout")
 
-    @app.command("prove")
-    def prove_cmd(
-        file: FileArg,
-        key: Annotated[str, typer.Argument(help="The entry's key.", show_default=False)],
-        layer: Annotated[
-            str | None,
-            typer.Option(
-                "--layer",
-                help="hot, warm, cool or cold [default: the hottest layer holding KEY].",
-                show_default=False,
-            ),
-        ] = None,
-        out: OutOpt = None,
-    ) -> None:
-        """Print an inclusion proof of an entry against the checkpointed state digest (JSON).
 
-        Example: thermo prove memory.thermo weights/layer0 > proof.json
-        """
-        from thermo_cli.cli._common import json_bytes
-        from thermo_cli.model import Layer
-        from thermo_cli.operations.audit.proofs import prove
+@commands.command("checkpoint")
+def checkpoint_cmd(file: FileArg, out: OutOpt = None, as_json: JsonOpt = False) -> None:
+    """Bind log size, log root and state digest in a checkpoint record; print its note.
 
-        doc = prove(file, key, layer=None if layer is None else Layer.parse(layer))
-        _write_text(out, json_bytes(doc, pretty=True).decode("utf-8") + "\n")
+    Verifies the file first. Reuses the current checkpoint when only signatures followed it.
 
-    @app.command("verify-proof")
-    def verify_proof_cmd(
-        proof: Annotated[
-            str, typer.Argument(help="A proof from thermo prove ('-' for stdin).", show_default=False)
-        ],
-        pubkey: PubkeyOpt = None,
-        value: Annotated[
-            Path | None,
-            typer.Option(
-                "--value", help="Also check that this file holds the entry's value bytes.", show_default=False
-            ),
-        ] = None,
-        as_json: JsonOpt = False,
-    ) -> None:
-        """Check an entry proof without the thermogram file: signatures, inclusion, value.
+    Example: thermo checkpoint memory.thermo --out cp-monday.txt
+    """
+    from thermo_cli.operations.audit.checkpoints import checkpoint
 
-        Example: thermo verify-proof proof.json --pubkey alice.pub
-        """
-        import orjson
+    info = checkpoint(file)
+    _emit_checkpoint(info, out, as_json)
+    verb = "appended checkpoint" if info.created else "current checkpoint is"
+    err(
+        f"thermo: {verb} record {info.index} ({info.checkpoint.size} records, "
+        f"{len(info.note.signatures)} signature(s))"
+    )
 
-        from thermo_cli.cli._common import open_input
-        from thermo_cli.errors import CorruptError
-        from thermo_cli.operations.audit.proofs import MAX_PROOF_BYTES, verify_proof
 
-        with open_input(proof) as fh:
-            data = fh.read(MAX_PROOF_BYTES + 1)
-        if len(data) > MAX_PROOF_BYTES:
-            raise CorruptError(f"{proof}: larger than {MAX_PROOF_BYTES} bytes, not a proof")
-        try:
-            doc = orjson.loads(data)
-        except orjson.JSONDecodeError as exc:
-            raise CorruptError(f"{proof}: not JSON ({exc})") from None
-        report = verify_proof(
-            doc,
-            pubkeys=_load_pubkeys(pubkey),
-            value=None if value is None else value.read_bytes(),
-            source="<stdin>" if proof == "-" else proof,
-        )
-        _finish(report, as_json)
+@commands.command("sign")
+def sign_cmd(
+    file: FileArg,
+    key: Annotated[
+        Path, typer.Option("--key", help="Ed25519 private key (from thermo keygen).", show_default=False)
+    ],
+    name: Annotated[
+        str | None,
+        typer.Option(
+            "--name",
+            help="Signer name [default: the comment of KEY.pub, else KEY's file name].",
+            show_default=False,
+        ),
+    ] = None,
+    passphrase: PassOpt = None,
+    passphrase_file: PassFileOpt = None,
+    out: OutOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Sign the current checkpoint (C2SP signed note); the signature is stored in the file.
+
+    Example: thermo sign memory.thermo --key ~/.thermo/alice --out cp-signed.txt
+    """
+    from thermo_cli.operations.audit.checkpoints import sign
+    from thermo_cli.operations.audit.keys import load_private, signer_name
+
+    private = load_private(key, _passphrase(passphrase, passphrase_file))
+    signer = name if name is not None else signer_name(key)
+    info = sign(file, private, signer)
+    _emit_checkpoint(info, out, as_json)
+    err(
+        f"thermo: signed checkpoint record {info.index} as {signer!r} "
+        f"({len(info.note.signatures)} signature(s) now)"
+    )
+
+
+@commands.command("prove")
+def prove_cmd(
+    file: FileArg,
+    key: Annotated[str, typer.Argument(help="The entry's key.", show_default=False)],
+    layer: Annotated[
+        str | None,
+        typer.Option(
+            "--layer",
+            help="hot, warm, cool or cold [default: the hottest layer holding KEY].",
+            show_default=False,
+        ),
+    ] = None,
+    out: OutOpt = None,
+) -> None:
+    """Print an inclusion proof of an entry against the checkpointed state digest (JSON).
+
+    Example: thermo prove memory.thermo weights/layer0 > proof.json
+    """
+    from thermo_cli.cli._common import json_bytes
+    from thermo_cli.model import Layer
+    from thermo_cli.operations.audit.proofs import prove
+
+    doc = prove(file, key, layer=None if layer is None else Layer.parse(layer))
+    _write_text(out, json_bytes(doc, pretty=True).decode("utf-8") + "\n")
+
+
+@commands.command("verify-proof")
+def verify_proof_cmd(
+    proof: Annotated[
+        str, typer.Argument(help="A proof from thermo prove ('-' for stdin).", show_default=False)
+    ],
+    pubkey: PubkeyOpt = None,
+    value: Annotated[
+        Path | None,
+        typer.Option(
+            "--value", help="Also check that this file holds the entry's value bytes.", show_default=False
+        ),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Check an entry proof without the thermogram file: signatures, inclusion, value.
+
+    Example: thermo verify-proof proof.json --pubkey alice.pub
+    """
+    import orjson
+
+    from thermo_cli.cli._common import open_input
+    from thermo_cli.errors import CorruptError
+    from thermo_cli.operations.audit.proofs import MAX_PROOF_BYTES, verify_proof
+
+    with open_input(proof) as fh:
+        data = fh.read(MAX_PROOF_BYTES + 1)
+    if len(data) > MAX_PROOF_BYTES:
+        raise CorruptError(f"{proof}: larger than {MAX_PROOF_BYTES} bytes, not a proof")
+    try:
+        doc = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise CorruptError(f"{proof}: not JSON ({exc})") from None
+    report = verify_proof(
+        doc,
+        pubkeys=_load_pubkeys(pubkey),
+        value=None if value is None else value.read_bytes(),
+        source="<stdin>" if proof == "-" else proof,
+    )
+    _finish(report, as_json)
 
 
 def _emit_checkpoint(info: Any, out: str | None, as_json: bool) -> None:

@@ -39,48 +39,52 @@ def _refuse_existing(path: str, source: str, force: bool) -> None:
     raise RefusedError(f"{path}: already exists (pass --force to replace it)")
 
 
-def register(app: typer.Typer) -> None:
-    @app.command("migrate")
-    def migrate(
-        old: str = typer.Argument(..., help="A Rust-crate save file (0.4.x or 0.5.x JSON); only read."),
-        new: str = typer.Argument(..., help="The .thermo container to write."),
-        force: bool = typer.Option(False, "--force", "-f", help="Replace NEW if it exists."),
-        as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
-    ) -> None:
-        """Convert a Rust-crate save file into a .thermo container, losslessly.
+commands = typer.Typer(add_completion=False)
+"""This module's commands; the root group loads them when one of them runs."""
 
-        The crate's deltas stay at the start of the new log with their crate hashes
-        (thermo verify checks them), followed by a 'migrate' event recording the
-        original file's SHA-256. A file whose chain fails verification is refused.
-        OLD is never modified.
-        """
-        from thermo_cli.operations.migrate import migrate_file
 
-        _refuse_existing(new, old, force)
-        result = migrate_file(old, new, overwrite=force)
-        if as_json:
-            print_json(result.to_json())
-        else:
-            err(_summary(result, "migrated"))
+@commands.command("migrate")
+def migrate(
+    old: str = typer.Argument(..., help="A Rust-crate save file (0.4.x or 0.5.x JSON); only read."),
+    new: str = typer.Argument(..., help="The .thermo container to write."),
+    force: bool = typer.Option(False, "--force", "-f", help="Replace NEW if it exists."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
+) -> None:
+    """Convert a Rust-crate save file into a .thermo container, losslessly.
 
-    @app.command("import-engram")
-    def import_engram(
-        export: str = typer.Argument(..., help="An Engram export (export_*.json) written by the crate."),
-        out: str = typer.Argument(..., help="The .thermo container to write."),
-        force: bool = typer.Option(False, "--force", "-f", help="Replace OUT if it exists."),
-        as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
-    ) -> None:
-        """Create a .thermo container from the crate's Engram JSON export.
+    The crate's deltas stay at the start of the new log with their crate hashes
+    (thermo verify checks them), followed by a 'migrate' event recording the
+    original file's SHA-256. A file whose chain fails verification is refused.
+    OLD is never modified.
+    """
+    from thermo_cli.operations.migrate import migrate_file
 
-        The export has no layers, timestamps or configuration: entries go to the hot
-        layer (a key listed twice: the second copy to cold), with the default
-        configuration; the export's own metadata is kept in an 'import' event.
-        """
-        from thermo_cli.operations.migrate import import_engram_file
+    _refuse_existing(new, old, force)
+    result = migrate_file(old, new, overwrite=force)
+    if as_json:
+        print_json(result.to_json())
+    else:
+        err(_summary(result, "migrated"))
 
-        _refuse_existing(out, export, force)
-        result = import_engram_file(export, out, overwrite=force)
-        if as_json:
-            print_json(result.to_json())
-        else:
-            err(_summary(result, "imported"))
+
+@commands.command("import-engram")
+def import_engram(
+    export: str = typer.Argument(..., help="An Engram export (export_*.json) written by the crate."),
+    out: str = typer.Argument(..., help="The .thermo container to write."),
+    force: bool = typer.Option(False, "--force", "-f", help="Replace OUT if it exists."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
+) -> None:
+    """Create a .thermo container from the crate's Engram JSON export.
+
+    The export has no layers, timestamps or configuration: entries go to the hot
+    layer (a key listed twice: the second copy to cold), with the default
+    configuration; the export's own metadata is kept in an 'import' event.
+    """
+    from thermo_cli.operations.migrate import import_engram_file
+
+    _refuse_existing(out, export, force)
+    result = import_engram_file(export, out, overwrite=force)
+    if as_json:
+        print_json(result.to_json())
+    else:
+        err(_summary(result, "imported"))

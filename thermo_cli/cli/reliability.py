@@ -14,53 +14,55 @@ import typer
 
 from thermo_cli.cli._common import err, human_bytes, print_json
 
+commands = typer.Typer(add_completion=False)
+"""This module's commands; the root group loads them when one of them runs."""
 
-def register(app: typer.Typer) -> None:
-    @app.command("repair")
-    def repair_cmd(
-        file: Annotated[
-            str, typer.Argument(help="A .thermo file left by an interrupted write.", show_default=False)
-        ],
-        backup: Annotated[
-            str | None,
-            typer.Option(
-                "--backup",
-                "-b",
-                help="Where to copy the original bytes first (default: FILE.bak-<UTC time>); must not exist.",
-                show_default=False,
-            ),
-        ] = None,
-        dry_run: Annotated[
-            bool, typer.Option("--dry-run", help="Report what would be done; change nothing.")
-        ] = False,
-        force: Annotated[
-            bool,
-            typer.Option(
-                "--force",
-                help="Also drop a tail that ends in a complete commit footer (a damaged commit, "
-                "not an interrupted write); the backup is still written.",
-            ),
-        ] = False,
-        wait: Annotated[
-            float, typer.Option("--wait", min=0, help="Seconds to wait for a writer holding the file's lock.")
-        ] = 120.0,
-        json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")] = False,
-    ) -> None:
-        """Drop the torn tail an interrupted write left (after a backup); never drops a commit.
 
-        The file is cut back to the end of its last valid commit, which is what every reader
-        already sees; the original bytes go to FILE.bak-<UTC time> (or --backup) first.
-        Leftover temporary files of interrupted rewrites are removed too.
+@commands.command("repair")
+def repair_cmd(
+    file: Annotated[
+        str, typer.Argument(help="A .thermo file left by an interrupted write.", show_default=False)
+    ],
+    backup: Annotated[
+        str | None,
+        typer.Option(
+            "--backup",
+            "-b",
+            help="Where to copy the original bytes first (default: FILE.bak-<UTC time>); must not exist.",
+            show_default=False,
+        ),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Report what would be done; change nothing.")
+    ] = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Also drop a tail that ends in a complete commit footer (a damaged commit, "
+            "not an interrupted write); the backup is still written.",
+        ),
+    ] = False,
+    wait: Annotated[
+        float, typer.Option("--wait", min=0, help="Seconds to wait for a writer holding the file's lock.")
+    ] = 120.0,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")] = False,
+) -> None:
+    """Drop the torn tail an interrupted write left (after a backup); never drops a commit.
 
-        Example: thermo repair memory.thermo && thermo verify memory.thermo
-        """
-        from thermo_cli.operations.repair import repair
+    The file is cut back to the end of its last valid commit, which is what every reader
+    already sees; the original bytes go to FILE.bak-<UTC time> (or --backup) first.
+    Leftover temporary files of interrupted rewrites are removed too.
 
-        report = repair(file, backup=backup, dry_run=dry_run, force=force, lock_timeout=wait)
-        if json_out:
-            print_json(report.to_json())
-        for line in _summary(file, report):
-            err(line)
+    Example: thermo repair memory.thermo && thermo verify memory.thermo
+    """
+    from thermo_cli.operations.repair import repair
+
+    report = repair(file, backup=backup, dry_run=dry_run, force=force, lock_timeout=wait)
+    if json_out:
+        print_json(report.to_json())
+    for line in _summary(file, report):
+        err(line)
 
 
 def _summary(file: str, report: object) -> list[str]:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from thermo_cli.cli._args import finite
 from thermo_cli.cli._common import EXIT_USAGE, err, print_json, progress, stdout_console
 
 if TYPE_CHECKING:
@@ -64,203 +65,210 @@ def _new_thermogram(path: str) -> Thermogram:
     return Thermogram(name=Path(path).stem or "thermogram")
 
 
-def register(app: typer.Typer) -> None:
-    snn = typer.Typer(
-        name="snn",
-        help="The embedded spiking network that turns activation vectors into deltas.",
-        no_args_is_help=True,
-    )
-    app.add_typer(snn, name="snn")
+commands = typer.Typer(add_completion=False)
+"""This module's commands; the root group loads them when one of them runs."""
 
-    @snn.command("init")
-    def init(
-        file: FileArg,
-        neurons: Annotated[int, typer.Option("--neurons", min=1, help="Number of neurons.")] = 100,
-        dim: Annotated[int, typer.Option("--dim", min=1, help="Length of each activation vector.")] = 2048,
-        top_k: Annotated[
-            int | None,
-            typer.Option(
-                "--top-k",
-                min=0,
-                help="Connections per neuron, to the next TOP_K neurons "
-                "[default: 10, at most --neurons minus 1].",
-                show_default=False,
-            ),
-        ] = None,
-        threshold: Annotated[
-            float,
-            typer.Option(
-                "--spike-threshold",
-                help="Activation a neuron must exceed to spike; also how close an "
-                "input must be to a prototype to count as known.",
-            ),
-        ] = 0.5,
-        ternary: Annotated[bool, typer.Option("--ternary", help="Ternary (-1/0/+1) weights.")] = False,
-        seed: Annotated[
-            int | None,
-            typer.Option(
-                "--seed",
-                min=0,
-                help="Seed of the initial prototypes [default: random, recorded].",
-                show_default=False,
-            ),
-        ] = None,
-        frozen: Annotated[
-            bool,
-            typer.Option(
-                "--frozen-prototypes",
-                help="Keep the initial random prototypes (the Rust crate's "
-                "behaviour) instead of learning them.",
-            ),
-        ] = False,
-        force: Annotated[
-            bool, typer.Option("--force", "-f", help="Replace a network the file already has.")
-        ] = False,
-        json_out: JsonOpt = False,
-    ) -> None:
-        """Attach a new spiking network to FILE (created if it does not exist).
+snn = typer.Typer(
+    name="snn",
+    help="The embedded spiking network that turns activation vectors into deltas.",
+    no_args_is_help=True,
+)
+commands.add_typer(snn, name="snn")
 
-        Example: thermo snn init memory.thermo --neurons 100 --dim 2048 --seed 7
-        """
-        from thermo_cli import store
-        from thermo_cli.operations.snn import SNNConfig
-        from thermo_cli.operations.snn.runner import attach_network
 
-        if top_k is not None and top_k >= neurons:
-            err(
-                f"thermo: error: --top-k {top_k} needs at least {top_k + 1} neurons (--neurons is "
-                f"{neurons}): neuron i connects to neurons i+1 … i+TOP_K, never to itself"
-            )
-            raise typer.Exit(EXIT_USAGE)
-        config = SNNConfig(
-            num_neurons=neurons,
-            input_dim=dim,
-            top_k=min(10, neurons - 1) if top_k is None else top_k,
-            spike_threshold=threshold,
-            use_ternary=ternary,
-            learn_prototypes=not frozen,
+@snn.command("init")
+def init(
+    file: FileArg,
+    neurons: Annotated[int, typer.Option("--neurons", min=1, help="Number of neurons.")] = 100,
+    dim: Annotated[int, typer.Option("--dim", min=1, help="Length of each activation vector.")] = 2048,
+    top_k: Annotated[
+        int | None,
+        typer.Option(
+            "--top-k",
+            min=0,
+            help="Connections per neuron, to the next TOP_K neurons "
+            "[default: 10, at most --neurons minus 1].",
+            show_default=False,
+        ),
+    ] = None,
+    threshold: Annotated[
+        float,
+        typer.Option(
+            "--spike-threshold",
+            callback=finite,
+            help="Activation a neuron must exceed to spike; also how close an "
+            "input must be to a prototype to count as known.",
+        ),
+    ] = 0.5,
+    ternary: Annotated[bool, typer.Option("--ternary", help="Ternary (-1/0/+1) weights.")] = False,
+    seed: Annotated[
+        int | None,
+        typer.Option(
+            "--seed",
+            min=0,
+            help="Seed of the initial prototypes [default: random, recorded].",
+            show_default=False,
+        ),
+    ] = None,
+    frozen: Annotated[
+        bool,
+        typer.Option(
+            "--frozen-prototypes",
+            help="Keep the initial random prototypes (the Rust crate's behaviour) instead of learning them.",
+        ),
+    ] = False,
+    force: Annotated[
+        bool, typer.Option("--force", "-f", help="Replace a network the file already has.")
+    ] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Attach a new spiking network to FILE (created if it does not exist).
+
+    Example: thermo snn init memory.thermo --neurons 100 --dim 2048 --seed 7
+    """
+    from thermo_cli import store
+    from thermo_cli.operations.snn import SNNConfig
+    from thermo_cli.operations.snn.runner import attach_network
+
+    if top_k is not None and top_k >= neurons:
+        err(
+            f"thermo: error: --top-k {top_k} needs at least {top_k + 1} neurons (--neurons is "
+            f"{neurons}): neuron i connects to neurons i+1 … i+TOP_K, never to itself"
         )
-        with store.locked(file):
-            if Path(file).exists():
-                _check_container(file)
-                tg = store.load(file, layers="lazy", log="tail")
-                net = attach_network(tg, config, seed, replace=force)
-                store.commit(file, tg)
-                verb = "attached"
-            else:
-                tg = _new_thermogram(file)
-                net = attach_network(tg, config, seed)
-                store.create(file, tg)
-                verb = "created"
-        if json_out:
-            print_json(
-                {"file": file, "created": verb == "created", "seed": net.seed, "config": config.to_dict()}
+        raise typer.Exit(EXIT_USAGE)
+    config = SNNConfig(
+        num_neurons=neurons,
+        input_dim=dim,
+        top_k=min(10, neurons - 1) if top_k is None else top_k,
+        spike_threshold=threshold,
+        use_ternary=ternary,
+        learn_prototypes=not frozen,
+    )
+    existed = Path(file).exists()
+    if existed:
+        _check_container(file)
+    with store.edit(file, create=None if existed else _new_thermogram(file)) as tg:
+        net = attach_network(tg, config, seed, replace=force)
+    verb = "attached" if existed else "created"
+    if json_out:
+        print_json({"file": file, "created": verb == "created", "seed": net.seed, "config": config.to_dict()})
+    err(f"{verb} {file} with a {_describe(net)}")
+
+
+@snn.command("run")
+def run(
+    file: FileArg,
+    input_: Annotated[
+        str,
+        typer.Option(
+            "--input",
+            "-i",
+            help="Activations: .npy [n, dim], .safetensors, JSONL of number lists, or '-' for stdin.",
+            show_default=False,
+        ),
+    ],
+    reward: Annotated[
+        float | None,
+        typer.Option(
+            "--reward", callback=finite, help="Add to dopamine first (speeds learning).", show_default=False
+        ),
+    ] = None,
+    stress: Annotated[
+        float | None,
+        typer.Option(
+            "--stress",
+            callback=finite,
+            help="Lower serotonin and raise norepinephrine by this first.",
+            show_default=False,
+        ),
+    ] = None,
+    focus: Annotated[
+        float | None,
+        typer.Option(
+            "--focus",
+            callback=finite,
+            help="Add to acetylcholine first (more spreading).",
+            show_default=False,
+        ),
+    ] = None,
+    decay: Annotated[
+        float,
+        typer.Option(
+            "--decay",
+            callback=finite,
+            min=0.0,
+            max=1.0,
+            help="After each activation, move the levels this fraction back to baseline.",
+        ),
+    ] = 0.0,
+    tensor: Annotated[
+        str | None,
+        typer.Option(
+            "--tensor", help="Tensor to read from a safetensors file holding several.", show_default=False
+        ),
+    ] = None,
+    fmt: Annotated[
+        str | None,
+        typer.Option(
+            "--format",
+            help="Input format when the name does not say: npy, safetensors or jsonl.",
+            show_default=False,
+        ),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show what would happen; write nothing.")
+    ] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Feed activations through FILE's network and apply the resulting deltas to its log.
+
+    Example: thermo snn run memory.thermo --input hidden.npy --reward 0.2 --decay 0.01
+    """
+    from thermo_cli import store
+    from thermo_cli.operations.snn import runner
+    from thermo_cli.operations.snn.inputs import load_activations
+
+    if input_ == "-" and sys.stdin.isatty():
+        err("thermo: error: reading activations from a terminal: pipe them in or name a file")
+        raise typer.Exit(EXIT_USAGE)
+    _check_container(file)
+    with store.edit(file, dry_run=dry_run) as tg:
+        net = runner.load_network(tg)
+        dim = net.config.input_dim
+        if input_ == "-":
+            acts = load_activations(sys.stdin.buffer, dim, fmt=fmt, tensor=tensor)
+        else:
+            acts = load_activations(input_, dim, fmt=fmt, tensor=tensor)
+        with progress("activations", len(acts), min_total=MIN_BAR_ACTIVATIONS) as bar:
+            report = runner.run(
+                tg,
+                acts,
+                reward=reward,
+                stress=stress,
+                focus=focus,
+                decay=decay,
+                dry_run=dry_run,
+                progress=bar.advance,
             )
-        err(f"{verb} {file} with a {_describe(net)}")
+    if json_out:
+        print_json({"file": file, **report.to_dict()})
+    err(_run_summary(file, report))
 
-    @snn.command("run")
-    def run(
-        file: FileArg,
-        input_: Annotated[
-            str,
-            typer.Option(
-                "--input",
-                "-i",
-                help="Activations: .npy [n, dim], .safetensors, JSONL of number lists, or '-' for stdin.",
-                show_default=False,
-            ),
-        ],
-        reward: Annotated[
-            float | None,
-            typer.Option("--reward", help="Add to dopamine first (speeds learning).", show_default=False),
-        ] = None,
-        stress: Annotated[
-            float | None,
-            typer.Option(
-                "--stress", help="Lower serotonin and raise norepinephrine by this first.", show_default=False
-            ),
-        ] = None,
-        focus: Annotated[
-            float | None,
-            typer.Option("--focus", help="Add to acetylcholine first (more spreading).", show_default=False),
-        ] = None,
-        decay: Annotated[
-            float,
-            typer.Option(
-                "--decay",
-                min=0.0,
-                max=1.0,
-                help="After each activation, move the levels this fraction back to baseline.",
-            ),
-        ] = 0.0,
-        tensor: Annotated[
-            str | None,
-            typer.Option(
-                "--tensor", help="Tensor to read from a safetensors file holding several.", show_default=False
-            ),
-        ] = None,
-        fmt: Annotated[
-            str | None,
-            typer.Option(
-                "--format",
-                help="Input format when the name does not say: npy, safetensors or jsonl.",
-                show_default=False,
-            ),
-        ] = None,
-        dry_run: Annotated[
-            bool, typer.Option("--dry-run", help="Show what would happen; write nothing.")
-        ] = False,
-        json_out: JsonOpt = False,
-    ) -> None:
-        """Feed activations through FILE's network and apply the resulting deltas to its log.
 
-        Example: thermo snn run memory.thermo --input hidden.npy --reward 0.2 --decay 0.01
-        """
-        from thermo_cli import store
-        from thermo_cli.operations.snn import runner
-        from thermo_cli.operations.snn.inputs import load_activations
+@snn.command("stats")
+def stats(file: FileArg, json_out: JsonOpt = False) -> None:
+    """Firing rates, weight histogram, neuromodulator levels and learning counters of FILE's network.
 
-        if input_ == "-" and sys.stdin.isatty():
-            err("thermo: error: reading activations from a terminal: pipe them in or name a file")
-            raise typer.Exit(EXIT_USAGE)
-        with store.locked(file):
-            tg, net = _load_network(file)
-            dim = net.config.input_dim
-            if input_ == "-":
-                acts = load_activations(sys.stdin.buffer, dim, fmt=fmt, tensor=tensor)
-            else:
-                acts = load_activations(input_, dim, fmt=fmt, tensor=tensor)
-            with progress("activations", len(acts), min_total=MIN_BAR_ACTIVATIONS) as bar:
-                report = runner.run(
-                    tg,
-                    acts,
-                    reward=reward,
-                    stress=stress,
-                    focus=focus,
-                    decay=decay,
-                    dry_run=dry_run,
-                    progress=bar.advance,
-                )
-            if not dry_run:
-                store.commit(file, tg)
-        if json_out:
-            print_json({"file": file, **report.to_dict()})
-        err(_run_summary(file, report))
+    Example: thermo snn stats memory.thermo --json
+    """
+    from thermo_cli.operations.snn.stats import summarize
 
-    @snn.command("stats")
-    def stats(file: FileArg, json_out: JsonOpt = False) -> None:
-        """Firing rates, weight histogram, neuromodulator levels and learning counters of FILE's network.
-
-        Example: thermo snn stats memory.thermo --json
-        """
-        from thermo_cli.operations.snn.stats import summarize
-
-        _, net = _load_network(file)
-        summary = summarize(net)
-        if json_out:
-            print_json({"file": file, **summary})
-            return
-        _print_stats(file, _describe(net), summary)
+    _, net = _load_network(file)
+    summary = summarize(net)
+    if json_out:
+        print_json({"file": file, **summary})
+        return
+    _print_stats(file, _describe(net), summary)
 
 
 def _run_summary(file: str, report: Any) -> str:

@@ -100,176 +100,180 @@ def _import_summary(r: Any) -> list[str]:
     return lines
 
 
-def register(app: typer.Typer) -> None:
-    @app.command("import-safetensors")
-    def import_safetensors_cmd(
-        paths: Annotated[
-            list[str],
-            typer.Argument(
-                metavar="INPUT... OUT",
-                help="One or more .safetensors files, index JSONs (model.safetensors.index.json) or model "
-                "directories, then the .thermo file to create (always the last argument).",
-            ),
-        ],
-        layer: str = typer.Option("cool", "--layer", "-l", help="Target layer: hot, warm, cool, cold."),
-        strength: float = typer.Option(0.9, "--strength", "-s", help="Strength of every entry, in [0, 1]."),
-        ternary: bool = typer.Option(
-            False,
-            "--ternary",
-            help="Pack float weight tensors as ternary codes + scales (~16x smaller "
-            "than F32; lossy). Integer/bool tensors are stored exactly.",
-        ),
-        method: str = typer.Option("reference", "--method", help="Ternary method: reference or absmean."),
-        per_row: bool = typer.Option(False, "--per-row", help="Ternary: one scale per row, not per tensor."),
-        threshold: float | None = typer.Option(
-            None, "--threshold", help="Ternary: explicit cut in units of the scale."
-        ),
-        min_rank: int = typer.Option(
-            2,
-            "--ternary-min-rank",
-            metavar="N",
-            help="Ternary: only tensors with at least N dimensions (default 2: "
-            "matrices and embeddings; biases and norms stay exact).",
-        ),
-        nan_as_zero: bool = typer.Option(
-            False, "--nan-as-zero", help="Ternary: store NaN/Inf weights as 0 instead of refusing."
-        ),
-        prefix: str = typer.Option("", "--prefix", help="Prepend this to every tensor name to form its key."),
-        include: Annotated[
-            list[str] | None,
-            typer.Option(
-                "--include", metavar="GLOB", help="Import only tensors whose name matches (repeatable)."
-            ),
-        ] = None,
-        exclude: Annotated[
-            list[str] | None,
-            typer.Option("--exclude", metavar="GLOB", help="Skip tensors whose name matches (repeatable)."),
-        ] = None,
-        name: str | None = typer.Option(None, "--name", help="Thermogram name (default: OUT's file stem)."),
-        force: bool = typer.Option(False, "--force", "-f", help="Replace OUT if it exists."),
-        dry_run: bool = typer.Option(False, "--dry-run", help="Validate and report; write nothing."),
-        as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
-    ) -> None:
-        """Import safetensors checkpoints into a new thermogram, one entry per tensor.
+commands = typer.Typer(add_completion=False)
+"""This module's commands; the root group loads them when one of them runs."""
 
-        Keys are the tensor names (with --prefix prepended); dtype and shape are
-        kept and the bytes stored exactly (every safetensors dtype, F4/F6/F8 too).
-        Several inputs, or a sharded checkpoint's index JSON, go into one
-        thermogram; tensor names must be unique across them. The __metadata__ is
-        kept for export. The log gets one 'import' event per tensor (key, dtype,
-        shape, SHA-256 of its bytes) and a 'checkpoint' event with the state
-        digest. Inputs are validated before anything is written; OUT appears only
-        when complete.
-        """
-        from thermo_cli.operations.safetensors import TernaryOptions, import_safetensors
 
-        if len(paths) < 2:
-            raise typer.BadParameter("give at least one INPUT and the OUT file", param_hint="INPUT... OUT")
-        *inputs, out = paths
-        if method not in _METHODS:
-            raise typer.BadParameter(f"expected one of {', '.join(_METHODS)}", param_hint="--method")
-        options = (
-            TernaryOptions(
-                method=method,
-                per_row=per_row,
-                threshold=threshold,
-                nan_as_zero=nan_as_zero,
-                min_rank=min_rank,
-            )
-            if ternary
-            else None
+@commands.command("import-safetensors")
+def import_safetensors_cmd(
+    paths: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="INPUT... OUT",
+            help="One or more .safetensors files, index JSONs (model.safetensors.index.json) or model "
+            "directories, then the .thermo file to create (always the last argument).",
+        ),
+    ],
+    layer: str = typer.Option("cool", "--layer", "-l", help="Target layer: hot, warm, cool, cold."),
+    strength: float = typer.Option(0.9, "--strength", "-s", help="Strength of every entry, in [0, 1]."),
+    ternary: bool = typer.Option(
+        False,
+        "--ternary",
+        help="Pack float weight tensors as ternary codes + scales (~16x smaller "
+        "than F32; lossy). Integer/bool tensors are stored exactly.",
+    ),
+    method: str = typer.Option("reference", "--method", help="Ternary method: reference or absmean."),
+    per_row: bool = typer.Option(False, "--per-row", help="Ternary: one scale per row, not per tensor."),
+    threshold: float | None = typer.Option(
+        None, "--threshold", help="Ternary: explicit cut in units of the scale."
+    ),
+    min_rank: int = typer.Option(
+        2,
+        "--ternary-min-rank",
+        metavar="N",
+        help="Ternary: only tensors with at least N dimensions (default 2: "
+        "matrices and embeddings; biases and norms stay exact).",
+    ),
+    nan_as_zero: bool = typer.Option(
+        False, "--nan-as-zero", help="Ternary: store NaN/Inf weights as 0 instead of refusing."
+    ),
+    prefix: str = typer.Option("", "--prefix", help="Prepend this to every tensor name to form its key."),
+    include: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--include", metavar="GLOB", help="Import only tensors whose name matches (repeatable)."
+        ),
+    ] = None,
+    exclude: Annotated[
+        list[str] | None,
+        typer.Option("--exclude", metavar="GLOB", help="Skip tensors whose name matches (repeatable)."),
+    ] = None,
+    name: str | None = typer.Option(None, "--name", help="Thermogram name (default: OUT's file stem)."),
+    force: bool = typer.Option(False, "--force", "-f", help="Replace OUT if it exists."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Validate and report; write nothing."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
+) -> None:
+    """Import safetensors checkpoints into a new thermogram, one entry per tensor.
+
+    Keys are the tensor names (with --prefix prepended); dtype and shape are
+    kept and the bytes stored exactly (every safetensors dtype, F4/F6/F8 too).
+    Several inputs, or a sharded checkpoint's index JSON, go into one
+    thermogram; tensor names must be unique across them. The __metadata__ is
+    kept for export. The log gets one 'import' event per tensor (key, dtype,
+    shape, SHA-256 of its bytes) and a 'checkpoint' event with the state
+    digest. Inputs are validated before anything is written; OUT appears only
+    when complete.
+    """
+    from thermo_cli.operations.safetensors import TernaryOptions, import_safetensors
+
+    if len(paths) < 2:
+        raise typer.BadParameter("give at least one INPUT and the OUT file", param_hint="INPUT... OUT")
+    *inputs, out = paths
+    if method not in _METHODS:
+        raise typer.BadParameter(f"expected one of {', '.join(_METHODS)}", param_hint="--method")
+    options = (
+        TernaryOptions(
+            method=method,
+            per_row=per_row,
+            threshold=threshold,
+            nan_as_zero=nan_as_zero,
+            min_rank=min_rank,
         )
-        if not ternary and (per_row or threshold is not None or nan_as_zero or method != "reference"):
-            raise typer.BadParameter(
-                "--method, --per-row, --threshold and --nan-as-zero need --ternary", param_hint="--ternary"
-            )
-        with _PhaseBar(f"reading → {out}", not as_json) as progress:
-            report = import_safetensors(
-                inputs,
-                out,
-                layer=layer,
-                strength=strength,
-                ternary=options,
-                prefix=prefix,
-                include=include or (),
-                exclude=exclude or (),
-                name=name,
-                overwrite=force,
-                dry_run=dry_run,
-                progress=progress,
-            )
-        if as_json:
-            print_json(report.to_json())
-        else:
-            for line in _import_summary(report):
-                err(line)
+        if ternary
+        else None
+    )
+    if not ternary and (per_row or threshold is not None or nan_as_zero or method != "reference"):
+        raise typer.BadParameter(
+            "--method, --per-row, --threshold and --nan-as-zero need --ternary", param_hint="--ternary"
+        )
+    with _PhaseBar(f"reading → {out}", not as_json) as progress:
+        report = import_safetensors(
+            inputs,
+            out,
+            layer=layer,
+            strength=strength,
+            ternary=options,
+            prefix=prefix,
+            include=include or (),
+            exclude=exclude or (),
+            name=name,
+            overwrite=force,
+            dry_run=dry_run,
+            progress=progress,
+        )
+    if as_json:
+        print_json(report.to_json())
+    else:
+        for line in _import_summary(report):
+            err(line)
 
-    @app.command("export-safetensors")
-    def export_safetensors_cmd(
-        file: str = typer.Argument(..., help="A thermogram (.thermo container or a Rust-crate JSON file)."),
-        out: str = typer.Argument(..., help="The .safetensors file to write."),
-        layers: Annotated[
-            list[str] | None,
-            typer.Option("--layer", "-l", help="Export only this layer (repeatable; default: all four)."),
-        ] = None,
-        dequantize: bool = typer.Option(
-            True,
-            "--dequantize/--keep-ternary",
-            help="Ternary entries: write floats in their original dtype "
-            "(default), or keep packed U8 codes + F32 scales.",
+
+@commands.command("export-safetensors")
+def export_safetensors_cmd(
+    file: str = typer.Argument(..., help="A thermogram (.thermo container or a Rust-crate JSON file)."),
+    out: str = typer.Argument(..., help="The .safetensors file to write."),
+    layers: Annotated[
+        list[str] | None,
+        typer.Option("--layer", "-l", help="Export only this layer (repeatable; default: all four)."),
+    ] = None,
+    dequantize: bool = typer.Option(
+        True,
+        "--dequantize/--keep-ternary",
+        help="Ternary entries: write floats in their original dtype "
+        "(default), or keep packed U8 codes + F32 scales.",
+    ),
+    prefix: str = typer.Option(
+        "", "--prefix", help="Export only keys starting with this, removed from the names."
+    ),
+    include: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--include", metavar="GLOB", help="Export only tensors whose name matches (repeatable)."
         ),
-        prefix: str = typer.Option(
-            "", "--prefix", help="Export only keys starting with this, removed from the names."
-        ),
-        include: Annotated[
-            list[str] | None,
-            typer.Option(
-                "--include", metavar="GLOB", help="Export only tensors whose name matches (repeatable)."
-            ),
-        ] = None,
-        exclude: Annotated[
-            list[str] | None,
-            typer.Option("--exclude", metavar="GLOB", help="Skip tensors whose name matches (repeatable)."),
-        ] = None,
-        force: bool = typer.Option(False, "--force", "-f", help="Replace OUT if it exists."),
-        as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
-    ) -> None:
-        """Write the tensor entries of a thermogram as a safetensors file.
+    ] = None,
+    exclude: Annotated[
+        list[str] | None,
+        typer.Option("--exclude", metavar="GLOB", help="Skip tensors whose name matches (repeatable)."),
+    ] = None,
+    force: bool = typer.Option(False, "--force", "-f", help="Replace OUT if it exists."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
+) -> None:
+    """Write the tensor entries of a thermogram as a safetensors file.
 
-        Raw entries come out bit-identical to what was imported, with the
-        original __metadata__; entries without a tensor are skipped. Uncommitted
-        deltas are not in the layers: run `thermo consolidate` first to include
-        them. OUT appears only when complete and checked by the safetensors library.
-        """
-        from thermo_cli.operations.safetensors import export_safetensors
+    Raw entries come out bit-identical to what was imported, with the
+    original __metadata__; entries without a tensor are skipped. Uncommitted
+    deltas are not in the layers: run `thermo consolidate` first to include
+    them. OUT appears only when complete and checked by the safetensors library.
+    """
+    from thermo_cli.operations.safetensors import export_safetensors
 
-        with _PhaseBar(f"writing {out}", not as_json) as progress:
-            report = export_safetensors(
-                file,
-                out,
-                layers=layers or None,
-                keep_ternary=not dequantize,
-                prefix=prefix,
-                include=include or (),
-                exclude=exclude or (),
-                overwrite=force,
-                progress=progress,
-            )
-        if as_json:
-            print_json(report.to_json())
-            return
-        extra = []
-        if report.ternary_dequantized:
-            extra.append(f"{report.ternary_dequantized} ternary dequantized")
-        if report.ternary_kept:
-            extra.append(f"{report.ternary_kept} ternary kept packed")
-        if report.skipped_non_tensor:
-            extra.append(f"{report.skipped_non_tensor} non-tensor entries skipped")
-        tail = f" ({'; '.join(extra)})" if extra else ""
-        size = human_bytes(report.file_bytes)
-        err(f"exported {report.tensors} tensors ({size}) from {file} to {out}{tail}")
-        if report.pending_deltas:
-            err(
-                f"note: {report.pending_deltas} uncommitted deltas are not in the layers and were not "
-                "exported (run `thermo consolidate` first to include them)"
-            )
+    with _PhaseBar(f"writing {out}", not as_json) as progress:
+        report = export_safetensors(
+            file,
+            out,
+            layers=layers or None,
+            keep_ternary=not dequantize,
+            prefix=prefix,
+            include=include or (),
+            exclude=exclude or (),
+            overwrite=force,
+            progress=progress,
+        )
+    if as_json:
+        print_json(report.to_json())
+        return
+    extra = []
+    if report.ternary_dequantized:
+        extra.append(f"{report.ternary_dequantized} ternary dequantized")
+    if report.ternary_kept:
+        extra.append(f"{report.ternary_kept} ternary kept packed")
+    if report.skipped_non_tensor:
+        extra.append(f"{report.skipped_non_tensor} non-tensor entries skipped")
+    tail = f" ({'; '.join(extra)})" if extra else ""
+    size = human_bytes(report.file_bytes)
+    err(f"exported {report.tensors} tensors ({size}) from {file} to {out}{tail}")
+    if report.pending_deltas:
+        err(
+            f"note: {report.pending_deltas} uncommitted deltas are not in the layers and were not "
+            "exported (run `thermo consolidate` first to include them)"
+        )

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
+from thermo_cli.cli._args import finite
 from thermo_cli.cli._common import err, human_bytes, print_json
 
 
@@ -27,7 +28,9 @@ _METHOD_HELP = (
 _THRESHOLD_HELP = "cut-off on |w|/scale (> 0); default: adaptive for reference, 0.5 with rounding for absmean"
 
 MethodOpt = Annotated[Method, typer.Option("--method", "-m", help=_METHOD_HELP, case_sensitive=False)]
-ThresholdOpt = Annotated[float | None, typer.Option("--threshold", "-t", help=_THRESHOLD_HELP)]
+ThresholdOpt = Annotated[
+    float | None, typer.Option("--threshold", "-t", callback=finite, help=_THRESHOLD_HELP)
+]
 PerRowOpt = Annotated[
     bool, typer.Option("--per-row", help="One scale per row (first dimension) of 2+-D tensors.")
 ]
@@ -75,134 +78,131 @@ def _summary(report: Any, verb: str, recorded: bool = False) -> None:
     err(_quality_text(report, recorded))
 
 
-def register(app: typer.Typer) -> None:
-    ternary = typer.Typer(
-        name="ternary",
-        help="Pack float tensors as 2-bit ternary weights (-1/0/+1 plus scales), and back.",
-        no_args_is_help=True,
+commands = typer.Typer(add_completion=False)
+"""This module's commands; the root group loads them when one of them runs."""
+
+ternary = typer.Typer(
+    name="ternary",
+    help="Pack float tensors as 2-bit ternary weights (-1/0/+1 plus scales), and back.",
+    no_args_is_help=True,
+)
+
+
+@ternary.command("pack")
+def pack(
+    src: Annotated[str, typer.Argument(metavar="IN", help="A .npy or .safetensors file of float tensors.")],
+    out: Annotated[str, typer.Argument(metavar="OUT", help="A .thermo or .safetensors file to write.")],
+    method: MethodOpt = Method.reference,
+    threshold: ThresholdOpt = None,
+    per_row: PerRowOpt = False,
+    nan_as_zero: NanOpt = False,
+    name: Annotated[
+        str | None,
+        typer.Option("--name", help="Key of a .npy input's tensor (default: the file name without .npy)."),
+    ] = None,
+    layer: Annotated[str, typer.Option("--layer", help="Layer of the entries in a .thermo output.")] = "cool",
+    strength: Annotated[
+        float, typer.Option("--strength", help="Strength of the entries in a .thermo output, 0..1.")
+    ] = 0.9,
+    force: ForceOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Quantize every float tensor of IN to ternary and write OUT (.thermo or .safetensors).
+
+    Non-float and empty tensors are copied unchanged. Example:
+    thermo ternary pack model.safetensors model.ternary.safetensors --method absmean --per-row
+    """
+    from thermo_cli.operations.ternary_files import PackOptions, pack_file
+
+    opts = PackOptions(method=method.value, threshold=threshold, per_row=per_row, nan_as_zero=nan_as_zero)
+    report = pack_file(src, out, options=opts, name=name, layer=layer, strength=strength, overwrite=force)
+    if as_json:
+        print_json(report.to_json())
+    else:
+        _summary(report, "packed")
+
+
+@ternary.command("unpack")
+def unpack(
+    src: Annotated[str, typer.Argument(metavar="IN", help="A packed .safetensors or a .thermo file.")],
+    out: Annotated[str, typer.Argument(metavar="OUT", help="A .npy (one tensor) or .safetensors file.")],
+    key: Annotated[
+        str | None,
+        typer.Option("--key", help="Only this tensor (needed for .npy when IN holds several)."),
+    ] = None,
+    layer: Annotated[
+        list[str] | None,
+        typer.Option("--layer", help="Layers of a .thermo input to read (repeatable; default all)."),
+    ] = None,
+    force: ForceOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Dequantize ternary tensors of IN (scale * code, in their original dtype) into OUT.
+
+    Example: thermo ternary unpack model.ternary.safetensors restored.safetensors
+    """
+    from thermo_cli.operations.ternary_files import unpack_file
+
+    report = unpack_file(src, out, key=key, layers=layer, overwrite=force)
+    if as_json:
+        print_json(report.to_json())
+    else:
+        _summary(report, "unpacked", recorded=True)
+
+
+commands.add_typer(ternary, name="ternary")
+
+
+@commands.command("quantize")
+def quantize(
+    file: Annotated[str, typer.Argument(help="A .thermo file, converted in place.")],
+    layer: Annotated[
+        str, typer.Option("--layer", help="Layer whose float tensor entries are quantized.")
+    ] = "cool",
+    method: MethodOpt = Method.reference,
+    threshold: ThresholdOpt = None,
+    per_row: PerRowOpt = False,
+    nan_as_zero: NanOpt = False,
+    include: Annotated[
+        list[str] | None, typer.Option("--include", help="Only keys matching this glob (repeatable).")
+    ] = None,
+    exclude: Annotated[
+        list[str] | None, typer.Option("--exclude", help="Skip keys matching this glob (repeatable).")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Report what would be quantized; write nothing.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Convert a layer's float tensor entries to ternary in place (audited, consolidating rewrite).
+
+    Each converted entry gets a "quantize" log event (key, method, digests, error); the
+    file is consolidated and rewritten atomically. Example:
+    thermo quantize model.thermo --layer cool --method absmean --per-row
+    """
+    from thermo_cli.operations.ternary_files import PackOptions, quantize_file
+
+    opts = PackOptions(method=method.value, threshold=threshold, per_row=per_row, nan_as_zero=nan_as_zero)
+    report = quantize_file(
+        file, layer=layer, options=opts, include=include or (), exclude=exclude or (), dry_run=dry_run
     )
-
-    @ternary.command("pack")
-    def pack(
-        src: Annotated[
-            str, typer.Argument(metavar="IN", help="A .npy or .safetensors file of float tensors.")
-        ],
-        out: Annotated[str, typer.Argument(metavar="OUT", help="A .thermo or .safetensors file to write.")],
-        method: MethodOpt = Method.reference,
-        threshold: ThresholdOpt = None,
-        per_row: PerRowOpt = False,
-        nan_as_zero: NanOpt = False,
-        name: Annotated[
-            str | None,
-            typer.Option(
-                "--name", help="Key of a .npy input's tensor (default: the file name without .npy)."
-            ),
-        ] = None,
-        layer: Annotated[
-            str, typer.Option("--layer", help="Layer of the entries in a .thermo output.")
-        ] = "cool",
-        strength: Annotated[
-            float, typer.Option("--strength", help="Strength of the entries in a .thermo output, 0..1.")
-        ] = 0.9,
-        force: ForceOpt = False,
-        as_json: JsonOpt = False,
-    ) -> None:
-        """Quantize every float tensor of IN to ternary and write OUT (.thermo or .safetensors).
-
-        Non-float and empty tensors are copied unchanged. Example:
-        thermo ternary pack model.safetensors model.ternary.safetensors --method absmean --per-row
-        """
-        from thermo_cli.operations.ternary_files import PackOptions, pack_file
-
-        opts = PackOptions(method=method.value, threshold=threshold, per_row=per_row, nan_as_zero=nan_as_zero)
-        report = pack_file(src, out, options=opts, name=name, layer=layer, strength=strength, overwrite=force)
-        if as_json:
-            print_json(report.to_json())
-        else:
-            _summary(report, "packed")
-
-    @ternary.command("unpack")
-    def unpack(
-        src: Annotated[str, typer.Argument(metavar="IN", help="A packed .safetensors or a .thermo file.")],
-        out: Annotated[str, typer.Argument(metavar="OUT", help="A .npy (one tensor) or .safetensors file.")],
-        key: Annotated[
-            str | None,
-            typer.Option("--key", help="Only this tensor (needed for .npy when IN holds several)."),
-        ] = None,
-        layer: Annotated[
-            list[str] | None,
-            typer.Option("--layer", help="Layers of a .thermo input to read (repeatable; default all)."),
-        ] = None,
-        force: ForceOpt = False,
-        as_json: JsonOpt = False,
-    ) -> None:
-        """Dequantize ternary tensors of IN (scale * code, in their original dtype) into OUT.
-
-        Example: thermo ternary unpack model.ternary.safetensors restored.safetensors
-        """
-        from thermo_cli.operations.ternary_files import unpack_file
-
-        report = unpack_file(src, out, key=key, layers=layer, overwrite=force)
-        if as_json:
-            print_json(report.to_json())
-        else:
-            _summary(report, "unpacked", recorded=True)
-
-    app.add_typer(ternary, name="ternary")
-
-    @app.command("quantize")
-    def quantize(
-        file: Annotated[str, typer.Argument(help="A .thermo file, converted in place.")],
-        layer: Annotated[
-            str, typer.Option("--layer", help="Layer whose float tensor entries are quantized.")
-        ] = "cool",
-        method: MethodOpt = Method.reference,
-        threshold: ThresholdOpt = None,
-        per_row: PerRowOpt = False,
-        nan_as_zero: NanOpt = False,
-        include: Annotated[
-            list[str] | None, typer.Option("--include", help="Only keys matching this glob (repeatable).")
-        ] = None,
-        exclude: Annotated[
-            list[str] | None, typer.Option("--exclude", help="Skip keys matching this glob (repeatable).")
-        ] = None,
-        dry_run: Annotated[
-            bool, typer.Option("--dry-run", help="Report what would be quantized; write nothing.")
-        ] = False,
-        as_json: JsonOpt = False,
-    ) -> None:
-        """Convert a layer's float tensor entries to ternary in place (audited, consolidating rewrite).
-
-        Each converted entry gets a "quantize" log event (key, method, digests, error); the
-        file is consolidated and rewritten atomically. Example:
-        thermo quantize model.thermo --layer cool --method absmean --per-row
-        """
-        from thermo_cli.operations.ternary_files import PackOptions, quantize_file
-
-        opts = PackOptions(method=method.value, threshold=threshold, per_row=per_row, nan_as_zero=nan_as_zero)
-        report = quantize_file(
-            file, layer=layer, options=opts, include=include or (), exclude=exclude or (), dry_run=dry_run
-        )
-        if as_json:
-            print_json(report.to_json())
-            return
-        n = sum(t.packed for t in report.tensors)
-        if dry_run:
-            err(
-                f"would quantize {n} entr{'y' if n == 1 else 'ies'} of the {layer} layer of {file} "
-                f"({human_bytes(report.tensor_before)} of tensor data)"
-            )
-            return
-        if not n:
-            err(
-                f"nothing to quantize: no float tensor entries in the {layer} layer of {file} "
-                "(file unchanged)"
-            )
-            return
+    if as_json:
+        print_json(report.to_json())
+        return
+    n = sum(t.packed for t in report.tensors)
+    if dry_run:
         err(
-            f"quantized {n} entr{'y' if n == 1 else 'ies'} of the {layer} layer of {file}; "
-            f"tensor data {human_bytes(report.tensor_before)} -> {human_bytes(report.tensor_after)}"
-            f"{_ratio(report.tensor_before, report.tensor_after)}"
+            f"would quantize {n} entr{'y' if n == 1 else 'ies'} of the {layer} layer of {file} "
+            f"({human_bytes(report.tensor_before)} of tensor data)"
         )
-        err(f"file: {human_bytes(report.file_before)} -> {human_bytes(report.file_after)}")
-        err(_quality_text(report))
+        return
+    if not n:
+        err(f"nothing to quantize: no float tensor entries in the {layer} layer of {file} (file unchanged)")
+        return
+    err(
+        f"quantized {n} entr{'y' if n == 1 else 'ies'} of the {layer} layer of {file}; "
+        f"tensor data {human_bytes(report.tensor_before)} -> {human_bytes(report.tensor_after)}"
+        f"{_ratio(report.tensor_before, report.tensor_after)}"
+    )
+    err(f"file: {human_bytes(report.file_before)} -> {human_bytes(report.file_after)}")
+    err(_quality_text(report))

@@ -264,7 +264,17 @@ def entry_doc(layer: Layer, e: Entry) -> dict[str, Any]:
     return doc
 
 
-def record_doc(index: int, rec: LogRecord) -> dict[str, Any]:
+def record_doc(
+    index: int, rec: LogRecord, *, dirty_start: int | None = None, values: bool = True
+) -> dict[str, Any]:
+    """The one JSON shape of a log record: dump lines, ``thermo log --json``, anything else.
+
+    Delta fields are those of the delta stream (absent optional fields are left out),
+    plus ``kind``, ``index``, the hashes and the hash ``scheme``. Given ``dirty_start``
+    (the log view) a delta also says whether it is ``consolidated`` and its value
+    ``size``; those are views of the file, not part of a dump line. ``values=False``
+    leaves the value out.
+    """
     if isinstance(rec, Event):
         return {
             "kind": "event",
@@ -280,6 +290,8 @@ def record_doc(index: int, rec: LogRecord) -> dict[str, Any]:
         doc["meta"] = to_tagged(doc["meta"])
     if rec.ternary is not None and "strength" not in doc:
         doc["strength"] = rec.strength
+    if not values:
+        doc.pop("value", None)
     doc.update(
         {
             "kind": "delta",
@@ -289,6 +301,9 @@ def record_doc(index: int, rec: LogRecord) -> dict[str, Any]:
             "scheme": "legacy" if rec.scheme is HashScheme.LEGACY else "v2",
         }
     )
+    if dirty_start is not None:
+        doc["consolidated"] = index < dirty_start
+        doc["size"] = len(rec.value)
     return doc
 
 

@@ -1,0 +1,83 @@
+"""Arguments and options several command modules share, declared once.
+
+Only typer is imported here: every command module imports this at load time, and
+``thermo get`` loads one of them.
+"""
+
+from __future__ import annotations
+
+import math
+from enum import StrEnum
+from typing import Annotated
+
+import typer
+
+
+class Preset(StrEnum):
+    default = "default"
+    fast_learner = "fast-learner"
+    organic = "organic"
+
+
+class Plasticity(StrEnum):
+    stdp = "stdp"
+    conservative = "conservative"
+    aggressive = "aggressive"
+    replace = "replace"
+    bayesian = "bayesian"
+
+
+class Policy(StrEnum):
+    default = "default"
+    aggressive = "aggressive"
+    conservative = "conservative"
+    manual = "manual"
+
+
+DEFAULT_MAX_LINE = 64 * 1024 * 1024
+
+FileArg = Annotated[
+    str, typer.Argument(help="Thermogram file (.thermo, or a Rust-crate legacy file).", show_default=False)
+]
+KeyArg = Annotated[
+    str, typer.Argument(help="Key of the entry (its hottest layer is changed).", show_default=False)
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
+UpgradeOpt = Annotated[
+    bool, typer.Option("--upgrade", help="Allow converting a Rust-crate legacy file to .thermo in place.")
+]
+ForceOpt = Annotated[bool, typer.Option("--force", "-f", help="Overwrite an existing file.")]
+PresetOpt = Annotated[Preset, typer.Option("--preset", help="Thermal layer preset.")]
+PlasticityOpt = Annotated[Plasticity, typer.Option("--plasticity", help="Plasticity rule.")]
+PolicyOpt = Annotated[Policy, typer.Option("--policy", help="Auto-consolidation policy.")]
+SourceOpt = Annotated[str, typer.Option("--source", help="Source recorded for deltas that name none.")]
+MaxLineOpt = Annotated[int, typer.Option("--max-line-bytes", min=1, help="Longest accepted JSONL line.")]
+
+
+def short_hash(h: str | None) -> str:
+    """The first 12 hex digits of a hash, as summaries show it."""
+    return "none" if h is None else h[:12]
+
+
+def strength_text(s: float) -> str:
+    return f"{s:.4g}"
+
+
+def new_thermogram(name: str, preset: Preset, plasticity: Plasticity, policy: Policy):  # -> Thermogram
+    """A fresh thermogram with the chosen presets (``init`` and ``import-jsonl``)."""
+    from thermo_cli.config.engine import ConsolidationPolicy, PlasticityRule, ThermalConfig
+    from thermo_cli.engine.thermogram import Thermogram
+
+    return Thermogram(
+        name=name,
+        thermal=ThermalConfig.preset(preset.value),
+        plasticity=PlasticityRule.preset(plasticity.value),
+        policy=ConsolidationPolicy.preset(policy.value),
+    )
+
+
+def finite(value: float | None) -> float | None:
+    """Option callback: NaN and infinities are usage errors, not values for the library to refuse."""
+    if value is not None and not math.isfinite(value):
+        raise typer.BadParameter(f"{value!r} is not a finite number.")
+    return value

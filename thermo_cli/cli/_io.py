@@ -1,0 +1,36 @@
+"""Input helpers for the commands that read a stream: its size, and a progress-counting wrapper."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import Any
+
+PROGRESS_MIN_BYTES = 16 * 1024 * 1024
+"""Inputs smaller than this finish too fast for a progress bar to help."""
+
+
+class CountingReader:
+    """Wraps a binary stream to advance a progress bar by the bytes read."""
+
+    def __init__(self, raw: Any, bar: Any) -> None:
+        self._raw = raw
+        self._bar = bar
+
+    def read1(self, n: int = -1) -> bytes:
+        read = getattr(self._raw, "read1", None) or self._raw.read
+        data = read(n)
+        self._bar.advance(len(data))
+        return data
+
+    def read(self, n: int = -1) -> bytes:
+        return self.read1(n)
+
+
+def input_size(path: str) -> int | None:
+    """Bytes in ``path`` (None for stdin or an unreadable path: the bar then just counts)."""
+    if path == "-":
+        return None
+    with contextlib.suppress(OSError):
+        return os.stat(path).st_size
+    return None

@@ -1,0 +1,170 @@
+"""Moving a thermogram out and back in: ``thermo export`` and ``thermo import-jsonl``.
+
+The formats are :mod:`thermo_cli.formats.dump`'s; reading JSONL input back is
+:func:`thermo_cli.operations.apply.build_from_jsonl`. This module parses, streams to or
+from files (``-`` is stdout/stdin) with a progress bar on a terminal, and reports.
+"""
+
+from __future__ import annotations
+
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from thermo_cli.cli._args import (
+    DEFAULT_MAX_LINE,
+    FileArg,
+    JsonOpt,
+    MaxLineOpt,
+    Plasticity,
+    PlasticityOpt,
+    Policy,
+    PolicyOpt,
+    Preset,
+    PresetOpt,
+    SourceOpt,
+    new_thermogram,
+    short_hash,
+)
+from thermo_cli.cli._common import (
+    EXIT_USAGE,
+    err,
+    is_interactive,
+    open_input,
+    open_output,
+    print_json,
+    progress,
+)
+from thermo_cli.cli._io import PROGRESS_MIN_BYTES, CountingReader, input_size
+
+commands = typer.Typer(add_completion=False)
+"""This module's commands; the root group loads them when one of them runs."""
+
+
+class ExportFormat(StrEnum):
+    engram = "engram"
+    jsonl = "jsonl"
+
+
+@commands.command("export")
+def export(
+    file: FileArg,
+    out: Annotated[str, typer.Argument(help="Output file; '-' for stdout.", show_default=False)],
+    fmt: Annotated[
+        ExportFormat | None,
+        typer.Option(
+            "--format",
+            "-f",
+            show_default=False,
+            help="engram (the crate's JSON, all layers + history) or jsonl (lossless dump) "
+            "[default: by OUT's extension, engram unless .jsonl].",
+        ),
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite OUT if it exists.")] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Export all four layers and the full history as Engram JSON or a JSONL dump.
+
+    Example: thermo export memory.thermo memory.json; thermo export memory.thermo dump.jsonl
+    """
+    if fmt is None:
+        fmt = ExportFormat.jsonl if out.endswith((".jsonl", ".ndjson")) else ExportFormat.engram
+    if out == "-" and json_out:
+        err("thermo: error: --json prints to stdout, so OUT cannot be '-' too")
+        raise typer.Exit(EXIT_USAGE)
+    counts = _export(file, out, fmt, force=force)
+    if json_out:
+        print_json({"file": file, "out": out, "format": fmt.value, **counts})
+    err(
+        f"exported {file} to {out} ({fmt.value}): {counts['entries']} entries, "
+        f"{counts['deltas']} deltas, {counts['events']} events"
+    )
+
+
+def _export(file: str, out: str, fmt: ExportFormat, *, force: bool) -> dict[str, int]:
+    from thermo_cli import store
+    from thermo_cli.formats import dump
+
+    tg = store.load(file, layers="lazy", log="tail")
+    total = sum(len(tg.layers[layer]) for layer in tg.layers) + tg.log_length
+    with open_output(out, overwrite=force) as fh, progress("exporting", total, min_total=50_000) as bar:
+        records = store.iter_log(file)
+        if fmt is ExportFormat.engram:
+            return dump.export_engram(tg, records, fh, on_item=bar.advance)
+        return dump.export_jsonl(
+            tg, records, fh, log_length=tg.log_length, head_hash=tg.head_hash, on_item=bar.advance
+        )
+
+
+@commands.command("import-jsonl")
+def import_jsonl(
+    src: Annotated[
+        str,
+        typer.Argument(
+            help="A `thermo export --format jsonl` dump or a delta stream; '-' reads stdin.",
+            show_default=False,
+        ),
+    ],
+    out: Annotated[str, typer.Argument(help="New thermogram file.", show_default=False)],
+    name: Annotated[
+        str | None,
+        typer.Option("--name", "-n", show_default=False, help="Name for a delta stream's thermogram."),
+    ] = None,
+    preset: PresetOpt = Preset.default,
+    plasticity: PlasticityOpt = Plasticity.stdp,
+    policy: PolicyOpt = Policy.default,
+    source: SourceOpt = "thermo",
+    max_line_bytes: MaxLineOpt = DEFAULT_MAX_LINE,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite OUT if it exists.")] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Build a new thermogram from a JSONL export (exactly) or a plain delta stream.
+
+    A `thermo export --format jsonl` dump gives back the same layers, log and head
+    hash; a delta stream is applied to a fresh thermogram, like init + apply.
+
+    --name/--preset/--plasticity/--policy apply to delta streams; a dump carries its own.
+
+    Example: thermo export a.thermo dump.jsonl && thermo import-jsonl dump.jsonl b.thermo
+    """
+    from thermo_cli import store
+    from thermo_cli.errors import RefusedError
+    from thermo_cli.operations.apply import build_from_jsonl
+
+    if not force and Path(out).exists():
+        raise RefusedError(f"{out}: already exists (pass --force to overwrite)")
+    if src == "-" and sys.stdin.isatty():
+        err("thermo: error: reading from a terminal: pipe a JSONL file or name one")
+        raise typer.Exit(EXIT_USAGE)
+    fresh = new_thermogram(name or Path(out).stem or "thermogram", preset, plasticity, policy)
+    from thermo_cli.cli._common import _stream_limits
+
+    limits = _stream_limits(max_line_bytes)
+    with (
+        open_input(src) as raw,
+        progress("importing", input_size(src), min_total=PROGRESS_MIN_BYTES, unit="bytes") as bar,
+    ):
+        stream = CountingReader(raw, bar) if is_interactive() else raw
+        result = build_from_jsonl(stream, fresh, source=source, limits=limits)
+    tg = result.thermogram
+    store.create(out, tg, overwrite=force)
+    entries = sum(len(tg.layers[layer]) for layer in tg.layers)
+    if json_out:
+        print_json(
+            {
+                "file": out,
+                "source": src,
+                "kind": result.kind,
+                "deltas": result.deltas,
+                "log_length": tg.log_length,
+                "entries": entries,
+                "head_hash": tg.head_hash,
+            }
+        )
+    err(
+        f"imported {src} ({result.kind}) into {out}: {result.deltas} deltas, {tg.log_length} log records, "
+        f"{entries} entries; head {short_hash(tg.head_hash)}"
+    )

@@ -1,0 +1,49 @@
+"""Choosing log records: by key, deltas only, the newest N; and where the dirty tail starts.
+
+The library half of ``thermo log``: it yields ``(index, record)`` pairs and never
+formats them (a record's JSON shape is :func:`thermo_cli.formats.dump.record_doc`).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterator
+
+from thermo_cli import store
+from thermo_cli.model import Delta, LogRecord
+
+
+def select_records(
+    path: str, *, key: str | None = None, events: bool = True, last: int | None = None
+) -> Iterator[tuple[int, LogRecord]]:
+    """The file's log records, oldest first, filtered; ``last`` keeps only the newest N."""
+    chosen = _chosen(path, key, events)
+    return iter(deque(chosen, maxlen=last)) if last is not None else chosen
+
+
+def _chosen(path: str, key: str | None, events: bool) -> Iterator[tuple[int, LogRecord]]:
+    for index, rec in enumerate(store.iter_log(path)):
+        if not events and not isinstance(rec, Delta):
+            continue
+        if key is not None and not mentions(rec, key):
+            continue
+        yield index, rec
+
+
+def mentions(rec: LogRecord, key: str) -> bool:
+    """A record about ``key``: its delta, or an event naming it (reinforce, warm …)."""
+    if isinstance(rec, Delta):
+        return rec.key == key
+    f = rec.fields
+    return f.get("key") == key or (isinstance(f.get("keys"), list) and key in f["keys"])
+
+
+def dirty_start(path: str) -> int:
+    """Index of the first uncommitted record: a container's trailer says it, no decoding."""
+    if store.sniff(path) != "thermo":
+        return store.load(path).dirty_start
+    reader = store.open_reader(path)
+    try:
+        return int(reader.trailer.dirty_start)
+    finally:
+        reader.close()
