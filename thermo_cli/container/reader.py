@@ -221,8 +221,9 @@ class Reader:
             return t
         if strict:
             raise IntegrityError(
-                f"{self.path}: the commit trailer at the end of the file does not frame the bytes before "
-                f"it ({fault}): an older commit appended (a rollback) or bytes outside any commit. "
+                f"{self.path}: the commit at the end of the file is not framed ({fault}): its commit "
+                "header is damaged, an older commit was appended (a rollback) or bytes lie outside any "
+                "commit. "
                 "Run `thermo verify`; `thermo repair --force` drops them after a backup"
             )
         return None
@@ -296,10 +297,11 @@ class Reader:
         complete commit that is damaged; other bytes belong to no commit.
         """
         n = size - end
+        after = "the prefix" if end == PREFIX_SIZE else f"the last valid commit (at {end})"
         if n >= len(END_MAGIC) and self.pread(size - len(END_MAGIC), len(END_MAGIC)) == END_MAGIC:
             return (
                 f"the last commit is damaged (the file ends in a complete footer, but the {n} bytes "
-                f"after the last valid commit at {end} do not check out)"
+                f"after {after} do not check out)"
             )
         if n < COMMIT_HEADER_SIZE:
             return None
@@ -308,10 +310,7 @@ class Reader:
             return None
         header = unpack_commit_header(raw)
         if header is None:
-            return (
-                f"the {n} bytes after the last valid commit (at {end}) do not start with a commit "
-                "header: bytes outside any commit"
-            )
+            return f"the {n} bytes after {after} do not start with a commit header: bytes outside any commit"
         if seq is not None and header.seq != seq:
             return (
                 f"the commit header at {end} has seq {header.seq}, not {seq}: it is not the next "

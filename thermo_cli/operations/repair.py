@@ -130,9 +130,9 @@ def repair(
                 report.tail_sha256 = hashlib.sha256(tail_end).hexdigest()
                 if reader.tail_fault is not None and not force:
                     raise RefusedError(
-                        f"{p}: the {report.torn_tail_bytes} bytes after the last valid commit are a damaged commit "
-                        f"or bytes outside any commit, not an interrupted write ({reader.tail_fault}); "
-                        "dropping them could lose committed data "
+                        f"{p}: the {report.torn_tail_bytes} bytes after the last valid commit are a damaged "
+                        "commit or bytes outside any commit, not an interrupted write "
+                        f"({reader.tail_fault}); dropping them could lose committed data "
                         "(check with `thermo verify`; pass --force to drop them anyway, after a backup)"
                     )
         if dry_run:
