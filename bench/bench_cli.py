@@ -133,8 +133,9 @@ def build_file(path: Path, total_bytes: int, entry_bytes: int) -> int:
     import numpy as np
 
     from thermo_cli import store
+    from thermo_cli.config.clock import now_ns
     from thermo_cli.engine.thermogram import Thermogram
-    from thermo_cli.model import Entry, Layer, TensorSpec, now_ns
+    from thermo_cli.model import Entry, Layer, TensorSpec
 
     rng = np.random.default_rng(1)
     tg = Thermogram(name=path.stem)

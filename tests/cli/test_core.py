@@ -12,7 +12,9 @@ import numpy as np
 import orjson
 import pytest
 
+from tests.conftest import clock_after
 from thermo_cli import store
+from thermo_cli.config.clock import use_clock
 from thermo_cli.model import Delta, Event, Layer
 
 from .conftest import SAMPLES, Thermo
@@ -237,6 +239,7 @@ def test_apply_to_garbage_file(tmp_path: Path, thermo: Thermo):
     assert bad.read_bytes() == b"\x00\x01 not a thermogram at all"
 
 
+@pytest.mark.clock
 def test_writing_a_legacy_file_needs_upgrade(legacy_copy: Path, thermo: Thermo):
     before = legacy_copy.read_bytes()
     for args in (
@@ -250,7 +253,11 @@ def test_writing_a_legacy_file_needs_upgrade(legacy_copy: Path, thermo: Thermo):
         assert r.code == 4, args
         assert "--upgrade" in r.err
         assert legacy_copy.read_bytes() == before
-    r = thermo("apply", legacy_copy, "--upgrade", input=lines({"op": "create", "key": "new", "value": "v"}))
+    # an hour after the file's last consolidation: the default policy's 24 h trigger stays quiet
+    with use_clock(clock_after(legacy_copy, 1)):
+        r = thermo(
+            "apply", legacy_copy, "--upgrade", input=lines({"op": "create", "key": "new", "value": "v"})
+        )
     assert r.code == 0, r.err
     assert store.sniff(legacy_copy) == "thermo"
     tg = store.load(legacy_copy, log="full")
@@ -262,6 +269,23 @@ def test_writing_a_legacy_file_needs_upgrade(legacy_copy: Path, thermo: Thermo):
     assert migrate.prev_hash == tg.records[9].hash
     assert isinstance(tg.records[11], Delta) and tg.records[11].key == "new"
     assert tg.records[11].prev_hash == migrate.hash
+
+
+@pytest.mark.clock
+def test_an_upgrade_years_after_the_last_consolidation_consolidates(legacy_copy: Path, thermo: Thermo):
+    """The crate's policy (every 24 h) is kept: the first delta after years consolidates."""
+    later = clock_after(legacy_copy, 24 * 365 * 7)
+    with use_clock(later):
+        r = thermo(
+            "apply", legacy_copy, "--upgrade", input=lines({"op": "create", "key": "new", "value": "v"})
+        )
+    assert r.code == 0, r.err
+    tg = store.load(legacy_copy, log="full")
+    # 10 crate deltas, "migrate", the new delta, then the consolidation it triggered
+    assert tg.log_length == 13
+    assert [getattr(r, "kind", "delta") for r in tg.records[10:]] == ["migrate", "delta", "consolidate"]
+    assert tg.meta.last_consolidation_ns == tg.records[12].timestamp_ns == later()
+    assert tg.read("new") == b"v" and tg.dirty_count == 0
 
 
 # --- consolidate / tick / reinforce / weaken / warm --------------------------------------------

@@ -285,16 +285,20 @@ class TestAutoConsolidation:
         tg.create("k", b"x" * 99)  # 600 >= 600
         assert tg.meta.total_consolidations == 1
 
-    def test_time_period(self):
+    @pytest.mark.clock
+    def test_time_period(self, clock):
+        """The trigger fires exactly when an hour has passed on the thermogram's clock."""
         from thermo_cli.engine import TimePeriod
-        from thermo_cli.model import now_ns
 
         tg = manual(policy=ConsolidationPolicy((TimePeriod(1),), True, True))
         tg.create("a", b"1")
-        assert tg.meta.total_consolidations == 0
-        tg.meta.last_consolidation_ns = now_ns() - 2 * 3600 * NS_PER_SECOND
+        clock.advance(3600 * NS_PER_SECOND - 1)
         tg.create("b", b"2")
+        assert tg.meta.total_consolidations == 0
+        clock.advance(1)
+        tg.create("c", b"3")
         assert tg.meta.total_consolidations == 1
+        assert tg.meta.last_consolidation_ns == clock()
 
     def test_manual_never_consolidates(self, tg):
         for i in range(50):

@@ -312,3 +312,50 @@ def test_restore_log_refuses_a_broken_link_or_a_dirty_start_past_the_end():
         Thermogram().restore_log(recs, dirty_start=4)
     with pytest.raises(ChainError, match="record 1 does not link"):
         Thermogram().restore_log([recs[0], recs[2]], dirty_start=0)
+
+
+@pytest.mark.clock
+class TestClock:
+    """Every stamp a thermogram writes comes from its clock, not the wall clock."""
+
+    def test_a_given_clock_stamps_exactly_its_time(self):
+        from thermo_cli.config.clock import SteppingClock
+
+        own = SteppingClock(T0)
+        tg = manual(clock=own)
+        assert tg.meta.created_at_ns == tg.meta.last_consolidation_ns == T0
+        d = tg.create("k", b"v")
+        own.advance(5)
+        report = tg.consolidate()
+        own.advance(7)
+        tg.reinforce("k", 0.1)
+        ev = tg.append_event("note")
+        assert d.timestamp_ns == T0
+        assert report.timestamp_ns == tg.meta.last_consolidation_ns == T0 + 5
+        assert tg.layers[HOT]["k"].updated_at_ns == ev.timestamp_ns == T0 + 12
+        assert [r.timestamp_ns for r in tg.records] == [T0, T0 + 5, T0 + 12, T0 + 12]
+
+    def test_a_given_clock_wins_over_the_context_clock(self, clock):
+        from thermo_cli.config.clock import fixed_clock
+
+        tg = manual(clock=fixed_clock(T0))
+        assert clock() != T0
+        assert tg.create("k", b"v").timestamp_ns == tg.meta.created_at_ns == T0
+
+    def test_without_a_clock_the_context_clock_is_read_at_each_stamp(self, clock):
+        tg = manual()
+        assert tg.meta.created_at_ns == clock()
+        clock.advance(42)
+        assert tg.create("k", b"v").timestamp_ns == tg.meta.created_at_ns + 42
+
+    def test_the_time_trigger_reads_the_thermogram_clock(self):
+        from thermo_cli.config.clock import SteppingClock
+        from thermo_cli.engine import ConsolidationPolicy, TimePeriod
+
+        own = SteppingClock(T0)
+        tg = manual(clock=own, policy=ConsolidationPolicy((TimePeriod(24),), True, True))
+        tg.create("a", b"1")
+        own.advance(24 * 3600 * 10**9)
+        tg.create("b", b"2")
+        assert tg.meta.total_consolidations == 1
+        assert tg.meta.last_consolidation_ns == T0 + 24 * 3600 * 10**9

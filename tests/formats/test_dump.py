@@ -215,3 +215,13 @@ def test_dump_round_trip_keeps_times_before_1970_and_packed_tensors():
     assert back.records[-1].timestamp_ns == -2208988800 * 10**9
     assert back.layers[Layer.COLD]["e"].updated_at_ns == -(2**63)
     assert back.read("w4") == bytes(range(8))
+
+
+@pytest.mark.clock
+def test_an_engram_export_is_dated_by_the_thermogram_clock():
+    from thermo_cli.config.clock import fixed_clock
+
+    tg = Thermogram(clock=fixed_clock(5 * 10**9))
+    out = io.BytesIO()
+    exchange.export_engram(tg, [], out)
+    assert orjson.loads(out.getvalue())["metadata"]["exported_at"] == "1970-01-01T00:00:05+00:00"

@@ -644,3 +644,17 @@ def test_many_unknown_fields_are_listed_briefly():
     obj = {"op": "create", "key": "k", "value": "v", **{f"f{i}" * 1000: 1 for i in range(1000)}}
     message = error_of(orjson.dumps(obj))
     assert "unknown field(s)" in message and "and 995 more" in message and len(message) < 1000
+
+
+@pytest.mark.clock
+@pytest.mark.parametrize(
+    "obj", [{"op": "create", "key": "k", "value": "v"}, {"op": "create", "key": "k", "value": [1]}]
+)
+def test_a_line_without_timestamp_takes_the_parser_clock(obj, clock):
+    """Both the fast path and the general one stamp from the clock, not the wall clock."""
+    from thermo_cli.config.clock import fixed_clock
+
+    assert jsonl.DeltaParser(clock=fixed_clock(123)).from_obj(1, obj).timestamp_ns == 123
+    parser = jsonl.DeltaParser()  # the context's clock
+    clock.advance(7)
+    assert parser.from_obj(1, obj).timestamp_ns == clock() and clock() != 123

@@ -232,3 +232,12 @@ def test_cli_repair_error_paths(container: Path, thermo: Thermo, tmp_path: Path)
     dry = thermo("repair", container, "--dry-run")
     assert dry.code == 0 and "would drop a torn tail of 10 bytes" in dry.err
     assert container.read_bytes() == torn
+
+
+@pytest.mark.clock
+def test_default_backup_name_reads_the_clock(tmp_path: Path) -> None:
+    from thermo_cli.config.clock import fixed_clock, use_clock
+
+    with use_clock(fixed_clock(1_767_323_045 * 10**9 + 999_999_999)):  # 2026-01-02T03:04:05.999…Z
+        name = default_backup_path(str(tmp_path / "f.thermo"))
+    assert name.endswith("f.thermo.bak-20260102T030405Z")

@@ -44,6 +44,7 @@ from datetime import datetime
 from typing import Any
 
 from thermo_cli.codec import records as _records
+from thermo_cli.config.clock import Clock, current_clock
 from thermo_cli.config.engine import ConsolidationPolicy, PlasticityRule, ThermalConfig
 from thermo_cli.engine import chain, transitions
 from thermo_cli.engine.chain import ChainCheck
@@ -67,7 +68,6 @@ from thermo_cli.model import (
     Ternary,
     datetime_to_ns,
     new_id,
-    now_ns,
 )
 
 _LAYERS = tuple(Layer)
@@ -80,14 +80,18 @@ def _empty_layers() -> dict[Layer, MutableMapping[str, Entry]]:
     return {layer: {} for layer in Layer}
 
 
-def _new_meta() -> Metadata:
-    t = now_ns()
-    return Metadata(created_at_ns=t, last_consolidation_ns=t)
+_UNSTAMPED = Metadata(created_at_ns=0, last_consolidation_ns=0)
+"""What a new thermogram's metadata starts as: a default factory cannot see the ``clock``
+field, so ``__post_init__`` replaces it with metadata stamped by the thermogram's clock."""
 
 
-def _timestamp(value: int | datetime | None) -> int:
+def _unstamped_meta() -> Metadata:
+    return _UNSTAMPED
+
+
+def _timestamp(value: int | datetime | None, clock: Clock) -> int:
     if value is None:
-        return now_ns()
+        return clock()
     if isinstance(value, datetime):
         return datetime_to_ns(value)
     return value
@@ -155,7 +159,7 @@ class Thermogram:
     thermal: ThermalConfig = field(default_factory=ThermalConfig)
     plasticity: PlasticityRule = field(default_factory=PlasticityRule)
     policy: ConsolidationPolicy = field(default_factory=ConsolidationPolicy)
-    meta: Metadata = field(default_factory=_new_meta)
+    meta: Metadata = field(default_factory=_unstamped_meta)
     layers: dict[Layer, MutableMapping[str, Entry]] = field(default_factory=_empty_layers)
     records: list[LogRecord] = field(default_factory=list)
     log_base: int = 0
@@ -165,6 +169,8 @@ class Thermogram:
     layers_modified: bool = False
     extras: dict[str, Any] = field(default_factory=dict)
     log_range: merkle.CompactRange | None = None
+    clock: Clock | None = field(default=None, repr=False)
+    """Where this thermogram reads the time; None: the context's clock at each read."""
 
     # private index of the dirty deltas (see the module docstring)
     _latest: dict[str, Delta] = field(default_factory=dict, init=False, repr=False)
@@ -181,6 +187,15 @@ class Thermogram:
     _digester: StateDigester = field(default_factory=StateDigester, init=False, repr=False)
     _unbound: dict[str, int] = field(default_factory=dict, init=False, repr=False)
     """Kind → count of the layer-changing events appended since the last state binding."""
+
+    def __post_init__(self) -> None:
+        if self.meta is _UNSTAMPED:
+            t = self.now_ns()
+            self.meta = Metadata(created_at_ns=t, last_consolidation_ns=t)
+
+    def now_ns(self) -> int:
+        """The current time by this thermogram's clock: every stamp it writes comes from here."""
+        return (self.clock or current_clock())()
 
     @property
     def log_length(self) -> int:
@@ -314,7 +329,7 @@ class Thermogram:
             self._unbound.clear()  # the caller bound the state itself (e.g. ``thermo checkpoint``)
         elif kind not in NON_LAYER_KINDS:
             self._unbound[kind] = self._unbound.get(kind, 0) + 1
-        return self._append_event(kind, now_ns() if timestamp_ns is None else timestamp_ns, fields)
+        return self._append_event(kind, self.now_ns() if timestamp_ns is None else timestamp_ns, fields)
 
     @property
     def state_unbound(self) -> bool:
@@ -335,7 +350,7 @@ class Thermogram:
             return None
         fields: dict[str, Any] = {"events": sum(self._unbound.values()), "kinds": sorted(self._unbound)}
         fields.update(self._binding(self._log_point()))
-        return self._append_event(BIND_KIND, now_ns(), fields)
+        return self._append_event(BIND_KIND, self.now_ns(), fields)
 
     def _append_event(self, kind: str, timestamp_ns: int, fields: dict[str, Any]) -> Event:
         self._sync()
@@ -366,7 +381,7 @@ class Thermogram:
         if (
             (count is not None and self._dirty_count >= count)
             or (size is not None and self._dirty_bytes >= size)
-            or (period is not None and now_ns() - self.meta.last_consolidation_ns >= period)
+            or (period is not None and self.now_ns() - self.meta.last_consolidation_ns >= period)
         ):
             self.consolidate()
 
@@ -392,7 +407,7 @@ class Thermogram:
             key,
             value,
             1.0 if strength is None else strength,
-            _timestamp(timestamp_ns),
+            _timestamp(timestamp_ns, self.now_ns),
             source,
             chain.fast_id(),
             ternary,
@@ -577,7 +592,7 @@ class Thermogram:
         layer state, and becomes the new consolidation point.
         """
         self._sync()
-        now = now_ns()
+        now = self.now_ns()
         report = ConsolidationReport(timestamp_ns=now)
         point = self._log_point()
         fold(self.dirty_deltas(), self.layers, self.plasticity, report)
@@ -660,13 +675,13 @@ class Thermogram:
 
     def _changed(self, kind: str, fields: dict[str, Any], now: int | None = None) -> None:
         """Log a layer change (unbound: :meth:`bind_state` binds the state once per commit)."""
-        self._append_event(kind, now_ns() if now is None else now, fields)
+        self._append_event(kind, self.now_ns() if now is None else now, fields)
         self._unbound[kind] = self._unbound.get(kind, 0) + 1
         self.layers_modified = True
 
     def run_thermal_transitions(self) -> TransitionReport:
         """Promote, demote and prune across the four layers (ENGINE.md order)."""
-        now = now_ns()
+        now = self.now_ns()
         report = transitions.run_transitions(self.layers, self.thermal, now)
         if report.total_promoted or report.total_demoted or report.pruned:
             self._changed(
@@ -702,7 +717,7 @@ class Thermogram:
         amount = _amount(amount)
         self._sync()
         layer, entry = self._find(key)
-        now = now_ns()
+        now = self.now_ns()
         transitions.reinforce(entry, amount, now)
         self._changed(
             "reinforce", {"key": key, "amount": amount, "layer": layer.label, "strength": entry.strength}, now
@@ -714,7 +729,7 @@ class Thermogram:
         amount = _amount(amount)
         self._sync()
         layer, entry = self._find(key)
-        now = now_ns()
+        now = self.now_ns()
         transitions.weaken(entry, amount, now)
         self._changed(
             "weaken", {"key": key, "amount": amount, "layer": layer.label, "strength": entry.strength}, now
@@ -723,7 +738,7 @@ class Thermogram:
 
     def warm(self, key: str) -> bool:
         """Bring a cold entry back to hot (legacy); False if disabled or not in cold."""
-        now = now_ns()
+        now = self.now_ns()
         if not transitions.warm(self.layers, key, self.thermal, now):
             return False
         entry = self.layers[Layer.HOT][key]
@@ -750,7 +765,7 @@ class Thermogram:
             match = compiled.match
         if not self.thermal.allow_warming:
             return []
-        now = now_ns()
+        now = self.now_ns()
         chosen = sorted(k for k in self.layers[Layer.COLD] if match(k))
         warmed = [k for k in chosen if transitions.warm(self.layers, k, self.thermal, now)]
         if warmed:

@@ -58,7 +58,6 @@ from thermo_cli.model import (
     LogRecord,
     Ternary,
     check_key,
-    now_ns,
 )
 
 JSONL_FORMAT = "thermo-jsonl"
@@ -153,7 +152,7 @@ def export_engram(
     """
     import numpy as np
 
-    exported = now_ns() if exported_at_ns is None else exported_at_ns
+    exported = tg.now_ns() if exported_at_ns is None else exported_at_ns
     write = out.write
     option = orjson.OPT_SERIALIZE_NUMPY
     write(b'{"thermogram_id":' + _DUMPS(tg.id) + b',"name":' + _DUMPS(tg.name) + b',"state":[')

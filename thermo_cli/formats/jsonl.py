@@ -50,7 +50,6 @@ import base64
 import binascii
 import re
 import struct
-import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import IO, Any
@@ -58,6 +57,7 @@ from typing import IO, Any
 import orjson
 
 from thermo_cli.codec.timestamps import TimestampError, format_z, parse_rfc3339_i64
+from thermo_cli.config.clock import Clock, current_clock
 from thermo_cli.errors import LimitExceededError, ThermoError, ValidationError, quote
 from thermo_cli.model import (
     MAX_KEY_BYTES,
@@ -583,7 +583,6 @@ _ABSENT = object()
 _SIMPLE_FIELDS = frozenset({"op", "key", "value", "strength", "source"})
 _F32 = struct.Struct("<f")
 _f32_pack, _f32_unpack = _F32.pack, _F32.unpack
-_time_ns = time.time_ns
 _OP_NAMES = {**_OPS, **{t.legacy_name: t for t in DeltaType}}
 
 
@@ -597,15 +596,19 @@ class DeltaParser:
         limits: Limits = DEFAULT_LIMITS,
         extra_fields: frozenset[str] = frozenset(),
         lenient: bool = False,
+        clock: Clock | None = None,
     ) -> None:
         """``lenient`` accepts what only migrated Rust-crate deltas carry (a strength in
-        [-1, 1], a value on a delete); exports of such logs are read with it."""
+        [-1, 1], a value on a delete); exports of such logs are read with it. ``clock``
+        stamps lines without a timestamp (default: the context's clock when the parser is
+        made), so a pinned clock reproduces the deltas."""
         if not isinstance(source, str) or not source:
             raise ValidationError("source: must be non-empty text")
         self.source = source
         self.limits = limits
         self.allowed = DELTA_FIELDS | extra_fields
         self.lenient = lenient
+        self._now = clock or current_clock()
         self._key_fast = limits.max_key_bytes // 4  # a key this short cannot exceed the cap
 
     def parse_line(self, lineno: int, line: bytes | str) -> Delta:
@@ -639,7 +642,7 @@ class DeltaParser:
                     key,
                     raw.encode("utf-8"),
                     _f32_unpack(_f32_pack(s_raw))[0],
-                    _time_ns(),
+                    self._now(),
                     source,
                     new_id(),
                 )
@@ -729,7 +732,7 @@ class DeltaParser:
         if custom is not None and type(custom) in (dict, list):
             _check_depth(custom, "meta")
         ts_raw = get("timestamp")
-        ts = _time_ns() if ts_raw is None else parse_timestamp(ts_raw)
+        ts = self._now() if ts_raw is None else parse_timestamp(ts_raw)
         did = get("id")
         if did is None:
             did = new_id()

@@ -13,7 +13,6 @@ from __future__ import annotations
 import math
 import os
 import struct
-import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import IntEnum
@@ -167,10 +166,6 @@ def check_bytes(value: Any, field_name: str = "value") -> bytes:
     if isinstance(value, bytearray | memoryview):
         return bytes(value)
     raise ValidationError(f"{field_name}: expected bytes, got {type(value).__name__}")
-
-
-def now_ns() -> int:
-    return time.time_ns()
 
 
 def datetime_to_ns(dt: datetime) -> int:

@@ -29,6 +29,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from thermo_cli.config.clock import now_ns
 from thermo_cli.container.fileops import (
     DEFAULT_LOCK_TIMEOUT,
     atomic_write,
@@ -38,6 +39,7 @@ from thermo_cli.container.fileops import (
 )
 from thermo_cli.container.reader import Reader
 from thermo_cli.errors import IntegrityError, NotFoundError, RefusedError, ValidationError
+from thermo_cli.model import NS_PER_SECOND
 
 _COPY_BLOCK = 1 << 20
 
@@ -79,8 +81,10 @@ class RepairReport:
 
 
 def default_backup_path(path: str, now: float | None = None) -> str:
-    """``FILE.bak-<UTC time>``; a numeric suffix keeps it from naming an existing file."""
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(time.time() if now is None else now))
+    """``FILE.bak-<UTC time>``; a numeric suffix keeps it from naming an existing file.
+    ``now`` is in seconds since the epoch; by default the context's clock tells the time."""
+    secs = now_ns() // NS_PER_SECOND if now is None else now
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(secs))
     base = f"{path}.bak-{stamp}"
     candidate, n = base, 1
     while os.path.lexists(candidate):

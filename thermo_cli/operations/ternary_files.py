@@ -42,8 +42,9 @@ from thermo_cli.codec.tensors import (
     value_to_array,
 )
 from thermo_cli.codec.ternary.packing import packed_size
+from thermo_cli.config.clock import now_ns
 from thermo_cli.errors import FormatError, NotFoundError, RefusedError, ValidationError
-from thermo_cli.model import Entry, Layer, TensorSpec, check_strength, now_ns
+from thermo_cli.model import Entry, Layer, TensorSpec, check_strength
 
 LAYOUT_KEY = "thermo.ternary"
 """Metadata key of the per-tensor description (same key ``export-safetensors`` uses)."""

@@ -9,8 +9,10 @@ import shutil
 
 import pytest
 
+from tests.conftest import clock_after
 from tests.formats.legacy._fixtures import LEGACY_DIR, TAMPERED, fixture_bytes, manifest_entries
 from thermo_cli import store
+from thermo_cli.config.clock import use_clock
 from thermo_cli.errors import ChainError, IntegrityError, RefusedError, ValidationError
 from thermo_cli.formats.legacy import load_legacy
 from thermo_cli.formats.legacy.jsondoc import MAX_CUSTOM_DEPTH
@@ -264,15 +266,35 @@ def test_an_in_place_upgrade_is_a_migration(tmp_path, version):
     assert verify_file(old).ok
 
 
+@pytest.mark.clock
 def test_an_upgrade_after_an_operation_logs_the_migration_last(tmp_path):
     old = _copy(tmp_path, "v0.5", "small.thermo")
-    with store.locked(old):
+    # within 24 h of the crate's last consolidation: the update stays dirty
+    with use_clock(clock_after(old, 1)), store.locked(old):
         tg = store.load(old)
         tg.update("added", b"after the crate", strength=0.5)
         store.commit(old, tg, upgrade=True)
     tg = store.load(old, layers="full", log="full")
     kinds = [getattr(r, "kind", None) or r.scheme.name for r in tg.records]
     assert kinds[-1] == "migrate" and kinds[-2] == "V2" and "LEGACY" in kinds
+    assert tg.read("added") == b"after the crate"
+    assert verify_file(old).ok
+
+
+@pytest.mark.clock
+def test_an_operation_years_after_the_crate_consolidates_before_the_migration(tmp_path):
+    """The kept 24 h trigger fires on the first delta after years; migrate still comes last."""
+    old = _copy(tmp_path, "v0.5", "small.thermo")
+    later = clock_after(old, 24 * 365 * 7)
+    with use_clock(later), store.locked(old):
+        tg = store.load(old)
+        tg.update("added", b"after the crate", strength=0.5)
+        store.commit(old, tg, upgrade=True)
+    tg = store.load(old, layers="full", log="full")
+    kinds = [getattr(r, "kind", None) or r.scheme.name for r in tg.records]
+    assert tg.log_length == 13
+    assert kinds[-3:] == ["V2", "consolidate", "migrate"]
+    assert tg.meta.last_consolidation_ns == later()
     assert tg.read("added") == b"after the crate"
     assert verify_file(old).ok
 

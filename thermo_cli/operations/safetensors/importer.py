@@ -30,10 +30,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from thermo_cli.config.clock import now_ns
 from thermo_cli.errors import CorruptError, RefusedError, TruncatedError, ValidationError
 from thermo_cli.formats.safetensors.format import SafetensorsFile, TensorInfo, check_metadata, stat_key
 from thermo_cli.formats.safetensors.sources import ImportPlan, IndexFile, PlannedTensor, plan_import
-from thermo_cli.model import Entry, Layer, TensorSpec, check_strength, now_ns
+from thermo_cli.model import Entry, Layer, TensorSpec, check_strength
 
 EXTRAS_KEY = "safetensors"
 """``Thermogram.extras`` key holding the checkpoint's metadata and provenance."""

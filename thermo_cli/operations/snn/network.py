@@ -50,8 +50,9 @@ from typing import Any, cast
 
 import numpy as np
 
+from thermo_cli.config.clock import now_ns
 from thermo_cli.errors import CorruptError, ValidationError
-from thermo_cli.model import Delta, DeltaType, Ternary, now_ns
+from thermo_cli.model import Delta, DeltaType, Ternary
 from thermo_cli.model import new_id as fast_id
 from thermo_cli.operations.snn import config as C
 from thermo_cli.operations.snn.arrays import decode_array, encode_array
