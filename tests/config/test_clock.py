@@ -107,10 +107,10 @@ def thermo(*args: str, now: str | None) -> subprocess.CompletedProcess[str]:
     ("now", "reason"),
     [
         ("tomorrow", "not an RFC 3339 timestamp"),
-        ("2026-02-30T00:00:00Z", "invalid date"),
-        ("2026-01-02T03:04:05", "not an RFC 3339 timestamp"),  # no offset: not an instant
+        ("2026-02-30T00:00:00Z", "not a valid date"),
+        ("2026-01-02T03:04:05", "must be timezone-aware"),  # no offset: not an instant
         ("2026-01-02T23:59:60Z", "leap second"),
-        ("3000-01-01T00:00:00Z", "outside 1677-09-21..2262-04-11"),
+        ("3000-01-01T00:00:00Z", "outside the supported range 1677-09-21..2262-04-11"),
         (str(2**63), "outside"),
         ("1.5e18", "not an RFC 3339 timestamp"),
     ],

@@ -106,6 +106,9 @@ def chains(draw):
         d.prev_hash = None
         if d.delta_type is DeltaType.DELETE:
             d.value = b""
+        d.source = d.source or "s"  # what the validator accepts: non-empty source,
+        if d.tensor is not None:  # a tensor spec that describes the value
+            d.tensor = TensorSpec("U8", (len(d.value),))
         tg.apply(d)
     return tg
 

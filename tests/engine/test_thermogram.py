@@ -149,7 +149,7 @@ class TestValidation:
             ({"ternary": Ternary.POS, "strength": 0.5}, "strength"),
             ({"observation_count": -1}, "observation_count"),
             ({"observation_count": 1.5}, "observation_count"),
-            ({"timestamp_ns": -5}, "timestamp_ns"),
+            ({"timestamp_ns": -(2**63) - 1}, "timestamp_ns"),  # the format is signed 64-bit
             ({"timestamp_ns": 1.0}, "timestamp_ns"),
             ({"source": None}, "source"),
             ({"source": "\ud800"}, "source"),

@@ -470,3 +470,14 @@ def test_safetensors_megabyte_tensor_name(tmp_path: Path) -> None:
     data = safetensors_bytes({"k" * MiB: {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}}, bytes(16))
     raised, _, out = _import(tmp_path, data)
     assert isinstance(raised, ValidationError | FormatError) and "4096" in str(raised) and not out.exists()
+
+
+def test_limit_max_line_bytes_sets_the_cap_and_the_flag_still_wins(tmp_path: Path, thermo: Thermo) -> None:
+    path = tmp_path / "t.thermo"
+    store.create(path, Thermogram(name="t"))
+    src = tmp_path / "line.jsonl"
+    src.write_bytes(orjson.dumps({"op": "create", "key": "k", "value": "v" * 100}) + b"\n")
+    refused = thermo("--limit", "max_line_bytes=64", "apply", path, src)
+    assert refused.code == 3 and "maximum of 64 bytes" in refused.err
+    accepted = thermo("--limit", "max_line_bytes=64", "apply", path, src, "--max-line-bytes", "1024")
+    assert accepted.code == 0, accepted.err

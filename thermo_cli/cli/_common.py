@@ -150,7 +150,8 @@ LIMIT_HELP = (
     "THERMO_LIMITS=NAME=SIZE,...), e.g. --limit max_value_bytes=8G. Caps: max_chunk_bytes, max_block_bytes, "
     "max_trailer_bytes, max_record_bytes, max_segment_bytes, max_value_bytes, "
     "max_entries_per_chunk, max_chunks, max_segments, max_streams, max_trailer_chain, "
-    "max_scan_candidates, max_legacy_bytes (JSONL lines: --max-line-bytes)."
+    "max_scan_candidates, max_legacy_bytes, max_line_bytes (JSONL lines, also --max-line-bytes), "
+    "max_tensor_dims; lower only: max_key_bytes, max_meta_depth."
 )
 
 
@@ -198,12 +199,12 @@ def _parse_limit_items(items: list[str]) -> dict[str, int]:
 
 @contextlib.contextmanager
 def _run_limits(cli: dict[str, int]) -> Iterator[None]:
-    """Apply THERMO_LIMITS, then the command line's --limit, for one invocation."""
+    """Run one invocation inside ``use_limits``: THERMO_LIMITS, then the command line's --limit."""
     env = os.environ.get("THERMO_LIMITS", "").strip()
     if not cli and not env:
         yield
         return
-    from thermo_cli.config.limits import parse_limits, process_limits
+    from thermo_cli.config.limits import limits_with, parse_limits, use_limits
 
     changes: dict[str, int] = {}
     if env:
@@ -212,8 +213,25 @@ def _run_limits(cli: dict[str, int]) -> Iterator[None]:
         except ValueError as exc:
             raise typer.BadParameter(str(exc), param_hint="THERMO_LIMITS") from None
     changes.update(cli)
-    with process_limits(changes):
+    try:
+        limits = limits_with(changes)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="'--limit'") from None
+    with use_limits(limits):
         yield
+
+
+def _stream_limits(max_line_bytes: int, max_key_bytes: int | None = None) -> Any:
+    """The current caps with a JSONL command's --max-line-bytes/--max-key-bytes applied.
+
+    An option left at its built-in default leaves ``--limit max_line_bytes=...`` (or
+    THERMO_LIMITS) in force; one given with another value wins for this command.
+    """
+    from thermo_cli.config.limits import DEFAULT_LIMITS, current_limits
+
+    caps = {"max_line_bytes": max_line_bytes, "max_key_bytes": max_key_bytes}
+    given = {k: v for k, v in caps.items() if v is not None and v != getattr(DEFAULT_LIMITS, k)}
+    return current_limits().replace(**given)
 
 
 def _install_fast_coercion() -> None:

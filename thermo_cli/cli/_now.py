@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import re
 
+from thermo_cli.codec.timestamps import TimestampError
+from thermo_cli.codec.timestamps import parse_rfc3339_i64 as parse_rfc3339
 from thermo_cli.config.clock import Clock, fixed_clock
 from thermo_cli.errors import ValidationError, quote
-from thermo_cli.codec.timestamps import TimestampError, parse_rfc3339_i64 as parse_rfc3339
 from thermo_cli.model import TIME_RANGE_TEXT, time_in_range
 
 ENV_VAR = "THERMO_NOW"

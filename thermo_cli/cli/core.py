@@ -493,7 +493,9 @@ def register(app: typer.Typer) -> None:
         if deltas == "-" and sys.stdin.isatty():
             err("thermo: error: reading deltas from a terminal: pipe a JSONL stream or name a file")
             raise typer.Exit(EXIT_USAGE)
-        limits = jsonl.Limits(max_line_bytes=max_line_bytes, max_key_bytes=max_key_bytes)
+        from thermo_cli.cli._common import _stream_limits
+
+        limits = _stream_limits(max_line_bytes, max_key_bytes)
         started = time.perf_counter()
         size = _input_size(deltas)
         _require_file(file)
@@ -986,11 +988,12 @@ def _import_jsonl(
     import orjson
 
     from thermo_cli import store
+    from thermo_cli.cli._common import _stream_limits
     from thermo_cli.formats import dump as exchange
     from thermo_cli.formats import jsonl
     from thermo_cli.model import Delta
 
-    limits = jsonl.Limits(max_line_bytes=max_line_bytes)
+    limits = _stream_limits(max_line_bytes)
     with (
         open_input(src) as raw,
         progress("importing", _input_size(src), min_total=_APPLY_PROGRESS_BYTES, unit="bytes") as bar,

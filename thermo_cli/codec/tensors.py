@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from thermo_cli.errors import CorruptError, ValidationError
-from thermo_cli.model import TensorSpec
+from thermo_cli.model import TensorSpec, check_shape
 
 if TYPE_CHECKING:
     from thermo_cli.codec.ternary.quantize import QuantizedTensor
@@ -367,6 +367,27 @@ def check_spec(value: bytes, spec: TensorSpec) -> None:
             f"tensor: {spec.encoding} {spec.dtype} {list(spec.shape)} needs {need} bytes, "
             f"value has {len(value)}"
         )
+
+
+def check_delta_tensor(spec: Any, value: bytes, max_dims: int) -> None:
+    """The tensor spec a delta carries describes its value exactly (ValidationError if not).
+
+    The engine's validator and the JSONL parser both end with this check, so a delta
+    refused by one is refused by the other.
+    """
+    if type(spec) is not TensorSpec:
+        raise ValidationError(f"tensor: expected a TensorSpec or None, got {type(spec).__name__}")
+    check_shape(spec.shape, max_dims)
+    if spec.encoding == "raw" and (spec.scales is not None or spec.per_row or spec.method is not None):
+        raise ValidationError("tensor: scales, per_row and method are only for the ternary encoding")
+    if spec.method is not None and type(spec.method) is not str:
+        raise ValidationError(f"tensor.method: expected text, got {type(spec.method).__name__}")
+    if type(spec.per_row) is not bool:
+        raise ValidationError("tensor.per_row: expected true or false")
+    try:
+        check_spec(value, spec)
+    except CorruptError as exc:
+        raise ValidationError(str(exc)) from None
 
 
 def _scale_count(spec: TensorSpec) -> int:

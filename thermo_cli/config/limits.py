@@ -1,30 +1,45 @@
-"""Safety caps applied while reading a container (and a legacy file), in one place.
+"""Safety caps applied while reading untrusted input, in one place, as a context-scoped setting.
 
-Every length, count and size read from a file is compared with these caps (and with the
-file size) before anything is allocated, so a hostile or damaged file cannot make the
-reader allocate gigabytes or loop for minutes. The defaults are far above what the
-writer produces; a caller with a legitimately bigger file passes a raised
-:class:`Limits` (``Limits(max_value_bytes=8 << 30)``) to ``store.load``/``Reader``.
+Every length, count and size read from a container, a legacy file or a JSONL delta stream
+is compared with these caps (and with the file size) before anything is allocated, so a
+hostile or damaged input cannot make a reader allocate gigabytes or loop for minutes. The
+defaults are far above what the writers produce.
 
-From the command line the same caps are raised for one run with ``thermo --limit
-NAME=SIZE`` (repeatable) or ``THERMO_LIMITS="NAME=SIZE,..."``: :func:`process_limits`
-changes the process defaults (:data:`DEFAULT_LIMITS`, which every reader not given its
-own :class:`Limits` uses, and :data:`OTHER_CAPS` for the legacy reader) and restores them
-afterwards. Every cap error names the cap and that flag.
+There is one frozen :class:`Limits` value in force at a time: :func:`current_limits`.
+A caller with a legitimately bigger input either passes its own ``limits=`` to a reader
+(explicit beats context) or runs the work inside ``with use_limits(limits):``, which
+sets the value for the current context only (a :mod:`contextvars` variable: other
+threads and concurrent tasks keep theirs, and it is restored on exit, even on error).
+Nothing mutates a module global. A new thread starts with the defaults, so work handed
+to a pool either receives the ``Limits`` explicitly (readers capture theirs when opened)
+or runs under :func:`contextvars.copy_context`.
+
+From the command line the same caps are set for one run with ``thermo --limit
+NAME=SIZE`` (repeatable) or ``THERMO_LIMITS="NAME=SIZE,..."``. Every cap error names the
+cap and that flag.
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, fields, replace
 
-from thermo_cli.errors import LimitExceededError
+from thermo_cli.errors import LimitExceededError, ValidationError
+from thermo_cli.model import MAX_KEY_BYTES
 
 KiB = 1024
 MiB = 1024 * KiB
 GiB = 1024 * MiB
+
+MAX_META_DEPTH = 16
+"""Deepest nesting of a delta's custom metadata: the stored record nests it further and
+the CBOR codec caps at 32, so this cap can only be lowered."""
+
+_CEILINGS = {"max_key_bytes": MAX_KEY_BYTES, "max_meta_depth": MAX_META_DEPTH}
+"""Caps set by the format itself: a reader may be stricter, never looser."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,9 +70,31 @@ class Limits:
     """Trailers followed backwards while gathering the log."""
     max_scan_candidates: int = 100_000
     """End-magic occurrences examined while searching backwards past a torn tail."""
+    max_legacy_bytes: int = 2 * GiB
+    """Size of a legacy (Rust crate) JSON save file, which is parsed whole."""
+    max_line_bytes: int = 64 * MiB
+    """Longest JSONL line (``--max-line-bytes``): raise it for huge tensors."""
+    max_key_bytes: int = MAX_KEY_BYTES
+    """Longest key a JSONL stream may carry, in UTF-8 bytes (lower only: the format's cap)."""
+    max_meta_depth: int = MAX_META_DEPTH
+    """Deepest nesting of a delta's custom metadata (lower only)."""
+    max_tensor_dims: int = 32
+    """Dimensions of one tensor given in a delta."""
 
-    def with_(self, **changes: int) -> Limits:
-        return replace(self, **changes)
+    def __post_init__(self) -> None:
+        for name in self.names():
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValidationError(f"{name}: must be at least 1")
+        for name, ceiling in _CEILINGS.items():
+            if getattr(self, name) > ceiling:
+                raise ValidationError(f"{name}: must be within 1..{ceiling}")
+
+    def replace(self, **caps: int) -> Limits:
+        """A copy with ``caps`` changed (the value is frozen; it is never changed in place)."""
+        return replace(self, **caps)
+
+    with_ = replace
 
     @classmethod
     def names(cls) -> list[str]:
@@ -65,30 +102,39 @@ class Limits:
 
 
 DEFAULT_LIMITS = Limits()
-"""The process defaults: what every reader uses unless it is given its own Limits.
-Changed only through :func:`process_limits` (for one CLI run), never by assignment."""
+"""The built-in defaults: what :func:`current_limits` returns outside any :func:`use_limits`."""
 
-OTHER_CAPS: dict[str, int] = {"max_legacy_bytes": 2 * GiB}
-"""Caps of other readers that ``--limit`` raises too: the size of a legacy (Rust crate)
-JSON save file, which is parsed whole. JSONL streams have their own per-command
-``--max-line-bytes``; the 4 KiB key cap is the format's and cannot be raised."""
-
-_other_caps = dict(OTHER_CAPS)
+_CURRENT: contextvars.ContextVar[Limits] = contextvars.ContextVar("thermo_limits", default=DEFAULT_LIMITS)
 
 LIMIT_FLAG = "--limit"
 LIMITS_ENV = "THERMO_LIMITS"
 
 
+def current_limits() -> Limits:
+    """The caps in force in this context: the innermost :func:`use_limits`, else the defaults."""
+    return _CURRENT.get()
+
+
+@contextlib.contextmanager
+def use_limits(limits: Limits) -> Iterator[Limits]:
+    """Make ``limits`` the current caps for the block (this context only), then restore."""
+    if not isinstance(limits, Limits):
+        raise ValidationError(f"limits: expected a Limits, got {type(limits).__name__}")
+    token = _CURRENT.set(limits)
+    try:
+        yield limits
+    finally:
+        _CURRENT.reset(token)
+
+
 def cap_names() -> list[str]:
     """Every cap ``--limit`` accepts, container caps first."""
-    return Limits.names() + list(OTHER_CAPS)
+    return Limits.names()
 
 
 def process_cap(name: str) -> int:
-    """The current process-wide value of a cap (after any ``--limit``)."""
-    if name in _other_caps:
-        return _other_caps[name]
-    return int(getattr(DEFAULT_LIMITS, name))
+    """The current value of a cap (after any ``--limit``); kept for callers by name."""
+    return int(getattr(current_limits(), name))
 
 
 def raise_hint(name: str) -> str:
@@ -132,32 +178,24 @@ def parse_limits(items: list[str] | tuple[str, ...]) -> dict[str, int]:
             if name not in known:
                 raise ValueError(f"unknown cap {name!r} (known: {', '.join(known)})")
             out[name] = parse_size(value)
+    limits_with(out, DEFAULT_LIMITS)  # a cap the format fixes (max_key_bytes) is refused here
     return out
 
 
-@contextlib.contextmanager
-def process_limits(changes: Mapping[str, int]) -> Iterator[None]:
-    """Set process-wide caps for the length of the block, then restore them.
-
-    :data:`DEFAULT_LIMITS` is changed in place (it is one shared, otherwise frozen
-    object that readers hold by reference), so every reader opened inside the block
-    sees the new caps without each call site passing them along.
-    """
+def limits_with(changes: Mapping[str, int], base: Limits | None = None) -> Limits:
+    """``base`` (default: the current caps) with ``changes``; ValueError naming a bad cap."""
     known = set(cap_names())
     unknown = sorted(set(changes) - known)
     if unknown:
         raise ValueError(f"unknown cap(s): {', '.join(unknown)}")
-    saved = {name: process_cap(name) for name in changes}
     try:
-        _set(changes)
-        yield
-    finally:
-        _set(saved)
+        return (base or current_limits()).replace(**{k: int(v) for k, v in changes.items()})
+    except ValidationError as exc:
+        raise ValueError(str(exc)) from None
 
 
-def _set(values: Mapping[str, int]) -> None:
-    for name, value in values.items():
-        if name in _other_caps:
-            _other_caps[name] = int(value)
-        else:
-            object.__setattr__(DEFAULT_LIMITS, name, int(value))
+@contextlib.contextmanager
+def process_limits(changes: Mapping[str, int]) -> Iterator[Limits]:
+    """The current caps with ``changes`` for the length of the block (see :func:`use_limits`)."""
+    with use_limits(limits_with(changes)) as limits:
+        yield limits

@@ -38,7 +38,7 @@ from typing import Any, TypeVar, cast
 
 from thermo_cli.codec import cbor
 from thermo_cli.codec.fastrecords import decode_log_record
-from thermo_cli.config.limits import DEFAULT_LIMITS, Limits, check_cap
+from thermo_cli.config.limits import Limits, check_cap, current_limits
 from thermo_cli.container import chunks as ck
 from thermo_cli.container.blocks import BlockRef
 from thermo_cli.container.directory import DirData, Row, decode_chunk
@@ -124,7 +124,7 @@ class Reader:
         self, path: str | os.PathLike[str], *, limits: Limits | None = None, allow_damaged_tail: bool = False
     ) -> None:
         self.path = os.fspath(path)
-        self.limits = limits or DEFAULT_LIMITS
+        self.limits = limits or current_limits()  # captured: worker threads use this one
         self._allow_damaged_tail = allow_damaged_tail
         self._fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
         # Closes the descriptor when the reader is collected or, at the latest, at

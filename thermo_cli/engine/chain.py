@@ -9,23 +9,31 @@ from __future__ import annotations
 import hashlib
 import struct
 from dataclasses import dataclass, field
-from numbers import Integral, Real
+from numbers import Real
 from typing import Any
 
 import cbor2
 
-from thermo_cli.codec import cbor, records
+from thermo_cli.codec import records
 from thermo_cli.codec.fastrecords import encode_delta, recompute_hash
+from thermo_cli.config.limits import current_limits
 from thermo_cli.errors import ChainError, LimitExceededError, ValidationError
 from thermo_cli.model import (
-    MAX_KEY_BYTES,
+    MAX_TEXT_CHARS,
+    MAX_TIME_NS,
+    MIN_TIME_NS,
     Delta,
     DeltaType,
     Event,
     HashScheme,
     LogRecord,
-    TensorSpec,
     Ternary,
+    check_count,
+    check_custom,
+    check_delta_strength,
+    check_text,
+    check_timestamp,
+    key_size,
     new_id,
 )
 
@@ -40,76 +48,20 @@ fast_id = new_id  # one id pool for the whole package (thermo_cli.model.new_id)
 
 
 # --- validation ------------------------------------------------------------------------------
-
-
-def _fail(name: str, message: str) -> ValidationError:
-    return ValidationError(f"{name}: {message}")
+#
+# What a valid delta is has one definition: the field checks of the data model
+# (thermo_cli.model: key_size, check_text, check_delta_strength, check_count,
+# check_timestamp, check_custom) and the codec's check_delta_tensor. This validator and the
+# JSONL parser (thermo_cli.formats.jsonl.DeltaParser) are both built from those calls;
+# tests/formats/test_jsonl_parity.py checks that they accept and refuse the same deltas.
 
 
 def validate_key(key: Any) -> int:
     """A key's length in UTF-8 bytes, or ValidationError (non-empty text, valid UTF-8, bounded)."""
-    if type(key) is not str:
-        raise _fail("key", f"expected text, got {type(key).__name__}")
-    if key.isascii():
-        n = len(key)
-    else:
-        try:
-            n = len(key.encode("utf-8"))
-        except UnicodeEncodeError:
-            raise _fail("key", "not valid UTF-8 (contains a lone surrogate)") from None
-    if not n:
-        raise _fail("key", "must not be empty")
-    if n > MAX_KEY_BYTES:
-        raise _fail("key", f"{n} bytes exceeds the maximum of {MAX_KEY_BYTES} bytes")
-    return n
+    return key_size(key)
 
 
-def _validate_text(name: str, text: Any) -> None:
-    if type(text) is not str:
-        raise _fail(name, f"expected text, got {type(text).__name__}")
-    if not text.isascii():
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError:
-            raise _fail(name, "not valid UTF-8 (contains a lone surrogate)") from None
-
-
-_PLAIN = (str, bytes, float, bool, type(None))
-
-
-def _integer(value: Any, name: str) -> int:
-    """An integral number of another type (e.g. numpy.int64) as an int; bools refused."""
-    if isinstance(value, bool) or not isinstance(value, Integral):
-        raise _fail(name, f"expected an integer, got {value!r}")
-    return int(value)
-
-
-def _check_custom(obj: Any, depth: int) -> None:
-    """Custom metadata must be plain data that decodes back as itself: text-keyed maps,
-    lists, text, bytes, 64-bit integers, floats, booleans and null (no CBOR tags)."""
-    if depth > cbor.MAX_DEPTH:
-        raise _fail("custom", f"nested deeper than {cbor.MAX_DEPTH} levels")
-    if isinstance(obj, _PLAIN):
-        return
-    if isinstance(obj, int):
-        if not -(2**64) <= obj <= _U64_MAX:
-            raise _fail("custom", f"integer {obj} does not fit in 64 bits")
-        return
-    if isinstance(obj, dict):
-        for k, v in obj.items():
-            if type(k) is not str:
-                raise _fail("custom", f"map keys must be text, got {type(k).__name__}")
-            _check_custom(v, depth + 1)
-        return
-    if isinstance(obj, list | tuple):
-        for v in obj:
-            _check_custom(v, depth + 1)
-        return
-    raise _fail("custom", f"values of type {type(obj).__name__} are not allowed (plain data only)")
-
-
-_f32_round = _F32LE.pack
-_f32_back = _F32LE.unpack
+_F32_PACK, _F32_UNPACK = _F32LE.pack, _F32LE.unpack
 _DELETE = DeltaType.DELETE
 _V2 = HashScheme.V2
 
@@ -118,16 +70,18 @@ def validate_delta(d: Any) -> int:
     """Check every field of a delta about to be applied; normalise in place.
 
     Normalisation: strength rounded to float32, a ternary given as an int or a name
-    becomes a :class:`Ternary`, a value given as bytearray/memoryview becomes bytes.
-    Raises ValidationError naming the first bad field; the delta is unchanged then.
-    (``prev_hash`` is checked against the chain head by :func:`link`.) Returns the key's
-    length in UTF-8 bytes.
+    becomes a :class:`Ternary`, a value given as bytearray/memoryview becomes bytes,
+    integral numbers of other types (numpy) become ints. Raises ValidationError naming
+    the first bad field; the delta is unchanged then. (``prev_hash`` is checked against
+    the chain head by :func:`link`.) Deltas of the crate's scheme keep what the crate
+    allowed: a strength in [-1, 1], a value on a delete, any source text. Returns the
+    key's length in UTF-8 bytes.
     """
     if type(d) is not Delta:
         raise ValidationError(f"delta: expected a Delta, got {type(d).__name__}")
     if type(d.delta_type) is not DeltaType:
         raise _fail("delta_type", f"expected a DeltaType, got {d.delta_type!r}")
-    key_bytes = validate_key(d.key)
+    key_bytes = key_size(d.key)
     value = d.value
     if type(value) is not bytes:
         if not isinstance(value, bytes | bytearray | memoryview):
@@ -142,43 +96,58 @@ def validate_delta(d: Any) -> int:
     if tern is not None and type(tern) is not Ternary:
         tern = Ternary.coerce(tern, "ternary")
     s = d.strength
-    if type(s) is not float:
-        if isinstance(s, bool) or not isinstance(s, Real):
-            raise _fail("strength", f"expected a number, got {s!r}")
-        s = float(s)
-    if tern is None:
-        if not 0.0 <= s <= 1.0 and not (legacy and -1.0 <= s <= 1.0):
-            raise _fail("strength", f"must be finite and within [0, 1], got {s!r}")
-    elif s != float(tern) and not (legacy and -1.0 <= s <= 1.0):
-        raise _fail("strength", f"a ternary delta's strength is its ternary value {float(tern)}, got {s!r}")
+    if type(s) is float and tern is None and 0.0 <= s <= 1.0:
+        s = _F32_UNPACK(_F32_PACK(s))[0]  # the common case, as check_delta_strength would
+    else:
+        s = check_delta_strength(_real(s), tern, lenient=legacy)
     obs = d.observation_count
-    if obs is not None and type(obs) is not int:
-        obs = _integer(obs, "observation_count")
-    if obs is not None and not 0 <= obs <= _U64_MAX:
-        raise _fail("observation_count", f"expected a non-negative integer or None, got {obs!r}")
+    if obs is not None:
+        obs = check_count(obs)
     ts = d.timestamp_ns
-    if type(ts) is not int:
-        ts = _integer(ts, "timestamp_ns")
-    if not 0 <= ts <= _INT64_MAX:
-        raise _fail("timestamp_ns", f"expected integer nanoseconds since 1970 (UTC), got {ts!r}")
+    if type(ts) is not int or not MIN_TIME_NS <= ts <= MAX_TIME_NS:
+        ts = check_timestamp(ts, "timestamp_ns")
     src = d.source
-    if type(src) is not str or not src.isascii():
-        _validate_text("source", src)
+    if legacy:
+        _legacy_text(src)
+    elif type(src) is not str or not src or len(src) > MAX_TEXT_CHARS or not src.isascii():
+        check_text(src, "source")
     did = d.id
-    if type(did) is not str or not did:
-        raise _fail("id", f"expected non-empty text, got {did!r}")
-    if not did.isascii():
-        _validate_text("id", did)
+    if type(did) is not str or not did or len(did) > MAX_TEXT_CHARS or not did.isascii():
+        check_text(did, "id")
     if d.custom is not None:
-        _check_custom(d.custom, 0)
-    if d.tensor is not None and type(d.tensor) is not TensorSpec:
-        raise _fail("tensor", f"expected a TensorSpec or None, got {type(d.tensor).__name__}")
+        check_custom(d.custom, current_limits().max_meta_depth)
+    if d.tensor is not None:
+        from thermo_cli.codec.tensors import check_delta_tensor  # numpy: only for tensors
+
+        check_delta_tensor(d.tensor, value, current_limits().max_tensor_dims)
     d.value = value
     d.ternary = tern
     d.observation_count = obs
     d.timestamp_ns = ts
-    d.strength = _f32_back(_f32_round(s))[0]
+    d.strength = s
     return key_bytes
+
+
+def _fail(name: str, message: str) -> ValidationError:
+    return ValidationError(f"{name}: {message}")
+
+
+def _real(value: Any) -> Any:
+    """A real number of another type (numpy.float32) as a float, for the model's checks."""
+    if not isinstance(value, bool) and isinstance(value, Real) and not isinstance(value, int | float):
+        return float(value)
+    return value
+
+
+def _legacy_text(text: Any) -> None:
+    """The crate's source text: any valid UTF-8, even empty or long."""
+    if type(text) is not str:
+        raise _fail("source", f"expected text, got {type(text).__name__}")
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise _fail("source", "not valid UTF-8 (contains a lone surrogate)") from None
 
 
 def link(d: Delta, head: str | None) -> None:

@@ -273,12 +273,11 @@ class Thermogram:
         Stops at the first refused delta with its error; the ones before it stay applied.
 
         ``validated=True`` is for deltas built by a strict (non-lenient)
-        :class:`thermo_cli.formats.jsonl.DeltaParser`, which already checked and normalised every
-        field the way :func:`~thermo_cli.engine.chain.validate_delta` does (types, UTF-8
-        text, strength rounded to float32 in [0, 1], ternary, counts, timestamps, plain
-        custom data): re-checking would cost a third of an apply. Only the key's size cap
-        is checked again, and linking and hashing are unchanged. Library callers with deltas
-        from anywhere else keep the default.
+        :class:`thermo_cli.formats.jsonl.DeltaParser`, which calls the same model field checks
+        as :func:`~thermo_cli.engine.chain.validate_delta` (tests/formats/test_jsonl_parity.py
+        holds them to accepting the same deltas): re-checking would cost a third of an apply.
+        Only the key's size cap is checked again, and linking and hashing are unchanged.
+        Library callers with deltas from anywhere else keep the default.
         """
         self._sync()
         validate = _key_size if validated else chain.validate_delta

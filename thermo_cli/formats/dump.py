@@ -333,7 +333,7 @@ def is_dump_header(obj: Any) -> bool:
 def import_dump(
     lines: Iterable[tuple[int, bytes]],
     *,
-    limits: jsonl.Limits = jsonl.DEFAULT_LIMITS,
+    limits: jsonl.Limits | None = None,
     on_item: Callable[[], None] | None = None,
 ) -> Thermogram:
     """Rebuild a thermogram from a dump's lines (``jsonl.iter_lines`` output).

@@ -26,7 +26,7 @@ Fields (anything else is refused, so a typo never passes silently):
 ``observation_count``
     an unsigned integer.
 ``source``
-    text (default: the caller's, "thermo" for the CLI).
+    non-empty text of at most 256 characters (default: the caller's, "thermo" for the CLI).
 ``meta`` (or ``custom``)
     any JSON value, kept with the delta and covered by its hash.
 ``timestamp``
@@ -35,10 +35,15 @@ Fields (anything else is refused, so a typo never passes silently):
     same rules as in the crate's JSON files: ASCII digits, no surrounding spaces, no leap
     second (``:60``).
 ``id``
-    the delta's id (default: a new UUID v4).
+    the delta's id, at most 256 characters (default: a new UUID v4).
 
 Errors name the line: ``line 7: strength: must be finite and within [0, 1], got 1.5``.
-Lines are read in blocks and capped (``max_line_bytes``) before they are parsed, so a
+What a valid delta is comes from the data model's field checks (``thermo_cli.model``:
+``key_size``, ``check_text``, ``check_delta_strength``, ``check_count``,
+``check_timestamp``, ``check_custom``; ``codec.tensors.check_delta_tensor``), the same calls
+the engine's ``chain.validate_delta`` makes; the parser only adds the JSON forms and names.
+Caps come from a :class:`~thermo_cli.config.limits.Limits` (``limits=``, else the current
+one). Lines are read in blocks and capped (``max_line_bytes``) before they are parsed, so a
 10 GB line is refused after reading at most the cap, never held in memory. Blank lines
 are skipped. The parser builds :class:`thermo_cli.model.Delta` objects without a
 ``prev_hash``: linking them to the head of the chain is the engine's job.
@@ -51,53 +56,38 @@ import binascii
 import re
 import struct
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from typing import IO, Any
 
 import orjson
 
 from thermo_cli.codec.timestamps import TimestampError, format_z, parse_rfc3339_i64
 from thermo_cli.config.clock import Clock, current_clock
+from thermo_cli.config.limits import DEFAULT_LIMITS, Limits, current_limits
 from thermo_cli.errors import LimitExceededError, ThermoError, ValidationError, quote
 from thermo_cli.model import (
-    MAX_KEY_BYTES,
+    MAX_TEXT_CHARS,
     TIME_RANGE_TEXT,
-    U64_MAX,
     Delta,
     DeltaType,
     TensorSpec,
     Ternary,
-    check_strength,
-    f32,
+    check_count,
+    check_custom,
+    check_delta_strength,
+    check_shape,
+    check_text,
+    check_timestamp,
+    key_size,
     new_id,
     time_in_range,
 )
 
-DEFAULT_MAX_LINE_BYTES = 64 * 1024 * 1024
+DEFAULT_MAX_LINE_BYTES = DEFAULT_LIMITS.max_line_bytes
 """Longest accepted line (64 MiB): raise it with ``--max-line-bytes`` for huge tensors."""
 
-MAX_META_DEPTH = 16
-"""Deepest nesting of ``meta``; the stored record nests it further and CBOR caps at 32."""
-
-MAX_TENSOR_DIMS = 32
+MAX_META_DEPTH = DEFAULT_LIMITS.max_meta_depth
+MAX_TENSOR_DIMS = DEFAULT_LIMITS.max_tensor_dims
 _BLOCK = 1 << 20
-
-
-@dataclass(frozen=True, slots=True)
-class Limits:
-    """Safety caps for one stream. ``max_key_bytes`` can only be lowered below the model's."""
-
-    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
-    max_key_bytes: int = MAX_KEY_BYTES
-
-    def __post_init__(self) -> None:
-        if self.max_line_bytes < 1:
-            raise ValidationError("max_line_bytes: must be at least 1")
-        if not 1 <= self.max_key_bytes <= MAX_KEY_BYTES:
-            raise ValidationError(f"max_key_bytes: must be within 1..{MAX_KEY_BYTES}")
-
-
-DEFAULT_LIMITS = Limits()
 
 
 class LineError(ValidationError):
@@ -291,15 +281,20 @@ _TENSOR_FIELDS = frozenset(
 )
 
 
-def decode_value(value: Any, field_name: str = "value") -> tuple[bytes, TensorSpec | None]:
-    """A JSON value → (bytes, tensor spec or None) following the stream's value forms."""
+def decode_value(
+    value: Any, field_name: str = "value", max_dims: int | None = None
+) -> tuple[bytes, TensorSpec | None]:
+    """A JSON value → (bytes, tensor spec or None) following the stream's value forms.
+
+    ``max_dims`` caps a tensor's dimensions (default: the current limits' max_tensor_dims)."""
     if isinstance(value, str):
         return value.encode("utf-8"), None
     if value is None:
         return b"", None
     if isinstance(value, dict):
         if "dtype" in value:
-            return _decode_tensor(value, field_name)
+            dims = current_limits().max_tensor_dims if max_dims is None else max_dims
+            return _decode_tensor(value, field_name, dims)
         if len(value) == 1 and "b64" in value:
             return _b64(value["b64"], f"{field_name}.b64"), None
         if len(value) == 1 and "hex" in value:
@@ -341,12 +336,12 @@ def _byte_list(items: list[Any], field_name: str) -> bytes:
     raise ValidationError(f"{field_name}: a list value must hold byte values 0..255")
 
 
-def _decode_tensor(obj: dict[str, Any], field_name: str) -> tuple[bytes, TensorSpec]:
+def _decode_tensor(obj: dict[str, Any], field_name: str, max_dims: int) -> tuple[bytes, TensorSpec]:
     extra = obj.keys() - _TENSOR_FIELDS
     if extra:
         raise ValidationError(f"{field_name}: unknown tensor field(s) {sorted(extra)}")
     dtype = parse_dtype(obj["dtype"])
-    shape = _shape(obj.get("shape"), field_name)
+    shape = _shape(obj.get("shape"), field_name, max_dims)
     numel = 1
     for d in shape:
         numel *= d
@@ -385,15 +380,10 @@ def _decode_tensor(obj: dict[str, Any], field_name: str) -> tuple[bytes, TensorS
     raise ValidationError(f'{field_name}.encoding: expected "raw" or "ternary", got {quote(encoding)}')
 
 
-def _shape(shape: Any, field_name: str) -> tuple[int, ...]:
+def _shape(shape: Any, field_name: str, max_dims: int) -> tuple[int, ...]:
     if not isinstance(shape, list):
         raise ValidationError(f"{field_name}.shape: expected a list of dimension sizes")
-    if len(shape) > MAX_TENSOR_DIMS:
-        raise ValidationError(f"{field_name}.shape: more than {MAX_TENSOR_DIMS} dimensions")
-    for d in shape:
-        if type(d) is not int or d < 0:
-            raise ValidationError(f"{field_name}.shape: dimensions must be integers >= 0, got {quote(d)}")
-    return tuple(shape)
+    return check_shape(shape, max_dims, f"{field_name}.shape")
 
 
 def _tensor_data(data: Any, dtype: Any, numel: int, shape: tuple[int, ...], field_name: str) -> bytes:
@@ -593,18 +583,18 @@ class DeltaParser:
         self,
         *,
         source: str = "thermo",
-        limits: Limits = DEFAULT_LIMITS,
+        limits: Limits | None = None,
         extra_fields: frozenset[str] = frozenset(),
         lenient: bool = False,
         clock: Clock | None = None,
     ) -> None:
         """``lenient`` accepts what only migrated Rust-crate deltas carry (a strength in
-        [-1, 1], a value on a delete); exports of such logs are read with it. ``clock``
-        stamps lines without a timestamp (default: the context's clock when the parser is
-        made), so a pinned clock reproduces the deltas."""
-        if not isinstance(source, str) or not source:
-            raise ValidationError("source: must be non-empty text")
-        self.source = source
+        [-1, 1], a value on a delete); exports of such logs are read with it. ``limits``
+        defaults to the current ones (:func:`~thermo_cli.config.limits.current_limits`).
+        ``clock`` stamps lines without a timestamp (default: the context's clock when the
+        parser is made), so a pinned clock reproduces the deltas."""
+        self.source = check_text(source, "source")
+        limits = current_limits() if limits is None else limits
         self.limits = limits
         self.allowed = DELTA_FIELDS | extra_fields
         self.lenient = lenient
@@ -617,8 +607,12 @@ class DeltaParser:
     def from_obj(self, lineno: int, obj: Any) -> Delta:
         """One decoded JSON object → a Delta (unlinked), or LineError naming the line."""
         # Hot path of `thermo apply` (100,000 lines/s end to end): a line with only op, key,
-        # text value, a plain strength and source is built here and cannot fail; anything
-        # else takes the general road with every check and its error message.
+        # text value, a plain strength and source is built here and cannot fail. Its guard
+        # is a subset of what the model's checks accept (a key of at most max_key_bytes / 4
+        # characters cannot exceed the cap; orjson never yields a lone surrogate; the
+        # strength is a float in [0, 1]; the source has 1..MAX_TEXT_CHARS characters), so
+        # it never admits a delta they refuse (tests/formats/test_jsonl_parity.py); anything
+        # else takes the general road, which calls those checks and names the field.
         if type(obj) is dict and obj.keys() <= _SIMPLE_FIELDS:
             op_raw = obj.get("op")
             op = _OP_NAMES.get(op_raw) if type(op_raw) is str else None
@@ -633,7 +627,7 @@ class DeltaParser:
                 and 0 < len(key) <= self._key_fast
                 and type(raw) is str
                 and type(source) is str
-                and source
+                and 0 < len(source) <= MAX_TEXT_CHARS
                 and type(s_raw) is float
                 and 0.0 <= s_raw <= 1.0
             ):
@@ -676,14 +670,7 @@ class DeltaParser:
             raise ValidationError(
                 'missing field "key"' if key is None else f"key: expected text, got {_json_type(key)}"
             )
-        if not key:
-            raise ValidationError("key: must not be empty")
-        if len(key) > self._key_fast:
-            n = len(key.encode("utf-8"))
-            if n > self.limits.max_key_bytes:
-                raise LineLimitError(
-                    lineno, f"key: {n} bytes exceeds the maximum of {self.limits.max_key_bytes} bytes"
-                )
+        key_size(key, self.limits.max_key_bytes, LimitExceededError)
         tensor = None
         raw = get("value", _ABSENT)
         if type(raw) is str:
@@ -693,7 +680,11 @@ class DeltaParser:
                 raise ValidationError(f'missing field "value" (required for {op.label})')
             value = b""
         else:
-            value, tensor = decode_value(raw)
+            value, tensor = decode_value(raw, max_dims=self.limits.max_tensor_dims)
+            if tensor is not None:
+                from thermo_cli.codec.tensors import check_delta_tensor
+
+                check_delta_tensor(tensor, value, self.limits.max_tensor_dims)
         if op is DeltaType.DELETE and (value or tensor is not None) and not self.lenient:
             raise ValidationError("value: a delete carries no value (omit it or use null)")
 
@@ -702,62 +693,27 @@ class DeltaParser:
         s_raw = get("strength")
         if s_raw is None:
             strength = 1.0 if ternary is None else float(int(ternary))
-        elif type(s_raw) is float and 0.0 <= s_raw <= 1.0 and ternary is None:
-            strength = _f32_unpack(_f32_pack(s_raw))[0]
-        elif self.lenient:
-            strength = _lenient_strength(s_raw)
-        elif ternary is None:
-            strength = check_strength(s_raw)
-        elif isinstance(s_raw, bool) or s_raw != float(int(ternary)):
-            raise ValidationError(
-                f"strength: a ternary delta's strength is its ternary value "
-                f"({float(int(ternary))}), got {quote(s_raw)}"
-            )
         else:
-            strength = float(int(ternary))
-
+            strength = check_delta_strength(s_raw, ternary, self.lenient)
         obs = get("observation_count")
-        if obs is not None and (type(obs) is not int or not 0 <= obs <= U64_MAX):
-            raise ValidationError(f"observation_count: expected an unsigned integer, got {quote(obs)}")
+        if obs is not None:
+            if type(obs) is not int:  # JSON: a float such as 2.0 is not a count
+                raise ValidationError(f"observation_count: expected an unsigned integer, got {quote(obs)}")
+            check_count(obs)
         source = get("source")
-        if source is None:
-            source = self.source
-        elif type(source) is not str or not source:
-            raise ValidationError(f"source: expected non-empty text, got {quote(source)}")
+        source = self.source if source is None else check_text(source, "source")
         custom = get("meta")
         if "custom" in obj:
             if "meta" in obj:
                 raise ValidationError('give "meta" or "custom", not both')
             custom = obj["custom"]
-        if custom is not None and type(custom) in (dict, list):
-            _check_depth(custom, "meta")
+        if custom is not None:
+            check_custom(custom, self.limits.max_meta_depth, "meta")
         ts_raw = get("timestamp")
-        ts = self._now() if ts_raw is None else parse_timestamp(ts_raw)
+        ts = self._now() if ts_raw is None else check_timestamp(parse_timestamp(ts_raw))
         did = get("id")
-        if did is None:
-            did = new_id()
-        elif type(did) is not str or not did or len(did) > 256:
-            raise ValidationError(f"id: expected non-empty text of at most 256 characters, got {quote(did)}")
+        did = new_id() if did is None else check_text(did, "id")
         return Delta(op, key, value, strength, ts, source, did, ternary, obs, custom, tensor)
-
-
-def _lenient_strength(value: Any) -> float:
-    """Migrated crate deltas may carry any strength in [-1, 1] (ternary ones are -1/0/1)."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or not -1.0 <= value <= 1.0:
-        raise ValidationError(f"strength: expected a number in [-1, 1], got {quote(value)}")
-    return f32(float(value))
-
-
-def _check_depth(obj: Any, field_name: str) -> None:
-    stack = [(obj, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if depth > MAX_META_DEPTH:
-            raise ValidationError(f"{field_name}: nested deeper than {MAX_META_DEPTH} levels")
-        if isinstance(item, dict):
-            stack.extend((v, depth + 1) for v in item.values() if isinstance(v, dict | list))
-        else:
-            stack.extend((v, depth + 1) for v in item if isinstance(v, dict | list))
 
 
 def _json_type(value: Any) -> str:
@@ -774,9 +730,12 @@ def _json_type(value: Any) -> str:
 
 
 def iter_deltas(
-    stream: IO[bytes] | Iterable[bytes], *, source: str = "thermo", limits: Limits = DEFAULT_LIMITS
+    stream: IO[bytes] | Iterable[bytes], *, source: str = "thermo", limits: Limits | None = None
 ) -> Iterator[Delta]:
-    """Parse a JSONL delta stream lazily; the first bad line raises ``line N: <reason>``."""
+    """Parse a JSONL delta stream lazily; the first bad line raises ``line N: <reason>``.
+
+    ``limits`` defaults to the current ones (taken when the stream is opened)."""
+    limits = current_limits() if limits is None else limits
     parser = DeltaParser(source=source, limits=limits)
     loads = orjson.loads
     build = parser.from_obj
@@ -789,13 +748,13 @@ def iter_deltas(
 
 
 def parse_deltas(
-    stream: IO[bytes] | Iterable[bytes], *, source: str = "thermo", limits: Limits = DEFAULT_LIMITS
+    stream: IO[bytes] | Iterable[bytes], *, source: str = "thermo", limits: Limits | None = None
 ) -> list[Delta]:
     """The whole stream as a list, validated before anything is applied (all-or-nothing)."""
     return list(iter_deltas(stream, source=source, limits=limits))
 
 
-def parse_text(text: str | bytes, *, source: str = "thermo", limits: Limits = DEFAULT_LIMITS) -> list[Delta]:
+def parse_text(text: str | bytes, *, source: str = "thermo", limits: Limits | None = None) -> list[Delta]:
     """Convenience for tests and small inputs held in memory."""
     data = text.encode("utf-8") if isinstance(text, str) else text
     return parse_deltas([data], source=source, limits=limits)

@@ -131,9 +131,13 @@ class Ternary(IntEnum):
 # --- validation and conversions ------------------------------------------------------------
 
 
+_F32 = struct.Struct("<f")
+_f32_pack, _f32_unpack = _F32.pack, _F32.unpack
+
+
 def f32(x: float) -> float:
     """Round a Python float through IEEE float32, as the crate stored strengths."""
-    return struct.unpack("<f", struct.pack("<f", x))[0]
+    return _f32_unpack(_f32_pack(x))[0]
 
 
 def check_strength(value: Any, field_name: str = "strength") -> float:
@@ -158,6 +162,144 @@ def check_key(key: Any) -> str:
     if n > MAX_KEY_BYTES:
         raise ValidationError(f"key: {n} bytes exceeds the maximum of {MAX_KEY_BYTES} bytes")
     return key
+
+
+# --- the delta field checks: one definition used by the engine and by every parser ---------
+
+MAX_TEXT_CHARS = 256
+"""Longest delta ``source`` or ``id``, in characters: they are labels, not payloads."""
+
+MAX_COUNT = U64_MAX
+_PLAIN = (str, bytes, float, bool, type(None))
+
+
+def key_size(key: Any, max_bytes: int = MAX_KEY_BYTES, too_long: type[Exception] = ValidationError) -> int:
+    """A key's size in UTF-8 bytes once checked: non-empty text, valid UTF-8, at most
+    ``max_bytes``. ``too_long`` is the error for the size cap (a stream reports it as a
+    limit). The engine and the JSONL parser both call this, so they refuse the same keys."""
+    if type(key) is not str:
+        raise ValidationError(f"key: expected text, got {type(key).__name__}")
+    if key.isascii():
+        n = len(key)
+    else:
+        try:
+            n = len(key.encode("utf-8"))
+        except UnicodeEncodeError:
+            raise ValidationError("key: not valid UTF-8 (contains a lone surrogate)") from None
+    if not n:
+        raise ValidationError("key: must not be empty")
+    if n > max_bytes:
+        raise too_long(f"key: {n} bytes exceeds the maximum of {max_bytes} bytes")
+    return n
+
+
+def check_text(value: Any, field_name: str) -> str:
+    """A delta's ``source`` or ``id``: non-empty valid UTF-8 text of at most MAX_TEXT_CHARS."""
+    if type(value) is not str or not value or len(value) > MAX_TEXT_CHARS:
+        raise ValidationError(
+            f"{field_name}: expected non-empty text of at most {MAX_TEXT_CHARS} characters, "
+            f"got {quote(value)}"
+        )
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValidationError(f"{field_name}: not valid UTF-8 (contains a lone surrogate)") from None
+    return value
+
+
+def check_delta_strength(value: Any, ternary: Ternary | None, lenient: bool = False) -> float:
+    """A delta's strength as float32: in [0, 1], or its ternary value for a ternary delta.
+    ``lenient`` accepts any number in [-1, 1], as migrated Rust-crate deltas carry."""
+    if type(value) is float and ternary is None and 0.0 <= value <= 1.0:  # the common case
+        return _f32_unpack(_f32_pack(value))[0]
+    if lenient:
+        if isinstance(value, bool) or not isinstance(value, int | float) or not -1.0 <= value <= 1.0:
+            raise ValidationError(f"strength: expected a number in [-1, 1], got {quote(value)}")
+        return f32(float(value))
+    if ternary is None:
+        return check_strength(value)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != float(int(ternary)):
+        raise ValidationError(
+            f"strength: a ternary delta's strength is its ternary value "
+            f"({float(int(ternary))}), got {quote(value)}"
+        )
+    return float(int(ternary))
+
+
+def check_count(value: Any, field_name: str = "observation_count") -> int:
+    """An unsigned 64-bit count (an integral number of any type; bools refused)."""
+    if type(value) is int and 0 <= value <= MAX_COUNT:
+        return value
+    if isinstance(value, bool) or not hasattr(value, "__index__"):
+        raise ValidationError(f"{field_name}: expected an unsigned integer, got {quote(value)}")
+    n = value.__index__()
+    if not 0 <= n <= MAX_COUNT:
+        raise ValidationError(f"{field_name}: expected an unsigned integer, got {quote(value)}")
+    return n
+
+
+def check_timestamp(value: Any, field_name: str = "timestamp") -> int:
+    """Integer nanoseconds since the epoch within the format's signed 64-bit range."""
+    if type(value) is int and MIN_TIME_NS <= value <= MAX_TIME_NS:
+        return value
+    if isinstance(value, bool) or not hasattr(value, "__index__"):
+        raise ValidationError(f"{field_name}: expected integer nanoseconds, got {quote(value)}")
+    ns = value.__index__()
+    if not time_in_range(ns):
+        raise ValidationError(
+            f"{field_name}: nanoseconds out of range (signed 64-bit, {TIME_RANGE_TEXT}), got {quote(value)}"
+        )
+    return ns
+
+
+def check_custom(obj: Any, max_depth: int, field_name: str = "custom") -> None:
+    """Custom metadata is plain data that decodes back as itself: text-keyed maps, lists,
+    text, bytes, 64-bit integers, floats, booleans and null, nested at most ``max_depth``
+    containers deep (the record nests it further and CBOR caps the total)."""
+    if type(obj) not in _SCALARS:
+        _check_item(obj, 1, max_depth, field_name)
+
+
+_SCALARS = frozenset({str, bytes, float, bool, type(None)})
+
+
+def _check_item(item: Any, depth: int, max_depth: int, field_name: str) -> None:
+    """One item of custom metadata at container depth ``depth``; recursion stops at
+    ``max_depth`` + 1, so it stays shallow."""
+    if isinstance(item, dict):
+        if depth > max_depth:
+            raise ValidationError(f"{field_name}: nested deeper than {max_depth} levels")
+        for k, v in item.items():
+            if type(k) is not str:
+                raise ValidationError(f"{field_name}: map keys must be text, got {type(k).__name__}")
+            if type(v) not in _SCALARS:
+                _check_item(v, depth + 1, max_depth, field_name)
+    elif isinstance(item, list | tuple):
+        if depth > max_depth:
+            raise ValidationError(f"{field_name}: nested deeper than {max_depth} levels")
+        for v in item:
+            if type(v) not in _SCALARS:
+                _check_item(v, depth + 1, max_depth, field_name)
+    elif isinstance(item, int) and not isinstance(item, bool):
+        if not -(2**64) <= item <= U64_MAX:
+            raise ValidationError(f"{field_name}: integer {item} does not fit in 64 bits")
+    elif not isinstance(item, _PLAIN):
+        raise ValidationError(
+            f"{field_name}: values of type {type(item).__name__} are not allowed (plain data only)"
+        )
+
+
+def check_shape(shape: Any, max_dims: int, field_name: str = "tensor.shape") -> tuple[int, ...]:
+    """A tensor shape: at most ``max_dims`` integer dimensions >= 0."""
+    if not isinstance(shape, list | tuple):
+        raise ValidationError(f"{field_name}: expected a list of dimension sizes")
+    if len(shape) > max_dims:
+        raise ValidationError(f"{field_name}: more than {max_dims} dimensions")
+    for d in shape:
+        if type(d) is not int or d < 0:
+            raise ValidationError(f"{field_name}: dimensions must be integers >= 0, got {quote(d)}")
+    return tuple(shape)
 
 
 def check_bytes(value: Any, field_name: str = "value") -> bytes:

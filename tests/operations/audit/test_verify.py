@@ -466,10 +466,12 @@ def test_a_tampered_checkpoint_text(tmp_path, thermo_file, keypair, line):
     if line == 1:
         lines[1] = str(int(lines[1]) - 1)
     else:
+        # change the first character of the line's base64 (it carries six data bits; the
+        # last one before "=" carries padding bits a decoder may ignore)
+        text = lines[line]
+        at = text.rfind(" ") + 1
         lines[line] = (
-            lines[line][:-2] + ("A=" if not lines[line].endswith("A=") else "B=")
-            if line != 0
-            else lines[0] + "x"
+            text[:at] + ("B" if text[at] != "B" else "C") + text[at + 1 :] if line != 0 else text + "x"
         )
     bad = tmp_path / "bad.txt"
     bad.write_text("\n".join(lines))

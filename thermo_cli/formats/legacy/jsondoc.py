@@ -36,13 +36,13 @@ MAX_CUSTOM_DEPTH = 30
 
 
 def legacy_cap(max_bytes: int) -> int:
-    """The size cap to apply: the caller's, or for the default the process-wide
+    """The size cap to apply: the caller's, or for the default the current limits'
     ``max_legacy_bytes`` (raised for one run with ``thermo --limit max_legacy_bytes=4G``)."""
     if max_bytes != MAX_LEGACY_BYTES:
         return max_bytes
-    from thermo_cli.config.limits import process_cap
+    from thermo_cli.config.limits import current_limits
 
-    return process_cap("max_legacy_bytes")
+    return current_limits().max_legacy_bytes
 
 
 def legacy_too_big(what: str, size: int, cap: int) -> LimitExceededError:
