@@ -31,11 +31,17 @@ from thermo_cli import store
 from thermo_cli.codec import records
 from thermo_cli.config.engine import ConsolidationPolicy, PlasticityRule, ThermalConfig
 from thermo_cli.container import chunks as ck
-from thermo_cli.container.layout import MAGIC, pack_footer
+from thermo_cli.container.layout import (
+    COMMIT_HEADER_SIZE,
+    FOOTER_SIZE,
+    MAGIC,
+    pack_commit_header,
+    pack_footer,
+)
 from thermo_cli.container.reader import Reader
 from thermo_cli.container.writer import write_full
 from thermo_cli.engine.thermogram import Thermogram
-from thermo_cli.errors import ThermoError
+from thermo_cli.errors import IntegrityError, ThermoError
 from thermo_cli.model import Delta, DeltaType, Entry, Event, Layer, Metadata, TensorSpec, Ternary
 
 HERE = Path(__file__).resolve().parent / "vectors"
@@ -48,7 +54,7 @@ VALUE_HEX_MAX = 64
 # --- deterministic thermograms ------------------------------------------------------------
 
 
-def _prefix(minor: int = 0, major: int = 2) -> bytes:
+def _prefix(minor: int = 1, major: int = 2) -> bytes:
     return MAGIC + bytes((major, minor, 0)) + b"\x00" * 4 + FILE_ID
 
 
@@ -293,6 +299,7 @@ class Craft:
             self.meta = cbor2.loads(r.read_block(r.trailer.meta, "meta"))
             self.index = cbor2.loads(r.read_block(r.trailer.index, "index"))
             self.toff = r.trailer.off
+            self.start = r.trailer.start
         del self.data[self.toff :]
 
     def put(self, stored: bytes) -> int:
@@ -322,9 +329,14 @@ class Craft:
             t["meta"] = self.block(meta_raw)
         if index_raw is not None:
             t["index"] = self.block(index_raw)
+        if self.start is not None:  # 2.1: the body digest covers the blocks added after the header
+            t["body_sha256"] = hashlib.sha256(self.data[self.start + COMMIT_HEADER_SIZE :]).digest()
         raw = trailer_raw if trailer_raw is not None else cbor2.dumps(t, canonical=True)
         self.put(raw)
         self.put(pack_footer(len(raw), hashlib.sha256(raw).digest()))
+        if self.start is not None:
+            header = pack_commit_header(len(self.data) - self.start, t["seq"])
+            self.data[self.start : self.start + COMMIT_HEADER_SIZE] = header
         return bytes(self.data)
 
 
@@ -517,7 +529,62 @@ def broken_vectors(small_path: Path) -> dict[str, tuple[bytes, str, str, str]]:
     c = Craft(small_path)
     c.trailer["log"]["head"] = b"\x11" * 32
     add("head_mismatch", c.finish(), "integrity", "the trailer's head is not the last record's hash")
+    framing_vectors(small_path, small_path.with_name("appended.thermo"), add)
     return out
+
+
+def framing_vectors(small_path: Path, appended_path: Path, add: Any) -> None:
+    """Format 2.1 framing: damage that must never pass for a torn tail or an older state."""
+    appended = appended_path.read_bytes()
+    with Reader(appended_path) as r:
+        last, prev = r.trailer, r._prev_trailer(r.trailer)
+    add(
+        "footer_magic_bitflip",
+        _flip(appended, len(appended) - 1),
+        "integrity",
+        "one bit of the last footer's end magic flipped: the last commit is complete but damaged, "
+        "not a torn tail (a reader must not fall back to the commit before it)",
+    )
+    assert last.start is not None
+    add(
+        "header_length_bitflip",
+        _flip(appended, last.start + 9),
+        "integrity",
+        "a bit of the last commit header's length flipped (its CRC-32 fails): damaged, not torn",
+    )
+    old = appended[prev.off : prev.off + prev.len + FOOTER_SIZE]
+    add(
+        "appended_old_commit",
+        appended + old,
+        "integrity",
+        "the trailer and footer of an older commit appended (a rollback): its start and length do "
+        "not reach the end of the file",
+    )
+    small = small_path.read_bytes()
+    add(
+        "file_appended_to_itself",
+        small + small,
+        "integrity",
+        "a file followed by a copy of itself: the copy's commit is not framed at the end of the "
+        "file, and the bytes after the real commit belong to no commit",
+    )
+    add(
+        "bytes_after_commit",
+        appended + b"not a commit header: bytes no commit covers" * 2,
+        "integrity",
+        "bytes after the last commit that do not start a commit header (not a torn tail)",
+    )
+    c = Craft(small_path)
+    gap = c.put(b"\xa5" * 64)  # referenced by no block; only body_sha256 covers it
+    padded = bytearray(c.finish())
+    padded[gap : gap + 64] = bytes(64)
+    add(
+        "zeroed_unreferenced_gap",
+        bytes(padded),
+        "integrity",
+        "64 bytes that no block references were zeroed: loads, but verify fails on body_sha256",
+        "verify",
+    )
 
 
 def _set_chunk0(stream: dict[str, Any], off: int, stored: bytes) -> None:
@@ -596,15 +663,34 @@ def build_golden(outdir: Path) -> dict[str, str]:
     write_file(outdir / "multichunk.thermo", multichunk())
     shows["multichunk"] = "1,500 entries in several directory chunks; a 1.1 MiB value across two data chunks"
 
+    (outdir / "torn_zeros.thermo").write_bytes(data + bytes(600))
+    shows["torn_zeros"] = "appended.thermo plus 600 zero bytes (an append lost in a power cut): torn tail"
+
     _write_future_minor(outdir / "future_minor.thermo")
-    shows["future_minor"] = "version 2.1 with unknown fields in trailer and meta (ignored, still hashed)"
+    shows["future_minor"] = "version 2.2 with unknown fields in trailer and meta (ignored, still hashed)"
+
+    _write_upgrade_pair(outdir / "v2_0.thermo", outdir / "v2_0_upgraded.thermo")
+    shows["v2_0"] = "format 2.0 (no commit framing), two commits: still read and verified"
+    shows["v2_0_upgraded"] = "v2_0.thermo after one more delta: a write rewrites a 2.0 file as 2.1 (seq + 1)"
     return shows
 
 
+def _write_upgrade_pair(old: Path, new: Path) -> None:
+    """A 2.0 file and what a write makes of it: the whole file rewritten as 2.1 (spec §12)."""
+    write_file(old, small(), prefix=_prefix(minor=0))
+    tg = load_for_append(old)
+    _delta(tg, 10, DeltaType.CREATE, "d/appended", b"one")
+    append_commit(old, tg)
+    tg = load_for_append(old)
+    _delta(tg, 11, DeltaType.UPDATE, "d/appended", b"upgraded")
+    with Reader(old) as r, open(new, "wb") as f:
+        write_full(f, tg, prefix=_prefix(minor=1), seq=r.trailer.seq + 1, source=r)
+
+
 def _write_future_minor(path: Path) -> None:
-    write_file(path, small(), prefix=_prefix(minor=1))
+    write_file(path, small(), prefix=_prefix(minor=2))
     c = Craft(path)
-    c.meta["future_meta_field"] = {"added_in": "2.1"}
+    c.meta["future_meta_field"] = {"added_in": "2.2"}
     c.trailer["future_trailer_field"] = [1, 2, 3]
     path.write_bytes(c.finish(meta_raw=cbor2.dumps(c.meta, canonical=True)))
 
@@ -614,6 +700,13 @@ def run_op(path: Path, op: str) -> None:
         store.load(path)
     elif op == "load_full":
         store.load(path, layers="full", log="full")
+    elif op == "verify":
+        from thermo_cli.operations.audit.verify import verify_file
+
+        report = verify_file(path)
+        if not report.ok:
+            reason = report.failure.reason if report.failure else "a check failed"
+            raise IntegrityError(f"{path}: {reason}")
     else:
         raise ValueError(op)
 

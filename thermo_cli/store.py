@@ -438,6 +438,9 @@ def _append(p: str, tg: Thermogram, current: Reader) -> str:
     planned = plan_append(tg, current)
     if planned is None:
         return "unchanged"
+    if not current.framed:  # format 2.0: the first write upgrades the whole file to 2.1 (spec §12)
+        _rewrite(p, tg, source=current, file_id=current.prefix.file_id, seq=current.trailer.seq + 1)
+        return "rewrite"
     data, _ = planned
     fd = os.open(p, os.O_WRONLY | getattr(os, "O_CLOEXEC", 0))
     try:

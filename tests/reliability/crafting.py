@@ -19,7 +19,7 @@ from typing import Any
 import cbor2
 import zstandard
 
-from thermo_cli.container.layout import pack_footer
+from thermo_cli.container.layout import COMMIT_HEADER_SIZE, pack_commit_header, pack_footer
 from thermo_cli.container.reader import Reader
 
 
@@ -45,6 +45,7 @@ class Rebuild:
                 self.meta: Any = cbor2.loads(r.read_block(t.meta, "meta"))
                 self.index: Any = cbor2.loads(r.read_block(t.index, "index"))
                 self.end = t.off
+                self.start = t.start  # format 2.1: the commit is re-framed by finish()
         finally:
             os.unlink(path)
         self.original = data
@@ -76,9 +77,14 @@ class Rebuild:
             t["meta"] = self.block(cbor2.dumps(self.meta, canonical=True))
         if self.index_changed:
             t["index"] = self.block(cbor2.dumps(self.index, canonical=True))
+        if self.start is not None:
+            t["body_sha256"] = hashlib.sha256(self.data[self.start + COMMIT_HEADER_SIZE :]).digest()
         raw = trailer_raw if trailer_raw is not None else cbor2.dumps(t, canonical=True)
         self.put(raw)
         self.put(pack_footer(len(raw), hashlib.sha256(raw).digest()))
+        if self.start is not None:
+            header = pack_commit_header(len(self.data) - self.start, t["seq"])
+            self.data[self.start : self.start + COMMIT_HEADER_SIZE] = header
         return bytes(self.data)
 
     # --- layer chunks and log records ---------------------------------------------------------

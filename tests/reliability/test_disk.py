@@ -209,7 +209,7 @@ def test_repair_that_cannot_write_its_backup_changes_nothing(
 ) -> None:
     w = _copy(workspace_template, tmp_path / "w")
     with open(w.file, "ab") as f:
-        f.write(b"\x00torn tail of an interrupted append")
+        f.write(b"\x00torn append")  # shorter than a commit header: an interrupted append
     before = _snapshot_dir(w.dir)
     proc = _run(["repair", str(w.file)], fsize=1 * KiB)
     assert proc.returncode == 3 and b"File too large" in proc.stderr

@@ -6,24 +6,36 @@ LF. Then the major and minor version, a flags byte, four reserved bytes and a ra
 16-byte file id that every trailer repeats, so a trailer-shaped byte string inside a
 value cannot pass for a commit of this file. The footer ends the file after every commit;
 it gives the length and SHA-256 of the trailer just before it.
+
+Format 2.1 frames every commit: a fixed 32-byte commit header starts it and names its
+length and sequence number, so a reader can tell a commit that is only partly on disk (a
+torn append) from a complete one that is damaged, and every byte of the file belongs to
+exactly one commit. The header carries a CRC-32 so a flipped length cannot pass for a
+longer, incomplete commit.
 """
 
 from __future__ import annotations
 
 import os
 import struct
+import zlib
 from dataclasses import dataclass
 
 from thermo_cli.errors import BadMagicError, TruncatedError, UnsupportedVersionError
 
 MAGIC = b"\x89THRM\r\n\x1a\n"
 MAJOR = 2
-MINOR = 0
+MINOR = 1
+"""Minor version written now: 1 = framed commits (2.0 files are read, and rewritten on write)."""
+FRAMED_MINOR = 1
 PREFIX_SIZE = 32
 FILE_ID_SIZE = 16
 END_MAGIC = b"\x89THRMEND"
 FOOTER_SIZE = 4 + 32 + len(END_MAGIC)
 _FOOTER = struct.Struct("<I32s8s")
+COMMIT_MAGIC = b"\x89THRMCMT"
+COMMIT_HEADER_SIZE = 32
+_HEADER = struct.Struct("<8sQQI")  # magic, commit length, seq, reserved (zero); then CRC-32
 
 # Damaged forms of the magic, with the reason shown to the user.
 _DAMAGE = (
@@ -95,3 +107,35 @@ def unpack_footer(raw: bytes) -> tuple[int, bytes] | None:
     if end != END_MAGIC:
         return None
     return length, sha
+
+
+def is_framed(minor: int) -> bool:
+    """Whether a file of this minor version frames its commits (format 2.1 and later)."""
+    return minor >= FRAMED_MINOR
+
+
+@dataclass(frozen=True, slots=True)
+class CommitHeader:
+    length: int
+    """Bytes from the header's first byte to the commit footer's last byte."""
+    seq: int
+
+
+def pack_commit_header(length: int, seq: int) -> bytes:
+    body = _HEADER.pack(COMMIT_MAGIC, length, seq, 0)
+    return body + struct.pack("<I", zlib.crc32(body))
+
+
+def unpack_commit_header(raw: bytes) -> CommitHeader | None:
+    """The header in ``raw``, or None unless magic, CRC-32 and the zero reserved field all hold.
+
+    The CRC matters for the torn/damaged decision: without it a flipped bit in the length
+    of a complete last commit would make it look incomplete, i.e. torn, and be dropped.
+    """
+    if len(raw) != COMMIT_HEADER_SIZE:
+        return None
+    magic, length, seq, reserved = _HEADER.unpack_from(raw)
+    (crc,) = struct.unpack_from("<I", raw, _HEADER.size)
+    if magic != COMMIT_MAGIC or reserved != 0 or crc != zlib.crc32(raw[: _HEADER.size]):
+        return None
+    return CommitHeader(length, seq)

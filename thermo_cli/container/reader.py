@@ -10,6 +10,13 @@ interrupted append never leaves a whole footer (it is written last, after a sync
 falling back would hide damage and let the next commit cut a real commit away. That is an
 IntegrityError unless the caller (``thermo repair --force``) asks for the fallback.
 
+Format 2.1 files frame every commit (a commit header with its length and seq, and the
+trailer's ``start``), which makes that decision exact (spec §11): the last commit must
+start where its predecessor ends and end at the end of the file, and whatever follows the
+last valid commit is a torn tail only if it is the beginning of the next commit that is
+not all on disk yet. Anything else — a complete commit that does not check out, an older
+commit appended, bytes that no commit covers — is an IntegrityError.
+
 :class:`Reader` is also the low-level API for verification: raw record bytes with their
 offsets, every chunk's digest, the trailer chain.
 """
@@ -37,11 +44,14 @@ from thermo_cli.container.blocks import BlockRef
 from thermo_cli.container.directory import DirData, Row, decode_chunk
 from thermo_cli.container.index import LayerIndex, Stream, index_from_map
 from thermo_cli.container.layout import (
+    COMMIT_HEADER_SIZE,
     END_MAGIC,
     FOOTER_SIZE,
     PREFIX_SIZE,
     Prefix,
+    is_framed,
     parse_prefix,
+    unpack_commit_header,
     unpack_footer,
 )
 from thermo_cli.container.logseg import SegmentRef, iter_frames
@@ -126,6 +136,10 @@ class Reader:
             self.inode = (st.st_dev, st.st_ino)
             self.file_size = st.st_size
             self.prefix: Prefix = parse_prefix(self.pread(0, min(PREFIX_SIZE, st.st_size)), what=self.path)
+            self.framed = is_framed(self.prefix.minor)
+            self.tail_fault: str | None = None
+            """Why the bytes after the last valid commit are damage, not a torn tail (only
+            set when ``allow_damaged_tail`` let the reader fall back past them)."""
             self.trailer: Trailer = self._locate_commit()
             self.committed_end = self.trailer.off + self.trailer.len + FOOTER_SIZE
             self.torn_tail_bytes = self.file_size - self.committed_end
@@ -202,9 +216,115 @@ class Reader:
             if strict:
                 raise
             return None
-        return t
+        fault = self._framing_fault(t, end) if self.framed else None
+        if fault is None:
+            return t
+        if strict:
+            raise IntegrityError(
+                f"{self.path}: the commit at the end of the file is not framed ({fault}): its commit "
+                "header is damaged, an older commit was appended (a rollback) or bytes lie outside any "
+                "commit. "
+                "Run `thermo verify`; `thermo repair --force` drops them after a backup"
+            )
+        return None
+
+    def _framing_fault(self, t: Trailer, end: int) -> str | None:
+        """Why the 2.1 commit of trailer ``t``, whose footer ends at ``end``, is not framed, or None.
+
+        Its header must be at ``t.start``, span exactly to ``end`` and carry the same seq;
+        the first commit starts right after the prefix, every other right where the
+        previous commit (``prev``) ends. A trailer copied to another place fails this.
+        """
+        assert t.start is not None
+        header = unpack_commit_header(self.pread(t.start, COMMIT_HEADER_SIZE))
+        if header is None:
+            return f"no valid commit header at its start {t.start}"
+        if t.start + header.length != end:
+            return f"its commit at {t.start} ends at {t.start + header.length}, not at {end}"
+        if header.seq != t.seq:
+            return f"its commit header has seq {header.seq}, the trailer {t.seq}"
+        if t.prev is None:
+            return (
+                None
+                if t.start == PREFIX_SIZE
+                else f"a first commit must start at {PREFIX_SIZE}, not {t.start}"
+            )
+        if t.prev.off + t.prev.len != t.start:
+            return f"its previous commit ends at {t.prev.off + t.prev.len}, not at its start {t.start}"
+        return None
 
     def _locate_commit(self) -> Trailer:
+        if not self.framed:
+            return self._locate_unframed()
+        size = self.file_size
+        try:
+            t = self._trailer_at(size, strict=True)
+        except IntegrityError:
+            if not self._allow_damaged_tail:
+                raise
+            t = None
+        if t is None:
+            t = self._locate_after_tail(size)
+        if t.prev is not None:
+            self._prev_trailer(t)  # the predecessor's digest and seq, one small read
+        return t
+
+    def _locate_after_tail(self, size: int) -> Trailer:
+        """The last valid commit before a tail that did not check out (2.1 files)."""
+        found = self._scan_back(size)
+        end = PREFIX_SIZE if found is None else found.off + found.len + FOOTER_SIZE
+        fault = self._tail_fault(end, size, None if found is None else found.seq + 1)
+        if fault is not None:
+            if not self._allow_damaged_tail:
+                raise IntegrityError(
+                    f"{self.path}: {fault}; this is not an interrupted write. Run `thermo verify`; "
+                    "`thermo repair --force` drops the damaged bytes after a backup"
+                )
+            self.tail_fault = fault
+        if found is None:
+            if fault is not None:
+                raise IntegrityError(f"{self.path}: {fault}, and no earlier commit exists")
+            raise TruncatedError(f"{self.path}: no committed state found (file cut short or damaged)")
+        return found
+
+    def _tail_fault(self, end: int, size: int, seq: int | None) -> str | None:
+        """Why the bytes ``[end, size)`` after the last valid commit are damage; None if torn.
+
+        A torn append is the beginning of the next commit: shorter than its header, a
+        header that never reached the disk (zeros), or a valid header whose commit
+        reaches past the end of the file. The footer is written last, after a sync, so a
+        file ending in the end magic, or holding every byte its header announces, is a
+        complete commit that is damaged; other bytes belong to no commit.
+        """
+        n = size - end
+        after = "the prefix" if end == PREFIX_SIZE else f"the last valid commit (at {end})"
+        if n >= len(END_MAGIC) and self.pread(size - len(END_MAGIC), len(END_MAGIC)) == END_MAGIC:
+            return (
+                f"the last commit is damaged (the file ends in a complete footer, but the {n} bytes "
+                f"after {after} do not check out)"
+            )
+        if n < COMMIT_HEADER_SIZE:
+            return None
+        raw = self.pread(end, COMMIT_HEADER_SIZE)
+        if not any(raw):
+            return None
+        header = unpack_commit_header(raw)
+        if header is None:
+            return f"the {n} bytes after {after} do not start with a commit header: bytes outside any commit"
+        if seq is not None and header.seq != seq:
+            return (
+                f"the commit header at {end} has seq {header.seq}, not {seq}: it is not the next "
+                "commit (an older commit appended?)"
+            )
+        stop = end + header.length
+        if stop > size:
+            return None
+        if stop == size:
+            return f"the last commit ({end}..{size}) is complete but damaged (its trailer or footer is wrong)"
+        return f"the commit at {end} ends at {stop} but does not check out, and {size - stop} bytes follow it"
+
+    def _locate_unframed(self) -> Trailer:
+        """Format 2.0: the last valid footer; a complete footer at the end that fails is damage."""
         size = self.file_size
         t = self._trailer_at(size, strict=True)
         if t is not None:
@@ -217,6 +337,8 @@ class Reader:
                 "match it); this is not an interrupted write. Run `thermo verify`; `thermo repair --force` "
                 "drops the damaged commit after a backup"
             )
+        if damaged:
+            self.tail_fault = "the file ends in a complete footer that does not match its trailer"
         found = self._scan_back(size)
         if found is not None:
             return found

@@ -7,6 +7,10 @@ compact range (right-edge subtree hashes, so the log root after an append costs
 O(log n)), the newest segments inline, and the newest log table block, which lists the
 segments before them and points at the table before it. Finding the log's tail therefore
 takes one table read per ~64 commits, never a walk over every trailer.
+
+In format 2.1 it also frames its commit: ``start`` is the offset of the commit header
+and ``body_sha256`` the SHA-256 of every byte between that header and the trailer, so
+bytes that no block references (padding, a stray copy, a zeroed gap) are covered too.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from typing import Any
 from thermo_cli.codec import cbor
 from thermo_cli.config.limits import Limits, check_cap
 from thermo_cli.container.blocks import BlockRef
-from thermo_cli.container.layout import FOOTER_SIZE, PREFIX_SIZE
+from thermo_cli.container.layout import COMMIT_HEADER_SIZE, FOOTER_SIZE, PREFIX_SIZE, is_framed
 from thermo_cli.container.logseg import SegmentRef
 from thermo_cli.errors import CorruptError
 from thermo_cli.integrity.merkle import CompactRange
@@ -37,6 +41,10 @@ class Trailer:
     range_nodes: list[bytes]
     segments: list[SegmentRef] = field(default_factory=list)
     table: BlockRef | None = None
+    start: int | None = None
+    """Offset of this commit's header (format 2.1; None in 2.0 files)."""
+    body_sha256: bytes | None = None
+    """SHA-256 of the bytes between the commit header and this trailer (format 2.1)."""
     # where this trailer itself lies (not encoded)
     off: int = 0
     len: int = 0
@@ -56,7 +64,20 @@ class Trailer:
         n = self.len + FOOTER_SIZE
         return BlockRef(self.off, n, n, "none", self.commit_sha256)
 
+    @property
+    def body_start(self) -> int:
+        """First byte after the commit header: where ``body_sha256`` starts."""
+        assert self.start is not None
+        return self.start + COMMIT_HEADER_SIZE
+
     def to_map(self) -> dict[str, Any]:
+        m = self._map()
+        if self.start is not None:
+            m["start"] = self.start
+            m["body_sha256"] = self.body_sha256
+        return m
+
+    def _map(self) -> dict[str, Any]:
         return {
             "prefix": self.prefix,
             "seq": self.seq,
@@ -122,6 +143,8 @@ def trailer_from_bytes(data: bytes, off: int, sha: bytes, limits: Limits, commit
         sha256=sha,
         commit_sha256=commit_sha,
     )
+    if is_framed(t.prefix[10]):
+        _read_framing(t, m, what)
     if t.meta is None or t.index is None:
         raise CorruptError(f"{what}: meta and index references are required")
     pos = size
@@ -130,3 +153,12 @@ def trailer_from_bytes(data: bytes, off: int, sha: bytes, limits: Limits, commit
             raise CorruptError(f"{what}.log.segments: segments are not contiguous up to the log size")
         pos = s.first
     return t
+
+
+def _read_framing(t: Trailer, m: dict[str, Any], what: str) -> None:
+    """The 2.1 fields: ``start`` lies after the prefix, with room for its header before the trailer."""
+    start = as_uint(field_of(m, "start", what), f"{what}.start")
+    if start < PREFIX_SIZE or start + COMMIT_HEADER_SIZE > t.off:
+        raise CorruptError(f"{what}.start: {start} leaves no room for a commit header before the trailer")
+    t.start = start
+    t.body_sha256 = as_bytes(field_of(m, "body_sha256", what), f"{what}.body_sha256", 32)

@@ -5,6 +5,12 @@ block, the meta block, the log segments, the log table, the trailer and the foot
 append adds, after the last committed footer: the new records' segments, a new meta
 block only if the meta map changed, and a trailer pointing back at the previous one —
 nothing already written is touched, so its cost depends on the delta, not the file.
+
+Format 2.1 frames each commit: a 32-byte commit header (length, seq) comes first, and the
+trailer records where it starts and the SHA-256 of every byte between it and the trailer,
+hashed while the bytes are written. A rewrite knows the commit's length only at the end,
+so it patches the header in the temporary file before it is synced and renamed; an
+append builds its bytes in memory and knows it up front.
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ from thermo_cli.container.index import (
     Stream,
     index_to_map,
 )
-from thermo_cli.container.layout import pack_footer
+from thermo_cli.container.layout import COMMIT_HEADER_SIZE, is_framed, pack_commit_header, pack_footer
 from thermo_cli.container.lazy import LazyLayer
 from thermo_cli.container.logseg import SegmentRef, frame, group
 from thermo_cli.container.metablock import meta_to_map
@@ -61,12 +67,31 @@ class Sink:
     def __init__(self, f: BinaryIO, pos: int) -> None:
         self.f = f
         self.pos = pos
+        self._body: Any = None
 
     def write(self, data: bytes | bytearray | memoryview) -> int:
         off = self.pos
         self.f.write(data)
         self.pos += len(data)
+        if self._body is not None:
+            self._body.update(data)
         return off
+
+    def open_commit(self) -> int:
+        """Write a placeholder commit header and hash everything after it; returns its offset.
+
+        The header's length is known only when the trailer is written, and the body
+        digest leaves the header out, so hashing as we go needs no second pass.
+        """
+        start = self.write(bytes(COMMIT_HEADER_SIZE))
+        self._body = hashlib.sha256()
+        return start
+
+    def body_digest(self) -> bytes:
+        """SHA-256 of the bytes written since :meth:`open_commit` (and stop hashing)."""
+        digest = self._body.digest()
+        self._body = None
+        return bytes(digest)
 
 
 # --- records ----------------------------------------------------------------------------
@@ -123,7 +148,12 @@ def write_segments(sink: Sink, recs: list[bytes], first: int) -> list[SegmentRef
     return refs
 
 
-def write_commit(sink: Sink, t: Trailer) -> Trailer:
+def write_commit(sink: Sink, t: Trailer, start: int | None = None) -> Trailer:
+    """Write trailer and footer; with ``start`` (format 2.1) the trailer frames the commit
+    that began there with :meth:`Sink.open_commit`."""
+    if start is not None:
+        t.start = start
+        t.body_sha256 = sink.body_digest()
     data = t.encode()
     t.sha256 = hashlib.sha256(data).digest()
     t.off = sink.write(data)
@@ -416,6 +446,7 @@ def write_full(f: BinaryIO, tg: Any, *, prefix: bytes, seq: int, source: Reader 
         )
     sink = Sink(f, 0)
     sink.write(prefix)
+    commit_start = sink.open_commit() if is_framed(prefix[10]) else None
     with ThreadPoolExecutor(_workers()) as pool:
         idx = {}
         for layer in Layer:
@@ -461,7 +492,17 @@ def write_full(f: BinaryIO, tg: Any, *, prefix: bytes, seq: int, source: Reader 
         segments=[],
         table=table_ref,
     )
-    return write_commit(sink, t)
+    write_commit(sink, t, commit_start)
+    if commit_start is not None:
+        _patch_header(f, commit_start, pack_commit_header(sink.pos - commit_start, seq), sink.pos)
+    return t
+
+
+def _patch_header(f: BinaryIO, start: int, header: bytes, end: int) -> None:
+    """Fill in the commit header of a file being rewritten (not yet synced or visible)."""
+    f.seek(start)
+    f.write(header)
+    f.seek(end)
 
 
 def plan_append(tg: Any, source: Reader) -> tuple[bytes, Trailer] | None:
@@ -487,6 +528,7 @@ def plan_append(tg: Any, source: Reader) -> tuple[bytes, Trailer] | None:
 
     buf = _Buf()
     sink = Sink(buf, source.committed_end)  # type: ignore[arg-type]
+    start = sink.open_commit() if source.framed else None
     new_bytes = [record_bytes(r) for r in new]
     segs = write_segments(sink, new_bytes, old.log_size)
     meta_ref = old.meta
@@ -518,5 +560,7 @@ def plan_append(tg: Any, source: Reader) -> tuple[bytes, Trailer] | None:
         segments=inline,
         table=table,
     )
-    write_commit(sink, t)
+    write_commit(sink, t, start)
+    if start is not None:
+        buf.parts[0] = pack_commit_header(sink.pos - start, t.seq)
     return b"".join(buf.parts), t

@@ -11,9 +11,10 @@ Repair never drops committed data:
 
 * it only cuts at the end of the last commit the container reader accepts, and only
   while holding the writer lock (an append in progress looks exactly like a torn tail);
-* it refuses to cut a tail that ends in a complete commit footer unless forced — an
-  interrupted append never leaves a whole footer (the footer is written last), so such a
-  tail is a damaged commit, which is a case for ``thermo verify``, not for truncation;
+* it refuses to cut a tail that the reader classifies as damage unless forced (spec §11):
+  a complete commit that does not check out (an interrupted append never leaves a whole
+  footer: it is written last), an older commit appended, bytes that no commit covers —
+  cases for ``thermo verify``, not for truncation;
 * it first copies the whole file, tail included, to a backup (atomically, never over an
   existing file), then truncates, syncs, and re-opens the file to check that the same
   commit is now its end.
@@ -36,7 +37,6 @@ from thermo_cli.container.fileops import (
     leftover_temp_files,
     locked,
 )
-from thermo_cli.container.layout import END_MAGIC
 from thermo_cli.container.reader import Reader
 from thermo_cli.errors import IntegrityError, NotFoundError, RefusedError, ValidationError
 from thermo_cli.model import NS_PER_SECOND
@@ -132,12 +132,12 @@ def repair(
             if report.torn_tail_bytes:
                 tail_end = reader.pread(reader.committed_end, report.torn_tail_bytes)
                 report.tail_sha256 = hashlib.sha256(tail_end).hexdigest()
-                if tail_end.endswith(END_MAGIC) and not force:
+                if reader.tail_fault is not None and not force:
                     raise RefusedError(
-                        f"{p}: the {report.torn_tail_bytes} bytes after the last valid commit end in a "
-                        "complete commit footer: that is a damaged commit, not an interrupted write; "
-                        "dropping it could lose committed data (check with `thermo verify`; "
-                        "pass --force to drop it anyway, after a backup)"
+                        f"{p}: the {report.torn_tail_bytes} bytes after the last valid commit are a damaged "
+                        "commit or bytes outside any commit, not an interrupted write "
+                        f"({reader.tail_fault}); dropping them could lose committed data "
+                        "(check with `thermo verify`; pass --force to drop them anyway, after a backup)"
                     )
         if dry_run:
             if report.torn_tail_bytes:

@@ -5,6 +5,8 @@ For a ``.thermo`` container, in one pass each over the log and the layers:
 * commits — every trailer of the commit chain, and the meta and index blocks and log
   tables of every commit match their digests; each earlier commit's log root is a prefix
   root of today's log;
+* framing (format 2.1) — the commits cover every byte after the prefix, in order, each
+  with a valid header and a matching body digest (:mod:`.framing`);
 * log — every record's hash and prev link (naming the altered record), the segment
   digests, the log size, head hash and RFC 9162 Merkle root against the trailer, the
   consolidation point, and the legacy segment of a migrated file (crate hashes);
@@ -35,6 +37,7 @@ from thermo_cli.integrity import merkle, note
 from thermo_cli.integrity.report import VerifyReport
 from thermo_cli.integrity.state import BIND_KIND, NON_LAYER_KINDS, is_binding
 from thermo_cli.model import Event
+from thermo_cli.operations.audit.framing import check_framing
 from thermo_cli.operations.audit.keys import PublicKey
 from thermo_cli.operations.audit.layers import LayerScan, reason_of, scan_layers
 from thermo_cli.operations.audit.logpass import scan_file_log
@@ -184,6 +187,7 @@ class ContainerVerifier:
         self.check_signatures()
         if self.since is not None:
             self.check_since()
+        self.check_framing(trailers)
         if r.torn_tail_bytes:
             r.add(
                 "torn tail",
@@ -230,6 +234,36 @@ class ContainerVerifier:
             f"{len(trailers)} commit(s): trailers, meta and index blocks and log tables match their digests",
         )
         return trailers
+
+    def check_framing(self, trailers: list[Any]) -> None:
+        """Every byte belongs to one commit, in order (2.1); a 2.0 file gets a note instead.
+
+        It runs last: the checks before it name the record or chunk at fault, this one is
+        the catch-all for bytes that nothing else covers.
+        """
+        r = self.report
+        if not self.reader.framed:
+            r.notes.append(
+                "format 2.0 does not cover bytes that no block references; rewriting the file "
+                "(e.g. `thermo consolidate`) upgrades it to format 2.1, whose commits cover every byte"
+            )
+            return
+        if any(c.name == "commits" and not c.ok for c in r.checks):  # the chain did not read
+            return
+        try:
+            covered = check_framing(self.reader, trailers)
+        except FormatError as exc:
+            reason = reason_of(exc, self.reader.path)
+            r.add("framing", False, len(trailers), reason)
+            r.fail("framing", reason)
+            return
+        r.details["covered_bytes"] = covered
+        r.add(
+            "framing",
+            True,
+            len(trailers),
+            f"{len(trailers)} commit(s) cover all {covered} bytes after the prefix, in order",
+        )
 
     def _check_blocks(self, tr: Any, seen: set[tuple[int, int]]) -> None:
         reader = self.reader
