@@ -25,6 +25,8 @@ from thermo_cli.errors import CorruptError
 from thermo_cli.model import MAX_KEY_BYTES, Entry, TensorSpec, Ternary
 from thermo_cli.model.fields import as_bytes, as_list, as_map, field_of
 
+VALUE_SHA = "value_sha256"
+"""Optional column (format 2.1): n × 32 bytes, each entry's value SHA-256."""
 NO_TERNARY = 2
 """Value of the ternary column for an entry without a ternary strength."""
 
@@ -54,6 +56,9 @@ class Row:
     stream: int
     off: int
     length: int
+    value_sha256: bytes | None = None
+    """SHA-256 of the value when the chunk has the ``value_sha256`` column (format 2.1
+    writers add it, so the state digest needs no value bytes); None in older chunks."""
 
     def entry(self, value: bytes) -> Entry:
         return Entry(
@@ -71,12 +76,18 @@ class Row:
 
 
 def chunk_map(
-    entries: list[Entry], locs: list[tuple[int, int]], lengths: list[int] | None = None
+    entries: Sequence[Any],
+    locs: list[tuple[int, int]],
+    lengths: list[int] | None = None,
+    value_shas: list[bytes] | None = None,
 ) -> dict[str, Any]:
     """The column map of a directory chunk; ``locs`` holds each value's (stream, offset).
 
-    ``lengths`` are the values' sizes when the caller knows them: the writer passes them
-    so a value streamed from another file is not read again just to be measured.
+    ``entries`` are Entries or :class:`Row`s (a copy-on-write commit re-lists unchanged
+    rows without reading their values). ``lengths`` are the values' sizes when the caller
+    knows them: the writer passes them so a value streamed from another file is not read
+    again just to be measured. ``value_shas`` (the values' SHA-256, in entry order) adds
+    the ``value_sha256`` column.
     """
     specs: list[dict[str, Any]] = []
     spec_ix: dict[TensorSpec, int] = {}
@@ -103,6 +114,8 @@ def chunk_map(
     out: dict[str, Any] = {"keys": [e.key for e in entries], "tensors": specs}
     for name, dtype in COLUMNS.items():
         out[name] = le_bytes(cols[name], dtype)
+    if value_shas is not None:
+        out[VALUE_SHA] = b"".join(value_shas)
     return out
 
 
@@ -120,13 +133,25 @@ def estimate_row_size(e: Entry) -> int:
 class DirData:
     """A decoded, checked directory chunk; rows are built on demand."""
 
-    __slots__ = ("_key_bytes", "cols", "keys", "tensors")
+    __slots__ = ("_key_bytes", "cols", "keys", "tensors", "value_shas")
 
-    def __init__(self, keys: list[str], cols: dict[str, Sequence[Any]], tensors: list[TensorSpec]) -> None:
+    def __init__(
+        self,
+        keys: list[str],
+        cols: dict[str, Sequence[Any]],
+        tensors: list[TensorSpec],
+        value_shas: bytes | None = None,
+    ) -> None:
         self.keys = keys
         self.cols = cols
         self.tensors = tensors
+        self.value_shas = value_shas
         self._key_bytes: list[bytes] | None = None
+
+    def value_sha(self, i: int) -> bytes | None:
+        """Entry ``i``'s value SHA-256 from the ``value_sha256`` column (None without it)."""
+        v = self.value_shas
+        return None if v is None else v[32 * i : 32 * i + 32]
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -152,11 +177,13 @@ class DirData:
             stream=int(c["stream"][i]),
             off=int(c["offset"][i]),
             length=int(c["length"][i]),
+            value_sha256=self.value_sha(i),
         )
 
     def rows(self) -> list[Row]:
         c = {name: list(col) for name, col in self.cols.items()}
         tensors = self.tensors
+        sha = self.value_sha
         out = []
         for i, key in enumerate(self.keys):
             tern = c["ternary"][i]
@@ -172,6 +199,7 @@ class DirData:
                     c["stream"][i],
                     c["offset"][i],
                     c["length"][i],
+                    sha(i),
                 )
             )
         return out
@@ -208,7 +236,12 @@ def decode_chunk(raw: bytes | memoryview, d: DirChunk, streams: list[Stream], wh
             raise CorruptError(f"{what}.{name}: {len(data)} bytes for {n} entries of {size} bytes")
         cols[name] = le_column(data, dtype)
     _check_columns(cols, len(tensors), streams, what)
-    return DirData(keys, cols, tensors)  # type: ignore[arg-type]
+    shas = m.get(VALUE_SHA)
+    if shas is not None:
+        shas = as_bytes(shas, f"{what}.{VALUE_SHA}")
+        if len(shas) != 32 * n:
+            raise CorruptError(f"{what}.{VALUE_SHA}: {len(shas)} bytes for {n} digests")
+    return DirData(keys, cols, tensors, shas)  # type: ignore[arg-type]
 
 
 _SIZES = {"<f8": 8, "<u8": 8, "<i8": 8, "i1": 1, "<i4": 4, "<u2": 2}

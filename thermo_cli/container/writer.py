@@ -173,6 +173,8 @@ class _StreamPlan:
     entries: list[Entry] = field(default_factory=list)
     sizes: list[int] = field(default_factory=list)
     size: int = 0
+    shas: list[bytes] = field(default_factory=list)
+    """Each value's SHA-256, filled in as the value is read (for the ``value_sha256`` column)."""
 
 
 def _value_size(e: Entry) -> int:
@@ -235,6 +237,7 @@ def _stream_pieces(plan: _StreamPlan, chunk: int) -> Iterator[list[bytes | memor
             yield _RELEASE
             big_pending = False
         value = _read_once(e, expected)
+        plan.shas.append(hashlib.sha256(value).digest())
         if size + len(value) < chunk:
             parts.append(value)
             size += len(value)
@@ -291,8 +294,11 @@ def _write_stream(sink: Sink, plan: _StreamPlan, pool: ThreadPoolExecutor) -> St
     return Stream(filt, elem, plan.size, DATA_CHUNK, ChunkTable.of(chunks))
 
 
-Placed = tuple[Entry, tuple[int, int], int]
-"""An entry, where its value went (stream, offset) and the value's length."""
+Placed = tuple[Any, tuple[int, int], int, bytes]
+"""An entry (or an unchanged directory Row), where its value went (stream, offset), the
+value's length and its SHA-256."""
+
+EMPTY_SHA = hashlib.sha256(b"").digest()
 
 
 def _dir_groups(placed: list[Placed]) -> Iterator[list[Placed]]:
@@ -310,8 +316,10 @@ def _dir_groups(placed: list[Placed]) -> Iterator[list[Placed]]:
 
 
 def _write_dir_chunk(sink: Sink, group_: list[Placed], out: list[DirChunk]) -> None:
-    entries = [e for e, _, _ in group_]
-    raw = cbor.encode(chunk_map(entries, [loc for _, loc, _ in group_], [n for _, _, n in group_]))
+    entries = [p[0] for p in group_]
+    raw = cbor.encode(
+        chunk_map(entries, [p[1] for p in group_], [p[2] for p in group_], [p[3] for p in group_])
+    )
     if len(raw) > MAX_DIR_CHUNK:
         if len(group_) == 1:
             raise ValidationError(f"entry {entries[0].key!r}: its description exceeds {MAX_DIR_CHUNK} bytes")
@@ -337,7 +345,7 @@ def write_layer(sink: Sink, layer: Mapping[str, Entry], pool: ThreadPoolExecutor
     """Write one layer's data streams and directory chunks; each value is read once."""
     items = sorted(layer.items(), key=lambda kv: kv[0].encode("utf-8"))
     plans: dict[int, _StreamPlan] = {}
-    placed: list[tuple[Entry, int, int, int]] = []
+    placed: list[tuple[Entry, int, int, int, int]] = []
     cache: dict[TensorSpec, tuple[int, int]] = {}
     for key, e in items:
         if key != e.key:
@@ -345,7 +353,7 @@ def write_layer(sink: Sink, layer: Mapping[str, Entry], pool: ThreadPoolExecutor
         size = _value_size(e)
         elem = _stream_elem(e, size, cache) if size else 1
         plan = plans.setdefault(elem, _StreamPlan(elem))
-        placed.append((e, elem, plan.size, size))
+        placed.append((e, elem, plan.size, size, len(plan.entries)))
         if size:
             plan.entries.append(e)
             plan.sizes.append(size)
@@ -353,7 +361,10 @@ def write_layer(sink: Sink, layer: Mapping[str, Entry], pool: ThreadPoolExecutor
     order = sorted(elem for elem, p in plans.items() if p.size)
     stream_no = {elem: i for i, elem in enumerate(order)}
     streams = [_write_stream(sink, plans[elem], pool) for elem in order]
-    located = [(e, (stream_no.get(elem, 0), off if size else 0), size) for e, elem, off, size in placed]
+    located = [
+        (e, (stream_no.get(elem, 0), off if size else 0), size, plans[elem].shas[pos] if size else EMPTY_SHA)
+        for e, elem, off, size, pos in placed
+    ]
     dirs: list[DirChunk] = []
     for g in _dir_groups(located):
         _write_dir_chunk(sink, g, dirs)
