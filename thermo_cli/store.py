@@ -332,10 +332,12 @@ def _write_new(path: str, tg: Thermogram, *, overwrite: bool) -> None:
 
 
 def commit(path: str | os.PathLike[str], tg: Thermogram, *, upgrade: bool = False) -> str:
-    """Persist ``tg``'s changes to ``path``; returns "append", "rewrite" or "unchanged".
+    """Persist ``tg``'s changes to ``path``; returns "append", "cow", "rewrite" or "unchanged".
 
-    Appends when only the log (or the meta block) changed; rewrites atomically when the
-    layers changed or when the file is a crate JSON file (only with ``upgrade=True``, and
+    Appends when only the log (or the meta block) changed; appends the changed layer
+    chunks ("cow", spec §12.5) when the layers changed and every layer is read lazily from
+    this file; otherwise rewrites atomically: layers that are plain mappings, a file whose
+    garbage calls for compaction, or a crate JSON file (only with ``upgrade=True``, and
     only with the state loaded from that file). Upgrading a crate save file in place is
     ``thermo migrate`` in place: the legacy chain is verified and a ``migrate`` event is
     logged (:func:`thermo_cli.operations.migrate.record_migration`). Raises ChainError if the
@@ -378,6 +380,8 @@ def commit(path: str | os.PathLike[str], tg: Thermogram, *, upgrade: bool = Fals
                 )
             tg.bind_state()
             if tg.layers_modified or not _layers_unchanged(tg, src):
+                if _copy_on_write(p, tg, current):
+                    return "cow"
                 _rewrite(p, tg, source=current, file_id=current.prefix.file_id, seq=current.trailer.seq + 1)
                 return "rewrite"
             return _append(p, tg, current)
@@ -432,6 +436,28 @@ def _rewrite(p: str, tg: Thermogram, *, source: Reader | None, file_id: bytes | 
     _after_commit(p, tg)
 
 
+def _copy_on_write(p: str, tg: Thermogram, current: Reader) -> bool:
+    """Append the layers' changed chunks (spec §12.5); False when the file must be rewritten
+    instead (a layer not read lazily from this state, too much garbage, a 2.0 file …)."""
+    from thermo_cli.container.cow import plan_cow
+
+    planned = plan_cow(tg, current)
+    if planned is None:
+        return False
+    _durable(p, current, planned[0])
+    _after_commit(p, tg)
+    return True
+
+
+def _durable(p: str, current: Reader, data: bytes) -> None:
+    """Append one commit's bytes after ``current``'s end: everything, a sync, the footer."""
+    fd = os.open(p, os.O_WRONLY | getattr(os, "O_CLOEXEC", 0))
+    try:
+        durable_append(fd, current.committed_end, data[:-FOOTER_SIZE], data[-FOOTER_SIZE:])
+    finally:
+        os.close(fd)
+
+
 def _append(p: str, tg: Thermogram, current: Reader) -> str:
     from thermo_cli.container.writer import plan_append
 
@@ -441,12 +467,7 @@ def _append(p: str, tg: Thermogram, current: Reader) -> str:
     if not current.framed:  # format 2.0: the first write upgrades the whole file to 2.1 (spec §12)
         _rewrite(p, tg, source=current, file_id=current.prefix.file_id, seq=current.trailer.seq + 1)
         return "rewrite"
-    data, _ = planned
-    fd = os.open(p, os.O_WRONLY | getattr(os, "O_CLOEXEC", 0))
-    try:
-        durable_append(fd, current.committed_end, data[:-FOOTER_SIZE], data[-FOOTER_SIZE:])
-    finally:
-        os.close(fd)
+    _durable(p, current, planned[0])
     _after_commit(p, tg)
     return "append"
 
@@ -455,9 +476,15 @@ def _after_commit(p: str, tg: Thermogram) -> None:
     """Point the thermogram at the file's new state so the next commit appends to it."""
     from thermo_cli.container.reader import Reader
 
+    from thermo_cli.container.lazy import LazyLayer
+
     reader = Reader(p)
     tg.mark_persisted()
     _origins[tg] = Origin(p, "thermo", reader, 0)
+    for layer in Layer:  # later changes are tracked against the state just written
+        mapping = tg.layers[layer]
+        if isinstance(mapping, LazyLayer):
+            mapping.rebase(reader)
 
 
 # --- transactions -------------------------------------------------------------------------

@@ -90,7 +90,7 @@ def test_consolidation_rewrites_and_keeps_history(path: Path) -> None:
     store.create(path, sample_thermogram(30))
     tg = store.load(path)
     tg.consolidate()
-    assert store.commit(path, tg) == "rewrite"
+    assert store.commit(path, tg) == "cow"
     back = store.load(path, log="full")
     assert state(back) == state(tg)
     assert back.log_length == 4 and back.dirty_start == 4
@@ -113,7 +113,7 @@ def test_rewrite_of_a_tail_loaded_thermogram_copies_old_records(path: Path) -> N
     tg.layers[Layer.COLD]["added"] = Entry("added", weights(32), 0.9, 3, 2, None, TensorSpec("F32", (32,)))
     tg.append_event("import", {"keys": ["added"]}, bind=True)  # a layer change is logged and bound
     tg.layers_modified = True
-    assert store.commit(path, tg) == "rewrite"
+    assert store.commit(path, tg) == "cow"
     full = store.load(path, layers="full", log="full")
     assert full.log_length == 6
     assert full.layers[Layer.COLD]["added"].value == weights(32)

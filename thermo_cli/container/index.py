@@ -286,8 +286,19 @@ class LayerIndex:
         return self.dirs.find(key)
 
 
-def index_to_map(layers: dict[Layer, LayerIndex]) -> dict[str, Any]:
-    return {"layers": {layer.label: layers[layer].to_map() for layer in Layer}}
+def index_to_map(layers: dict[Layer, LayerIndex], garbage: int = 0) -> dict[str, Any]:
+    """The index block's map; ``garbage`` (bytes no longer referenced, §8.4) only when > 0."""
+    out: dict[str, Any] = {"layers": {layer.label: layers[layer].to_map() for layer in Layer}}
+    if garbage:
+        out["garbage"] = garbage
+    return out
+
+
+def garbage_from_map(v: Any) -> int:
+    """The index's optional ``garbage`` estimate (0 when absent, as in files before it)."""
+    m = as_map(v, "index")
+    g = m.get("garbage")
+    return 0 if g is None else as_uint(g, "index.garbage")
 
 
 # --- decoding ------------------------------------------------------------------------------

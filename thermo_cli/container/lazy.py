@@ -8,12 +8,17 @@ overlay. ``pristine()`` tells a writer whether the on-disk chunks can be copied 
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator, MutableMapping
 
+from thermo_cli.codec.leaves import LEAF_HASH_PREFIX, leaf_bytes
 from thermo_cli.container.directory import DirData, Row
 from thermo_cli.container.index import LayerIndex
 from thermo_cli.container.reader import ChunkCache, Reader, read_value
 from thermo_cli.model import Entry, Layer
+
+LeafItem = tuple[str, bytes | None, Entry | None]
+"""(key, leaf hash of an entry unchanged since the chunks were read, or the changed entry)."""
 
 
 def _same(entry: Entry, row: Row, value: bytes) -> bool:
@@ -41,6 +46,9 @@ class LazyLayer(MutableMapping[str, Entry]):
         self._added: dict[str, Entry] = {}
         self._deleted: set[str] = set()
         self._delta_len = 0  # entries added minus entries deleted, relative to the chunks
+        self._leaf_cache: dict[bytes, list[tuple[str, bytes]]] = {}
+        """Leaf hashes of a directory chunk's entries, by the chunk's SHA-256: chunks are
+        immutable, so they stay valid across commits (:meth:`rebase`)."""
 
     @property
     def _index(self) -> LayerIndex:
@@ -139,5 +147,83 @@ class LazyLayer(MutableMapping[str, Entry]):
             return False
         return all(_same(e, r, v) for e, r, v in self._handed.values())
 
+    def changes(self) -> tuple[dict[str, Entry], set[str]]:
+        """(entries set or changed since the chunks were read, keys deleted): what a
+        copy-on-write commit must write. A handed-out entry counts as changed as soon as
+        any field differs from its row (its value by identity)."""
+        changed = dict(self._added)
+        for key, (e, r, v) in self._handed.items():
+            if key not in changed and key not in self._deleted and not _same(e, r, v):
+                changed[key] = e
+        return changed, set(self._deleted) - set(changed)
+
+    def base_value(self, key: str) -> bytes | None:
+        """The value object read from the chunks for ``key`` (None if never read): a writer
+        keeps the old value bytes when a changed entry still holds this very object."""
+        hit = self._handed.get(key)
+        return None if hit is None else hit[2]
+
+    def leaf_items(self, lnum: int) -> list[LeafItem] | None:
+        """Every entry's state-digest leaf in key order, without reading unchanged values.
+
+        Unchanged entries give their leaf hash, computed from the directory chunk (its
+        ``value_sha256`` column) and cached per chunk; changed or added entries are given
+        as Entries for the caller to hash. None when a chunk lacks the column (a file
+        written before it): the caller then reads the values.
+        """
+        changed, deleted = self.changes()
+        skip = deleted | set(changed)
+        out: list[LeafItem] = []
+        for i in range(len(self._index.dirs)):
+            hashes = self._chunk_leaves(i, lnum)
+            if hashes is None:
+                return None
+            out.extend((k, h, None) for k, h in hashes if k not in skip)
+        if changed:
+            out.extend((k, None, e) for k, e in changed.items())
+            out.sort(key=lambda t: t[0])
+        return out
+
+    def _chunk_leaves(self, i: int, lnum: int) -> list[tuple[str, bytes]] | None:
+        sha = self._index.dirs[i].sha256
+        hit = self._leaf_cache.get(sha)
+        if hit is not None:
+            return hit
+        chunk = self._chunk(i)
+        if chunk.value_shas is None:
+            return None
+        out = []
+        for row in chunk.rows():
+            leaf = leaf_bytes(LEAF_HASH_PREFIX, lnum, row.key.encode("utf-8"), row, row.value_sha256)
+            out.append((row.key, hashlib.sha256(leaf).digest()))
+        self._leaf_cache[sha] = out
+        return out
+
+    def rebase(self, reader: Reader) -> None:
+        """Make ``reader`` (the file just committed, holding exactly this layer) the base.
+
+        Entries handed out stay tracked by identity: each is compared from now on with a
+        snapshot of its fields as committed, so a later change to it is still seen.
+        """
+        handed: dict[str, tuple[Entry, Row, bytes]] = {}
+        for key, (e, _, _) in self._handed.items():
+            if key not in self._deleted and key not in self._added:
+                handed[key] = (e, _snapshot(e), e.value)
+        for key, e in self._added.items():
+            handed[key] = (e, _snapshot(e), e.value)
+        self.reader = reader
+        self._index_cache = None
+        self._dirs = ChunkCache(4)
+        self._data = ChunkCache(4)
+        self._handed = handed
+        self._added = {}
+        self._deleted = set()
+        self._delta_len = 0
+
     def __repr__(self) -> str:
         return f"<LazyLayer {self.layer.label} of {self.reader.path!r}: {len(self)} entries>"
+
+
+def _snapshot(e: Entry) -> Row:
+    """A Row holding ``e``'s current fields (its location is not needed to compare)."""
+    return Row(e.key, e.strength, e.ternary, e.update_count, e.updated_at_ns, e.tensor, 0, 0, len(e.value))

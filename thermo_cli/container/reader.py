@@ -42,7 +42,7 @@ from thermo_cli.config.limits import Limits, check_cap, current_limits
 from thermo_cli.container import chunks as ck
 from thermo_cli.container.blocks import BlockRef
 from thermo_cli.container.directory import DirData, Row, decode_chunk
-from thermo_cli.container.index import LayerIndex, Stream, index_from_map
+from thermo_cli.container.index import LayerIndex, Stream, garbage_from_map, index_from_map
 from thermo_cli.container.layout import (
     COMMIT_HEADER_SIZE,
     END_MAGIC,
@@ -146,6 +146,7 @@ class Reader:
             self._meta: dict[str, Any] | None = None
             self.meta_raw_sha: bytes | None = None
             self._index: dict[Layer, LayerIndex] | None = None
+            self._garbage = 0
         except BaseException:
             self.close()
             raise
@@ -394,10 +395,17 @@ class Reader:
     def index(self) -> dict[Layer, LayerIndex]:
         if self._index is None:
             raw = self.read_block(self.trailer.index, "index block")
-            self._index = index_from_map(
-                cbor.decode_canonical(raw, what="index block"), PREFIX_SIZE, self.trailer.off, self.limits
-            )
+            m = cbor.decode_canonical(raw, what="index block")
+            self._index = index_from_map(m, PREFIX_SIZE, self.trailer.off, self.limits)
+            self._garbage = garbage_from_map(m)
         return self._index
+
+    @property
+    def garbage(self) -> int:
+        """Bytes of the file the current state no longer references, as the index estimates
+        them (spec §8.4); a writer compacts when they dominate the file."""
+        _ = self.index
+        return self._garbage
 
     # --- chunks ------------------------------------------------------------------------
 

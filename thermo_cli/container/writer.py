@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
@@ -516,8 +516,18 @@ def _patch_header(f: BinaryIO, start: int, header: bytes, end: int) -> None:
     f.seek(end)
 
 
-def plan_append(tg: Any, source: Reader) -> tuple[bytes, Trailer] | None:
-    """The bytes to append after ``source``'s committed end for ``tg``, or None if nothing changed."""
+IndexWriter = Callable[[Sink], BlockRef]
+"""Writes a copy-on-write commit's changed layer chunks and its index block; returns the index ref."""
+
+
+def plan_append(
+    tg: Any, source: Reader, *, index_writer: IndexWriter | None = None
+) -> tuple[bytes, Trailer] | None:
+    """The bytes to append after ``source``'s committed end for ``tg``, or None if nothing changed.
+
+    With ``index_writer`` (a copy-on-write commit, :mod:`thermo_cli.container.cow`) the
+    commit also holds the layers' changed chunks and a new index block, written first.
+    """
     _check_state(tg)
     old = source.trailer
     if tg.persisted != old.log_size:
@@ -527,7 +537,7 @@ def plan_append(tg: Any, source: Reader) -> tuple[bytes, Trailer] | None:
     meta_raw = cbor.encode(meta_to_map(tg))
     _ = source.meta_map  # loads meta_raw_sha
     meta_changed = hashlib.sha256(meta_raw).digest() != source.meta_raw_sha
-    if not new and not meta_changed and tg.dirty_start == old.dirty_start:
+    if index_writer is None and not new and not meta_changed and tg.dirty_start == old.dirty_start:
         return None
 
     class _Buf:
@@ -540,6 +550,7 @@ def plan_append(tg: Any, source: Reader) -> tuple[bytes, Trailer] | None:
     buf = _Buf()
     sink = Sink(buf, source.committed_end)  # type: ignore[arg-type]
     start = sink.open_commit() if source.framed else None
+    index_ref = old.index if index_writer is None else index_writer(sink)
     new_bytes = [record_bytes(r) for r in new]
     segs = write_segments(sink, new_bytes, old.log_size)
     meta_ref = old.meta
@@ -563,7 +574,7 @@ def plan_append(tg: Any, source: Reader) -> tuple[bytes, Trailer] | None:
         seq=old.seq + 1,
         prev=old.ref(),
         meta=meta_ref,
-        index=old.index,
+        index=index_ref,
         log_size=tg.log_length,
         head=_head_bytes(tg.head_hash),
         dirty_start=tg.dirty_start,

@@ -11,6 +11,11 @@ value's SHA-256 and costs one leaf hash.
 
 Leaves are ordered by key text, then layer number: for valid (surrogate-free) keys,
 code-point order is UTF-8 byte order, so no key needs encoding just to be sorted.
+
+A layer mapping may offer ``leaf_items(layer_number)`` (a lazily read container layer
+does): every entry in key order as (key, leaf hash, None) when the leaf is known without
+its value — computed from the value SHA-256 its directory chunk stores — or (key, None,
+entry) for entries to hash here. Then binding a state reads no unchanged value at all.
 """
 
 from __future__ import annotations
@@ -42,8 +47,16 @@ class StateDigester:
     def digest(self, layers: Mapping[Layer, MutableMapping[str, Entry]]) -> bytes:
         maps = [layers.get(layer) or {} for layer in _LAYERS]
         order: list[tuple[str, int]] = []
+        known: dict[tuple[str, int], bytes] = {}
         for lnum, mapping in enumerate(maps):
-            order.extend([(key, lnum) for key in mapping])
+            items = _leaf_items(mapping, lnum)
+            if items is None:
+                order.extend([(key, lnum) for key in mapping])
+                continue
+            for key, h, _ in items:
+                order.append((key, lnum))
+                if h is not None:
+                    known[(key, lnum)] = h
         order.sort()
         old = self._cache
         warm = any(old)
@@ -52,6 +65,11 @@ class StateDigester:
         hashes: list[bytes] = []
         append = hashes.append
         for key, lnum in order:
+            if known:
+                kh = known.get((key, lnum))
+                if kh is not None:
+                    append(kh)
+                    continue
             e = maps[lnum][key]
             value, strength, tern, at, count, tensor = (
                 e.value,
@@ -86,6 +104,12 @@ class StateDigester:
             append(h)
         self._cache = new
         return root_from_leaf_hashes(hashes)
+
+
+def _leaf_items(mapping: Any, lnum: int) -> list[tuple[str, bytes | None, Any]] | None:
+    """The mapping's own leaf listing (see the module docstring), or None."""
+    fn = getattr(mapping, "leaf_items", None)
+    return None if fn is None else cast("list[tuple[str, bytes | None, Any]] | None", fn(lnum))
 
 
 def _moved_value_sha(cache: list[dict[str, tuple[Any, ...]]], key: str, value: bytes) -> bytes | None:

@@ -578,7 +578,7 @@ def test_a_committed_engine_operation_leaves_no_unbound_gap(tmp_path, thermo_fil
     tg = store.load(path)
     tg.weaken("key1", 0.5)
     tg.run_thermal_transitions()
-    assert store.commit(path, tg) == "rewrite"
+    assert store.commit(path, tg) == "cow"
     r = verify_file(path)
     assert r.ok, r.failure
     assert "(bind)" in next(c.detail for c in r.checks if c.name == "state digest")
