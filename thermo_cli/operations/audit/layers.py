@@ -142,6 +142,15 @@ def _scan_layer(
         digest = digests.get(j, empty if not row.length else None)
         if digest is None:
             continue  # its data chunk is damaged: already reported
+        if row.value_sha256 is not None and row.value_sha256 != digest:
+            out.faults.append(
+                ChunkFault(
+                    f"{layer.label} value of {row.key!r}",
+                    "its SHA-256 differs from the value_sha256 its directory chunk lists",
+                    row.key,
+                )
+            )
+            continue
         out.entries += 1
         out.leaves.append((row.key.encode("utf-8"), int(layer), entry_leaf(layer, row.entry(b""), digest)))
 
