@@ -62,6 +62,22 @@ _U32 = 0x100000000
 _U64 = 2**64
 
 
+_TENSOR_ITEMS: dict[Any, bytes] = {}
+_TENSOR_ITEMS_MAX = 4096
+
+
+def _tensor_item(tensor: Any) -> bytes:
+    """``"tensor"`` and the tensor map's CBOR, cached per (immutable) description: a layer
+    of same-shaped weights shares a few, and encoding one per leaf dominated binding."""
+    item = _TENSOR_ITEMS.get(tensor)
+    if item is None:
+        item = _K_TENSOR + cbor.encode(tensor_to_map(tensor))
+        if len(_TENSOR_ITEMS) >= _TENSOR_ITEMS_MAX:
+            _TENSOR_ITEMS.clear()
+        _TENSOR_ITEMS[tensor] = item
+    return item
+
+
 def leaf_bytes(start: bytes, layer: int, key_utf8: bytes, entry: Entry, value_sha256: bytes) -> bytes:
     """``start`` followed by the rest of an entry's leaf after the map header.
 
@@ -80,7 +96,7 @@ def leaf_bytes(start: bytes, layer: int, key_utf8: bytes, entry: Entry, value_sh
             _TEXT_HEADS[nk] if nk < _SHORT else cbor.head(3, nk),
             key_utf8,
             _K_LAYER[layer],
-            _K_TENSOR_NULL if tensor is None else _K_TENSOR + cbor.encode(tensor_to_map(tensor)),
+            _K_TENSOR_NULL if tensor is None else _tensor_item(tensor),
             _K_TERN[entry.ternary],
             _K_STRENGTH,
             _FLOAT_ITEMS.get(strength) or _float(float(strength)),

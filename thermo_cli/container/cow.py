@@ -166,7 +166,7 @@ def _merge_chunk(
         if e is None:
             sha = r.value_sha256 or hashlib.sha256(read_value(lazy.reader, lazy.layer, r, lazy._data)).digest()
             out.append((r, (r.stream, r.off), r.length, sha))
-        elif lazy.base_value(r.key) is e.value:
+        elif lazy.value_unchanged(r.key, e):
             sha = r.value_sha256 or hashlib.sha256(e.value).digest()
             out.append((e, (r.stream, r.off), r.length, sha))
         else:

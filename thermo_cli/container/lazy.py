@@ -9,7 +9,8 @@ overlay. ``pristine()`` tells a writer whether the on-disk chunks can be copied 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Callable, Iterator, MutableMapping
+from typing import Any, cast
 
 from thermo_cli.codec.leaves import LEAF_HASH_PREFIX, leaf_bytes
 from thermo_cli.container.directory import DirData, Row
@@ -17,14 +18,64 @@ from thermo_cli.container.index import LayerIndex
 from thermo_cli.container.reader import ChunkCache, Reader, read_value
 from thermo_cli.model import Entry, Layer
 
-LeafItem = tuple[str, bytes | None, Entry | None]
-"""(key, leaf hash of an entry unchanged since the chunks were read, or the changed entry)."""
+LeafItem = tuple[str, bytes | None, Entry | None, bytes | None]
+"""(key, leaf hash of an entry unchanged since the chunks were read, or the changed entry
+and, when its value is still the one on disk, that value's SHA-256)."""
+
+_VALUE_SLOT: Any = Entry.__dict__["value"]
 
 
-def _same(entry: Entry, row: Row, value: bytes) -> bool:
+class LazyEntry(Entry):
+    """An Entry whose value is read from the file only when it is first used.
+
+    Engine passes over a whole layer (decay, transitions, pruning, consolidation's prune)
+    look at strengths and counts only; reading every value for them made a one-key change
+    cost the whole file. The value is read on first access and kept; assigning a value
+    replaces it without reading the old one.
+    """
+
+    __slots__ = ("_base", "_load")
+
+    def __init__(self, row: Row, load: Callable[[], bytes]) -> None:
+        super().__init__(row.key, b"", row.strength, row.updated_at_ns, row.update_count, row.ternary, row.tensor)
+        self._load: Callable[[], bytes] | None = load
+        self._base: bytes | None = None
+
+    @property  # type: ignore[override]
+    def value(self) -> bytes:
+        load = self._load
+        if load is not None:
+            data = load()
+            _VALUE_SLOT.__set__(self, data)
+            self._base = data
+            self._load = None
+        return cast(bytes, _VALUE_SLOT.__get__(self))
+
+    @value.setter
+    def value(self, data: bytes) -> None:
+        _VALUE_SLOT.__set__(self, data)
+        self._load = None
+
+    def value_is_base(self) -> bool:
+        """Whether the value is still the one in the file (unread, or read and not replaced)."""
+        return self._load is not None or _VALUE_SLOT.__get__(self) is self._base
+
+    def settle(self) -> None:
+        """Make the current value the base (it was just committed)."""
+        if self._load is None:
+            self._base = _VALUE_SLOT.__get__(self)
+
+
+def _value_same(entry: Entry, value: bytes | None) -> bool:
+    if isinstance(entry, LazyEntry):
+        return entry.value_is_base()
+    return entry.value is value
+
+
+def _same(entry: Entry, row: Row, value: bytes | None) -> bool:
     return (
         entry.key == row.key
-        and entry.value is value
+        and _value_same(entry, value)
         and entry.strength == row.strength
         and entry.updated_at_ns == row.updated_at_ns
         and entry.update_count == row.update_count
@@ -42,7 +93,7 @@ class LazyLayer(MutableMapping[str, Entry]):
         self._index_cache: LayerIndex | None = None
         self._dirs = ChunkCache(4)
         self._data = ChunkCache(4)
-        self._handed: dict[str, tuple[Entry, Row, bytes]] = {}
+        self._handed: dict[str, tuple[Entry, Row, bytes | None]] = {}
         self._added: dict[str, Entry] = {}
         self._deleted: set[str] = set()
         self._delta_len = 0  # entries added minus entries deleted, relative to the chunks
@@ -75,9 +126,9 @@ class LazyLayer(MutableMapping[str, Entry]):
         return key in self._handed or self._row(key) is not None
 
     def _materialize(self, row: Row) -> Entry:
-        value = read_value(self.reader, self.layer, row, self._data)
-        entry = row.entry(value)
-        self._handed[row.key] = (entry, row, value)
+        reader, layer, cache = self.reader, self.layer, self._data
+        entry = LazyEntry(row, lambda: read_value(reader, layer, row, cache))
+        self._handed[row.key] = (entry, row, None)
         return entry
 
     def base_rows(self) -> Iterator[Row]:
@@ -157,11 +208,11 @@ class LazyLayer(MutableMapping[str, Entry]):
                 changed[key] = e
         return changed, set(self._deleted) - set(changed)
 
-    def base_value(self, key: str) -> bytes | None:
-        """The value object read from the chunks for ``key`` (None if never read): a writer
-        keeps the old value bytes when a changed entry still holds this very object."""
+    def value_unchanged(self, key: str, entry: Entry) -> bool:
+        """Whether ``entry`` (handed out for ``key``) still holds the value in the chunks: a
+        writer then keeps the old value bytes, and the digest their SHA-256."""
         hit = self._handed.get(key)
-        return None if hit is None else hit[2]
+        return hit is not None and hit[0] is entry and _value_same(entry, hit[2])
 
     def leaf_items(self, lnum: int) -> list[LeafItem] | None:
         """Every entry's state-digest leaf in key order, without reading unchanged values.
@@ -178,9 +229,12 @@ class LazyLayer(MutableMapping[str, Entry]):
             hashes = self._chunk_leaves(i, lnum)
             if hashes is None:
                 return None
-            out.extend((k, h, None) for k, h in hashes if k not in skip)
+            out.extend((k, h, None, None) for k, h in hashes if k not in skip)
         if changed:
-            out.extend((k, None, e) for k, e in changed.items())
+            for k, e in changed.items():
+                hit = self._handed.get(k)
+                sha = hit[1].value_sha256 if hit is not None and self.value_unchanged(k, e) else None
+                out.append((k, None, e, sha))
             out.sort(key=lambda t: t[0])
         return out
 
@@ -205,12 +259,12 @@ class LazyLayer(MutableMapping[str, Entry]):
         Entries handed out stay tracked by identity: each is compared from now on with a
         snapshot of its fields as committed, so a later change to it is still seen.
         """
-        handed: dict[str, tuple[Entry, Row, bytes]] = {}
+        handed: dict[str, tuple[Entry, Row, bytes | None]] = {}
         for key, (e, _, _) in self._handed.items():
             if key not in self._deleted and key not in self._added:
-                handed[key] = (e, _snapshot(e), e.value)
+                handed[key] = _settled(e)
         for key, e in self._added.items():
-            handed[key] = (e, _snapshot(e), e.value)
+            handed[key] = _settled(e)
         self.reader = reader
         self._index_cache = None
         self._dirs = ChunkCache(4)
@@ -224,6 +278,11 @@ class LazyLayer(MutableMapping[str, Entry]):
         return f"<LazyLayer {self.layer.label} of {self.reader.path!r}: {len(self)} entries>"
 
 
-def _snapshot(e: Entry) -> Row:
-    """A Row holding ``e``'s current fields (its location is not needed to compare)."""
-    return Row(e.key, e.strength, e.ternary, e.update_count, e.updated_at_ns, e.tensor, 0, 0, len(e.value))
+def _settled(e: Entry) -> tuple[Entry, Row, bytes | None]:
+    """``e`` as just committed: a Row snapshot of its fields (its location is not needed to
+    compare), and its value as the base, without reading a value still in the file."""
+    row = Row(e.key, e.strength, e.ternary, e.update_count, e.updated_at_ns, e.tensor, 0, 0, 0)
+    if isinstance(e, LazyEntry):
+        e.settle()
+        return e, row, None
+    return e, row, e.value

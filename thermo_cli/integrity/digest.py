@@ -13,9 +13,10 @@ Leaves are ordered by key text, then layer number: for valid (surrogate-free) ke
 code-point order is UTF-8 byte order, so no key needs encoding just to be sorted.
 
 A layer mapping may offer ``leaf_items(layer_number)`` (a lazily read container layer
-does): every entry in key order as (key, leaf hash, None) when the leaf is known without
-its value — computed from the value SHA-256 its directory chunk stores — or (key, None,
-entry) for entries to hash here. Then binding a state reads no unchanged value at all.
+does): every entry in key order as (key, leaf hash, None, None) when the leaf is known
+without its value — computed from the value SHA-256 its directory chunk stores — or
+(key, None, entry, value SHA-256 or None) for entries to hash here (with the digest when
+only their other fields changed). Then binding a state reads no unchanged value at all.
 """
 
 from __future__ import annotations
@@ -53,8 +54,11 @@ class StateDigester:
             if items is None:
                 order.extend([(key, lnum) for key in mapping])
                 continue
-            for key, h, _ in items:
+            for key, h, e, vsha in items:
                 order.append((key, lnum))
+                if h is None and vsha is not None:  # changed fields, same value: no value read
+                    leaf = leaf_bytes(LEAF_HASH_PREFIX, lnum, key.encode("utf-8"), e, vsha)
+                    h = _sha256(leaf).digest()
                 if h is not None:
                     known[(key, lnum)] = h
         order.sort()
@@ -106,10 +110,13 @@ class StateDigester:
         return root_from_leaf_hashes(hashes)
 
 
-def _leaf_items(mapping: Any, lnum: int) -> list[tuple[str, bytes | None, Any]] | None:
+_LeafItem = tuple[str, "bytes | None", Any, "bytes | None"]
+
+
+def _leaf_items(mapping: Any, lnum: int) -> list[_LeafItem] | None:
     """The mapping's own leaf listing (see the module docstring), or None."""
     fn = getattr(mapping, "leaf_items", None)
-    return None if fn is None else cast("list[tuple[str, bytes | None, Any]] | None", fn(lnum))
+    return None if fn is None else cast("list[_LeafItem] | None", fn(lnum))
 
 
 def _moved_value_sha(cache: list[dict[str, tuple[Any, ...]]], key: str, value: bytes) -> bytes | None:
