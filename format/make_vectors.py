@@ -663,6 +663,12 @@ def build_golden(outdir: Path) -> dict[str, str]:
     write_file(outdir / "multichunk.thermo", multichunk())
     shows["multichunk"] = "1,500 entries in several directory chunks; a 1.1 MiB value across two data chunks"
 
+    _write_cow(outdir / "cow.thermo")
+    shows["cow"] = (
+        "multichunk.thermo plus a copy-on-write layer commit (§12.5): one strength changed, one value "
+        "replaced, one key deleted, one added; a new stream, two directory chunks and an index appended"
+    )
+
     (outdir / "torn_zeros.thermo").write_bytes(data + bytes(600))
     shows["torn_zeros"] = "appended.thermo plus 600 zero bytes (an append lost in a power cut): torn tail"
 
@@ -673,6 +679,32 @@ def build_golden(outdir: Path) -> dict[str, str]:
     shows["v2_0"] = "format 2.0 (no commit framing), two commits: still read and verified"
     shows["v2_0_upgraded"] = "v2_0.thermo after one more delta: a write rewrites a 2.0 file as 2.1 (seq + 1)"
     return shows
+
+
+def _write_cow(path: Path) -> None:
+    """A copy-on-write commit after a rewrite: changes in two directory chunks, bound."""
+    from thermo_cli.container.cow import plan_cow
+
+    write_file(path, multichunk())
+    tg = load_for_append(path)
+    hot = tg.layers[Layer.HOT]
+    hot["syn/00007"].strength = 0.75
+    hot["syn/01400"].value = struct.pack("<f", 2.5)
+    del hot["syn/01401"]
+    hot["syn/01400x"] = Entry("syn/01400x", b"added by copy-on-write", 0.25, T0 + 9, 1)
+    root = tg.log_root()
+    _event(
+        tg,
+        20,
+        "bind",
+        {"events": 0, "kinds": [], "log_size": 0, "log_root": root, "state_digest": tg.state_digest()},
+    )
+    with Reader(path) as r:
+        planned = plan_cow(tg, r)
+        assert planned is not None
+        with open(path, "r+b") as f:
+            f.seek(r.committed_end)
+            f.write(planned[0])
 
 
 def _write_upgrade_pair(old: Path, new: Path) -> None:
