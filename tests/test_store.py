@@ -190,9 +190,11 @@ def test_a_newer_minor_version_is_read_but_never_written(tmp_path):
     shutil.copyfile(vector, path)
     before = hashlib.sha256(path.read_bytes()).digest()
     assert store.load(path).keys()  # readable
-    with pytest.raises(UnsupportedVersionError, match=r"format 2\.2, newer than this thermo writes"):
-        with store.edit(path) as tg:
-            tg.update("k", b"v")
+    with (
+        pytest.raises(UnsupportedVersionError, match=r"format 2\.2, newer than this thermo writes"),
+        store.edit(path) as tg,
+    ):
+        tg.update("k", b"v")
     with pytest.raises(UnsupportedVersionError):
         tg = store.load(path)
         tg.consolidate()
