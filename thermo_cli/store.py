@@ -60,6 +60,7 @@ __all__ = [
     "Origin",
     "check_writable",
     "commit",
+    "compact",
     "create",
     "edit",
     "info",
@@ -443,7 +444,9 @@ def _layers_unchanged(tg: Thermogram, src: Reader) -> bool:
     return True
 
 
-def _rewrite(p: str, tg: Thermogram, *, source: Reader | None, file_id: bytes | None, seq: int) -> None:
+def _rewrite(
+    p: str, tg: Thermogram, *, source: Reader | None, file_id: bytes | None, seq: int, compact: bool = False
+) -> None:
     from thermo_cli.container.writer import write_full
 
     origin = _origins.get(tg)
@@ -451,9 +454,44 @@ def _rewrite(p: str, tg: Thermogram, *, source: Reader | None, file_id: bytes | 
         source = origin.reader
     tg.bind_state()
     atomic_write(
-        p, lambda f: write_full(f, tg, prefix=new_prefix(file_id), seq=seq, source=source), overwrite=True
+        p,
+        lambda f: write_full(f, tg, prefix=new_prefix(file_id), seq=seq, source=source, compact=compact),
+        overwrite=True,
     )
     _after_commit(p, tg)
+
+
+@dataclass(frozen=True, slots=True)
+class CompactResult:
+    """File sizes before and after :func:`compact`, and the garbage estimate it dropped."""
+
+    before: int
+    after: int
+    garbage: int
+
+
+def compact(path: str | os.PathLike[str], *, timeout: float | None = DEFAULT_LOCK_TIMEOUT) -> CompactResult:
+    """Rewrite a container without the bytes its state no longer references (spec §8.4).
+
+    Copy-on-write commits leave replaced chunks and values behind; a rewrite (§12.1,
+    atomic, same file id, seq + 1) keeps the whole log and every entry and writes each
+    layer afresh, so only referenced bytes remain. Writers also do this on their own when
+    garbage dominates the file.
+    """
+    p = os.path.abspath(os.fspath(path))
+    _require_file(p)
+    if sniff(p) != "thermo":
+        raise RefusedError(f"{p}: is not a .thermo container (nothing to compact; migrate it first)")
+    with _serialized(p, timeout), _locked(p, timeout=timeout):
+        tg = load(p)
+        reader = _origins[tg].reader
+        assert reader is not None
+        refuse_newer_minor(p, reader.prefix.minor)
+        before, garbage = os.path.getsize(p), reader.garbage
+        _rewrite(
+            p, tg, source=reader, file_id=reader.prefix.file_id, seq=reader.trailer.seq + 1, compact=True
+        )
+        return CompactResult(before, os.path.getsize(p), garbage)
 
 
 def _copy_on_write(p: str, tg: Thermogram, current: Reader) -> bool:
@@ -494,9 +532,8 @@ def _append(p: str, tg: Thermogram, current: Reader) -> str:
 
 def _after_commit(p: str, tg: Thermogram) -> None:
     """Point the thermogram at the file's new state so the next commit appends to it."""
-    from thermo_cli.container.reader import Reader
-
     from thermo_cli.container.lazy import LazyLayer
+    from thermo_cli.container.reader import Reader
 
     reader = Reader(p)
     tg.mark_persisted()

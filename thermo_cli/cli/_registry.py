@@ -37,5 +37,6 @@ COMMANDS: dict[str, str] = {
     "prove": "audit",
     "verify-proof": "audit",
     "repair": "reliability",
+    "compact": "reliability",
 }
 """Command name → module under ``thermo_cli.cli``."""

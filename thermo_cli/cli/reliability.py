@@ -1,4 +1,5 @@
-"""``thermo repair``: cut a container back to its last commit after a crash.
+"""``thermo repair``: cut a container back to its last commit after a crash;
+``thermo compact``: rewrite a container without the bytes its state no longer references.
 
 Only parses, calls :func:`thermo_cli.operations.repair.repair` and reports: a summary on stderr,
 the result as JSON on stdout with ``--json``. Exit 0 when the file ends in its last
@@ -93,3 +94,27 @@ def _summary(file: str, report: object) -> list[str]:
     elif not report.dry_run:
         lines.append(f"run `thermo verify {file}` to check every hash")
     return lines
+
+
+@commands.command("compact")
+def compact_cmd(
+    file: Annotated[str, typer.Argument(help="A .thermo container.", show_default=False)],
+    json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")] = False,
+) -> None:
+    """Rewrite the file atomically without the chunks and values no entry references any more.
+
+    Layer changes append only what changed; the replaced bytes stay until a compaction
+    (writers compact on their own when they exceed half the file and 64 MiB). The whole
+    log and every entry are kept; the file id stays.
+
+    Example: thermo compact memory.thermo && thermo verify memory.thermo
+    """
+    from thermo_cli.store import compact
+
+    result = compact(file)
+    if json_out:
+        print_json({"file": file, "before": result.before, "after": result.after, "garbage": result.garbage})
+    err(
+        f"compacted {file}: {human_bytes(result.before)} -> {human_bytes(result.after)} "
+        f"(garbage estimate was {human_bytes(result.garbage)})"
+    )

@@ -164,7 +164,9 @@ def _merge_chunk(
             continue
         e = changed.get(r.key)
         if e is None:
-            sha = r.value_sha256 or hashlib.sha256(read_value(lazy.reader, lazy.layer, r, lazy._data)).digest()
+            sha = (
+                r.value_sha256 or hashlib.sha256(read_value(lazy.reader, lazy.layer, r, lazy._data)).digest()
+            )
             out.append((r, (r.stream, r.off), r.length, sha))
         elif lazy.value_unchanged(r.key, e):
             sha = r.value_sha256 or hashlib.sha256(e.value).digest()
@@ -192,7 +194,9 @@ def _write_layer_change(sink: Sink, plan: _LayerPlan, pool: ThreadPoolExecutor) 
     streams = list(li.streams)
     where: dict[int, tuple[int, int, bytes]] = {}
     if plan.new:
-        sp = _StreamPlan(1, list(plan.new), [len(e.value) for e in plan.new], sum(len(e.value) for e in plan.new))
+        sp = _StreamPlan(
+            1, list(plan.new), [len(e.value) for e in plan.new], sum(len(e.value) for e in plan.new)
+        )
         streams.append(_write_stream(sink, sp, pool))
         off = 0
         for e, sha in zip(plan.new, sp.shas, strict=True):

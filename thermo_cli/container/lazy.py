@@ -34,14 +34,17 @@ class LazyEntry(Entry):
     replaces it without reading the old one.
     """
 
-    __slots__ = ("_base", "_load")
+    __slots__ = ("_base", "_length", "_load")
 
     def __init__(self, row: Row, load: Callable[[], bytes]) -> None:
-        super().__init__(row.key, b"", row.strength, row.updated_at_ns, row.update_count, row.ternary, row.tensor)
+        super().__init__(
+            row.key, b"", row.strength, row.updated_at_ns, row.update_count, row.ternary, row.tensor
+        )
         self._load: Callable[[], bytes] | None = load
         self._base: bytes | None = None
+        self._length = row.length
 
-    @property  # type: ignore[override]
+    @property
     def value(self) -> bytes:
         load = self._load
         if load is not None:
@@ -55,6 +58,13 @@ class LazyEntry(Entry):
     def value(self, data: bytes) -> None:
         _VALUE_SLOT.__set__(self, data)
         self._load = None
+
+    @property
+    def value_size(self) -> int:
+        """The value's length without reading it (a writer sizes its streams first)."""
+        if self._load is not None:
+            return self._length
+        return len(_VALUE_SLOT.__get__(self))
 
     def value_is_base(self) -> bool:
         """Whether the value is still the one in the file (unread, or read and not replaced)."""
@@ -248,7 +258,10 @@ class LazyLayer(MutableMapping[str, Entry]):
             return None
         out = []
         for row in chunk.rows():
-            leaf = leaf_bytes(LEAF_HASH_PREFIX, lnum, row.key.encode("utf-8"), row, row.value_sha256)
+            fields: Any = row  # a Row has every field a leaf covers, like an Entry
+            leaf = leaf_bytes(
+                LEAF_HASH_PREFIX, lnum, row.key.encode("utf-8"), fields, cast(bytes, row.value_sha256)
+            )
             out.append((row.key, hashlib.sha256(leaf).digest()))
         self._leaf_cache[sha] = out
         return out

@@ -442,8 +442,14 @@ def _merged_old_segments(source: Reader, upto: int) -> Iterator[tuple[bytes, int
         yield b"".join(buf), first, count
 
 
-def write_full(f: BinaryIO, tg: Any, *, prefix: bytes, seq: int, source: Reader | None) -> Trailer:
+def write_full(
+    f: BinaryIO, tg: Any, *, prefix: bytes, seq: int, source: Reader | None, compact: bool = False
+) -> Trailer:
     """Write a complete container for ``tg`` to the empty file ``f``.
+
+    An unchanged lazily read layer is copied chunk by chunk, unless ``compact`` is set or
+    its file holds garbage (spec §8.4): then it is written afresh, so values no entry lists
+    any more are dropped.
 
     Records ``[0, tg.persisted)`` are copied as stored bytes from ``source`` (the file the
     thermogram was loaded from) when it holds them, which is how a thermogram loaded with
@@ -462,7 +468,12 @@ def write_full(f: BinaryIO, tg: Any, *, prefix: bytes, seq: int, source: Reader 
         idx = {}
         for layer in Layer:
             mapping = tg.layers[layer]
-            if isinstance(mapping, LazyLayer) and mapping.pristine():
+            if (
+                isinstance(mapping, LazyLayer)
+                and mapping.pristine()
+                and not compact
+                and not mapping.reader.garbage
+            ):
                 idx[layer] = copy_layer(sink, mapping)
             else:
                 idx[layer] = write_layer(sink, mapping, pool)
