@@ -200,3 +200,69 @@ def test_a_newer_minor_version_is_read_but_never_written(tmp_path):
         tg.consolidate()
         store.commit(path, tg)
     assert hashlib.sha256(path.read_bytes()).digest() == before
+
+
+# --- reads through the per-commit key index (spec §9.6) ----------------------------------
+
+
+def _dirty_file(tmp_path, commits: int = 4, per_commit: int = 50):
+    from thermo_cli.config.engine import ConsolidationPolicy
+    from thermo_cli.engine.thermogram import Thermogram
+
+    path = tmp_path / "dirty.thermo"
+    tg = Thermogram(name="dirty", policy=ConsolidationPolicy.manual())
+    tg.create("base", b"b0")
+    tg.consolidate()
+    store.create(path, tg)
+    for c in range(commits):
+        with store.edit(path) as tg:
+            for i in range(per_commit):
+                tg.create(f"k{c}-{i}", b"v%d-%d" % (c, i)) if c == 0 else tg.update(
+                    f"k0-{i}", b"u%d-%d" % (c, i)
+                )
+            tg.append_event("note", {"commit": c})
+    return path
+
+
+def test_read_decodes_one_record_with_the_key_index(tmp_path, monkeypatch):
+    from thermo_cli.container import reader as reader_mod
+
+    path = _dirty_file(tmp_path)
+    calls = []
+    real = reader_mod.decode_log_record
+    monkeypatch.setattr(reader_mod, "decode_log_record", lambda *a: calls.append(a) or real(*a))
+    assert store.read(path, "k0-7").value == b"u3-7"
+    assert len(calls) == 1
+    calls.clear()
+    assert store.read(path, "base").source != "dirty" and calls == []
+    assert store.read(path, "missing") is None and calls == []
+
+
+def test_read_follows_the_chain_and_deletes(tmp_path):
+    path = _dirty_file(tmp_path, commits=2)
+    with store.edit(path) as tg:
+        tg.delete("k0-3")
+        tg.append_event("note", {"only": "events"})
+    with store.edit(path) as tg:
+        tg.append_event("note", {"only": "events"})
+    assert store.read(path, "k0-3") is None
+    assert store.read(path, "k0-4").value == b"u1-4"
+    with store.edit(path) as tg:
+        tg.consolidate()
+    with store.open_reader(path) as r:
+        assert r.trailer.keys is None
+    assert store.read(path, "k0-4").value == b"u1-4"
+
+
+def test_read_scans_commits_without_a_key_index(tmp_path, monkeypatch):
+    from thermo_cli.container import writer
+
+    real = writer._append_key_index
+    monkeypatch.setattr(writer, "_append_key_index", lambda *a: None)
+    path = _dirty_file(tmp_path, commits=2)
+    monkeypatch.setattr(writer, "_append_key_index", real)
+    with store.edit(path) as tg:
+        tg.update("k0-5", b"newest")
+    assert store.read(path, "k0-5").value == b"newest"
+    assert store.read(path, "k0-6").value == b"u1-6"
+    assert store.read(path, "k0-6").source == "dirty"

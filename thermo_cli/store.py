@@ -257,10 +257,7 @@ def read(path: str | os.PathLike[str], key: str, *, limits: Limits | None = None
     try:
         t = reader.trailer
         if t.dirty_start < t.log_size:
-            latest: Delta | None = None
-            for rec in reader.iter_records(t.dirty_start):
-                if isinstance(rec, Delta) and rec.key == key:
-                    latest = rec
+            latest = _newest_dirty_delta(reader, key)
             if latest is not None:
                 if latest.delta_type is DeltaType.DELETE:
                     return None
@@ -288,6 +285,31 @@ def read(path: str | os.PathLike[str], key: str, *, limits: Limits | None = None
         return None
     finally:
         reader.close()
+
+
+def _newest_dirty_delta(reader: Reader, key: str) -> Delta | None:
+    """The newest delta of ``key`` after the consolidation point: found through the key
+    indexes (one record decoded, spec §9.6), scanning only records they do not cover."""
+    found, covered = reader.newest_dirty_delta(key)
+    if found is not None:
+        rec = reader.record_at(found)
+        if not isinstance(rec, Delta) or rec.key != key:
+            raise IntegrityError(
+                f"{reader.path}: the key index names record {found} for {key!r}, which is not its delta"
+            )
+        return rec
+    from thermo_cli.codec.fastrecords import decode_log_record
+
+    latest: Delta | None = None
+    start = reader.trailer.dirty_start
+    if covered > start:
+        for raw in reader.iter_raw_records(start):
+            if raw.index >= covered:
+                break
+            rec = decode_log_record(raw.data, raw.index)
+            if isinstance(rec, Delta) and rec.key == key:
+                latest = rec
+    return latest
 
 
 def iter_log(

@@ -9,7 +9,7 @@ overlay. ``pristine()`` tells a writer whether the on-disk chunks can be copied 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterator, MutableMapping
+from collections.abc import Callable, ItemsView, Iterator, MutableMapping, ValuesView
 from typing import Any, cast
 
 from thermo_cli.codec.leaves import LEAF_HASH_PREFIX, leaf_bytes
@@ -191,14 +191,31 @@ class LazyLayer(MutableMapping[str, Entry]):
         return self._index.count + self._delta_len
 
     def __iter__(self) -> Iterator[str]:
-        for row in self.base_rows():
-            if row.key not in self._deleted and row.key not in self._added:
-                yield row.key
-        yield from list(self._added)
+        deleted, added = self._deleted, self._added
+        for i in range(len(self._index.dirs)):
+            for key in self._chunk(i).keys:
+                if key not in deleted and key not in added:
+                    yield key
+        yield from list(added)
 
     def items_in_order(self) -> Iterator[tuple[str, Entry]]:
-        for key in self:
-            yield key, self[key]
+        """(key, entry) pairs, chunk by chunk: no per-key lookup, no value read (entries
+        read their value on first use), which is what a pass over a whole layer needs."""
+        deleted, added, handed = self._deleted, self._added, self._handed
+        for i in range(len(self._index.dirs)):
+            chunk = self._chunk(i)
+            for j, key in enumerate(chunk.keys):
+                if key in deleted or key in added:
+                    continue
+                hit = handed.get(key)
+                yield key, (hit[0] if hit is not None else self._materialize(chunk.row(j)))
+        yield from list(added.items())
+
+    def items(self) -> ItemsView[str, Entry]:
+        return _Items(self)
+
+    def values(self) -> ValuesView[Entry]:
+        return _Values(self)
 
     # --- for writers ----------------------------------------------------------------------
 
@@ -289,6 +306,22 @@ class LazyLayer(MutableMapping[str, Entry]):
 
     def __repr__(self) -> str:
         return f"<LazyLayer {self.layer.label} of {self.reader.path!r}: {len(self)} entries>"
+
+
+class _Items(ItemsView[str, Entry]):
+    """A lazy layer's items view, iterated chunk by chunk (:meth:`LazyLayer.items_in_order`)."""
+
+    _mapping: LazyLayer
+
+    def __iter__(self) -> Iterator[tuple[str, Entry]]:
+        return self._mapping.items_in_order()
+
+
+class _Values(ValuesView[Entry]):
+    _mapping: LazyLayer
+
+    def __iter__(self) -> Iterator[Entry]:
+        return (e for _, e in self._mapping.items_in_order())
 
 
 def _settled(e: Entry) -> tuple[Entry, Row, bytes | None]:

@@ -43,6 +43,7 @@ from thermo_cli.container import chunks as ck
 from thermo_cli.container.blocks import BlockRef
 from thermo_cli.container.directory import DirData, Row, decode_chunk
 from thermo_cli.container.index import LayerIndex, Stream, garbage_from_map, index_from_map
+from thermo_cli.container.keyindex import KeyIndex, key_index_from_map
 from thermo_cli.container.layout import (
     COMMIT_HEADER_SIZE,
     END_MAGIC,
@@ -559,6 +560,47 @@ class Reader:
                 idx = s.first + k
                 if idx >= start:
                     yield RawRecord(idx, s.off + pos + 4, bytes(rec))
+
+    @_names_file
+    def record_at(self, index: int) -> LogRecord:
+        """Decode the one record at log ``index`` (its segment is read and checked, and only
+        this record's frame is decoded)."""
+        for raw in self.iter_raw_records(index):
+            return decode_log_record(raw.data, raw.index)
+        raise CorruptError(f"log: no record {index} (the log holds {self.trailer.log_size})")
+
+    @_names_file
+    def key_index(self, ref: BlockRef) -> KeyIndex:
+        """A key index block (§9.6), digest-checked and decoded."""
+        raw = self.read_block(ref, "key index")
+        what = f"key index at {ref.off}"
+        return key_index_from_map(
+            cbor.decode_canonical(raw, what=what), what, ref.off, self.trailer.log_size, self.limits
+        )
+
+    @_names_file
+    def newest_dirty_delta(self, key: str) -> tuple[int | None, int]:
+        """(log index of ``key``'s newest delta at or after ``dirty_start`` per the key
+        indexes, or None; the first record they cover). Records from ``dirty_start`` up to
+        that point are not covered (an older writer's commits): the caller scans them."""
+        t = self.trailer
+        covered = t.log_size
+        ref = t.keys
+        hops = 0
+        while ref is not None and covered > t.dirty_start:
+            hops += 1
+            check_cap(hops, self.limits.max_trailer_chain, "max_trailer_chain", "key index chain")
+            block = self.key_index(ref)
+            if block.first >= covered:
+                raise CorruptError(f"key index at {ref.off}: does not precede the block after it")
+            hit = block.find(key)
+            if hit is not None and hit >= t.dirty_start:
+                return hit, block.first
+            covered = block.first
+            if ref.off <= (block.prev.off if block.prev is not None else -1):
+                raise CorruptError(f"key index at {ref.off}: its previous block does not precede it")
+            ref = block.prev
+        return None, max(covered, t.dirty_start)
 
     @_names_file
     def iter_records(self, start: int = 0) -> Iterator[LogRecord]:

@@ -45,6 +45,8 @@ class Trailer:
     """Offset of this commit's header (format 2.1; None in 2.0 files)."""
     body_sha256: bytes | None = None
     """SHA-256 of the bytes between the commit header and this trailer (format 2.1)."""
+    keys: BlockRef | None = None
+    """The newest key index block of the uncommitted deltas (optional ``log.keys``, §9.6)."""
     # where this trailer itself lies (not encoded)
     off: int = 0
     len: int = 0
@@ -91,6 +93,7 @@ class Trailer:
                 "range": list(self.range_nodes),
                 "segments": [s.to_row() for s in self.segments],
                 "table": None if self.table is None else self.table.to_map(),
+                **({} if self.keys is None else {"keys": self.keys.to_map()}),
             },
         }
 
@@ -138,6 +141,7 @@ def trailer_from_bytes(data: bytes, off: int, sha: bytes, limits: Limits, commit
         range_nodes=nodes,
         segments=segments,
         table=ref(field_of(log, "table", what), "log.table"),
+        keys=ref(log.get("keys"), "log.keys"),
         off=off,
         len=len(data),
         sha256=sha,

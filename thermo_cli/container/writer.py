@@ -36,6 +36,7 @@ from thermo_cli.container.index import (
     Stream,
     index_to_map,
 )
+from thermo_cli.container.keyindex import block_map, newest_deltas
 from thermo_cli.container.layout import COMMIT_HEADER_SIZE, is_framed, pack_commit_header, pack_footer
 from thermo_cli.container.lazy import LazyLayer
 from thermo_cli.container.logseg import SegmentRef, frame, group
@@ -501,6 +502,10 @@ def write_full(
     table_ref = None
     if segs:
         table_ref = write_block(sink, {"prev": None, "segments": [s.to_row() for s in segs]})[0]
+    keys_ref = None
+    if tg.dirty_start < tg.log_length:  # one block over the whole tail (§9.6)
+        tail = tg.records[tg.dirty_start - tg.log_base :]
+        keys_ref = write_block(sink, block_map(newest_deltas(tail, tg.dirty_start), tg.dirty_start, None))[0]
     t = Trailer(
         prefix=prefix,
         seq=seq,
@@ -513,11 +518,26 @@ def write_full(
         range_nodes=list(rng.nodes),
         segments=[],
         table=table_ref,
+        keys=keys_ref,
     )
     write_commit(sink, t, commit_start)
     if commit_start is not None:
         _patch_header(f, commit_start, pack_commit_header(sink.pos - commit_start, seq), sink.pos)
     return t
+
+
+def _append_key_index(sink: Sink, tg: Any, old: Trailer, new: list[LogRecord]) -> BlockRef | None:
+    """The key index an append's trailer names (§9.6): none once every record is history;
+    the previous one when no record is added; else a block over the new records, linked to
+    the previous block while that one still covers uncommitted records."""
+    if tg.dirty_start >= tg.log_length:
+        return None
+    if not new:
+        return old.keys
+    prev = old.keys if tg.dirty_start < old.log_size else None
+    first = max(old.log_size, tg.dirty_start)
+    latest = newest_deltas(new[first - old.log_size :], first)
+    return write_block(sink, block_map(latest, first, prev))[0]
 
 
 def _patch_header(f: BinaryIO, start: int, header: bytes, end: int) -> None:
@@ -580,6 +600,7 @@ def plan_append(
             {"prev": None if table is None else table.to_map(), "segments": [s.to_row() for s in inline]},
         )[0]
         inline = []
+    keys_ref = _append_key_index(sink, tg, old, new)
     t = Trailer(
         prefix=old.prefix,
         seq=old.seq + 1,
@@ -592,6 +613,7 @@ def plan_append(
         range_nodes=list(rng.nodes),
         segments=inline,
         table=table,
+        keys=keys_ref,
     )
     write_commit(sink, t, start)
     if start is not None:
