@@ -111,7 +111,7 @@ def test_appends_round_trip(tg: Thermogram, values: list[bytes]) -> None:
         for i, v in enumerate(values):
             cur = store.load(path)
             cur.create(f"appended/{i}", v, timestamp_ns=10**18 + i)
-            cur.extras["count"] = i
+            cur.set_extra("count", i)
             assert store.commit(path, cur) == "append"
         back = store.load(path, layers="full", log="full")
         assert back.extras["count"] == len(values) - 1

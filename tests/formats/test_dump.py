@@ -36,7 +36,7 @@ def sample() -> Thermogram:
     layers[Layer.COLD]["t"] = Entry("t", b"\x05", 1.0, 3_000, 99, None, packed)
     tg.reinforce("w", 0.1)
     tg.meta.custom = {"owner": "me", "n": [1, 2]}
-    tg.extras["snn"] = {"weights": b"\x00\x01", "nan": float("nan"), "$odd": 1}
+    tg.set_extra("snn", {"weights": b"\x00\x01", "nan": float("nan"), "$odd": 1})
     return tg
 
 
