@@ -173,7 +173,7 @@ def test_verify_states_what_is_authenticated(thermo, filled, tmp_path):
     r = thermo("verify", filled, "--pubkey", pub, "--require-signed-head", "--json")
     doc = json.loads(r.out)
     assert r.code == 0 and doc["authentication"]["status"] == "signed" and doc["authentication"]["head_signed"]
-    assert thermo("put", filled, "late", "value").code == 0
+    assert thermo("tick", filled).code == 0  # changes the layers after the signature
     r = thermo("verify", filled, "--pubkey", pub)
     assert r.code == 0 and "authenticity: signed by alice up to record" in r.out and "NOT covered" in r.out
     r = thermo("verify", filled, "--pubkey", pub, "--require-signed-head")
