@@ -172,7 +172,9 @@ def test_verify_states_what_is_authenticated(thermo, filled, tmp_path):
     assert thermo("sign", filled, "--key", key).code == 0
     r = thermo("verify", filled, "--pubkey", pub, "--require-signed-head", "--json")
     doc = json.loads(r.out)
-    assert r.code == 0 and doc["authentication"]["status"] == "signed" and doc["authentication"]["head_signed"]
+    assert (
+        r.code == 0 and doc["authentication"]["status"] == "signed" and doc["authentication"]["head_signed"]
+    )
     assert thermo("tick", filled).code == 0  # changes the layers after the signature
     r = thermo("verify", filled, "--pubkey", pub)
     assert r.code == 0 and "authenticity: signed by alice up to record" in r.out and "NOT covered" in r.out

@@ -387,12 +387,17 @@ def test_meta_changes_are_logged_events():
     tg = Thermogram()
     thermal = dataclasses.replace(tg.thermal, prune_threshold=0.5)
     ev = tg.set_thermal(thermal)
-    assert ev.kind == "configure" and ev.fields == {"thermal": thermal_to_map(thermal)} and tg.thermal == thermal
+    assert (
+        ev.kind == "configure" and ev.fields == {"thermal": thermal_to_map(thermal)} and tg.thermal == thermal
+    )
     assert tg.set_thermal(thermal) is None  # unchanged: nothing logged
     assert tg.rename("n2").fields == {"name": "n2", "previous": "thermogram"} and tg.name == "n2"
     ev = tg.set_extra("snn", {"w": b"\x00"})
     assert ev.fields == {"key": "snn", "sha256": value_digest({"w": b"\x00"})}
-    assert tg.remove_extra("snn") == {"w": b"\x00"} and tg.records[-1].fields == {"key": "snn", "sha256": None}
+    assert tg.remove_extra("snn") == {"w": b"\x00"} and tg.records[-1].fields == {
+        "key": "snn",
+        "sha256": None,
+    }
     assert [r.kind for r in tg.records] == ["configure", "rename", "extension", "extension"]
 
 

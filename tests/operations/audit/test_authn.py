@@ -121,7 +121,9 @@ def test_bindings_without_meta_digest_get_a_note(tmp_path):
     reseal(tg, 0)
     r = verify_file(_forge(tmp_path / "old.thermo", tg))
     assert r.ok
-    assert "configuration not bound (written before format 2.1 meta binding)" in check(r, "meta digest").detail
+    assert (
+        "configuration not bound (written before format 2.1 meta binding)" in check(r, "meta digest").detail
+    )
     assert any("configuration not bound" in n for n in r.notes)
 
 
@@ -208,7 +210,9 @@ def test_require_signed_head_needs_a_key(thermo_file):
 
 def test_an_old_signed_checkpoint_does_not_cover_the_configuration():
     cp = Event("checkpoint", 0, {"log_size": 3, "log_root": bytes(32), "state_digest": bytes(32)})
-    auth = authentication_of(size=5, trusted=True, signed=[("alice", cp)], checkpoints=[3], signature_records=[4])
+    auth = authentication_of(
+        size=5, trusted=True, signed=[("alice", cp)], checkpoints=[3], signature_records=[4]
+    )
     assert auth.status == "partially-signed" and not auth.head_signed and not auth.meta_signed
     assert "configuration is NOT covered" in auth.summary
 
