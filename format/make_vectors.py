@@ -844,10 +844,11 @@ def _reseal(tg: Thermogram) -> None:
 
 
 PLAIN_VERIFY = {
-    "bind_after_signature": {"ok": True, "authentication": "partially-signed"},
-    "signatures_stripped": {"ok": True, "authentication": "unsigned"},
+    "bind_after_signature": {"test_key": True, "ok": True, "authentication": "partially-signed"},
+    "signatures_stripped": {"test_key": False, "ok": True, "authentication": "unsigned"},
 }
-"""What ``verify`` without a key reports for broken vectors that only fail a signed-head check."""
+"""What ``verify`` without ``require_signed_head`` (with the TEST key as ``pubkeys`` when
+``test_key``) reports for the broken vectors that fail only a signed-head check."""
 
 
 def auth_vectors(signed_path: Path, add: Any) -> None:
