@@ -75,7 +75,8 @@ def thermograms(draw: st.DrawFn) -> Thermogram:
     for layer in Layer:
         for k in draw(st.lists(keys, max_size=6, unique=True)):
             tg.layers[layer][k] = draw(entries(k))
-    tg.extras = draw(st.dictionaries(st.text(max_size=6), cbor_values, max_size=3))
+    for key, value in draw(st.dictionaries(st.text(min_size=1, max_size=6), cbor_values, max_size=3)).items():
+        tg.set_extra(key, value)
     for i, k in enumerate(draw(st.lists(keys, max_size=5))):
         op = draw(st.sampled_from(["create", "update", "merge", "delete"]))
         if op == "delete":
