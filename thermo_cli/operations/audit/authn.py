@@ -120,8 +120,8 @@ def _summary(auth: Authentication) -> str:
         )
     if auth.head_signed:
         return (
-            f"signed by {who}: the checkpoint at record {auth.checkpoint} covers all {auth.total_records} "
-            "records but trailing signatures, the layers and the configuration"
+            f"signed by {who}: the checkpoint at record {auth.checkpoint} of {auth.total_records} covers "
+            "the head (only signatures follow it), the layers and the configuration"
         )
     text = f"signed by {who} up to record {auth.checkpoint} of {auth.total_records}"
     if auth.uncovered:
