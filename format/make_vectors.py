@@ -236,6 +236,89 @@ def entry_doc(e: Entry) -> dict[str, Any]:
     }
 
 
+# --- RFC 8785 (JCS) canonical JSON, for the digests the vectors carry ------------------------
+
+
+SAFE_INT = 2**53 - 1
+"""Integers beyond this are not exact as JSON numbers (I-JSON, RFC 7493): given as strings."""
+
+
+def i_json_safe(value: Any) -> Any:
+    """``value`` with every integer outside ±(2^53 − 1) replaced by its decimal text."""
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, int):
+        return str(value) if abs(value) > SAFE_INT else value
+    if isinstance(value, list):
+        return [i_json_safe(v) for v in value]
+    if isinstance(value, dict):
+        return {k: i_json_safe(v) for k, v in value.items()}
+    return value
+
+
+def jcs(value: Any) -> str:
+    """RFC 8785 serialization: no whitespace, keys sorted by UTF-16 code units, ECMAScript numbers."""
+    if value is None:
+        return "null"
+    if value is True or value is False:
+        return "true" if value else "false"
+    if isinstance(value, int):
+        if abs(value) > SAFE_INT:
+            raise ValueError(f"integer {value} is not exact in JSON: pass it through i_json_safe")
+        return str(value)
+    if isinstance(value, float):
+        return es_number(value)
+    if isinstance(value, str):
+        return jcs_string(value)
+    if isinstance(value, list):
+        return "[" + ",".join(jcs(v) for v in value) + "]"
+    if isinstance(value, dict):
+        keys = sorted(value, key=lambda k: k.encode("utf-16-be"))
+        return "{" + ",".join(jcs_string(k) + ":" + jcs(value[k]) for k in keys) + "}"
+    raise TypeError(f"not JSON: {type(value).__name__}")
+
+
+_SHORT_ESCAPES = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def jcs_string(text: str) -> str:
+    out = ['"']
+    for ch in text:
+        if ch in _SHORT_ESCAPES:
+            out.append(_SHORT_ESCAPES[ch])
+        elif ord(ch) < 0x20:
+            out.append(f"\\u{ord(ch):04x}")
+        else:
+            out.append(ch)
+    out.append('"')
+    return "".join(out)
+
+
+def es_number(x: float) -> str:
+    """ECMAScript Number::toString of a finite double (what RFC 8785 §3.2.2.3 requires)."""
+    if x != x or x in (float("inf"), float("-inf")):
+        raise ValueError("NaN and infinities are not JSON")
+    if x == 0:
+        return "0"
+    sign = "-" if x < 0 else ""
+    mantissa, _, exp = repr(abs(x)).partition("e")
+    whole, _, frac = mantissa.partition(".")
+    all_digits = whole + frac
+    lead = len(all_digits) - len(all_digits.lstrip("0"))
+    digits = all_digits.lstrip("0").rstrip("0") or "0"
+    n = len(whole) - lead + (int(exp) if exp else 0)
+    k = len(digits)
+    if k <= n <= 21:
+        return sign + digits + "0" * (n - k)
+    if 0 < n <= 21:
+        return sign + digits[:n] + "." + digits[n:]
+    if -6 < n <= 0:
+        return sign + "0." + "0" * (-n) + digits
+    e = n - 1
+    head = digits if k == 1 else digits[0] + "." + digits[1:]
+    return sign + head + "e" + ("+" if e > 0 else "-") + str(abs(e))
+
+
 LIST_MAX = 40
 
 
@@ -244,7 +327,7 @@ def layer_doc(layer: Any) -> Any:
     docs = [entry_doc(e) for _, e in sorted(layer.items(), key=lambda kv: kv[0].encode())]
     if len(docs) <= LIST_MAX:
         return docs
-    canon = json.dumps(docs, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    canon = jcs(i_json_safe(docs)).encode()
     return {
         "count": len(docs),
         "first": docs[:3],

@@ -176,3 +176,27 @@ def test_concurrent_edits_in_processes_serialize(tmp_path):
     assert [p.exitcode for p in procs] == [0, 0]
     assert store.read(path, "seed").value == b"2"
     assert {"p0", "p1"} <= set(_keys_in_log(path))
+
+
+def test_a_newer_minor_version_is_read_but_never_written(tmp_path):
+    """Writing a 2.2 file with a 2.1 writer would drop what the newer writer stored."""
+    import hashlib
+    import shutil
+
+    from thermo_cli.errors import UnsupportedVersionError
+
+    vector = Path(__file__).resolve().parents[1] / "format" / "vectors" / "future_minor.thermo"
+    path = tmp_path / "newer.thermo"
+    shutil.copyfile(vector, path)
+    before = hashlib.sha256(path.read_bytes()).digest()
+    assert store.load(path).keys()  # readable
+    with (
+        pytest.raises(UnsupportedVersionError, match=r"format 2\.2, newer than this thermo writes"),
+        store.edit(path) as tg,
+    ):
+        tg.update("k", b"v")
+    with pytest.raises(UnsupportedVersionError):
+        tg = store.load(path)
+        tg.consolidate()
+        store.commit(path, tg)
+    assert hashlib.sha256(path.read_bytes()).digest() == before

@@ -30,7 +30,15 @@ from typing import TYPE_CHECKING, Literal
 from thermo_cli.config.limits import DEFAULT_LIMITS, Limits
 from thermo_cli.container.fileops import DEFAULT_LOCK_TIMEOUT, atomic_write, durable_append, wait_for_writer
 from thermo_cli.container.fileops import locked as _locked
-from thermo_cli.container.layout import FOOTER_SIZE, MAGIC, damage_reason, looks_like_container, new_prefix
+from thermo_cli.container.layout import (
+    FOOTER_SIZE,
+    MAGIC,
+    MAJOR,
+    MINOR,
+    damage_reason,
+    looks_like_container,
+    new_prefix,
+)
 from thermo_cli.engine.thermogram import Thermogram
 from thermo_cli.errors import (
     ChainError,
@@ -38,6 +46,7 @@ from thermo_cli.errors import (
     IntegrityError,
     NotFoundError,
     RefusedError,
+    UnsupportedVersionError,
     ValidationError,
 )
 from thermo_cli.model import Delta, DeltaType, Layer, LogRecord, ReadResult
@@ -359,6 +368,7 @@ def commit(path: str | os.PathLike[str], tg: Thermogram, *, upgrade: bool = Fals
         origin = _origins.get(tg)
         current = open_reader(p)
         try:
+            refuse_newer_minor(p, current.prefix.minor)
             same_file = (
                 origin is not None
                 and origin.reader is not None
@@ -383,6 +393,16 @@ def commit(path: str | os.PathLike[str], tg: Thermogram, *, upgrade: bool = Fals
             return _append(p, tg, current)
         finally:
             current.close()
+
+
+def refuse_newer_minor(path: str, minor: int) -> None:
+    """A file of a newer minor version is read, never written: rewriting or appending with
+    this version's writer would drop or misframe what the newer writer stored there."""
+    if minor > MINOR:
+        raise UnsupportedVersionError(
+            f"{path}: is .thermo format {MAJOR}.{minor}, newer than this thermo writes ({MAJOR}.{MINOR}): "
+            "it can be read and verified but not changed; upgrade thermo to write it"
+        )
 
 
 def _upgrade(p: str, tg: Thermogram, kind: str) -> None:
@@ -566,6 +586,9 @@ def _load_for_edit(p: str, *, upgrade: bool, log: Literal["tail", "full"]) -> tu
     kind = check_writable(p, upgrade=upgrade)
     tg = load(p, layers="lazy", log=log)
     if kind != "legacy":
+        origin = _origins.get(tg)
+        if origin is not None and origin.reader is not None:
+            refuse_newer_minor(p, origin.reader.prefix.minor)  # before the block does any work
         return tg, None
     if "legacy" in tg.extras:
         from thermo_cli.formats.legacy.upgrade import record_migration

@@ -59,6 +59,7 @@ def test_verify_unreadable_and_legacy(thermo, tmp_path):
 
 
 def test_keygen_sign_checkpoint_since(thermo, filled, tmp_path):
+    pytest.importorskip("bcrypt", reason="encrypted OpenSSH keys need the openssh extra")
     key = tmp_path / "alice"
     r = thermo("keygen", key, "--passphrase", "s3cret")
     assert r.code == 0 and r.out.startswith("alice+")

@@ -23,7 +23,12 @@ def main() -> None:
 
 
 def run_pinned(argv: list[str], environ: dict[str, str]) -> int:
-    """:func:`run_app` under the clock ``THERMO_NOW`` pins (if set): time is an input."""
+    """:func:`run_app` under the clock ``THERMO_NOW`` pins (if set): time is an input.
+
+    Unset (the usual case), nothing more is imported: parsing RFC 3339 text costs start-up.
+    """
+    if not environ.get("THERMO_NOW"):
+        return run_app(argv)
     from thermo_cli.cli._now import ENV_VAR, clock_from_env
     from thermo_cli.config.clock import use_clock
     from thermo_cli.errors import ValidationError

@@ -30,7 +30,7 @@ _PLAIN = (str, bytes, int, float, bool, type(None))
 
 def encode(obj: Any) -> bytes:
     """Deterministic encoding: shortest forms, definite lengths, sorted text-keyed maps."""
-    _check_text_keys(obj, 0)
+    _check_text_keys(obj, 1)  # the outermost item is level 1, as in decode
     return cbor2.dumps(obj, canonical=True)
 
 

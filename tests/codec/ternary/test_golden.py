@@ -67,3 +67,35 @@ def test_crate_written_packed_values_round_trip(fixtures_dir):
         values = unpack(blob, 4 * len(blob))
         assert bit_loop_unpack(blob, 4 * len(blob)) == values.tolist()
         assert pack(values).tobytes() == blob
+
+
+DEQUANTIZE = json.loads(
+    (Path(__file__).parents[3] / "format" / "vectors" / "ternary" / "dequantize.json").read_text()
+)
+
+
+@pytest.mark.parametrize("case", DEQUANTIZE["cases"], ids=[c["name"] for c in DEQUANTIZE["cases"]])
+def test_dequantize_vectors(case):
+    from thermo_cli.codec.tensors import value_to_array
+    from thermo_cli.model import TensorSpec
+
+    packed = bytes.fromhex(case["packed_hex"])
+    assert packed == pack(np.array(case["codes"], dtype=np.int8)).tobytes()
+    spec = TensorSpec(
+        case["dtype"],
+        tuple(case["shape"]),
+        "ternary",
+        bytes.fromhex(case["scales_f32le_hex"]),
+        case["per_row"],
+        "reference",
+    )
+    out = np.ascontiguousarray(value_to_array(packed, spec))
+    assert out.astype(out.dtype.newbyteorder("<")).tobytes().hex() == case["expected_le_hex"]
+
+
+def test_dequantize_vectors_decide_each_rounding_rule():
+    """The vectors are not all trivially exact: the BF16 ties and the F8 overflows must be there."""
+    expected = {c["name"]: c["expected_le_hex"] for c in DEQUANTIZE["cases"]}
+    assert expected["BF16: 1 + 2^-8 is a tie, to the even 1.0"].startswith("803f")
+    assert expected["F8_E4M3: 300 rounds to 288; 500 overflows to NaN (no infinities)"] == "79f97f7f"
+    assert expected["F8_E5M2: 60000 rounds to 57344; 70000 overflows to +-inf"] == "7bfb7cfc"
