@@ -608,12 +608,50 @@ def broken_vectors(small_path: Path) -> dict[str, tuple[bytes, str, str, str]]:
         "load_full",
     )
 
+    amplification_vectors(small_path, add)
+
     c = Craft(small_path)
     c.trailer["log"]["head"] = b"\x11" * 32
     add("head_mismatch", c.finish(), "integrity", "the trailer's head is not the last record's hash")
     framing_vectors(small_path, small_path.with_name("appended.thermo"), add)
     auth_vectors(small_path.with_name("signed.thermo"), add)
     return out
+
+
+def amplification_vectors(small_path: Path, add: Any) -> None:
+    """Files that are small on disk but decode to far more than their size (spec §10).
+
+    zstd stores millions of one-byte items (``0xa0``, an empty map) in a few kilobytes;
+    each costs tens of bytes once decoded, so the item cap must hold before decoding.
+    """
+    c = Craft(small_path)
+    c.meta["meta"]["custom"] = [{}] * 2_000_000
+    add(
+        "meta_2m_empty_maps",
+        c.finish(meta_raw=cbor2.dumps(c.meta, canonical=True)),
+        "limit-exceeded",
+        "the meta block's custom metadata is 2,000,000 empty maps (cap max_cbor_items = 1,000,000)",
+    )
+
+    c = Craft(small_path)
+    ref = c.block(cbor2.dumps(c.meta, canonical=True))
+    ref["raw"] = 255 << 20
+    c.trailer["meta"] = ref
+    add(
+        "meta_huge_bytes",
+        c.finish(),
+        "limit-exceeded",
+        "the meta block declares 255 MiB decompressed (cap max_meta_bytes = 64 MiB), checked before reading",
+    )
+
+    c = Craft(small_path)
+    c.index["padding"] = [[]] * 1_100_000
+    add(
+        "index_too_many_items",
+        c.finish(index_raw=cbor2.dumps(c.index, canonical=True)),
+        "limit-exceeded",
+        "the index block carries an extra key of 1,100,000 empty arrays (cap max_cbor_items = 1,000,000)",
+    )
 
 
 def framing_vectors(small_path: Path, appended_path: Path, add: Any) -> None:

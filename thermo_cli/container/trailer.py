@@ -101,7 +101,7 @@ class Trailer:
 def trailer_from_bytes(data: bytes, off: int, sha: bytes, limits: Limits, commit_sha: bytes = b"") -> Trailer:
     """Decode and check a trailer found at ``off`` (its referenced blocks lie before it)."""
     what = f"trailer at {off}"
-    m = as_map(cbor.decode_canonical(data, what=what), what)
+    m = as_map(cbor.decode_canonical(data, what=what, max_items=limits.max_cbor_items), what)
     lo, hi = PREFIX_SIZE, off
 
     def ref(v: Any, name: str) -> BlockRef | None:

@@ -307,10 +307,11 @@ class ContainerVerifier:
 
     def _check_blocks(self, tr: Any, seen: set[tuple[int, int]]) -> None:
         reader = self.reader
-        for name, ref in (("meta block", tr.meta), ("index block", tr.index)):
+        blocks = (("meta block", tr.meta, "max_meta_bytes"), ("index block", tr.index, "max_block_bytes"))
+        for name, ref, cap in blocks:
             if (ref.off, ref.len) not in seen:
                 seen.add((ref.off, ref.len))
-                reader.read_block(ref, f"{name} of commit {tr.seq}")
+                reader.read_block(ref, f"{name} of commit {tr.seq}", getattr(reader.limits, cap), cap)
         table = tr.table
         while table is not None and (table.off, table.len) not in seen:
             seen.add((table.off, table.len))
