@@ -75,7 +75,7 @@ def make_dirty_file(path: Path, n: int = 5000) -> int:
         prev = d.hash
         tg.records.append(d)
     tg.meta.total_deltas = n
-    tg.extras["legacy"] = {"format": "thermogram-json", "version": "0.5", "head_hash": prev}
+    tg.set_extra("legacy", {"format": "thermogram-json", "version": "0.5", "head_hash": prev})
     data = dump_legacy(tg)
     path.write_bytes(data)
     return len(data)

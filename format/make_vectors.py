@@ -85,9 +85,9 @@ def _event(tg: Thermogram, n: int, kind: str, fields: dict[str, Any]) -> Event:
     return ev
 
 
-def empty() -> Thermogram:
+def empty(name: str = "empty") -> Thermogram:
     return Thermogram(
-        name="empty",
+        name=name,
         id="00000000-0000-4000-8000-0000000000e0",
         meta=Metadata(created_at_ns=T0, last_consolidation_ns=T0),
         policy=ConsolidationPolicy.manual(),
@@ -109,6 +109,7 @@ def small() -> Thermogram:
             total_consolidations=0,
             custom={"owner": "vectors", "list": [1, -2, 2.5, None, True]},
         ),
+        extras={"snn": {"neurons": 3, "state": b"\x00\x01\x02", "rates": [0.5, 0.25]}},
     )
     hot, warm, cool, cold = (tg.layers[x] for x in Layer)
     hot["emb/0"] = Entry("emb/0", _weights(64, 1), 0.875, T0 + 1, 3, None, TensorSpec("F32", (8, 8)))
@@ -125,7 +126,6 @@ def small() -> Thermogram:
         None,
         TensorSpec("F32", (2, 4), "ternary", struct.pack("<2f", 0.5, 0.25), True, "absmean"),
     )
-    tg.extras["snn"] = {"neurons": 3, "state": b"\x00\x01\x02", "rates": [0.5, 0.25]}
     _delta(tg, 1, DeltaType.CREATE, "d/a", b"alpha")
     _delta(
         tg,
@@ -166,8 +166,7 @@ def consolidated() -> Thermogram:
 
 def multichunk() -> Thermogram:
     """Several directory chunks in one layer and a value spanning two data chunks."""
-    tg = empty()
-    tg.name = "multichunk"
+    tg = empty("multichunk")
     for i in range(1500):
         k = f"syn/{i:05d}"
         tg.layers[Layer.HOT][k] = Entry(
@@ -609,11 +608,50 @@ def broken_vectors(small_path: Path) -> dict[str, tuple[bytes, str, str, str]]:
         "load_full",
     )
 
+    amplification_vectors(small_path, add)
+
     c = Craft(small_path)
     c.trailer["log"]["head"] = b"\x11" * 32
     add("head_mismatch", c.finish(), "integrity", "the trailer's head is not the last record's hash")
     framing_vectors(small_path, small_path.with_name("appended.thermo"), add)
+    auth_vectors(small_path.with_name("signed.thermo"), add)
     return out
+
+
+def amplification_vectors(small_path: Path, add: Any) -> None:
+    """Files that are small on disk but decode to far more than their size (spec §10).
+
+    zstd stores millions of one-byte items (``0xa0``, an empty map) in a few kilobytes;
+    each costs tens of bytes once decoded, so the item cap must hold before decoding.
+    """
+    c = Craft(small_path)
+    c.meta["meta"]["custom"] = [{}] * 2_000_000
+    add(
+        "meta_2m_empty_maps",
+        c.finish(meta_raw=cbor2.dumps(c.meta, canonical=True)),
+        "limit-exceeded",
+        "the meta block's custom metadata is 2,000,000 empty maps (cap max_cbor_items = 1,000,000)",
+    )
+
+    c = Craft(small_path)
+    ref = c.block(cbor2.dumps(c.meta, canonical=True))
+    ref["raw"] = 255 << 20
+    c.trailer["meta"] = ref
+    add(
+        "meta_huge_bytes",
+        c.finish(),
+        "limit-exceeded",
+        "the meta block declares 255 MiB decompressed (cap max_meta_bytes = 64 MiB), checked before reading",
+    )
+
+    c = Craft(small_path)
+    c.index["padding"] = [[]] * 1_100_000
+    add(
+        "index_too_many_items",
+        c.finish(index_raw=cbor2.dumps(c.index, canonical=True)),
+        "limit-exceeded",
+        "the index block carries an extra key of 1,100,000 empty arrays (cap max_cbor_items = 1,000,000)",
+    )
 
 
 def framing_vectors(small_path: Path, appended_path: Path, add: Any) -> None:
@@ -761,6 +799,12 @@ def build_golden(outdir: Path) -> dict[str, str]:
     _write_upgrade_pair(outdir / "v2_0.thermo", outdir / "v2_0_upgraded.thermo")
     shows["v2_0"] = "format 2.0 (no commit framing), two commits: still read and verified"
     shows["v2_0_upgraded"] = "v2_0.thermo after one more delta: a write rewrites a 2.0 file as 2.1 (seq + 1)"
+
+    write_signed(outdir / "signed.thermo")
+    shows["signed"] = (
+        f"small.thermo signed by the TEST key in {TEST_KEY_FILE} (a checkpoint with state and meta "
+        "digests, then a signature record): verify --require-signed-head passes with that key"
+    )
     return shows
 
 
@@ -788,6 +832,139 @@ def _write_cow(path: Path) -> None:
         with open(path, "r+b") as f:
             f.seek(r.committed_end)
             f.write(planned[0])
+
+
+# --- signed vectors (a published TEST key: never use it for anything else) -------------------
+
+TEST_KEY_NAME = "alice"
+TEST_KEY_FILE = "TEST-KEY-alice.txt"
+TEST_KEY_SEED = hashlib.sha256(b"thermo format vectors: TEST KEY, never use it for anything else").digest()
+
+
+def test_key() -> Any:
+    """The vectors' Ed25519 TEST private key (its seed is published in TEST_KEY_FILE)."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    return Ed25519PrivateKey.from_private_bytes(TEST_KEY_SEED)
+
+
+def test_key_text() -> str:
+    from thermo_cli.integrity import note
+
+    verifier = note.verifier_key(TEST_KEY_NAME, note.public_key_bytes(test_key().public_key()))
+    return (
+        "# TEST KEY for the signed vectors only. It is public: anything it signs proves nothing.\n"
+        "# Ed25519 private key seed (hex), then the C2SP verifier key (thermo verify --pubkey).\n"
+        f"seed {TEST_KEY_SEED.hex()}\n"
+        f"verifier {verifier}\n"
+    )
+
+
+def test_pubkey() -> Any:
+    from thermo_cli.operations.audit.keys import load_public
+
+    return load_public(test_key_text().splitlines()[-1].split(" ", 1)[1])
+
+
+def _signing(path: Path, n: int) -> Any:
+    """A fixed clock for writes through the store (a signature's record time), and no
+    lock file left beside the vectors."""
+    from thermo_cli.config.clock import SteppingClock, use_clock
+
+    class _Ctx:
+        def __enter__(self) -> None:
+            self.ctx = use_clock(SteppingClock(T0 + n * 1_000_000_000, 1))
+            self.ctx.__enter__()
+
+        def __exit__(self, *exc: Any) -> None:
+            self.ctx.__exit__(*exc)
+            Path(f"{path}.lock").unlink(missing_ok=True)
+
+    return _Ctx()
+
+
+def write_signed(path: Path) -> None:
+    """small.thermo, then ``thermo sign`` with the TEST key: checkpoint + signature records."""
+    from thermo_cli.operations.audit import checkpoints
+
+    write_file(path, small())
+    with _signing(path, 20):
+        checkpoints.sign(path, test_key(), TEST_KEY_NAME)
+
+
+def _forged(tg: Thermogram, seq: int = 0) -> bytes:
+    """``tg`` written straight through the container writer: every digest recomputed, no
+    binding added, no key — what anyone can do to a file."""
+    import io
+
+    buf = io.BytesIO()
+    write_full(buf, tg, prefix=_prefix(), seq=seq, source=None)
+    return buf.getvalue()
+
+
+def _reseal(tg: Thermogram) -> None:
+    prev = None
+    for rec in tg.records:
+        rec.prev_hash = prev
+        rec.encoded = None
+        rec.hash = None
+        records.seal(rec)
+        prev = rec.hash
+    tg.head_hash = prev
+
+
+PLAIN_VERIFY = {
+    "bind_after_signature": {"test_key": True, "ok": True, "authentication": "partially-signed"},
+    "signatures_stripped": {"test_key": False, "ok": True, "authentication": "unsigned"},
+}
+"""What ``verify`` without ``require_signed_head`` (with the TEST key as ``pubkeys`` when
+``test_key``) reports for the broken vectors that fail only a signed-head check."""
+
+
+def auth_vectors(signed_path: Path, add: Any) -> None:
+    """Files that are intact but not what their signature says, or not signed at all."""
+    import dataclasses
+
+    tg = store.thermogram_from_reader(Reader(signed_path), layers="full", log="full")
+    tg.persisted = 0
+    thermal = dataclasses.replace(tg.thermal, decay_rates=(0.9, 0.9, 0.9, 0.9), prune_threshold=0.5)
+    tg.__dict__["_thermal"] = thermal  # behind the thermogram's back: no event, no binding
+    add(
+        "config_tampered",
+        _forged(tg),
+        "integrity",
+        "signed.thermo with thermal.decay_rates and prune_threshold changed in the meta block, "
+        "every digest recomputed: the meta digest bound (and signed) at the checkpoint differs",
+        "verify",
+    )
+
+    tg = store.thermogram_from_reader(Reader(signed_path), layers="full", log="full")
+    tg.persisted = 0
+    tg.layers[Layer.HOT]["note"].value = b"changed after the signature"
+    with _signing(signed_path, 30):
+        tg.append_event("quantize", {"keys": ["note"]})
+        tg.bind_state()
+    add(
+        "bind_after_signature",
+        _forged(tg),
+        "integrity",
+        "signed.thermo with a layer change and a bind record after the signed checkpoint: passes "
+        "plain verify (partially-signed), fails verify --require-signed-head with the TEST key",
+        "verify_signed_head",
+    )
+
+    tg = store.thermogram_from_reader(Reader(signed_path), layers="full", log="full")
+    tg.persisted = 0
+    tg.records = [r for r in tg.records if not (isinstance(r, Event) and r.kind == "signature")]
+    _reseal(tg)
+    add(
+        "signatures_stripped",
+        _forged(tg),
+        "integrity",
+        "signed.thermo with its signature record removed and the log re-hashed: passes plain "
+        "verify reported unsigned, fails verify --require-signed-head with the TEST key",
+        "verify_signed_head",
+    )
 
 
 def _write_upgrade_pair(old: Path, new: Path) -> None:
@@ -822,6 +999,13 @@ def run_op(path: Path, op: str) -> None:
         if not report.ok:
             reason = report.failure.reason if report.failure else "a check failed"
             raise IntegrityError(f"{path}: {reason}")
+    elif op == "verify_signed_head":
+        from thermo_cli.operations.audit.verify import verify_file
+
+        report = verify_file(path, pubkeys=[test_pubkey()], require_signed_head=True)
+        if not report.ok:
+            reason = report.failure.reason if report.failure else "a check failed"
+            raise IntegrityError(f"{path}: {reason}")
     else:
         raise ValueError(op)
 
@@ -842,17 +1026,21 @@ def write_all() -> None:
     BROKEN.mkdir(exist_ok=True)
     for name, (data, code, op, why) in broken_vectors(HERE / "small.thermo").items():
         (BROKEN / f"{name}.thermo").write_bytes(data)
-        (BROKEN / f"{name}.json").write_text(
-            json.dumps({"error": code, "operation": op, "description": why}, indent=1) + "\n"
-        )
+        spec: dict[str, Any] = {"error": code, "operation": op, "description": why}
+        if name in PLAIN_VERIFY:
+            spec["plain_verify"] = PLAIN_VERIFY[name]
+        (BROKEN / f"{name}.json").write_text(json.dumps(spec, indent=1) + "\n")
         index["broken"][name] = code
     (HERE / "index.json").write_text(json.dumps(index, indent=1) + "\n")
+    (HERE / TEST_KEY_FILE).write_text(test_key_text())
 
 
 def check_all() -> list[str]:
     """Problems found (empty when every vector decodes or fails as described)."""
     problems = []
     index = json.loads((HERE / "index.json").read_text())
+    if (HERE / TEST_KEY_FILE).read_text() != test_key_text():
+        problems.append(f"{TEST_KEY_FILE}: does not hold the vectors' TEST key")
     for name in index["golden"]:
         want = json.loads((HERE / f"{name}.json").read_text())
         got = json.loads(json.dumps(describe(HERE / f"{name}.thermo"), ensure_ascii=False))

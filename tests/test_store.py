@@ -202,7 +202,7 @@ def test_a_newer_minor_version_is_read_but_never_written(tmp_path):
     assert hashlib.sha256(path.read_bytes()).digest() == before
 
 
-# --- reads through the per-commit key index (spec §9.6) ----------------------------------
+# --- reads through the per-commit key index (spec §9.7) ----------------------------------
 
 
 def _dirty_file(tmp_path, commits: int = 4, per_commit: int = 50):

@@ -289,7 +289,7 @@ def read(path: str | os.PathLike[str], key: str, *, limits: Limits | None = None
 
 def _newest_dirty_delta(reader: Reader, key: str) -> Delta | None:
     """The newest delta of ``key`` after the consolidation point: found through the key
-    indexes (one record decoded, spec §9.6), scanning only records they do not cover."""
+    indexes (one record decoded, spec §9.7), scanning only records they do not cover."""
     found, covered = reader.newest_dirty_delta(key)
     if found is not None:
         rec = reader.record_at(found)

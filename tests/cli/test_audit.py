@@ -158,3 +158,25 @@ def test_pipeline_in_a_real_process(filled, tmp_path):
         text=True,
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_verify_states_what_is_authenticated(thermo, filled, tmp_path):
+    r = thermo("verify", filled)
+    assert r.code == 0 and "authenticity: NOT signed" in r.out
+    r = thermo("verify", filled, "--require-signed-head")
+    assert r.code == 3 and "--require-signed-head needs --pubkey" in r.err
+    key = tmp_path / "alice"
+    thermo("keygen", key)
+    pub = tmp_path / "alice.pub"
+    assert thermo("verify", filled, "--pubkey", pub, "--require-signed-head").code == 1
+    assert thermo("sign", filled, "--key", key).code == 0
+    r = thermo("verify", filled, "--pubkey", pub, "--require-signed-head", "--json")
+    doc = json.loads(r.out)
+    assert (
+        r.code == 0 and doc["authentication"]["status"] == "signed" and doc["authentication"]["head_signed"]
+    )
+    assert thermo("tick", filled).code == 0  # changes the layers after the signature
+    r = thermo("verify", filled, "--pubkey", pub)
+    assert r.code == 0 and "authenticity: signed by alice up to record" in r.out and "NOT covered" in r.out
+    r = thermo("verify", filled, "--pubkey", pub, "--require-signed-head")
+    assert r.code == 1 and "FIRST FAILURE [signed head]" in r.out

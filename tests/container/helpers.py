@@ -24,6 +24,7 @@ def sample_thermogram(entries: int = 20, *, seed: int = 0) -> Thermogram:
         thermal=ThermalConfig.fast_learner(),
         plasticity=PlasticityRule.bayesian(),
         policy=ConsolidationPolicy.manual(),
+        extras={"snn": {"neurons": 4, "weights": weights(16, seed), "nested": {"deep": [1, 2, {"x": True}]}}},
         meta=Metadata(
             created_at_ns=1_700_000_000_123_456_789,
             last_consolidation_ns=1_700_000_000_123_456_789,
@@ -49,7 +50,6 @@ def sample_thermogram(entries: int = 20, *, seed: int = 0) -> Thermogram:
             spec,
         )
     tg.layers[Layer.HOT]["empty"] = Entry("empty", b"", 0.25, 7, 1)
-    tg.extras["snn"] = {"neurons": 4, "weights": weights(16, seed), "nested": {"deep": [1, 2, {"x": True}]}}
     tg.create("delta/a", b"alpha", timestamp_ns=1_700_000_001_000_000_000)
     tg.update("delta/a", b"alpha2", strength=0.5, timestamp_ns=1_700_000_002_000_000_000)
     tg.create("delta/b", b"beta", timestamp_ns=1_700_000_003_000_000_000)

@@ -75,7 +75,8 @@ def thermograms(draw: st.DrawFn) -> Thermogram:
     for layer in Layer:
         for k in draw(st.lists(keys, max_size=6, unique=True)):
             tg.layers[layer][k] = draw(entries(k))
-    tg.extras = draw(st.dictionaries(st.text(max_size=6), cbor_values, max_size=3))
+    for key, value in draw(st.dictionaries(st.text(min_size=1, max_size=6), cbor_values, max_size=3)).items():
+        tg.set_extra(key, value)
     for i, k in enumerate(draw(st.lists(keys, max_size=5))):
         op = draw(st.sampled_from(["create", "update", "merge", "delete"]))
         if op == "delete":
@@ -111,7 +112,7 @@ def test_appends_round_trip(tg: Thermogram, values: list[bytes]) -> None:
         for i, v in enumerate(values):
             cur = store.load(path)
             cur.create(f"appended/{i}", v, timestamp_ns=10**18 + i)
-            cur.extras["count"] = i
+            cur.set_extra("count", i)
             assert store.commit(path, cur) == "append"
         back = store.load(path, layers="full", log="full")
         assert back.extras["count"] == len(values) - 1

@@ -78,3 +78,31 @@ def test_regenerating_gives_identical_bytes(tmp_path: Path) -> None:
     for name, (data, code, _op, _why) in TOOL.broken_vectors(VECTORS / "small.thermo").items():
         assert data == (VECTORS / "broken" / f"{name}.thermo").read_bytes(), name
         assert INDEX["broken"][name] == code
+
+
+def test_signed_vector_has_a_signed_head_under_the_test_key() -> None:
+    report = verify_file(VECTORS / "signed.thermo", pubkeys=[TOOL.test_pubkey()], require_signed_head=True)
+    assert report.ok, report.failure
+    assert report.authentication["status"] == "signed" and report.authentication["signers"] == ["alice"]
+    seed = (VECTORS / TOOL.TEST_KEY_FILE).read_text()
+    assert "TEST KEY" in seed and TOOL.TEST_KEY_SEED.hex() in seed
+
+
+@pytest.mark.parametrize(
+    "name",
+    sorted(
+        n
+        for n in INDEX["broken"]
+        if "plain_verify" in json.loads((VECTORS / "broken" / f"{n}.json").read_text())
+    ),
+)
+def test_broken_vector_plain_verify_outcome(name: str) -> None:
+    want = json.loads((VECTORS / "broken" / f"{name}.json").read_text())["plain_verify"]
+    keys = [TOOL.test_pubkey()] if want["test_key"] else []
+    report = verify_file(VECTORS / "broken" / f"{name}.thermo", pubkeys=keys)
+    assert report.ok == want["ok"] and report.authentication["status"] == want["authentication"]
+
+
+def test_config_tampered_vector_fails_the_meta_digest() -> None:
+    report = verify_file(VECTORS / "broken" / "config_tampered.thermo", pubkeys=[TOOL.test_pubkey()])
+    assert report.failure is not None and report.failure.check == "meta digest"

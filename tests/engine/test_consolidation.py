@@ -310,6 +310,6 @@ class TestAutoConsolidation:
         from thermo_cli.engine import DeltaCount
 
         tg.create("a", b"1")
-        tg.policy = ConsolidationPolicy((DeltaCount(2),), True, True)
+        tg.set_policy(ConsolidationPolicy((DeltaCount(2),), True, True))
         tg.create("b", b"2")
         assert tg.meta.total_consolidations == 1

@@ -63,7 +63,7 @@ def test_read_is_identical_before_and_after_consolidate(case):
                 observation_count=obs,
                 timestamp_ns=when,
             )
-    tg.policy = ConsolidationPolicy.preset(policy)
+    tg.set_policy(ConsolidationPolicy.preset(policy))
     before = {k: tg.read(k) for k in KEYS}
     visible = tg.keys()
     report = tg.consolidate()

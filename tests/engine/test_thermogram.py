@@ -359,3 +359,68 @@ class TestClock:
         tg.create("b", b"2")
         assert tg.meta.total_consolidations == 1
         assert tg.meta.last_consolidation_ns == T0 + 24 * 3600 * 10**9
+
+
+# --- behaviour-changing meta: logged, read-only from outside, bound at the next binding -------
+
+
+@pytest.mark.parametrize("attr", ["name", "id", "thermal", "plasticity", "policy", "extras"])
+def test_meta_fields_cannot_be_assigned(attr):
+    tg = Thermogram()
+    with pytest.raises(AttributeError, match=f"{attr}: read-only"):
+        setattr(tg, attr, getattr(tg, attr))
+
+
+def test_extras_are_a_read_only_view():
+    tg = Thermogram(extras={"a": 1})
+    with pytest.raises(TypeError):
+        tg.extras["b"] = 2  # type: ignore[index]
+    assert dict(tg.extras) == {"a": 1}
+
+
+def test_meta_changes_are_logged_events():
+    import dataclasses
+
+    from thermo_cli.config.maps import thermal_to_map
+    from thermo_cli.integrity.metadigest import value_digest
+
+    tg = Thermogram()
+    thermal = dataclasses.replace(tg.thermal, prune_threshold=0.5)
+    ev = tg.set_thermal(thermal)
+    assert (
+        ev.kind == "configure" and ev.fields == {"thermal": thermal_to_map(thermal)} and tg.thermal == thermal
+    )
+    assert tg.set_thermal(thermal) is None  # unchanged: nothing logged
+    assert tg.rename("n2").fields == {"name": "n2", "previous": "thermogram"} and tg.name == "n2"
+    ev = tg.set_extra("snn", {"w": b"\x00"})
+    assert ev.fields == {"key": "snn", "sha256": value_digest({"w": b"\x00"})}
+    assert tg.remove_extra("snn") == {"w": b"\x00"} and tg.records[-1].fields == {
+        "key": "snn",
+        "sha256": None,
+    }
+    assert [r.kind for r in tg.records] == ["configure", "rename", "extension", "extension"]
+
+
+def test_bind_state_binds_a_meta_change():
+    from thermo_cli.config.engine import ConsolidationPolicy
+
+    tg = Thermogram()
+    assert tg.bind_state() is None
+    tg.set_policy(ConsolidationPolicy.preset("manual"))
+    ev = tg.bind_state()
+    assert ev.fields["kinds"] == ["configure"] and ev.fields["meta_digest"] == tg.meta_digest()
+    assert tg.bind_state() is None
+    tg.meta.custom = {"x": 1}  # changed in place, no event: the digest still notices
+    assert tg.bind_state().fields["events"] == 0
+
+
+def test_suspending_auto_consolidation_changes_no_policy():
+    from thermo_cli.config.engine import ConsolidationPolicy, DeltaCount
+
+    tg = Thermogram(policy=ConsolidationPolicy((DeltaCount(2),), True, True))
+    with tg.auto_consolidation_suspended():
+        for i in range(3):
+            tg.create(f"k{i}", b"v")
+    assert tg.dirty_count == 3 and not tg.meta_unbound
+    tg.create("k9", b"v")
+    assert tg.dirty_count == 0

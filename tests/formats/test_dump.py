@@ -21,7 +21,8 @@ from thermo_cli.model import Entry, HashScheme, Layer, TensorSpec, Ternary
 def sample() -> Thermogram:
     """A thermogram with entries in all four layers, consolidated and dirty deltas, events."""
     policy = ConsolidationPolicy((DirtySize(10_000_000), TimePeriod(48), Manual()), False, True)
-    tg = Thermogram(name="sample", thermal=ThermalConfig.organic(), policy=policy)
+    extras = {"snn": {"weights": b"\x00\x01", "nan": float("nan"), "$odd": 1}}
+    tg = Thermogram(name="sample", thermal=ThermalConfig.organic(), policy=policy, extras=extras)
     tg.create("text", "héllo".encode(), source="test")
     tg.create("bin", bytes(range(10)), strength=0.5)
     tg.create("tern", b"\x01", ternary=Ternary.NEG, observation_count=3, custom={"why": ["x", 1.5]})
@@ -36,7 +37,6 @@ def sample() -> Thermogram:
     layers[Layer.COLD]["t"] = Entry("t", b"\x05", 1.0, 3_000, 99, None, packed)
     tg.reinforce("w", 0.1)
     tg.meta.custom = {"owner": "me", "n": [1, 2]}
-    tg.extras["snn"] = {"weights": b"\x00\x01", "nan": float("nan"), "$odd": 1}
     return tg
 
 

@@ -56,7 +56,7 @@ def base_thermogram(path: Path, *, entries: int, dirty: int, policy: str, seed: 
     tg.apply_many(parser.from_obj(i, _delta_line(10_000_000 + i, rng, entries)) for i in range(entries))
     tg.consolidate()
     tg.apply_many(parser.from_obj(i, _delta_line(20_000_000 + i, rng, entries)) for i in range(dirty))
-    tg.policy = ConsolidationPolicy.preset(policy)
+    tg.set_policy(ConsolidationPolicy.preset(policy))
     store.create(path, tg)
     return path
 

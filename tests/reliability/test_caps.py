@@ -28,7 +28,7 @@ from tests.reliability.crafting import Rebuild
 from tests.reliability.harness import ROOT, THERMO, child_env
 from thermo_cli import store
 from thermo_cli.codec import cbor
-from thermo_cli.config.limits import Limits
+from thermo_cli.config.limits import Limits, use_limits
 from thermo_cli.engine.thermogram import Thermogram
 from thermo_cli.errors import (
     CorruptError,
@@ -38,7 +38,7 @@ from thermo_cli.errors import (
     ThermoError,
     ValidationError,
 )
-from thermo_cli.formats.jsonl import DeltaParser, LineLimitError, iter_lines
+from thermo_cli.formats.jsonl import DeltaParser, LineLimitError, iter_lines, parse_text
 
 MiB = 1 << 20
 SMALL = (VECTORS / "small.thermo").read_bytes()
@@ -164,7 +164,7 @@ def _deep_custom(rb: Rebuild) -> None:
 
 
 CONTAINER_CASES: dict[str, tuple[Callable[[Rebuild], None], type[ThermoError], str]] = {
-    "meta block claims 1 TiB": (_meta_raw, LimitExceededError, "max_block_bytes"),
+    "meta block claims 1 TiB": (_meta_raw, LimitExceededError, "max_meta_bytes"),
     "index block claims 1 TiB": (_index_raw, LimitExceededError, "max_block_bytes"),
     "directory chunk claims 1 TiB": (_dir_raw, LimitExceededError, "max_chunk_bytes"),
     "directory chunk claims 2^40 entries": (_dir_count, LimitExceededError, "max_entries_per_chunk"),
@@ -481,3 +481,75 @@ def test_limit_max_line_bytes_sets_the_cap_and_the_flag_still_wins(tmp_path: Pat
     assert refused.code == 3 and "maximum of 64 bytes" in refused.err
     accepted = thermo("--limit", "max_line_bytes=64", "apply", path, src, "--max-line-bytes", "1024")
     assert accepted.code == 0, accepted.err
+
+
+# --- amplification: small files that decode to far more than their size -------------------
+
+AMPLIFICATION = {
+    "meta_2m_empty_maps": "max_cbor_items",
+    "meta_huge_bytes": "max_meta_bytes",
+    "index_too_many_items": "max_cbor_items",
+}
+
+
+@pytest.mark.parametrize("vector", sorted(AMPLIFICATION))
+@pytest.mark.parametrize("command", ["keys", "stats", "apply"])
+def test_amplification_vectors_fail_fast_through_the_cli(
+    vector: str, command: str, tmp_path: Path, thermo: Thermo
+) -> None:
+    path = tmp_path / "attack.thermo"
+    path.write_bytes((VECTORS / "broken" / f"{vector}.thermo").read_bytes())
+    before = path.read_bytes()
+    args: list[object] = [command, path]
+    run = thermo(*args, input='{"op": "delete", "key": "k"}\n' if command == "apply" else None)
+    assert run.code == 3, run
+    assert run.err.count("\n") == 1 and f"{AMPLIFICATION[vector]}=" in run.err, run.err
+    assert path.read_bytes() == before
+
+
+@pytest.mark.parametrize("vector", sorted(AMPLIFICATION))
+def test_amplification_vectors_fail_verify_naming_the_cap(vector: str, thermo: Thermo) -> None:
+    run = thermo("verify", "--json", VECTORS / "broken" / f"{vector}.thermo")
+    doc = orjson.loads(run.out)
+    assert run.code == 1 and doc["ok"] is False and AMPLIFICATION[vector] in run.out
+
+
+@pytest.mark.parametrize("vector", sorted(AMPLIFICATION))
+def test_amplification_vectors_are_refused_before_allocating(vector: str) -> None:
+    path = VECTORS / "broken" / f"{vector}.thermo"
+    raised, peak = peak_while(lambda: store.load(path, layers="full", log="full"))
+    assert isinstance(raised, LimitExceededError) and AMPLIFICATION[vector] in str(raised)
+    assert peak < ALLOCATION_BOUND, peak
+
+
+def test_raising_the_item_cap_reads_the_amplified_meta() -> None:
+    path = VECTORS / "broken" / "meta_2m_empty_maps.thermo"
+    tg = store.load(path, limits=Limits(max_cbor_items=2_100_000))
+    assert len(tg.meta.custom) == 2_000_000
+
+
+def test_torn_tail_search_stops_at_its_cap(tmp_path: Path) -> None:
+    path = tmp_path / "torn.thermo"
+    path.write_bytes(SMALL + bytes(3 * MiB))
+    assert store.load(path).name  # a torn tail within the cap is ignored
+    with pytest.raises(LimitExceededError, match="max_tail_scan_bytes=1048576"):
+        store.load(path, limits=Limits(max_tail_scan_bytes=MiB))
+
+
+def test_jsonl_line_of_empty_objects_is_refused_before_parsing() -> None:
+    line = b'{"op": "delete", "key": "k", "meta": [' + b",".join([b"{}"] * 5000) + b"]}\n"
+    raised, peak = peak_while(lambda: parse_text(line, limits=Limits(max_json_containers=1000)))
+    assert isinstance(raised, LineLimitError) and raised.line == 1, raised
+    assert "max_json_containers=1000" in str(raised) and peak < ALLOCATION_BOUND
+
+
+def test_legacy_file_of_empty_objects_is_refused_before_parsing() -> None:
+    from thermo_cli.formats.legacy import load_legacy
+
+    doc = _legacy_doc()
+    doc["padding"] = [{}] * 5000
+    data = orjson.dumps(doc)
+    with use_limits(Limits(max_json_containers=1000)):
+        raised, peak = peak_while(lambda: load_legacy(data))
+    assert isinstance(raised, LimitExceededError) and "max_json_containers=1000" in str(raised), raised
+    assert peak < ALLOCATION_BOUND

@@ -192,7 +192,8 @@ LIMIT_HELP = (
     "THERMO_LIMITS=NAME=SIZE,...), e.g. --limit max_value_bytes=8G. Caps: max_chunk_bytes, max_block_bytes, "
     "max_trailer_bytes, max_record_bytes, max_segment_bytes, max_value_bytes, "
     "max_entries_per_chunk, max_chunks, max_segments, max_streams, max_trailer_chain, "
-    "max_scan_candidates, max_legacy_bytes, max_line_bytes (JSONL lines, also --max-line-bytes), "
+    "max_scan_candidates, max_tail_scan_bytes, max_meta_bytes, max_cbor_items, max_json_containers, "
+    "max_legacy_bytes, max_line_bytes (JSONL lines, also --max-line-bytes), "
     "max_tensor_dims; lower only: max_key_bytes, max_meta_depth."
 )
 

@@ -94,6 +94,9 @@ def print_report(report: Any) -> None:
         lines.append(f"FIRST FAILURE [{f.check}]{at}: {f.reason}")
     for n in report.notes:
         lines.append(f"  note: {n}")
+    auth = getattr(report, "authentication", None)
+    if auth:
+        lines.append(f"authenticity: {auth['summary']}")
     lines.append("INTACT" if report.ok else "FAILED")
     typer.echo("\n".join(lines))
 
@@ -136,22 +139,38 @@ def verify(
         ),
     ] = None,
     deep: Annotated[bool, typer.Option("--deep", help="Decode every log record strictly (slower).")] = False,
+    require_signed_head: Annotated[
+        bool,
+        typer.Option(
+            "--require-signed-head",
+            help="Fail unless a --pubkey key signed a checkpoint covering the last record, layers and meta.",
+        ),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Check every hash, link, Merkle root, chunk digest, state digest and signature.
 
     Exit 0 when intact, 1 when a check fails (the report names the first failure), 3 when unreadable.
+    The report ends with what is authenticated: signed by whom up to which record, or not at all.
 
     Example: thermo verify memory.thermo --pubkey alice.pub --since cp-monday.txt
     """
     from thermo_cli.cli._common import progress
+    from thermo_cli.errors import ValidationError
     from thermo_cli.operations.audit.verify import verify_file
 
+    if require_signed_head and not pubkey:
+        raise ValidationError("--require-signed-head needs --pubkey: only a given key can authenticate")
     keys = _load_pubkeys(pubkey)
     size = file.stat().st_size if file.exists() else 0
     with progress("verify", size, min_total=64 << 20, unit="bytes") as bar:
         report = verify_file(
-            file, pubkeys=keys, since=since, deep=deep, progress=lambda _stage, n: bar.update(n)
+            file,
+            pubkeys=keys,
+            since=since,
+            deep=deep,
+            progress=lambda _stage, n: bar.update(n),
+            require_signed_head=require_signed_head,
         )
     _finish(report, as_json)
 

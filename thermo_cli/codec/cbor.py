@@ -6,6 +6,9 @@ bytewise order only while every map key is a text string, so :func:`encode` refu
 other key type. Decoding refuses indefinite lengths, duplicate keys, tags that decode to
 anything but plain data, and nesting deeper than a cap; :func:`decode_canonical` also
 re-encodes and compares, so two different byte strings can never claim the same content.
+Before cbor2 builds anything, a value long enough to hold more than ``max_cbor_items``
+items is counted by :mod:`thermo_cli.codec.cborscan`, so an amplification bomb (millions
+of one-byte empty maps) is refused in linear time without allocating.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from typing import Any
 
 import cbor2
 
+from thermo_cli.codec.cborscan import needs_scan, scan
+from thermo_cli.config.limits import current_limits
 from thermo_cli.errors import CorruptError, LimitExceededError
 
 MAX_DEPTH = 32
@@ -29,8 +34,21 @@ def encode(obj: Any) -> bytes:
     return cbor2.dumps(obj, canonical=True)
 
 
-def decode(data: bytes | memoryview, *, what: str = "CBOR item", max_depth: int = MAX_DEPTH) -> Any:
-    """Strict decode of exactly one item; raises CorruptError/LimitExceededError only."""
+def decode(
+    data: bytes | memoryview,
+    *,
+    what: str = "CBOR item",
+    max_depth: int = MAX_DEPTH,
+    max_items: int | None = None,
+) -> Any:
+    """Strict decode of exactly one item; raises CorruptError/LimitExceededError only.
+
+    ``max_items`` (default: the current ``max_cbor_items``) bounds the number of items;
+    it is enforced before decoding, so refusing costs a scan of the heads, not the objects.
+    """
+    cap = current_limits().max_cbor_items if max_items is None else max_items
+    if needs_scan(len(data), cap):
+        scan(data, max_items=cap, max_depth=max_depth, what=what)
     try:
         obj = cbor2.loads(
             bytes(data),
@@ -50,9 +68,11 @@ def decode(data: bytes | memoryview, *, what: str = "CBOR item", max_depth: int 
     return obj
 
 
-def decode_canonical(data: bytes | memoryview, *, what: str = "CBOR item") -> Any:
+def decode_canonical(
+    data: bytes | memoryview, *, what: str = "CBOR item", max_items: int | None = None
+) -> Any:
     """Decode and insist that the bytes are exactly the deterministic encoding."""
-    obj = decode(data, what=what)
+    obj = decode(data, what=what, max_items=max_items)
     if cbor2.dumps(obj, canonical=True) != bytes(data):
         raise CorruptError(f"{what}: not in deterministic CBOR encoding (RFC 8949 §4.2)")
     return obj

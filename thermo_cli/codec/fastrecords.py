@@ -22,6 +22,8 @@ from typing import Any
 import cbor2
 
 from thermo_cli.codec import cbor, records
+from thermo_cli.codec.cborscan import needs_scan, scan
+from thermo_cli.config.limits import current_limits
 from thermo_cli.model import Delta, DeltaType, HashScheme, LogRecord, Ternary
 
 _sha256 = hashlib.sha256
@@ -137,7 +139,7 @@ _OPS = {t.label: t for t in DeltaType}
 _TERNARY = {-1: Ternary.NEG, 0: Ternary.ZERO, 1: Ternary.POS}
 
 
-def decode_log_record(data: bytes, index: int) -> LogRecord:
+def decode_log_record(data: bytes, index: int, max_items: int | None = None) -> LogRecord:
     """One stored record, decoded as strictly as :func:`thermo_cli.codec.records.decode_record`.
 
     Loading a file decodes every uncommitted record, and ``thermo apply`` loads on every
@@ -147,8 +149,12 @@ def decode_log_record(data: bytes, index: int) -> LogRecord:
     stored bytes. Equal bytes prove the record is canonical CBOR of exactly these fields
     (what ``decode_canonical`` proves by a slower re-encode through cbor2), so the result
     is the same. Anything else, or anything odd, goes through ``decode_record``, which
-    also words the error.
+    also words the error. A record longer than ``max_items`` (default: the current
+    ``max_cbor_items``) bytes is counted first, before either decoder builds anything.
     """
+    cap = current_limits().max_cbor_items if max_items is None else max_items
+    if needs_scan(len(data), cap):
+        scan(data, max_items=cap, what=f"log record {index}")
     try:
         m = cbor2.loads(
             data, max_depth=4, allow_indefinite=False, allow_duplicate_keys=False, strict_hashable_types=True
@@ -167,7 +173,7 @@ def decode_log_record(data: bytes, index: int) -> LogRecord:
             d.encoded = data
             d.hash = _sha256(data).hexdigest()
             return d
-    return records.decode_record(data, what=f"log record {index}")
+    return records.decode_record(data, what=f"log record {index}", max_items=cap)
 
 
 def _encodes_to(d: Delta, data: bytes) -> bool:

@@ -221,7 +221,9 @@ def _delta_from(m: dict[str, Any], what: str, legacy: bool) -> Delta:
     )
 
 
-def decode_record(data: bytes, *, what: str = "log record", canonical: bool = True) -> LogRecord:
+def decode_record(
+    data: bytes, *, what: str = "log record", canonical: bool = True, max_items: int | None = None
+) -> LogRecord:
     """Bytes of one stored record → Delta or Event, with ``encoded`` and ``hash`` set.
 
     Unknown extra fields (written by a newer minor version) are ignored but, being part
@@ -229,7 +231,11 @@ def decode_record(data: bytes, *, what: str = "log record", canonical: bool = Tr
     non-deterministic bytes; verification of trusted-length logs may skip it for speed
     because the hash is over the stored bytes either way.
     """
-    m = cbor.decode_canonical(data, what=what) if canonical else cbor.decode(data, what=what)
+    m = (
+        cbor.decode_canonical(data, what=what, max_items=max_items)
+        if canonical
+        else cbor.decode(data, what=what, max_items=max_items)
+    )
     if not isinstance(m, dict):
         raise CorruptError(f"{what}: record must be a map")
     kind = _get(m, "t", str, what)

@@ -49,7 +49,15 @@ class Limits:
     max_chunk_bytes: int = 4 * MiB
     """Uncompressed size of one layer chunk (directory or data). The format's own bound."""
     max_block_bytes: int = 256 * MiB
-    """Uncompressed size of a meta, index or log-table block."""
+    """Uncompressed size of an index or log-table block."""
+    max_meta_bytes: int = 64 * MiB
+    """Uncompressed size of the meta block, checked before decompressing. Every reader
+    decodes meta on open, so it gets a cap of its own: the largest state kept there, a
+    spiking network of 1000 neurons x 4096 float32 dims, is 16 MB, 22 MB as base64."""
+    max_cbor_items: int = 1_000_000
+    """CBOR items (heads, map keys included) in one decoded block, trailer, chunk or
+    record, counted before decoding: each costs 50-100 bytes once built, whatever its
+    encoded size (an empty map is one byte), so this bounds a decode at about 100 MB."""
     max_trailer_bytes: int = 16 * MiB
     """Size of one trailer."""
     max_record_bytes: int = 256 * MiB
@@ -70,8 +78,14 @@ class Limits:
     """Trailers followed backwards while gathering the log."""
     max_scan_candidates: int = 100_000
     """End-magic occurrences examined while searching backwards past a torn tail."""
+    max_tail_scan_bytes: int = 1 * GiB
+    """Bytes searched backwards from the end of a file for the last valid commit: a torn
+    append is at most one append long, and the search reads every byte it passes."""
     max_legacy_bytes: int = 2 * GiB
     """Size of a legacy (Rust crate) JSON save file, which is parsed whole."""
+    max_json_containers: int = 4_000_000
+    """Objects and arrays in one legacy JSON file or one JSONL line, counted on the bytes
+    before parsing: ``{}`` is 2 bytes of text and a 64-byte dict once parsed."""
     max_line_bytes: int = 64 * MiB
     """Longest JSONL line (``--max-line-bytes``): raise it for huge tensors."""
     max_key_bytes: int = MAX_KEY_BYTES

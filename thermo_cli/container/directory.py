@@ -205,9 +205,15 @@ class DirData:
         return out
 
 
-def decode_chunk(raw: bytes | memoryview, d: DirChunk, streams: list[Stream], what: str) -> DirData:
-    """Decode a decompressed directory chunk and check it against its index row."""
-    m = as_map(cbor.decode_canonical(raw, what=what), what)
+def decode_chunk(
+    raw: bytes | memoryview, d: DirChunk, streams: list[Stream], what: str, max_items: int | None = None
+) -> DirData:
+    """Decode a decompressed directory chunk and check it against its index row.
+
+    ``max_items`` (``max_cbor_items``) is counted before decoding only for chunks longer
+    than it, which the writer's 64 KiB chunks never are: the lookup path pays nothing.
+    """
+    m = as_map(cbor.decode_canonical(raw, what=what, max_items=max_items), what)
     keys = as_list(field_of(m, "keys", what), f"{what}.keys")
     n = len(keys)
     if n != d.count:

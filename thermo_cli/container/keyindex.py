@@ -1,4 +1,4 @@
-"""Per-commit key index of the uncommitted deltas, so a read decodes one record (spec §9.6).
+"""Per-commit key index of the uncommitted deltas, so a read decodes one record (spec §9.7).
 
 Reading a key must find its newest delta after the consolidation point; decoding every
 record of the tail for that (events included) made a read cost the tail. Each commit that

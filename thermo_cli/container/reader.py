@@ -353,6 +353,12 @@ class Reader:
         hi = end - 1  # exclude a footer ending exactly at ``end`` (already tried)
         tried = 0
         while hi > PREFIX_SIZE:
+            check_cap(
+                end - hi,
+                self.limits.max_tail_scan_bytes,
+                "max_tail_scan_bytes",
+                f"{self.path}: bytes searched back from the end for the last commit",
+            )
             lo = max(PREFIX_SIZE, hi - _SCAN_WINDOW)
             window = self.pread(lo, hi - lo)
             pos = len(window)
@@ -382,8 +388,9 @@ class Reader:
     @_names_file
     def meta_map(self) -> dict[str, Any]:
         if self._meta is None:
-            raw = self.read_block(self.trailer.meta, "meta block")
-            self._meta = cbor.decode_canonical(raw, what="meta block")
+            lim = self.limits
+            raw = self.read_block(self.trailer.meta, "meta block", lim.max_meta_bytes, "max_meta_bytes")
+            self._meta = cbor.decode_canonical(raw, what="meta block", max_items=self.limits.max_cbor_items)
             self.meta_raw_sha = hashlib.sha256(raw).digest()
         return self._meta
 
@@ -396,7 +403,7 @@ class Reader:
     def index(self) -> dict[Layer, LayerIndex]:
         if self._index is None:
             raw = self.read_block(self.trailer.index, "index block")
-            m = cbor.decode_canonical(raw, what="index block")
+            m = cbor.decode_canonical(raw, what="index block", max_items=self.limits.max_cbor_items)
             self._index = index_from_map(m, PREFIX_SIZE, self.trailer.off, self.limits)
             self._garbage = garbage_from_map(m)
         return self._index
@@ -425,7 +432,7 @@ class Reader:
             cap_name="max_chunk_bytes",
             what=what,
         )
-        return decode_chunk(raw, d, li.streams, what)
+        return decode_chunk(raw, d, li.streams, what, self.limits.max_cbor_items)
 
     @_names_file
     def data_chunk(self, layer: Layer, s: int, i: int, out: memoryview | None = None) -> bytes | memoryview:
@@ -481,7 +488,7 @@ class Reader:
         """Segments listed by a log table block, and the table before it."""
         raw = self.read_block(ref, "log table")
         what = f"log table at {ref.off}"
-        m = as_map(cbor.decode_canonical(raw, what=what), what)
+        m = as_map(cbor.decode_canonical(raw, what=what, max_items=self.limits.max_cbor_items), what)
         rows = as_list(field_of(m, "segments", what), f"{what}.segments")
         check_cap(len(rows), self.limits.max_segments, "max_segments", what)
         prev = field_of(m, "prev", what)
@@ -571,7 +578,7 @@ class Reader:
 
     @_names_file
     def key_index(self, ref: BlockRef) -> KeyIndex:
-        """A key index block (§9.6), digest-checked and decoded."""
+        """A key index block (§9.7), digest-checked and decoded."""
         raw = self.read_block(ref, "key index")
         what = f"key index at {ref.off}"
         return key_index_from_map(
@@ -606,7 +613,7 @@ class Reader:
     def iter_records(self, start: int = 0) -> Iterator[LogRecord]:
         """Decoded records from index ``start`` on, strictly (see :func:`decode_log_record`)."""
         for raw in self.iter_raw_records(start):
-            yield decode_log_record(raw.data, raw.index)
+            yield decode_log_record(raw.data, raw.index, self.limits.max_cbor_items)
 
     # --- chunk inventory (for verification and copying) ---------------------------------
 

@@ -46,7 +46,7 @@ class Trailer:
     body_sha256: bytes | None = None
     """SHA-256 of the bytes between the commit header and this trailer (format 2.1)."""
     keys: BlockRef | None = None
-    """The newest key index block of the uncommitted deltas (optional ``log.keys``, §9.6)."""
+    """The newest key index block of the uncommitted deltas (optional ``log.keys``, §9.7)."""
     # where this trailer itself lies (not encoded)
     off: int = 0
     len: int = 0
@@ -104,7 +104,7 @@ class Trailer:
 def trailer_from_bytes(data: bytes, off: int, sha: bytes, limits: Limits, commit_sha: bytes = b"") -> Trailer:
     """Decode and check a trailer found at ``off`` (its referenced blocks lie before it)."""
     what = f"trailer at {off}"
-    m = as_map(cbor.decode_canonical(data, what=what), what)
+    m = as_map(cbor.decode_canonical(data, what=what, max_items=limits.max_cbor_items), what)
     lo, hi = PREFIX_SIZE, off
 
     def ref(v: Any, name: str) -> BlockRef | None:

@@ -503,7 +503,7 @@ def write_full(
     if segs:
         table_ref = write_block(sink, {"prev": None, "segments": [s.to_row() for s in segs]})[0]
     keys_ref = None
-    if tg.dirty_start < tg.log_length:  # one block over the whole tail (§9.6)
+    if tg.dirty_start < tg.log_length:  # one block over the whole tail (§9.7)
         tail = tg.records[tg.dirty_start - tg.log_base :]
         keys_ref = write_block(sink, block_map(newest_deltas(tail, tg.dirty_start), tg.dirty_start, None))[0]
     t = Trailer(
@@ -527,7 +527,7 @@ def write_full(
 
 
 def _append_key_index(sink: Sink, tg: Any, old: Trailer, new: list[LogRecord]) -> BlockRef | None:
-    """The key index an append's trailer names (§9.6): none once every record is history;
+    """The key index an append's trailer names (§9.7): none once every record is history;
     the previous one when no record is added; else a block over the new records, linked to
     the previous block while that one still covers uncommitted records."""
     if tg.dirty_start >= tg.log_length:

@@ -36,6 +36,7 @@ up; after editing records *in place*, call :meth:`Thermogram.reindex`.
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import re
 from collections.abc import Iterable, Iterator, MutableMapping
@@ -46,14 +47,24 @@ from typing import Any
 from thermo_cli.codec import records as _records
 from thermo_cli.config.clock import Clock, current_clock
 from thermo_cli.config.engine import ConsolidationPolicy, PlasticityRule, ThermalConfig
+from thermo_cli.config.maps import plasticity_to_map, policy_to_map, thermal_to_map
 from thermo_cli.engine import chain, transitions
 from thermo_cli.engine.chain import ChainCheck
 from thermo_cli.engine.consolidation import ConsolidationReport, fold, prune_hot
+from thermo_cli.engine.readonly import ReadOnlyMap, SetOnce
 from thermo_cli.engine.transitions import TransitionReport
 from thermo_cli.errors import ChainError, NotFoundError, ValidationError
 from thermo_cli.integrity import merkle
 from thermo_cli.integrity.digest import StateDigester
-from thermo_cli.integrity.state import BIND_KIND, NON_LAYER_KINDS, is_binding
+from thermo_cli.integrity.metadigest import meta_digest, value_digest
+from thermo_cli.integrity.state import (
+    BIND_KIND,
+    CONFIGURE_KIND,
+    EXTENSION_KIND,
+    NON_LAYER_KINDS,
+    RENAME_KIND,
+    is_binding,
+)
 from thermo_cli.model import (
     MAX_KEY_BYTES,
     Delta,
@@ -152,13 +163,24 @@ class CrystallizationResult:
     merged: int = 0
 
 
+_NAME: SetOnce[str] = SetOnce(lambda: "thermogram", "rename()")
+_ID: SetOnce[str] = SetOnce(new_id, "a new thermogram (the id never changes)")
+_THERMAL: SetOnce[ThermalConfig] = SetOnce(ThermalConfig, "set_thermal()")
+_PLASTICITY: SetOnce[PlasticityRule] = SetOnce(PlasticityRule, "set_plasticity()")
+_POLICY: SetOnce[ConsolidationPolicy] = SetOnce(ConsolidationPolicy, "set_policy()")
+_EXTRAS = ReadOnlyMap(dict, "set_extra() / remove_extra()")
+"""Field descriptors (:mod:`thermo_cli.engine.readonly`): settable by ``__init__`` only."""
+
+
 @dataclass(eq=False)
 class Thermogram:
-    name: str = "thermogram"
-    id: str = field(default_factory=new_id)
-    thermal: ThermalConfig = field(default_factory=ThermalConfig)
-    plasticity: PlasticityRule = field(default_factory=PlasticityRule)
-    policy: ConsolidationPolicy = field(default_factory=ConsolidationPolicy)
+    # name, id, configuration and extension state: set once here, then only by the methods
+    # that log the change (rename, set_thermal, set_plasticity, set_policy, set_extra)
+    name: SetOnce[str] = _NAME
+    id: SetOnce[str] = _ID
+    thermal: SetOnce[ThermalConfig] = _THERMAL
+    plasticity: SetOnce[PlasticityRule] = _PLASTICITY
+    policy: SetOnce[ConsolidationPolicy] = _POLICY
     meta: Metadata = field(default_factory=_unstamped_meta)
     layers: dict[Layer, MutableMapping[str, Entry]] = field(default_factory=_empty_layers)
     records: list[LogRecord] = field(default_factory=list)
@@ -167,7 +189,7 @@ class Thermogram:
     dirty_start: int = 0
     persisted: int = 0
     layers_modified: bool = False
-    extras: dict[str, Any] = field(default_factory=dict)
+    extras: ReadOnlyMap = _EXTRAS
     log_range: merkle.CompactRange | None = None
     clock: Clock | None = field(default=None, repr=False)
     """Where this thermogram reads the time; None: the context's clock at each read."""
@@ -187,11 +209,18 @@ class Thermogram:
     _digester: StateDigester = field(default_factory=StateDigester, init=False, repr=False)
     _unbound: dict[str, int] = field(default_factory=dict, init=False, repr=False)
     """Kind → count of the layer-changing events appended since the last state binding."""
+    _meta_events: dict[str, int] = field(default_factory=dict, init=False, repr=False)
+    """Kind → count of the meta-changing events appended since the last state binding."""
+    _auto_suspended: int = field(default=0, init=False, repr=False)
+    _meta_bound: bytes = field(default=b"", init=False, repr=False)
+    """The meta digest as of the last binding (or as constructed/loaded): a commit whose
+    meta digest differs ends with a binding record."""
 
     def __post_init__(self) -> None:
         if self.meta is _UNSTAMPED:
             t = self.now_ns()
             self.meta = Metadata(created_at_ns=t, last_consolidation_ns=t)
+        self._meta_bound = self.meta_digest()
 
     def now_ns(self) -> int:
         """The current time by this thermogram's clock: every stamp it writes comes from here."""
@@ -324,8 +353,9 @@ class Thermogram:
         fields = dict(fields or {})
         if bind:
             fields.update(self._binding(self._log_point()))
-        elif is_binding(fields):
-            self._unbound.clear()  # the caller bound the state itself (e.g. ``thermo checkpoint``)
+        elif is_binding(fields):  # the caller bound the state itself (e.g. ``thermo checkpoint``)
+            fields.setdefault("meta_digest", self.meta_digest())
+            self._bound_now(fields["meta_digest"])
         elif kind not in NON_LAYER_KINDS:
             self._unbound[kind] = self._unbound.get(kind, 0) + 1
         return self._append_event(kind, self.now_ns() if timestamp_ns is None else timestamp_ns, fields)
@@ -345,9 +375,10 @@ class Thermogram:
         (``store.commit`` and ``store.create`` make it), so a run of operations costs one
         pass over the entries, not one each.
         """
-        if not self._unbound:
+        if not self._unbound and not self.meta_unbound:
             return None
-        fields: dict[str, Any] = {"events": sum(self._unbound.values()), "kinds": sorted(self._unbound)}
+        changes = {**self._unbound, **self._meta_events}
+        fields: dict[str, Any] = {"events": sum(changes.values()), "kinds": sorted(changes)}
         fields.update(self._binding(self._log_point()))
         return self._append_event(BIND_KIND, self.now_ns(), fields)
 
@@ -367,11 +398,35 @@ class Thermogram:
 
     def _binding(self, point: tuple[int, bytes]) -> dict[str, Any]:
         size, root = point
-        binding = {"log_size": size, "log_root": root, "state_digest": self.state_digest()}
-        self._unbound.clear()
+        meta = self.meta_digest()
+        binding = {
+            "log_size": size,
+            "log_root": root,
+            "state_digest": self.state_digest(),
+            "meta_digest": meta,
+        }
+        self._bound_now(meta)
         return binding
 
+    def _bound_now(self, meta: bytes) -> None:
+        """A binding record was appended: nothing is pending any more."""
+        self._unbound.clear()
+        self._meta_events.clear()
+        self._meta_bound = meta
+
+    @contextlib.contextmanager
+    def auto_consolidation_suspended(self) -> Iterator[None]:
+        """Apply deltas without auto-consolidating for the length of the block (a batch
+        that consolidates once at its end); the policy itself is unchanged and not logged."""
+        self._auto_suspended += 1
+        try:
+            yield
+        finally:
+            self._auto_suspended -= 1
+
     def _auto_consolidate(self) -> None:
+        if self._auto_suspended:
+            return
         policy = self.policy
         if policy is not self._trigger_policy:
             self._triggers = policy.thresholds()
@@ -816,11 +871,88 @@ class Thermogram:
         """Say that a layer mapping was changed in place, so a commit cannot just append."""
         self.layers_modified = True
 
-    def set_policy(self, policy: ConsolidationPolicy) -> None:
-        """Use ``policy`` for auto-consolidation from now on (and store it with the meta)."""
+    def set_policy(self, policy: ConsolidationPolicy) -> Event | None:
+        """Use ``policy`` for auto-consolidation from now on; logs a ``configure`` event
+        (None when it equals the current policy, then nothing is logged)."""
         if not isinstance(policy, ConsolidationPolicy):
             raise ValidationError(f"policy: expected a ConsolidationPolicy, got {type(policy).__name__}")
-        self.policy = policy
+        return self._configure("policy", policy, policy_to_map(policy), policy_to_map(self.policy))
+
+    def set_thermal(self, thermal: ThermalConfig) -> Event | None:
+        """Use ``thermal`` (decay, promotion, demotion, pruning) from now on; logs ``configure``."""
+        if not isinstance(thermal, ThermalConfig):
+            raise ValidationError(f"thermal: expected a ThermalConfig, got {type(thermal).__name__}")
+        return self._configure("thermal", thermal, thermal_to_map(thermal), thermal_to_map(self.thermal))
+
+    def set_plasticity(self, plasticity: PlasticityRule) -> Event | None:
+        """Use ``plasticity`` when folding deltas from now on; logs ``configure``."""
+        if not isinstance(plasticity, PlasticityRule):
+            raise ValidationError(f"plasticity: expected a PlasticityRule, got {type(plasticity).__name__}")
+        new, old = plasticity_to_map(plasticity), plasticity_to_map(self.plasticity)
+        return self._configure("plasticity", plasticity, new, old)
+
+    def _configure(self, attr: str, value: Any, new: dict[str, Any], old: dict[str, Any]) -> Event | None:
+        """Set a configuration and log it with its new map, so the log says what the
+        thermogram was told to do and the meta digest of the next binding covers it."""
+        if new == old:
+            return None
+        self.__dict__["_" + attr] = value
+        return self._meta_event(CONFIGURE_KIND, {attr: new})
+
+    def rename(self, name: str) -> Event | None:
+        """Give the thermogram a new name; logs ``rename`` (None if the name is the same)."""
+        if not isinstance(name, str) or not name:
+            raise ValidationError(f"name: expected non-empty text, got {name!r}")
+        previous = self.name
+        if name == previous:
+            return None
+        self.__dict__["_name"] = name
+        return self._meta_event(RENAME_KIND, {"name": name, "previous": previous})
+
+    def set_extra(self, key: str, value: Any) -> Event:
+        """Store extension state (e.g. the spiking network under ``"snn"``); logs
+        ``extension`` with the SHA-256 of the value's CBOR, not the value, which may be large."""
+        if not isinstance(key, str) or not key:
+            raise ValidationError(f"key: expected non-empty text, got {key!r}")
+        digest = value_digest(value)  # refuses what the meta block could not store, before any change
+        self.__dict__["_extras"][key] = value
+        return self._meta_event(EXTENSION_KIND, {"key": key, "sha256": digest})
+
+    def remove_extra(self, key: str, *, log: bool = True) -> Any:
+        """Remove and return extension state ``key`` (None if absent). ``log=False`` is for
+        loader state that never reached a container (a crate file's ``"legacy"`` info,
+        which the ``migrate`` event records itself)."""
+        extras = self.__dict__["_extras"]
+        if key not in extras:
+            return None
+        value = extras.pop(key)
+        if log:
+            self._meta_event(EXTENSION_KIND, {"key": key, "sha256": None})
+        return value
+
+    def _meta_event(self, kind: str, fields: dict[str, Any]) -> Event:
+        self._meta_events[kind] = self._meta_events.get(kind, 0) + 1
+        return self._append_event(kind, self.now_ns(), fields)
+
+    def meta_digest(self) -> bytes:
+        """The meta digest of the current name, id, configuration, custom metadata and
+        extension state (:func:`thermo_cli.integrity.metadigest.meta_digest`)."""
+        return meta_digest(
+            {
+                "name": self.name,
+                "id": self.id,
+                "thermal": thermal_to_map(self.thermal),
+                "plasticity": plasticity_to_map(self.plasticity),
+                "policy": policy_to_map(self.policy),
+                "meta": {"custom": self.meta.custom},
+                "extras": self.__dict__["_extras"],
+            }
+        )
+
+    @property
+    def meta_unbound(self) -> bool:
+        """The bound meta changed since the last binding record (or since loading)."""
+        return bool(self._meta_events) or self.meta_digest() != self._meta_bound
 
     def restore_log(self, records: list[LogRecord], *, dirty_start: int) -> None:
         """Adopt a complete, already sealed log (a dump being imported) into an empty thermogram.

@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import base64
 import math
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import IO, Any
 
 import orjson
@@ -78,7 +78,7 @@ def to_tagged(value: Any) -> Any:
         return {"$float": "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")}
     if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**64:
         return {"$int": str(value)}
-    if isinstance(value, dict):
+    if isinstance(value, Mapping):  # a thermogram's extras are a read-only view
         body = {k: to_tagged(v) for k, v in value.items()}
         if len(body) == 1 and next(iter(body)).startswith("$"):
             return {"$map": body}

@@ -60,6 +60,7 @@ from typing import IO, Any
 
 import orjson
 
+from thermo_cli.codec.jsonscan import check_json_containers
 from thermo_cli.codec.timestamps import TimestampError, format_z, parse_rfc3339_i64
 from thermo_cli.config.clock import Clock, current_clock
 from thermo_cli.config.limits import DEFAULT_LIMITS, Limits, current_limits
@@ -189,6 +190,15 @@ def load_line(lineno: int, line: bytes | str) -> Any:
         return orjson.loads(line)
     except orjson.JSONDecodeError as exc:
         raise LineError(lineno, f"invalid JSON ({_json_reason(exc)})") from None
+
+
+def _check_containers(lineno: int, line: bytes | str, cap: int) -> None:
+    """Refuse a line holding more than ``cap`` objects and arrays before orjson builds them."""
+    data = line.encode("utf-8") if isinstance(line, str) else bytes(line)
+    try:
+        check_json_containers(data, cap, "this line")
+    except LimitExceededError as exc:
+        raise LineLimitError(lineno, str(exc)) from None
 
 
 def _json_reason(exc: Exception) -> str:
@@ -739,7 +749,10 @@ def iter_deltas(
     parser = DeltaParser(source=source, limits=limits)
     loads = orjson.loads
     build = parser.from_obj
+    containers = limits.max_json_containers
     for lineno, line in iter_lines(stream, max_line_bytes=limits.max_line_bytes):
+        if len(line) > containers:  # a line of n bytes holds at most n objects and arrays
+            _check_containers(lineno, line, containers)
         try:
             obj = loads(line)
         except orjson.JSONDecodeError as exc:

@@ -1,8 +1,9 @@
 """C2SP signed notes and tlog checkpoints: the text an auditor keeps and verifies.
 
 A checkpoint (C2SP tlog-checkpoint) is a note body of an origin line, the log size in
-decimal, the base64 log root, and optional extension lines; thermo adds one extension,
-``state-digest <base64>``, so the signed text also commits to the layer state. A signed
+decimal, the base64 log root, and optional extension lines; thermo adds two extensions,
+``state-digest <base64>`` and ``meta-digest <base64>``, so the signed text also commits to
+the layer state and to the configuration (:mod:`thermo_cli.integrity.metadigest`). A signed
 note (C2SP signed-note) is that body, a blank line, then one line per signature::
 
     — <name> <base64(key ID || signature)>
@@ -30,6 +31,7 @@ SIG_PREFIX = "\u2014 "
 
 ED25519_TYPE = 0x01
 STATE_EXTENSION = "state-digest"
+META_EXTENSION = "meta-digest"
 MAX_SIGNATURES = 100
 MAX_NOTE_BYTES = 1 << 20
 
@@ -101,11 +103,14 @@ class Checkpoint:
     root: bytes
     state_digest: bytes | None = None
     extensions: tuple[str, ...] = ()
+    meta_digest: bytes | None = None
 
     def body(self) -> str:
         lines = [self.origin, str(self.size), base64.b64encode(self.root).decode("ascii")]
         if self.state_digest is not None:
             lines.append(f"{STATE_EXTENSION} {base64.b64encode(self.state_digest).decode('ascii')}")
+        if self.meta_digest is not None:
+            lines.append(f"{META_EXTENSION} {base64.b64encode(self.meta_digest).decode('ascii')}")
         lines.extend(self.extensions)
         return "\n".join(lines) + "\n"
 
@@ -128,22 +133,36 @@ def parse_checkpoint(body: str) -> Checkpoint:
         raise CorruptError("checkpoint: root hash is not base64") from None
     if len(root) != 32:
         raise CorruptError(f"checkpoint: root hash must be 32 bytes, got {len(root)}")
-    digest = None
+    digests: dict[str, bytes] = {}
     extensions = []
     for line in rest:
         if not line:
             raise CorruptError("checkpoint: empty extension line")
         name, _, value = line.partition(" ")
-        if name == STATE_EXTENSION and digest is None:
-            try:
-                digest = base64.b64decode(value, validate=True)
-            except binascii.Error:
-                raise CorruptError("checkpoint: state digest is not base64") from None
-            if len(digest) != 32:
-                raise CorruptError("checkpoint: state digest must be 32 bytes")
+        if name in (STATE_EXTENSION, META_EXTENSION) and name not in digests:
+            digests[name] = _digest_line(name, value)
         else:
             extensions.append(line)
-    return Checkpoint(origin, int(size_text), root, digest, tuple(extensions))
+    return Checkpoint(
+        origin,
+        int(size_text),
+        root,
+        digests.get(STATE_EXTENSION),
+        tuple(extensions),
+        digests.get(META_EXTENSION),
+    )
+
+
+def _digest_line(name: str, value: str) -> bytes:
+    """The 32 bytes of a ``state-digest`` / ``meta-digest`` extension line's base64."""
+    what = name.replace("-", " ")
+    try:
+        digest = base64.b64decode(value, validate=True)
+    except binascii.Error:
+        raise CorruptError(f"checkpoint: {what} is not base64") from None
+    if len(digest) != 32:
+        raise CorruptError(f"checkpoint: {what} must be 32 bytes")
+    return digest
 
 
 # --- signed notes -----------------------------------------------------------------------------

@@ -40,6 +40,10 @@ class VerifyReport:
     torn_tail_bytes: int = 0
     details: dict[str, Any] = field(default_factory=dict)
     """Machine-readable extras of a check (e.g. a consistency proof), JSON-ready."""
+    authentication: dict[str, Any] | None = None
+    """What the signatures authenticate: ``status`` (signed, partially-signed, unsigned,
+    signatures-unverified), ``signers``, ``signed_records``, ``total_records``,
+    ``head_signed``, ``summary`` (one line); None where no verifier states it."""
 
     @property
     def ok(self) -> bool:

@@ -39,9 +39,19 @@ Layers = Mapping[Layer, Mapping[str, Entry]]
 BIND_KIND = "bind"
 """Kind of the event that binds the layer state at a commit after engine layer changes
 (:meth:`thermo_cli.engine.thermogram.Thermogram.bind_state`)."""
-NON_LAYER_KINDS = frozenset({"checkpoint", "signature"})
+CONFIGURE_KIND = "configure"
+"""Event of a configuration change: ``thermal``, ``plasticity`` and/or ``policy`` fields
+hold the new maps (config/maps.py encoding, as in the meta block)."""
+RENAME_KIND = "rename"
+"""Event of a name change: fields ``name`` (new) and ``previous``."""
+EXTENSION_KIND = "extension"
+"""Event of an extension-state change: fields ``key`` and ``sha256`` (SHA-256 of the new
+value's deterministic CBOR; null when the key was removed)."""
+META_KINDS = frozenset({CONFIGURE_KIND, RENAME_KIND, EXTENSION_KIND})
+"""Event kinds that change the bound meta (spec §9.2.2), never the layers."""
+NON_LAYER_KINDS = frozenset({"checkpoint", "signature"}) | META_KINDS
 """Event kinds that never change the layers; any other event may, and must be followed by
-a binding record before its commit ends."""
+a binding record before its commit ends (so must a meta change)."""
 
 
 def is_binding(fields: Mapping[str, Any]) -> bool:

@@ -148,18 +148,13 @@ class _Parsed:
 
 @contextlib.contextmanager
 def _policy_suspended(tg: Thermogram, suspend: bool) -> Iterator[None]:
-    """Swap in a manual policy (same pruning/merging switches) for the length of the block."""
+    """No auto-consolidation for the length of the block (the stored policy is unchanged,
+    so nothing is logged)."""
     if not suspend:
         yield
         return
-    from thermo_cli.config.engine import ConsolidationPolicy, Manual
-
-    policy = tg.policy
-    tg.set_policy(ConsolidationPolicy((Manual(),), policy.enable_pruning, policy.enable_merging))
-    try:
+    with tg.auto_consolidation_suspended():
         yield
-    finally:
-        tg.set_policy(policy)
 
 
 def _refuse_export_line(lineno: int, line: bytes) -> None:

@@ -367,7 +367,7 @@ def _pack_to_thermo(
     if sf is not None:
         from thermo_cli.operations.safetensors.importer import EXTRAS_KEY, provenance
 
-        tg.extras[EXTRAS_KEY] = provenance([sf])
+        tg.set_extra(EXTRAS_KEY, provenance([sf]))
     for fields in events:
         tg.append_event("import", fields, timestamp_ns=ts)
     tg.append_event("checkpoint", {"source": SOURCE, "entries": len(entries)}, bind=True, timestamp_ns=ts)

@@ -114,7 +114,7 @@ def test_pack_to_thermo_and_unpack(model, tmp_path):
     assert len(entries["enc.weight"].value) == 64 * 96 // 4
     assert entries["ids"].tensor == TensorSpec("I64", (7,)) and entries["enc.weight"].strength == 0.5
     kinds = [r.kind for r in tg.records if isinstance(r, Event)]
-    assert kinds == ["import"] * 5 + ["checkpoint"]
+    assert kinds == ["extension"] + ["import"] * 5 + ["checkpoint"]  # provenance, tensors, binding
     assert verify_file(out).ok
     codes = value_to_array(entries["enc.weight"].value, spec, dequantize=False)
     assert codes.dtype == np.int8 and codes.shape == (64, 96)

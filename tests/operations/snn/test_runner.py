@@ -26,7 +26,7 @@ def thermogram_with_network() -> Thermogram:
     tg = Thermogram(name="t")
     net = attach_network(tg, CFG, seed=4)
     net.set_prototypes(np.tile(np.eye(16, dtype=np.float32)[0], (4, 1)), neurons=[0, 1, 2, 3])
-    tg.extras["snn"] = net.to_state()
+    tg.set_extra("snn", net.to_state())
     return tg
 
 
@@ -46,15 +46,15 @@ def test_run_applies_deltas_through_the_log_and_saves_the_network():
 
 def test_dry_run_changes_nothing():
     tg = thermogram_with_network()
-    state = tg.extras["snn"]
+    state, before = tg.extras["snn"], list(tg.records)
     report = run(tg, co_firing_inputs(), dry_run=True)
     assert report.deltas > 0
-    assert tg.records == [] and tg.extras["snn"] is state
+    assert tg.records == before and tg.extras["snn"] is state
 
 
 def test_bad_input_changes_nothing():
     tg = thermogram_with_network()
-    state = tg.extras["snn"]
+    state, before = tg.extras["snn"], list(tg.records)
     bad = co_firing_inputs()
     bad[40, 3] = np.nan
     with pytest.raises(ValidationError, match="activation 40, element 3: NaN"):
@@ -63,7 +63,7 @@ def test_bad_input_changes_nothing():
         run(tg, co_firing_inputs(), reward=float("inf"))
     with pytest.raises(ValidationError, match="decay"):
         run(tg, co_firing_inputs(), decay=float("nan"))
-    assert tg.records == [] and tg.extras["snn"] is state
+    assert tg.records == before and tg.extras["snn"] is state
 
 
 def test_attach_refuses_to_replace_unless_asked():
@@ -106,7 +106,7 @@ def test_weights_deleted_by_decay_read_as_absent():
         SNNConfig(num_neurons=12, input_dim=16, top_k=4, decay_rate=1.0, learn_prototypes=False), seed=0
     )
     net.set_prototypes(np.tile(np.eye(16, dtype=np.float32)[0], (4, 1)), neurons=[0, 1, 2, 3])
-    tg.extras["snn"] = net.to_state()
+    tg.set_extra("snn", net.to_state())
     tg.extras["snn"]["neuromod"] = NeuromodState(serotonin=0.0).to_dict()
     x = np.zeros((10, 16), np.float32)
     x[0, 0] = 1.0  # tick 1: co-firing writes weights; tick 10: decay deletes all 48 once

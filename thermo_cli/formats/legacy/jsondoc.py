@@ -24,7 +24,9 @@ from typing import Any, cast
 
 import orjson
 
+from thermo_cli.codec.jsonscan import check_json_containers
 from thermo_cli.codec.timestamps import TimestampError, parse_rfc3339_i64
+from thermo_cli.config.limits import current_limits
 from thermo_cli.errors import LegacyFormatError, LimitExceededError, ValidationError, quote
 from thermo_cli.model import DeltaType, Ternary, check_key
 
@@ -225,6 +227,7 @@ def parse_document(data: bytes, *, source: str, max_bytes: int = MAX_LEGACY_BYTE
     max_bytes = legacy_cap(max_bytes)
     if len(data) > max_bytes:
         raise legacy_too_big(source, len(data), max_bytes)
+    check_json_containers(data, current_limits().max_json_containers, source)
     marker = f"\x00thermo-bytes-{secrets.token_hex(16)}:"
     arrays: list[bytes] = []
     spans: list[tuple[int, int]] = []

@@ -40,7 +40,8 @@ def record_migration(tg: Thermogram, data: bytes, *, source: str = "<file>") -> 
             "refusing to migrate a broken chain (see thermo verify)"
         )
     legacy = [r for r in tg.records if isinstance(r, Delta) and r.scheme is HashScheme.LEGACY]
-    event = tg.append_event(
+    tg.remove_extra("legacy", log=False)  # first, so the event's meta digest binds the container's meta
+    return tg.append_event(
         "migrate",
         {
             "source_format": FORMAT_NAME,
@@ -54,5 +55,3 @@ def record_migration(tg: Thermogram, data: bytes, *, source: str = "<file>") -> 
         },
         bind=True,
     )
-    del tg.extras["legacy"]
-    return event

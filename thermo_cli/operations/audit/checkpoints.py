@@ -61,6 +61,7 @@ class CheckpointInfo:
             "log_size": cp.size,
             "log_root": cp.root.hex(),
             "state_digest": None if cp.state_digest is None else cp.state_digest.hex(),
+            "meta_digest": None if cp.meta_digest is None else cp.meta_digest.hex(),
             "signers": [s.name for s in self.note.signatures],
             "note": self.note.text(),
         }
@@ -74,7 +75,11 @@ def _decode_tail(reader: Any, start: int) -> list[tuple[int, Any]]:
 
 
 def current_checkpoint(reader: Any) -> CheckpointInfo | None:
-    """The checkpoint covering the whole log but trailing signatures, or None."""
+    """The checkpoint covering the whole log but trailing signatures, or None.
+
+    A checkpoint written before meta binding (no ``meta_digest``) is not current: signing
+    it would leave the configuration unsigned, so a new one is made.
+    """
     size = reader.trailer.log_size
     want = TAIL_START
     origin = origin_of(reader.meta_fields()["id"])
@@ -86,7 +91,12 @@ def current_checkpoint(reader: Any) -> CheckpointInfo | None:
             if isinstance(rec, Event) and rec.kind == SIGNATURE_KIND:
                 sigs.append(rec)
                 continue
-            if isinstance(rec, Event) and is_state_event(rec) and rec.fields["log_size"] == index:
+            if (
+                isinstance(rec, Event)
+                and is_state_event(rec)
+                and rec.fields["log_size"] == index
+                and isinstance(rec.fields.get("meta_digest"), bytes)  # older ones leave the meta unsigned
+            ):
                 return _info(
                     index, rec, origin, [s for s in reversed(sigs) if s.fields.get("checkpoint") == index]
                 )
@@ -131,6 +141,7 @@ def _ensure_checkpoint(path: str, tg: Any) -> CheckpointInfo:
         "log_size": v.scan.size,
         "log_root": v.scan.root,
         "state_digest": v.layers.digest(),
+        "meta_digest": v.meta_digest,
         "origin": v.origin,
         "entries": v.layers.entries,
     }

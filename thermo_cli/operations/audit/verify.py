@@ -15,8 +15,13 @@ For a ``.thermo`` container, in one pass each over the log and the layers:
   before it;
 * layers — every chunk digest, and the state digest of the actual layers against the last
   digest bound into the log;
+* meta — the meta digest of the name, id, configuration, custom metadata and extension
+  state against the one the newest binding record carries (spec §9.2.2);
 * signatures — every signature record verifies with its embedded key, and each key given
   with ``pubkeys`` has signed (C2SP signed-note over the checkpoint text);
+* authentication — who signed up to which record, stated in ``report.authentication``;
+  with ``require_signed_head`` the head (last record, layers, meta) must be signed by a
+  given key (:mod:`.authn`);
 * since — a saved checkpoint note: its signatures, and an RFC 9162 consistency proof
   that today's log extends it (a rewritten, forked or truncated history fails).
 
@@ -34,9 +39,11 @@ from typing import Any
 from thermo_cli.errors import CorruptError, FormatError, IntegrityError, ValidationError
 from thermo_cli.integrity import logscan as chain
 from thermo_cli.integrity import merkle, note
+from thermo_cli.integrity.metadigest import META_FIELDS, meta_digest
 from thermo_cli.integrity.report import VerifyReport
 from thermo_cli.integrity.state import BIND_KIND, NON_LAYER_KINDS, is_binding
 from thermo_cli.model import Event
+from thermo_cli.operations.audit.authn import Authentication, authentication_of, meta_differences
 from thermo_cli.operations.audit.framing import check_framing
 from thermo_cli.operations.audit.keys import PublicKey
 from thermo_cli.operations.audit.layers import LayerScan, reason_of, scan_layers
@@ -65,7 +72,14 @@ def checkpoint_of(ev: Event, origin: str) -> note.Checkpoint:
         size=int(f["log_size"]),
         root=bytes(f["log_root"]),
         state_digest=bytes(f["state_digest"]),
+        meta_digest=_meta_digest_field(f),
     )
+
+
+def _meta_digest_field(fields: dict[str, Any]) -> bytes | None:
+    """A binding's ``meta_digest`` (None in bindings written before meta binding)."""
+    value = fields.get("meta_digest")
+    return bytes(value) if isinstance(value, bytes) else None
 
 
 # --- entry point ---------------------------------------------------------------------------
@@ -80,20 +94,27 @@ def verify_file(
     limits: Any = None,
     progress: Callable[[str, int], None] | None = None,
     workers: int | None = None,
+    require_signed_head: bool = False,
 ) -> VerifyReport:
     """Verify any thermogram file; raises only when it cannot be read at all.
 
     ``since`` is a saved checkpoint note (path or parsed); ``deep`` decodes every log
     record strictly instead of reading links straight from canonical bytes; ``workers``
     caps the processes of the log pass (default: up to 4 on a long log, 1 to disable).
+    ``require_signed_head`` fails the report unless a key in ``pubkeys`` signed a
+    checkpoint that covers the head: every record but trailing signatures, the layers and
+    the meta. Without it an unsigned or partly signed file can still be intact; the report's
+    ``authentication`` says which.
     """
     from thermo_cli import store
 
+    if require_signed_head and not pubkeys:
+        raise ValidationError("require_signed_head: needs at least one trusted key in pubkeys")
     p = os.fspath(path)
     kind = store.sniff(p)
     saved = _load_note(since) if since is not None and not isinstance(since, note.SignedNote) else since
     if kind == "legacy":
-        return _verify_legacy(p, pubkeys, saved)
+        return _verify_legacy(p, pubkeys, saved, require_signed_head)
     if kind == "engram":
         raise FormatError(
             f"{p}: an Engram export holds no hash chain to verify "
@@ -101,7 +122,9 @@ def verify_file(
         )
     reader = store.open_reader(p, limits=limits)
     try:
-        return ContainerVerifier(p, reader, pubkeys, saved, deep, progress, workers).run()
+        v = ContainerVerifier(p, reader, pubkeys, saved, deep, progress, workers)
+        v.require_signed_head = require_signed_head
+        return v.run()
     finally:
         reader.close()
 
@@ -129,7 +152,9 @@ def _load_note(since: str | os.PathLike[str]) -> note.SignedNote:
         raise CorruptError(f"{p}: {exc}") from None
 
 
-def _verify_legacy(p: str, pubkeys: Sequence[PublicKey], since: note.SignedNote | None) -> VerifyReport:
+def _verify_legacy(
+    p: str, pubkeys: Sequence[PublicKey], since: note.SignedNote | None, require_signed_head: bool
+) -> VerifyReport:
     from thermo_cli.formats.legacy import read_legacy_file, verify_legacy
 
     if since is not None:
@@ -141,6 +166,12 @@ def _verify_legacy(p: str, pubkeys: Sequence[PublicKey], since: note.SignedNote 
     if pubkeys:
         report.add("signatures", False, 0, "a Rust-crate file carries no signatures")
         report.fail("signatures", "a Rust-crate file carries no signatures (migrate and sign it)")
+    auth = Authentication("unsigned", total_records=report.records)
+    auth.summary = "NOT signed: a Rust-crate file carries no signatures (migrate and sign it)"
+    report.authentication = auth.to_json()
+    if require_signed_head:
+        report.add("signed head", False, 0, auth.summary)
+        report.fail("signed head", auth.summary)
     return report
 
 
@@ -172,6 +203,11 @@ class ContainerVerifier:
         self.scan: chain.LogScan | None = None
         self.layers: LayerScan | None = None
         self.commit_sizes: list[int] = []
+        self.meta_map: dict[str, Any] | None = None
+        self.meta_digest: bytes | None = None
+        """The current meta's digest (None when the meta block did not read)."""
+        self.require_signed_head = False
+        self.auth: Authentication | None = None
 
     def run(self) -> VerifyReport:
         r, t = self.report, self.reader.trailer
@@ -184,6 +220,7 @@ class ContainerVerifier:
         self.check_checkpoints()
         self.check_layers()
         self.check_state()
+        self.check_meta()
         self.check_signatures()
         if self.since is not None:
             self.check_since()
@@ -199,9 +236,10 @@ class ContainerVerifier:
                 f"{r.torn_tail_bytes} bytes after the last commit belong to an interrupted "
                 "write and were ignored; the next commit removes them"
             )
+        self.check_signed_head()
         r.notes.append(
-            "the meta block (name, id, configuration, metadata) is protected by the "
-            "commit digests, not by the log or signatures"
+            "the meta block's counters and timestamps (created_at, last_consolidation, "
+            "total_deltas, total_consolidations) are protected by the commit digests only"
         )
         return r
 
@@ -219,6 +257,8 @@ class ContainerVerifier:
                 trailers.append(tr)
                 self._check_blocks(tr, seen)
             meta = self.reader.meta_fields()
+            self.meta_map = self.reader.meta_map
+            self.meta_digest = meta_digest(self.reader.meta_map)
             _ = self.reader.index
         except FormatError as exc:
             reason = reason_of(exc, self.reader.path)
@@ -267,10 +307,11 @@ class ContainerVerifier:
 
     def _check_blocks(self, tr: Any, seen: set[tuple[int, int]]) -> None:
         reader = self.reader
-        for name, ref in (("meta block", tr.meta), ("index block", tr.index)):
+        blocks = (("meta block", tr.meta, "max_meta_bytes"), ("index block", tr.index, "max_block_bytes"))
+        for name, ref, cap in blocks:
             if (ref.off, ref.len) not in seen:
                 seen.add((ref.off, ref.len))
-                reader.read_block(ref, f"{name} of commit {tr.seq}")
+                reader.read_block(ref, f"{name} of commit {tr.seq}", getattr(reader.limits, cap), cap)
         table = tr.table
         while table is not None and (table.off, table.len) not in seen:
             seen.add((table.off, table.len))
@@ -506,6 +547,69 @@ class ContainerVerifier:
                 f"{layers.entries} entries match the digest bound at record {last.index} ({last.event.kind})",
             )
 
+    # --- meta ---------------------------------------------------------------------------
+
+    def check_meta(self) -> None:
+        """The meta digest bound by the newest binding record against the meta block.
+
+        A mismatch means the name, id, configuration, custom metadata or extension state
+        changed without a binding (so without a logged change a signature could cover): a
+        failure, naming the fields the log's ``configure``/``rename``/``extension`` events
+        and checkpoint origins can tell apart. Bindings written before meta binding carry
+        no digest: a note, unless a newer binding did carry one (a stripped binding).
+        """
+        r, scan = self.report, self.scan
+        assert scan is not None
+        if self.meta_digest is None or self.meta_map is None:
+            return
+        r.details["meta_digest"] = self.meta_digest.hex()
+        bound = [ev for ev in scan.events if is_state_event(ev.event)]
+        if not bound:
+            r.add("meta digest", True, 0, "no binding record binds the configuration yet")
+            r.notes.append(
+                "the configuration is not bound to the log yet: run `thermo checkpoint` to bind it"
+            )
+            return
+        last = bound[-1]
+        claimed = last.event.fields.get("meta_digest")
+        if not isinstance(claimed, bytes):
+            self._meta_unbound(
+                last, [ev for ev in bound if isinstance(ev.event.fields.get("meta_digest"), bytes)]
+            )
+            return
+        if claimed == self.meta_digest:
+            r.add(
+                "meta digest",
+                True,
+                len(META_FIELDS),
+                f"name, id, configuration, custom metadata and extension state match the digest bound "
+                f"at record {last.index} ({last.event.kind})",
+            )
+            return
+        fields = meta_differences(scan.events, self.meta_map)
+        which = ", ".join(fields) if fields else "which field is not known (no logged change names one)"
+        reason = (
+            f"the meta block does not match the meta digest bound at record {last.index} "
+            f"({last.event.kind}): changed without a logged, bound change: {which}"
+        )
+        r.details["meta_fields_changed"] = fields
+        r.add("meta digest", False, len(META_FIELDS), reason)
+        r.fail("meta digest", reason, index=last.index)
+
+    def _meta_unbound(self, last: Any, with_meta: list[Any]) -> None:
+        r = self.report
+        if with_meta:
+            reason = (
+                f"record {last.index} ({last.event.kind}) binds no meta digest although record "
+                f"{with_meta[-1].index} does: the configuration lost its binding"
+            )
+            r.add("meta digest", False, 0, reason)
+            r.fail("meta digest", reason, index=last.index)
+            return
+        text = "configuration not bound (written before format 2.1 meta binding)"
+        r.add("meta digest", True, 0, text)
+        r.notes.append(f"{text}: run `thermo checkpoint` to bind it")
+
     def note_unbound_commits(self) -> None:
         """Note each earlier commit that changed the layers without binding them.
 
@@ -550,8 +654,6 @@ class ContainerVerifier:
         assert scan is not None
         by_index = {ev.index: ev for ev in scan.events}
         sigs = [ev for ev in scan.events if ev.event.kind == SIGNATURE_KIND]
-        if not sigs and not self.pubkeys:
-            return
         valid: list[tuple[int, str, bytes, int]] = []  # (record, name, public key, checkpoint index)
         failure = None
         for ev in sigs:
@@ -561,6 +663,9 @@ class ContainerVerifier:
             elif item is not None:
                 valid.append(item)
         trusted_ok, missing = self._match_trusted(valid)
+        self.state_authentication(valid, trusted_ok, by_index)
+        if not sigs and not self.pubkeys:
+            return
         signed_sizes = [by_index[c].event.fields["log_size"] for _, _, _, c in trusted_ok]
         if failure is not None:
             r.add("signatures", False, len(valid), failure[1])
@@ -586,6 +691,47 @@ class ContainerVerifier:
                 "(not trusted: give --pubkey to check who signed)"
             )
         r.add("signatures", True, len(valid), detail)
+
+    def state_authentication(
+        self,
+        valid: list[tuple[int, str, bytes, int]],
+        trusted_ok: list[tuple[int, str, bytes, int]],
+        by_index: dict[int, Any],
+    ) -> None:
+        """Say what the signatures authenticate (``report.authentication``) and, with
+        ``require_signed_head``, fail unless a given key signed the head."""
+        r, scan = self.report, self.scan
+        assert scan is not None
+        sig_records = sorted(ev.index for ev in scan.events if ev.event.kind == SIGNATURE_KIND)
+        auth = authentication_of(
+            size=scan.size,
+            trusted=bool(self.pubkeys),
+            signed=[(name, by_index[c].event) for _, name, _, c in (trusted_ok if self.pubkeys else valid)],
+            checkpoints=[c for _, _, _, c in (trusted_ok if self.pubkeys else valid)],
+            signature_records=sig_records,
+        )
+        r.authentication = auth.to_json()
+        self.auth = auth
+
+    def check_signed_head(self) -> None:
+        """With ``require_signed_head``: fail unless a given key signed a checkpoint that
+        covers the head. Runs last, so a head that fails another check never passes."""
+        r, auth = self.report, self.auth
+        if not self.require_signed_head:
+            return
+        if auth is None:
+            detail = "not checked: the log did not read"
+        elif not auth.head_signed:
+            detail = auth.summary
+        elif not r.ok:
+            detail = (
+                "the signed checkpoint does not vouch for a file that fails a check (see the first failure)"
+            )
+        else:
+            r.add("signed head", True, auth.signed_records, auth.summary)
+            return
+        r.add("signed head", False, 0 if auth is None else auth.signed_records, detail)
+        r.fail("signed head", detail)
 
     def _check_signature(self, ev: Any, by_index: dict[int, Any]) -> tuple[str | None, Any]:
         f = ev.event.fields
@@ -667,10 +813,13 @@ class ContainerVerifier:
             r.add("since", False, m, reason)
             r.fail("since", reason)
             return
-        if cp.state_digest is not None:
-            at = next((ev for ev in scan.events if ev.index == m and is_state_event(ev.event)), None)
-            if at is not None and at.event.fields["state_digest"] != cp.state_digest:
-                reason = f"record {m} binds another state digest than the saved checkpoint"
+        at = next((ev for ev in scan.events if ev.index == m and is_state_event(ev.event)), None)
+        for what, saved, key in (
+            ("state", cp.state_digest, "state_digest"),
+            ("meta", cp.meta_digest, "meta_digest"),
+        ):
+            if saved is not None and at is not None and at.event.fields.get(key) != saved:
+                reason = f"record {m} binds another {what} digest than the saved checkpoint"
                 r.add("since", False, m, reason)
                 r.fail("since", reason, index=m)
                 return

@@ -335,7 +335,7 @@ def _build_thermogram(
         if progress is not None:
             progress("read", item.info.nbytes)
     tg.replace_layer(layer, entries)
-    tg.extras[EXTRAS_KEY] = provenance(plan.sources, plan.indexes)
+    tg.set_extra(EXTRAS_KEY, provenance(plan.sources, plan.indexes))
     for fields in fields_list:
         # per-tensor events do not bind the state: the checkpoint event below binds it once
         tg.append_event("import", fields, bind=False, timestamp_ns=ts)

@@ -37,7 +37,9 @@ def load_network(tg: Any) -> EmbeddedSNN:
 
 
 def save_network(tg: Any, net: EmbeddedSNN) -> None:
-    tg.extras[EXTRAS_KEY] = net.to_state()
+    """Store the network's state; the thermogram logs an ``extension`` event with its SHA-256
+    (the network changes what later runs do, so the change belongs in the log)."""
+    tg.set_extra(EXTRAS_KEY, net.to_state())
 
 
 def attach_network(
