@@ -266,3 +266,17 @@ def test_read_scans_commits_without_a_key_index(tmp_path, monkeypatch):
     assert store.read(path, "k0-5").value == b"newest"
     assert store.read(path, "k0-6").value == b"u1-6"
     assert store.read(path, "k0-6").source == "dirty"
+
+
+def test_verify_checks_the_key_index(tmp_path, monkeypatch):
+    from thermo_cli.container import writer
+    from thermo_cli.operations.audit.verify import verify_file
+
+    path = _dirty_file(tmp_path, commits=2)
+    report = verify_file(path)
+    assert report.ok and any(c.name == "key index" and c.ok for c in report.checks)
+    monkeypatch.setattr(writer, "newest_deltas", lambda recs, first: {})
+    with store.edit(path) as tg:
+        tg.update("k0-1", b"hidden from the index")
+    report = verify_file(path)
+    assert not report.ok and report.failure.check == "key index"

@@ -217,6 +217,7 @@ class ContainerVerifier:
         trailers = self.check_commits()
         self.commit_sizes = sorted({tr.log_size for tr in trailers})
         self.check_log(trailers)
+        self.check_key_index()
         self.check_checkpoints()
         self.check_layers()
         self.check_state()
@@ -434,6 +435,38 @@ class ContainerVerifier:
         r.add("consolidation point", ok, t.dirty_start, detail)
         if not ok:
             r.fail("consolidation point", detail, index=t.dirty_start)
+
+    def check_key_index(self) -> None:
+        """The key index chain (spec §9.7) lists exactly each key's newest delta of the
+        records it covers: reads trust it to skip every other record."""
+        from thermo_cli.container.keyindex import newest_deltas
+
+        r, reader = self.report, self.reader
+        t = reader.trailer
+        if t.keys is None:
+            return
+        try:
+            blocks = []
+            covered, ref = t.log_size, t.keys
+            while ref is not None and covered > t.dirty_start:
+                block = reader.key_index(ref)
+                blocks.append((block, covered))
+                covered, ref = block.first, block.prev
+            recs = list(reader.iter_records(covered))
+        except FormatError as exc:
+            r.fail("key index", f"the key index of the uncommitted deltas is unreadable: {exc}")
+            return
+        for block, end in blocks:
+            want = newest_deltas(recs[block.first - covered : end - covered], block.first)
+            got = {k.decode("utf-8"): int(i) for k, i in zip(block.keys, block.rec, strict=True)}
+            if got != want:
+                detail = f"the key index over records {block.first}..{end} does not list their newest deltas"
+                r.add("key index", False, len(blocks), detail)
+                r.fail("key index", detail, index=block.first)
+                return
+        r.add(
+            "key index", True, len(blocks), f"{len(blocks)} key index block(s) match the uncommitted deltas"
+        )
 
     # --- checkpoints in the log ----------------------------------------------------------
 
