@@ -54,7 +54,7 @@ def path(big: Path, tmp_path: Path) -> Path:
 def _dir_chunk_bytes(path: Path) -> int:
     with Reader(path) as r:
         dirs = r.index[Layer.HOT].dirs
-        return max(d.len for d in dirs)
+        return max(d.len + (d.ident[1] if d.ident else 0) for d in dirs)
 
 
 def test_reinforce_appends_one_directory_chunk_and_the_index(path: Path) -> None:
@@ -178,9 +178,33 @@ def test_value_digest_column_mismatch_fails_verification(tmp_path: Path) -> None
     tg.layers[Layer.HOT]["k000003"] = Entry("k000003", b"other", 0.5, 1, 1)
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr("thermo_cli.container.writer.chunk_map", lying)
+        mp.setattr("thermo_cli.container.cow.chunk_map", lying)
         store.commit(path, tg)
     report = verify_file(path)
     assert not report.ok
+
+
+def test_a_pass_over_strengths_writes_state_chunks_only(tmp_path: Path) -> None:
+    path = tmp_path / "s.thermo"
+    _big(path, 2000)
+    tg = store.load(path)
+    tg.apply_decay()
+    assert store.commit(path, tg) == "cow"  # the first pass splits identity from state
+    size = path.stat().st_size
+    tg = store.load(path)
+    tg.apply_decay()
+    assert store.commit(path, tg) == "cow"
+    per_entry = (path.stat().st_size - size) / 2000
+    assert per_entry <= 32, per_entry
+    with Reader(path) as r:
+        assert all(d.ident is not None for d in r.index[Layer.HOT].dirs)
+    full = store.load(path, layers="full")
+    assert full.layers[Layer.HOT]["k000042"].value == _value(42)
+    assert full.layers[Layer.HOT]["k000042"].strength < 0.5
+    assert verify_file(path).ok
+    store.compact(path)
+    assert store.read(path, "k001999").value == _value(1999)
+    assert verify_file(path).ok
 
 
 def test_compact_drops_garbage_and_keeps_everything(path: Path) -> None:

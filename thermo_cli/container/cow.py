@@ -23,8 +23,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from thermo_cli.codec import cbor
 from thermo_cli.config.limits import MiB
+from thermo_cli.container import chunks as ck
 from thermo_cli.container.blocks import BlockRef
+from thermo_cli.container.directory import chunk_map, split_map
 from thermo_cli.container.index import DirChunk, DirTable, LayerIndex, index_to_map
 from thermo_cli.container.lazy import LazyLayer
 from thermo_cli.container.reader import Reader, read_value
@@ -210,10 +213,41 @@ def _write_layer_change(sink: Sink, plan: _LayerPlan, pool: ThreadPoolExecutor) 
                 rows.append(li.dirs[pos])
             continue
         placed = [_located(p, where) for p in group]
+        old = li.dirs[pos] if pos >= 0 else None
+        if old is not None and _same_keys(placed, old):
+            rows.append(_write_state_chunk(sink, placed, old))
+            continue
         for g in _dir_groups(placed):
             _write_dir_chunk(sink, g, rows)
     dirs = DirTable.of(rows)
     return LayerIndex(count=dirs.total(), dirs=dirs, streams=streams)
+
+
+def _same_keys(placed: list[Placed], old: DirChunk) -> bool:
+    """Whether a rewritten chunk keeps the old row's count and key range: then it is written
+    split (§8.5), and its identity chunk is reused when its identity columns did not change."""
+    return len(placed) == old.count and placed[0][0].key == old.first and placed[-1][0].key == old.last
+
+
+def _write_state_chunk(sink: Sink, placed: list[Placed], old: DirChunk) -> DirChunk:
+    """Write the row's entries as a state chunk (§8.5), reusing the old identity chunk when
+    the identity columns (keys, tensors, value places and digests) did not change: a pass
+    that only changes strengths, counts and times writes ~21 bytes per entry."""
+    m = chunk_map(
+        [p[0] for p in placed], [p[1] for p in placed], [p[2] for p in placed], [p[3] for p in placed]
+    )
+    state, ident = split_map(m)
+    ident_raw = cbor.encode(ident)
+    packed = ck.pack(ident_raw, level=ck.BLOCK_LEVEL)
+    if old.ident is not None and old.ident[3] == packed.sha256 and old.ident[2] == len(ident_raw):
+        ident_ref = old.ident
+    else:
+        ident_ref = (sink.write(packed.stored), len(packed.stored), len(ident_raw), packed.sha256)
+    raw = cbor.encode(state)
+    p = ck.pack(raw, level=ck.BLOCK_LEVEL)
+    return DirChunk(
+        sink.write(p.stored), len(p.stored), len(raw), old.count, old.first, old.last, p.sha256, ident_ref
+    )
 
 
 def _located(p: Placed, where: dict[int, tuple[int, int, bytes]]) -> Placed:

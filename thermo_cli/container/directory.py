@@ -205,15 +205,37 @@ class DirData:
         return out
 
 
+STATE_COLUMNS = ("strength", "count", "updated", "ternary")
+"""The columns of a state chunk (§8.5): what engine passes change; the rest is identity."""
+
+
+def split_map(m: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A chunk's column map as (state map, identity map) for storing them apart (§8.5)."""
+    state = {k: m[k] for k in STATE_COLUMNS}
+    return state, {k: v for k, v in m.items() if k not in state}
+
+
 def decode_chunk(
-    raw: bytes | memoryview, d: DirChunk, streams: list[Stream], what: str, max_items: int | None = None
+    raw: bytes | memoryview,
+    d: DirChunk,
+    streams: list[Stream],
+    what: str,
+    max_items: int | None = None,
+    ident: bytes | memoryview | None = None,
 ) -> DirData:
     """Decode a decompressed directory chunk and check it against its index row.
 
     ``max_items`` (``max_cbor_items``) is counted before decoding only for chunks longer
     than it, which the writer's 64 KiB chunks never are: the lookup path pays nothing.
+    With ``ident`` (the row's identity chunk, §8.5) ``raw`` is a state chunk: its state
+    columns and the identity chunk's other columns make up the chunk.
     """
     m = as_map(cbor.decode_canonical(raw, what=what, max_items=max_items), what)
+    if ident is not None:
+        iwhat = f"{what} identity chunk"
+        im = as_map(cbor.decode_canonical(ident, what=iwhat, max_items=max_items), iwhat)
+        state = {k: field_of(m, k, what) for k in STATE_COLUMNS}
+        m = {**{k: v for k, v in im.items() if k not in STATE_COLUMNS}, **state}
     keys = as_list(field_of(m, "keys", what), f"{what}.keys")
     n = len(keys)
     if n != d.count:

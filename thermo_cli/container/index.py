@@ -41,6 +41,9 @@ class DirChunk:
     first: str
     last: str
     sha256: bytes
+    ident: tuple[int, int, int, bytes] | None = None
+    """(off, len, raw, sha256) of the row's identity chunk when the entries' state columns
+    and identity columns are stored apart (spec §8.5); None for a combined chunk."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +119,7 @@ class _ColumnTable(Sequence[_Row]):
 class DirTable(_ColumnTable[DirChunk]):
     """The key-range table of a layer, by column; rows are made on demand."""
 
-    __slots__ = ("_count", "_first_bytes", "_len", "_off", "_raw", "_sha", "first", "last")
+    __slots__ = ("_count", "_first_bytes", "_ident", "_len", "_off", "_raw", "_sha", "first", "last")
     _ROW_NAME = "directory row"
 
     def __init__(
@@ -128,10 +131,12 @@ class DirTable(_ColumnTable[DirChunk]):
         first: list[str],
         last: list[str],
         sha: bytes,
+        ident: tuple[Column, Column, Column, bytes] | None = None,
     ) -> None:
         self._off, self._len, self._raw, self._count = off, length, raw, count
         self.first, self.last = first, last
         self._sha = sha
+        self._ident = ident
         self._first_bytes: list[bytes] | None = None
 
     @classmethod
@@ -139,6 +144,15 @@ class DirTable(_ColumnTable[DirChunk]):
         def col(name: str) -> Column:
             return _u64([getattr(r, name) for r in rows])
 
+        ident = None
+        if any(r.ident is not None for r in rows):
+            parts = [r.ident or (0, 0, 0, bytes(32)) for r in rows]
+            ident = (
+                _u64([p[0] for p in parts]),
+                _u64([p[1] for p in parts]),
+                _u64([p[2] for p in parts]),
+                b"".join(p[3] for p in parts),
+            )
         return cls(
             col("off"),
             col("len"),
@@ -147,6 +161,7 @@ class DirTable(_ColumnTable[DirChunk]):
             [r.first for r in rows],
             [r.last for r in rows],
             b"".join(r.sha256 for r in rows),
+            ident,
         )
 
     def __len__(self) -> int:
@@ -161,7 +176,14 @@ class DirTable(_ColumnTable[DirChunk]):
             self.first[i],
             self.last[i],
             self._sha[32 * i : 32 * i + 32],
+            self._ident_of(i),
         )
+
+    def _ident_of(self, i: int) -> tuple[int, int, int, bytes] | None:
+        c = self._ident
+        if c is None or not c[1][i]:
+            return None
+        return int(c[0][i]), int(c[1][i]), int(c[2][i]), c[3][32 * i : 32 * i + 32]
 
     def total(self) -> int:
         return sum(self._count)
@@ -177,7 +199,7 @@ class DirTable(_ColumnTable[DirChunk]):
         return i
 
     def to_map(self) -> dict[str, Any]:
-        return {
+        m = {
             "off": le_bytes(self._off, "<u8"),
             "len": le_bytes(self._len, "<u8"),
             "raw": le_bytes(self._raw, "<u8"),
@@ -186,6 +208,15 @@ class DirTable(_ColumnTable[DirChunk]):
             "last": list(self.last),
             "sha256": self._sha,
         }
+        if self._ident is not None:
+            off, length, raw, sha = self._ident
+            m.update(
+                ident_off=le_bytes(off, "<u8"),
+                ident_len=le_bytes(length, "<u8"),
+                ident_raw=le_bytes(raw, "<u8"),
+                ident_sha256=sha,
+            )
+        return m
 
     @classmethod
     def from_map(cls, v: Any, what: str, lo: int, hi: int, limits: Limits) -> DirTable:
@@ -212,7 +243,25 @@ class DirTable(_ColumnTable[DirChunk]):
             if f > la or (i and f <= prev):
                 raise CorruptError(f"{what}[{i}]: key ranges are reversed, overlap or are out of order")
             prev = la
-        return cls(off, length, raw, count, first, last, sha)
+        return cls(off, length, raw, count, first, last, sha, _ident_from_map(m, n, what, lo, hi, limits))
+
+
+def _ident_from_map(
+    m: dict[str, Any], n: int, what: str, lo: int, hi: int, limits: Limits
+) -> tuple[Column, Column, Column, bytes] | None:
+    """The optional identity-chunk columns (§8.5); a row with length 0 has none."""
+    if "ident_off" not in m:
+        return None
+    off, length = _column(m, "ident_off", n, what), _column(m, "ident_len", n, what)
+    raw = _column(m, "ident_raw", n, what)
+    sha = as_bytes(field_of(m, "ident_sha256", what), f"{what}.ident_sha256")
+    if len(sha) != 32 * n:
+        raise CorruptError(f"{what}.ident_sha256: {len(sha)} bytes for {n} digests")
+    rows = [i for i in range(n) if length[i]]
+    _check_spans([off[i] for i in rows], [length[i] for i in rows], lo, hi, f"{what}.ident")
+    if rows:
+        check_cap(max(raw), limits.max_chunk_bytes, "max_chunk_bytes", f"{what}.ident_raw")
+    return off, length, raw, sha
 
 
 class ChunkTable(_ColumnTable[DataChunk]):

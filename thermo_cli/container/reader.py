@@ -422,17 +422,23 @@ class Reader:
         li = self.index[layer]
         d = li.dirs[i]
         what = f"{layer.label} directory chunk {i}"
-        raw = ck.unpack(
-            self.pread(d.off, d.len),
-            d.raw,
-            d.sha256,
+        raw = self._small_chunk(d.off, d.len, d.raw, d.sha256, what)
+        ident = None
+        if d.ident is not None:
+            ident = self._small_chunk(*d.ident, f"{what} identity chunk")
+        return decode_chunk(raw, d, li.streams, what, self.limits.max_cbor_items, ident)
+
+    def _small_chunk(self, off: int, n: int, raw: int, sha: bytes, what: str) -> bytes | memoryview:
+        return ck.unpack(
+            self.pread(off, n),
+            raw,
+            sha,
             filter=ck.NO_FILTER,
             elem=1,
             cap=self.limits.max_chunk_bytes,
             cap_name="max_chunk_bytes",
             what=what,
         )
-        return decode_chunk(raw, d, li.streams, what, self.limits.max_cbor_items)
 
     @_names_file
     def data_chunk(self, layer: Layer, s: int, i: int, out: memoryview | None = None) -> bytes | memoryview:
@@ -623,6 +629,8 @@ class Reader:
         for layer, li in self.index.items():
             for i, d in enumerate(li.dirs):
                 yield f"{layer.label} directory chunk {i}", d.off, d.len, d.raw, d.sha256
+                if d.ident is not None:
+                    yield f"{layer.label} directory chunk {i} identity chunk", *d.ident
             for s, st in enumerate(li.streams):
                 for i, c in enumerate(st.chunks):
                     yield f"{layer.label} stream {s} chunk {i}", c.off, c.len, st.chunk_raw_len(i), c.sha256

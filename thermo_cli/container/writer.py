@@ -391,6 +391,9 @@ def copy_layer(sink: Sink, lazy: LazyLayer) -> LayerIndex:
             d.first,
             d.last,
             d.sha256,
+            None
+            if d.ident is None
+            else (copy(d.ident[0], d.ident[1], d.ident[3], f"identity chunk {i}"), *d.ident[1:]),
         )
         for i, d in enumerate(li.dirs)
     ]
