@@ -34,10 +34,18 @@ def structures(path: Path) -> Iterator[tuple[str, bytes]]:
             yield "index-block", r.read_block(t.index, "index")
             if t.table is not None:
                 yield "log-table", r.read_block(t.table, "log table")
+            if t.keys is not None:
+                yield "key-index-block", r.read_block(t.keys, "key index")
         for li in r.index.values():
             for d in li.dirs:
                 raw = ck.decompress(r.pread(d.off, d.len), d.raw, cap=d.raw, cap_name="c", what="d")
-                yield "dir-chunk", raw
+                yield ("dir-chunk" if d.ident is None else "state-chunk"), raw
+                if d.ident is not None:
+                    off, n, size, _ = d.ident
+                    yield (
+                        "identity-chunk",
+                        ck.decompress(r.pread(off, n), size, cap=size, cap_name="c", what="i"),
+                    )
         for rec in r.iter_raw_records(0):
             yield "record", rec.data
 
