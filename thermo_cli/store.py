@@ -23,7 +23,7 @@ import hashlib
 import os
 import threading
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterator, MutableMapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -40,7 +40,7 @@ from thermo_cli.errors import (
     RefusedError,
     ValidationError,
 )
-from thermo_cli.model import Delta, DeltaType, Layer, LogRecord, ReadResult
+from thermo_cli.model import Delta, DeltaType, Entry, Layer, LogRecord, ReadResult
 
 if TYPE_CHECKING:
     from thermo_cli.container.reader import Reader
@@ -216,6 +216,7 @@ def thermogram_from_reader(reader: Reader, *, layers: str = "lazy", log: str = "
     if recs and recs[-1].hash != t.head_hex:
         raise IntegrityError(f"{reader.path}: the last log record's hash differs from the trailer's head")
     _ = reader.index  # decoded and checked now (about 1 ms for a 1 GiB file), not mid-operation
+    maps: dict[Layer, MutableMapping[str, Entry]]
     if layers == "full":
         maps = {layer: materialize_layer(reader, layer) for layer in Layer}
     else:
@@ -298,7 +299,9 @@ def iter_log(
 # --- writing -----------------------------------------------------------------------------
 
 
-def locked(path: str | os.PathLike[str], *, timeout: float | None = DEFAULT_LOCK_TIMEOUT):
+def locked(
+    path: str | os.PathLike[str], *, timeout: float | None = DEFAULT_LOCK_TIMEOUT
+) -> contextlib.AbstractContextManager[None]:
     """Exclusive writer lock of ``path`` (re-entrant in-process); use around load → commit."""
     return _locked(path, timeout=timeout)
 
@@ -364,14 +367,15 @@ def commit(path: str | os.PathLike[str], tg: Thermogram, *, upgrade: bool = Fals
                 and origin.reader is not None
                 and origin.path == p
                 and origin.reader.prefix.file_id == current.prefix.file_id
-            )  # type: ignore[attr-defined]
+            )
             if not same_file:
                 raise RefusedError(
                     f"{p}: is a different thermogram file than the one this state was loaded "
                     "from (use create with overwrite to replace it)"
                 )
-            src = origin.reader  # type: ignore[union-attr]
-            if current.trailer.sha256 != src.trailer.sha256:  # type: ignore[attr-defined]
+            assert origin is not None and origin.reader is not None  # same_file checked both
+            src = origin.reader
+            if current.trailer.sha256 != src.trailer.sha256:
                 raise ChainError(
                     f"{p}: the file was changed by another writer since it was loaded "
                     "(load it again under the lock)"
@@ -555,7 +559,13 @@ def check_writable(path: str | os.PathLike[str], *, upgrade: bool = False) -> Ki
     return kind
 
 
-def _load_for_edit(p: str, *, upgrade: bool, log: Literal["tail", "full"]) -> tuple[Thermogram, tuple | None]:
+_Fingerprint = tuple[int, str | None, int, bool, tuple[int, ...], bytes]
+"""What :func:`_fingerprint` returns."""
+
+
+def _load_for_edit(
+    p: str, *, upgrade: bool, log: Literal["tail", "full"]
+) -> tuple[Thermogram, _Fingerprint | None]:
     """Load under the lock; a crate file being upgraded logs its migration first.
 
     The ``migrate`` event comes right after the crate's deltas and before the edit's
@@ -574,7 +584,7 @@ def _load_for_edit(p: str, *, upgrade: bool, log: Literal["tail", "full"]) -> tu
     return tg, _fingerprint(tg)
 
 
-def _fingerprint(tg: Thermogram) -> tuple:
+def _fingerprint(tg: Thermogram) -> _Fingerprint:
     """What a commit would write differently if it changed: log, layer sizes, meta block."""
     from thermo_cli.codec import cbor
     from thermo_cli.container.metablock import meta_to_map

@@ -26,7 +26,7 @@ import importlib
 import os
 import sys
 from collections.abc import Iterator
-from typing import IO, Any
+from typing import IO, Any, Protocol, TypeGuard
 
 import typer
 from typer.core import TyperGroup
@@ -63,7 +63,13 @@ class VerificationFailed(Exception):
     """Raised by a command whose check ran and failed (exit 1, report already printed)."""
 
 
-def _is_click_exception(exc: BaseException) -> bool:
+class _ClickError(Protocol):
+    exit_code: int
+
+    def format_message(self) -> str: ...
+
+
+def _is_click_exception(exc: BaseException) -> TypeGuard[_ClickError]:
     """typer's vendored click signals usage errors with exceptions carrying an exit code."""
     return hasattr(exc, "format_message") and hasattr(exc, "exit_code")
 
@@ -157,7 +163,7 @@ class ThermoGroup(TyperGroup):
         """Build one command module's typer app (public ``typer.main.get_command``) and add its commands."""
         mod = importlib.import_module(f"thermo_cli.cli.{module}")
         built = typer.main.get_command(mod.commands)
-        found = built.commands if isinstance(built, TyperGroup) else {built.name: built}
+        found = built.commands if isinstance(built, TyperGroup) else {built.name or module: built}
         for name, cmd in found.items():
             self.commands.setdefault(name, cmd)
 
@@ -301,7 +307,7 @@ def _install_fast_coercion() -> None:
         return
 
     @dataclass(frozen=True)
-    class PlainParam(RuntimeParam):  # type: ignore[misc]
+    class PlainParam(RuntimeParam):
         def _coerce_value(self, value: Any, param: Any, ctx: Any) -> Any:
             ann = self.annotation
             if ann is str:
@@ -327,7 +333,7 @@ def _install_fast_coercion() -> None:
                 return False
             raise typer.BadParameter(f"{value!r} is not a valid boolean.", ctx=ctx, param=param)
 
-        def _number(self, value: Any, ann: type, param: Any, ctx: Any) -> Any:
+        def _number(self, value: Any, ann: type[int] | type[float], param: Any, ctx: Any) -> Any:
             info = self.parameter_info
             if isinstance(value, ann) and not isinstance(value, bool):
                 number = value

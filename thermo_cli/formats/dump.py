@@ -479,7 +479,7 @@ class _DumpState:
         extra = obj.keys() - allowed
         if extra:
             raise ValidationError(f"unknown field(s) {sorted(extra)} in an entry")
-        layer = Layer.parse(obj.get("layer") if isinstance(obj.get("layer"), str) else "")
+        layer = Layer.parse(obj["layer"] if isinstance(obj.get("layer"), str) else "")
         key = check_key(obj.get("key"))
         if key in self.tg.layers[layer]:
             raise ValidationError(f"entry {quote(key)} appears twice in layer {layer.label}")

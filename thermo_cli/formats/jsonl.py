@@ -56,7 +56,7 @@ import binascii
 import re
 import struct
 from collections.abc import Iterable, Iterator
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import orjson
 
@@ -81,6 +81,17 @@ from thermo_cli.model import (
     new_id,
     time_in_range,
 )
+
+if TYPE_CHECKING:  # numpy is imported by the functions that need it: ``thermo get`` never does
+    import numpy.typing as npt
+
+
+@runtime_checkable
+class ByteStream(Protocol):
+    """What :func:`iter_lines` reads from: a binary file, or anything with the same ``read``."""
+
+    def read(self, n: int = -1, /) -> bytes: ...
+
 
 DEFAULT_MAX_LINE_BYTES = DEFAULT_LIMITS.max_line_bytes
 """Longest accepted line (64 MiB): raise it with ``--max-line-bytes`` for huge tensors."""
@@ -112,7 +123,7 @@ class LineLimitError(LimitExceededError):
 
 
 def iter_lines(
-    stream: IO[bytes] | Iterable[bytes], *, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
+    stream: ByteStream | Iterable[bytes], *, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
 ) -> Iterator[tuple[int, bytes]]:
     """Yield ``(line_number, line)`` for every non-blank line, newline stripped.
 
@@ -159,17 +170,16 @@ def iter_lines(
             yield lineno, line
 
 
-def _blocks(stream: IO[bytes] | Iterable[bytes]) -> Iterator[bytes]:
-    read = getattr(stream, "read", None)
-    if read is None:
-        for chunk in stream:  # an iterable of byte chunks
+def _blocks(stream: ByteStream | Iterable[bytes]) -> Iterator[bytes]:
+    if not isinstance(stream, ByteStream):  # no ``read``: an iterable of byte chunks
+        for chunk in stream:
             if isinstance(chunk, str):
                 chunk = chunk.encode("utf-8")
             yield bytes(chunk)
         return
     read1 = getattr(stream, "read1", None)
     while True:
-        chunk = read1(_BLOCK) if read1 is not None else read(_BLOCK)
+        chunk = read1(_BLOCK) if read1 is not None else stream.read(_BLOCK)
         if not chunk:
             return
         if isinstance(chunk, str):
@@ -473,7 +483,7 @@ def _float_bytes(flat: Any, dtype: Any, field_name: str) -> bytes:
     return out.tobytes()
 
 
-def _integer_bytes(data: list[Any], flat: Any, target: Any, name: str, field_name: str) -> bytes:
+def _integer_bytes(data: list[Any], flat: npt.NDArray[Any], target: Any, name: str, field_name: str) -> bytes:
     """Integers exactly: numpy reads [0, 2**64 - 1] as float64, so re-read those with the target."""
     import numpy as np
 
