@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import os
+import re
 import sys
 from collections.abc import Iterator
 from typing import IO, Any, Protocol, TypeGuard
@@ -116,17 +117,45 @@ _FLAGS_FOR_PARAMETERS = (
     ("pass upgrade=True", "pass --upgrade"),
     ("pass upgrade to convert", "pass --upgrade to convert"),
     ("use overwrite to replace it", "pass --force to replace it"),
+    ("pass overwrite=True to replace it", "pass --force to replace it"),
+    ("replace it with replace=True", "replace it with --force"),
+    ("pass force=True to drop them anyway", "pass --force to drop them anyway"),
+    ("`thermo repair` with force=True", "`thermo repair --force`"),
+    ("choose another path with backup=…", "choose another --backup path"),
+    ("pass nan_as_zero=True", "pass --nan-as-zero"),
+    ("raise it with max_line_bytes=…", "raise it with --max-line-bytes"),
+    ("include/exclude selected none", "--include/--exclude selected none"),
+    ("(check layers, prefix, include, exclude)", "(check --layer, --prefix, --include, --exclude)"),
+    ("choose one with layers=…", "choose one with --layer"),
+    ("layers=… applies to", "--layer applies to"),
+    ("choose it with key=…", "choose it with --key"),
+    ("export with keep_ternary=False", "export with --dequantize"),
+    ("name the activations with tensor=…", "name the activations with --tensor"),
+    ("since: a Rust-crate file", "--since: a Rust-crate file"),
+    ("pass pubkeys to check who signed", "give --pubkey to check who signed"),
+    ("(no pubkeys given)", "(no --pubkey given)"),
+    ("without pubkeys the proof", "without --pubkey the proof"),
+    ("use fmt='pem'", "use --format pem"),
+    ("pass passphrase=…", "give --passphrase or --passphrase-file"),
 )
 """Library hints name parameters; the command line's user needs the flag that sets them."""
+
+_LIMIT_PARAMETER = re.compile(r"limits=Limits\((\w+)=…\)")
+"""A cap error's ``limits=Limits(NAME=…)`` hint: on the command line, ``--limit NAME=SIZE``."""
+
+
+def flag_hints(text: str) -> str:
+    """``text`` (a library message) with each parameter hint turned into the flag that sets it."""
+    for parameter, flag in _FLAGS_FOR_PARAMETERS:
+        text = text.replace(parameter, flag)
+    return _LIMIT_PARAMETER.sub(r"--limit \1=SIZE", text)
 
 
 def _one_line(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.strerror:
         where = f": {exc.filename}" if exc.filename else ""
         return f"{exc.strerror}{where}"
-    text = str(exc).replace("\r", " ").replace("\n", " ")
-    for parameter, flag in _FLAGS_FOR_PARAMETERS:
-        text = text.replace(parameter, flag)
+    text = flag_hints(str(exc).replace("\r", " ").replace("\n", " "))
     return text or type(exc).__name__
 
 

@@ -189,7 +189,7 @@ def _blocks(stream: ByteStream | Iterable[bytes]) -> Iterator[bytes]:
 
 def _too_long(lineno: int, cap: int) -> LineLimitError:
     return LineLimitError(
-        lineno, f"line longer than the maximum of {cap} bytes (raise it with --max-line-bytes)"
+        lineno, f"line longer than the maximum of {cap} bytes (raise it with max_line_bytes=…)"
     )
 
 

@@ -172,7 +172,7 @@ def _check_paths(src: Path, out: Path, action: str, overwrite: bool) -> tuple[st
     if out.exists() and src.resolve() == out.resolve():
         raise ValidationError(f"{out}: is also the input")
     if out.exists() and not overwrite:
-        raise RefusedError(f"{out}: already exists (pass --force to replace it)")
+        raise RefusedError(f"{out}: already exists (pass overwrite=True to replace it)")
     if not out.parent.exists():
         raise ValidationError(f"{out.parent}: no such directory")
     return kind_in, kind_out
@@ -490,7 +490,7 @@ def unpack_file(
         restored, metadata = _from_thermo(src_p, layers)
     else:
         if layers:
-            raise ValidationError("--layer applies to .thermo inputs only")
+            raise ValidationError("layers=… applies to .thermo inputs only")
         restored, metadata = _from_packed_safetensors(src_p)
     if key is not None:
         restored = [r for r in restored if r.name == key]
@@ -502,7 +502,7 @@ def unpack_file(
         if len(restored) != 1:
             raise ValidationError(
                 f"{src_p}: holds {len(restored)} tensors; a .npy output takes one "
-                "(choose it with --key, or write .safetensors)"
+                "(choose it with key=…, or write .safetensors)"
             )
         _write_npy(restored[0], out_p, overwrite)
     else:
@@ -628,7 +628,9 @@ def _from_thermo(src: Path, layers: list[str] | None) -> tuple[list[_Restored], 
             if spec is None:
                 continue
             if k in found:
-                raise ValidationError(f"{src}: key {k!r} is in more than one layer (choose one with --layer)")
+                raise ValidationError(
+                    f"{src}: key {k!r} is in more than one layer (choose one with layers=…)"
+                )
             packed = spec.encoding == "ternary"
             q = recorded.get(k, (None, None)) if packed else (None, None)
             result = TensorResult(

@@ -246,5 +246,5 @@ def plan_import(
             )
             items.append(PlannedTensor(source=sf, info=info, key=key, ternary=quantize))
     if (include or exclude) and not items and origin:
-        raise ValidationError(f"--include/--exclude selected none of the {len(origin)} tensors")
+        raise ValidationError(f"include/exclude selected none of the {len(origin)} tensors")
     return ImportPlan(sources=sources, indexes=indexes, items=items, skipped=skipped)

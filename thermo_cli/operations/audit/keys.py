@@ -84,7 +84,7 @@ def generate(
         private_bytes = key.private_bytes(serialization.Encoding.PEM, private_format, enc)
     except UnsupportedAlgorithm:  # encrypted OpenSSH keys need bcrypt's KDF
         raise ValidationError(
-            "an encrypted OpenSSH key needs the bcrypt package; install it or use --format pem"
+            "an encrypted OpenSSH key needs the bcrypt package; install it or use fmt='pem'"
         ) from None
     public_line = key.public_key().public_bytes(
         serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
@@ -119,7 +119,7 @@ def load_private(path: str | os.PathLike[str], passphrase: bytes | None = None) 
     except TypeError:  # cryptography: a password was given but not needed, or the reverse
         if passphrase:
             raise ValidationError(f"{path}: key is not encrypted; drop the passphrase") from None
-        raise ValidationError(f"{path}: key is encrypted; give --passphrase or --passphrase-file") from None
+        raise ValidationError(f"{path}: key is encrypted; pass passphrase=…") from None
     except ValueError as exc:
         if passphrase:
             raise ValidationError(f"{path}: wrong passphrase (or a damaged key file)") from None

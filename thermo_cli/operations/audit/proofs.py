@@ -224,9 +224,9 @@ def _check_signers(report: VerifyReport, signed: note.SignedNote, pubkeys: Seque
             "signatures",
             True,
             0,
-            f"{len(signed.signatures)} signature(s) present, not checked (give --pubkey to check who signed)",
+            f"{len(signed.signatures)} signature(s) present, not checked (pass pubkeys to check who signed)",
         )
-        report.notes.append("without --pubkey the proof shows consistency, not who vouched for it")
+        report.notes.append("without pubkeys the proof shows consistency, not who vouched for it")
         return
     missing = [
         k.name or k.source

@@ -134,7 +134,7 @@ def _verify_legacy(p: str, pubkeys: Sequence[PublicKey], since: note.SignedNote 
 
     if since is not None:
         raise ValidationError(
-            "--since: a Rust-crate file has no Merkle log to check a checkpoint "
+            "since: a Rust-crate file has no Merkle log to check a checkpoint "
             "against; migrate it first (`thermo migrate`)"
         )
     report = verify_legacy(read_legacy_file(p), path=p)
@@ -583,7 +583,7 @@ class ContainerVerifier:
         else:
             detail = (
                 f"{len(valid)} signature(s) verify with the keys they name "
-                "(not trusted: give --pubkey to check who signed)"
+                "(not trusted: pass pubkeys to check who signed)"
             )
         r.add("signatures", True, len(valid), detail)
 
@@ -706,5 +706,5 @@ class ContainerVerifier:
                 return False
             r.add("since signatures", True, len(res.verified), res.describe())
         else:
-            r.notes.append("the saved checkpoint's signatures were not checked (no --pubkey given)")
+            r.notes.append("the saved checkpoint's signatures were not checked (no pubkeys given)")
         return True

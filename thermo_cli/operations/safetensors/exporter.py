@@ -111,7 +111,7 @@ def export_safetensors(
             specs.append(out_tensor)
             fetchers[out_tensor.name] = fetch
     if layout.tensors:
-        metadata = layout.metadata(items, metadata, hint=" (export with --dequantize, or exclude it)")
+        metadata = layout.metadata(items, metadata, hint=" (export with keep_ternary=False, or exclude it)")
     report.tensors = len(items)
     report.tensor_bytes = sum(t.nbytes for t in specs)
     if progress is not None:
@@ -191,11 +191,11 @@ def _select(
             other = items[name].layer.label
             raise ValidationError(
                 f"key {key!r} is in both the {other} and the {item.layer.label} layer "
-                "(choose one with --layer)"
+                "(choose one with layers=…)"
             )
         items[name] = item
     if not items:
-        raise ValidationError("no tensor entries to export (check --layer, --prefix, --include, --exclude)")
+        raise ValidationError("no tensor entries to export (check layers, prefix, include, exclude)")
     return items
 
 

@@ -283,7 +283,7 @@ def _check_output(target: Path, inputs: Sequence[Any], overwrite: bool) -> None:
     if target.is_dir():
         raise ValidationError(f"{target}: is a directory")
     if target.exists() and not overwrite:
-        raise RefusedError(f"{target}: already exists (pass --force to replace it)")
+        raise RefusedError(f"{target}: already exists (pass overwrite=True to replace it)")
     if not target.parent.exists():
         raise ValidationError(f"{target.parent}: no such directory")
 

@@ -113,7 +113,7 @@ def _safetensors(path: Path, name: str, dim: int, tensor: str | None) -> np.ndar
         if len(names) != 1:
             listed = ", ".join(repr(n) for n in names[:10]) or "none"
             raise ValidationError(
-                f"{name}: holds {len(names)} tensors ({listed}); name the activations with --tensor"
+                f"{name}: holds {len(names)} tensors ({listed}); name the activations with tensor=…"
             )
         tensor = names[0]
     chosen = [t for t in sf.tensors if t.name == tensor]
