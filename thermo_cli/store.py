@@ -27,21 +27,28 @@ from collections.abc import Iterator, MutableMapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
+from thermo_cli.codec import cbor
 from thermo_cli.config.limits import DEFAULT_LIMITS, Limits
 from thermo_cli.container.fileops import DEFAULT_LOCK_TIMEOUT, atomic_write, durable_append, wait_for_writer
 from thermo_cli.container.fileops import locked as _locked
 from thermo_cli.container.layout import FOOTER_SIZE, MAGIC, damage_reason, looks_like_container, new_prefix
+from thermo_cli.container.metablock import meta_to_map
 from thermo_cli.engine.thermogram import Thermogram
 from thermo_cli.errors import (
+    BadMagicError,
     ChainError,
     FormatError,
     IntegrityError,
+    LockError,
     NotFoundError,
     RefusedError,
     ValidationError,
 )
 from thermo_cli.model import Delta, DeltaType, Entry, Layer, LogRecord, ReadResult
 
+# Imported inside the functions that use them, for start-up time (``thermo get`` loads this
+# module): the container's reader, lazy layers and writer (zstandard), and the Rust crate's
+# formats (orjson), so a command loads only what the file it opens needs.
 if TYPE_CHECKING:
     from thermo_cli.container.reader import Reader
 
@@ -111,8 +118,6 @@ def sniff_bytes(head: bytes, what: str = "data") -> Kind:
         return "thermo"
     reason = damage_reason(head)
     if reason is not None:
-        from thermo_cli.errors import BadMagicError
-
         raise BadMagicError(f"{what}: damaged .thermo magic ({reason}; was it transferred in text mode?)")
     from thermo_cli.formats.legacy import sniff_engram, sniff_legacy
 
@@ -122,8 +127,6 @@ def sniff_bytes(head: bytes, what: str = "data") -> Kind:
         return "engram"
     if not head:
         raise FormatError(f"{what}: empty file, not a thermogram")
-    from thermo_cli.errors import BadMagicError
-
     raise BadMagicError(f"{what}: not a thermogram (neither a .thermo container nor a crate JSON file)")
 
 
@@ -529,8 +532,6 @@ def _serialized(p: str, timeout: float | None) -> Iterator[None]:
     with _thread_locks_guard:
         lock = _thread_locks.setdefault(key, threading.RLock())
     if not lock.acquire(timeout=-1 if timeout is None else timeout):
-        from thermo_cli.errors import LockError
-
         raise LockError(f"{p}: another thread holds the lock (waited {timeout:g} s)")
     try:
         yield
@@ -586,9 +587,6 @@ def _load_for_edit(
 
 def _fingerprint(tg: Thermogram) -> _Fingerprint:
     """What a commit would write differently if it changed: log, layer sizes, meta block."""
-    from thermo_cli.codec import cbor
-    from thermo_cli.container.metablock import meta_to_map
-
     meta = hashlib.sha256(cbor.encode(meta_to_map(tg))).digest()
     sizes = tuple(len(tg.layers[layer]) for layer in Layer)
     return (tg.log_length, tg.head_hash, tg.dirty_start, tg.layers_modified, sizes, meta)

@@ -82,7 +82,9 @@ from thermo_cli.model import (
     time_in_range,
 )
 
-if TYPE_CHECKING:  # numpy is imported by the functions that need it: ``thermo get`` never does
+# numpy, and codec.tensors which imports it, are imported inside the functions that handle
+# tensors, for start-up time: applying a stream of plain deltas never loads numpy.
+if TYPE_CHECKING:
     import numpy.typing as npt
 
 
@@ -270,7 +272,7 @@ def parse_dtype(text: Any) -> Any:
     Every safetensors dtype is accepted, the packed sub-byte floats (``f4``, ``f6_e2m3``,
     ``f6_e3m2``) too, so that what ``thermo export --format jsonl`` writes reads back.
     """
-    from thermo_cli.codec.tensors import SAFETENSORS_DTYPES, dtype_info
+    from thermo_cli.codec.tensors import SAFETENSORS_DTYPES, dtype_info  # numpy (start-up time)
 
     if not isinstance(text, str):
         raise ValidationError(f"value.dtype: expected text, got {type(text).__name__}")
@@ -364,7 +366,7 @@ def _decode_tensor(obj: dict[str, Any], field_name: str, max_dims: int) -> tuple
         for k in ("scales", "per_row", "method"):
             if k in obj:
                 raise ValidationError(f'{field_name}.{k}: only for "encoding": "ternary"')
-        from thermo_cli.codec.tensors import tensor_nbytes
+        from thermo_cli.codec.tensors import tensor_nbytes  # numpy (start-up time)
 
         try:
             want = tensor_nbytes(dtype.name, shape)
@@ -467,7 +469,7 @@ def _float_bytes(flat: Any, dtype: Any, field_name: str) -> bytes:
     """
     import numpy as np
 
-    from thermo_cli.codec.tensors import from_float32, to_float32
+    from thermo_cli.codec.tensors import from_float32, to_float32  # numpy (start-up time)
 
     overflow = ValidationError(f"{field_name}.data: a number overflows {dtype.name}")
     if flat.dtype.kind == "b":
@@ -692,7 +694,7 @@ class DeltaParser:
         else:
             value, tensor = decode_value(raw, max_dims=self.limits.max_tensor_dims)
             if tensor is not None:
-                from thermo_cli.codec.tensors import check_delta_tensor
+                from thermo_cli.codec.tensors import check_delta_tensor  # numpy (start-up time)
 
                 check_delta_tensor(tensor, value, self.limits.max_tensor_dims)
         if op is DeltaType.DELETE and (value or tensor is not None) and not self.lenient:

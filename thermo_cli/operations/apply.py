@@ -15,10 +15,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from thermo_cli import store
+from thermo_cli.config.engine import ConsolidationPolicy, Manual
 from thermo_cli.config.limits import Limits
 from thermo_cli.errors import ThermoError
-from thermo_cli.formats import jsonl
+from thermo_cli.formats import dump, jsonl
 from thermo_cli.formats.jsonl import ByteStream
+from thermo_cli.model import Delta
 
 if TYPE_CHECKING:
     from thermo_cli.engine.thermogram import Thermogram
@@ -153,8 +155,6 @@ def _policy_suspended(tg: Thermogram, suspend: bool) -> Iterator[None]:
     if not suspend:
         yield
         return
-    from thermo_cli.config.engine import ConsolidationPolicy, Manual
-
     policy = tg.policy
     tg.set_policy(ConsolidationPolicy((Manual(),), policy.enable_pruning, policy.enable_merging))
     try:
@@ -210,9 +210,6 @@ def build_from_jsonl(stream: ByteStream, fresh: Thermogram, *, source: str, limi
     log and head hash); anything else is a delta stream, applied all-or-nothing.
     """
     import orjson
-
-    from thermo_cli.formats import dump
-    from thermo_cli.model import Delta
 
     lines = jsonl.iter_lines(stream, max_line_bytes=limits.max_line_bytes)
     first = next(lines, None)

@@ -40,6 +40,7 @@ from thermo_cli.container.fileops import (
 from thermo_cli.container.reader import Reader
 from thermo_cli.errors import IntegrityError, NotFoundError, RefusedError, ValidationError
 from thermo_cli.model import NS_PER_SECOND
+from thermo_cli.store import sniff
 
 _COPY_BLOCK = 1 << 20
 
@@ -154,8 +155,6 @@ def repair(
 
 
 def _check_container(p: str) -> None:
-    from thermo_cli.store import sniff
-
     kind = sniff(p)
     if kind != "thermo":
         raise ValidationError(

@@ -31,7 +31,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from thermo_cli import store
 from thermo_cli.errors import CorruptError, FormatError, IntegrityError, ValidationError
+from thermo_cli.formats.legacy import read_legacy_file, verify_legacy
+from thermo_cli.formats.legacy.verify import NOTE_UNCOVERED_FIELDS
 from thermo_cli.integrity import logscan as chain
 from thermo_cli.integrity import merkle, note
 from thermo_cli.integrity.report import VerifyReport
@@ -87,8 +90,6 @@ def verify_file(
     record strictly instead of reading links straight from canonical bytes; ``workers``
     caps the processes of the log pass (default: up to 4 on a long log, 1 to disable).
     """
-    from thermo_cli import store
-
     p = os.fspath(path)
     kind = store.sniff(p)
     saved = _load_note(since) if since is not None and not isinstance(since, note.SignedNote) else since
@@ -130,8 +131,6 @@ def _load_note(since: str | os.PathLike[str]) -> note.SignedNote:
 
 
 def _verify_legacy(p: str, pubkeys: Sequence[PublicKey], since: note.SignedNote | None) -> VerifyReport:
-    from thermo_cli.formats.legacy import read_legacy_file, verify_legacy
-
     if since is not None:
         raise ValidationError(
             "since: a Rust-crate file has no Merkle log to check a checkpoint "
@@ -302,8 +301,6 @@ class ContainerVerifier:
                 f"{scan.legacy} legacy)",
             )
         if scan.legacy:
-            from thermo_cli.formats.legacy.verify import NOTE_UNCOVERED_FIELDS
-
             bad = scan.failure is not None and scan.failure.index < scan.legacy + 1
             r.add(
                 "legacy segment",

@@ -17,7 +17,9 @@ from typing import IO, Any
 
 import numpy as np
 
+from thermo_cli.codec.tensors import dtype_info, to_float32
 from thermo_cli.errors import CorruptError, FormatError, NotFoundError, ValidationError
+from thermo_cli.formats.safetensors.format import open_safetensors, read_array
 from thermo_cli.operations.snn.network import check_activations
 
 NPY_MAGIC = b"\x93NUMPY"
@@ -101,9 +103,6 @@ def _npy(data: bytes, name: str, dim: int) -> np.ndarray:
 
 
 def _safetensors(path: Path, name: str, dim: int, tensor: str | None) -> np.ndarray:
-    from thermo_cli.codec.tensors import dtype_info, to_float32
-    from thermo_cli.formats.safetensors.format import open_safetensors, read_array
-
     try:
         sf = open_safetensors(path)
     except FormatError as exc:
