@@ -58,7 +58,6 @@ from thermo_cli.formats.safetensors.format import (
 )
 from thermo_cli.formats.safetensors.sources import selected
 from thermo_cli.model import Delta, Entry, Event, Layer, TensorSpec, check_strength
-from thermo_cli.operations.safetensors.importer import EXTRAS_KEY, provenance, saved_metadata
 
 LAYOUT_KEY = "thermo.ternary"
 """Metadata key of the per-tensor description (same key ``export-safetensors`` uses)."""
@@ -370,6 +369,10 @@ def _pack_to_thermo(
         report.tensors.append(result)
     tg.replace_layer(layer, entries)
     if sf is not None:
+        # not at module level: a cycle (the operations.safetensors package imports its exporter,
+        # which imports this module)
+        from thermo_cli.operations.safetensors.importer import EXTRAS_KEY, provenance
+
         tg.extras[EXTRAS_KEY] = provenance([sf])
     for fields in events:
         tg.append_event("import", fields, timestamp_ns=ts)
@@ -637,6 +640,10 @@ def _from_thermo(src: Path, layers: list[str] | None) -> tuple[list[_Restored], 
                 q[1],
             )
             found[k] = _Restored(k, spec.dtype, lambda m=mapping, key=k: _entry_array(m[key]), result)  # type: ignore[misc]  # python/mypy#15459
+    from thermo_cli.operations.safetensors.importer import (
+        saved_metadata,
+    )  # not at module level: a cycle (above)
+
     return list(found.values()), saved_metadata(tg)
 
 
