@@ -23,10 +23,11 @@ import hashlib
 import os
 import threading
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterator, MutableMapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
+from thermo_cli.codec import cbor
 from thermo_cli.config.limits import DEFAULT_LIMITS, Limits
 from thermo_cli.container.fileops import DEFAULT_LOCK_TIMEOUT, atomic_write, durable_append, wait_for_writer
 from thermo_cli.container.fileops import locked as _locked
@@ -39,18 +40,24 @@ from thermo_cli.container.layout import (
     looks_like_container,
     new_prefix,
 )
+from thermo_cli.container.metablock import meta_to_map
 from thermo_cli.engine.thermogram import Thermogram
 from thermo_cli.errors import (
+    BadMagicError,
     ChainError,
     FormatError,
     IntegrityError,
+    LockError,
     NotFoundError,
     RefusedError,
     UnsupportedVersionError,
     ValidationError,
 )
-from thermo_cli.model import Delta, DeltaType, Layer, LogRecord, ReadResult
+from thermo_cli.model import Delta, DeltaType, Entry, Layer, LogRecord, ReadResult
 
+# Imported inside the functions that use them, for start-up time (``thermo get`` loads this
+# module): the container's reader, lazy layers and writer (zstandard), and the Rust crate's
+# formats (orjson), so a command loads only what the file it opens needs.
 if TYPE_CHECKING:
     from thermo_cli.container.reader import Reader
 
@@ -121,8 +128,6 @@ def sniff_bytes(head: bytes, what: str = "data") -> Kind:
         return "thermo"
     reason = damage_reason(head)
     if reason is not None:
-        from thermo_cli.errors import BadMagicError
-
         raise BadMagicError(f"{what}: damaged .thermo magic ({reason}; was it transferred in text mode?)")
     from thermo_cli.formats.legacy import sniff_engram, sniff_legacy
 
@@ -132,8 +137,6 @@ def sniff_bytes(head: bytes, what: str = "data") -> Kind:
         return "engram"
     if not head:
         raise FormatError(f"{what}: empty file, not a thermogram")
-    from thermo_cli.errors import BadMagicError
-
     raise BadMagicError(f"{what}: not a thermogram (neither a .thermo container nor a crate JSON file)")
 
 
@@ -226,6 +229,7 @@ def thermogram_from_reader(reader: Reader, *, layers: str = "lazy", log: str = "
     if recs and recs[-1].hash != t.head_hex:
         raise IntegrityError(f"{reader.path}: the last log record's hash differs from the trailer's head")
     _ = reader.index  # decoded and checked now (about 1 ms for a 1 GiB file), not mid-operation
+    maps: dict[Layer, MutableMapping[str, Entry]]
     if layers == "full":
         maps = {layer: materialize_layer(reader, layer) for layer in Layer}
     else:
@@ -330,7 +334,9 @@ def iter_log(
 # --- writing -----------------------------------------------------------------------------
 
 
-def locked(path: str | os.PathLike[str], *, timeout: float | None = DEFAULT_LOCK_TIMEOUT):
+def locked(
+    path: str | os.PathLike[str], *, timeout: float | None = DEFAULT_LOCK_TIMEOUT
+) -> contextlib.AbstractContextManager[None]:
     """Exclusive writer lock of ``path`` (re-entrant in-process); use around load → commit."""
     return _locked(path, timeout=timeout)
 
@@ -399,14 +405,15 @@ def commit(path: str | os.PathLike[str], tg: Thermogram, *, upgrade: bool = Fals
                 and origin.reader is not None
                 and origin.path == p
                 and origin.reader.prefix.file_id == current.prefix.file_id
-            )  # type: ignore[attr-defined]
+            )
             if not same_file:
                 raise RefusedError(
                     f"{p}: is a different thermogram file than the one this state was loaded "
                     "from (use create with overwrite to replace it)"
                 )
-            src = origin.reader  # type: ignore[union-attr]
-            if current.trailer.sha256 != src.trailer.sha256:  # type: ignore[attr-defined]
+            assert origin is not None and origin.reader is not None  # same_file checked both
+            src = origin.reader
+            if current.trailer.sha256 != src.trailer.sha256:
                 raise ChainError(
                     f"{p}: the file was changed by another writer since it was loaded "
                     "(load it again under the lock)"
@@ -631,8 +638,6 @@ def _serialized(p: str, timeout: float | None) -> Iterator[None]:
     with _thread_locks_guard:
         lock = _thread_locks.setdefault(key, threading.RLock())
     if not lock.acquire(timeout=-1 if timeout is None else timeout):
-        from thermo_cli.errors import LockError
-
         raise LockError(f"{p}: another thread holds the lock (waited {timeout:g} s)")
     try:
         yield
@@ -661,7 +666,13 @@ def check_writable(path: str | os.PathLike[str], *, upgrade: bool = False) -> Ki
     return kind
 
 
-def _load_for_edit(p: str, *, upgrade: bool, log: Literal["tail", "full"]) -> tuple[Thermogram, tuple | None]:
+_Fingerprint = tuple[int, str | None, int, bool, tuple[int, ...], bytes]
+"""What :func:`_fingerprint` returns."""
+
+
+def _load_for_edit(
+    p: str, *, upgrade: bool, log: Literal["tail", "full"]
+) -> tuple[Thermogram, _Fingerprint | None]:
     """Load under the lock; a crate file being upgraded logs its migration first.
 
     The ``migrate`` event comes right after the crate's deltas and before the edit's
@@ -683,11 +694,8 @@ def _load_for_edit(p: str, *, upgrade: bool, log: Literal["tail", "full"]) -> tu
     return tg, _fingerprint(tg)
 
 
-def _fingerprint(tg: Thermogram) -> tuple:
+def _fingerprint(tg: Thermogram) -> _Fingerprint:
     """What a commit would write differently if it changed: log, layer sizes, meta block."""
-    from thermo_cli.codec import cbor
-    from thermo_cli.container.metablock import meta_to_map
-
     meta = hashlib.sha256(cbor.encode(meta_to_map(tg))).digest()
     sizes = tuple(len(tg.layers[layer]) for layer in Layer)
     return (tg.log_length, tg.head_hash, tg.dirty_start, tg.layers_modified, sizes, meta)

@@ -18,6 +18,7 @@ from thermo_cli.cli._common import (
     open_output,
     run_app,
 )
+from thermo_cli.config.limits import raise_hint
 
 from .conftest import Thermo
 
@@ -269,3 +270,18 @@ def test_library_parameter_hints_become_flags(capsys):
         capsys.readouterr().err
         == "thermo: error: f: is a legacy file: pass --upgrade to convert it in place\n"
     )
+
+
+@pytest.mark.parametrize(
+    "library, cli",
+    [
+        ("f: already exists (pass overwrite=True to replace it)", "(pass --force to replace it)"),
+        (f"too big ({raise_hint('max_chunk_bytes')})", "(raise it with --limit max_chunk_bytes=SIZE if"),
+        ("line 2: longer than 8 bytes (raise it with max_line_bytes=…)", "(raise it with --max-line-bytes)"),
+        ("k: key is encrypted; pass passphrase=…", "give --passphrase or --passphrase-file"),
+        ("Run `thermo verify`; `thermo repair` with force=True drops them", "`thermo repair --force` drops"),
+    ],
+)
+def test_every_parameter_hint_reads_as_its_flag(library: str, cli: str) -> None:
+    shown = _common.flag_hints(library)
+    assert cli in shown and "=…" not in shown and "=True" not in shown

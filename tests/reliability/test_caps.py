@@ -194,7 +194,7 @@ def test_hostile_container_is_refused_before_allocating(case: str, tmp_path: Pat
     assert isinstance(raised, error), (case, raised)
     assert cap in str(raised), (case, str(raised))
     if error is LimitExceededError and cap.startswith("max_"):
-        assert f"--limit {cap}=" in str(raised)  # names the flag that raises it
+        assert f"limits=Limits({cap}=" in str(raised)  # names the parameter that raises it
     assert peak < ALLOCATION_BOUND, (case, peak)
     assert len(str(raised)) < 500
     assert path.read_bytes() == before
@@ -232,7 +232,7 @@ def test_caps_can_be_raised_or_lowered_for_trusted_files() -> None:
     path = VECTORS / "multichunk.thermo"
     tg = store.load(path, layers="full", limits=Limits())
     assert sum(len(tg.layers[layer]) for layer in tg.layers)
-    knob = r"max_chunk_bytes=1024 \(raise it with --limit max_chunk_bytes=SIZE"
+    knob = r"max_chunk_bytes=1024 \(raise it with limits=Limits\(max_chunk_bytes=…\)"
     with pytest.raises(LimitExceededError, match=knob):
         store.load(path, layers="full", limits=Limits(max_chunk_bytes=1024))
 
@@ -296,7 +296,7 @@ def test_ten_gb_jsonl_line_is_refused_after_reading_about_the_cap() -> None:
     raised, peak = peak_while(lambda: next(lines))
     assert isinstance(raised, LineLimitError)
     text = str(raised)
-    assert "line 2" in text and f"maximum of {cap} bytes" in text and "--max-line-bytes" in text
+    assert "line 2" in text and f"maximum of {cap} bytes" in text and "max_line_bytes=" in text
     assert stream.consumed <= cap + 2 * MiB
     assert peak < cap + 4 * MiB
 

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import math
 from enum import StrEnum
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:  # imported inside new_thermogram: ``thermo get`` loads this module
+    from thermo_cli.engine.thermogram import Thermogram
 
 
 class Preset(StrEnum):
@@ -23,7 +26,7 @@ class Plasticity(StrEnum):
     stdp = "stdp"
     conservative = "conservative"
     aggressive = "aggressive"
-    replace = "replace"
+    replace_ = "replace"  # named apart from str.replace, which a member called replace would shadow
     bayesian = "bayesian"
 
 
@@ -63,7 +66,7 @@ def strength_text(s: float) -> str:
     return f"{s:.4g}"
 
 
-def new_thermogram(name: str, preset: Preset, plasticity: Plasticity, policy: Policy):  # -> Thermogram
+def new_thermogram(name: str, preset: Preset, plasticity: Plasticity, policy: Policy) -> Thermogram:
     """A fresh thermogram with the chosen presets (``init`` and ``import-jsonl``)."""
     from thermo_cli.config.engine import ConsolidationPolicy, PlasticityRule, ThermalConfig
     from thermo_cli.engine.thermogram import Thermogram

@@ -24,9 +24,10 @@ from __future__ import annotations
 import contextlib
 import importlib
 import os
+import re
 import sys
 from collections.abc import Iterator
-from typing import IO, Any
+from typing import IO, Any, Protocol, TypeGuard
 
 import typer
 from typer.core import TyperGroup
@@ -63,7 +64,13 @@ class VerificationFailed(Exception):
     """Raised by a command whose check ran and failed (exit 1, report already printed)."""
 
 
-def _is_click_exception(exc: BaseException) -> bool:
+class _ClickError(Protocol):
+    exit_code: int
+
+    def format_message(self) -> str: ...
+
+
+def _is_click_exception(exc: BaseException) -> TypeGuard[_ClickError]:
     """typer's vendored click signals usage errors with exceptions carrying an exit code."""
     return hasattr(exc, "format_message") and hasattr(exc, "exit_code")
 
@@ -110,17 +117,45 @@ _FLAGS_FOR_PARAMETERS = (
     ("pass upgrade=True", "pass --upgrade"),
     ("pass upgrade to convert", "pass --upgrade to convert"),
     ("use overwrite to replace it", "pass --force to replace it"),
+    ("pass overwrite=True to replace it", "pass --force to replace it"),
+    ("replace it with replace=True", "replace it with --force"),
+    ("pass force=True to drop them anyway", "pass --force to drop them anyway"),
+    ("`thermo repair` with force=True", "`thermo repair --force`"),
+    ("choose another path with backup=…", "choose another --backup path"),
+    ("pass nan_as_zero=True", "pass --nan-as-zero"),
+    ("raise it with max_line_bytes=…", "raise it with --max-line-bytes"),
+    ("include/exclude selected none", "--include/--exclude selected none"),
+    ("(check layers, prefix, include, exclude)", "(check --layer, --prefix, --include, --exclude)"),
+    ("choose one with layers=…", "choose one with --layer"),
+    ("layers=… applies to", "--layer applies to"),
+    ("choose it with key=…", "choose it with --key"),
+    ("export with keep_ternary=False", "export with --dequantize"),
+    ("name the activations with tensor=…", "name the activations with --tensor"),
+    ("since: a Rust-crate file", "--since: a Rust-crate file"),
+    ("pass pubkeys to check who signed", "give --pubkey to check who signed"),
+    ("(no pubkeys given)", "(no --pubkey given)"),
+    ("without pubkeys the proof", "without --pubkey the proof"),
+    ("use fmt='pem'", "use --format pem"),
+    ("pass passphrase=…", "give --passphrase or --passphrase-file"),
 )
 """Library hints name parameters; the command line's user needs the flag that sets them."""
+
+_LIMIT_PARAMETER = re.compile(r"limits=Limits\((\w+)=…\)")
+"""A cap error's ``limits=Limits(NAME=…)`` hint: on the command line, ``--limit NAME=SIZE``."""
+
+
+def flag_hints(text: str) -> str:
+    """``text`` (a library message) with each parameter hint turned into the flag that sets it."""
+    for parameter, flag in _FLAGS_FOR_PARAMETERS:
+        text = text.replace(parameter, flag)
+    return _LIMIT_PARAMETER.sub(r"--limit \1=SIZE", text)
 
 
 def _one_line(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.strerror:
         where = f": {exc.filename}" if exc.filename else ""
         return f"{exc.strerror}{where}"
-    text = str(exc).replace("\r", " ").replace("\n", " ")
-    for parameter, flag in _FLAGS_FOR_PARAMETERS:
-        text = text.replace(parameter, flag)
+    text = flag_hints(str(exc).replace("\r", " ").replace("\n", " "))
     return text or type(exc).__name__
 
 
@@ -157,7 +192,7 @@ class ThermoGroup(TyperGroup):
         """Build one command module's typer app (public ``typer.main.get_command``) and add its commands."""
         mod = importlib.import_module(f"thermo_cli.cli.{module}")
         built = typer.main.get_command(mod.commands)
-        found = built.commands if isinstance(built, TyperGroup) else {built.name: built}
+        found = built.commands if isinstance(built, TyperGroup) else {built.name or module: built}
         for name, cmd in found.items():
             self.commands.setdefault(name, cmd)
 
@@ -302,7 +337,7 @@ def _install_fast_coercion() -> None:
         return
 
     @dataclass(frozen=True)
-    class PlainParam(RuntimeParam):  # type: ignore[misc]
+    class PlainParam(RuntimeParam):
         def _coerce_value(self, value: Any, param: Any, ctx: Any) -> Any:
             ann = self.annotation
             if ann is str:
@@ -328,7 +363,7 @@ def _install_fast_coercion() -> None:
                 return False
             raise typer.BadParameter(f"{value!r} is not a valid boolean.", ctx=ctx, param=param)
 
-        def _number(self, value: Any, ann: type, param: Any, ctx: Any) -> Any:
+        def _number(self, value: Any, ann: type[int] | type[float], param: Any, ctx: Any) -> Any:
             info = self.parameter_info
             if isinstance(value, ann) and not isinstance(value, bool):
                 number = value

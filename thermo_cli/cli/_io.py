@@ -19,7 +19,7 @@ class CountingReader:
 
     def read1(self, n: int = -1) -> bytes:
         read = getattr(self._raw, "read1", None) or self._raw.read
-        data = read(n)
+        data: bytes = read(n)
         self._bar.advance(len(data))
         return data
 

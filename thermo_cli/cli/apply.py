@@ -22,7 +22,15 @@ from thermo_cli.cli._args import (
     UpgradeOpt,
     short_hash,
 )
-from thermo_cli.cli._common import EXIT_USAGE, err, is_interactive, open_input, print_json, progress
+from thermo_cli.cli._common import (
+    EXIT_USAGE,
+    err,
+    flag_hints,
+    is_interactive,
+    open_input,
+    print_json,
+    progress,
+)
 from thermo_cli.cli._io import PROGRESS_MIN_BYTES, CountingReader, input_size
 
 commands = typer.Typer(add_completion=False)
@@ -94,7 +102,7 @@ def apply(
     _KEEP_UNTIL_EXIT[:] = [report]  # freed by the process exit, not object by object
     elapsed = time.perf_counter() - started
     for message in report.skipped:
-        err(f"thermo: skipped {message}")
+        err(f"thermo: skipped {flag_hints(message)}")
     if json_out:
         print_json({"file": file, **report.to_json(), "seconds": round(elapsed, 6)})
     err(_apply_summary(file, report, elapsed))

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
-from thermo_cli.cli._common import VerificationFailed, err, print_json
+from thermo_cli.cli._common import VerificationFailed, err, flag_hints, print_json
 
 _PUBKEY_HELP = (
     "Trusted public key: an OpenSSH .pub line, a PEM file, or a C2SP verifier key "
@@ -80,7 +80,7 @@ def print_report(report: Any) -> None:
     lines = [f"{report.path}: {report.format}"]
     width = max((len(c.name) for c in report.checks), default=0)
     for c in report.checks:
-        lines.append(f"  {_mark(c.ok)} {c.name:<{width}}  {c.count:>10}  {c.detail}")
+        lines.append(f"  {_mark(c.ok)} {c.name:<{width}}  {c.count:>10}  {flag_hints(c.detail)}")
     if report.head_hash:
         lines.append(f"  head {report.head_hash}")
     f = report.failure
@@ -91,12 +91,12 @@ def print_report(report: Any) -> None:
         if f.key is not None:
             where.append(f"key {f.key!r}")
         at = f" at {', '.join(where)}" if where else ""
-        lines.append(f"FIRST FAILURE [{f.check}]{at}: {f.reason}")
+        lines.append(f"FIRST FAILURE [{f.check}]{at}: {flag_hints(f.reason)}")
     for n in report.notes:
-        lines.append(f"  note: {n}")
+        lines.append(f"  note: {flag_hints(n)}")
     auth = getattr(report, "authentication", None)
     if auth:
-        lines.append(f"authenticity: {auth['summary']}")
+        lines.append(f"authenticity: {flag_hints(auth['summary'])}")
     lines.append("INTACT" if report.ok else "FAILED")
     typer.echo("\n".join(lines))
 

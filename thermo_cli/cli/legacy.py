@@ -8,13 +8,17 @@ Every other command already reads legacy files directly (the store sniffs them).
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 import typer
 
 from thermo_cli.cli._common import err, print_json
 
+if TYPE_CHECKING:  # the library is imported when a command runs, not at start-up
+    from thermo_cli.operations.migrate import MigrationResult
 
-def _summary(result, verb: str) -> str:  # result: a MigrationResult (imported lazily)
+
+def _summary(result: MigrationResult, verb: str) -> str:
     entries = ", ".join(f"{n} {layer}" for layer, n in result.entries.items() if n) or "no entries"
     chain = (
         f"{result.legacy_deltas} legacy deltas kept with their crate hashes"

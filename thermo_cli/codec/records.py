@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import math
 import struct
-from typing import Any
+from typing import Any, TypeGuard
 
 from thermo_cli.codec import cbor
 from thermo_cli.codec.timestamps import format_rfc3339
@@ -260,5 +260,5 @@ def decode_record(
     return rec
 
 
-def is_hex_hash(text: object) -> bool:
+def is_hex_hash(text: object) -> TypeGuard[str]:
     return isinstance(text, str) and len(text) == 64 and set(text) <= _HEX

@@ -25,6 +25,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from thermo_cli.codec.ternary.packing import unpack
+from thermo_cli.codec.ternary.quantize import dequantize as _dequantize
+from thermo_cli.codec.ternary.quantize import quantize
 from thermo_cli.errors import CorruptError, ValidationError
 from thermo_cli.model import TensorSpec, check_shape
 
@@ -411,9 +414,6 @@ def value_to_array(value: bytes, spec: TensorSpec, *, dequantize: bool = True) -
     if spec.encoding == "raw":
         info = dtype_info(spec.dtype)
         return np.frombuffer(value, dtype=info.storage).reshape(packed_shape(info.name, shape))
-    from thermo_cli.codec.ternary.packing import unpack
-    from thermo_cli.codec.ternary.quantize import dequantize as _dequantize
-
     if not dequantize:
         return unpack(value, spec.numel).reshape(shape)
     scales = np.frombuffer(spec.scales or b"", dtype="<f4")
@@ -454,8 +454,6 @@ def ternary_encode_tensor(
     it is also the dtype dequantization returns. ``what`` names the tensor in errors. See
     ``thermo_cli.codec.ternary.quantize`` for the methods.
     """
-    from thermo_cli.codec.ternary.quantize import quantize
-
     a = np.asarray(arr)
     name = dtype if dtype is not None else dtype_of(a)
     info = dtype_info(name)

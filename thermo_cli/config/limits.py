@@ -16,7 +16,7 @@ or runs under :func:`contextvars.copy_context`.
 
 From the command line the same caps are set for one run with ``thermo --limit
 NAME=SIZE`` (repeatable) or ``THERMO_LIMITS="NAME=SIZE,..."``. Every cap error names the
-cap and that flag.
+cap and the ``limits=Limits(NAME=…)`` that raises it (the CLI shows its flag instead).
 """
 
 from __future__ import annotations
@@ -120,7 +120,6 @@ DEFAULT_LIMITS = Limits()
 
 _CURRENT: contextvars.ContextVar[Limits] = contextvars.ContextVar("thermo_limits", default=DEFAULT_LIMITS)
 
-LIMIT_FLAG = "--limit"
 LIMITS_ENV = "THERMO_LIMITS"
 
 
@@ -153,7 +152,7 @@ def process_cap(name: str) -> int:
 
 def raise_hint(name: str) -> str:
     """How to raise cap ``name``, for error messages."""
-    return f"raise it with {LIMIT_FLAG} {name}=SIZE if the input is trusted"
+    return f"raise it with limits=Limits({name}=…) if the input is trusted"
 
 
 def check_cap(value: int, cap: int, name: str, what: str) -> None:

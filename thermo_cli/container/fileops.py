@@ -169,7 +169,7 @@ def leftover_temp_files(path: str | os.PathLike[str]) -> list[str]:
 
 
 def _refused(path: str | os.PathLike[str]) -> RefusedError:
-    return RefusedError(f"{os.fspath(path)}: already exists (pass --force to replace it)")
+    return RefusedError(f"{os.fspath(path)}: already exists (pass overwrite=True to replace it)")
 
 
 def _final_mode(target: str, mode: int | None) -> int:

@@ -226,7 +226,7 @@ class Reader:
                 f"{self.path}: the commit at the end of the file is not framed ({fault}): its commit "
                 "header is damaged, an older commit was appended (a rollback) or bytes lie outside any "
                 "commit. "
-                "Run `thermo verify`; `thermo repair --force` drops them after a backup"
+                "Run `thermo verify`; `thermo repair` with force=True drops them after a backup"
             )
         return None
 
@@ -280,7 +280,7 @@ class Reader:
             if not self._allow_damaged_tail:
                 raise IntegrityError(
                     f"{self.path}: {fault}; this is not an interrupted write. Run `thermo verify`; "
-                    "`thermo repair --force` drops the damaged bytes after a backup"
+                    "`thermo repair` with force=True drops the damaged bytes after a backup"
                 )
             self.tail_fault = fault
         if found is None:
@@ -336,8 +336,8 @@ class Reader:
         if damaged and not self._allow_damaged_tail:
             raise IntegrityError(
                 f"{self.path}: the last commit is damaged (its footer is complete but the trailer does not "
-                "match it); this is not an interrupted write. Run `thermo verify`; `thermo repair --force` "
-                "drops the damaged commit after a backup"
+                "match it); this is not an interrupted write. Run `thermo verify`; `thermo repair` "
+                "with force=True drops the damaged commit after a backup"
             )
         if damaged:
             self.tail_fault = "the file ends in a complete footer that does not match its trailer"

@@ -117,7 +117,9 @@ def validate_delta(d: Any) -> int:
     if d.custom is not None:
         check_custom(d.custom, current_limits().max_meta_depth)
     if d.tensor is not None:
-        from thermo_cli.codec.tensors import check_delta_tensor  # numpy: only for tensors
+        from thermo_cli.codec.tensors import (
+            check_delta_tensor,
+        )  # imports numpy: only for tensors (start-up time)
 
         check_delta_tensor(d.tensor, value, current_limits().max_tensor_dims)
     d.value = value

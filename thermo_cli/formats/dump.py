@@ -45,7 +45,10 @@ from typing import IO, Any
 
 import orjson
 
+from thermo_cli.codec.fastrecords import seal
+from thermo_cli.codec.records import is_hex_hash
 from thermo_cli.codec.timestamps import format_rfc3339, format_z
+from thermo_cli.container.metablock import meta_fields_from_map, meta_to_map
 from thermo_cli.engine.thermogram import Thermogram
 from thermo_cli.errors import CorruptError, FormatError, ThermoError, ValidationError, quote
 from thermo_cli.formats import jsonl
@@ -236,8 +239,6 @@ def _tensor_doc(spec: Any) -> dict[str, Any]:
 
 
 def header_doc(tg: Thermogram, *, log_length: int, head_hash: str | None) -> dict[str, Any]:
-    from thermo_cli.container.metablock import meta_to_map
-
     return {
         "kind": "thermogram",
         "format": JSONL_FORMAT,
@@ -390,8 +391,6 @@ def import_dump(
 
 
 def _thermogram_from_header(lineno: int, header: dict[str, Any]) -> Thermogram:
-    from thermo_cli.container.metablock import meta_fields_from_map
-
     if header.get("format") != JSONL_FORMAT:
         raise jsonl.LineError(
             lineno, f'"format": expected "{JSONL_FORMAT}", got {quote(header.get("format"))}'
@@ -449,8 +448,6 @@ def _event_from_dump(obj: dict[str, Any]) -> Event:
 
 
 def _hash_field(value: Any, name: str, *, nullable: bool) -> str | None:
-    from thermo_cli.codec.records import is_hex_hash
-
     if value is None and nullable:
         return None
     if not is_hex_hash(value):
@@ -479,7 +476,7 @@ class _DumpState:
         extra = obj.keys() - allowed
         if extra:
             raise ValidationError(f"unknown field(s) {sorted(extra)} in an entry")
-        layer = Layer.parse(obj.get("layer") if isinstance(obj.get("layer"), str) else "")
+        layer = Layer.parse(obj["layer"] if isinstance(obj.get("layer"), str) else "")
         key = check_key(obj.get("key"))
         if key in self.tg.layers[layer]:
             raise ValidationError(f"entry {quote(key)} appears twice in layer {layer.label}")
@@ -512,8 +509,6 @@ class _DumpState:
         )
 
     def add_record(self, index: Any, rec: LogRecord) -> None:
-        from thermo_cli.codec.fastrecords import seal
-
         self.seen_record = True
         expected = len(self.records)
         if index is not None and index != expected:

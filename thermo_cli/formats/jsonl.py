@@ -56,7 +56,7 @@ import binascii
 import re
 import struct
 from collections.abc import Iterable, Iterator
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import orjson
 
@@ -82,6 +82,19 @@ from thermo_cli.model import (
     new_id,
     time_in_range,
 )
+
+# numpy, and codec.tensors which imports it, are imported inside the functions that handle
+# tensors, for start-up time: applying a stream of plain deltas never loads numpy.
+if TYPE_CHECKING:
+    import numpy.typing as npt
+
+
+@runtime_checkable
+class ByteStream(Protocol):
+    """What :func:`iter_lines` reads from: a binary file, or anything with the same ``read``."""
+
+    def read(self, n: int = -1, /) -> bytes: ...
+
 
 DEFAULT_MAX_LINE_BYTES = DEFAULT_LIMITS.max_line_bytes
 """Longest accepted line (64 MiB): raise it with ``--max-line-bytes`` for huge tensors."""
@@ -113,7 +126,7 @@ class LineLimitError(LimitExceededError):
 
 
 def iter_lines(
-    stream: IO[bytes] | Iterable[bytes], *, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
+    stream: ByteStream | Iterable[bytes], *, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
 ) -> Iterator[tuple[int, bytes]]:
     """Yield ``(line_number, line)`` for every non-blank line, newline stripped.
 
@@ -160,17 +173,16 @@ def iter_lines(
             yield lineno, line
 
 
-def _blocks(stream: IO[bytes] | Iterable[bytes]) -> Iterator[bytes]:
-    read = getattr(stream, "read", None)
-    if read is None:
-        for chunk in stream:  # an iterable of byte chunks
+def _blocks(stream: ByteStream | Iterable[bytes]) -> Iterator[bytes]:
+    if not isinstance(stream, ByteStream):  # no ``read``: an iterable of byte chunks
+        for chunk in stream:
             if isinstance(chunk, str):
                 chunk = chunk.encode("utf-8")
             yield bytes(chunk)
         return
     read1 = getattr(stream, "read1", None)
     while True:
-        chunk = read1(_BLOCK) if read1 is not None else read(_BLOCK)
+        chunk = read1(_BLOCK) if read1 is not None else stream.read(_BLOCK)
         if not chunk:
             return
         if isinstance(chunk, str):
@@ -180,7 +192,7 @@ def _blocks(stream: IO[bytes] | Iterable[bytes]) -> Iterator[bytes]:
 
 def _too_long(lineno: int, cap: int) -> LineLimitError:
     return LineLimitError(
-        lineno, f"line longer than the maximum of {cap} bytes (raise it with --max-line-bytes)"
+        lineno, f"line longer than the maximum of {cap} bytes (raise it with max_line_bytes=…)"
     )
 
 
@@ -270,7 +282,7 @@ def parse_dtype(text: Any) -> Any:
     Every safetensors dtype is accepted, the packed sub-byte floats (``f4``, ``f6_e2m3``,
     ``f6_e3m2``) too, so that what ``thermo export --format jsonl`` writes reads back.
     """
-    from thermo_cli.codec.tensors import SAFETENSORS_DTYPES, dtype_info
+    from thermo_cli.codec.tensors import SAFETENSORS_DTYPES, dtype_info  # numpy (start-up time)
 
     if not isinstance(text, str):
         raise ValidationError(f"value.dtype: expected text, got {type(text).__name__}")
@@ -364,7 +376,7 @@ def _decode_tensor(obj: dict[str, Any], field_name: str, max_dims: int) -> tuple
         for k in ("scales", "per_row", "method"):
             if k in obj:
                 raise ValidationError(f'{field_name}.{k}: only for "encoding": "ternary"')
-        from thermo_cli.codec.tensors import tensor_nbytes
+        from thermo_cli.codec.tensors import tensor_nbytes  # numpy (start-up time)
 
         try:
             want = tensor_nbytes(dtype.name, shape)
@@ -467,7 +479,7 @@ def _float_bytes(flat: Any, dtype: Any, field_name: str) -> bytes:
     """
     import numpy as np
 
-    from thermo_cli.codec.tensors import from_float32, to_float32
+    from thermo_cli.codec.tensors import from_float32, to_float32  # numpy (start-up time)
 
     overflow = ValidationError(f"{field_name}.data: a number overflows {dtype.name}")
     if flat.dtype.kind == "b":
@@ -483,7 +495,7 @@ def _float_bytes(flat: Any, dtype: Any, field_name: str) -> bytes:
     return out.tobytes()
 
 
-def _integer_bytes(data: list[Any], flat: Any, target: Any, name: str, field_name: str) -> bytes:
+def _integer_bytes(data: list[Any], flat: npt.NDArray[Any], target: Any, name: str, field_name: str) -> bytes:
     """Integers exactly: numpy reads [0, 2**64 - 1] as float64, so re-read those with the target."""
     import numpy as np
 
@@ -692,7 +704,7 @@ class DeltaParser:
         else:
             value, tensor = decode_value(raw, max_dims=self.limits.max_tensor_dims)
             if tensor is not None:
-                from thermo_cli.codec.tensors import check_delta_tensor
+                from thermo_cli.codec.tensors import check_delta_tensor  # numpy (start-up time)
 
                 check_delta_tensor(tensor, value, self.limits.max_tensor_dims)
         if op is DeltaType.DELETE and (value or tensor is not None) and not self.lenient:

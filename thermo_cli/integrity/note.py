@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from thermo_cli.errors import CorruptError, LimitExceededError, NotFoundError
+from thermo_cli.errors import CorruptError, LimitExceededError, NotFoundError, ValidationError
 
 SIG_PREFIX = "\u2014 "
 """An em dash and a space open every signature line."""
@@ -56,8 +56,6 @@ def key_id(name: str, public_key: bytes) -> bytes:
 
 def check_key_name(name: str) -> str:
     """A signer name: non-empty, no whitespace, no '+' (C2SP signed-note)."""
-    from thermo_cli.errors import ValidationError
-
     if not isinstance(name, str) or not name:
         raise ValidationError("key name: must not be empty")
     if "+" in name or any(ch.isspace() for ch in name):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import os
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import IntEnum
@@ -132,7 +133,8 @@ class Ternary(IntEnum):
 
 
 _F32 = struct.Struct("<f")
-_f32_pack, _f32_unpack = _F32.pack, _F32.unpack
+_f32_pack: Callable[[float], bytes] = _F32.pack
+_f32_unpack: Callable[[bytes], tuple[float]] = _F32.unpack
 
 
 def f32(x: float) -> float:
@@ -233,7 +235,7 @@ def check_count(value: Any, field_name: str = "observation_count") -> int:
         return value
     if isinstance(value, bool) or not hasattr(value, "__index__"):
         raise ValidationError(f"{field_name}: expected an unsigned integer, got {quote(value)}")
-    n = value.__index__()
+    n: int = value.__index__()
     if not 0 <= n <= MAX_COUNT:
         raise ValidationError(f"{field_name}: expected an unsigned integer, got {quote(value)}")
     return n
@@ -245,7 +247,7 @@ def check_timestamp(value: Any, field_name: str = "timestamp") -> int:
         return value
     if isinstance(value, bool) or not hasattr(value, "__index__"):
         raise ValidationError(f"{field_name}: expected integer nanoseconds, got {quote(value)}")
-    ns = value.__index__()
+    ns: int = value.__index__()
     if not time_in_range(ns):
         raise ValidationError(
             f"{field_name}: nanoseconds out of range (signed 64-bit, {TIME_RANGE_TEXT}), got {quote(value)}"

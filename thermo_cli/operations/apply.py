@@ -12,12 +12,14 @@ import contextlib
 import gc
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any
 
 from thermo_cli import store
 from thermo_cli.config.limits import Limits
 from thermo_cli.errors import ThermoError
-from thermo_cli.formats import jsonl
+from thermo_cli.formats import dump, jsonl
+from thermo_cli.formats.jsonl import ByteStream
+from thermo_cli.model import Delta
 
 if TYPE_CHECKING:
     from thermo_cli.engine.thermogram import Thermogram
@@ -48,7 +50,7 @@ class ApplyReport:
 
 def apply_file(
     path: str,
-    stream: IO[bytes],
+    stream: ByteStream,
     *,
     limits: Limits,
     source: str = "thermo",
@@ -197,16 +199,13 @@ class JsonlImport:
     deltas: int
 
 
-def build_from_jsonl(stream: IO[bytes], fresh: Thermogram, *, source: str, limits: Limits) -> JsonlImport:
+def build_from_jsonl(stream: ByteStream, fresh: Thermogram, *, source: str, limits: Limits) -> JsonlImport:
     """Read a JSONL export exactly, or apply a delta stream to ``fresh``; writes nothing.
 
     The first line decides: a dump header means the whole input is a dump (same layers,
     log and head hash); anything else is a delta stream, applied all-or-nothing.
     """
     import orjson
-
-    from thermo_cli.formats import dump
-    from thermo_cli.model import Delta
 
     lines = jsonl.iter_lines(stream, max_line_bytes=limits.max_line_bytes)
     first = next(lines, None)

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from thermo_cli import store
 from thermo_cli.codec.timestamps import format_z as ns_to_text
+from thermo_cli.config.engine import DeltaCount, DirtySize, TimePeriod
 from thermo_cli.model import Layer
 
 if TYPE_CHECKING:
@@ -66,12 +67,11 @@ def policy_text(tg: Thermogram) -> str:
     """The auto-consolidation triggers in words: "every 100 deltas, at 1.0 MiB dirty"."""
     parts = []
     for t in tg.policy.triggers:
-        name = type(t).__name__
-        if name == "DeltaCount":
+        if isinstance(t, DeltaCount):
             parts.append(f"every {t.count} deltas")
-        elif name == "TimePeriod":
+        elif isinstance(t, TimePeriod):
             parts.append(f"every {t.hours} h")
-        elif name == "DirtySize":
+        elif isinstance(t, DirtySize):
             parts.append(f"at {size_text(t.bytes)} dirty")
         else:
             parts.append("manual")

@@ -22,6 +22,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from thermo_cli import store
 from thermo_cli.engine.thermogram import Thermogram
 from thermo_cli.errors import RefusedError
 from thermo_cli.formats.legacy.engram import load_engram
@@ -73,8 +74,6 @@ def migrate_file(
     old: str | os.PathLike[str], new: str | os.PathLike[str], *, overwrite: bool = False
 ) -> MigrationResult:
     """``thermo migrate OLD NEW``: write the container for crate save file ``old`` to ``new``."""
-    from thermo_cli import store
-
     old_p, new_p = os.fspath(old), os.fspath(new)
     data = _read_source(old_p, new_p, "legacy")
     tg = prepare_migration(data, source=old_p)
@@ -98,8 +97,6 @@ def import_engram_file(
     export: str | os.PathLike[str], out: str | os.PathLike[str], *, overwrite: bool = False
 ) -> MigrationResult:
     """``thermo import-engram EXPORT OUT``: a new container from a crate Engram export."""
-    from thermo_cli import store
-
     src, dst = os.fspath(export), os.fspath(out)
     data = _read_source(src, dst, "engram")
     tg = load_engram(data, source=src)
@@ -127,8 +124,6 @@ _WRONG_KIND = {
 
 def _read_source(src: str, dst: str, kind: str) -> bytes:
     """The bytes of crate file ``src``, once it is known to be a ``kind`` file that is not ``dst``."""
-    from thermo_cli import store
-
     found = store.sniff(src)
     if found != kind:
         raise RefusedError(f"{src}: {_WRONG_KIND[kind, found]}")

@@ -40,6 +40,7 @@ from thermo_cli.container.fileops import (
 from thermo_cli.container.reader import Reader
 from thermo_cli.errors import IntegrityError, NotFoundError, RefusedError, ValidationError
 from thermo_cli.model import NS_PER_SECOND
+from thermo_cli.store import sniff
 
 _COPY_BLOCK = 1 << 20
 
@@ -137,7 +138,7 @@ def repair(
                         f"{p}: the {report.torn_tail_bytes} bytes after the last valid commit are a damaged "
                         "commit or bytes outside any commit, not an interrupted write "
                         f"({reader.tail_fault}); dropping them could lose committed data "
-                        "(check with `thermo verify`; pass --force to drop them anyway, after a backup)"
+                        "(check with `thermo verify`; pass force=True to drop them anyway, after a backup)"
                     )
         if dry_run:
             if report.torn_tail_bytes:
@@ -154,8 +155,6 @@ def repair(
 
 
 def _check_container(p: str) -> None:
-    from thermo_cli.store import sniff
-
     kind = sniff(p)
     if kind != "thermo":
         raise ValidationError(
@@ -168,7 +167,7 @@ def _write_backup(p: str, size: int, backup: str | os.PathLike[str] | None) -> s
     """Copy the first ``size`` bytes of ``p`` (the whole file, tail included) to a new file."""
     target = os.path.abspath(os.fspath(backup)) if backup is not None else default_backup_path(p)
     if os.path.lexists(target):
-        raise RefusedError(f"{target}: backup file already exists (choose another --backup path)")
+        raise RefusedError(f"{target}: backup file already exists (choose another path with backup=…)")
     if not os.path.isdir(os.path.dirname(target)):
         raise NotFoundError(f"{os.path.dirname(target)}: backup directory does not exist")
 

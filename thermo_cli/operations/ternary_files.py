@@ -30,6 +30,7 @@ from typing import Any, cast
 
 import numpy as np
 
+from thermo_cli import store
 from thermo_cli.codec.tensors import (
     DTYPES,
     check_spec,
@@ -42,9 +43,21 @@ from thermo_cli.codec.tensors import (
     value_to_array,
 )
 from thermo_cli.codec.ternary.packing import packed_size
+from thermo_cli.codec.ternary.quantize import check_method, check_threshold
 from thermo_cli.config.clock import now_ns
-from thermo_cli.errors import FormatError, NotFoundError, RefusedError, ValidationError
-from thermo_cli.model import Entry, Layer, TensorSpec, check_strength
+from thermo_cli.container.fileops import atomic_output
+from thermo_cli.engine.thermogram import Thermogram
+from thermo_cli.errors import CorruptError, FormatError, NotFoundError, RefusedError, ValidationError
+from thermo_cli.formats.safetensors.format import (
+    OutTensor,
+    iter_tensor_bytes,
+    open_safetensors,
+    read_array,
+    read_tensor,
+    write_safetensors,
+)
+from thermo_cli.formats.safetensors.sources import selected
+from thermo_cli.model import Delta, Entry, Event, Layer, TensorSpec, check_strength
 
 LAYOUT_KEY = "thermo.ternary"
 """Metadata key of the per-tensor description (same key ``export-safetensors`` uses)."""
@@ -172,7 +185,7 @@ def _check_paths(src: Path, out: Path, action: str, overwrite: bool) -> tuple[st
     if out.exists() and src.resolve() == out.resolve():
         raise ValidationError(f"{out}: is also the input")
     if out.exists() and not overwrite:
-        raise RefusedError(f"{out}: already exists (pass --force to replace it)")
+        raise RefusedError(f"{out}: already exists (pass overwrite=True to replace it)")
     if not out.parent.exists():
         raise ValidationError(f"{out.parent}: no such directory")
     return kind_in, kind_out
@@ -214,8 +227,6 @@ def _npy_tensor(path: Path, name: str) -> _Tensor:
 
 
 def _safetensors_tensors(sf: Any) -> Iterator[tuple[Any, _Tensor]]:
-    from thermo_cli.formats.safetensors.format import iter_tensor_bytes
-
     for info, data in iter_tensor_bytes(sf):
         yield info, _Tensor(info.name, info.dtype, value_to_array(data, info.spec), info.shape)
 
@@ -270,8 +281,6 @@ def pack_file(
     its scales, each logged with an audit event) or a packed ``.safetensors`` file.
     ``name`` is the key/tensor name for a ``.npy`` input (default: the file's stem).
     """
-    from thermo_cli.codec.ternary.quantize import check_method, check_threshold
-
     t0 = time.perf_counter()
     src_p, out_p = Path(src), Path(out)
     kind_in, kind_out = _check_paths(src_p, out_p, "pack", overwrite)
@@ -291,8 +300,6 @@ def pack_file(
         tensors: Callable[[], Iterator[tuple[Any, _Tensor]]] = lambda: iter([(None, tensor)])  # noqa: E731
         sf = None
     else:
-        from thermo_cli.formats.safetensors.format import open_safetensors
-
         sf = open_safetensors(src_p)
         if not sf.tensors:
             raise ValidationError(f"{src_p}: holds no tensors")
@@ -321,9 +328,6 @@ def _pack_to_thermo(
 ) -> None:
     """One entry per tensor; a safetensors input's metadata and provenance are kept as an
     import keeps them, so ``export-safetensors`` writes the metadata back."""
-    from thermo_cli import store
-    from thermo_cli.engine.thermogram import Thermogram
-
     ts = now_ns()
     tg = Thermogram(name=out.stem)
     entries: dict[str, Entry] = {}
@@ -365,6 +369,8 @@ def _pack_to_thermo(
         report.tensors.append(result)
     tg.replace_layer(layer, entries)
     if sf is not None:
+        # not at module level: a cycle (the operations.safetensors package imports its exporter,
+        # which imports this module)
         from thermo_cli.operations.safetensors.importer import EXTRAS_KEY, provenance
 
         tg.set_extra(EXTRAS_KEY, provenance([sf]))
@@ -384,8 +390,6 @@ def _pack_to_safetensors(
     sf: Any,
 ) -> None:
     """Packed tensors are kept in memory (1/16 of float32); copied ones are re-read when written."""
-    from thermo_cli.formats.safetensors.format import OutTensor, read_tensor, write_safetensors
-
     outputs: list[tuple[OutTensor, Callable[[], bytes]]] = []
     layout = PackedLayout()
     names: list[str] = []
@@ -420,8 +424,6 @@ class PackedLayout:
     def add(self, name: str, spec: TensorSpec, codes: Callable[[], bytes], **extra: Any) -> list[Any]:
         """``[(OutTensor, fetch)]`` of the U8 codes and the F32 scales; ``extra`` joins the
         tensor's description (recorded rel_l2 / cosine)."""
-        from thermo_cli.formats.safetensors.format import OutTensor
-
         scales = spec.scales or b""
         scales_name = name + SCALES_SUFFIX
         self.tensors[name] = {
@@ -490,7 +492,7 @@ def unpack_file(
         restored, metadata = _from_thermo(src_p, layers)
     else:
         if layers:
-            raise ValidationError("--layer applies to .thermo inputs only")
+            raise ValidationError("layers=… applies to .thermo inputs only")
         restored, metadata = _from_packed_safetensors(src_p)
     if key is not None:
         restored = [r for r in restored if r.name == key]
@@ -502,7 +504,7 @@ def unpack_file(
         if len(restored) != 1:
             raise ValidationError(
                 f"{src_p}: holds {len(restored)} tensors; a .npy output takes one "
-                "(choose it with --key, or write .safetensors)"
+                "(choose it with key=…, or write .safetensors)"
             )
         _write_npy(restored[0], out_p, overwrite)
     else:
@@ -514,8 +516,6 @@ def unpack_file(
 
 
 def _from_packed_safetensors(src: Path) -> tuple[list[_Restored], dict[str, str] | None]:
-    from thermo_cli.formats.safetensors.format import open_safetensors, read_array
-
     sf = open_safetensors(src)
     meta = dict(sf.metadata or {})
     if LAYOUT_KEY not in meta:
@@ -577,8 +577,6 @@ def _restored_packed(src: Path, sf: Any, info: Any, by_name: dict[str, Any], d: 
     _check_packed_spec(src, name, info.nbytes, spec)
 
     def load() -> np.ndarray:
-        from thermo_cli.formats.safetensors.format import read_tensor
-
         value = read_tensor(sf, info)
         scales = read_tensor(sf, scales_info)
         return value_to_array(
@@ -601,8 +599,6 @@ def _restored_packed(src: Path, sf: Any, info: Any, by_name: dict[str, Any], d: 
 
 
 def _check_packed_spec(src: Path, name: str, nbytes: int, spec: TensorSpec) -> None:
-    from thermo_cli.errors import CorruptError
-
     try:
         check_spec(b"\0" * nbytes, spec)
     except CorruptError as exc:
@@ -614,8 +610,6 @@ def _num(x: Any) -> float | None:
 
 
 def _from_thermo(src: Path, layers: list[str] | None) -> tuple[list[_Restored], dict[str, str] | None]:
-    from thermo_cli import store
-
     chosen = [Layer.parse(x) for x in layers] if layers else list(Layer)
     tg = store.load(src, layers="lazy", log="tail")
     recorded = recorded_quality(src)
@@ -628,7 +622,9 @@ def _from_thermo(src: Path, layers: list[str] | None) -> tuple[list[_Restored], 
             if spec is None:
                 continue
             if k in found:
-                raise ValidationError(f"{src}: key {k!r} is in more than one layer (choose one with --layer)")
+                raise ValidationError(
+                    f"{src}: key {k!r} is in more than one layer (choose one with layers=…)"
+                )
             packed = spec.encoding == "ternary"
             q = recorded.get(k, (None, None)) if packed else (None, None)
             result = TensorResult(
@@ -644,7 +640,9 @@ def _from_thermo(src: Path, layers: list[str] | None) -> tuple[list[_Restored], 
                 q[1],
             )
             found[k] = _Restored(k, spec.dtype, lambda m=mapping, key=k: _entry_array(m[key]), result)  # type: ignore[misc]  # python/mypy#15459
-    from thermo_cli.operations.safetensors.importer import saved_metadata
+    from thermo_cli.operations.safetensors.importer import (
+        saved_metadata,
+    )  # not at module level: a cycle (above)
 
     return list(found.values()), saved_metadata(tg)
 
@@ -661,9 +659,6 @@ def recorded_quality(src: str | os.PathLike[str]) -> dict[str, tuple[float | Non
     import/quantize events. A figure holds only for the value it was measured on: a later
     delta on the key, or a later import/quantize event without figures, drops it.
     """
-    from thermo_cli import store
-    from thermo_cli.model import Delta, Event
-
     found: dict[str, tuple[float | None, float | None]] = {}
     for rec in store.iter_log(src):
         if isinstance(rec, Delta):
@@ -682,8 +677,6 @@ def recorded_quality(src: str | os.PathLike[str]) -> dict[str, tuple[float | Non
 
 def _write_npy(r: _Restored, out: Path, overwrite: bool) -> None:
     """Like ``thermo get --as-npy``: BF16/F8 as float32 values, F4/F6 as their packed bytes."""
-    from thermo_cli.container.fileops import atomic_output
-
     arr = r.array()
     info = dtype_info(r.dtype)
     if info.is_float and not info.native:  # numpy has no bfloat16/float8: write the values
@@ -695,8 +688,6 @@ def _write_npy(r: _Restored, out: Path, overwrite: bool) -> None:
 def _write_safetensors(
     restored: list[_Restored], metadata: dict[str, str] | None, out: Path, overwrite: bool
 ) -> None:
-    from thermo_cli.formats.safetensors.format import OutTensor, write_safetensors
-
     specs = [OutTensor(r.name, r.dtype, tuple(r.result.shape)) for r in restored]
     by_name = {r.name: r for r in restored}
 
@@ -728,10 +719,6 @@ def quantize_file(
     the file rewritten atomically. Entries already ternary, and entries without a tensor,
     are left alone. With nothing to convert, or ``dry_run``, the file is not touched.
     """
-    from thermo_cli import store
-    from thermo_cli.codec.ternary.quantize import check_method, check_threshold
-    from thermo_cli.formats.safetensors.sources import selected
-
     t0 = time.perf_counter()
     p = Path(path)
     the_layer = layer if isinstance(layer, Layer) else Layer.parse(layer)

@@ -325,10 +325,13 @@ def test_an_upgrade_refuses_another_or_a_changed_file(tmp_path):
 
 def test_crate_files_are_size_checked_before_they_are_read(tmp_path, monkeypatch):
     import thermo_cli.formats.legacy as legacy_pkg
+    import thermo_cli.operations.audit.verify as verify_module
     from thermo_cli.errors import LimitExceededError
 
     real = legacy_pkg.read_legacy_file
-    monkeypatch.setattr(legacy_pkg, "read_legacy_file", lambda p, **kw: real(p, max_bytes=100))
+    capped = lambda p, **kw: real(p, max_bytes=100)  # noqa: E731
+    monkeypatch.setattr(legacy_pkg, "read_legacy_file", capped)
+    monkeypatch.setattr(verify_module, "read_legacy_file", capped)  # imported at its module level
     old = _copy(tmp_path, "v0.5", "small.thermo")
     with pytest.raises(LimitExceededError, match=r"exceeds the legacy file (limit|cap)"):
         store.load(old)

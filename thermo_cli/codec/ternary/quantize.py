@@ -138,7 +138,7 @@ def _nonfinite_error(arr: np.ndarray, what: str) -> ValidationError | None:
     where = index[0] if len(index) == 1 else index
     return ValidationError(
         f"{what}: {count} non-finite value{'s' if count != 1 else ''} (NaN/Inf), first at index {where}; "
-        "use nan_as_zero (--nan-as-zero) to store them as 0"
+        "pass nan_as_zero=True to store them as 0"
     )
 
 

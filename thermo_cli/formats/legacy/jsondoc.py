@@ -26,7 +26,7 @@ import orjson
 
 from thermo_cli.codec.jsonscan import check_json_containers
 from thermo_cli.codec.timestamps import TimestampError, parse_rfc3339_i64
-from thermo_cli.config.limits import current_limits
+from thermo_cli.config.limits import current_limits, raise_hint
 from thermo_cli.errors import LegacyFormatError, LimitExceededError, ValidationError, quote
 from thermo_cli.model import DeltaType, Ternary, check_key
 
@@ -42,14 +42,10 @@ def legacy_cap(max_bytes: int) -> int:
     ``max_legacy_bytes`` (raised for one run with ``thermo --limit max_legacy_bytes=4G``)."""
     if max_bytes != MAX_LEGACY_BYTES:
         return max_bytes
-    from thermo_cli.config.limits import current_limits
-
     return current_limits().max_legacy_bytes
 
 
 def legacy_too_big(what: str, size: int, cap: int) -> LimitExceededError:
-    from thermo_cli.config.limits import raise_hint
-
     return LimitExceededError(
         f"{what}: {size} bytes exceeds the legacy file cap max_legacy_bytes={cap} "
         f"({raise_hint('max_legacy_bytes')})"

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from thermo_cli.codec.tensors import DTYPES
 from thermo_cli.errors import CorruptError, LimitExceededError, NotFoundError, ValidationError, quote
 from thermo_cli.formats.safetensors.format import (
     SafetensorsFile,
@@ -150,8 +151,6 @@ def ternary_capable(dtype: str) -> bool:
 
     F4 and F6 (packed sub-byte floats) and every integer or bool dtype are stored raw.
     """
-    from thermo_cli.codec.tensors import DTYPES
-
     info = DTYPES.get(dtype)
     return info is not None and info.is_float
 
@@ -246,5 +245,5 @@ def plan_import(
             )
             items.append(PlannedTensor(source=sf, info=info, key=key, ternary=quantize))
     if (include or exclude) and not items and origin:
-        raise ValidationError(f"--include/--exclude selected none of the {len(origin)} tensors")
+        raise ValidationError(f"include/exclude selected none of the {len(origin)} tensors")
     return ImportPlan(sources=sources, indexes=indexes, items=items, skipped=skipped)

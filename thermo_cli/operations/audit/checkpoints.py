@@ -25,6 +25,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from thermo_cli import store
 from thermo_cli.codec.records import decode_record
 from thermo_cli.errors import ChainError, RefusedError
 from thermo_cli.integrity import note
@@ -123,8 +124,6 @@ def _info(
 
 def _ensure_checkpoint(path: str, tg: Any) -> CheckpointInfo:
     """Under the writer lock: the current checkpoint, or a new one appended to ``tg``."""
-    from thermo_cli import store
-
     origin_info = store.info(tg)
     reader = origin_info.reader if origin_info is not None else None
     if reader is None:
@@ -154,8 +153,6 @@ def _with_checkpoint(path: str | os.PathLike[str], needs: str) -> Iterator[tuple
     """In one :func:`thermo_cli.store.edit`: (path, loaded thermogram, its current checkpoint
     — appended to the thermogram if there was none). What the block appends is committed
     when it succeeds; a block that appends nothing to an existing checkpoint writes nothing."""
-    from thermo_cli import store
-
     p = os.fspath(path)
     if store.sniff(p) != "thermo":
         raise RefusedError(f"{p}: {needs} need a .thermo container (run `thermo migrate` first)")

@@ -12,10 +12,14 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from thermo_cli.container.fileops import atomic_write
 from thermo_cli.errors import CorruptError, RefusedError, ValidationError
 from thermo_cli.integrity import note
+
+if TYPE_CHECKING:  # cryptography is imported by the functions that need it (start-up time)
+    from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
 FORMATS = ("openssh", "pem")
 MAX_KEY_FILE_BYTES = 64 * 1024
@@ -80,7 +84,7 @@ def generate(
         private_bytes = key.private_bytes(serialization.Encoding.PEM, private_format, enc)
     except UnsupportedAlgorithm:  # encrypted OpenSSH keys need bcrypt's KDF
         raise ValidationError(
-            "an encrypted OpenSSH key needs the bcrypt package; install it or use --format pem"
+            "an encrypted OpenSSH key needs the bcrypt package; install it or use fmt='pem'"
         ) from None
     public_line = key.public_key().public_bytes(
         serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
@@ -115,7 +119,7 @@ def load_private(path: str | os.PathLike[str], passphrase: bytes | None = None) 
     except TypeError:  # cryptography: a password was given but not needed, or the reverse
         if passphrase:
             raise ValidationError(f"{path}: key is not encrypted; drop the passphrase") from None
-        raise ValidationError(f"{path}: key is encrypted; give --passphrase or --passphrase-file") from None
+        raise ValidationError(f"{path}: key is encrypted; pass passphrase=…") from None
     except ValueError as exc:
         if passphrase:
             raise ValidationError(f"{path}: wrong passphrase (or a damaged key file)") from None
@@ -158,7 +162,7 @@ def parse_public(data: bytes, *, source: str = "public key") -> PublicKey:
     if stripped.startswith(b"ssh-"):
         fields = stripped.split(None, 2)
         try:
-            key = serialization.load_ssh_public_key(b" ".join(fields[:2]))
+            key: PublicKeyTypes = serialization.load_ssh_public_key(b" ".join(fields[:2]))
         except Exception as exc:  # cryptography raises ValueError or UnsupportedAlgorithm
             kind = type(exc).__name__
             raise CorruptError(f"{source}: not a readable OpenSSH public key ({kind})") from None

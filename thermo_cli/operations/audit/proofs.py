@@ -20,12 +20,14 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
+from thermo_cli import store
 from thermo_cli.codec import cbor
 from thermo_cli.codec.timestamps import format_z
 from thermo_cli.errors import CorruptError, FormatError, NotFoundError, RefusedError
 from thermo_cli.integrity import merkle, note
 from thermo_cli.integrity.report import VerifyReport
 from thermo_cli.model import Event, Layer
+from thermo_cli.operations.audit.checkpoints import _info
 from thermo_cli.operations.audit.keys import PublicKey
 from thermo_cli.operations.audit.verify import SIGNATURE_KIND, is_state_event, verified
 
@@ -62,8 +64,6 @@ def entry_view(leaf: bytes) -> dict[str, Any]:
 
 def prove(path: str | os.PathLike[str], key: str, *, layer: Layer | None = None) -> dict[str, Any]:
     """An inclusion proof of ``key`` against the newest checkpointed state digest."""
-    from thermo_cli import store
-
     p = os.fspath(path)
     if store.sniff(p) != "thermo":
         raise RefusedError(f"{p}: proofs need a .thermo container (run `thermo migrate` first)")
@@ -104,8 +104,6 @@ def prove(path: str | os.PathLike[str], key: str, *, layer: Layer | None = None)
 
 
 def _note_for(index: int, ev: Event, events: Sequence[Any], origin: str) -> note.SignedNote:
-    from thermo_cli.operations.audit.checkpoints import _info
-
     sigs = [
         e.event
         for e in events
@@ -224,9 +222,9 @@ def _check_signers(report: VerifyReport, signed: note.SignedNote, pubkeys: Seque
             "signatures",
             True,
             0,
-            f"{len(signed.signatures)} signature(s) present, not checked (give --pubkey to check who signed)",
+            f"{len(signed.signatures)} signature(s) present, not checked (pass pubkeys to check who signed)",
         )
-        report.notes.append("without --pubkey the proof shows consistency, not who vouched for it")
+        report.notes.append("without pubkeys the proof shows consistency, not who vouched for it")
         return
     missing = [
         k.name or k.source

@@ -36,7 +36,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from thermo_cli import store
 from thermo_cli.errors import CorruptError, FormatError, IntegrityError, ValidationError
+from thermo_cli.formats.legacy import read_legacy_file, verify_legacy
+from thermo_cli.formats.legacy.verify import NOTE_UNCOVERED_FIELDS
 from thermo_cli.integrity import logscan as chain
 from thermo_cli.integrity import merkle, note
 from thermo_cli.integrity.metadigest import META_FIELDS, meta_digest
@@ -106,8 +109,6 @@ def verify_file(
     the meta. Without it an unsigned or partly signed file can still be intact; the report's
     ``authentication`` says which.
     """
-    from thermo_cli import store
-
     if require_signed_head and not pubkeys:
         raise ValidationError("require_signed_head: needs at least one trusted key in pubkeys")
     p = os.fspath(path)
@@ -155,11 +156,9 @@ def _load_note(since: str | os.PathLike[str]) -> note.SignedNote:
 def _verify_legacy(
     p: str, pubkeys: Sequence[PublicKey], since: note.SignedNote | None, require_signed_head: bool
 ) -> VerifyReport:
-    from thermo_cli.formats.legacy import read_legacy_file, verify_legacy
-
     if since is not None:
         raise ValidationError(
-            "--since: a Rust-crate file has no Merkle log to check a checkpoint "
+            "since: a Rust-crate file has no Merkle log to check a checkpoint "
             "against; migrate it first (`thermo migrate`)"
         )
     report = verify_legacy(read_legacy_file(p), path=p)
@@ -344,8 +343,6 @@ class ContainerVerifier:
                 f"{scan.legacy} legacy)",
             )
         if scan.legacy:
-            from thermo_cli.formats.legacy.verify import NOTE_UNCOVERED_FIELDS
-
             bad = scan.failure is not None and scan.failure.index < scan.legacy + 1
             r.add(
                 "legacy segment",
@@ -721,7 +718,7 @@ class ContainerVerifier:
         else:
             detail = (
                 f"{len(valid)} signature(s) verify with the keys they name "
-                "(not trusted: give --pubkey to check who signed)"
+                "(not trusted: pass pubkeys to check who signed)"
             )
         r.add("signatures", True, len(valid), detail)
 
@@ -888,5 +885,5 @@ class ContainerVerifier:
                 return False
             r.add("since signatures", True, len(res.verified), res.describe())
         else:
-            r.notes.append("the saved checkpoint's signatures were not checked (no --pubkey given)")
+            r.notes.append("the saved checkpoint's signatures were not checked (no pubkeys given)")
         return True

@@ -22,12 +22,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from thermo_cli import store
+from thermo_cli.codec.tensors import value_to_array
+from thermo_cli.container.lazy import LazyLayer
+from thermo_cli.container.reader import ChunkCache, read_value
 from thermo_cli.errors import ValidationError
 from thermo_cli.formats.safetensors.format import OutTensor, tensor_nbytes, write_safetensors
 from thermo_cli.formats.safetensors.sources import selected
 from thermo_cli.model import Entry, Layer, TensorSpec
 from thermo_cli.operations.safetensors.importer import saved_metadata
-from thermo_cli.operations.ternary_files import PackedLayout
+from thermo_cli.operations.ternary_files import PackedLayout, recorded_quality
 
 PhaseProgress = Callable[[str, int], None]
 """``progress(phase, nbytes)``: "start" gives the total bytes to write, "write" advances."""
@@ -90,8 +94,6 @@ def export_safetensors(
     Entries without a tensor spec are skipped and counted. A key held by two of the
     selected layers is refused (choose one with ``layers``). Nothing is written on error.
     """
-    from thermo_cli import store
-
     t0 = time.perf_counter()
     target = Path(out)
     chosen = _parse_layers(layers)
@@ -111,7 +113,7 @@ def export_safetensors(
             specs.append(out_tensor)
             fetchers[out_tensor.name] = fetch
     if layout.tensors:
-        metadata = layout.metadata(items, metadata, hint=" (export with --dequantize, or exclude it)")
+        metadata = layout.metadata(items, metadata, hint=" (export with keep_ternary=False, or exclude it)")
     report.tensors = len(items)
     report.tensor_bytes = sum(t.nbytes for t in specs)
     if progress is not None:
@@ -143,9 +145,6 @@ def _parse_layers(layers: Sequence[Layer | str] | None) -> list[Layer]:
 def _iter_items(tg: Any, chosen: list[Layer]) -> Iterator[_Item | tuple[str, Layer, None]]:
     """Every entry of the chosen layers; container layers are listed from their directory
     chunks and their values read only when fetched (nothing is cached)."""
-    from thermo_cli.container.lazy import LazyLayer
-    from thermo_cli.container.reader import ChunkCache, read_value
-
     for layer in chosen:
         mapping = tg.layers[layer]
         if isinstance(mapping, LazyLayer) and mapping.pristine():
@@ -191,11 +190,11 @@ def _select(
             other = items[name].layer.label
             raise ValidationError(
                 f"key {key!r} is in both the {other} and the {item.layer.label} layer "
-                "(choose one with --layer)"
+                "(choose one with layers=…)"
             )
         items[name] = item
     if not items:
-        raise ValidationError("no tensor entries to export (check --layer, --prefix, --include, --exclude)")
+        raise ValidationError("no tensor entries to export (check layers, prefix, include, exclude)")
     return items
 
 
@@ -206,8 +205,6 @@ def _packed_quality(
     so the file says what ``thermo ternary pack`` would (the log is read only when needed)."""
     if not any(item.spec.encoding == "ternary" for item in items.values()):
         return {}
-    from thermo_cli.operations.ternary_files import recorded_quality
-
     return recorded_quality(path)
 
 
@@ -239,8 +236,6 @@ def _outputs(
 
 def _dequantized(item: _Item) -> bytes:
     import numpy as np
-
-    from thermo_cli.codec.tensors import value_to_array
 
     arr = value_to_array(item.fetch(), item.spec, dequantize=True)
     return np.ascontiguousarray(arr).tobytes()

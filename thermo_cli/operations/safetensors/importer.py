@@ -30,10 +30,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from thermo_cli import store
+from thermo_cli.codec.leaves import entry_leaf
+from thermo_cli.codec.tensors import ternary_encode_tensor, to_float32, value_to_array
+from thermo_cli.codec.ternary.quantize import check_method, check_threshold
 from thermo_cli.config.clock import now_ns
+from thermo_cli.engine.thermogram import Thermogram
 from thermo_cli.errors import CorruptError, RefusedError, TruncatedError, ValidationError
 from thermo_cli.formats.safetensors.format import SafetensorsFile, TensorInfo, check_metadata, stat_key
 from thermo_cli.formats.safetensors.sources import ImportPlan, IndexFile, PlannedTensor, plan_import
+from thermo_cli.integrity.state import digest_of_leaves
 from thermo_cli.model import Entry, Layer, TensorSpec, check_strength
 
 EXTRAS_KEY = "safetensors"
@@ -253,8 +259,6 @@ def import_safetensors(
         )
         if progress is not None:
             progress("commit", 0)
-        from thermo_cli import store
-
         store.create(target, tg, overwrite=overwrite)
     finally:
         for f in files.values():
@@ -265,8 +269,6 @@ def import_safetensors(
 
 
 def _check_ternary_options(opts: TernaryOptions) -> None:
-    from thermo_cli.codec.ternary.quantize import check_method, check_threshold
-
     check_method(opts.method)
     check_threshold(opts.threshold)
     if opts.min_rank < 0:
@@ -283,7 +285,7 @@ def _check_output(target: Path, inputs: Sequence[Any], overwrite: bool) -> None:
     if target.is_dir():
         raise ValidationError(f"{target}: is a directory")
     if target.exists() and not overwrite:
-        raise RefusedError(f"{target}: already exists (pass --force to replace it)")
+        raise RefusedError(f"{target}: already exists (pass overwrite=True to replace it)")
     if not target.parent.exists():
         raise ValidationError(f"{target.parent}: no such directory")
 
@@ -306,10 +308,6 @@ def _build_thermogram(
     progress: PhaseProgress | None,
 ) -> Any:
     """First pass: hash (and quantize) each tensor, build entries, events and the state digest."""
-    from thermo_cli.codec.leaves import entry_leaf
-    from thermo_cli.engine.thermogram import Thermogram
-    from thermo_cli.integrity.state import digest_of_leaves
-
     ts = now_ns()
     tg = Thermogram(name=name)
     entries: dict[str, Entry] = {}
@@ -416,8 +414,6 @@ def _ternary_entry(
     report: ImportReport,
 ) -> tuple[Entry, bytes]:
     """Quantize one float tensor; the event also records the packed value's digest and quality."""
-    from thermo_cli.codec.tensors import ternary_encode_tensor, to_float32, value_to_array
-
     info = item.info
     arr = value_to_array(data, info.spec)
     what = f"{item.source.path}: tensor {info.name!r}"

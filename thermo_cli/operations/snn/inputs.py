@@ -17,7 +17,9 @@ from typing import IO, Any
 
 import numpy as np
 
+from thermo_cli.codec.tensors import dtype_info, to_float32
 from thermo_cli.errors import CorruptError, FormatError, NotFoundError, ValidationError
+from thermo_cli.formats.safetensors.format import open_safetensors, read_array
 from thermo_cli.operations.snn.network import check_activations
 
 NPY_MAGIC = b"\x93NUMPY"
@@ -101,9 +103,6 @@ def _npy(data: bytes, name: str, dim: int) -> np.ndarray:
 
 
 def _safetensors(path: Path, name: str, dim: int, tensor: str | None) -> np.ndarray:
-    from thermo_cli.codec.tensors import dtype_info, to_float32
-    from thermo_cli.formats.safetensors.format import open_safetensors, read_array
-
     try:
         sf = open_safetensors(path)
     except FormatError as exc:
@@ -113,7 +112,7 @@ def _safetensors(path: Path, name: str, dim: int, tensor: str | None) -> np.ndar
         if len(names) != 1:
             listed = ", ".join(repr(n) for n in names[:10]) or "none"
             raise ValidationError(
-                f"{name}: holds {len(names)} tensors ({listed}); name the activations with --tensor"
+                f"{name}: holds {len(names)} tensors ({listed}); name the activations with tensor=…"
             )
         tensor = names[0]
     chosen = [t for t in sf.tensors if t.name == tensor]

@@ -47,7 +47,7 @@ def attach_network(
 ) -> EmbeddedSNN:
     """Give ``tg`` a fresh network; refuses to replace an existing one unless ``replace``."""
     if has_network(tg) and not replace:
-        raise RefusedError("this thermogram already has a spiking network (replace it with --force)")
+        raise RefusedError("this thermogram already has a spiking network (replace it with replace=True)")
     net = EmbeddedSNN(config, seed)
     save_network(tg, net)
     return net
