@@ -420,8 +420,9 @@ def commit(path: str | os.PathLike[str], tg: Thermogram, *, upgrade: bool = Fals
                 )
             tg.bind_state()
             if tg.layers_modified or not _layers_unchanged(tg, src):
-                if _copy_on_write(p, tg, current):
-                    return "cow"
+                done = _copy_on_write(p, tg, current)
+                if done is not None:
+                    return done
                 _rewrite(p, tg, source=current, file_id=current.prefix.file_id, seq=current.trailer.seq + 1)
                 return "rewrite"
             return _append(p, tg, current)
@@ -523,17 +524,21 @@ def compact(path: str | os.PathLike[str], *, timeout: float | None = DEFAULT_LOC
         return CompactResult(before, os.path.getsize(p), garbage)
 
 
-def _copy_on_write(p: str, tg: Thermogram, current: Reader) -> bool:
-    """Append the layers' changed chunks (spec §12.5); False when the file must be rewritten
-    instead (a layer not read lazily from this state, too much garbage, a 2.0 file …)."""
+def _copy_on_write(p: str, tg: Thermogram, current: Reader) -> str | None:
+    """Append the layers' changed chunks (spec §12.5): "cow", or "unchanged" when nothing
+    differs after all; None when the file must be rewritten instead (a layer not read
+    lazily from this state, too much garbage, a 2.0 file …)."""
     from thermo_cli.container.cow import plan_cow
 
     planned = plan_cow(tg, current)
     if planned is None:
-        return False
+        return None
+    if not planned[0]:
+        tg.mark_persisted()
+        return "unchanged"
     _durable(p, current, planned[0])
     _after_commit(p, tg)
-    return True
+    return "append" if planned[1].index == current.trailer.index else "cow"
 
 
 def _durable(p: str, current: Reader, data: bytes) -> None:

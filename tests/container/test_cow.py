@@ -236,3 +236,12 @@ def test_compact_command(path: Path) -> None:
     out = CliRunner().invoke(app, ["compact", str(path), "--json"])
     assert out.exit_code == 0, out.output
     assert '"after"' in out.stdout
+
+
+def test_layers_marked_changed_without_a_change_write_nothing(path: Path) -> None:
+    data = path.read_bytes()
+    tg = store.load(path)
+    _ = tg.layers[Layer.HOT]["k000001"].strength
+    tg.mark_layers_changed()
+    assert store.commit(path, tg) == "unchanged"
+    assert path.read_bytes() == data

@@ -81,6 +81,8 @@ def should_compact(source: Reader, garbage: int) -> bool:
 def plan_cow(tg: Any, source: Reader) -> tuple[bytes, Trailer] | None:
     """The bytes of a copy-on-write commit of ``tg`` after ``source``, or None to rewrite.
 
+    Empty bytes (with the current trailer) mean that nothing changed at all.
+
     Every layer must be a :class:`LazyLayer` over exactly ``source``'s state (its changes
     are tracked relative to it); a plain mapping or an older base means rewriting.
     """
@@ -94,8 +96,8 @@ def plan_cow(tg: Any, source: Reader) -> tuple[bytes, Trailer] | None:
         plan = _plan_layer(lazy, source.index[layer])
         if plan is not None:
             plans[layer] = plan
-    if not plans:
-        return plan_append(tg, source)
+    if not plans:  # marked as changed, yet every layer is as read: an ordinary append
+        return plan_append(tg, source) or (b"", source.trailer)
     if any(len(p.li.streams) + 1 > source.limits.max_streams for p in plans.values() if p.new):
         return None
     if sum(p.staged for p in plans.values()) > MAX_STAGED_BYTES:
