@@ -90,7 +90,10 @@ def _small_entries(path: Path, n: int) -> None:
     tg = Thermogram(name="ticks", policy=ConsolidationPolicy.manual())
     hot = tg.layers[Layer.HOT]
     for i in range(n):
-        hot[f"s/{i:08d}"] = Entry(f"s/{i:08d}", i.to_bytes(8, "little"), 0.9, 1_700_000_000_000_000_000, 1)
+        strength = float(np.float32(0.5 + (i * 7919 % 1000) / 2000))  # varied, as real strengths are
+        hot[f"s/{i:08d}"] = Entry(
+            f"s/{i:08d}", i.to_bytes(8, "little"), strength, 1_700_000_000_000_000_000 + i * 997, 1 + i % 7
+        )
     store.create(path, tg)
 
 

@@ -508,7 +508,9 @@ def write_full(
     keys_ref = None
     if tg.dirty_start < tg.log_length:  # one block over the whole tail (§9.7)
         tail = tg.records[tg.dirty_start - tg.log_base :]
-        keys_ref = write_block(sink, block_map(newest_deltas(tail, tg.dirty_start), tg.dirty_start, None))[0]
+        keys_ref = write_block(
+            sink, block_map(newest_deltas(tail, tg.dirty_start), tg.dirty_start, None), compress=False
+        )[0]
     t = Trailer(
         prefix=prefix,
         seq=seq,
@@ -540,7 +542,7 @@ def _append_key_index(sink: Sink, tg: Any, old: Trailer, new: list[LogRecord]) -
     prev = old.keys if tg.dirty_start < old.log_size else None
     first = max(old.log_size, tg.dirty_start)
     latest = newest_deltas(new[first - old.log_size :], first)
-    return write_block(sink, block_map(latest, first, prev))[0]
+    return write_block(sink, block_map(latest, first, prev), compress=False)[0]
 
 
 def _patch_header(f: BinaryIO, start: int, header: bytes, end: int) -> None:
