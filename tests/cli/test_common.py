@@ -14,11 +14,10 @@ from thermo_cli.cli._common import (
     EXIT_CODES,
     VerificationFailed,
     exit_code_for,
-    human_bytes,
     open_output,
     run_app,
 )
-from thermo_cli.config.limits import raise_hint
+from thermo_cli.config.limits import format_size, raise_hint
 
 from .conftest import Thermo
 
@@ -168,10 +167,10 @@ def test_open_output_never_writes_through_a_link_at_the_old_temp_name(tmp_path: 
     assert target.read_bytes() == b"new" and victim.read_bytes() == b"precious"
 
 
-def test_human_bytes():
-    assert human_bytes(0) == "0 B"
-    assert human_bytes(1536) == "1.5 KiB"
-    assert human_bytes(3 * 1024**3) == "3.0 GiB"
+def test_format_size():
+    assert format_size(0) == "0 B"
+    assert format_size(1536) == "1.5 KiB"
+    assert format_size(3 * 1024**3) == "3.0 GiB"
 
 
 def test_lazily_loaded_commands_behave_like_eager_ones(filled: Path, capsys):

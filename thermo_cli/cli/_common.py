@@ -579,15 +579,6 @@ def open_output(path: str, *, overwrite: bool = True) -> Iterator[IO[bytes]]:
         yield fh
 
 
-def human_bytes(n: float) -> str:
-    """Sizes for people: 1536 → '1.5 KiB'."""
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TiB"
-
-
 # --- running -----------------------------------------------------------------------------------
 
 

@@ -11,7 +11,8 @@ from typing import Any
 import typer
 
 from thermo_cli.cli._args import FileArg, JsonOpt
-from thermo_cli.cli._common import human_bytes, print_json, stdout_console
+from thermo_cli.cli._common import print_json, stdout_console
+from thermo_cli.config.limits import format_size
 
 commands = typer.Typer(add_completion=False)
 """This module's commands; the root group loads them when one of them runs."""
@@ -45,7 +46,7 @@ def _layer_table(doc: dict[str, Any]) -> Any:
     def row(label: str, n: int, raw: int, stored: int | None, **kw: Any) -> None:
         ratio = f"{raw / stored:.2f}x" if stored else "-"
         table.add_row(
-            label, str(n), human_bytes(raw), "-" if stored is None else human_bytes(stored), ratio, **kw
+            label, str(n), format_size(raw), "-" if stored is None else format_size(stored), ratio, **kw
         )
 
     for layer, n in doc["entries"].items():
@@ -60,7 +61,7 @@ def _info_table(doc: dict[str, Any]) -> Any:
 
     rows = [
         ("keys visible", str(doc["keys"])),
-        ("dirty deltas", f"{doc['dirty_deltas']} ({human_bytes(doc['dirty_bytes'])} est.)"),
+        ("dirty deltas", f"{doc['dirty_deltas']} ({format_size(doc['dirty_bytes'])} est.)"),
         ("log records", str(doc["log_records"])),
         ("total deltas", str(doc["total_deltas"])),
         ("consolidations", str(doc["consolidations"])),
@@ -69,7 +70,7 @@ def _info_table(doc: dict[str, Any]) -> Any:
         ("created", doc["created_at"]),
         ("last consolidation", doc["last_consolidation"]),
         ("head hash", doc["head_hash"] or "none"),
-        ("file size", human_bytes(doc["file_bytes"])),
+        ("file size", format_size(doc["file_bytes"])),
     ]
     info = Table(show_header=False, box=None)
     info.add_column(style="dim")

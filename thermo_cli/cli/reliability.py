@@ -13,7 +13,8 @@ from typing import Annotated
 
 import typer
 
-from thermo_cli.cli._common import err, human_bytes, print_json
+from thermo_cli.cli._common import err, print_json
+from thermo_cli.config.limits import format_size
 
 commands = typer.Typer(add_completion=False)
 """This module's commands; the root group loads them when one of them runs."""
@@ -77,7 +78,7 @@ def _summary(file: str, report: object) -> list[str]:
     if report.torn_tail_bytes:
         lines.append(
             f"{verb} a torn tail of {report.torn_tail_bytes} bytes "
-            f"({human_bytes(report.torn_tail_bytes)}) from {file}; it ends at its last commit "
+            f"({format_size(report.torn_tail_bytes)}) from {file}; it ends at its last commit "
             f"({state})"
         )
         lines.append(

@@ -11,7 +11,8 @@ from typing import Annotated, Any
 
 import typer
 
-from thermo_cli.cli._common import err, human_bytes, is_interactive, print_json, stderr_console
+from thermo_cli.cli._common import err, is_interactive, print_json, stderr_console
+from thermo_cli.config.limits import format_size
 
 _METHODS = ("reference", "absmean")
 MIN_BAR_BYTES = 32 * 1024 * 1024
@@ -77,7 +78,7 @@ class _PhaseBar:
 def _import_summary(r: Any) -> list[str]:
     kinds = ", ".join(f"{n} {d}" for d, n in sorted(r.dtypes.items()))
     verb = "would import" if r.dry_run else "imported"
-    size = human_bytes(r.tensor_bytes)
+    size = format_size(r.tensor_bytes)
     lines = [
         f"{verb} {r.tensors} tensors ({size}; {kinds}) from {len(r.files)} file(s) "
         f"into the {r.layer.label} layer of {r.out}"
@@ -94,8 +95,8 @@ def _import_summary(r: Any) -> list[str]:
     if not r.dry_run:
         ratio = r.stored_bytes / max(r.input_bytes, 1)
         lines.append(
-            f"stored {human_bytes(r.stored_bytes)} = {ratio:.3f} of the input's "
-            f"{human_bytes(r.input_bytes)} in {r.seconds:.2f} s"
+            f"stored {format_size(r.stored_bytes)} = {ratio:.3f} of the input's "
+            f"{format_size(r.input_bytes)} in {r.seconds:.2f} s"
         )
     return lines
 
@@ -270,7 +271,7 @@ def export_safetensors_cmd(
     if report.skipped_non_tensor:
         extra.append(f"{report.skipped_non_tensor} non-tensor entries skipped")
     tail = f" ({'; '.join(extra)})" if extra else ""
-    size = human_bytes(report.file_bytes)
+    size = format_size(report.file_bytes)
     err(f"exported {report.tensors} tensors ({size}) from {file} to {out}{tail}")
     if report.pending_deltas:
         err(

@@ -13,7 +13,8 @@ from typing import Annotated, Any
 import typer
 
 from thermo_cli.cli._args import finite
-from thermo_cli.cli._common import err, human_bytes, print_json
+from thermo_cli.cli._common import err, print_json
+from thermo_cli.config.limits import format_size
 
 
 class Method(StrEnum):
@@ -71,9 +72,9 @@ def _summary(report: Any, verb: str, recorded: bool = False) -> None:
         f"({packed} ternary{tail}): {report.src} -> {report.out}"
     )
     err(
-        f"size: {human_bytes(report.file_before)} -> {human_bytes(report.file_after)}"
+        f"size: {format_size(report.file_before)} -> {format_size(report.file_after)}"
         f"{_ratio(report.file_before, report.file_after)}; tensor data "
-        f"{human_bytes(report.tensor_before)} -> {human_bytes(report.tensor_after)}"
+        f"{format_size(report.tensor_before)} -> {format_size(report.tensor_after)}"
     )
     err(_quality_text(report, recorded))
 
@@ -193,7 +194,7 @@ def quantize(
     if dry_run:
         err(
             f"would quantize {n} entr{'y' if n == 1 else 'ies'} of the {layer} layer of {file} "
-            f"({human_bytes(report.tensor_before)} of tensor data)"
+            f"({format_size(report.tensor_before)} of tensor data)"
         )
         return
     if not n:
@@ -201,8 +202,8 @@ def quantize(
         return
     err(
         f"quantized {n} entr{'y' if n == 1 else 'ies'} of the {layer} layer of {file}; "
-        f"tensor data {human_bytes(report.tensor_before)} -> {human_bytes(report.tensor_after)}"
+        f"tensor data {format_size(report.tensor_before)} -> {format_size(report.tensor_after)}"
         f"{_ratio(report.tensor_before, report.tensor_after)}"
     )
-    err(f"file: {human_bytes(report.file_before)} -> {human_bytes(report.file_after)}")
+    err(f"file: {format_size(report.file_before)} -> {format_size(report.file_after)}")
     err(_quality_text(report))

@@ -165,6 +165,15 @@ _SIZE = re.compile(r"^\s*([0-9][0-9_]*)\s*(?:([kmgt])(?:i?b)?|b)?\s*$", re.IGNOR
 _UNITS = {"k": KiB, "m": MiB, "g": GiB, "t": 1024 * GiB}
 
 
+def format_size(n: float) -> str:
+    """Sizes for people, the inverse spelling of :func:`parse_size`: 1536 → '1.5 KiB'."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"
+
+
 def parse_size(text: str) -> int:
     """``4096``, ``64K``, ``8M``, ``2G``, ``1TiB`` → bytes (binary units); ValueError otherwise."""
     m = _SIZE.match(text)

@@ -6,11 +6,13 @@ formats them (a record's JSON shape is :func:`thermo_cli.formats.dump.record_doc
 
 from __future__ import annotations
 
+import os
 from collections import deque
 from collections.abc import Iterator
+from typing import Any
 
 from thermo_cli import store
-from thermo_cli.model import Delta, LogRecord
+from thermo_cli.model import Delta, Event, LogRecord
 
 
 def select_records(
@@ -47,3 +49,31 @@ def dirty_start(path: str) -> int:
         return int(reader.trailer.dirty_start)
     finally:
         reader.close()
+
+
+def recorded_quality(src: str | os.PathLike[str]) -> dict[str, tuple[float | None, float | None]]:
+    """Reconstruction errors (rel L2, cosine) logged when entries were packed, by key.
+
+    ``thermo ternary pack``, ``import --ternary`` and ``thermo quantize`` log them in their
+    import/quantize events. A figure holds only for the value it was measured on: a later
+    delta on the key, or a later import/quantize event without figures, drops it.
+    """
+    found: dict[str, tuple[float | None, float | None]] = {}
+    for rec in store.iter_log(src):
+        if isinstance(rec, Delta):
+            found.pop(rec.key, None)
+        elif isinstance(rec, Event) and rec.kind in ("import", "quantize"):
+            f = rec.fields
+            key = f.get("key")
+            if not isinstance(key, str):
+                continue
+            if "rel_l2" in f:
+                found[key] = (number_or_none(f.get("rel_l2")), number_or_none(f.get("cosine")))
+            else:
+                found.pop(key, None)
+    return found
+
+
+def number_or_none(x: Any) -> float | None:
+    """A logged figure as float, None when the field is missing or not a number."""
+    return float(x) if isinstance(x, int | float) and not isinstance(x, bool) else None

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from thermo_cli import store
 from thermo_cli.codec.timestamps import format_z as ns_to_text
 from thermo_cli.config.engine import DeltaCount, DirtySize, TimePeriod
+from thermo_cli.config.limits import format_size as size_text
 from thermo_cli.model import Layer
 
 if TYPE_CHECKING:
@@ -76,12 +77,3 @@ def policy_text(tg: Thermogram) -> str:
         else:
             parts.append("manual")
     return ", ".join(parts)
-
-
-def size_text(n: float) -> str:
-    """Sizes for people: 1536 → '1.5 KiB'."""
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TiB"

@@ -23,7 +23,7 @@ import json
 import math
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -42,7 +42,6 @@ from thermo_cli.codec.tensors import (
     to_float32,
     value_to_array,
 )
-from thermo_cli.codec.ternary.packing import packed_size
 from thermo_cli.codec.ternary.quantize import check_method, check_threshold
 from thermo_cli.config.clock import now_ns
 from thermo_cli.container.fileops import atomic_output
@@ -57,13 +56,15 @@ from thermo_cli.formats.safetensors.format import (
     write_safetensors,
 )
 from thermo_cli.formats.safetensors.sources import selected
-from thermo_cli.model import Delta, Entry, Event, Layer, TensorSpec, check_strength
+from thermo_cli.formats.safetensors.ternary_layout import (
+    LAYOUT_KEY,
+    LAYOUT_NAME_KEY,
+    PackedLayout,
+)
+from thermo_cli.model import Entry, Layer, TensorSpec, check_strength
+from thermo_cli.operations.history import number_or_none, recorded_quality
+from thermo_cli.operations.safetensors.importer import EXTRAS_KEY, provenance, saved_metadata
 
-LAYOUT_KEY = "thermo.ternary"
-"""Metadata key of the per-tensor description (same key ``export-safetensors`` uses)."""
-LAYOUT_NAME_KEY = "thermo.ternary.layout"
-LAYOUT_NAME = "2bit-le-v1: 4 weights/byte, weight i in bits 2*(i%4) of byte i//4; 00=0 01=+1 10=-1 11=0"
-SCALES_SUFFIX = ".ternary_scales"
 SOURCE = "ternary-pack"
 DEFAULT_STRENGTH = 0.9
 EXTENSIONS_IN = {"pack": (".npy", ".safetensors"), "unpack": (".thermo", ".safetensors")}
@@ -369,10 +370,6 @@ def _pack_to_thermo(
         report.tensors.append(result)
     tg.replace_layer(layer, entries)
     if sf is not None:
-        # not at module level: a cycle (the operations.safetensors package imports its exporter,
-        # which imports this module)
-        from thermo_cli.operations.safetensors.importer import EXTRAS_KEY, provenance
-
         tg.set_extra(EXTRAS_KEY, provenance([sf]))
     for fields in events:
         tg.append_event("import", fields, timestamp_ns=ts)
@@ -410,51 +407,6 @@ def _pack_to_safetensors(
     meta = layout.metadata(names, sf.metadata if sf is not None else None, where=f"{src}: ")
     fetchers = {o.name: fetch for o, fetch in outputs}
     write_safetensors(out, [o for o, _ in outputs], lambda o: fetchers[o.name](), meta, overwrite=overwrite)
-
-
-@dataclass(slots=True)
-class PackedLayout:
-    """The packed-ternary safetensors layout (see the module docstring) of a file being
-    written, shared by ``thermo ternary pack`` and ``export-safetensors --keep-ternary``:
-    :meth:`add` gives a packed tensor's two output tensors, :meth:`metadata` the
-    description that lets ``thermo ternary unpack`` restore them."""
-
-    tensors: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-    def add(self, name: str, spec: TensorSpec, codes: Callable[[], bytes], **extra: Any) -> list[Any]:
-        """``[(OutTensor, fetch)]`` of the U8 codes and the F32 scales; ``extra`` joins the
-        tensor's description (recorded rel_l2 / cosine)."""
-        scales = spec.scales or b""
-        scales_name = name + SCALES_SUFFIX
-        self.tensors[name] = {
-            "dtype": spec.dtype,
-            "shape": list(spec.shape),
-            "per_row": spec.per_row,
-            "method": spec.method,
-            "scales": scales_name,
-            **extra,
-        }
-        return [
-            (OutTensor(name, "U8", (packed_size(spec.numel),)), codes),
-            (OutTensor(scales_name, "F32", (len(scales) // 4,)), lambda: scales),
-        ]
-
-    def metadata(
-        self, names: Iterable[str], metadata: dict[str, str] | None, *, where: str = "", hint: str = ""
-    ) -> dict[str, str]:
-        """``metadata`` plus the layout keys. Refuses an output tensor (``names``) that has
-        the name of a packed tensor's scales."""
-        scales_of = {d["scales"]: name for name, d in self.tensors.items()}
-        clash = sorted(set(names) & set(scales_of))
-        if clash:
-            raise ValidationError(
-                f"{where}tensor {clash[0]!r} would collide with the scales of packed "
-                f"tensor {scales_of[clash[0]]!r}{hint}"
-            )
-        meta = dict(metadata or {})
-        meta[LAYOUT_KEY] = json.dumps(self.tensors, sort_keys=True, separators=(",", ":"))
-        meta[LAYOUT_NAME_KEY] = LAYOUT_NAME
-        return meta
 
 
 # --- unpack ----------------------------------------------------------------------------------
@@ -592,8 +544,8 @@ def _restored_packed(src: Path, sf: Any, info: Any, by_name: dict[str, Any], d: 
         dense_nbytes(spec),
         spec.method,
         spec.per_row,
-        _num(d.get("rel_l2")),
-        _num(d.get("cosine")),
+        number_or_none(d.get("rel_l2")),
+        number_or_none(d.get("cosine")),
     )
     return _Restored(name, spec.dtype, load, result)
 
@@ -603,10 +555,6 @@ def _check_packed_spec(src: Path, name: str, nbytes: int, spec: TensorSpec) -> N
         check_spec(b"\0" * nbytes, spec)
     except CorruptError as exc:
         raise CorruptError(f"{src}: packed tensor {name!r}: {exc}") from None
-
-
-def _num(x: Any) -> float | None:
-    return float(x) if isinstance(x, int | float) and not isinstance(x, bool) else None
 
 
 def _from_thermo(src: Path, layers: list[str] | None) -> tuple[list[_Restored], dict[str, str] | None]:
@@ -640,9 +588,6 @@ def _from_thermo(src: Path, layers: list[str] | None) -> tuple[list[_Restored], 
                 q[1],
             )
             found[k] = _Restored(k, spec.dtype, lambda m=mapping, key=k: _entry_array(m[key]), result)  # type: ignore[misc]  # python/mypy#15459
-    from thermo_cli.operations.safetensors.importer import (
-        saved_metadata,
-    )  # not at module level: a cycle (above)
 
     return list(found.values()), saved_metadata(tg)
 
@@ -650,29 +595,6 @@ def _from_thermo(src: Path, layers: list[str] | None) -> tuple[list[_Restored], 
 def _entry_array(entry: Entry) -> np.ndarray:
     assert entry.tensor is not None
     return value_to_array(entry.value, entry.tensor)
-
-
-def recorded_quality(src: str | os.PathLike[str]) -> dict[str, tuple[float | None, float | None]]:
-    """Reconstruction errors (rel L2, cosine) logged when entries were packed, by key.
-
-    ``thermo ternary pack``, ``import --ternary`` and ``thermo quantize`` log them in their
-    import/quantize events. A figure holds only for the value it was measured on: a later
-    delta on the key, or a later import/quantize event without figures, drops it.
-    """
-    found: dict[str, tuple[float | None, float | None]] = {}
-    for rec in store.iter_log(src):
-        if isinstance(rec, Delta):
-            found.pop(rec.key, None)
-        elif isinstance(rec, Event) and rec.kind in ("import", "quantize"):
-            f = rec.fields
-            key = f.get("key")
-            if not isinstance(key, str):
-                continue
-            if "rel_l2" in f:
-                found[key] = (_num(f.get("rel_l2")), _num(f.get("cosine")))
-            else:
-                found.pop(key, None)
-    return found
 
 
 def _write_npy(r: _Restored, out: Path, overwrite: bool) -> None:

@@ -312,7 +312,7 @@ def test_unpack_of_a_kept_export_without_recorded_errors_says_so(tmp_path):
 
 
 def test_a_recorded_error_is_dropped_once_the_value_changes(model, tmp_path):
-    from thermo_cli.operations.ternary_files import recorded_quality
+    from thermo_cli.operations.history import recorded_quality
 
     packed = tmp_path / "m.thermo"
     assert run("ternary", "pack", model, packed).exit_code == 0

@@ -29,9 +29,10 @@ from thermo_cli.container.reader import ChunkCache, read_value
 from thermo_cli.errors import ValidationError
 from thermo_cli.formats.safetensors.format import OutTensor, tensor_nbytes, write_safetensors
 from thermo_cli.formats.safetensors.sources import selected
+from thermo_cli.formats.safetensors.ternary_layout import PackedLayout
 from thermo_cli.model import Entry, Layer, TensorSpec
+from thermo_cli.operations.history import recorded_quality
 from thermo_cli.operations.safetensors.importer import saved_metadata
-from thermo_cli.operations.ternary_files import PackedLayout, recorded_quality
 
 PhaseProgress = Callable[[str, int], None]
 """``progress(phase, nbytes)``: "start" gives the total bytes to write, "write" advances."""
