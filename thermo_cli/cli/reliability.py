@@ -116,6 +116,6 @@ def compact_cmd(
     if json_out:
         print_json({"file": file, "before": result.before, "after": result.after, "garbage": result.garbage})
     err(
-        f"compacted {file}: {human_bytes(result.before)} -> {human_bytes(result.after)} "
-        f"(garbage estimate was {human_bytes(result.garbage)})"
+        f"compacted {file}: {format_size(result.before)} -> {format_size(result.after)} "
+        f"(garbage estimate was {format_size(result.garbage)})"
     )
