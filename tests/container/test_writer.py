@@ -84,3 +84,25 @@ def test_a_value_that_is_not_bytes_is_refused(tmp_path):
     with pytest.raises(ValidationError, match="must be bytes"):
         store.create(tmp_path / "bad.thermo", tg)
     assert not (tmp_path / "bad.thermo").exists()
+
+
+def test_a_writer_refuses_a_meta_block_readers_would_refuse(tmp_path):
+    """The meta cap readers apply (max_meta_bytes) binds writers too, for rewrites and appends."""
+    import hashlib
+
+    from thermo_cli import store
+    from thermo_cli.config.limits import Limits, use_limits
+    from thermo_cli.engine.thermogram import Thermogram
+    from thermo_cli.errors import LimitExceededError
+
+    small = Limits(max_meta_bytes=4096)
+    path = tmp_path / "meta.thermo"
+    with use_limits(small):
+        with pytest.raises(LimitExceededError, match="max_meta_bytes"):
+            store.create(path, Thermogram(name="big", extras={"blob": "x" * 8192}))
+        assert not path.exists()
+        store.create(path, Thermogram(name="ok"))
+        before = hashlib.sha256(path.read_bytes()).digest()
+        with pytest.raises(LimitExceededError, match="max_meta_bytes"), store.edit(path) as tg:
+            tg.set_extra("blob", "x" * 8192)
+        assert hashlib.sha256(path.read_bytes()).digest() == before

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
 from thermo_cli.codec import cbor, records
-from thermo_cli.config.limits import MiB
+from thermo_cli.config.limits import MiB, current_limits
 from thermo_cli.container import chunks as ck
 from thermo_cli.container.blocks import BlockRef
 from thermo_cli.container.directory import chunk_map, estimate_row_size
@@ -43,7 +43,7 @@ from thermo_cli.container.logseg import SegmentRef, frame, group
 from thermo_cli.container.metablock import meta_to_map
 from thermo_cli.container.reader import Reader
 from thermo_cli.container.trailer import Trailer
-from thermo_cli.errors import ChainError, ValidationError
+from thermo_cli.errors import ChainError, LimitExceededError, ValidationError
 from thermo_cli.integrity.merkle import CompactRange, leaf_hash
 from thermo_cli.model import Delta, Entry, HashScheme, Layer, LogRecord, TensorSpec
 
@@ -137,6 +137,21 @@ def write_block(sink: Sink, obj: Any, *, compress: bool = True) -> tuple[BlockRe
     return BlockRef(
         off, len(stored), len(raw), "zstd" if compress else "none", hashlib.sha256(stored).digest()
     ), raw
+
+
+def check_meta_size(raw_len: int) -> None:
+    """Refuse to commit a meta block readers would refuse: one over ``max_meta_bytes``.
+
+    Checked before anything is written (a rewrite's temporary file is discarded, an append
+    builds in memory), so the file stays as it was. The cap is the current limits', as a
+    reader's would be; a caller that raised it for its readers raises it here too.
+    """
+    cap = current_limits().max_meta_bytes
+    if raw_len > cap:
+        raise LimitExceededError(
+            f"meta block: {raw_len} bytes exceeds max_meta_bytes ({cap}); readers refuse it by "
+            "default: keep extension state smaller, or raise it with limits=Limits(max_meta_bytes=…)"
+        )
 
 
 def write_segments(sink: Sink, recs: list[bytes], first: int) -> list[SegmentRef]:
@@ -483,6 +498,7 @@ def write_full(
                 idx[layer] = write_layer(sink, mapping, pool)
     index_ref, _ = write_block(sink, index_to_map(idx))
     meta_ref, _ = write_block(sink, meta_to_map(tg))
+    check_meta_size(meta_ref.raw)
 
     segs: list[SegmentRef] = []
     if use_source:
@@ -571,6 +587,7 @@ def plan_append(
     new = tg.records[tg.persisted - tg.log_base :]
     check_links(new, old.head_hex, tg.persisted)
     meta_raw = cbor.encode(meta_to_map(tg))
+    check_meta_size(len(meta_raw))
     _ = source.meta_map  # loads meta_raw_sha
     meta_changed = hashlib.sha256(meta_raw).digest() != source.meta_raw_sha
     if index_writer is None and not new and not meta_changed and tg.dirty_start == old.dirty_start:
