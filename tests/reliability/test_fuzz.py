@@ -42,6 +42,7 @@ from fuzz.targets import (
 )
 from tests.reliability.conftest import VECTORS
 from tests.reliability.crafting import Rebuild, delete_path, node_paths, set_path
+from thermo_cli.formats import jsonl
 
 TIME_BOUND = 10.0
 """Seconds one input may take (generous: the machine is shared; a hang takes forever)."""
@@ -239,20 +240,7 @@ def json_mutated(draw: Callable[[Any], Any], seeds: list[bytes]) -> bytes:
     return json.dumps(doc, indent=draw(st.sampled_from([None, 2]))).encode()
 
 
-DELTA_FIELDS = [
-    "op",
-    "key",
-    "value",
-    "strength",
-    "ternary",
-    "observation_count",
-    "source",
-    "meta",
-    "custom",
-    "timestamp",
-    "id",
-    "junk",
-]
+DELTA_FIELDS = [*sorted(jsonl.DELTA_FIELDS), "junk"]  # every field the parser knows, and one it refuses
 tensor_values = st.fixed_dictionaries(
     {
         "dtype": st.sampled_from(["f32", "F16", "bf16", "i8", "u8", "bool", "f64", "x9", "F8_E4M3"]),

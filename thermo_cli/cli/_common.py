@@ -27,10 +27,13 @@ import os
 import re
 import sys
 from collections.abc import Iterator
-from typing import IO, Any, Protocol, TypeGuard
+from typing import IO, TYPE_CHECKING, Any, Protocol, TypeGuard
 
 import typer
 from typer.core import TyperGroup
+
+if TYPE_CHECKING:
+    from thermo_cli.config.limits import Limits
 
 EXIT_OK = 0
 EXIT_VERIFY_FAILED = 1
@@ -299,7 +302,7 @@ def _run_limits(cli: dict[str, int]) -> Iterator[None]:
         yield
 
 
-def _stream_limits(max_line_bytes: int, max_key_bytes: int | None = None) -> Any:
+def stream_limits(max_line_bytes: int, max_key_bytes: int | None = None) -> Limits:
     """The current caps with a JSONL command's --max-line-bytes/--max-key-bytes applied.
 
     An option left at its built-in default leaves ``--limit max_line_bytes=...`` (or

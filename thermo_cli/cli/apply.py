@@ -30,6 +30,7 @@ from thermo_cli.cli._common import (
     open_input,
     print_json,
     progress,
+    stream_limits,
 )
 from thermo_cli.cli._io import PROGRESS_MIN_BYTES, CountingReader, input_size
 
@@ -74,13 +75,12 @@ def apply(
     Example: cat deltas.jsonl | thermo apply memory.thermo -
     """
     from thermo_cli import store
-    from thermo_cli.cli._common import _stream_limits
     from thermo_cli.operations.apply import apply_file
 
     if deltas == "-" and sys.stdin.isatty():
         err("thermo: error: reading deltas from a terminal: pipe a JSONL stream or name a file")
         raise typer.Exit(EXIT_USAGE)
-    limits = _stream_limits(max_line_bytes, max_key_bytes)
+    limits = stream_limits(max_line_bytes, max_key_bytes)
     started = time.perf_counter()
     size = input_size(deltas)
     store.check_writable(file, upgrade=upgrade)

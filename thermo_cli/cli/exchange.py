@@ -37,6 +37,7 @@ from thermo_cli.cli._common import (
     open_output,
     print_json,
     progress,
+    stream_limits,
 )
 from thermo_cli.cli._io import PROGRESS_MIN_BYTES, CountingReader, input_size
 
@@ -140,9 +141,7 @@ def import_jsonl(
         err("thermo: error: reading from a terminal: pipe a JSONL file or name one")
         raise typer.Exit(EXIT_USAGE)
     fresh = new_thermogram(name or Path(out).stem or "thermogram", preset, plasticity, policy)
-    from thermo_cli.cli._common import _stream_limits
-
-    limits = _stream_limits(max_line_bytes)
+    limits = stream_limits(max_line_bytes)
     with (
         open_input(src) as raw,
         progress("importing", input_size(src), min_total=PROGRESS_MIN_BYTES, unit="bytes") as bar,
