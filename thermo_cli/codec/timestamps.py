@@ -69,6 +69,24 @@ def parse_rfc3339_i64(text: str) -> int:
     return ns
 
 
+def parse_instant(value: object) -> int:
+    """An instant given as RFC 3339 text or as integer nanoseconds → ns in the format's range.
+
+    The one reading of "a time a user typed": JSONL ``timestamp`` fields and ``THERMO_NOW``
+    both accept either form and refuse the same values with the same words.
+    """
+    if isinstance(value, str):
+        return parse_rfc3339_i64(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TimestampError(f"expected RFC 3339 text or integer nanoseconds, got {type(value).__name__}")
+    if not time_in_range(value):
+        raise TimestampError(
+            f"nanoseconds out of range: {value} is outside the supported range {TIME_RANGE_TEXT} "
+            "(64-bit nanoseconds)"
+        )
+    return value
+
+
 def _utc_seconds(text: str, m: re.Match[str]) -> int:
     """Whole seconds since the epoch of a matched text, its offset applied and checked."""
     year, month, day, hour, minute, second = (int(g) for g in m.group(1, 2, 3, 4, 5, 6))

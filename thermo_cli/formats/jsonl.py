@@ -61,13 +61,12 @@ from typing import IO, TYPE_CHECKING, Any, Protocol, runtime_checkable
 import orjson
 
 from thermo_cli.codec.jsonscan import check_json_containers
-from thermo_cli.codec.timestamps import TimestampError, format_z, parse_rfc3339_i64
+from thermo_cli.codec.timestamps import TimestampError, format_z, parse_instant
 from thermo_cli.config.clock import Clock, current_clock
 from thermo_cli.config.limits import DEFAULT_LIMITS, Limits, current_limits
 from thermo_cli.errors import LimitExceededError, ThermoError, ValidationError, quote
 from thermo_cli.model import (
     MAX_TEXT_CHARS,
-    TIME_RANGE_TEXT,
     Delta,
     DeltaType,
     TensorSpec,
@@ -80,7 +79,6 @@ from thermo_cli.model import (
     check_timestamp,
     key_size,
     new_id,
-    time_in_range,
 )
 
 # numpy, and codec.tensors which imports it, are imported inside the functions that handle
@@ -228,24 +226,12 @@ def _json_reason(exc: Exception) -> str:
 def parse_timestamp(value: Any, field_name: str = "timestamp") -> int:
     """RFC 3339 text (with an offset) or integer nanoseconds → integer ns since the epoch (UTC).
 
-    Text goes through the one parser every reader shares (:mod:`thermo_cli.codec.timestamps`),
-    so a line accepts exactly the texts a crate JSON file may hold, giving the same instant.
+    The reading every reader shares (:func:`thermo_cli.codec.timestamps.parse_instant`), so
+    a line accepts exactly the texts a crate JSON file may hold, giving the same instant;
+    errors name the field.
     """
-    if isinstance(value, bool):
-        raise ValidationError(f"{field_name}: expected RFC 3339 text or integer nanoseconds")
-    if isinstance(value, int):
-        if not time_in_range(value):
-            raise ValidationError(
-                f"{field_name}: nanoseconds out of range (signed 64-bit, "
-                f"{TIME_RANGE_TEXT}), got {quote(value)}"
-            )
-        return value
-    if not isinstance(value, str):
-        raise ValidationError(
-            f"{field_name}: expected RFC 3339 text or integer nanoseconds, got {type(value).__name__}"
-        )
     try:
-        return parse_rfc3339_i64(value)
+        return parse_instant(value)
     except TimestampError as exc:
         raise ValidationError(f"{field_name}: {exc}") from None
 
