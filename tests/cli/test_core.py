@@ -741,3 +741,17 @@ def test_apply_of_the_fuzz_finding_line_exits_3(fresh: Path, thermo: Thermo):
 
 def _b64(raw: bytes) -> str:
     return base64.b64encode(raw).decode()
+
+
+def test_an_export_or_import_never_writes_over_its_own_source(filled: Path, thermo: Thermo, tmp_path: Path):
+    before = filled.read_bytes()
+    for args in (["export", filled, filled, "--force"], ["export", filled, filled, "--format", "jsonl"]):
+        r = thermo(*args)
+        assert r.code == 4 and "is the source file itself" in r.err and r.err.count("\n") == 1
+        assert filled.read_bytes() == before
+    dump = tmp_path / "d.jsonl"
+    assert thermo("export", filled, dump, "--format", "jsonl").code == 0
+    dumped = dump.read_bytes()
+    r = thermo("import-jsonl", dump, dump, "--force")
+    assert r.code == 4 and "is the source file itself" in r.err
+    assert dump.read_bytes() == dumped

@@ -225,3 +225,17 @@ def test_the_file_then_after_the_rename_its_directory_are_fsynced(out_dir, monke
         ("replace", 0),
         ("fsync-dir", out_dir.stat().st_ino),
     ]
+
+
+def test_a_source_is_never_an_output(tmp_path):
+    from thermo_cli.container.fileops import refuse_overwriting_source
+    from thermo_cli.errors import RefusedError
+
+    src = tmp_path / "in.thermo"
+    src.write_bytes(b"x")
+    link = tmp_path / "link.thermo"
+    link.symlink_to(src)
+    for dst in (src, tmp_path / "." / "in.thermo", link):
+        with pytest.raises(RefusedError, match="is the source file itself"):
+            refuse_overwriting_source(src, dst)
+    refuse_overwriting_source(src, tmp_path / "out.thermo")  # a new path is fine

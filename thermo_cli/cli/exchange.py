@@ -40,6 +40,7 @@ from thermo_cli.cli._common import (
     stream_limits,
 )
 from thermo_cli.cli._io import PROGRESS_MIN_BYTES, CountingReader, input_size
+from thermo_cli.container.fileops import refuse_overwriting_source
 
 commands = typer.Typer(add_completion=False)
 """This module's commands; the root group loads them when one of them runs."""
@@ -89,6 +90,8 @@ def _export(file: str, out: str, fmt: ExportFormat, *, force: bool) -> dict[str,
     from thermo_cli import store
     from thermo_cli.formats import dump
 
+    if out != "-":
+        refuse_overwriting_source(file, out)  # before loading: the export would replace its source
     tg = store.load(file, layers="lazy", log="tail")
     total = sum(len(tg.layers[layer]) for layer in tg.layers) + tg.log_length
     with open_output(out, overwrite=force) as fh, progress("exporting", total, min_total=50_000) as bar:
@@ -135,6 +138,8 @@ def import_jsonl(
     from thermo_cli.errors import RefusedError
     from thermo_cli.operations.apply import build_from_jsonl
 
+    if src != "-":
+        refuse_overwriting_source(src, out)
     if not force and Path(out).exists():
         raise RefusedError(f"{out}: already exists (pass --force to overwrite)")
     if src == "-" and sys.stdin.isatty():

@@ -261,6 +261,19 @@ def atomic_output(
     fsync_dir(target)
 
 
+def refuse_overwriting_source(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
+    """A command's input is only ever read: writing its output over it is refused, even when
+    overwriting was asked for (RefusedError). Same path, a link to it, or a symlink alike."""
+    s, d = os.fspath(src), os.fspath(dst)
+    same = os.path.abspath(s) == os.path.abspath(d)
+    if not same and os.path.exists(s) and os.path.exists(d):
+        same = os.path.samefile(s, d)
+    if same:
+        raise RefusedError(
+            f"{d}: is the source file itself; the source is never modified (write to a new path)"
+        )
+
+
 def atomic_write(
     path: str | os.PathLike[str],
     write: Callable[[BinaryIO], object],

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from thermo_cli import store
+from thermo_cli.container.fileops import refuse_overwriting_source
 from thermo_cli.engine.thermogram import Thermogram
 from thermo_cli.errors import RefusedError
 from thermo_cli.formats.legacy.engram import load_engram
@@ -127,16 +128,5 @@ def _read_source(src: str, dst: str, kind: str) -> bytes:
     found = store.sniff(src)
     if found != kind:
         raise RefusedError(f"{src}: {_WRONG_KIND[kind, found]}")
-    _refuse_same_file(src, dst)
+    refuse_overwriting_source(src, dst)
     return read_legacy_file(src)
-
-
-def _refuse_same_file(src: str, dst: str) -> None:
-    """The source is only ever read: writing the result over it is refused even when forced."""
-    same = os.path.abspath(src) == os.path.abspath(dst)
-    if not same and os.path.exists(dst):
-        same = os.path.samefile(src, dst)
-    if same:
-        raise RefusedError(
-            f"{dst}: is the source file itself; the source is never modified (write to a new path)"
-        )

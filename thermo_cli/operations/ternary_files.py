@@ -44,7 +44,7 @@ from thermo_cli.codec.tensors import (
 )
 from thermo_cli.codec.ternary.quantize import check_method, check_threshold
 from thermo_cli.config.clock import now_ns
-from thermo_cli.container.fileops import atomic_output
+from thermo_cli.container.fileops import atomic_output, refuse_overwriting_source
 from thermo_cli.engine.thermogram import Thermogram
 from thermo_cli.errors import CorruptError, FormatError, NotFoundError, RefusedError, ValidationError
 from thermo_cli.formats.safetensors.format import (
@@ -183,8 +183,7 @@ def _check_paths(src: Path, out: Path, action: str, overwrite: bool) -> tuple[st
         raise ValidationError(f"{src}: is a directory")
     if out.is_dir():
         raise ValidationError(f"{out}: is a directory")
-    if out.exists() and src.resolve() == out.resolve():
-        raise ValidationError(f"{out}: is also the input")
+    refuse_overwriting_source(src, out)
     if out.exists() and not overwrite:
         raise RefusedError(f"{out}: already exists (pass overwrite=True to replace it)")
     if not out.parent.exists():
