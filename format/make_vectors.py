@@ -16,11 +16,13 @@ content, and byte identity is only checked with the zstd version recorded in
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import struct
 import sys
 from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import cbor2
@@ -614,6 +616,17 @@ def broken_vectors(small_path: Path) -> dict[str, tuple[bytes, str, str, str]]:
     c.trailer["log"]["head"] = b"\x11" * 32
     add("head_mismatch", c.finish(), "integrity", "the trailer's head is not the last record's hash")
     framing_vectors(small_path, small_path.with_name("appended.thermo"), add)
+    misnamed = small_path.with_name("split_keys.misnamed.tmp")
+    write_split_keys(misnamed, misname_first=True)
+    add(
+        "split_key_index_misnamed_part",
+        misnamed.read_bytes(),
+        "integrity",
+        "a split key index block lists its first part under a last key the part does not hold "
+        "(every digest valid): a reader may miss keys, so verify fails on the key index",
+        "verify",
+    )
+    misnamed.unlink()
     auth_vectors(small_path.with_name("signed.thermo"), add)
     return out
 
@@ -793,6 +806,12 @@ def build_golden(outdir: Path) -> dict[str, str]:
     (outdir / "torn_zeros.thermo").write_bytes(data + bytes(600))
     shows["torn_zeros"] = "appended.thermo plus 600 zero bytes (an append lost in a power cut): torn tail"
 
+    write_split_keys(outdir / "split_keys.thermo")
+    shows["split_keys"] = (
+        "consolidated.thermo plus an append of 10 deltas whose key index block is split into "
+        "parts of 4 keys (§9.7): a reader finds each key by its part's last key"
+    )
+
     _write_future_minor(outdir / "future_minor.thermo")
     shows["future_minor"] = "version 2.2 with unknown fields in trailer and meta (ignored, still hashed)"
 
@@ -806,6 +825,36 @@ def build_golden(outdir: Path) -> dict[str, str]:
         "digests, then a signature record): verify --require-signed-head passes with that key"
     )
     return shows
+
+
+@contextlib.contextmanager
+def _key_index_parts(per_part: int, *, misname_first: bool = False) -> Iterator[None]:
+    """Make the writer split key index blocks above ``per_part`` keys (the reference writer
+    splits above 2,048): small vectors then show split blocks. With ``misname_first`` the
+    first part is listed under a last key it does not hold."""
+    from thermo_cli.container import keyindex, writer
+
+    real_parts, real_maps = writer.PART_KEYS, writer.part_maps
+
+    def maps(latest: dict[str, int], n: int) -> list[tuple[bytes, dict[str, Any]]]:
+        parts = keyindex.part_maps(latest, n)
+        return [(parts[0][0] + b"~", parts[0][1]), *parts[1:]] if misname_first else parts
+
+    writer.PART_KEYS, writer.part_maps = per_part, maps
+    try:
+        yield
+    finally:
+        writer.PART_KEYS, writer.part_maps = real_parts, real_maps
+
+
+def write_split_keys(path: Path, *, misname_first: bool = False) -> None:
+    """consolidated() and one append of ten deltas, its key index split in parts of four."""
+    write_file(path, consolidated())
+    tg = load_for_append(path)
+    for i in range(10):
+        _delta(tg, 30 + i, DeltaType.CREATE, f"d/split/{i:02d}", b"split %d" % i)
+    with _key_index_parts(4, misname_first=misname_first):
+        append_commit(path, tg)
 
 
 def _write_cow(path: Path) -> None:

@@ -280,3 +280,44 @@ def test_verify_checks_the_key_index(tmp_path, monkeypatch):
         tg.update("k0-1", b"hidden from the index")
     report = verify_file(path)
     assert not report.ok and report.failure.check == "key index"
+
+
+def test_a_large_commit_splits_its_key_index_and_a_read_loads_one_part(tmp_path, monkeypatch):
+    """More keys than PART_KEYS: the block lists parts by last key; a lookup reads one part,
+    every key (first, last, between parts, absent) is found right, and verify passes."""
+    from thermo_cli.container import writer
+    from thermo_cli.container.reader import Reader
+    from thermo_cli.operations.audit.verify import verify_file
+
+    monkeypatch.setattr(writer, "PART_KEYS", 8)
+    path = _dirty_file(tmp_path, commits=3, per_commit=50)
+    loaded = []
+    real = Reader._key_index_part
+    monkeypatch.setattr(Reader, "_key_index_part", lambda self, ref: loaded.append(ref) or real(self, ref))
+    for i in (0, 7, 8, 9, 49):
+        loaded.clear()
+        assert store.read(path, f"k0-{i}").value == b"u2-%d" % i
+        assert len(loaded) == 1
+    loaded.clear()
+    assert store.read(path, "k0-99") is None and store.read(path, "zzz") is None
+    assert store.read(path, "base").source != "dirty"
+    with store.open_reader(path) as r:
+        block = r.key_index(r.trailer.keys)
+        assert block.table is None and len(block.parts) == 7  # 50 keys, 8 per part
+    assert verify_file(path).ok
+
+
+def test_verify_refuses_a_split_key_index_whose_part_names_another_last_key(tmp_path, monkeypatch):
+    from thermo_cli.container import keyindex, writer
+    from thermo_cli.operations.audit.verify import verify_file
+
+    monkeypatch.setattr(writer, "PART_KEYS", 8)
+
+    def misnamed(latest, per_part):
+        parts = keyindex.part_maps(latest, per_part)
+        return [(parts[0][0] + b"~", parts[0][1]), *parts[1:]]
+
+    monkeypatch.setattr(writer, "part_maps", misnamed)
+    path = _dirty_file(tmp_path, commits=1, per_commit=20)
+    report = verify_file(path)
+    assert not report.ok and report.failure.check == "key index"

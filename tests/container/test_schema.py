@@ -10,6 +10,7 @@ import cbor2
 import pytest
 
 from thermo_cli.container import chunks as ck
+from thermo_cli.container.blocks import BlockRef
 from thermo_cli.container.reader import Reader
 
 pycddl = pytest.importorskip("pycddl")
@@ -35,7 +36,11 @@ def structures(path: Path) -> Iterator[tuple[str, bytes]]:
             if t.table is not None:
                 yield "log-table", r.read_block(t.table, "log table")
             if t.keys is not None:
+                block = cbor2.loads(r.read_block(t.keys, "key index"))
                 yield "key-index-block", r.read_block(t.keys, "key index")
+                for part in block.get("parts", ()):
+                    ref = BlockRef.from_map(part["block"], "part", 32, t.off)
+                    yield "key-index-part", r.read_block(ref, "key index part")
         for li in r.index.values():
             for d in li.dirs:
                 raw = ck.decompress(r.pread(d.off, d.len), d.raw, cap=d.raw, cap_name="c", what="d")

@@ -6,13 +6,14 @@ adds records writes a small block: the keys of the deltas among them, sorted, wi
 index of each key's newest delta, and a link to the previous commit's block while that one
 still covers records after ``dirty_start``. A read binary-searches the blocks newest first
 and decodes only the record it names; records no block covers (a file from an older
-writer) are scanned as before.
+writer) are scanned as before. A commit of more than :data:`PART_KEYS` keys splits its block
+into parts of that many keys, listed by their last key, so a read costs one small part.
 """
 
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +21,7 @@ from thermo_cli.config.limits import Limits, check_cap
 from thermo_cli.container.blocks import BlockRef, le_bytes, le_column
 from thermo_cli.errors import CorruptError
 from thermo_cli.model import Delta, LogRecord
-from thermo_cli.model.fields import as_bytes, as_map, as_uint, field_of
+from thermo_cli.model.fields import as_bytes, as_list, as_map, as_uint, field_of
 
 
 def newest_deltas(recs: Iterable[LogRecord], first: int) -> dict[str, int]:
@@ -32,34 +33,63 @@ def newest_deltas(recs: Iterable[LogRecord], first: int) -> dict[str, int]:
     return out
 
 
-def block_map(latest: dict[str, int], first: int, prev: BlockRef | None) -> dict[str, Any]:
-    """The key index block's map: the keys' UTF-8 bytes concatenated in sorted order, where
-    each ends, and their record indexes — byte strings and columns, so a reader decodes a
-    block of 100,000 keys in a few calls and binary-searches it without building them."""
-    keys = sorted(k.encode("utf-8") for k in latest)
+PART_KEYS = 2048
+"""Keys per part of a split key index block: a read hashes and decodes one part (tens of
+KiB) whatever the number of uncommitted deltas, instead of the keys of all of them."""
+
+
+def _table_map(keys: list[bytes], latest: dict[str, int]) -> dict[str, Any]:
+    """``keys`` (sorted UTF-8) as the concatenated bytes, their ends and record indexes:
+    byte strings and columns, so a reader decodes them in a few calls and binary-searches
+    without building a key object per entry."""
     ends, pos = [], 0
     for k in keys:
         pos += len(k)
         ends.append(pos)
     return {
-        "first": first,
         "keys": b"".join(keys),
         "end": le_bytes(ends, "<u8"),
         "rec": le_bytes([latest[k.decode("utf-8")] for k in keys], "<u8"),
+    }
+
+
+def sorted_keys(latest: dict[str, int]) -> list[bytes]:
+    """The keys' UTF-8 bytes in the order a block lists them."""
+    return sorted(k.encode("utf-8") for k in latest)
+
+
+def block_map(latest: dict[str, int], first: int, prev: BlockRef | None) -> dict[str, Any]:
+    """A flat key index block's map (for at most :data:`PART_KEYS` keys)."""
+    return {
+        "first": first,
+        **_table_map(sorted_keys(latest), latest),
+        "prev": None if prev is None else prev.to_map(),
+    }
+
+
+def part_maps(latest: dict[str, int], per_part: int = PART_KEYS) -> list[tuple[bytes, dict[str, Any]]]:
+    """(last key, part block map) of a split block, in key order, ``per_part`` keys each."""
+    keys = sorted_keys(latest)
+    runs = [keys[a : a + per_part] for a in range(0, len(keys), per_part)]
+    return [(run[-1], _table_map(run, latest)) for run in runs]
+
+
+def split_block_map(first: int, parts: list[tuple[bytes, BlockRef]], prev: BlockRef | None) -> dict[str, Any]:
+    """A split key index block's map: each part's last key and block, in key order."""
+    return {
+        "first": first,
+        "parts": [{"last": last, "block": ref.to_map()} for last, ref in parts],
         "prev": None if prev is None else prev.to_map(),
     }
 
 
 @dataclass(frozen=True, slots=True)
-class KeyIndex:
-    """One decoded key index block: it covers records from ``first`` to its commit's end."""
+class KeyTable:
+    """Sorted keys with the log index of each one's newest delta (a flat block or one part)."""
 
-    first: int
     blob: bytes
     end: Any
     rec: Any
-    prev: BlockRef | None
-    log_size: int
 
     def __len__(self) -> int:
         return len(self.end)
@@ -67,35 +97,111 @@ class KeyIndex:
     def key(self, i: int) -> bytes:
         return self.blob[self.end[i - 1] if i else 0 : self.end[i]]
 
+    def find(self, kb: bytes) -> int | None:
+        """The record index listed for the UTF-8 key ``kb``, or None."""
+        i = bisect_left(range(len(self)), kb, key=self.key)
+        if i >= len(self) or self.key(i) != kb:
+            return None
+        return int(self.rec[i])
+
+    def keys(self) -> list[bytes]:
+        return [self.key(i) for i in range(len(self))]
+
+
+PartLoader = Callable[[BlockRef], KeyTable]
+"""Reads, checks and decodes one part block of a split key index block."""
+
+
+@dataclass(frozen=True, slots=True)
+class KeyIndex:
+    """One decoded key index block: it covers records from ``first`` to its commit's end.
+
+    A flat block holds its one table; a split block holds its parts' last keys and blocks,
+    and reads the one part a lookup needs through ``load``.
+    """
+
+    first: int
+    prev: BlockRef | None
+    log_size: int
+    table: KeyTable | None = None
+    lasts: tuple[bytes, ...] = ()
+    parts: tuple[Any, ...] = ()
+    """The parts' ``block`` maps, decoded to a BlockRef when the part is read."""
+    off: int = 0
+    load: PartLoader | None = None
+
     def find(self, key: str) -> int | None:
         """Log index of the newest delta of ``key`` in this block's records, or None.
 
         Only the entries the search touches are checked (the whole block is checked by
-        ``thermo verify``): a read of a 100,000-key block stays a few microseconds.
+        ``thermo verify``): a read stays a few microseconds whatever the block's size.
         """
         kb = key.encode("utf-8")
-        i = bisect_left(range(len(self)), kb, key=self.key)
-        if i >= len(self) or self.key(i) != kb:
-            return None
-        rec = int(self.rec[i])
-        if not self.first <= rec < self.log_size:
+        table = self.table
+        if table is None:
+            i = bisect_left(self.lasts, kb)
+            if i >= len(self.parts):
+                return None
+            table = self._part(i)
+        rec = table.find(kb)
+        if rec is not None and not self.first <= rec < self.log_size:
             raise CorruptError(
                 f"key index: record {rec} of {key!r} lies outside {self.first}..{self.log_size}"
             )
         return rec
 
+    def _part(self, i: int) -> KeyTable:
+        assert self.load is not None  # a split block is always built with its loader
+        what = f"key index at {self.off}.parts[{i}].block"
+        return self.load(BlockRef.from_map(self.parts[i], what, 32, self.off))
+
+    def tables(self) -> list[tuple[bytes | None, KeyTable]]:
+        """Every table with the last key it may hold (None for a flat block): for verification."""
+        if self.table is not None:
+            return [(None, self.table)]
+        return [(last, self._part(i)) for i, last in enumerate(self.lasts)]
+
     def items(self) -> dict[str, int]:
         """Every key with its record index (for verification)."""
-        return {self.key(i).decode("utf-8"): int(self.rec[i]) for i in range(len(self))}
+        out: dict[str, int] = {}
+        for _, table in self.tables():
+            out.update({table.key(i).decode("utf-8"): int(table.rec[i]) for i in range(len(table))})
+        return out
 
 
-def key_index_from_map(v: Any, what: str, off: int, log_size: int, limits: Limits) -> KeyIndex:
-    """Decode and check a key index block found at ``off`` for a log of ``log_size`` records."""
+def key_index_from_map(
+    v: Any, what: str, off: int, log_size: int, limits: Limits, load: PartLoader | None = None
+) -> KeyIndex:
+    """Decode and check a key index block found at ``off`` for a log of ``log_size`` records;
+    ``load`` reads a part of a split block (required for one)."""
     m = as_map(v, what)
     first = as_uint(field_of(m, "first", what), f"{what}.first")
-    blob = as_bytes(field_of(m, "keys", what), f"{what}.keys")
     p = field_of(m, "prev", what)
     prev = None if p is None else BlockRef.from_map(p, f"{what}.prev", 32, off)
+    if first > log_size:
+        raise CorruptError(f"{what}.first: {first} is past the log size {log_size}")
+    if "parts" not in m:
+        return KeyIndex(first, prev, log_size, table=key_table_from_map(m, what, limits))
+    if load is None:
+        raise CorruptError(f"{what}: a split key index block needs its parts' reader")
+    entries = as_list(m["parts"], f"{what}.parts")
+    check_cap(len(entries), limits.max_chunks, "max_chunks", f"{what}.parts")
+    lasts, refs = [], []
+    for i, e in enumerate(entries):
+        pw = f"{what}.parts[{i}]"
+        pm = as_map(e, pw)
+        last = as_bytes(field_of(pm, "last", pw), f"{pw}.last")
+        if lasts and last <= lasts[-1]:
+            raise CorruptError(f"{pw}.last: parts are not in strictly increasing key order")
+        lasts.append(last)
+        refs.append(field_of(pm, "block", pw))  # checked when read: a lookup reads one part
+    return KeyIndex(first, prev, log_size, lasts=tuple(lasts), parts=tuple(refs), off=off, load=load)
+
+
+def key_table_from_map(v: Any, what: str, limits: Limits) -> KeyTable:
+    """A flat block's or a part's ``keys``/``end``/``rec``, with their sizes checked."""
+    m = as_map(v, what)
+    blob = as_bytes(field_of(m, "keys", what), f"{what}.keys")
     end = _u64(m, "end", what)
     rec = _u64(m, "rec", what)
     n = len(end)
@@ -104,9 +210,7 @@ def key_index_from_map(v: Any, what: str, off: int, log_size: int, limits: Limit
         raise CorruptError(f"{what}.rec: {len(rec)} record indexes for {n} keys")
     if (end[-1] if n else 0) != len(blob):
         raise CorruptError(f"{what}.end: key ends do not cover the {len(blob)} key bytes")
-    if first > log_size:
-        raise CorruptError(f"{what}.first: {first} is past the log size {log_size}")
-    return KeyIndex(first, blob, end, rec, prev, log_size)
+    return KeyTable(blob, end, rec)
 
 
 def _u64(m: dict[str, Any], name: str, what: str) -> Any:

@@ -8,14 +8,14 @@ overlay. ``pristine()`` tells a writer whether the on-disk chunks can be copied 
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, ItemsView, Iterator, MutableMapping, ValuesView
 from typing import Any, cast
 
-from thermo_cli.codec.leaves import LEAF_HASH_PREFIX, leaf_bytes
+from thermo_cli.codec.leaves import column_leaf_hashes, tensor_items
 from thermo_cli.container.directory import DirData, Row
 from thermo_cli.container.index import LayerIndex
 from thermo_cli.container.reader import ChunkCache, Reader, read_value
+from thermo_cli.engine.select import StrengthTest
 from thermo_cli.model import Entry, Layer
 
 LeafItem = tuple[str, bytes | None, Entry | None, bytes | None]
@@ -23,6 +23,9 @@ LeafItem = tuple[str, bytes | None, Entry | None, bytes | None]
 and, when its value is still the one on disk, that value's SHA-256)."""
 
 _VALUE_SLOT: Any = Entry.__dict__["value"]
+_DIR_CHUNKS_KEPT = 1024
+"""Decoded directory chunks a layer keeps (tens of KiB each): a whole-layer pass (pruning,
+promotion, binding the state) reads every chunk, and a commit runs several such passes."""
 
 
 class LazyEntry(Entry):
@@ -101,7 +104,7 @@ class LazyLayer(MutableMapping[str, Entry]):
         self.reader = reader
         self.layer = layer
         self._index_cache: LayerIndex | None = None
-        self._dirs = ChunkCache(4)
+        self._dirs = ChunkCache(_DIR_CHUNKS_KEPT)
         self._data = ChunkCache(4)
         self._handed: dict[str, tuple[Entry, Row, bytes | None]] = {}
         self._added: dict[str, Entry] = {}
@@ -211,6 +214,42 @@ class LazyLayer(MutableMapping[str, Entry]):
                 yield key, (hit[0] if hit is not None else self._materialize(chunk.row(j)))
         yield from list(added.items())
 
+    def select_keys(self, test: StrengthTest) -> list[str]:
+        """Keys whose entries pass ``test``, in :meth:`items_in_order`'s order, answered from
+        each chunk's columns: no entry is built for a key that does not pass.
+
+        Keys handed out, set or deleted since the chunks were read are judged by their
+        current entry (or dropped from their chunk position), exactly as iterating would.
+        """
+        import numpy as np
+
+        overlay = self._overlay_positions()
+        out: list[str] = []
+        for i in range(len(self._index.dirs)):
+            chunk = self._chunk(i)
+            c = chunk.cols
+            mask = test.mask(np.asarray(c["strength"]), np.asarray(c["count"]), np.asarray(c["ternary"]))
+            for j, key in overlay.get(i, ()):
+                hit = self._handed.get(key)
+                live = hit is not None and key not in self._deleted and key not in self._added
+                mask[j] = live and test.passes(hit[0])  # type: ignore[index]  # live: hit is set
+            keys = chunk.keys
+            out.extend([keys[j] for j in np.flatnonzero(mask).tolist()])
+        out.extend([k for k, e in self._added.items() if test.passes(e)])
+        return out
+
+    def _overlay_positions(self) -> dict[int, list[tuple[int, str]]]:
+        """Chunk → (row, key) of every on-disk key whose entry no longer reads as its row."""
+        by_chunk: dict[int, list[tuple[int, str]]] = {}
+        for key in sorted({*self._handed, *self._added, *self._deleted}):  # chunk by chunk
+            i = self._index.find_dir(key)
+            if i is None:
+                continue
+            j = self._chunk(i).find(key)
+            if j is not None:
+                by_chunk.setdefault(i, []).append((j, key))
+        return by_chunk
+
     def items(self) -> ItemsView[str, Entry]:
         return _Items(self)
 
@@ -273,13 +312,10 @@ class LazyLayer(MutableMapping[str, Entry]):
         chunk = self._chunk(i)
         if chunk.value_shas is None:
             return None
-        out = []
-        for row in chunk.rows():
-            fields: Any = row  # a Row has every field a leaf covers, like an Entry
-            leaf = leaf_bytes(
-                LEAF_HASH_PREFIX, lnum, row.key.encode("utf-8"), fields, cast(bytes, row.value_sha256)
-            )
-            out.append((row.key, hashlib.sha256(leaf).digest()))
+        c = chunk.cols
+        columns = (c["strength"], c["ternary"], c["updated"], c["count"], c["tensor"])
+        hashes = column_leaf_hashes(lnum, chunk.keys, columns, tensor_items(chunk.tensors), chunk.value_shas)
+        out = list(zip(chunk.keys, hashes, strict=True))
         self._leaf_cache[sha] = out
         return out
 
@@ -297,7 +333,7 @@ class LazyLayer(MutableMapping[str, Entry]):
             handed[key] = _settled(e)
         self.reader = reader
         self._index_cache = None
-        self._dirs = ChunkCache(4)
+        self._dirs = ChunkCache(_DIR_CHUNKS_KEPT)
         self._data = ChunkCache(4)
         self._handed = handed
         self._added = {}

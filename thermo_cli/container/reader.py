@@ -43,7 +43,7 @@ from thermo_cli.container import chunks as ck
 from thermo_cli.container.blocks import BlockRef
 from thermo_cli.container.directory import DirData, Row, decode_chunk
 from thermo_cli.container.index import LayerIndex, Stream, garbage_from_map, index_from_map
-from thermo_cli.container.keyindex import KeyIndex, key_index_from_map
+from thermo_cli.container.keyindex import KeyIndex, KeyTable, key_index_from_map, key_table_from_map
 from thermo_cli.container.layout import (
     COMMIT_HEADER_SIZE,
     END_MAGIC,
@@ -584,12 +584,24 @@ class Reader:
 
     @_names_file
     def key_index(self, ref: BlockRef) -> KeyIndex:
-        """A key index block (§9.7), digest-checked and decoded."""
+        """A key index block (§9.7), digest-checked and decoded (a split block's parts are
+        read when a lookup or a verifier needs them)."""
         raw = self.read_block(ref, "key index")
         what = f"key index at {ref.off}"
         return key_index_from_map(
-            cbor.decode_canonical(raw, what=what), what, ref.off, self.trailer.log_size, self.limits
+            cbor.decode_canonical(raw, what=what),
+            what,
+            ref.off,
+            self.trailer.log_size,
+            self.limits,
+            load=self._key_index_part,
         )
+
+    @_names_file
+    def _key_index_part(self, ref: BlockRef) -> KeyTable:
+        raw = self.read_block(ref, "key index part")
+        what = f"key index part at {ref.off}"
+        return key_table_from_map(cbor.decode_canonical(raw, what=what), what, self.limits)
 
     @_names_file
     def newest_dirty_delta(self, key: str) -> tuple[int | None, int]:

@@ -36,7 +36,7 @@ from thermo_cli.container.index import (
     Stream,
     index_to_map,
 )
-from thermo_cli.container.keyindex import block_map, newest_deltas
+from thermo_cli.container.keyindex import PART_KEYS, block_map, newest_deltas, part_maps, split_block_map
 from thermo_cli.container.layout import COMMIT_HEADER_SIZE, is_framed, pack_commit_header, pack_footer
 from thermo_cli.container.lazy import LazyLayer
 from thermo_cli.container.logseg import SegmentRef, frame, group
@@ -524,9 +524,7 @@ def write_full(
     keys_ref = None
     if tg.dirty_start < tg.log_length:  # one block over the whole tail (§9.7)
         tail = tg.records[tg.dirty_start - tg.log_base :]
-        keys_ref = write_block(
-            sink, block_map(newest_deltas(tail, tg.dirty_start), tg.dirty_start, None), compress=False
-        )[0]
+        keys_ref = _write_key_index(sink, newest_deltas(tail, tg.dirty_start), tg.dirty_start, None)
     t = Trailer(
         prefix=prefix,
         seq=seq,
@@ -557,8 +555,16 @@ def _append_key_index(sink: Sink, tg: Any, old: Trailer, new: list[LogRecord]) -
         return old.keys
     prev = old.keys if tg.dirty_start < old.log_size else None
     first = max(old.log_size, tg.dirty_start)
-    latest = newest_deltas(new[first - old.log_size :], first)
-    return write_block(sink, block_map(latest, first, prev), compress=False)[0]
+    return _write_key_index(sink, newest_deltas(new[first - old.log_size :], first), first, prev)
+
+
+def _write_key_index(sink: Sink, latest: dict[str, int], first: int, prev: BlockRef | None) -> BlockRef:
+    """A flat key index block, or its parts then a split block once it lists more than
+    :data:`PART_KEYS` keys (§9.7); stored uncompressed, so a read only hashes it."""
+    if len(latest) <= PART_KEYS:
+        return write_block(sink, block_map(latest, first, prev), compress=False)[0]
+    parts = [(last, write_block(sink, m, compress=False)[0]) for last, m in part_maps(latest, PART_KEYS)]
+    return write_block(sink, split_block_map(first, parts, prev), compress=False)[0]
 
 
 def _patch_header(f: BinaryIO, start: int, header: bytes, end: int) -> None:

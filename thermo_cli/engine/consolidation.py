@@ -27,6 +27,7 @@ from thermo_cli.engine.plasticity import (
     quantize,
     ternary_update,
 )
+from thermo_cli.engine.select import StrengthTest, select_keys
 from thermo_cli.model import NS_PER_SECOND, Delta, DeltaType, Entry, Layer, Ternary
 
 _CREATE, _UPDATE, _DELETE, _MERGE = DeltaType.CREATE, DeltaType.UPDATE, DeltaType.DELETE, DeltaType.MERGE
@@ -137,10 +138,7 @@ def fold(
 def prune_hot(hot: MutableMapping[str, Entry], rule: PlasticityRule) -> list[str]:
     """Drop hot entries the rule calls weak: ternary ones at zero, others below prune_threshold."""
     threshold = f32(rule.prune_threshold)
-    zero = Ternary.ZERO
-    weak = [
-        k for k, e in hot.items() if (e.ternary == zero if e.ternary is not None else e.strength < threshold)
-    ]
+    weak = select_keys(hot, StrengthTest(below=threshold, ternary_zero=True))
     for key in weak:
         del hot[key]
     return weak

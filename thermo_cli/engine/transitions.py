@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from thermo_cli.config.engine import ThermalConfig
 from thermo_cli.engine.plasticity import F32, f32
+from thermo_cli.engine.select import StrengthTest, select_keys
 from thermo_cli.model import Entry, Layer
 
 _pack = F32.pack
@@ -53,7 +54,7 @@ def promote(layers: Layers, src: Layer, dst: Layer, cfg: ThermalConfig) -> list[
     threshold = f32(cfg.promotion_thresholds[src])
     min_obs = cfg.min_observations[src]
     source = layers[src]
-    moving = [k for k, e in source.items() if e.strength >= threshold and e.update_count >= min_obs]
+    moving = select_keys(source, StrengthTest(at_least=threshold, min_count=min_obs))
     target = layers[dst]
     pop, get = source.pop, target.get
     for key in moving:
@@ -74,7 +75,7 @@ def demote(layers: Layers, src: Layer, dst: Layer, cfg: ThermalConfig, now_ns: i
     """
     threshold = f32(cfg.demotion_thresholds[src])
     source = layers[src]
-    moving = [k for k, e in source.items() if e.strength < threshold]
+    moving = select_keys(source, StrengthTest(below=threshold))
     target = layers[dst]
     pop, get, pack, unpack = source.pop, target.get, _pack, _unpack
     factor, floor = _DEMOTE_FACTOR, _DEMOTE_FLOOR
@@ -99,7 +100,7 @@ def prune(layers: Layers, threshold: float) -> list[tuple[Layer, str]]:
     removed: list[tuple[Layer, str]] = []
     for layer in Layer:
         mapping = layers[layer]
-        weak = [k for k, e in mapping.items() if e.strength < t]
+        weak = select_keys(mapping, StrengthTest(below=t))
         for key in weak:
             del mapping[key]
         removed.extend((layer, k) for k in weak)
@@ -152,7 +153,7 @@ def crystallize(layers: Layers, cfg: ThermalConfig) -> tuple[int, int]:
     threshold = f32(cfg.crystallization_threshold)
     min_obs = cfg.min_observations[_HOT]
     hot, cold = layers[_HOT], layers[_COLD]
-    moving = [k for k, e in hot.items() if e.strength >= threshold and e.update_count >= min_obs]
+    moving = select_keys(hot, StrengthTest(at_least=threshold, min_count=min_obs))
     created = merged = 0
     warm, cool = layers[_WARM], layers[_COOL]
     for key in moving:

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from thermo_cli import store
+from thermo_cli.container.keyindex import KeyIndex
 from thermo_cli.errors import CorruptError, FormatError, IntegrityError, ValidationError
 from thermo_cli.formats.legacy import read_legacy_file, verify_legacy
 from thermo_cli.formats.legacy.verify import NOTE_UNCOVERED_FIELDS
@@ -456,9 +457,11 @@ class ContainerVerifier:
             return
         for block, end in blocks:
             want = newest_deltas(recs[block.first - covered : end - covered], block.first)
-            keys = [block.key(i) for i in range(len(block))]
-            ordered = all(a < b for a, b in itertools.pairwise(keys))
-            got = block.items() if ordered else {}
+            try:
+                got = block.items() if _ordered(block) else {}
+            except FormatError as exc:
+                r.fail("key index", f"the key index of the uncommitted deltas is unreadable: {exc}")
+                return
             if got != want:
                 detail = f"the key index over records {block.first}..{end} does not list their newest deltas"
                 r.add("key index", False, len(blocks), detail)
@@ -890,3 +893,20 @@ class ContainerVerifier:
         else:
             r.notes.append("the saved checkpoint's signatures were not checked (no pubkeys given)")
         return True
+
+
+def _ordered(block: KeyIndex) -> bool:
+    """Whether a key index block lists its keys strictly ascending, each part's within its
+    range (above the previous part's last key, up to its own), as readers' binary search
+    assumes."""
+    lower: bytes | None = None
+    for last, table in block.tables():
+        keys = table.keys()
+        if not all(a < b for a, b in itertools.pairwise(keys)):
+            return False
+        if keys and lower is not None and keys[0] <= lower:
+            return False
+        if last is not None and (not keys or keys[-1] != last):
+            return False
+        lower = last
+    return True
