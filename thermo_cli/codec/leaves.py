@@ -145,7 +145,7 @@ def column_leaf_hashes(
     tensor_of = [*tensor_items_by_index, _K_TENSOR_NULL]  # index -1 → null
     floats, float_of = _FLOAT_ITEMS, _float
     sha, short = hashlib.sha256, _SHORT
-    out = []
+    out: list[bytes] = []
     append = out.append
     for i, key in enumerate(keys):
         kb = key.encode("utf-8")

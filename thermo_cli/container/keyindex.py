@@ -186,7 +186,8 @@ def key_index_from_map(
         raise CorruptError(f"{what}: a split key index block needs its parts' reader")
     entries = as_list(m["parts"], f"{what}.parts")
     check_cap(len(entries), limits.max_chunks, "max_chunks", f"{what}.parts")
-    lasts, refs = [], []
+    lasts: list[bytes] = []
+    refs: list[Any] = []
     for i, e in enumerate(entries):
         pw = f"{what}.parts[{i}]"
         pm = as_map(e, pw)
