@@ -6,7 +6,7 @@ the state digest is bound, then measures in one run:
 
 * entry verification (chunk digests + decompression + value SHA-256 + state digest) in
   MB/s of entry bytes, against plain ``hashlib.sha256`` over the same value bytes
-  (goal >= 80 %);
+  (issue 14: >= 0.5 of hashlib);
 * the log pass (segment digests, record hashes, links, Merkle root) in records/s
   (goal >= 500,000/s) — in worker processes as ``thermo verify`` runs it, in one
   process, per CPU second, and over records already in memory;
@@ -160,8 +160,8 @@ def main() -> None:
             "metric": "verify entries / hashlib",
             "value": ver_mbs / sha_mbs,
             "unit": "ratio",
-            "target": ">= 0.80",
-            "ok": ver_mbs / sha_mbs >= 0.8,
+            "target": ">= 0.5",
+            "ok": ver_mbs / sha_mbs >= 0.5,
         },
         {
             "metric": "hashlib CPU time per GiB of entries",
@@ -189,6 +189,11 @@ def main() -> None:
         {"metric": "verify log, records in memory", "value": size / t_scan_mem, "unit": "records/s"},
         {"metric": "log bytes", "value": log_mib, "unit": "MiB"},
         {"metric": "verify_file total", "value": t_verify, "unit": "s"},
+        {
+            "metric": "verify_file (framing, log, layers) / hashlib over the entry bytes",
+            "value": (value_bytes / MiB / t_verify) / sha_mbs,
+            "unit": "ratio",
+        },
         {"metric": "thermo verify (process, total)", "value": t_cli, "unit": "s"},
         {"metric": "Ed25519 sign checkpoint note", "value": t_sign * 1e6, "unit": "us"},
         {"metric": "Ed25519 verify checkpoint signature", "value": t_vsig * 1e6, "unit": "us"},

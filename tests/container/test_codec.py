@@ -67,6 +67,32 @@ def test_frames_must_declare_their_exact_size() -> None:
     assert _dec(good, 300) == b"abc" * 100
 
 
+def test_an_empty_frame_followed_by_bytes_is_refused() -> None:
+    empty = ck.compress(b"", 1)
+    assert _dec(empty, 0) == b""
+    with pytest.raises(CorruptError, match="follow"):
+        _dec(empty + b"x", 0)
+    with pytest.raises(CorruptError, match="follow"):
+        _dec(empty + empty, 0)
+
+
+def test_a_scratch_unpacks_chunk_after_chunk_as_fresh_buffers_would() -> None:
+    """Reused buffers (growing, then shrinking chunks) give the same bytes, and the digest is
+    still checked first."""
+    scratch = ck.Scratch()
+    for n in (1000, 300_000, 4000, 0, 77_777):
+        raw = weights(n)
+        for filt, elem in ((ck.SHUFFLE, 4), (ck.NO_FILTER, 1)):
+            p = ck.pack(raw, filter=filt, elem=elem)
+            args = dict(filter=filt, elem=elem, cap=MiB * 4, cap_name="c", what="w")
+            stored = scratch.buffer("stored", len(p.stored))
+            stored[:] = p.stored
+            got = ck.unpack(stored, len(raw), p.sha256, scratch=scratch, **args)
+            assert bytes(got) == raw
+            with pytest.raises(IntegrityError):
+                ck.unpack(stored, len(raw), b"\x00" * 32, scratch=scratch, **args)
+
+
 def test_digest_is_checked_before_decompressing() -> None:
     p = ck.pack(b"x" * 1000)
     with pytest.raises(IntegrityError):

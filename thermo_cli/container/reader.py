@@ -176,6 +176,13 @@ class Reader:
             raise TruncatedError(f"{self.path}: expected {n} bytes at offset {off}, file ends first")
         return data
 
+    def pread_into(self, off: int, buf: memoryview) -> memoryview:
+        """Read ``len(buf)`` bytes at ``off`` into ``buf`` (no allocation); returns ``buf``."""
+        n = os.preadv(self._fd, [buf], off)
+        if n != len(buf):
+            raise TruncatedError(f"{self.path}: expected {len(buf)} bytes at offset {off}, file ends first")
+        return buf
+
     @_names_file
     def read_block(
         self, ref: BlockRef, what: str, cap: int | None = None, cap_name: str = "max_block_bytes"
@@ -441,14 +448,23 @@ class Reader:
         )
 
     @_names_file
-    def data_chunk(self, layer: Layer, s: int, i: int, out: memoryview | None = None) -> bytes | memoryview:
+    def data_chunk(
+        self, layer: Layer, s: int, i: int, out: memoryview | None = None, scratch: ck.Scratch | None = None
+    ) -> bytes | memoryview:
         """Data chunk ``i`` of stream ``s``, digest-checked and unfiltered (written into ``out``
         when given). A shuffled chunk is a memoryview of its own buffer: copy the slices you
-        keep. Safe to call from several threads (zstd, SHA-256 and numpy release the GIL)."""
+        keep. Safe to call from several threads (zstd, SHA-256 and numpy release the GIL).
+        With ``scratch`` (one per thread) the stored bytes and a shuffled chunk's bytes go
+        into its buffers: the result is valid until the scratch's next use."""
         st = self.index[layer].streams[s]
         c = st.chunks[i]
+        stored = (
+            self.pread(c.off, c.len)
+            if scratch is None
+            else self.pread_into(c.off, scratch.buffer("stored", c.len))
+        )
         return ck.unpack(
-            self.pread(c.off, c.len),
+            stored,
             st.chunk_raw_len(i),
             c.sha256,
             filter=st.filter,
@@ -457,6 +473,7 @@ class Reader:
             cap_name="max_chunk_bytes",
             what=f"{layer.label} stream {s} chunk {i}",
             out=out,
+            scratch=scratch,
         )
 
     @_names_file

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from thermo_cli.codec.leaves import entry_leaf
+from thermo_cli.container.chunks import Scratch
 from thermo_cli.errors import FormatError
 from thermo_cli.integrity import merkle
 from thermo_cli.model import Layer
@@ -30,8 +32,9 @@ if TYPE_CHECKING:
     from thermo_cli.container.index import LayerIndex, Stream
     from thermo_cli.container.reader import Reader
 
-PREFETCH = 4
-"""Data chunks decompressed ahead of the hashing thread."""
+PREFETCH = 8
+"""Data chunks unpacked ahead of the one being consumed: enough that the workers never wait
+for the consuming thread (only chunks holding part of a value that spans chunks are kept)."""
 
 
 def reason_of(exc: Exception, *prefixes: str) -> str:
@@ -167,31 +170,48 @@ def _hash_stream(
     out: LayerScan,
     progress: Callable[[int], None] | None,
 ) -> None:
-    """Feed each value's SHA-256 from the chunks of stream ``s``, in order."""
+    """Feed each value's SHA-256 from the chunks of stream ``s``, in order.
+
+    A value that lies inside one chunk is hashed by the worker that unpacked the chunk,
+    so on several cores the hashing runs beside decompression; a value spanning chunks is
+    hashed here, chunk after chunk, while the workers unpack the next ones.
+    """
     n = len(st.chunks)
-    pending: deque[Future[bytes | memoryview]] = deque()
+    inside: list[list[int]] = [[] for _ in range(n)]
+    spanning: list[tuple[int, int]] = []
+    keep = [False] * n  # chunk holds part of a spanning value: its bytes come back here
+    for off, j in members:
+        first, last = off // st.chunk, (off + rows[j].length - 1) // st.chunk
+        if first == last and first < n:
+            inside[first].append(j)
+        else:
+            spanning.append((off, j))
+            keep[first : last + 1] = [True] * (min(last, n - 1) + 1 - first)
+    pending: deque[Future[_Unpacked]] = deque()
     nxt = 0
     active: dict[int, hashlib._Hash] = {}  # row position → running hash
     broken: set[int] = set()
-    m = 0  # next member (by offset) not yet started
+    m = 0  # next spanning member (by offset) not yet started
     for i in range(n):
         while nxt < n and len(pending) < PREFETCH:
-            pending.append(pool.submit(reader.data_chunk, layer, s, nxt))
+            args = (reader, layer, s, nxt, st.chunk, rows, inside[nxt], keep[nxt])
+            pending.append(pool.submit(_unpack_and_hash, *args))
             nxt += 1
         fut = pending.popleft()
         c0 = i * st.chunk
         c1 = c0 + st.chunk_raw_len(i)
         out.chunks += 1
         out.stored_bytes += st.chunks[i].len
-        while m < len(members) and members[m][0] < c1:
-            active[members[m][1]] = hashlib.sha256()
+        while m < len(spanning) and spanning[m][0] < c1:
+            active[spanning[m][1]] = hashlib.sha256()
             m += 1
         try:
-            data = fut.result()
+            data, hashed = fut.result()
         except FormatError as exc:
-            first = min(active, default=None)
+            hit = inside[i] + list(active)
+            first = min(hit, default=None)
             key = rows[first].key if first is not None else None
-            keys = sorted(rows[j].key for j in active)
+            keys = sorted(rows[j].key for j in hit)
             shown = ", ".join(repr(k) for k in keys[:3]) + (" …" if len(keys) > 3 else "")
             what = f"{layer.label} stream {s} chunk {i}"
             out.faults.append(
@@ -200,7 +220,10 @@ def _hash_stream(
                 )
             )
             broken.update(active)
-            data = None
+            data, hashed = None, {}
+        for j, digest in hashed.items():
+            digests[j] = digest
+            out.value_bytes += rows[j].length
         done = []
         for j, h in active.items():
             row = rows[j]
@@ -216,3 +239,27 @@ def _hash_stream(
                 out.value_bytes += rows[j].length
         if progress is not None:
             progress(out.value_bytes)
+
+
+_local = threading.local()
+"""Each worker thread's :class:`Scratch` (buffers reused chunk after chunk)."""
+
+_Unpacked = tuple["bytes | memoryview | None", dict[int, bytes]]
+
+
+def _unpack_and_hash(
+    reader: Reader, layer: Layer, s: int, i: int, chunk: int, rows: list[Row], inside: list[int], keep: bool
+) -> _Unpacked:
+    """(chunk ``i`` of stream ``s`` checked and unpacked if ``keep``, else None; the SHA-256 of
+    each value inside it)."""
+    scratch = getattr(_local, "scratch", None)
+    if scratch is None:
+        scratch = _local.scratch = Scratch()
+    data = reader.data_chunk(layer, s, i, scratch=scratch)
+    view = memoryview(data)
+    c0 = i * chunk
+    hashed = {}
+    for j in inside:
+        row = rows[j]
+        hashed[j] = hashlib.sha256(view[row.off - c0 : row.off - c0 + row.length]).digest()
+    return (bytes(data) if keep else None), hashed  # scratch buffers are reused: keep a copy
