@@ -21,8 +21,8 @@ import hashlib
 import json
 import struct
 import sys
-from pathlib import Path
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import cbor2
@@ -163,6 +163,22 @@ def consolidated() -> Thermogram:
     )
     tg.dirty_start = tg.log_length
     _delta(tg, 6, DeltaType.CREATE, "d/after", b"after")
+    return tg
+
+
+def bound_tail() -> Thermogram:
+    """Layer events then a binding record, no delta anywhere: dirty_start is past the
+    binding (a consolidation point of nothing, §9.5), as an import leaves a file."""
+    tg = empty("bound_tail")
+    value = _weights(8, 3)
+    tg.layers[Layer.COOL]["w/imported"] = Entry(
+        "w/imported", value, 0.8, T0, 1, None, TensorSpec("F32", (8,))
+    )
+    _event(tg, 1, "import", {"key": "w/imported", "sha256": hashlib.sha256(value).digest()})
+    size, root = tg.log_length, tg.log_root()
+    fields = {"log_size": size, "log_root": root, "state_digest": tg.state_digest()}
+    _event(tg, 2, "checkpoint", {**fields, "meta_digest": tg.meta_digest(), "entries": 1})
+    tg.dirty_start = tg.log_length
     return tg
 
 
@@ -794,6 +810,12 @@ def build_golden(outdir: Path) -> dict[str, str]:
     (outdir / "torn_tail.thermo").write_bytes(data + planned[0][: len(planned[0]) - 30])
     shows["torn_tail"] = "appended.thermo plus an append cut 30 bytes short: reads as appended, tail reported"
 
+    write_file(outdir / "bound_tail.thermo", bound_tail())
+    shows["bound_tail"] = (
+        "an import event then a checkpoint, no delta: dirty_start is past the checkpoint "
+        "(a consolidation point of nothing, §9.5)"
+    )
+
     write_file(outdir / "multichunk.thermo", multichunk())
     shows["multichunk"] = "1,500 entries in several directory chunks; a 1.1 MiB value across two data chunks"
 
@@ -1000,6 +1022,19 @@ def auth_vectors(signed_path: Path, add: Any) -> None:
         "signed.thermo with a layer change and a bind record after the signed checkpoint: passes "
         "plain verify (partially-signed), fails verify --require-signed-head with the TEST key",
         "verify_signed_head",
+    )
+
+    tg = store.thermogram_from_reader(Reader(signed_path), layers="full", log="full")
+    tg.persisted = 0
+    checkpoint = next(i for i, r in enumerate(tg.records) if isinstance(r, Event) and r.kind == "checkpoint")
+    tg.dirty_start = checkpoint + 1
+    add(
+        "dirty_start_past_deltas",
+        _forged(tg),
+        "integrity",
+        "signed.thermo with dirty_start moved past the checkpoint although uncommitted deltas "
+        "precede it (they would be hidden from reads): not a consolidation point (§9.5)",
+        "verify",
     )
 
     tg = store.thermogram_from_reader(Reader(signed_path), layers="full", log="full")

@@ -321,3 +321,74 @@ def test_verify_refuses_a_split_key_index_whose_part_names_another_last_key(tmp_
     path = _dirty_file(tmp_path, commits=1, per_commit=20)
     report = verify_file(path)
     assert not report.ok and report.failure.check == "key index"
+
+
+# --- a binding with nothing uncommitted closes the tail (spec §9.5) ------------------------
+
+
+def test_a_binding_with_no_uncommitted_delta_closes_the_tail(tmp_path):
+    """reinforce and tick commits (events + bind) leave no uncommitted records behind; a
+    commit after deltas keeps them uncommitted; verify accepts both points."""
+    from thermo_cli.config.engine import ConsolidationPolicy
+    from thermo_cli.engine.thermogram import Thermogram
+    from thermo_cli.operations.audit.verify import verify_file
+
+    path = tmp_path / "t.thermo"
+    tg = Thermogram(name="t", policy=ConsolidationPolicy.manual())
+    tg.create("k", b"v")
+    tg.consolidate()
+    store.create(path, tg)
+    with store.edit(path) as tg:
+        tg.reinforce("k", 0.1)
+    with store.open_reader(path) as r:
+        assert r.trailer.dirty_start == r.trailer.log_size and r.trailer.keys is None
+    assert verify_file(path).ok
+    with store.edit(path) as tg:
+        tg.update("k", b"dirty")
+        tg.reinforce("k", 0.1)
+    with store.open_reader(path) as r:
+        assert r.trailer.dirty_start < r.trailer.log_size  # the delta stays uncommitted
+    assert store.read(path, "k").value == b"dirty"
+    report = verify_file(path)
+    assert report.ok, report.failure
+
+
+def test_an_import_ends_with_nothing_uncommitted(tmp_path):
+    from thermo_cli.operations.safetensors.importer import import_safetensors
+
+    safetensors_numpy = pytest.importorskip("safetensors.numpy")
+    import numpy as np
+
+    src = tmp_path / "m.safetensors"
+    safetensors_numpy.save_file({f"w{i}": np.full((4, 4), i, dtype=np.float32) for i in range(30)}, str(src))
+    out = tmp_path / "m.thermo"
+    import_safetensors([src], out)
+    with store.open_reader(out) as r:
+        assert r.trailer.dirty_start == r.trailer.log_size
+    from thermo_cli.operations.audit.verify import verify_file
+
+    assert verify_file(out).ok
+
+
+def test_a_writer_refuses_a_record_readers_would_refuse(tmp_path):
+    from thermo_cli.config.limits import Limits, use_limits
+    from thermo_cli.errors import LimitExceededError
+
+    path = tmp_path / "e.thermo"
+    store.create(path, _thermogram_with_one_key())
+    before = path.read_bytes()
+    with (
+        use_limits(Limits(max_cbor_items=1000)),
+        pytest.raises(LimitExceededError, match=r"max_cbor_items.*not written"),
+        store.edit(path) as tg,
+    ):
+        tg.append_event("note", {"many": list(range(5000))})
+    assert path.read_bytes() == before
+
+
+def _thermogram_with_one_key():
+    from thermo_cli.engine.thermogram import Thermogram
+
+    tg = Thermogram(name="one")
+    tg.create("k", b"v")
+    return tg

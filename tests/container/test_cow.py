@@ -207,6 +207,31 @@ def test_a_pass_over_strengths_writes_state_chunks_only(tmp_path: Path) -> None:
     assert verify_file(path).ok
 
 
+def test_a_rewrite_of_a_ticked_layer_keeps_it_split(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A pass that triggers a compacting rewrite must not undo the state/identity split:
+    the pass after it still writes only state chunks."""
+    from thermo_cli.container import cow
+
+    path = tmp_path / "s.thermo"
+    _big(path, 2000)
+    tg = store.load(path)
+    tg.apply_decay()
+    assert store.commit(path, tg) == "cow"
+    monkeypatch.setattr(cow, "should_compact", lambda source, garbage: True)  # the next commit compacts
+    tg = store.load(path)
+    tg.apply_decay()
+    assert store.commit(path, tg) == "rewrite"
+    monkeypatch.undo()
+    with Reader(path) as r:
+        assert all(d.ident is not None for d in r.index[Layer.HOT].dirs)
+    size = path.stat().st_size
+    tg = store.load(path)
+    tg.apply_decay()
+    assert store.commit(path, tg) == "cow"
+    assert (path.stat().st_size - size) / 2000 <= 32
+    assert verify_file(path).ok
+
+
 def test_compact_drops_garbage_and_keeps_everything(path: Path) -> None:
     tg = store.load(path)
     for i in range(4):

@@ -23,10 +23,12 @@ from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
 from thermo_cli.codec import cbor, records
+from thermo_cli.codec.cborscan import needs_scan
+from thermo_cli.codec.fastrecords import decode_log_record
 from thermo_cli.config.limits import MiB, current_limits
 from thermo_cli.container import chunks as ck
 from thermo_cli.container.blocks import BlockRef
-from thermo_cli.container.directory import chunk_map, estimate_row_size
+from thermo_cli.container.directory import chunk_map, estimate_row_size, split_map
 from thermo_cli.container.index import (
     ChunkTable,
     DataChunk,
@@ -152,6 +154,31 @@ def check_meta_size(raw_len: int) -> None:
             f"meta block: {raw_len} bytes exceeds max_meta_bytes ({cap}); readers refuse it by "
             "default: keep extension state smaller, or raise it with limits=Limits(max_meta_bytes=…)"
         )
+
+
+def check_readable(new: list[LogRecord], new_bytes: list[bytes], first: int) -> None:
+    """Refuse to commit a record readers would refuse (spec §10): longer than
+    ``max_record_bytes``, or over ``max_cbor_items`` or the depth cap once decoded.
+
+    Called before anything is written. Plain deltas are flat, so only their length can
+    matter; every other record (events carry caller-given fields) is decoded exactly as a
+    reader decodes it, which costs microseconds per event.
+    """
+    limits = current_limits()
+    for i, (rec, data) in enumerate(zip(new, new_bytes, strict=True)):
+        index = first + i
+        if len(data) > limits.max_record_bytes:
+            raise LimitExceededError(
+                f"log record {index}: {len(data)} bytes exceeds max_record_bytes "
+                f"({limits.max_record_bytes}); readers refuse it by default, so it is not written"
+            )
+        if type(rec) is not Delta or needs_scan(len(data), limits.max_cbor_items):
+            try:
+                decode_log_record(data, index)
+            except LimitExceededError as exc:
+                raise LimitExceededError(
+                    f"{exc}; readers would refuse this record, so it is not written"
+                ) from None
 
 
 def write_segments(sink: Sink, recs: list[bytes], first: int) -> list[SegmentRef]:
@@ -331,18 +358,26 @@ def _dir_groups(placed: list[Placed]) -> Iterator[list[Placed]]:
         yield cur
 
 
-def _write_dir_chunk(sink: Sink, group_: list[Placed], out: list[DirChunk]) -> None:
+def _write_dir_chunk(sink: Sink, group_: list[Placed], out: list[DirChunk], split: bool = False) -> None:
+    """One directory chunk of ``group_`` (halved until it fits); with ``split``, a state chunk
+    and its identity chunk (§8.5), so the next pass over strengths writes only state."""
     entries = [p[0] for p in group_]
-    raw = cbor.encode(
-        chunk_map(entries, [p[1] for p in group_], [p[2] for p in group_], [p[3] for p in group_])
-    )
+    m = chunk_map(entries, [p[1] for p in group_], [p[2] for p in group_], [p[3] for p in group_])
+    raw = cbor.encode(m)
     if len(raw) > MAX_DIR_CHUNK:
         if len(group_) == 1:
             raise ValidationError(f"entry {entries[0].key!r}: its description exceeds {MAX_DIR_CHUNK} bytes")
         half = len(group_) // 2
-        _write_dir_chunk(sink, group_[:half], out)
-        _write_dir_chunk(sink, group_[half:], out)
+        _write_dir_chunk(sink, group_[:half], out, split)
+        _write_dir_chunk(sink, group_[half:], out, split)
         return
+    ident_ref = None
+    if split:
+        state, ident = split_map(m)
+        ident_raw = cbor.encode(ident)
+        ip = ck.pack(ident_raw, level=ck.BLOCK_LEVEL)
+        ident_ref = (sink.write(ip.stored), len(ip.stored), len(ident_raw), ip.sha256)
+        raw = cbor.encode(state)
     p = ck.pack(raw, level=ck.BLOCK_LEVEL)
     out.append(
         DirChunk(
@@ -353,12 +388,17 @@ def _write_dir_chunk(sink: Sink, group_: list[Placed], out: list[DirChunk]) -> N
             entries[0].key,
             entries[-1].key,
             p.sha256,
+            ident_ref,
         )
     )
 
 
-def write_layer(sink: Sink, layer: Mapping[str, Entry], pool: ThreadPoolExecutor) -> LayerIndex:
-    """Write one layer's data streams and directory chunks; each value is read once."""
+def write_layer(
+    sink: Sink, layer: Mapping[str, Entry], pool: ThreadPoolExecutor, *, split: bool = False
+) -> LayerIndex:
+    """Write one layer's data streams and directory chunks; each value is read once. With
+    ``split`` (the layer's chunks were split before: it is ticked) the directory chunks are
+    written as state and identity chunks, so a compaction does not undo the split."""
     items = sorted(layer.items(), key=lambda kv: kv[0].encode("utf-8"))
     plans: dict[int, _StreamPlan] = {}
     placed: list[tuple[Entry, int, int, int, int]] = []
@@ -383,7 +423,7 @@ def write_layer(sink: Sink, layer: Mapping[str, Entry], pool: ThreadPoolExecutor
     ]
     dirs: list[DirChunk] = []
     for g in _dir_groups(located):
-        _write_dir_chunk(sink, g, dirs)
+        _write_dir_chunk(sink, g, dirs, split)
     return LayerIndex(count=len(items), dirs=DirTable.of(dirs), streams=streams)
 
 
@@ -495,7 +535,8 @@ def write_full(
             ):
                 idx[layer] = copy_layer(sink, mapping)
             else:
-                idx[layer] = write_layer(sink, mapping, pool)
+                split = isinstance(mapping, LazyLayer) and mapping.is_split()
+                idx[layer] = write_layer(sink, mapping, pool, split=split)
     index_ref, _ = write_block(sink, index_to_map(idx))
     meta_ref, _ = write_block(sink, meta_to_map(tg))
     check_meta_size(meta_ref.raw)
@@ -515,6 +556,7 @@ def write_full(
         check_links(new, None, 0)
         start = 0
     new_bytes = [record_bytes(r) for r in new]
+    check_readable(new, new_bytes, start)
     for b in new_bytes:
         rng.append(leaf_hash(b))
     segs += write_segments(sink, new_bytes, start)
@@ -611,6 +653,7 @@ def plan_append(
     start = sink.open_commit() if source.framed else None
     index_ref = old.index if index_writer is None else index_writer(sink)
     new_bytes = [record_bytes(r) for r in new]
+    check_readable(new, new_bytes, old.log_size)
     segs = write_segments(sink, new_bytes, old.log_size)
     meta_ref = old.meta
     if meta_changed:

@@ -358,7 +358,26 @@ class Thermogram:
             self._bound_now(fields["meta_digest"])
         elif kind not in NON_LAYER_KINDS:
             self._unbound[kind] = self._unbound.get(kind, 0) + 1
-        return self._append_event(kind, self.now_ns() if timestamp_ns is None else timestamp_ns, fields)
+        ev = self._append_event(kind, self.now_ns() if timestamp_ns is None else timestamp_ns, fields)
+        if is_binding(fields):
+            self._close_clean_tail()
+        return ev
+
+    def _close_clean_tail(self) -> None:
+        """After a binding record: with no uncommitted delta, the record is a consolidation
+        point of nothing (spec §9.5), so the tail starts after it.
+
+        An import or a run of reinforce/tick commits then leaves no uncommitted records
+        behind for every later load to decode, and nothing is folded, pruned or moved.
+        """
+        self._sync()
+        if self._dirty_count:
+            return
+        self.dirty_start = self.log_length
+        self._latest = {}
+        self._dirty_bytes = 0
+        self._idx_start = self.dirty_start
+        self._idx_to = self.dirty_start
 
     @property
     def state_unbound(self) -> bool:
@@ -380,7 +399,9 @@ class Thermogram:
         changes = {**self._unbound, **self._meta_events}
         fields: dict[str, Any] = {"events": sum(changes.values()), "kinds": sorted(changes)}
         fields.update(self._binding(self._log_point()))
-        return self._append_event(BIND_KIND, self.now_ns(), fields)
+        ev = self._append_event(BIND_KIND, self.now_ns(), fields)
+        self._close_clean_tail()
+        return ev
 
     def _append_event(self, kind: str, timestamp_ns: int, fields: dict[str, Any]) -> Event:
         self._sync()

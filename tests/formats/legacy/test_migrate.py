@@ -90,7 +90,8 @@ def test_migrated_file_keeps_everything(tmp_path, version, info):
     assert event.fields["source_version"] == version[1:]
     assert event.fields["crate_version"] == f"{version[1:]}.x"
     assert event.fields["legacy_deltas"] == n
-    assert tg.dirty_start == 0  # the crate's dirty deltas are still dirty
+    # the crate's dirty deltas are still dirty; with none, the migration's binding closes the tail
+    assert tg.dirty_start == (0 if n else 1)
     for key, expected in info["reads"].items():
         got = store.read(new, key)
         assert (got is None) == (expected is None)

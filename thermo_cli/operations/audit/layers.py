@@ -209,8 +209,8 @@ def _hash_stream(
             data, hashed = fut.result()
         except FormatError as exc:
             hit = inside[i] + list(active)
-            first = min(hit, default=None)
-            key = rows[first].key if first is not None else None
+            lowest = min(hit, default=None)
+            key = rows[lowest].key if lowest is not None else None
             keys = sorted(rows[j].key for j in hit)
             shown = ", ".join(repr(k) for k in keys[:3]) + (" …" if len(keys) > 3 else "")
             what = f"{layer.label} stream {s} chunk {i}"

@@ -412,28 +412,36 @@ class ContainerVerifier:
         self.check_dirty_start(scan)
 
     def check_dirty_start(self, scan: chain.LogScan) -> None:
+        """``dirty_start`` follows a consolidation point (spec §9.5): the last ``consolidate``
+        event, or a binding record after it with no delta between the two."""
         r, t = self.report, self.reader.trailer
-        consolidations = [ev.index for ev in scan.events if ev.event.kind == "consolidate"]
-        expected = consolidations[-1] + 1 if consolidations else None
-        if expected is None:
-            ok = t.dirty_start == 0
+        ds = t.dirty_start
+        events = {ev.index: ev.event for ev in scan.events}
+        consolidations = [i for i, ev in events.items() if ev.kind == "consolidate"]
+        last = consolidations[-1] if consolidations else -1
+        between = sum(1 for i in events if last < i < ds)
+        at = events.get(ds - 1)
+        if ds == last + 1:
+            ok = True
             detail = (
-                "every delta is uncommitted (no consolidation yet)"
-                if ok
-                else f"the commit says uncommitted deltas start at record {t.dirty_start}, "
-                "but the log holds no consolidation"
+                f"uncommitted deltas start after the consolidation at record {last}"
+                if last >= 0
+                else "every delta is uncommitted (no consolidation yet)"
             )
+        elif ds > last + 1 and at is not None and is_binding(at.fields) and between == ds - last - 1:
+            ok = True
+            detail = f"uncommitted records start after the binding at record {ds - 1} (no delta before it)"
         else:
-            ok = t.dirty_start == expected
-            detail = (
-                f"uncommitted deltas start after the consolidation at record {expected - 1}"
-                if ok
-                else f"the commit says uncommitted deltas start at record {t.dirty_start}, "
-                f"the last consolidation is record {expected - 1}"
+            ok = False
+            where = (
+                f"the last consolidation is record {last}" if last >= 0 else "the log holds no consolidation"
             )
-        r.add("consolidation point", ok, t.dirty_start, detail)
+            detail = f"the commit says uncommitted deltas start at record {ds}, {where}" + (
+                ", and deltas lie between" if at is not None and is_binding(at.fields) else ""
+            )
+        r.add("consolidation point", ok, ds, detail)
         if not ok:
-            r.fail("consolidation point", detail, index=t.dirty_start)
+            r.fail("consolidation point", detail, index=ds)
 
     def check_key_index(self) -> None:
         """The key index chain (spec §9.7) lists exactly each key's newest delta of the
