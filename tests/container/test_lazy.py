@@ -68,3 +68,16 @@ def test_a_pass_over_the_layer_builds_no_entry_for_keys_it_does_not_move(path: P
         keys = hot.select_keys(StrengthTest(below=0.002))
         assert keys and len(keys) < 20
         assert not hot._handed
+
+
+@pytest.mark.parametrize("test", TESTS)
+def test_selection_after_a_pass_touched_every_entry(path: Path, test: StrengthTest) -> None:
+    """When most entries are objects already (a decay pass), the answer is the same."""
+    with store.edit(path, dry_run=True) as tg:
+        hot = tg.layers[Layer.HOT]
+        assert isinstance(hot, LazyLayer)
+        for e in hot.values():
+            e.strength = e.strength * 0.9
+        del hot["k00100"]
+        expected = [k for k, e in hot.items() if test.passes(e)]
+        assert hot.select_keys(test) == expected

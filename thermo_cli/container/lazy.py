@@ -223,6 +223,9 @@ class LazyLayer(MutableMapping[str, Entry]):
         """
         import numpy as np
 
+        if 8 * (len(self._handed) + len(self._added) + len(self._deleted)) > self._index.count:
+            # most entries are already objects (a pass touched them all): ask them directly
+            return [k for k, e in self.items_in_order() if test.passes(e)]
         overlay = self._overlay_positions()
         out: list[str] = []
         for i in range(len(self._index.dirs)):
