@@ -15,12 +15,16 @@ cheap, so ``thermo get`` starts fast and numpy is imported only by what needs it
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
+
+TYPE_CHECKING = False
+"""``typing.TYPE_CHECKING`` without importing typing (a few ms) when ``thermo`` starts."""
 
 __version__ = "0.1.0"
 """The one place the version is written: packaging reads it (pyproject ``dynamic``)."""
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from thermo_cli import errors, store
     from thermo_cli.engine import Thermogram
     from thermo_cli.operations.tensorfile import TensorView, load, load_file, save_file
