@@ -212,6 +212,48 @@ class TestReads:
         tg.create("k", b"again")
         assert "k" in tg and list(tg) == ["k"]
 
+    def test_mapping_protocol(self, tg):
+        assert len(tg) == 0 and bool(tg)  # an empty thermogram is still a thermogram
+        put(tg, COLD, "c", 0.9, value=b"cold")
+        tg.create("d", b"dirty")
+        assert len(tg) == 2 and tg["c"] == b"cold" and tg["d"] == b"dirty"
+        tg.delete("c")
+        assert len(tg) == 1
+        with pytest.raises(KeyError, match="'c': no such key"):
+            tg["c"]
+        with pytest.raises(KeyError):
+            tg[3]
+
+    def test_array_values_become_tensor_entries(self, tg):
+        import numpy as np
+
+        a = np.arange(6, dtype=np.float16).reshape(3, 2)
+        d = tg.create("w", a, strength=0.5)
+        assert d.tensor == TensorSpec("F16", (3, 2)) and d.value == a.tobytes()
+        tg.consolidate()
+        back = tg["w"]
+        assert back.dtype == np.float16 and back.shape == (3, 2) and np.array_equal(back, a)
+        tg.update("w", np.ones(2, np.int8))
+        assert tg.read_entry("w").tensor == TensorSpec("I8", (2,))
+        with pytest.raises(ValidationError, match="w: tensor: give a TensorSpec only with a bytes value"):
+            tg.update("w", a, tensor=TensorSpec("F16", (3, 2)))
+        with pytest.raises(ValidationError, match="w: value: expected bytes or a numpy array, got list"):
+            tg.update("w", [1, 2])
+        with pytest.raises(ValidationError, match="w: dtype: numpy dtype <U1"):
+            tg.update("w", np.array(["x"]))
+
+    def test_with_block_closes_the_layers(self, tg):
+        closed: list[str] = []
+
+        class Closing(dict):
+            def close(self):
+                closed.append("x")
+
+        tg.layers[Layer.WARM] = Closing()
+        with tg as same:
+            assert same is tg
+        assert closed == ["x"]
+
     def test_keys_per_layer(self, tg):
         put(tg, COLD, "b", 0.9)
         put(tg, COLD, "a", 0.9)

@@ -79,6 +79,25 @@ def test_unknown_signatures_are_ignored_and_keys_without_names_match_by_id():
     assert res.verified == () and res.invalid == () and res.ignored == 2
 
 
+def test_a_repeated_signature_line_counts_once_as_in_go():
+    """golang.org/x/mod/sumdb/note drops later lines by a known key and identical unknown lines."""
+    peter_sig = note.parse_note(SIGNED).signatures[0]
+    enoch = note.sign_body(TEXT, "EnochRoot", Ed25519PrivateKey.generate())
+    doubled = note.parse_note(note.SignedNote(TEXT, (peter_sig, peter_sig, enoch, enoch)).text())
+    assert len(doubled.signatures) == 4
+    _, peter = note.parse_verifier_key(PETER_VKEY)
+    res = note.check_note(doubled, [("PeterNeumann", peter)])
+    assert (res.verified, res.invalid, res.ignored, res.keys) == (("PeterNeumann",), (), 1, (0,))
+    assert res.describe() == "signed by PeterNeumann; 1 unknown signature(s) ignored"
+    # only the first line by a known key is checked: a later (even broken) line is dropped ...
+    broken = note.NoteSignature(peter_sig.name, peter_sig.key_id, bytes(64))
+    res = note.check_note(note.SignedNote(TEXT, (peter_sig, broken)), [("PeterNeumann", peter)])
+    assert res.verified == ("PeterNeumann",) and not res.invalid
+    # ... and a broken first line is not rescued by a good one after it
+    res = note.check_note(note.SignedNote(TEXT, (broken, peter_sig)), [("PeterNeumann", peter)])
+    assert res.invalid == ("PeterNeumann",) and not res.verified
+
+
 def test_with_signature_replaces_the_same_key():
     priv = peter_private()
     a = note.sign_body(TEXT, "PeterNeumann", priv)

@@ -138,6 +138,17 @@ def verify(
             show_default=False,
         ),
     ] = None,
+    detached: Annotated[
+        Path | None,
+        typer.Option(
+            "--note",
+            help=(
+                "A detached signed checkpoint note (signatures kept outside the file, witnesses' "
+                "cosignatures included): check it is a checkpoint of this log signed by a --pubkey key."
+            ),
+            show_default=False,
+        ),
+    ] = None,
     deep: Annotated[bool, typer.Option("--deep", help="Decode every log record strictly (slower).")] = False,
     require_signed_head: Annotated[
         bool,
@@ -154,6 +165,7 @@ def verify(
     The report ends with what is authenticated: signed by whom up to which record, or not at all.
 
     Example: thermo verify memory.thermo --pubkey alice.pub --since cp-monday.txt
+    Example: thermo verify memory.thermo --note cp.txt -k alice.pub -k witness.vkey
     """
     from thermo_cli.cli._common import progress
     from thermo_cli.errors import ValidationError
@@ -161,6 +173,8 @@ def verify(
 
     if require_signed_head and not pubkey:
         raise ValidationError("--require-signed-head needs --pubkey: only a given key can authenticate")
+    if detached is not None and not pubkey:
+        raise ValidationError("--note needs --pubkey: a detached note is worth only the keys that signed it")
     keys = _load_pubkeys(pubkey)
     size = file.stat().st_size if file.exists() else 0
     with progress("verify", size, min_total=64 << 20, unit="bytes") as bar:
@@ -171,6 +185,7 @@ def verify(
             deep=deep,
             progress=lambda _stage, n: bar.update(n),
             require_signed_head=require_signed_head,
+            detached_note=detached,
         )
     _finish(report, as_json)
 

@@ -7,7 +7,11 @@ codes (``thermo_cli.codec.ternary.packing``) and the spec carries the float32 sc
 
 numpy has no bfloat16 or 8-bit float types, so those dtypes are handed out as their raw
 bit patterns (uint16 / uint8 arrays, which keeps round trips bit-exact) and
-:func:`to_float32` / :func:`from_float32` convert when values are wanted.
+:func:`to_float32` / :func:`from_float32` convert when values are wanted. The library API
+(``thermo_cli.load_file`` and friends) goes one step further with :func:`with_element_type`:
+when the optional ``ml_dtypes`` package is installed (extra ``ml``), the same bits come back
+typed as ``ml_dtypes.bfloat16`` / ``float8_*``, which is what users of other tensor libraries
+expect.
 
 The packed sub-byte floats F4 (4 bits) and F6_E2M3 / F6_E3M2 (6 bits) are stored and
 exported exactly, but handed out as their packed bytes (uint8, shape by
@@ -296,6 +300,27 @@ def _bits_view(a: np.ndarray, info: DType) -> np.ndarray:
             return a.view(want)
         raise ValidationError(f"dtype {info.name}: expected its raw bits as {want} items, got {a.dtype}")
     return a.view(want)
+
+
+@cache
+def _ml_dtypes() -> Any:
+    """The ``ml_dtypes`` module, or None when it is not installed (an optional extra)."""
+    try:
+        import ml_dtypes
+    except ImportError:
+        return None
+    return ml_dtypes
+
+
+def with_element_type(arr: np.ndarray, dtype: str) -> np.ndarray:
+    """Raw BF16/F8 bits as ``ml_dtypes`` elements when that package knows the type (a
+    zero-copy view); any other array, or without ``ml_dtypes``, ``arr`` unchanged."""
+    info = dtype_info(dtype)
+    if info.native or not info.is_float or info.numpy_name is None:
+        return arr
+    module = _ml_dtypes()
+    element = getattr(module, info.numpy_name, None) if module is not None else None
+    return arr if element is None else arr.view(element)
 
 
 # --- values ⇄ arrays -------------------------------------------------------------------------

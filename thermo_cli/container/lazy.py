@@ -348,6 +348,11 @@ class LazyLayer(MutableMapping[str, Entry]):
         self._deleted = set()
         self._delta_len = 0
 
+    def close(self) -> None:
+        """Close the file this layer reads (shared with the other layers and the store's
+        origin; idempotent): what ``Thermogram.close`` and its ``with`` block call."""
+        self.reader.close()
+
     def __repr__(self) -> str:
         return f"<LazyLayer {self.layer.label} of {self.reader.path!r}: {len(self)} entries>"
 

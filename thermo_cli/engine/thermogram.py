@@ -42,7 +42,7 @@ import re
 from collections.abc import Iterable, Iterator, MutableMapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from thermo_cli.codec import records as _records
 from thermo_cli.config.clock import Clock, current_clock
@@ -81,6 +81,12 @@ from thermo_cli.model import (
     new_id,
 )
 
+if TYPE_CHECKING:
+    import numpy as np
+
+    Value = bytes | np.ndarray
+    """What a delta's value may be given as: bytes, or an array stored as a tensor entry."""
+
 _LAYERS = tuple(Layer)
 _DELETE = DeltaType.DELETE
 DIRTY_OVERHEAD_BYTES = 200
@@ -98,6 +104,21 @@ field, so ``__post_init__`` replaces it with metadata stamped by the thermogram'
 
 def _unstamped_meta() -> Metadata:
     return _UNSTAMPED
+
+
+def _tensor_value(key: str, value: Any, tensor: TensorSpec | None) -> tuple[bytes, TensorSpec]:
+    """An array given as a value → its bytes and raw TensorSpec (codec.tensors, imported here
+    so a thermogram that only ever holds bytes never loads numpy)."""
+    if tensor is not None:
+        raise ValidationError(f"{key}: tensor: give a TensorSpec only with a bytes value, not with an array")
+    if type(value).__module__.partition(".")[0] != "numpy" or not hasattr(value, "dtype"):
+        raise ValidationError(f"{key}: value: expected bytes or a numpy array, got {type(value).__name__}")
+    from thermo_cli.codec.tensors import array_to_value
+
+    try:
+        return array_to_value(value)
+    except ValidationError as exc:
+        raise ValidationError(f"{key}: {exc}") from None
 
 
 def _timestamp(value: int | datetime | None, clock: Clock) -> int:
@@ -464,7 +485,7 @@ class Thermogram:
         self,
         op: DeltaType,
         key: str,
-        value: bytes,
+        value: Value,
         strength: float | None,
         ternary: Ternary | int | None,
         source: str,
@@ -477,6 +498,8 @@ class Thermogram:
             ternary = Ternary.coerce(ternary, "ternary")
             if strength is None:
                 strength = float(ternary)
+        if not isinstance(value, bytes | bytearray | memoryview):
+            value, tensor = _tensor_value(key, value, tensor)
         d = Delta(
             op,
             key,
@@ -495,7 +518,7 @@ class Thermogram:
     def create(
         self,
         key: str,
-        value: bytes,
+        value: Value,
         *,
         strength: float | None = None,
         ternary: Ternary | int | None = None,
@@ -522,7 +545,7 @@ class Thermogram:
     def update(
         self,
         key: str,
-        value: bytes,
+        value: Value,
         *,
         strength: float | None = None,
         ternary: Ternary | int | None = None,
@@ -549,7 +572,7 @@ class Thermogram:
     def merge(
         self,
         key: str,
-        value: bytes,
+        value: Value,
         *,
         strength: float | None = None,
         ternary: Ternary | int | None = None,
@@ -635,6 +658,45 @@ class Thermogram:
     def __contains__(self, key: object) -> bool:
         """``key in tg``: :meth:`read` finds it."""
         return isinstance(key, str) and self.read(key) is not None
+
+    def __len__(self) -> int:
+        """How many keys :meth:`read` finds (``len(tg.keys())``)."""
+        return len(self.keys())
+
+    def __bool__(self) -> bool:
+        """Always true: an empty thermogram is still a state with a log and configuration,
+        so ``if tg:`` keeps meaning "there is a thermogram", as before ``__len__`` existed."""
+        return True
+
+    def __getitem__(self, key: str) -> bytes | np.ndarray:
+        """``tg[key]``: what :meth:`read` finds, a tensor entry as its numpy array (BF16/F8
+        as ``ml_dtypes`` types when installed); KeyError (NotFoundError) when absent."""
+        found = self.read_entry(key) if isinstance(key, str) else None
+        if found is None:
+            raise NotFoundError(f"{key!r}: no such key")
+        if found.tensor is None:
+            return found.value
+        from thermo_cli.codec.tensors import value_to_array, with_element_type
+
+        return with_element_type(value_to_array(found.value, found.tensor), found.tensor.dtype)
+
+    # --- closing ---------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Release the files the layers read from (a thermogram loaded from a container keeps
+        its file open for lazy reads). Idempotent; reading a lazy layer afterwards fails."""
+        for mapping in self.layers.values():
+            closer = getattr(mapping, "close", None)
+            if callable(closer):
+                closer()
+
+    def __enter__(self) -> Thermogram:
+        return self
+
+    def __exit__(self, *exc: object) -> Literal[False]:
+        """``with store.load(path) as tg:`` closes the file when the block ends."""
+        self.close()
+        return False
 
     def history(self, key: str) -> list[Delta]:
         """Every loaded delta for ``key``, oldest first, consolidated ones included."""

@@ -288,11 +288,13 @@ class NoteCheck:
     """Outcome of checking a note against trusted keys."""
 
     verified: tuple[str, ...]
-    """Names of trusted keys whose signatures verified."""
+    """Names of trusted keys whose signatures verified (each key once)."""
     invalid: tuple[str, ...]
     """Names whose (name, key ID) match a trusted key but whose signature is wrong."""
     ignored: int
-    """Signatures by keys not in the trusted set (C2SP: ignored)."""
+    """Distinct signature lines by keys not in the trusted set (C2SP: ignored)."""
+    keys: tuple[int, ...] = ()
+    """Positions in the trusted list of the keys whose signatures verified."""
 
     def describe(self) -> str:
         """ "signed by alice, bob; 1 unknown signature(s) ignored" (for reports)."""
@@ -306,21 +308,35 @@ def check_note(note: SignedNote, trusted: list[tuple[str | None, bytes]]) -> Not
     """Check every signature line against the trusted keys, ignoring unknown ones.
 
     A trusted key given without a name (e.g. a PEM public key) matches any signature line
-    whose key ID equals the ID computed from that line's name and the key.
+    whose key ID equals the ID computed from that line's name and the key. As in Go's
+    ``golang.org/x/mod/sumdb/note``, a key's signature counts once: only the first line by a
+    known (name, key ID) is checked, later lines by it are dropped, and repeated identical
+    lines by unknown keys are counted once — so copying a line cannot fake a second signer.
     """
     verified: list[str] = []
     invalid: list[str] = []
-    ignored = 0
+    keys: list[int] = []
+    seen_known: set[tuple[str, bytes]] = set()
+    seen_unknown: set[NoteSignature] = set()
     for sig in note.signatures:
-        match = None
-        for name, pub in trusted:
-            if (name is None or name == sig.name) and key_id(sig.name, pub) == sig.key_id:
-                match = pub
-                break
+        match = _trusted_match(sig, trusted)
         if match is None:
-            ignored += 1
-        elif verify_signature(note.body, sig, match):
+            seen_unknown.add(sig)
+            continue
+        if (sig.name, sig.key_id) in seen_known:
+            continue
+        seen_known.add((sig.name, sig.key_id))
+        if verify_signature(note.body, sig, trusted[match][1]):
             verified.append(sig.name)
+            keys.append(match)
         else:
             invalid.append(sig.name)
-    return NoteCheck(tuple(verified), tuple(invalid), ignored)
+    return NoteCheck(tuple(verified), tuple(invalid), len(seen_unknown), tuple(keys))
+
+
+def _trusted_match(sig: NoteSignature, trusted: list[tuple[str | None, bytes]]) -> int | None:
+    """The position of the trusted key a signature line names, or None."""
+    for i, (name, pub) in enumerate(trusted):
+        if (name is None or name == sig.name) and key_id(sig.name, pub) == sig.key_id:
+            return i
+    return None

@@ -109,3 +109,68 @@ def test_shape_and_file_errors(tmp_path):
         load_activations(tmp_path / "missing.npy", 4)
     with pytest.raises(ValidationError, match="input format"):
         load_activations(tmp_path / "a.npy", 4, fmt="csv")
+
+
+# --- .npz archives and JSON documents ------------------------------------------------------------
+
+
+def test_npz_one_array_or_the_named_one(tmp_path):
+    np.savez(tmp_path / "one.npz", h=ROWS.astype(np.float16))
+    assert np.array_equal(load_activations(tmp_path / "one.npz", 4), ROWS)
+    np.savez_compressed(tmp_path / "two.npz", hidden=ROWS, labels=np.arange(3))
+    with pytest.raises(ValidationError, match=r"two\.npz: holds 2 arrays \('hidden', 'labels'\).*tensor="):
+        load_activations(tmp_path / "two.npz", 4)
+    assert np.array_equal(load_activations(tmp_path / "two.npz", 4, tensor="hidden"), ROWS)
+    with pytest.raises(NotFoundError, match="no array named 'nope'"):
+        load_activations(tmp_path / "two.npz", 4, tensor="nope")
+    data = (tmp_path / "two.npz").read_bytes()
+    got = load_activations(io.BytesIO(data), 4, tensor="hidden")  # sniffed from a stream
+    assert np.array_equal(got, ROWS)
+
+
+def test_npz_errors_name_the_file(tmp_path):
+    np.savez(tmp_path / "s.npz", h=np.array([["a", "b", "c", "d"]]))
+    with pytest.raises(ValidationError, match=r"s\.npz: array 'h' has dtype <U1, expected numbers"):
+        load_activations(tmp_path / "s.npz", 4)
+    np.savez(tmp_path / "w.npz", h=np.zeros((2, 3)))
+    with pytest.raises(ValidationError, match=r"w\.npz: array 'h': activations have 3 elements"):
+        load_activations(tmp_path / "w.npz", 4)
+    (tmp_path / "t.npz").write_bytes((tmp_path / "w.npz").read_bytes()[:40])
+    with pytest.raises(CorruptError, match=r"t\.npz: truncated or damaged \.npz archive"):
+        load_activations(tmp_path / "t.npz", 4)
+    np.savez(tmp_path / "o.npz", h=np.array([object()], dtype=object))
+    with pytest.raises(CorruptError, match=r"o\.npz: not a readable \.npz archive"):
+        load_activations(tmp_path / "o.npz", 4)
+
+
+@pytest.mark.parametrize("indent", [None, 2])
+def test_json_two_dimensional_array(tmp_path, indent):
+    (tmp_path / "a.json").write_text(json.dumps(ROWS.tolist(), indent=indent))
+    assert np.array_equal(load_activations(tmp_path / "a.json", 4), ROWS)
+    data = json.dumps(ROWS.tolist(), indent=indent).encode()
+    assert np.array_equal(load_activations(io.BytesIO(data), 4), ROWS)  # sniffed: starts with [[
+    (tmp_path / "v.json").write_text(json.dumps(ROWS[0].tolist()))
+    assert load_activations(tmp_path / "v.json", 4).shape == (1, 4)
+
+
+def test_json_named_file_holding_lines_is_read_as_jsonl(tmp_path):
+    (tmp_path / "a.json").write_text("\n".join(json.dumps(r) for r in ROWS.tolist()))
+    assert np.array_equal(load_activations(tmp_path / "a.json", 4), ROWS)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[[1, 2, 3, 4], [1, 2]]", "rows of the JSON array have different lengths"),
+        ('[[1, 2, 3, "x"]]', "expected a JSON array of numbers only"),
+        ("[[1, 2, 3, true]]", "expected a JSON array of numbers only"),
+        ('{"a": [1, 2, 3, 4]}', "expected a JSON array of numbers, got dict"),
+        ("[[1, 2, 3, 4],\n [1, 2, 3 4]]", r"line 2: not valid JSON"),
+        ("[[1, 2, 3, 4], [1, NaN, 3, 4]]", "activation 1, element 1: NaN"),
+        ("[[[1, 2, 3, 4]]]", r"expected shape \[n, 4\]"),
+    ],
+)
+def test_bad_json_documents_are_named(tmp_path, text, message):
+    (tmp_path / "a.json").write_text(text)
+    with pytest.raises(ValidationError, match=rf"a\.json: .*{message}"):
+        load_activations(tmp_path / "a.json", 4)

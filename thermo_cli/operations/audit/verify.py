@@ -18,12 +18,17 @@ For a ``.thermo`` container, in one pass each over the log and the layers:
 * meta — the meta digest of the name, id, configuration, custom metadata and extension
   state against the one the newest binding record carries (spec §9.2.2);
 * signatures — every signature record verifies with its embedded key, and each key given
-  with ``pubkeys`` has signed (C2SP signed-note over the checkpoint text);
+  with ``pubkeys`` has signed (C2SP signed-note over the checkpoint text): in the file, or a
+  given note (a witness that cosigned the saved or detached note need not sign the file);
 * authentication — who signed up to which record, stated in ``report.authentication``;
   with ``require_signed_head`` the head (last record, layers, meta) must be signed by a
   given key (:mod:`.authn`);
 * since — a saved checkpoint note: its signatures, and an RFC 9162 consistency proof
-  that today's log extends it (a rewritten, forked or truncated history fails).
+  that today's log extends it (a rewritten, forked or truncated history fails);
+* note — a detached signed note (a checkpoint whose signatures live outside the file, e.g.
+  an auditor's or witnesses' cosignatures): signed by a given key, and a checkpoint of this
+  log. When its text is exactly the checkpoint the file binds at that size, its signers
+  authenticate the file like signature records do.
 
 Crate JSON files go to :func:`thermo_cli.formats.legacy.verify_legacy`. The library never
 prints: everything lands in a :class:`~thermo_cli.integrity.report.VerifyReport`.
@@ -100,6 +105,7 @@ def verify_file(
     progress: Callable[[str, int], None] | None = None,
     workers: int | None = None,
     require_signed_head: bool = False,
+    detached_note: str | os.PathLike[str] | note.SignedNote | None = None,
 ) -> VerifyReport:
     """Verify any thermogram file; raises only when it cannot be read at all.
 
@@ -109,14 +115,26 @@ def verify_file(
     ``require_signed_head`` fails the report unless a key in ``pubkeys`` signed a
     checkpoint that covers the head: every record but trailing signatures, the layers and
     the meta. Without it an unsigned or partly signed file can still be intact; the report's
-    ``authentication`` says which.
+    ``authentication`` says which. ``detached_note`` (path or parsed) is a signed checkpoint
+    note kept outside the file; it must carry a valid signature by a key in ``pubkeys``.
     """
     if require_signed_head and not pubkeys:
         raise ValidationError("require_signed_head: needs at least one trusted key in pubkeys")
+    if detached_note is not None and not pubkeys:
+        raise ValidationError(
+            "detached_note: needs at least one trusted key in pubkeys (a detached note is "
+            "worth only the keys that signed it)"
+        )
     p = os.fspath(path)
     kind = store.sniff(p)
     saved = _load_note(since) if since is not None and not isinstance(since, note.SignedNote) else since
+    detached = _parsed(detached_note)
     if kind == "legacy":
+        if detached is not None:
+            raise ValidationError(
+                "detached_note: a Rust-crate file has no Merkle log to check a checkpoint "
+                "against; migrate it first (`thermo migrate`)"
+            )
         return _verify_legacy(p, pubkeys, saved, require_signed_head)
     if kind == "engram":
         raise FormatError(
@@ -127,6 +145,7 @@ def verify_file(
     try:
         v = ContainerVerifier(p, reader, pubkeys, saved, deep, progress, workers)
         v.require_signed_head = require_signed_head
+        v.detached = detached
         return v.run()
     finally:
         reader.close()
@@ -144,6 +163,10 @@ def verified(path: str, reader: Any, action: str) -> ContainerVerifier:
         reason = f.reason if f is not None else "a check failed"
         raise IntegrityError(f"{path}: refusing to {action} a file that fails verification{where}: {reason}")
     return v
+
+
+def _parsed(given: str | os.PathLike[str] | note.SignedNote | None) -> note.SignedNote | None:
+    return given if given is None or isinstance(given, note.SignedNote) else _load_note(given)
 
 
 def _load_note(since: str | os.PathLike[str]) -> note.SignedNote:
@@ -209,6 +232,8 @@ class ContainerVerifier:
         """The current meta's digest (None when the meta block did not read)."""
         self.require_signed_head = False
         self.auth: Authentication | None = None
+        self.detached: note.SignedNote | None = None
+        """A detached signed checkpoint note to check (``thermo verify --note``)."""
 
     def run(self) -> VerifyReport:
         r, t = self.report, self.reader.trailer
@@ -326,7 +351,7 @@ class ContainerVerifier:
         probes = {tr.log_size for tr in trailers}
         scan, state = scan_file_log(
             self.reader,
-            keep_leaves=self.since is not None,
+            keep_leaves=self.since is not None or self.detached is not None,
             deep=self.deep,
             probes=probes,
             workers=self.workers,
@@ -706,6 +731,9 @@ class ContainerVerifier:
                 failure = failure or (ev.index, problem)
             elif item is not None:
                 valid.append(item)
+        in_file = len(valid)
+        if self.detached is not None:
+            valid.extend(self.check_detached(by_index))
         trusted_ok, missing = self._match_trusted(valid)
         self.state_authentication(valid, trusted_ok, by_index)
         if not sigs and not self.pubkeys:
@@ -720,7 +748,9 @@ class ContainerVerifier:
             r.add("signatures", False, len(trusted_ok), reason)
             r.fail("signatures", reason)
             return
-        if self.pubkeys:
+        if self.pubkeys and not signed_sizes:
+            detail = "no signature in the file by the given keys; each of them signed a given note"
+        elif self.pubkeys:
             newest = max(signed_sizes)
             detail = (
                 f"{len(trusted_ok)} signature(s) by the given key(s) verify; the newest signed "
@@ -729,6 +759,8 @@ class ContainerVerifier:
             ignored = len(valid) - len(trusted_ok)
             if ignored:
                 detail += f"; {ignored} signature(s) by other keys ignored"
+            if len(valid) > in_file:
+                detail += f" ({len(valid) - in_file} of them on the detached note)"
         else:
             detail = (
                 f"{len(valid)} signature(s) verify with the keys they name "
@@ -802,15 +834,87 @@ class ContainerVerifier:
     def _match_trusted(
         self, valid: list[tuple[int, str, bytes, int]]
     ) -> tuple[list[tuple[int, str, bytes, int]], list[str]]:
+        """The valid signatures by given keys, and the given keys that signed nothing: not
+        in the file, not the detached note, not the saved (``since``) note — a witness's
+        key cosigns a note, never the file."""
         trusted_ok: list[tuple[int, str, bytes, int]] = []
         missing: list[str] = []
-        for key in self.pubkeys:
+        on_notes = self._keys_signing_notes()
+        for i, key in enumerate(self.pubkeys):
             mine = [v for v in valid if v[2] == key.raw and (key.name is None or key.name == v[1])]
             if mine:
                 trusted_ok.extend(mine)
-            else:
+            elif i not in on_notes:
                 missing.append(key.name or key.source or key.raw.hex()[:16])
         return trusted_ok, missing
+
+    def _keys_signing_notes(self) -> set[int]:
+        """Positions in ``pubkeys`` of the keys with a valid signature on a given note."""
+        trusted = [(k.name, k.raw) for k in self.pubkeys]
+        found: set[int] = set()
+        for given in (self.since, self.detached):
+            if given is not None:
+                found.update(note.check_note(given, trusted).keys)
+        return found
+
+    # --- a detached signed note -----------------------------------------------------------
+
+    def check_detached(self, by_index: dict[int, Any]) -> list[tuple[int, str, bytes, int]]:
+        """Check the detached note (signed by a given key, a checkpoint of this log) and
+        return its trusted signatures as (-1, name, key, checkpoint record) when its text is
+        exactly the checkpoint the file binds at its size, so they authenticate the file;
+        an empty list when it only vouches for a prefix of the log (or fails)."""
+        r, scan = self.report, self.scan
+        assert scan is not None and self.detached is not None
+        trusted = [(k.name, k.raw) for k in self.pubkeys]
+        res = note.check_note(self.detached, trusted)
+        reason = None
+        if res.invalid:
+            reason = f"signature by {res.invalid[0]!r} does not verify (the text was altered)"
+        elif not res.verified:
+            reason = "not signed by any of the given keys"
+        cp = None
+        if reason is None:
+            try:
+                cp = note.parse_checkpoint(self.detached.body)
+            except FormatError as exc:
+                reason = str(exc)
+        if reason is None and cp is not None:
+            reason = self._not_extending(cp)
+        if reason is not None or cp is None:
+            reason = f"detached note: {reason}"
+            r.add("note", False, 0, reason)
+            r.fail("note", reason)
+            return []
+        at = by_index.get(cp.size)
+        binds = at is not None and is_state_event(at.event)
+        if at is not None and binds and checkpoint_of(at.event, self.origin).body() != self.detached.body:
+            reason = f"detached note: record {cp.size} binds another state or meta digest than the note"
+            r.add("note", False, cp.size, reason)
+            r.fail("note", reason, index=cp.size)
+            return []
+        covers = (
+            f"the checkpoint the file binds at record {cp.size} of {scan.size}"
+            if binds
+            else f"the first {cp.size} of {scan.size} records (log only: no state bound at that size)"
+        )
+        r.add("note", True, len(res.verified), f"{res.describe()}; covers {covers}")
+        if not binds:
+            return []
+        return [(-1, name, trusted[k][1], cp.size) for k, name in zip(res.keys, res.verified, strict=True)]
+
+    def _not_extending(self, cp: note.Checkpoint) -> str | None:
+        """Why today's log is not an extension of checkpoint ``cp`` (None when it is)."""
+        scan = self.scan
+        assert scan is not None and scan.leaves is not None
+        if cp.origin != self.origin:
+            return f"the checkpoint is for {cp.origin!r}, this file's log is {self.origin!r}"
+        n, m = scan.size, cp.size
+        if m > n:
+            return f"the log has {n} records, fewer than the {m} of the checkpoint"
+        proof = merkle.consistency_proof(scan.leaves, m)
+        ok = merkle.verify_consistency(m, n, cp.root, scan.root, proof) if m else cp.root == merkle.EMPTY_ROOT
+        return None if ok else f"the first {m} records of the log do not hash to the checkpoint's root"
 
     # --- since a saved checkpoint --------------------------------------------------------
 
