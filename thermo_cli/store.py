@@ -525,6 +525,7 @@ def compact(path: str | os.PathLike[str], *, timeout: float | None = DEFAULT_LOC
     layer afresh, so only referenced bytes remain. Writers also do this on their own when
     garbage dominates the file.
     """
+    refuse_url(path)
     p = os.path.abspath(os.fspath(path))
     _require_file(p)
     if sniff(p) != "thermo":

@@ -357,7 +357,18 @@ class Reader:
         raise TruncatedError(f"{self.path}: no committed state found (file cut short or damaged)")
 
     def _scan_back(self, end: int) -> Trailer | None:
-        """Search backwards for the newest valid footer before ``end``."""
+        """Search backwards for the newest valid footer before ``end``.
+
+        Not over a URL: that search may read the whole object, and a remote object is never
+        mid-commit (nothing appends to it in place), so one not ending in a commit is cut
+        short or damaged: TruncatedError, before anything more is fetched.
+        """
+        if not self._source.local:
+            raise TruncatedError(
+                f"{self.path}: does not end in a complete commit (the object was cut short or damaged); "
+                "remote reads do not search back for an earlier commit: download it, then run "
+                "`thermo verify` or `thermo repair`"
+            )
         hi = end - 1  # exclude a footer ending exactly at ``end`` (already tried)
         tried = 0
         while hi > PREFIX_SIZE:

@@ -113,7 +113,10 @@ class RemoteSource:
     def _info(self, fs: Any, path: str) -> dict[str, Any]:
         try:
             info = fs.info(path)
-        except FileNotFoundError:
+        except FileNotFoundError as exc:
+            cause = exc.__cause__
+            if isinstance(cause, OSError) and not isinstance(cause, FileNotFoundError):
+                raise RemoteError(f"{self.name}: cannot connect: {_one_line(cause)}") from None
             raise NotFoundError(f"{self.name}: no such object") from None
         except ThermoError:
             raise
@@ -220,9 +223,7 @@ def expand_url(pattern: str, settings: RemoteSettings | None = None, *, suffix: 
 
 
 def _as_url(fs: Any, proto: str | None, path: str) -> str:
+    """A listed path as a URL of the protocol the user wrote (``s3a://`` stays ``s3a://``)."""
     if "://" in path:
         return path
-    url: str = fs.unstrip_protocol(path)
-    if proto is not None and not url.startswith(f"{proto}://"):
-        url = f"{proto}://{path.lstrip('/') if proto != 'memory' else path}"
-    return url
+    return f"{proto or fs.protocol[0]}://{path.lstrip('/')}"
