@@ -27,11 +27,11 @@ SMALL = "small.bias"
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A directory holding ``big.thermo`` (~24 MB of float32 weights and one small bias)
+    """A directory holding ``big.thermo`` (~32 MB of float32 weights and one small bias)
     and ``small.thermo`` (one text entry, uncommitted)."""
     root = tmp_path_factory.mktemp("served")
     rng = np.random.default_rng(7)
-    tensors = {f"w{i}": rng.standard_normal((768, 1024)).astype(np.float32) for i in range(8)}
+    tensors = {f"w{i}": rng.standard_normal((768, 1024)).astype(np.float32) for i in range(12)}
     tensors[SMALL] = np.arange(16, dtype=np.float32)
     save_file(tensors, str(root / "in.safetensors"))
     import_safetensors([root / "in.safetensors"], root / "big.thermo")
