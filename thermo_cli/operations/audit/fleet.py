@@ -162,19 +162,21 @@ def verify_fleet(
     *,
     jobs: int = 1,
     dask: str | None = None,
+    dask_timeout: float = 30.0,
     summary: FleetSummary | None = None,
 ) -> Iterator[dict[str, Any]]:
     """One report line per file of ``paths``, in their order, as each is known.
 
     ``jobs`` local processes (1: this process), or the workers of the Dask cluster at
     ``dask`` (a scheduler address, e.g. ``tcp://10.0.0.5:8786``; needs ``distributed``).
-    ``summary``, when given, is filled in as lines are produced.
+    ``dask_timeout`` seconds to reach the scheduler. ``summary``, when given, is filled in
+    as lines are produced.
     """
     if jobs < 1:
         raise ValidationError(f"jobs: must be at least 1, got {jobs}")
     t0 = time.perf_counter()
     if dask is not None:
-        engine, lines = f"dask {dask}", _on_dask(paths, options, dask)
+        engine, lines = f"dask {dask}", _on_dask(paths, options, dask, dask_timeout)
     elif jobs == 1 or len(paths) == 1:
         engine, lines = "in-process", (verify_one(p, options) for p in paths)
     else:
@@ -202,7 +204,9 @@ def _on_processes(paths: Sequence[str], options: FleetOptions, jobs: int) -> Ite
         yield from pool.map(functools.partial(verify_one, options=options), paths, chunksize=chunk)
 
 
-def _on_dask(paths: Sequence[str], options: FleetOptions, address: str) -> Iterator[dict[str, Any]]:
+def _on_dask(
+    paths: Sequence[str], options: FleetOptions, address: str, timeout: float
+) -> Iterator[dict[str, Any]]:
     """The same per-file jobs on a running Dask cluster's workers (results in path order)."""
     try:
         from distributed import Client
@@ -211,7 +215,7 @@ def _on_dask(paths: Sequence[str], options: FleetOptions, address: str) -> Itera
             "dask: running on a Dask cluster needs the distributed package (pip install distributed)"
         ) from None
     try:
-        client = Client(address, timeout=30, set_as_default=False)
+        client = Client(address, timeout=timeout, set_as_default=False)
     except (OSError, TimeoutError) as exc:
         raise ValidationError(f"dask: cannot reach the scheduler at {address}: {exc}") from None
     try:
