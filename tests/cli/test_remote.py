@@ -78,7 +78,7 @@ def test_writing_commands_refuse_urls_in_one_line(served, thermo: Thermo, comman
 
 
 def test_remote_failures_are_one_line_each(served, thermo: Thermo) -> None:
-    srv, local = served
+    srv, _ = served
     cases = [
         ((f"{srv.url}/missing.thermo", "k"), EXIT_NOT_FOUND, "no such object"),
         (("nosuch://b/t.thermo", "k"), EXIT_BAD_INPUT, "unknown URL protocol"),

@@ -39,7 +39,12 @@ def test_urls_are_told_from_local_paths(path: str, proto: str | None) -> None:
 
 def test_storage_options_parse_json_values_and_keep_text() -> None:
     got = parse_storage_options(
-        ["anon=true", "default_block_size=65536", "endpoint_url=http://127.0.0.1:9000", 'client_kwargs={"a": 1}']
+        [
+            "anon=true",
+            "default_block_size=65536",
+            "endpoint_url=http://127.0.0.1:9000",
+            'client_kwargs={"a": 1}',
+        ]
     )
     assert got == {
         "anon": True,
@@ -65,6 +70,5 @@ def test_use_remote_is_scoped_to_the_block_and_the_context() -> None:
         t.join()
     assert current_remote() is DEFAULT_REMOTE
     assert seen == [DEFAULT_REMOTE]
-    with pytest.raises(ValidationError):
-        with use_remote({"anon": True}):  # type: ignore[arg-type]
-            pass
+    with pytest.raises(ValidationError), use_remote({"anon": True}):  # type: ignore[arg-type]
+        pass

@@ -81,7 +81,8 @@ def test_every_entry_reads_the_same_through_memory_urls(served: Path) -> None:
         local = store.load(served / "small.thermo", layers="full", log="full")
         remote = store.load("memory://remote-test/small.thermo", layers="full", log="full")
         assert remote.keys() == local.keys()
-        for key in local.keys():
+        names = local.keys()
+        for key in names:
             assert remote.read_entry(key) == local.read_entry(key)
         assert [r.hash for r in remote.records] == [r.hash for r in local.records]
         assert store.info(remote).path == "memory://remote-test/small.thermo"

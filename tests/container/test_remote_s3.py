@@ -64,7 +64,8 @@ def test_one_tensor_of_an_s3_checkpoint_fetches_a_small_part(s3: Path) -> None:
 def test_an_s3_checkpoint_reads_and_verifies_like_the_local_file(s3: Path) -> None:
     local = store.load(s3 / "big.thermo", layers="full")
     remote = store.load("s3://models/ckpt/big.thermo", layers="full")
-    for key in local.keys():
+    names = local.keys()
+    for key in names:
         assert remote.read_entry(key) == local.read_entry(key)
     report = verify_file("s3://models/ckpt/big.thermo")
     assert report.ok and report.head_hash == verify_file(s3 / "big.thermo").head_hash

@@ -154,7 +154,11 @@ def verify(
     jobs: Annotated[
         int | None,
         typer.Option(
-            "--jobs", "-j", min=1, help="Fleet: verify N files at once in local processes.", show_default=False
+            "--jobs",
+            "-j",
+            min=1,
+            help="Fleet: verify N files at once in local processes.",
+            show_default=False,
         ),
     ] = None,
     dask: Annotated[

@@ -139,7 +139,9 @@ class Reader:
         try:
             self.inode = self._source.identity
             self.file_size = self._source.size
-            self.prefix: Prefix = parse_prefix(self.pread(0, min(PREFIX_SIZE, self.file_size)), what=self.path)
+            self.prefix: Prefix = parse_prefix(
+                self.pread(0, min(PREFIX_SIZE, self.file_size)), what=self.path
+            )
             self.framed = is_framed(self.prefix.minor)
             self.tail_fault: str | None = None
             """Why the bytes after the last valid commit are damage, not a torn tail (only

@@ -104,9 +104,7 @@ class RemoteSource:
         self._closed = False
         self._file: Any = None
         if size:
-            self._file = self._guard(
-                lambda: _open(fs, path, size, settings), 0, 0
-            )
+            self._file = self._guard(lambda: _open(fs, path, size, settings), 0, 0)
         self._tail_start = max(0, size - TAIL_WINDOW)
         self._windows: dict[int, bytes] = {}
 
@@ -148,7 +146,8 @@ class RemoteSource:
         whole on first use), else by one range request of exactly those bytes."""
         if n and off + n <= self.size:
             if off >= self._tail_start:
-                return self._window(self._tail_start, self.size)[off - self._tail_start : off - self._tail_start + n]
+                at = off - self._tail_start
+                return self._window(self._tail_start, self.size)[at : at + n]
             if off + n <= HEAD_WINDOW:
                 return self._window(0, HEAD_WINDOW)[off : off + n]
         return self._fetch(off, n)

@@ -48,7 +48,9 @@ def _strip(lines: list[dict]) -> list[dict]:
 
 def test_patterns_expand_in_order_each_file_once(fleet: Path) -> None:
     got = expand_targets([str(fleet / "m1.thermo"), str(fleet / "m*.thermo"), str(fleet / "sub")])
-    assert got == [str(fleet / f"m{i}.thermo") for i in (1, 0, 2, 3, 4, 5)] + [str(fleet / "sub" / "deep.thermo")]
+    assert got == [str(fleet / f"m{i}.thermo") for i in (1, 0, 2, 3, 4, 5)] + [
+        str(fleet / "sub" / "deep.thermo")
+    ]
     assert expand_targets([str(fleet)])[-1] == str(fleet / "sub" / "deep.thermo")
     with pytest.raises(NotFoundError, match=r"nothing\*\.thermo: matches no file"):
         expand_targets([str(fleet / "nothing*.thermo")])
@@ -97,7 +99,9 @@ def test_a_dask_local_cluster_gives_the_same_lines_for_files_and_urls(fleet: Pat
             n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
         ) as cluster:
             summary = FleetSummary(engine="")
-            on_dask = list(verify_fleet(paths, FleetOptions(), dask=cluster.scheduler_address, summary=summary))
+            on_dask = list(
+                verify_fleet(paths, FleetOptions(), dask=cluster.scheduler_address, summary=summary)
+            )
     assert _strip(on_dask) == _strip(serial)
     assert summary.engine.startswith("dask ")
     assert (summary.intact, summary.failed, summary.unreadable) == (6, 2, 2)
@@ -107,4 +111,6 @@ def test_a_dask_local_cluster_gives_the_same_lines_for_files_and_urls(fleet: Pat
 def test_an_unreachable_scheduler_is_one_error(fleet: Path) -> None:
     pytest.importorskip("distributed")
     with pytest.raises(ValidationError, match="cannot reach the scheduler"):
-        list(verify_fleet([str(fleet / "m0.thermo")], FleetOptions(), dask="tcp://127.0.0.1:1", dask_timeout=2))
+        list(
+            verify_fleet([str(fleet / "m0.thermo")], FleetOptions(), dask="tcp://127.0.0.1:1", dask_timeout=2)
+        )
