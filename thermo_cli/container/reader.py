@@ -135,6 +135,11 @@ class Reader:
         self._allow_damaged_tail = allow_damaged_tail
         self._source: ByteSource = source if source is not None else open_source(self.path)
         """Where the bytes come from: a local file (``os.pread``) or a URL (range requests)."""
+        self.pread: Callable[[int, int], bytes] = self._source.pread
+        """``pread(off, n)``: the ``n`` bytes at ``off`` (TruncatedError if the file ends
+        first). The source's own method, bound here: no extra call on the hot path."""
+        self.pread_into: Callable[[int, memoryview], memoryview] = self._source.pread_into
+        """``pread_into(off, buf)``: fill ``buf`` from ``off`` without allocating; returns it."""
         self._lock = threading.Lock()
         try:
             self.inode = self._source.identity
@@ -178,13 +183,6 @@ class Reader:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    def pread(self, off: int, n: int) -> bytes:
-        return self._source.pread(off, n)
-
-    def pread_into(self, off: int, buf: memoryview) -> memoryview:
-        """Read ``len(buf)`` bytes at ``off`` into ``buf`` (no allocation); returns ``buf``."""
-        return self._source.pread_into(off, buf)
 
     @_names_file
     def read_block(

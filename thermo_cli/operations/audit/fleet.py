@@ -204,6 +204,12 @@ def _on_processes(paths: Sequence[str], options: FleetOptions, jobs: int) -> Ite
         yield from pool.map(functools.partial(verify_one, options=options), paths, chunksize=chunk)
 
 
+def verify_batch(paths: Sequence[str], options: FleetOptions) -> list[dict[str, Any]]:
+    """:func:`verify_one` for each of ``paths``: one cluster task per batch, not per file,
+    so a task's scheduling cost (milliseconds) is paid once for many small files."""
+    return [verify_one(p, options) for p in paths]
+
+
 def _on_dask(
     paths: Sequence[str], options: FleetOptions, address: str, timeout: float
 ) -> Iterator[dict[str, Any]]:
@@ -219,8 +225,11 @@ def _on_dask(
     except (OSError, TimeoutError) as exc:
         raise ValidationError(f"dask: cannot reach the scheduler at {address}: {exc}") from None
     try:
-        futures = client.map(verify_one, list(paths), options=options, pure=False)
+        workers = max(1, len(client.scheduler_info().get("workers", {})))
+        size = max(1, len(paths) // (workers * 8))
+        batches = [list(paths[i : i + size]) for i in range(0, len(paths), size)]
+        futures = client.map(verify_batch, batches, options=options, pure=False)
         for fut in futures:
-            yield fut.result()
+            yield from fut.result()
     finally:
         client.close()
