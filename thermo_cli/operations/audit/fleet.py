@@ -191,16 +191,16 @@ def verify_fleet(
 
 
 def _on_processes(paths: Sequence[str], options: FleetOptions, jobs: int) -> Iterator[dict[str, Any]]:
-    """Local worker processes started by a fork server (a clean process, preloaded with
-    the verifier: no threads or event loops of this one are copied into the workers)."""
+    """Local worker processes, forked (as the verifier's own log pass does: no imports to
+    repeat; fsspec resets its event loop and filesystem cache in a forked child), or
+    spawned where fork does not exist."""
     import functools
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["thermo_cli.operations.audit.verify"])
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
     chunk = max(1, len(paths) // (jobs * 8))
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context(method)) as pool:
         yield from pool.map(functools.partial(verify_one, options=options), paths, chunksize=chunk)
 
 
