@@ -167,3 +167,15 @@ def test_fleet_options_that_do_not_fit_are_refused(filled: Path, thermo: Thermo)
     assert since.code == EXIT_BAD_INPUT and "--since applies to one file" in _one_error_line(since.err)
     none = thermo("verify", str(filled.parent / "nothing-*.thermo"))
     assert none.code == EXIT_NOT_FOUND and "matches no file" in _one_error_line(none.err)
+
+
+def test_snn_stats_reads_a_url_and_snn_init_refuses_one(thermo: Thermo, tmp_path: Path) -> None:
+    path = tmp_path / "net.thermo"
+    assert thermo("snn", "init", path, "--neurons", "8", "--dim", "16", "--seed", "1").code == 0
+    with FileServer(str(tmp_path)) as srv:
+        remote = thermo("snn", "stats", f"{srv.url}/net.thermo", "--json")
+        refused = thermo("snn", "init", f"{srv.url}/new.thermo")
+    local = thermo("snn", "stats", path, "--json")
+    assert remote.code == 0 == local.code, remote.err
+    assert json.loads(remote.out) == {**json.loads(local.out), "file": f"{srv.url}/net.thermo"}
+    assert refused.code == EXIT_BAD_INPUT and "is a URL" in _one_error_line(refused.err)
