@@ -58,7 +58,8 @@ class FileServer:
                 if not os.path.isfile(path):
                     self.send_error(404)
                     return
-                size = os.path.getsize(path)
+                st = os.stat(path)
+                size = st.st_size
                 start, end = 0, size
                 m = _RANGE.match(self.headers.get("Range", ""))
                 partial = body and server.honour_range and m is not None
@@ -77,6 +78,7 @@ class FileServer:
                     self.send_response(200)
                 if server.honour_range:
                     self.send_header("Accept-Ranges", "bytes")
+                self.send_header("ETag", f'"{st.st_mtime_ns:x}-{size:x}"')
                 self.send_header("Content-Length", str(end - start))
                 self.end_headers()
                 if not body:

@@ -3,6 +3,7 @@ fsspec's memory filesystem, the block cache, and one clear error for each way it
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
@@ -117,6 +118,20 @@ def test_the_block_cache_makes_a_second_read_fetch_nothing(srv: FileServer, tmp_
         assert store.read(f"{srv.url}/big.thermo", SMALL) is not None
     assert first > 0
     assert srv.count.bytes == 0 and srv.count.gets == 0
+
+
+def test_the_block_cache_never_mixes_an_old_version_into_a_rewritten_object(served: Path, tmp_path: Path) -> None:
+    from tests.operations.audit.conftest import make_tg
+
+    root = tmp_path / "www"
+    root.mkdir()
+    store.create(root / "x.thermo", make_tg(seed=1))
+    with FileServer(str(root)) as srv, use_remote(RemoteSettings(cache_dir=str(tmp_path / "cache"))):
+        url = f"{srv.url}/x.thermo"
+        assert store.read(url, "key1").value == b"value 1 25"
+        store.create(root / "x.thermo", make_tg(seed=2), overwrite=True)  # same size, new bytes
+        os.utime(root / "x.thermo", ns=(1, 1))
+        assert store.read(url, "key1").value == b"value 2 25"
 
 
 def test_a_missing_object_is_not_found(srv: FileServer) -> None:

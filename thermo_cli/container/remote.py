@@ -14,6 +14,8 @@ bad URL, a missing protocol library, a server that ignores or refuses range requ
 
 from __future__ import annotations
 
+import hashlib
+import os
 import threading
 from typing import Any
 
@@ -60,15 +62,18 @@ def filesystem(url: str, settings: RemoteSettings | None = None) -> tuple[Any, s
     return fs, path
 
 
-def _open(fs: Any, path: str, size: int, settings: RemoteSettings) -> Any:
+def _open(fs: Any, path: str, size: int, version: str, settings: RemoteSettings) -> Any:
     """A file of ``fs`` whose every read is one range request for exactly its bytes (no
     read-ahead); with a cache directory, fsspec's block cache over it instead (blocks kept
-    on local disk, so reading the same object again fetches nothing)."""
+    on local disk, so reading the same object again fetches nothing). The cache keeps each
+    version of an object (size, ETag or modification time) apart: blocks of an object
+    rewritten since are never mixed into the new one."""
     if settings.cache_dir is None:
         return fs.open(path, "rb", block_size=settings.cache_block, cache_type="none", size=size)
     import fsspec
 
-    cached = fsspec.filesystem("blockcache", fs=fs, cache_storage=settings.cache_dir)
+    storage = os.path.join(settings.cache_dir, version)
+    cached = fsspec.filesystem("blockcache", fs=fs, cache_storage=storage)
     return cached.open(path, "rb", block_size=settings.cache_block)
 
 
@@ -81,7 +86,8 @@ class RemoteSource:
         settings = settings or current_remote()
         self.name = url
         self.requests = 0
-        """Reads that went to the filesystem (each at most one range request)."""
+        """Reads that went to the filesystem (each at most one range request; with a block
+        cache, reads asked of the cache, which fetches only the blocks it lacks)."""
         self.fetched = 0
         """Bytes those reads returned."""
         fs, path = filesystem(url, settings)
@@ -94,17 +100,13 @@ class RemoteSource:
         if info.get("partial") is False:
             raise RemoteError(f"{url}: the server refuses range requests (Accept-Ranges: none)")
         self.size: int = size
-        self.identity: tuple[object, ...] = (
-            url_protocol(url),
-            path,
-            size,
-            info.get("ETag") or info.get("etag") or info.get("mtime") or info.get("LastModified"),
-        )
+        self.identity: tuple[object, ...] = (url_protocol(url), path, size, _version_tag(info))
+        version = hashlib.sha256(repr(self.identity).encode("utf-8")).hexdigest()[:24]
         self._lock = threading.Lock()
         self._closed = False
         self._file: Any = None
         if size:
-            self._file = self._guard(lambda: _open(fs, path, size, settings), 0, 0)
+            self._file = self._guard(lambda: _open(fs, path, size, version, settings), 0, 0)
         self._tail_start = max(0, size - TAIL_WINDOW)
         self._windows: dict[int, bytes] = {}
 
@@ -200,6 +202,14 @@ class RemoteSource:
     @property
     def closed(self) -> bool:
         return self._closed
+
+
+def _version_tag(info: dict[str, Any]) -> object:
+    """What changes when the object is rewritten: its ETag, else its modification time."""
+    for key in ("ETag", "etag", "Last-Modified", "LastModified", "mtime", "updated", "generation"):
+        if info.get(key) is not None:
+            return str(info[key])
+    return None
 
 
 def expand_url(pattern: str, settings: RemoteSettings | None = None, *, suffix: str = ".thermo") -> list[str]:
