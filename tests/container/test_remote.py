@@ -120,7 +120,9 @@ def test_the_block_cache_makes_a_second_read_fetch_nothing(srv: FileServer, tmp_
     assert srv.count.bytes == 0 and srv.count.gets == 0
 
 
-def test_the_block_cache_never_mixes_an_old_version_into_a_rewritten_object(served: Path, tmp_path: Path) -> None:
+def test_the_block_cache_never_mixes_an_old_version_into_a_rewritten_object(
+    served: Path, tmp_path: Path
+) -> None:
     from tests.operations.audit.conftest import make_tg
 
     root = tmp_path / "www"
