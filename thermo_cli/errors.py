@@ -101,6 +101,14 @@ class LegacyFormatError(FormatError):
         self.source = source
 
 
+class RemoteError(ThermoError):
+    """A remote object (``s3://``, ``http(s)://`` …) cannot be read as the format needs:
+    the URL is malformed or of an unknown protocol, its library is not installed, the
+    server refuses or ignores range requests, or the connection fails."""
+
+    code = "remote"
+
+
 # --- operations refused ------------------------------------------------------------------
 
 

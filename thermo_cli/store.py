@@ -29,7 +29,14 @@ from typing import TYPE_CHECKING, Literal
 
 from thermo_cli.codec import cbor
 from thermo_cli.config.limits import DEFAULT_LIMITS, Limits
-from thermo_cli.container.fileops import DEFAULT_LOCK_TIMEOUT, atomic_write, durable_append, wait_for_writer
+from thermo_cli.config.remote import is_url
+from thermo_cli.container.fileops import (
+    DEFAULT_LOCK_TIMEOUT,
+    atomic_write,
+    durable_append,
+    refuse_url,
+    wait_for_writer,
+)
 from thermo_cli.container.fileops import locked as _locked
 from thermo_cli.container.layout import (
     FOOTER_SIZE,
@@ -111,8 +118,14 @@ def info(tg: Thermogram) -> Origin | None:
 
 
 def sniff(path: str | os.PathLike[str]) -> Kind:
-    """ "thermo", "legacy" (a crate save file) or "engram" (a crate export), by content."""
+    """ "thermo", "legacy" (a crate save file) or "engram" (a crate export), by content.
+
+    A URL is taken as a container without a request: remote reads take ``.thermo``
+    containers only, and opening one checks its magic (BadMagicError otherwise).
+    """
     p = os.fspath(path)
+    if is_url(p):
+        return "thermo"
     try:
         with open(p, "rb") as f:
             head = f.read(_SNIFF_BYTES)
@@ -152,6 +165,8 @@ def open_reader(path: str | os.PathLike[str], *, limits: Limits | None = None) -
     from thermo_cli.container.reader import Reader
 
     p = os.fspath(path)
+    if is_url(p):  # a remote object is never written in place: no commit to wait out
+        return Reader(p, limits=limits)
     if not os.path.exists(p):
         raise NotFoundError(f"{p}: no such file")
     try:
@@ -193,7 +208,7 @@ def load(
         return tg
     reader = open_reader(p, limits=limits)
     tg = thermogram_from_reader(reader, layers=layers, log=log)
-    _origins[tg] = Origin(os.path.abspath(p), kind, reader, reader.torn_tail_bytes)
+    _origins[tg] = Origin(p if is_url(p) else os.path.abspath(p), kind, reader, reader.torn_tail_bytes)
     return tg
 
 
@@ -347,6 +362,7 @@ def create(path: str | os.PathLike[str], tg: Thermogram, *, overwrite: bool = Fa
     Refuses (RefusedError) to replace an existing file unless ``overwrite``. A thermogram
     loaded with only its log tail copies the older records from the file it came from.
     """
+    refuse_url(path)
     p = os.path.abspath(os.fspath(path))
     if os.path.isdir(p):
         raise RefusedError(f"{p}: is a directory")
@@ -382,6 +398,7 @@ def commit(path: str | os.PathLike[str], tg: Thermogram, *, upgrade: bool = Fals
     file was committed (or, for a crate file, changed) by someone else after ``tg`` was
     loaded.
     """
+    refuse_url(path)
     p = os.path.abspath(os.fspath(path))
     with _locked(p):
         if not os.path.exists(p):
@@ -508,6 +525,7 @@ def compact(path: str | os.PathLike[str], *, timeout: float | None = DEFAULT_LOC
     layer afresh, so only referenced bytes remain. Writers also do this on their own when
     garbage dominates the file.
     """
+    refuse_url(path)
     p = os.path.abspath(os.fspath(path))
     _require_file(p)
     if sniff(p) != "thermo":
@@ -613,6 +631,7 @@ def edit(
     * ``dry_run`` runs the block under the lock with every check but writes nothing.
     """
     p = os.fspath(path)
+    refuse_url(p)
     if create is None:
         _require_file(p)
     with _serialized(p, timeout), _locked(p, timeout=timeout):
@@ -629,6 +648,7 @@ def edit(
 
 def _require_file(p: str) -> None:
     """Fail before taking a lock, so no lock file is left beside a path that does not exist."""
+    refuse_url(p)
     if not os.path.exists(p):
         raise NotFoundError(f"{p}: no such file")
     if os.path.isdir(p):
@@ -657,6 +677,7 @@ def check_writable(path: str | os.PathLike[str], *, upgrade: bool = False) -> Ki
     ``upgrade``: writing converts it to the ``.thermo`` container format.
     """
     p = os.fspath(path)
+    refuse_url(p)
     kind = sniff(p)
     if kind == "engram":
         raise RefusedError(

@@ -43,7 +43,7 @@ def test_a_reader_outliving_its_module_at_shutdown_closes_silently():
         "import os, sys\n"
         "import thermo_cli.container.reader as m\n"
         f"r = m.Reader({str(VECTOR)!r})\n"
-        "fd = r._fd\n"
+        "fd = r._source._fd\n"
         "for name in list(vars(m)):\n"
         "    if not name.startswith('__'):\n"
         "        setattr(m, name, None)\n"

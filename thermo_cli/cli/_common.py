@@ -202,10 +202,14 @@ class ThermoGroup(TyperGroup):
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         args, items = _take_limit_args(args)
         ctx.meta[_LIMITS_META] = _parse_limit_items(items)
+        args, options = take_global_option(args, "--storage-option", "KEY=VALUE, e.g. anon=true")
+        args, caches = take_global_option(args, "--remote-cache", "a directory")
+        ctx.meta[_REMOTE_META] = (options, caches)
         return super().parse_args(ctx, args)
 
     def invoke(self, ctx: Any) -> Any:
-        with _global_flags(), _run_limits(ctx.meta.get(_LIMITS_META, {})):
+        options, caches = ctx.meta.get(_REMOTE_META, ([], []))
+        with _global_flags(), _run_limits(ctx.meta.get(_LIMITS_META, {})), _run_remote(options, caches):
             return self._invoke(ctx)
 
     def _invoke(self, ctx: Any) -> Any:
@@ -237,11 +241,16 @@ LIMIT_HELP = (
 
 
 def _take_limit_args(args: list[str]) -> tuple[list[str], list[str]]:
-    """Pull every ``--limit NAME=SIZE`` / ``--limit=NAME=SIZE`` out of ``args`` (before ``--``).
+    """Pull every ``--limit NAME=SIZE`` / ``--limit=NAME=SIZE`` out of ``args`` (before ``--``)."""
+    return take_global_option(args, "--limit", "NAME=SIZE, e.g. max_value_bytes=8G")
 
-    Like --debug it is a global switch accepted anywhere on the line, and repeatable:
+
+def take_global_option(args: list[str], flag: str, needs: str) -> tuple[list[str], list[str]]:
+    """Pull every ``FLAG VALUE`` / ``FLAG=VALUE`` out of ``args`` (before ``--``).
+
+    Like --debug these are global switches accepted anywhere on the line, and repeatable:
     handled here, before click parses, so neither typer's list coercion nor command
-    trimming has to know about it.
+    trimming has to know about them.
     """
     rest: list[str] = []
     items: list[str] = []
@@ -251,16 +260,14 @@ def _take_limit_args(args: list[str]) -> tuple[list[str], list[str]]:
         if a == "--":
             rest.extend(args[i:])
             break
-        if a == "--limit":
+        if a == flag:
             if i + 1 >= len(args):
-                raise typer.BadParameter(
-                    "requires NAME=SIZE, e.g. max_value_bytes=8G", param_hint="'--limit'"
-                )
+                raise typer.BadParameter(f"requires {needs}", param_hint=f"'{flag}'")
             items.append(args[i + 1])
             i += 2
             continue
-        if a.startswith("--limit="):
-            items.append(a[len("--limit=") :])
+        if a.startswith(f"{flag}="):
+            items.append(a[len(flag) + 1 :])
         else:
             rest.append(a)
         i += 1
@@ -299,6 +306,39 @@ def _run_limits(cli: dict[str, int]) -> Iterator[None]:
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="'--limit'") from None
     with use_limits(limits):
+        yield
+
+
+# --- remote reads (--storage-option / --remote-cache) -----------------------------------------
+
+_REMOTE_META = "thermo.remote"
+STORAGE_OPTION_HELP = (
+    "fsspec option for URLs this run reads (repeatable; values parse as JSON when they can), "
+    "e.g. --storage-option endpoint_url=http://127.0.0.1:9000 --storage-option anon=true. "
+    "fsspec's own FSSPEC_<PROTOCOL>_<KEY> environment variables apply too."
+)
+REMOTE_CACHE_HELP = (
+    "Keep the blocks remote reads fetch in this local directory, so reading the same "
+    "objects again fetches nothing (also THERMO_REMOTE_CACHE)."
+)
+
+
+@contextlib.contextmanager
+def _run_remote(options: list[str], caches: list[str]) -> Iterator[None]:
+    """Run one invocation inside ``use_remote`` when --storage-option/--remote-cache
+    (or THERMO_REMOTE_CACHE) are given; otherwise import nothing."""
+    cache = caches[-1] if caches else os.environ.get("THERMO_REMOTE_CACHE") or None
+    if not options and cache is None:
+        yield
+        return
+    from thermo_cli.config.remote import RemoteSettings, parse_storage_options, use_remote
+    from thermo_cli.errors import ValidationError
+
+    try:
+        parsed = parse_storage_options(options)
+    except ValidationError as exc:
+        raise typer.BadParameter(str(exc), param_hint="'--storage-option'") from None
+    with use_remote(RemoteSettings(storage_options=parsed, cache_dir=cache)):
         yield
 
 
@@ -705,6 +745,8 @@ def _global_options(
     debug: bool = typer.Option(False, "--debug", help="Show full tracebacks for internal errors."),
     no_color: bool = typer.Option(False, "--no-color", help="Disable colour (also NO_COLOR=1)."),
     limit: str = typer.Option("", "--limit", metavar="NAME=SIZE", help=LIMIT_HELP),
+    storage_option: str = typer.Option("", "--storage-option", metavar="KEY=VALUE", help=STORAGE_OPTION_HELP),
+    remote_cache: str = typer.Option("", "--remote-cache", metavar="DIR", help=REMOTE_CACHE_HELP),
 ) -> None:
     """Thermograms: plastic memory capsules with hot/warm/cool/cold layers and an audited log.
 

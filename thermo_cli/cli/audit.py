@@ -25,7 +25,7 @@ class KeyFormat(StrEnum):
     pem = "pem"
 
 
-FileArg = Annotated[Path, typer.Argument(help="A .thermo file.", show_default=False)]
+FileArg = Annotated[str, typer.Argument(help="A .thermo file (or, to read it, a URL).", show_default=False)]
 PubkeyOpt = Annotated[
     list[str] | None, typer.Option("--pubkey", "-k", help=_PUBKEY_HELP, metavar="KEY", show_default=False)
 ]
@@ -126,8 +126,13 @@ commands = typer.Typer(add_completion=False)
 
 @commands.command("verify")
 def verify(
-    file: Annotated[
-        Path, typer.Argument(help="A .thermo file or a Rust-crate save file.", show_default=False)
+    files: Annotated[
+        list[str],
+        typer.Argument(
+            help="A .thermo file or a Rust-crate save file; several files, globs, directories or URL "
+            "prefixes (s3://bucket/models/) audit a fleet.",
+            show_default=False,
+        ),
     ],
     pubkey: PubkeyOpt = None,
     since: Annotated[
@@ -157,26 +162,83 @@ def verify(
             help="Fail unless a --pubkey key signed a checkpoint covering the last record, layers and meta.",
         ),
     ] = False,
+    jobs: Annotated[
+        int | None,
+        typer.Option(
+            "--jobs",
+            "-j",
+            min=1,
+            help="Fleet: verify N files at once in local processes.",
+            show_default=False,
+        ),
+    ] = None,
+    dask: Annotated[
+        str | None,
+        typer.Option(
+            "--dask",
+            metavar="ADDRESS",
+            help="Fleet: run the per-file checks on the Dask cluster whose scheduler is at ADDRESS.",
+            show_default=False,
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Check every hash, link, Merkle root, chunk digest, state digest and signature.
 
     Exit 0 when intact, 1 when a check fails (the report names the first failure), 3 when unreadable.
     The report ends with what is authenticated: signed by whom up to which record, or not at all.
+    With several files (or a glob, directory, URL prefix, --jobs or --dask) it prints one JSON
+    line per file and a summary line, and exits 1 if any file fails or cannot be read.
 
     Example: thermo verify memory.thermo --pubkey alice.pub --since cp-monday.txt
     Example: thermo verify memory.thermo --note cp.txt -k alice.pub -k witness.vkey
+
+    Example: thermo verify 's3://models/run-7/' --jobs 4
     """
-    from thermo_cli.cli._common import progress
     from thermo_cli.errors import ValidationError
-    from thermo_cli.operations.audit.verify import verify_file
 
     if require_signed_head and not pubkey:
         raise ValidationError("--require-signed-head needs --pubkey: only a given key can authenticate")
     if detached is not None and not pubkey:
         raise ValidationError("--note needs --pubkey: a detached note is worth only the keys that signed it")
     keys = _load_pubkeys(pubkey)
-    size = file.stat().st_size if file.exists() else 0
+    if len(files) == 1 and jobs is None and dask is None and not _is_pattern(files[0]):
+        _verify_single(files[0], keys, since, detached, deep, require_signed_head, as_json)
+        return
+    if since is not None or detached is not None:
+        raise ValidationError("--since and --note apply to one file; a fleet is verified without them")
+    if jobs is not None and dask is not None:
+        raise ValidationError("--jobs and --dask are alternatives")
+    _verify_fleet(files, keys, deep, require_signed_head, jobs or 1, dask)
+
+
+def _is_pattern(target: str) -> bool:
+    """Whether a verify argument names a set of files (a glob, a directory, a URL prefix)."""
+    import os
+
+    from thermo_cli.config.remote import is_url
+
+    if any(c in target for c in "*?["):
+        return True
+    return target.endswith("/") if is_url(target) else os.path.isdir(target)
+
+
+def _verify_single(
+    file: str,
+    keys: list[Any],
+    since: Path | None,
+    detached: Path | None,
+    deep: bool,
+    require_signed_head: bool,
+    as_json: bool,
+) -> None:
+    import os
+
+    from thermo_cli.cli._common import progress
+    from thermo_cli.config.remote import is_url
+    from thermo_cli.operations.audit.verify import verify_file
+
+    size = os.path.getsize(file) if not is_url(file) and os.path.isfile(file) else 0
     with progress("verify", size, min_total=64 << 20, unit="bytes") as bar:
         report = verify_file(
             file,
@@ -188,6 +250,28 @@ def verify(
             detached_note=detached,
         )
     _finish(report, as_json)
+
+
+def _verify_fleet(
+    files: list[str], keys: list[Any], deep: bool, require_signed_head: bool, jobs: int, dask: str | None
+) -> None:
+    """One JSON line per file as each is verified, then the summary line; exit 1 unless all pass."""
+    import sys
+
+    from thermo_cli.cli._common import json_bytes
+    from thermo_cli.operations.audit.fleet import FleetOptions, FleetSummary, expand_targets, verify_fleet
+
+    paths = expand_targets(files)
+    options = FleetOptions(pubkeys=tuple(keys), deep=deep, require_signed_head=require_signed_head)
+    summary = FleetSummary(engine="")
+    out = sys.stdout
+    for line in verify_fleet(paths, options, jobs=jobs, dask=dask, summary=summary):
+        out.write(json_bytes(line).decode("utf-8") + "\n")
+        out.flush()
+    out.write(json_bytes(summary.to_json()).decode("utf-8") + "\n")
+    out.flush()
+    if not summary.ok:
+        raise VerificationFailed()
 
 
 @commands.command("keygen")

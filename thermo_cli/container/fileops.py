@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import BinaryIO
 
+from thermo_cli.config.remote import is_url
 from thermo_cli.errors import LockError, RefusedError, ValidationError
 
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
@@ -62,6 +63,7 @@ def locked(path: str | os.PathLike[str], *, timeout: float | None = DEFAULT_LOCK
 
     ``timeout`` seconds to wait for another process (None waits forever, 0 fails at once).
     """
+    refuse_url(path)
     lp = lock_path(path)
     with _held_guard:
         if lp in _held:
@@ -238,6 +240,7 @@ def atomic_output(
     appears while writing. On any error the temporary file is removed and ``path`` is
     untouched.
     """
+    refuse_url(path)
     target = write_target(path)
     if os.path.isdir(target):
         raise ValidationError(f"{os.fspath(path)}: is a directory")
@@ -259,6 +262,17 @@ def atomic_output(
             os.unlink(tmp)
         raise
     fsync_dir(target)
+
+
+def refuse_url(path: str | os.PathLike[str]) -> None:
+    """Writing is local (ValidationError for a URL): a commit appends and syncs in place
+    under a lock file, which object stores and HTTP servers cannot do. Write a local file
+    and upload the finished file with the store's own tools."""
+    if is_url(os.fspath(path)):
+        raise ValidationError(
+            f"{os.fspath(path)}: is a URL; thermo reads URLs but writes only local files "
+            "(write a local file, then upload it)"
+        )
 
 
 def refuse_overwriting_source(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:

@@ -30,7 +30,6 @@ import inspect
 import itertools
 import os
 import threading
-import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -57,6 +56,7 @@ from thermo_cli.container.layout import (
 )
 from thermo_cli.container.logseg import SegmentRef, iter_frames
 from thermo_cli.container.metablock import meta_fields_from_map
+from thermo_cli.container.source import ByteSource, open_source
 from thermo_cli.container.trailer import Trailer, trailer_from_bytes
 from thermo_cli.errors import CorruptError, FormatError, IntegrityError, TruncatedError
 from thermo_cli.model import Layer, LogRecord
@@ -115,28 +115,38 @@ class RawRecord:
 class Reader:
     """A read-only view of one committed state of a container file.
 
-    The file descriptor stays open for lazy reads; committed bytes never change in place
-    (appends add after them, rewrites replace the file by rename), so a Reader keeps
-    seeing the state it opened even while writers work.
+    The byte source (a local file's descriptor, or a remote object read by range
+    requests) stays open for lazy reads; committed bytes never change in place (appends
+    add after them, rewrites replace the file by rename), so a Reader keeps seeing the
+    state it opened even while writers work.
     """
 
     @_names_file
     def __init__(
-        self, path: str | os.PathLike[str], *, limits: Limits | None = None, allow_damaged_tail: bool = False
+        self,
+        path: str | os.PathLike[str],
+        *,
+        limits: Limits | None = None,
+        allow_damaged_tail: bool = False,
+        source: ByteSource | None = None,
     ) -> None:
         self.path = os.fspath(path)
         self.limits = limits or current_limits()  # captured: worker threads use this one
         self._allow_damaged_tail = allow_damaged_tail
-        self._fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-        # Closes the descriptor when the reader is collected or, at the latest, at
-        # interpreter exit while os is still importable (a __del__ may run after teardown).
-        self._closer = weakref.finalize(self, os.close, self._fd)
+        self._source: ByteSource = source if source is not None else open_source(self.path)
+        """Where the bytes come from: a local file (``os.pread``) or a URL (range requests)."""
+        self.pread: Callable[[int, int], bytes] = self._source.pread
+        """``pread(off, n)``: the ``n`` bytes at ``off`` (TruncatedError if the file ends
+        first). The source's own method, bound here: no extra call on the hot path."""
+        self.pread_into: Callable[[int, memoryview], memoryview] = self._source.pread_into
+        """``pread_into(off, buf)``: fill ``buf`` from ``off`` without allocating; returns it."""
         self._lock = threading.Lock()
         try:
-            st = os.fstat(self._fd)
-            self.inode = (st.st_dev, st.st_ino)
-            self.file_size = st.st_size
-            self.prefix: Prefix = parse_prefix(self.pread(0, min(PREFIX_SIZE, st.st_size)), what=self.path)
+            self.inode = self._source.identity
+            self.file_size = self._source.size
+            self.prefix: Prefix = parse_prefix(
+                self.pread(0, min(PREFIX_SIZE, self.file_size)), what=self.path
+            )
             self.framed = is_framed(self.prefix.minor)
             self.tail_fault: str | None = None
             """Why the bytes after the last valid commit are damage, not a torn tail (only
@@ -154,34 +164,25 @@ class Reader:
 
     # --- low level --------------------------------------------------------------------
 
+    @property
+    def source(self) -> ByteSource:
+        """The byte source this reader reads (``source.local`` is False for a URL)."""
+        return self._source
+
     def close(self) -> None:
         """Close the file (idempotent). Prefer ``with Reader(...)``; a reader left open is
         closed when it is garbage-collected or at exit."""
-        self._closer()
-        self._fd = -1
+        self._source.close()
 
     @property
     def closed(self) -> bool:
-        return not self._closer.alive
+        return self._source.closed
 
     def __enter__(self) -> Reader:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    def pread(self, off: int, n: int) -> bytes:
-        data = os.pread(self._fd, n, off)
-        if len(data) != n:
-            raise TruncatedError(f"{self.path}: expected {n} bytes at offset {off}, file ends first")
-        return data
-
-    def pread_into(self, off: int, buf: memoryview) -> memoryview:
-        """Read ``len(buf)`` bytes at ``off`` into ``buf`` (no allocation); returns ``buf``."""
-        n = os.preadv(self._fd, [buf], off)
-        if n != len(buf):
-            raise TruncatedError(f"{self.path}: expected {len(buf)} bytes at offset {off}, file ends first")
-        return buf
 
     @_names_file
     def read_block(
@@ -206,7 +207,8 @@ class Reader:
         """
         if end < PREFIX_SIZE + FOOTER_SIZE:
             return None
-        parsed = unpack_footer(self.pread(end - FOOTER_SIZE, FOOTER_SIZE))
+        footer = self.pread(end - FOOTER_SIZE, FOOTER_SIZE)
+        parsed = unpack_footer(footer)
         if parsed is None:
             return None
         tlen, tsha = parsed
@@ -216,7 +218,6 @@ class Reader:
         data = self.pread(toff, tlen)
         if hashlib.sha256(data).digest() != tsha:
             return None
-        footer = self.pread(end - FOOTER_SIZE, FOOTER_SIZE)
         try:
             t = trailer_from_bytes(data, toff, tsha, self.limits, hashlib.sha256(data + footer).digest())
             if t.prefix != self.prefix.raw:
@@ -356,7 +357,18 @@ class Reader:
         raise TruncatedError(f"{self.path}: no committed state found (file cut short or damaged)")
 
     def _scan_back(self, end: int) -> Trailer | None:
-        """Search backwards for the newest valid footer before ``end``."""
+        """Search backwards for the newest valid footer before ``end``.
+
+        Not over a URL: that search may read the whole object, and a remote object is never
+        mid-commit (nothing appends to it in place), so one not ending in a commit is cut
+        short or damaged: TruncatedError, before anything more is fetched.
+        """
+        if not self._source.local:
+            raise TruncatedError(
+                f"{self.path}: does not end in a complete commit (the object was cut short or damaged); "
+                "remote reads do not search back for an earlier commit: download it, then run "
+                "`thermo verify` or `thermo repair`"
+            )
         hi = end - 1  # exclude a footer ending exactly at ``end`` (already tried)
         tried = 0
         while hi > PREFIX_SIZE:

@@ -43,7 +43,7 @@ def file_stats(path: str) -> dict[str, Any]:
         "created_at": ns_to_text(st.created_at_ns),
         "last_consolidation": ns_to_text(st.last_consolidation_ns),
         "head_hash": st.head_hash,
-        "file_bytes": os.stat(path).st_size,
+        "file_bytes": _file_bytes(tg, path),
         "plasticity": tg.plasticity.policy.value,
         "policy": policy_text(tg),
         "layer_bytes": {k: {"raw": r, "stored": s} for k, (r, s) in sizes.items()},
@@ -51,6 +51,14 @@ def file_stats(path: str) -> dict[str, Any]:
         "stored_layer_bytes": stored,
         "compression_ratio": round(raw / stored, 4) if stored else None,
     }
+
+
+def _file_bytes(tg: Thermogram, path: str) -> int:
+    """The file's size: a container's reader knows it (a URL has no local stat)."""
+    origin = store.info(tg)
+    if origin is not None and origin.reader is not None:
+        return origin.reader.file_size
+    return os.stat(path).st_size
 
 
 def layer_sizes(tg: Thermogram, layer: Layer) -> tuple[int, int | None]:

@@ -206,9 +206,10 @@ def scan_file_log(
     probes: set[int] | None = None,
     workers: int | None = None,
 ) -> tuple[chain.LogScan, LogRead]:
-    """The whole log pass: in parallel for long logs on several cores, else sequentially."""
+    """The whole log pass: in parallel for long local logs on several cores, else sequentially."""
     n = workers if workers is not None else min(4, os.cpu_count() or 1)
-    if n > 1 and reader.trailer.log_size >= PARALLEL_MIN_RECORDS:
+    local = getattr(getattr(reader, "source", None), "local", True)  # workers reopen the file by path
+    if n > 1 and local and reader.trailer.log_size >= PARALLEL_MIN_RECORDS:
         done = scan_parallel(reader, workers=n, deep=deep, keep_leaves=keep_leaves, probes=probes)
         if done is not None:
             return done

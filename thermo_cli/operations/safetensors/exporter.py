@@ -24,6 +24,7 @@ from typing import Any
 
 from thermo_cli import store
 from thermo_cli.codec.tensors import value_to_array
+from thermo_cli.container.fileops import refuse_url
 from thermo_cli.container.lazy import LazyLayer
 from thermo_cli.container.reader import ChunkCache, read_value
 from thermo_cli.errors import ValidationError
@@ -96,6 +97,7 @@ def export_safetensors(
     selected layers is refused (choose one with ``layers``). Nothing is written on error.
     """
     t0 = time.perf_counter()
+    refuse_url(out)  # before Path() folds the URL's '//' into a local-looking path
     target = Path(out)
     chosen = _parse_layers(layers)
     if Path(path).resolve() == target.resolve():
