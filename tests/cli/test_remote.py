@@ -164,7 +164,7 @@ def test_fleet_options_that_do_not_fit_are_refused(filled: Path, thermo: Thermo)
     both = thermo("verify", filled, filled, "--jobs", "2", "--dask", "tcp://127.0.0.1:1")
     assert both.code == EXIT_BAD_INPUT and "alternatives" in _one_error_line(both.err)
     since = thermo("verify", filled, filled, "--since", filled)
-    assert since.code == EXIT_BAD_INPUT and "--since applies to one file" in _one_error_line(since.err)
+    assert since.code == EXIT_BAD_INPUT and "apply to one file" in _one_error_line(since.err)
     none = thermo("verify", str(filled.parent / "nothing-*.thermo"))
     assert none.code == EXIT_NOT_FOUND and "matches no file" in _one_error_line(none.err)
 
