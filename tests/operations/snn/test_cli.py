@@ -183,7 +183,7 @@ def test_stats(memory, acts):
     doc = json.loads(r.stdout)
     assert doc["tick"] == 300 and doc["mode"] == "continuous"
     assert sum(doc["firing_rates"]["histogram"]["counts"]) == 12
-    assert sum(doc["weights"]["histogram"]["counts"]) == 120
+    assert sum(doc["weights"]["histogram"]["counts"]) == 12 * 11  # any two concepts may associate
     assert set(doc["neuromod"]) == {"dopamine", "serotonin", "norepinephrine", "acetylcholine"}
     text = thermo("snn", "stats", memory).stdout
     assert "firing rates" in text and "weights" in text and "dopamine" in text
