@@ -21,6 +21,7 @@ from thermo_cli.cli._common import EXIT_USAGE, err, print_json, progress, stdout
 if TYPE_CHECKING:
     from thermo_cli.engine.thermogram import Thermogram
 
+
 class Center(StrEnum):
     running = "running"
     none = "none"
@@ -63,11 +64,9 @@ def _load_network(path: str) -> tuple[Thermogram, Any]:
 def _describe(net: Any) -> str:
     c = net.config
     mode = "ternary" if c.use_ternary else "continuous"
-    learning = "learning" if c.learn_prototypes else "frozen"
-    return (
-        f"{c.num_neurons}-neuron {mode} network ({c.input_dim}-D inputs, {c.top_k} connections "
-        f"each, {learning} prototypes, seed {net.seed})"
-    )
+    learning = f"learning ({c.prototype_rate}, centring {c.center})" if c.learn_prototypes else "frozen"
+    links = "any two concepts may associate" if c.learn_prototypes else f"{c.top_k} connections each"
+    return f"{c.num_neurons}-neuron {mode} network ({c.input_dim}-D inputs, {links}, {learning} prototypes, seed {net.seed})"
 
 
 def _new_thermogram(path: str) -> Thermogram:
@@ -336,10 +335,8 @@ def assign(
         for row in rows:
             print_json(row)
         return
-    console = stdout_console()
-    for row in rows:
-        concept = row["concept"] or "-"
-        console.print(f"{row['row']}\t{concept}\t{row['cosine']:.4f}", soft_wrap=True, markup=False, highlight=False)
+    lines = (f"{r['row']}\t{r['concept'] or '-'}\t{r['cosine']:.4f}\n" for r in rows)
+    sys.stdout.write("".join(lines))
 
 
 @snn.command("stats")

@@ -222,7 +222,11 @@ def test_novel_input_recruits_an_unused_neuron_as_a_new_concept_entry():
     (create,) = net.process(x)
     assert net.counters["recruits"] == 1
     assert np.allclose(net.prototypes[0], x / np.linalg.norm(x), atol=1e-6)
-    assert (create.delta_type, create.key, create.source) == (DeltaType.CREATE, "snn/concept/0", "snn_concept")
+    assert (create.delta_type, create.key, create.source) == (
+        DeltaType.CREATE,
+        "snn/concept/0",
+        "snn_concept",
+    )
     assert create.tensor.dtype == "F32" and create.tensor.shape == (512,)
     assert np.array_equal(np.frombuffer(create.value, "<f4"), net.prototypes[0])
     assert create.custom == {"concept": 0, "neuron": 0, "count": 1, "first_seen": 1, "last_seen": 1}
@@ -289,7 +293,9 @@ def test_running_mean_centres_the_inputs():
 
 
 def test_when_neurons_run_out_the_two_closest_concepts_merge():
-    net = EmbeddedSNN(small(num_neurons=3, top_k=1, center="none", prototype_rate="1/n", spike_threshold=0.7), seed=0)
+    net = EmbeddedSNN(
+        small(num_neurons=3, top_k=1, center="none", prototype_rate="1/n", spike_threshold=0.7), seed=0
+    )
     basis = np.eye(16, dtype=np.float32)
     near = basis[0] + 1.2 * basis[1]  # cosine 0.64 to basis[0]: the closest pair, yet novel at 0.7
     net.process_batch(np.stack([basis[0], basis[0], basis[5], near]))
@@ -304,10 +310,17 @@ def test_when_neurons_run_out_the_two_closest_concepts_merge():
         (DeltaType.CREATE, "snn/concept/3"),  # the freed neuron holds the new concept
     ]
     assert events == [
-        (2, "snn_concept_merged", {
-            "kept": "snn/concept/0", "removed": "snn/concept/2", "neuron": 2, "count": 3,
-            "cosine": pytest.approx(float(near[0] / np.linalg.norm(near)), abs=1e-6),
-        })
+        (
+            2,
+            "snn_concept_merged",
+            {
+                "kept": "snn/concept/0",
+                "removed": "snn/concept/2",
+                "neuron": 2,
+                "count": 3,
+                "cosine": pytest.approx(float(near[0] / np.linalg.norm(near)), abs=1e-6),
+            },
+        )
     ]
     assert deltas[0].custom["count"] == 3
     mean = 2 * basis[0] + near / np.linalg.norm(near)

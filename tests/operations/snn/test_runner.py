@@ -138,7 +138,7 @@ def test_merged_concepts_are_logged_in_order_and_bound():
     assert len(merged) == 2
     for i in merged:  # each event follows the Delete of the concept it removed
         assert tg.records[i - 1].key == tg.records[i].fields["removed"]
-    assert sorted(k for k in tg.keys() if k.startswith("snn/concept/")) == [
+    assert sorted(k for k in tg if k.startswith("snn/concept/")) == [
         "snn/concept/0",  # merged with 1, then with 3 (the closest pair: all are orthogonal,
         "snn/concept/2",  # so the lowest neurons; the more used, then older, concept is kept)
         "snn/concept/4",

@@ -199,6 +199,10 @@ class ConceptBook:
         used = book.ids[alloc]
         if (book.ids < -1).any() or (used >= book.next_id).any() or np.unique(used).size != used.size:
             raise CorruptError(f"{what}: ids must be distinct, below next_id, or -1 for a free neuron")
-        if (book.counts < 0).any() or (book.last_seen > tick).any() or (book.first_seen > book.last_seen).any():
+        if (
+            (book.counts < 0).any()
+            or (book.last_seen > tick).any()
+            or (book.first_seen > book.last_seen).any()
+        ):
             raise CorruptError(f"{what}: counts and first/last seen ticks are inconsistent")
         return book

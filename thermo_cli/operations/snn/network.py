@@ -320,8 +320,9 @@ class EmbeddedSNN:
             and activation.shape == (self.config.input_dim,)
             and math.isfinite(float(np.vdot(activation, activation)))
         ):
-            return activation
-        return check_activations(activation, self.config.input_dim, single=True)[0]
+            return cast(np.ndarray, activation)
+        checked: np.ndarray = check_activations(activation, self.config.input_dim, single=True)[0]
+        return checked
 
     def _unit_input(self, activation: Any) -> np.ndarray | None:
         """The validated activation scaled to unit length (None for the zero vector).
