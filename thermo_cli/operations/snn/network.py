@@ -416,11 +416,16 @@ class EmbeddedSNN:
         deltas: list[Delta] = []
         edges = self.config.connections > 0
         if spike_count >= 2 and edges:
-            self._stdp(spiking, deltas, stamp, knobs)
+            if self.book is None:
+                self._stdp(spiking, deltas, stamp, knobs)
+            else:  # associations: concepts the input itself resembles, not spikes spread to
+                direct = spiking & (cos > knobs.threshold)
+                if np.count_nonzero(direct) >= 2:
+                    self._stdp(direct, deltas, stamp, knobs)
         self._touched = []
         self._winner = -1
         if self.book is not None and xh is not None and knobs.learns:
-            self._learn_concept(cos, spiking, spike_count, xh, knobs.eta, deltas, stamp)
+            self._learn_concept(cos, xh, knobs, deltas, stamp)
         if tick % C.HOMEOSTASIS_EVERY == 0 and edges:
             self._homeostasis()
         if tick % C.DECAY_EVERY == 0 and edges:
@@ -496,21 +501,25 @@ class EmbeddedSNN:
     def _learn_concept(
         self,
         cos: np.ndarray,
-        spiking: np.ndarray,
-        spike_count: int,
         xh: np.ndarray,
-        eta: float,
+        knobs: _Knobs,
         deltas: list[Delta],
         stamp: _Stamp,
     ) -> None:
-        """Concept learning: the best spiking concept moves toward the input (and its entry
-        is rewritten once it drifted past ``concept_tolerance``), or the novel input becomes
-        a new concept, after merging the two closest concepts if every neuron is in use."""
+        """Concept learning: the concept closest to the input, if within the spike threshold,
+        moves toward it (and its entry is rewritten once it drifted past
+        ``concept_tolerance``); otherwise the novel input becomes a new concept, after
+        merging the two closest concepts if every neuron is in use.
+
+        Recognition uses the cosine itself, not spikes that spreading added: an input is
+        known when it resembles a concept, not when an associated concept is active.
+        """
         book = cast(ConceptBook, self.book)
         tick = self._tick
-        if spike_count:
-            firing = np.flatnonzero(spiking)
-            winner = int(firing[np.argmax(cos[firing])])
+        eta = knobs.eta
+        best = int(np.argmax(cos))
+        if cos[best] > knobs.threshold and book.ids[best] >= 0:
+            winner = best
             book.counts[winner] += 1
             book.last_seen[winner] = tick
             if self.config.prototype_rate == "1/n":
