@@ -66,7 +66,10 @@ def _describe(net: Any) -> str:
     mode = "ternary" if c.use_ternary else "continuous"
     learning = f"learning ({c.prototype_rate}, centring {c.center})" if c.learn_prototypes else "frozen"
     links = "any two concepts may associate" if c.learn_prototypes else f"{c.top_k} connections each"
-    return f"{c.num_neurons}-neuron {mode} network ({c.input_dim}-D inputs, {links}, {learning} prototypes, seed {net.seed})"
+    return (
+        f"{c.num_neurons}-neuron {mode} network ({c.input_dim}-D inputs, {links}, "
+        f"{learning} prototypes, seed {net.seed})"
+    )
 
 
 def _new_thermogram(path: str) -> Thermogram:

@@ -101,7 +101,7 @@ def test_six_concepts_in_2048_d_are_found_and_stored(six_clusters):
     centres, x, y = six_clusters
     tg, concepts, _ = learn_and_assign(x, SNNConfig())
     assert adjusted_rand_score(y, concepts) >= 0.95
-    keys = [k for k in tg.keys() if k.startswith("snn/concept/")]
+    keys = [k for k in tg if k.startswith("snn/concept/")]
     stored = np.stack([np.frombuffer(tg.read(k), "<f4") for k in keys])
     net = load_network(tg)
     found = alignment(stored, centres - net.book.mean)  # entries are directions in centred space
