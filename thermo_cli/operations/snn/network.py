@@ -613,7 +613,8 @@ class EmbeddedSNN:
         return kept, gone
 
     def _cut_associations(self, neuron: int, deltas: list[Delta], ts: int) -> None:
-        """Delete every live association from or to ``neuron`` and zero its connections."""
+        """Delete every live association from or to ``neuron`` (source ``snn_concept``: the
+        concept is gone, the weight did not fade) and zero its connections."""
         slots = np.arange(self._weights.shape[1])
         rows = np.concatenate([np.full(slots.size, neuron), self._src[neuron]])
         cols = np.concatenate([slots, slots])
@@ -622,7 +623,8 @@ class EmbeddedSNN:
         if rows.size:
             keys = self._edge_keys(rows, self._dst[rows, cols])
             deltas.extend(
-                Delta(DeltaType.DELETE, key, b"", 1.0, ts, source=SOURCE_STDP, id=fast_id()) for key in keys
+                Delta(DeltaType.DELETE, key, b"", 1.0, ts, source=SOURCE_CONCEPT, id=fast_id())
+                for key in keys
             )
             self.counters["deletes"] += int(rows.size)
         self._weights[neuron] = 0.0
