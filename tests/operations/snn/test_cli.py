@@ -234,6 +234,10 @@ def test_concepts_are_ordinary_entries(memory, acts, tmp_path):
     assert thermo("export-safetensors", memory, out).exit_code == 0
     assert key.encode() in out.read_bytes()[:4096]
     assert thermo("verify", memory).exit_code == 0
+    assert thermo("checkpoint", memory).exit_code == 0
+    proof = tmp_path / "proof.json"
+    assert thermo("prove", memory, key, "-o", proof).exit_code == 0
+    assert thermo("verify-proof", proof).exit_code == 0  # the concept is in the proven state
     near = json.loads(thermo("nearest", memory, "--vector", ",".join(["1"] + ["0"] * 15), "--json").stdout)
     # concepts are directions in the centred input space, so a raw axis is near but not on one
     assert near[0]["key"].startswith("snn/concept/") and near[0]["cosine"] > 0.75
