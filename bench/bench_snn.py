@@ -12,6 +12,11 @@ and writes ``bench/results/bench_snn.json``.
 * Batched throughput: :meth:`EmbeddedSNN.process_batch` on 10,000 activations.
 * The quality check of prototype learning (8 clusters in 2048-D, noise norm 0.3, 4,000
   samples, then a 30-degree drift and 4,000 more), and the crate's frozen prototypes.
+* Concept memory (issue 16): ARI of ``assign`` after one ``run`` pass, on scikit-learn's
+  digits (mean-centred), wine (z-scored) and iris (raw) and on 6 clusters in 2048-D,
+  next to k-means (k = classes, 10 restarts), one-pass streaming k-means (MacQueen, same
+  order and inputs), one-pass mini-batch k-means, and the figures the issue measured.
+* ``nearest``: 100,000 tensor entries of 384 elements; building the index and one query.
 """
 
 from __future__ import annotations
@@ -25,7 +30,13 @@ import numpy as np
 
 from bench._report import report
 from thermo_cli.operations.snn import EmbeddedSNN, SNNConfig
-from thermo_cli.operations.snn.synthetic import alignment, cluster_samples, drift, random_centres
+from thermo_cli.operations.snn.synthetic import (
+    alignment,
+    cluster_samples,
+    drift,
+    random_centres,
+    sequential_kmeans,
+)
 
 DIM = 2048
 CRATE_MEASURED_US = 113.0
@@ -128,6 +139,111 @@ def quality(seed: int) -> list[dict[str, Any]]:
     return rows
 
 
+ISSUE_BASELINE = {
+    "digits": (0.63, "best of 0.48-0.63 (57/41 concepts); k-means 0.66, streaming 0.54-0.58"),
+    "wine": (0.27, "45 concepts; k-means 0.90"),
+    "iris": (0.0, "every input one concept; 12-16 k deltas"),
+}
+"""What the issue measured before concept memory: (ARI, note)."""
+NEAREST_ENTRIES, NEAREST_DIM, NEAREST_GOAL_MS = 100_000, 384, 50.0
+
+
+def _datasets() -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    from sklearn.datasets import load_digits, load_iris, load_wine
+
+    d, w, i = load_digits(), load_wine(), load_iris()
+    rng = np.random.default_rng(16)
+    syn, labels = cluster_samples(rng, random_centres(rng, 6, DIM), 3000, 0.3)
+    raw = {
+        "digits": (d.data - d.data.mean(axis=0), d.target),
+        "wine": ((w.data - w.data.mean(axis=0)) / w.data.std(axis=0), w.target),
+        "iris": (i.data, i.target),
+        "6 x 2048-D": (syn, labels),
+    }
+    order = {name: np.random.default_rng(0).permutation(len(x)) for name, (x, _) in raw.items()}
+    return {name: (x[order[name]].astype(np.float32), y[order[name]]) for name, (x, y) in raw.items()}
+
+
+def concept_quality() -> list[dict[str, Any]]:
+    """ARI of the concept memory and of the k-means baselines, data set by data set."""
+    from sklearn.cluster import KMeans, MiniBatchKMeans
+    from sklearn.metrics import adjusted_rand_score as ari
+
+    rows: list[dict[str, Any]] = []
+    targets = {"digits": 0.55, "6 x 2048-D": 0.95}
+    for name, (x, y) in _datasets().items():
+        k = len(set(y.tolist()))
+        settings = {"default (t 0.5, fixed rate)": SNNConfig(input_dim=x.shape[1])}
+        if name != "6 x 2048-D":
+            settings["t 0.3, 1/n"] = SNNConfig(
+                input_dim=x.shape[1], spike_threshold=0.3, prototype_rate="1/n"
+            )
+            settings["t 0.3, 1/n, 20 neurons"] = SNNConfig(
+                num_neurons=20, input_dim=x.shape[1], spike_threshold=0.3, prototype_rate="1/n"
+            )
+        for label, cfg in settings.items():
+            net = EmbeddedSNN(cfg, seed=0)
+            deltas = len(net.process_batch(x)) + len(net.flush_concepts())
+            ids, _ = net.assign(x)
+            score = ari(y, ids)
+            concepts = int((net.book.ids >= 0).sum()) if net.book is not None else 0
+            goal = targets.get(name)
+            rows.append(
+                _row(
+                    f"{name}: concepts, {label} ({concepts} concepts, {deltas} deltas)",
+                    score,
+                    f">= {goal}" if goal else "",
+                    score >= goal if goal else None,
+                    "ARI",
+                )
+            )
+        baseline = ari(y, sequential_kmeans(x, k))
+        rows.append(_row(f"{name}: streaming k-means, one pass (MacQueen, k={k})", baseline, unit="ARI"))
+        mini = MiniBatchKMeans(k, random_state=0, n_init=1, batch_size=100)
+        for start in range(0, len(x), 100):
+            mini.partial_fit(x[start : start + 100])
+        rows.append(
+            _row(f"{name}: mini-batch k-means, one pass (k={k})", ari(y, mini.predict(x)), unit="ARI")
+        )
+        full = KMeans(k, n_init=10, random_state=0).fit_predict(x)
+        rows.append(_row(f"{name}: k-means (k={k}, 10 restarts)", ari(y, full), unit="ARI"))
+        if name in ISSUE_BASELINE:
+            before, note = ISSUE_BASELINE[name]
+            rows.append(_row(f"{name}: network before concept memory (issue 16)", before, note, unit="ARI"))
+    return rows
+
+
+def nearest_speed() -> list[dict[str, Any]]:
+    """Index 100 k 384-D tensor entries of a thermogram and time one query (best of 5)."""
+    from thermo_cli.engine.thermogram import Thermogram
+    from thermo_cli.model import TensorSpec
+    from thermo_cli.operations.nearest import TensorIndex
+
+    rng = np.random.default_rng(3)
+    vectors = rng.standard_normal((NEAREST_ENTRIES, NEAREST_DIM), dtype=np.float32)
+    tg = Thermogram(name="nearest")
+    spec = TensorSpec("F32", (NEAREST_DIM,))
+    with tg.auto_consolidation_suspended():
+        for i, v in enumerate(vectors):
+            tg.create(f"v/{i:06d}", v.tobytes(), tensor=spec)
+    tg.consolidate()
+    t0 = time.perf_counter()
+    index = TensorIndex.from_thermogram(tg, NEAREST_DIM)
+    build = time.perf_counter() - t0
+    query = vectors[123] + 0.1 * rng.standard_normal(NEAREST_DIM, dtype=np.float32)
+    times = []
+    for _ in range(5):
+        t0 = time.perf_counter()
+        found = index.query(query, 10)
+        times.append(time.perf_counter() - t0)
+    best = min(times) * 1e3
+    return [
+        _row("nearest: index 100 k x 384 entries", build * 1e3, unit="ms"),
+        _row("nearest: one query, top 10", best, f"<= {NEAREST_GOAL_MS:g}", best <= NEAREST_GOAL_MS, "ms"),
+        _row("nearest: right answer first", float(found[0].key == "v/000123"), "1"),
+    ]
+
+
 def _row(
     metric: str, value: float, target: str = "", ok: bool | None = None, unit: str = ""
 ) -> dict[str, Any]:
@@ -173,8 +289,31 @@ def main() -> None:
     rows.append(_row("batch, frozen prototypes", batch_rate(batch, learn=False), unit="act/s"))
     rows.append(_row("batch, ternary", batch_rate(batch, ternary=True), unit="act/s"))
 
+    frozen = tick_us_frozen(samples, warm=warm, repeat=repeat)
+    rows.append(_row("tick, 100 neurons, frozen (crate) prototypes, same run", frozen, unit="us"))
+    rows.append(_row("tick with concepts / frozen tick", t100 / frozen, unit="x"))
+
     rows += quality(20240611)
+    rows += concept_quality()
+    rows += nearest_speed()
     report("bench_snn", rows)
+
+
+def tick_us_frozen(samples: np.ndarray, *, warm: int, repeat: int) -> float:
+    """As :func:`tick_us` for the crate's frozen prototypes (nothing spikes, nothing learns)."""
+    net = EmbeddedSNN(SNNConfig(learn_prototypes=False), seed=1)
+    net.process_batch(samples[:warm])
+    block = samples[warm:]
+    per_block = len(block) // repeat
+    times = []
+    with one_blas_thread():
+        for r in range(repeat):
+            rows = block[r * per_block : (r + 1) * per_block]
+            t0 = time.perf_counter()
+            for x in rows:
+                net.process(x)
+            times.append((time.perf_counter() - t0) / len(rows))
+    return min(times) * 1e6
 
 
 if __name__ == "__main__":

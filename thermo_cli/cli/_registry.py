@@ -29,6 +29,7 @@ COMMANDS: dict[str, str] = {
     "quantize": "ternary",
     "import-safetensors": "tensors",
     "export-safetensors": "tensors",
+    "nearest": "nearest",
     "snn": "snn",
     "verify": "audit",
     "keygen": "audit",

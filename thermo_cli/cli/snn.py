@@ -9,6 +9,7 @@ anywhere leaves the file exactly as it was.
 from __future__ import annotations
 
 import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -19,6 +20,17 @@ from thermo_cli.cli._common import EXIT_USAGE, err, print_json, progress, stdout
 
 if TYPE_CHECKING:
     from thermo_cli.engine.thermogram import Thermogram
+
+
+class Center(StrEnum):
+    running = "running"
+    none = "none"
+
+
+class Rate(StrEnum):
+    fixed = "fixed"
+    mean = "1/n"
+
 
 MIN_BAR_ACTIVATIONS = 2000
 """Fewer activations than this finish too fast for a progress bar to help."""
@@ -52,10 +64,11 @@ def _load_network(path: str) -> tuple[Thermogram, Any]:
 def _describe(net: Any) -> str:
     c = net.config
     mode = "ternary" if c.use_ternary else "continuous"
-    learning = "learning" if c.learn_prototypes else "frozen"
+    learning = f"learning ({c.prototype_rate}, centring {c.center})" if c.learn_prototypes else "frozen"
+    links = "any two concepts may associate" if c.learn_prototypes else f"{c.top_k} connections each"
     return (
-        f"{c.num_neurons}-neuron {mode} network ({c.input_dim}-D inputs, {c.top_k} connections "
-        f"each, {learning} prototypes, seed {net.seed})"
+        f"{c.num_neurons}-neuron {mode} network ({c.input_dim}-D inputs, {links}, "
+        f"{learning} prototypes, seed {net.seed})"
     )
 
 
@@ -114,9 +127,26 @@ def init(
         bool,
         typer.Option(
             "--frozen-prototypes",
-            help="Keep the initial random prototypes (the Rust crate's behaviour) instead of learning them.",
+            help="Keep the initial random prototypes, the ring of connections and the weight_i_j "
+            "keys (the Rust crate's behaviour) instead of learning concepts.",
         ),
     ] = False,
+    center: Annotated[
+        Center,
+        typer.Option(
+            "--center",
+            help="Centre inputs by the running mean of all inputs ('running') or use them as "
+            "given ('none'); learned concepts only.",
+        ),
+    ] = Center.running,
+    rate: Annotated[
+        Rate,
+        typer.Option(
+            "--prototype-rate",
+            help="How far a concept moves toward an input it wins: 'fixed' (10 x stdp_lr x "
+            "dopamine, tracks drift) or '1/n' (the n-th input moves it 1/n: the exact mean).",
+        ),
+    ] = Rate.fixed,
     force: Annotated[
         bool, typer.Option("--force", "-f", help="Replace a network the file already has.")
     ] = False,
@@ -143,6 +173,8 @@ def init(
         spike_threshold=threshold,
         use_ternary=ternary,
         learn_prototypes=not frozen,
+        center=center.value,
+        prototype_rate=rate.value,
     )
     existed = Path(file).exists()
     if existed:
@@ -258,6 +290,61 @@ def run(
     if json_out:
         print_json({"file": file, **report.to_dict()})
     err(_run_summary(file, report))
+    for warning in report.warnings:
+        err(f"thermo: warning: {warning}")
+
+
+@snn.command("assign")
+def assign(
+    file: FileArg,
+    input_: Annotated[
+        str,
+        typer.Option(
+            "--input",
+            "-i",
+            help="Activations: .npy [n, dim], .safetensors, JSONL of number lists, or '-' for stdin.",
+            show_default=False,
+        ),
+    ],
+    tensor: Annotated[
+        str | None,
+        typer.Option(
+            "--tensor", help="Tensor to read from a safetensors file holding several.", show_default=False
+        ),
+    ] = None,
+    fmt: Annotated[
+        str | None,
+        typer.Option(
+            "--format",
+            help="Input format when the name does not say: npy, safetensors or jsonl.",
+            show_default=False,
+        ),
+    ] = None,
+    json_out: Annotated[
+        bool, typer.Option("--json", help='One JSON object per row: {"row", "concept", "cosine"}.')
+    ] = False,
+) -> None:
+    """Name the concept each input row is closest to (cosine), without changing FILE.
+
+    Example: thermo snn assign memory.thermo --input hidden.npy --json
+    """
+    from thermo_cli.operations.snn import runner
+    from thermo_cli.operations.snn.inputs import load_activations
+
+    if input_ == "-" and sys.stdin.isatty():
+        err("thermo: error: reading activations from a terminal: pipe them in or name a file")
+        raise typer.Exit(EXIT_USAGE)
+    tg, net = _load_network(file)
+    dim = net.config.input_dim
+    source: Any = sys.stdin.buffer if input_ == "-" else input_
+    acts = load_activations(source, dim, fmt=fmt, tensor=tensor)
+    rows = runner.assign(tg, acts)
+    if json_out:
+        for row in rows:
+            print_json(row)
+        return
+    lines = (f"{r['row']}\t{r['concept'] or '-'}\t{r['cosine']:.4f}\n" for r in rows)
+    sys.stdout.write("".join(lines))
 
 
 @snn.command("stats")
@@ -341,6 +428,13 @@ def _print_stats(file: str, description: str, s: dict[str, Any]) -> None:
         rows = [(label, str(w[name])) for name, label in (("neg", "-1"), ("zero", "0"), ("pos", "+1"))]
     table("weights", ("weight", "connections"), rows)
 
+    concepts = s.get("concepts")
+    if concepts:
+        table(
+            f"concepts ({len(concepts)}, most used first)",
+            ("concept", "inputs (first-last tick)"),
+            [(c["key"], f"{c['count']} ({c['first_seen']}-{c['last_seen']})") for c in concepts[:20]],
+        )
     p, c = s["prototypes"], s["counters"]
     line(
         f"prototypes: {p['in_use']} in use, {p['recruited']} recruited, {p['updates']} updates "

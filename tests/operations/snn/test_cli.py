@@ -183,7 +183,7 @@ def test_stats(memory, acts):
     doc = json.loads(r.stdout)
     assert doc["tick"] == 300 and doc["mode"] == "continuous"
     assert sum(doc["firing_rates"]["histogram"]["counts"]) == 12
-    assert sum(doc["weights"]["histogram"]["counts"]) == 120
+    assert sum(doc["weights"]["histogram"]["counts"]) == 12 * 11  # any two concepts may associate
     assert set(doc["neuromod"]) == {"dopamine", "serotonin", "norepinephrine", "acetylcholine"}
     text = thermo("snn", "stats", memory).stdout
     assert "firing rates" in text and "weights" in text and "dopamine" in text
@@ -194,3 +194,65 @@ def test_ternary_stats(tmp_path):
     thermo("snn", "init", path, "--neurons", "6", "--dim", "8", "--ternary")
     doc = json.loads(thermo("snn", "stats", path, "--json").stdout)
     assert doc["weights"] == {"connections": 30, "neg": 0, "zero": 30, "pos": 0}  # 6 x 5: no self-loops
+
+
+def test_assign_prints_one_line_per_row_and_changes_nothing(memory, acts):
+    thermo("snn", "run", memory, "--input", acts)
+    before = digest(memory)
+    r = thermo("snn", "assign", memory, "--input", acts, "--json")
+    assert r.exit_code == 0, r.stderr
+    rows = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [row["row"] for row in rows] == list(range(300))
+    assert all(set(row) == {"row", "concept", "cosine"} for row in rows)
+    concepts = {row["concept"] for row in rows}
+    tg = store.load(memory)
+    assert concepts <= set(tg.keys()) and len(concepts) >= 3
+    x = np.load(acts)
+    labels = np.argmax(x[:, :3], axis=1)
+    majority = set()
+    for label in range(3):  # each of the three clusters goes (but for an outlier) to a concept of its own
+        names = [rows[i]["concept"] for i in np.flatnonzero(labels == label)]
+        top = max(set(names), key=names.count)
+        assert names.count(top) >= 0.97 * len(names)
+        majority.add(top)
+    assert len(majority) == 3
+    text = thermo("snn", "assign", memory, "--input", acts).stdout.splitlines()
+    assert text[0].split("\t")[1] == rows[0]["concept"]
+    assert digest(memory) == before
+
+
+def test_concepts_are_ordinary_entries(memory, acts, tmp_path):
+    thermo("snn", "run", memory, "--input", acts)
+    doc = json.loads(thermo("snn", "stats", memory, "--json").stdout)
+    key = doc["concepts"][0]["key"]
+    assert doc["concepts"][0]["count"] >= doc["concepts"][-1]["count"]
+    got = json.loads(thermo("get", memory, key, "--json").stdout)
+    assert got["tensor"]["dtype"] == "F32" and got["tensor"]["shape"] == [16]
+    assert key in thermo("keys", memory).stdout
+    out = tmp_path / "c.safetensors"
+    assert thermo("consolidate", memory).exit_code == 0
+    assert thermo("export-safetensors", memory, out).exit_code == 0
+    assert key.encode() in out.read_bytes()[:4096]
+    assert thermo("verify", memory).exit_code == 0
+    assert thermo("checkpoint", memory).exit_code == 0
+    proof = tmp_path / "proof.json"
+    assert thermo("prove", memory, key, "-o", proof).exit_code == 0
+    assert thermo("verify-proof", proof).exit_code == 0  # the concept is in the proven state
+    near = json.loads(thermo("nearest", memory, "--vector", ",".join(["1"] + ["0"] * 15), "--json").stdout)
+    # concepts are directions in the centred input space, so a raw axis is near but not on one
+    assert near[0]["key"].startswith("snn/concept/") and near[0]["cosine"] > 0.75
+
+
+def test_one_concept_for_everything_warns(tmp_path):
+    path = tmp_path / "w.thermo"
+    thermo("snn", "init", path, "--neurons", "4", "--dim", "8", "--center", "none")
+    np.save(tmp_path / "same.npy", np.ones((40, 8), np.float32))
+    r = thermo("snn", "run", path, "--input", tmp_path / "same.npy")
+    assert r.exit_code == 0 and "thermo: warning: one concept (snn/concept/0) took 100%" in r.stderr
+
+
+def test_assign_refuses_frozen_prototypes(tmp_path, acts):
+    path = tmp_path / "f.thermo"
+    thermo("snn", "init", path, "--neurons", "12", "--dim", "16", "--frozen-prototypes")
+    r = thermo("snn", "assign", path, "--input", acts)
+    assert r.exit_code == 3 and "frozen prototypes hold no concepts" in r.stderr

@@ -38,7 +38,7 @@ def co_firing_net(ternary: bool = False, **changes) -> tuple[EmbeddedSNN, np.nda
 
 
 def test_defaults_match_the_crate():
-    net = EmbeddedSNN(seed=0)
+    net = EmbeddedSNN(SNNConfig(learn_prototypes=False), seed=0)
     assert net.prototypes.shape == (100, 2048)
     assert np.allclose(np.linalg.norm(net.prototypes, axis=1), 1.0, atol=1e-5)
     assert net.weights.shape == (100, 10)
@@ -50,13 +50,21 @@ def test_defaults_match_the_crate():
     assert net.neuromod == NeuromodState()
 
 
+def test_learned_concepts_start_empty_and_fully_connectable():
+    net = EmbeddedSNN(seed=0)
+    assert not net.prototypes.any()  # no neuron holds a concept, so none can spike
+    assert net.weights.shape == (100, 99) and not net.weights.any()
+    assert net.process(np.ones(2048, np.float32)) == []  # the first input: centred to zero
+    assert net.counters["spikes"] == 0
+
+
 def test_ternary_weights_start_at_zero():
     net = EmbeddedSNN(small(use_ternary=True), seed=0)
     assert (net.weights == 0).all()
 
 
 def test_same_seed_same_network_other_seed_differs():
-    a, b, c = (EmbeddedSNN(small(), seed=s) for s in (5, 5, 6))
+    a, b, c = (EmbeddedSNN(small(learn_prototypes=False), seed=s) for s in (5, 5, 6))
     assert np.array_equal(a.prototypes, b.prototypes)
     assert not np.array_equal(a.prototypes, c.prototypes)
     x = np.random.default_rng(0).standard_normal((50, 16)).astype(np.float32)
@@ -208,20 +216,31 @@ def test_ternary_homeostasis_leaves_weights_alone():
 # --- FIX: prototypes learn -----------------------------------------------------------------
 
 
-def test_novel_input_recruits_an_unused_neuron():
-    net = EmbeddedSNN(small(input_dim=512), seed=0)  # random prototypes: cosine ~0.04
+def test_novel_input_recruits_an_unused_neuron_as_a_new_concept_entry():
+    net = EmbeddedSNN(small(input_dim=512, center="none"), seed=0)
     x = np.sin(np.arange(512, dtype=np.float32))
-    net.process(x)
+    (create,) = net.process(x)
     assert net.counters["recruits"] == 1
-    winner = int(np.argmax(net.last_learned))
-    assert np.allclose(net.prototypes[winner], x / np.linalg.norm(x), atol=1e-6)
-    net.process(x)  # now recognised: the winner spikes and learns, nobody is recruited
+    assert np.allclose(net.prototypes[0], x / np.linalg.norm(x), atol=1e-6)
+    assert (create.delta_type, create.key, create.source) == (
+        DeltaType.CREATE,
+        "snn/concept/0",
+        "snn_concept",
+    )
+    assert create.tensor.dtype == "F32" and create.tensor.shape == (512,)
+    assert np.array_equal(np.frombuffer(create.value, "<f4"), net.prototypes[0])
+    assert create.custom == {"concept": 0, "neuron": 0, "count": 1, "first_seen": 1, "last_seen": 1}
+    assert create.strength == pytest.approx(1 / 11)
+    assert net.process(x) == []  # recognised: spikes and learns; no drift, so no delta
     assert net.counters["recruits"] == 1
     assert net.counters["ticks_with_spikes"] == 1  # the first tick found nothing
+    (update,) = net.flush_concepts()  # the count changed: the entry catches up
+    assert update.delta_type == DeltaType.UPDATE and update.custom["count"] == 2
+    assert net.flush_concepts() == []
 
 
 def test_winner_moves_toward_the_input_at_the_dopamine_scaled_rate():
-    net = EmbeddedSNN(small(), seed=0)
+    net = EmbeddedSNN(small(center="none"), seed=0)
     a = np.zeros(16, np.float32)
     a[0] = 1.0
     net.set_prototypes(a[None, :], neurons=[3])
@@ -250,16 +269,64 @@ def test_frozen_prototypes_never_change():
     assert np.array_equal(net.prototypes, before)
 
 
-def test_once_all_neurons_are_used_the_longest_unused_is_recycled():
-    net = EmbeddedSNN(small(num_neurons=3, top_k=1), seed=0)
+def test_one_over_n_rate_makes_a_prototype_the_exact_mean():
+    net = EmbeddedSNN(small(center="none", prototype_rate="1/n", spike_threshold=0.1), seed=0)
+    rng = np.random.default_rng(3)
+    x = np.eye(16, dtype=np.float32)[0] + 0.3 * rng.standard_normal((40, 16)).astype(np.float32)
+    net.process_batch(x)
+    assert net.book.counts[0] == 40 and net.counters["recruits"] == 1
+    unit = x / np.linalg.norm(x, axis=1, keepdims=True)
+    mean = unit.mean(axis=0)
+    assert np.allclose(net.prototypes[0], mean / np.linalg.norm(mean), atol=1e-5)
+    assert net.book.radius[0] == pytest.approx(np.linalg.norm(mean), rel=1e-5)
+
+
+def test_running_mean_centres_the_inputs():
+    net = EmbeddedSNN(small(spike_threshold=0.5), seed=0)
+    offset = np.full(16, 50.0, np.float32)  # a large common component, as in raw hidden states
     basis = np.eye(16, dtype=np.float32)
-    net.process_batch(basis[:3])  # three orthogonal inputs take all three neurons
-    net.process(basis[0] + basis[1])  # 45 degrees to two concepts: recognised, no recruit
-    assert net.counters["recruits"] == 3
-    oldest = int(np.argmin(net.last_learned))
-    net.process(basis[5])  # novel: the least recently updated neuron is reused
+    net.process_batch(np.stack([offset + basis[i % 4] for i in range(40)]))
+    assert net.counters["recruits"] >= 4  # uncentred, all 40 inputs are one direction
+    assert np.allclose(net.book.mean, offset + 0.25 * basis[:4].sum(axis=0), atol=1e-4)
+    ids, cos = net.assign(offset + basis[:4])
+    assert len(set(ids.tolist())) == 4 and (cos > 0.9).all()
+
+
+def test_when_neurons_run_out_the_two_closest_concepts_merge():
+    net = EmbeddedSNN(
+        small(num_neurons=3, top_k=1, center="none", prototype_rate="1/n", spike_threshold=0.7), seed=0
+    )
+    basis = np.eye(16, dtype=np.float32)
+    near = basis[0] + 1.2 * basis[1]  # cosine 0.64 to basis[0]: the closest pair, yet novel at 0.7
+    net.process_batch(np.stack([basis[0], basis[0], basis[5], near]))
+    assert net.counters["recruits"] == 3 and (net.book.ids == [0, 1, 2]).all()
+    assert net.pop_events() == []  # positions count the deltas returned since the last pop
+    deltas = net.process(basis[9])  # novel, and every neuron is in use: 0 and 2 merge
+    events = net.pop_events()
+    kinds = [(d.delta_type, d.key) for d in deltas]
+    assert kinds == [
+        (DeltaType.UPDATE, "snn/concept/0"),  # the kept one (more inputs) becomes the mean of both
+        (DeltaType.DELETE, "snn/concept/2"),
+        (DeltaType.CREATE, "snn/concept/3"),  # the freed neuron holds the new concept
+    ]
+    assert events == [
+        (
+            2,
+            "snn_concept_merged",
+            {
+                "kept": "snn/concept/0",
+                "removed": "snn/concept/2",
+                "neuron": 2,
+                "count": 3,
+                "cosine": pytest.approx(float(near[0] / np.linalg.norm(near)), abs=1e-6),
+            },
+        )
+    ]
+    assert deltas[0].custom["count"] == 3
+    mean = 2 * basis[0] + near / np.linalg.norm(near)
+    assert np.allclose(net.prototypes[0], mean / np.linalg.norm(mean), atol=1e-6)
+    assert np.allclose(net.prototypes[2], basis[9]) and net.book.ids[2] == 3
     assert net.counters["recruits"] == 4
-    assert np.allclose(net.prototypes[oldest], basis[5])
 
 
 # --- inputs and numerical safety --------------------------------------------------------------
@@ -362,7 +429,7 @@ def test_state_round_trips_through_cbor_exactly(ternary):
 
 
 def _broken(mutate):
-    state = EmbeddedSNN(small(), seed=0).to_state()
+    state = EmbeddedSNN(small(learn_prototypes=False), seed=0).to_state()
     mutate(state)
     return state
 
@@ -373,7 +440,7 @@ def _broken(mutate):
         (lambda s: s.pop("traces"), "missing field 'traces'"),
         (lambda s: s.update(extra=1), "unknown field 'extra'"),
         (lambda s: s.update(engine="Other"), "engine"),
-        (lambda s: s.update(version=2), "version 2"),
+        (lambda s: s.update(version=1), "version 1"),
         (lambda s: s.update(tick=-1), "tick"),
         (lambda s: s["config"].update(top_k=99), "top_k"),
         (lambda s: s["neuromod"].update(dopamine=2.0), "dopamine"),
@@ -386,6 +453,7 @@ def _broken(mutate):
         (lambda s: s["live"].update(data=b"\x02" * 48), "boolean"),
         (lambda s: s["last_learned"].update(data=np.full(12, 5, "<i8").tobytes()), "last_learned"),
         (lambda s: s.update(prototypes=[1, 2]), "prototypes"),
+        (lambda s: s.update(concepts={}), "concepts"),
     ],
 )
 def test_damaged_state_is_refused(mutate, message):
@@ -393,8 +461,44 @@ def test_damaged_state_is_refused(mutate, message):
         EmbeddedSNN.from_state(_broken(mutate))
 
 
+def _broken_concepts(mutate):
+    net = EmbeddedSNN(small(center="none"), seed=0)
+    net.process_batch(np.eye(16, dtype=np.float32)[:3])
+    state = net.to_state()
+    mutate(state["concepts"])
+    return state
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda c: c.pop("radius"), "expected a map"),
+        (lambda c: c.update(next_id=2), "ids must be distinct"),
+        (lambda c: c.update(mean_count=-1), "mean_count"),
+        (lambda c: c["ids"].update(data=np.full(12, 1, "<i8").tobytes()), "ids must be distinct"),
+        (lambda c: c["last_seen"].update(data=np.full(12, 99, "<i8").tobytes()), "inconsistent"),
+        (lambda c: c["written"].update(shape=[12, 15]), "shape"),
+    ],
+)
+def test_damaged_concepts_are_refused(mutate, message):
+    with pytest.raises(CorruptError, match=message):
+        EmbeddedSNN.from_state(_broken_concepts(mutate))
+
+
+def test_concepts_survive_a_state_round_trip():
+    net = EmbeddedSNN(small(), seed=0)
+    rng = np.random.default_rng(1)
+    net.process_batch(rng.standard_normal((30, 16)).astype(np.float32))
+    restored = EmbeddedSNN.from_state(cbor.decode(cbor.encode(net.to_state())))
+    more = rng.standard_normal((30, 16)).astype(np.float32)
+    assert [(d.key, d.value) for d in net.process_batch(more)] == [
+        (d.key, d.value) for d in restored.process_batch(more)
+    ]
+    assert restored.to_state() == net.to_state()
+
+
 def test_ternary_state_refuses_other_values():
-    state = EmbeddedSNN(small(use_ternary=True), seed=0).to_state()
+    state = EmbeddedSNN(small(use_ternary=True, learn_prototypes=False), seed=0).to_state()
     state["weights"]["data"] = b"\x02" * 48
     with pytest.raises(CorruptError, match="ternary"):
         EmbeddedSNN.from_state(state)
@@ -436,4 +540,5 @@ def test_state_and_deltas_stay_finite_for_any_finite_input(batch, ternary, dopam
         np.isfinite(np.frombuffer(d.value, np.float32)).all() for d in deltas if d.source == "snn_stdp"
     )
     norms = np.linalg.norm(net.prototypes, axis=1)
-    assert np.allclose(norms, 1.0, atol=1e-4)
+    held = net.book.ids >= 0  # a neuron without a concept has a zero prototype
+    assert np.allclose(norms[held], 1.0, atol=1e-4) and not norms[~held].any()

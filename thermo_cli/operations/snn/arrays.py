@@ -18,6 +18,7 @@ from thermo_cli.errors import CorruptError
 
 DTYPES: dict[str, np.dtype[Any]] = {
     "float32": np.dtype("<f4"),
+    "float64": np.dtype("<f8"),
     "int64": np.dtype("<i8"),
     "int8": np.dtype("i1"),
     "bool": np.dtype("?"),

@@ -1,10 +1,15 @@
 """Configuration of the embedded spiking network, with every default of the Rust crate.
 
 The eleven crate fields keep their names and defaults (ENGINE.md "Embedded spiking
-network"). Two fields are thermo's own and belong to the prototype-learning FIX:
-``learn_prototypes`` (False gives the crate's frozen random prototypes) and
-``prototype_lr_scale`` (the prototype learning rate is ``prototype_lr_scale * stdp_lr *
-dopamine``). The crate's fixed constants (tick length, schedules, thresholds) are module
+network"). The others are thermo's own and belong to the prototype-learning FIX and
+the concept memory (docs/snn.md): ``learn_prototypes`` (False gives the crate's frozen
+random prototypes, its ring of connections and its ``weight_i_j`` keys),
+``prototype_lr_scale`` (the fixed prototype learning rate is ``prototype_lr_scale * stdp_lr
+* dopamine``), ``prototype_rate`` ("fixed", or "1/n": a concept's n-th input moves it by
+1/n, so its prototype is the exact mean of its unit inputs), ``center`` ("running": inputs
+are centred by the running mean of every input seen, "none": used as given) and
+``concept_tolerance`` (a concept entry is rewritten once ``1 - cosine(prototype, entry)``
+exceeds it). The crate's fixed constants (tick length, schedules, thresholds) are module
 constants, not settings, because files written by the crate assumed them.
 """
 
@@ -33,6 +38,14 @@ PROTOTYPE_INIT_RANGE = 0.05
 RATE_ALPHA = 0.1
 """Firing rates are an exponential moving average with this weight on the newest tick."""
 
+CENTERS = ("running", "none")
+"""How inputs are centred before the cosine: by the running mean of all inputs, or not."""
+PROTOTYPE_RATES = ("fixed", "1/n")
+"""How far the winning prototype moves: a fixed rate, or 1/n for its n-th input (a true mean)."""
+MAX_CONCEPT_NEURONS = 4096
+"""Largest network with learned concepts: any two concepts may associate, so the
+weights are an (n, n - 1) array."""
+
 MAX_ELEMENTS = 1 << 28
 """Largest num_neurons * input_dim accepted (1 GiB of float32 prototypes)."""
 
@@ -54,6 +67,9 @@ class SNNConfig:
     ternary_threshold: float = 0.3
     learn_prototypes: bool = True
     prototype_lr_scale: float = 10.0
+    prototype_rate: str = "fixed"
+    center: str = "running"
+    concept_tolerance: float = 0.01
 
     def __post_init__(self) -> None:
         _int_at_least(self.num_neurons, "num_neurons", 1)
@@ -78,6 +94,14 @@ class SNNConfig:
         _number_in(self.spike_threshold, "spike_threshold", -math.inf, math.inf)
         _number_in(self.ternary_threshold, "ternary_threshold", 0.0, 1.0)
         _number_in(self.prototype_lr_scale, "prototype_lr_scale", 0.0, 1e6)
+        _number_in(self.concept_tolerance, "concept_tolerance", 0.0, 2.0)
+        _choice(self.prototype_rate, "prototype_rate", PROTOTYPE_RATES)
+        _choice(self.center, "center", CENTERS)
+        if self.learn_prototypes and self.num_neurons > MAX_CONCEPT_NEURONS:
+            raise ValidationError(
+                f"num_neurons: at most {MAX_CONCEPT_NEURONS} with learned concepts (any two may "
+                f"associate), got {self.num_neurons}"
+            )
         for name in ("use_ternary", "learn_prototypes"):
             if not isinstance(getattr(self, name), bool):
                 raise ValidationError(f"{name}: expected true or false, got {getattr(self, name)!r}")
@@ -95,6 +119,17 @@ class SNNConfig:
         if unknown:
             raise ValidationError(f"{what}: unknown setting {unknown[0]!r}")
         return cls(**data)
+
+    @property
+    def connections(self) -> int:
+        """Outgoing connections per neuron: the crate's ring of ``top_k`` for frozen
+        prototypes; every other neuron when concepts are learned (associations)."""
+        return self.top_k if not self.learn_prototypes else self.num_neurons - 1
+
+
+def _choice(value: Any, name: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ValidationError(f"{name}: expected one of {', '.join(allowed)}, got {value!r}")
 
 
 def _int_at_least(value: Any, name: str, low: int) -> None:

@@ -39,6 +39,18 @@ dopamine)`` is positive:
 
 Only one prototype moves per tick (winner-take-all), so two clusters never pull the same
 neuron into a useless average of both.
+
+**Concept memory** (learned prototypes; :mod:`.concepts`). Every allocated neuron holds a
+concept with a stable id; the thermogram sees it as the tensor entry ``snn/concept/<id>``.
+Neurons start unallocated with a zero prototype, so they never spike; inputs are centred
+by the running mean (``center``); a recruit writes a Create, a prototype that drifted past
+``concept_tolerance`` an Update, and :meth:`EmbeddedSNN.flush_concepts` brings every used
+concept's entry up to date (count and strength included). When every neuron is in use,
+the two closest concepts merge (count-weighted) instead of a concept being overwritten:
+the absorbed one gets a Delete and an ``snn_concept_merged`` event. Any two concepts may
+associate: the connections are complete, start absent, and co-firing concepts a and b
+write ``snn/assoc/<a>/<b>`` (a scalar F32 tensor, strength = the weight). Frozen
+prototypes keep the crate's ring, random prototypes and ``weight_i_j`` keys.
 """
 
 from __future__ import annotations
@@ -52,16 +64,23 @@ import numpy as np
 
 from thermo_cli.config.clock import now_ns
 from thermo_cli.errors import CorruptError, ValidationError
-from thermo_cli.model import Delta, DeltaType, Ternary
+from thermo_cli.model import Delta, DeltaType, TensorSpec, Ternary
 from thermo_cli.model import new_id as fast_id
 from thermo_cli.operations.snn import config as C
 from thermo_cli.operations.snn.arrays import decode_array, encode_array
+from thermo_cli.operations.snn.concepts import (
+    MERGE_EVENT,
+    SOURCE_CONCEPT,
+    ConceptBook,
+    assoc_key,
+    concept_key,
+)
 from thermo_cli.operations.snn.config import SNNConfig
 from thermo_cli.operations.snn.neuromod import NeuromodState
 from thermo_cli.operations.snn.rules import ternary_quantize, ternary_stdp
 
 ENGINE_NAME = "EmbeddedSNN"
-STATE_VERSION = 1
+STATE_VERSION = 2
 BATCH_CHUNK = 64
 DENSE_MAX_NEURONS = 128
 """Up to this many neurons spreading uses a dense (n, n) copy of the weights: one small
@@ -92,6 +111,7 @@ STATE_FIELDS = frozenset(
         "firing_rates",
         "last_activations",
         "last_learned",
+        "concepts",
     }
 )
 
@@ -121,25 +141,29 @@ class EmbeddedSNN:
             raise ValidationError(f"seed: expected a non-negative integer, got {seed!r}")
         rng = np.random.default_rng(seed)
         n, d = cfg.num_neurons, cfg.input_dim
-        raw = rng.random((n, d), dtype=np.float32)
-        raw -= _F32(0.5)
-        raw *= _F32(2 * C.PROTOTYPE_INIT_RANGE)
-        if cfg.use_ternary:
-            initial: np.ndarray | np.float32 = ternary_quantize(C.INITIAL_WEIGHT, cfg.ternary_threshold)
-        else:
-            initial = _F32(C.INITIAL_WEIGHT)
-        weights = np.full((n, cfg.top_k), initial, dtype=np.float32)
         self._setup(cfg, seed)
-        self._protos = _unit_rows(raw)
-        self._weights = weights
-        self._live = weights != 0
+        if cfg.learn_prototypes:
+            # concepts: no neuron holds one yet, so none can spike; no association exists yet
+            self._protos = np.zeros((n, d), dtype=np.float32)
+            self._weights = np.zeros((n, cfg.connections), dtype=np.float32)
+        else:
+            raw = rng.random((n, d), dtype=np.float32)
+            raw -= _F32(0.5)
+            raw *= _F32(2 * C.PROTOTYPE_INIT_RANGE)
+            if cfg.use_ternary:
+                initial: np.ndarray | np.float32 = ternary_quantize(C.INITIAL_WEIGHT, cfg.ternary_threshold)
+            else:
+                initial = _F32(C.INITIAL_WEIGHT)
+            self._protos = _unit_rows(raw)
+            self._weights = np.full((n, cfg.top_k), initial, dtype=np.float32)
+        self._live = self._weights != 0
         self._rebuild_incoming()
 
     # --- construction helpers -------------------------------------------------------------
 
     def _setup(self, cfg: SNNConfig, seed: int) -> None:
         """Everything derived from the config, plus zeroed dynamic state."""
-        n, k = cfg.num_neurons, cfg.top_k
+        n, k = cfg.num_neurons, cfg.connections
         self.config = cfg
         self.seed = seed
         self.neuromod = NeuromodState()
@@ -156,9 +180,15 @@ class EmbeddedSNN:
         self._slots = np.arange(k)[None, :]
         self._incoming = np.zeros((n, k), dtype=np.float32)
         self._dense: np.ndarray | None = None
-        self._touched = -1
+        self._touched: list[int] = []
         self._knob_cache: _Knobs | None = None
         self.counters = dict.fromkeys(COUNTERS, 0)
+        self.book: ConceptBook | None = ConceptBook(n, cfg.input_dim) if cfg.learn_prototypes else None
+        self._events: list[tuple[int, str, dict[str, Any]]] = []
+        self._emitted = 0
+        self._winner = -1
+        self.batch_winners = np.zeros(0, dtype=np.int64)
+        """Concept id each row of the last :meth:`process_batch` went to (-1: none)."""
 
     def _rebuild_incoming(self) -> None:
         """The weights again, by target: ``_incoming[j, k]`` is the weight of (j-k-1) mod n → j.
@@ -238,6 +268,12 @@ class EmbeddedSNN:
             raise ValidationError(f"vectors: row {int(np.argmin(ok))} is all zeros")
         self._protos[idx] = unit
         self._last_learned[idx] = self._tick
+        book = self.book
+        if book is not None:  # each set neuron holds a concept (a new one if it had none)
+            for neuron in idx.tolist():
+                if book.ids[neuron] < 0:
+                    book.allocate(neuron, self._tick)
+                book.radius[neuron] = 1.0
 
     # --- processing -----------------------------------------------------------------------
 
@@ -254,10 +290,19 @@ class EmbeddedSNN:
         did); None keeps the current ones. Raises ValidationError (state untouched) for a
         wrong length or a NaN/infinite element.
         """
-        xh = self._unit_input(activation)
-        self._use_neuromod(neuromod)
+        if self._centring:
+            x = self._checked(activation)
+            self._use_neuromod(neuromod)
+            xh = _unit_vector(cast(ConceptBook, self.book).centre_one(x))
+        else:
+            xh = self._unit_input(activation)
+            self._use_neuromod(neuromod)
         cos = self._protos @ xh if xh is not None else np.zeros(self.config.num_neurons, np.float32)
         return self._step(cos, xh, timestamp_ns)
+
+    @property
+    def _centring(self) -> bool:
+        return self.book is not None and self.config.center == "running"
 
     def _use_neuromod(self, neuromod: NeuromodState | None) -> None:
         if neuromod is None:
@@ -265,6 +310,19 @@ class EmbeddedSNN:
         if not isinstance(neuromod, NeuromodState):
             raise ValidationError(f"neuromod: expected a NeuromodState, got {type(neuromod).__name__}")
         self.neuromod = neuromod.copy()
+
+    def _checked(self, activation: Any) -> np.ndarray:
+        """The validated activation as a float32 vector (a finite float32 vector of sane
+        magnitude passes with one dot product, as in :meth:`_unit_input`)."""
+        if (
+            type(activation) is np.ndarray
+            and activation.dtype == np.float32
+            and activation.shape == (self.config.input_dim,)
+            and math.isfinite(float(np.vdot(activation, activation)))
+        ):
+            return cast(np.ndarray, activation)
+        checked: np.ndarray = check_activations(activation, self.config.input_dim, single=True)[0]
+        return checked
 
     def _unit_input(self, activation: Any) -> np.ndarray | None:
         """The validated activation scaled to unit length (None for the zero vector).
@@ -318,20 +376,27 @@ class EmbeddedSNN:
         progress: Callable[[int], None] | None,
     ) -> None:
         """The tick loop of :meth:`process_batch` (inputs already validated)."""
+        winners = np.full(batch.shape[0], -1, dtype=np.int64)
         for start in range(0, batch.shape[0], BATCH_CHUNK):
-            unit, ok = _unit_inputs(batch[start : start + BATCH_CHUNK])
+            chunk = batch[start : start + BATCH_CHUNK]
+            if self._centring:
+                chunk = cast(ConceptBook, self.book).centre(chunk, learn=True)
+            unit, ok = _unit_inputs(chunk)
             cosines = unit @ self._protos.T
             last = unit.shape[0] - 1
             for row in range(unit.shape[0]):
                 xh = unit[row] if ok[row] else None
                 deltas.extend(self._step(cosines[row], xh, timestamp_ns))
-                learned = self._touched
-                if learned >= 0 and row < last:  # keep later cosines true to the moved prototype
-                    cosines[row + 1 :, learned] = unit[row + 1 :] @ self._protos[learned]
+                if self._winner >= 0 and self.book is not None:
+                    winners[start + row] = self.book.ids[self._winner]
+                if self._touched and row < last:  # keep later cosines true to the moved prototypes
+                    moved = self._touched
+                    cosines[row + 1 :, moved] = unit[row + 1 :] @ self._protos[moved].T
                 if neuromod_decay:
                     self.neuromod.decay(neuromod_decay)
             if progress is not None:
                 progress(unit.shape[0])
+        self.batch_winners = winners
 
     def _step(self, cos: np.ndarray, xh: np.ndarray | None, timestamp_ns: int | None) -> list[Delta]:
         """Steps 1-8 of one tick, given the cosines of the input to every prototype."""
@@ -344,15 +409,23 @@ class EmbeddedSNN:
         if knobs.spread:
             act += knobs.acetylcholine * self._spread(act)
         spiking = act > knobs.threshold
+        if knobs.threshold < 0 and self.book is not None:
+            spiking &= self.book.ids >= 0  # a neuron without a concept never spikes
         spike_count = int(np.count_nonzero(spiking))
         stamp = _Stamp(timestamp_ns)
         deltas: list[Delta] = []
-        edges = self.config.top_k > 0
+        edges = self.config.connections > 0
         if spike_count >= 2 and edges:
-            self._stdp(spiking, deltas, stamp, knobs)
-        self._touched = -1
-        if knobs.eta > 0.0 and xh is not None:
-            self._learn(cos, spiking, spike_count, xh, knobs.eta)
+            if self.book is None:
+                self._stdp(spiking, deltas, stamp, knobs)
+            else:  # associations: concepts the input itself resembles, not spikes spread to
+                direct = spiking & (cos > knobs.threshold)
+                if np.count_nonzero(direct) >= 2:
+                    self._stdp(direct, deltas, stamp, knobs)
+        self._touched = []
+        self._winner = -1
+        if self.book is not None and xh is not None and knobs.learns:
+            self._learn_concept(cos, xh, knobs, deltas, stamp)
         if tick % C.HOMEOSTASIS_EVERY == 0 and edges:
             self._homeostasis()
         if tick % C.DECAY_EVERY == 0 and edges:
@@ -365,6 +438,7 @@ class EmbeddedSNN:
             self._rates[spiking] += _F32(C.RATE_ALPHA)
             self.counters["ticks_with_spikes"] += 1
             self.counters["spikes"] += spike_count
+        self._emitted += len(deltas)
         return deltas
 
     def _knobs(self) -> _Knobs:
@@ -396,6 +470,9 @@ class EmbeddedSNN:
         order = np.lexsort((cols, rows))  # the crate's order: pre ascending, then post ascending
         rows, slots, cols = rows[order], slots[order], cols[order]
         old = self._weights[rows, slots]
+        if self.book is not None and not self.config.use_ternary:
+            # a new association starts where the crate's connections start
+            old = np.where(self._live[rows, slots], old, _F32(C.INITIAL_WEIGHT))
         if self.config.use_ternary:
             # Both neurons fired in this tick (t_ms = tick * 100 for each), so dt = 0.
             new = ternary_stdp(old, True, True, 0)
@@ -411,38 +488,196 @@ class EmbeddedSNN:
         if self._dense is not None:
             self._dense[rows, cols] = new
         self.counters["stdp_updates"] += int(rows.size)
-        deltas.extend(_merge_deltas(rows, cols, new, self.config.use_ternary, stamp()))
+        keys = self._edge_keys(rows, cols)
+        deltas.extend(_merge_deltas(keys, new, self.config.use_ternary, stamp(), self.book is not None))
 
-    def _learn(
-        self, cos: np.ndarray, spiking: np.ndarray, spike_count: int, xh: np.ndarray, eta: float
+    def _edge_keys(self, rows: np.ndarray, cols: np.ndarray) -> list[str]:
+        """Keys of connections i → j: associations of concept ids, or the crate's neuron slots."""
+        if self.book is None:
+            return [weight_key(i, j) for i, j in zip(rows.tolist(), cols.tolist(), strict=True)]
+        ids = self.book.ids
+        return [assoc_key(a, b) for a, b in zip(ids[rows].tolist(), ids[cols].tolist(), strict=True)]
+
+    def _learn_concept(
+        self,
+        cos: np.ndarray,
+        xh: np.ndarray,
+        knobs: _Knobs,
+        deltas: list[Delta],
+        stamp: _Stamp,
     ) -> None:
-        """Prototype learning (FIX): the winner moves toward the input, or a neuron is recruited."""
-        if spike_count:
-            if spike_count == 1:
-                winner = int(spiking.argmax())
-            else:
-                firing = np.flatnonzero(spiking)
-                winner = int(firing[np.argmax(cos[firing])])
-            # p <- (p + eta (x - p)) / norm, with the norm from the cosine (p and x are unit):
-            # |(1-eta) p + eta x|^2 = (1-eta)^2 + eta^2 + 2 eta (1-eta) cos. A rounding error in
-            # |p| shrinks by (1-eta)^2 at every update, so no drift accumulates.
-            keep = 1.0 - eta
-            norm = math.sqrt(max(keep * keep + eta * eta + 2.0 * eta * keep * float(cos[winner]), 0.0))
+        """Concept learning: the concept closest to the input, if within the spike threshold,
+        moves toward it (and its entry is rewritten once it drifted past
+        ``concept_tolerance``); otherwise the novel input becomes a new concept, after
+        merging the two closest concepts if every neuron is in use.
+
+        Recognition uses the cosine itself, not spikes that spreading added: an input is
+        known when it resembles a concept, not when an associated concept is active.
+        """
+        book = cast(ConceptBook, self.book)
+        tick = self._tick
+        eta = knobs.eta
+        best = int(np.argmax(cos))
+        if cos[best] > knobs.threshold and book.ids[best] >= 0:
+            winner = best
+            book.counts[winner] += 1
+            book.last_seen[winner] = tick
+            if self.config.prototype_rate == "1/n":
+                eta = 1.0 / float(book.counts[winner])
+            self._move(winner, xh, eta, float(cos[winner]))
             proto = self._protos[winner]
-            if norm > 1e-6:
-                proto *= _F32(keep / norm)
-                proto += _F32(eta / norm) * xh
-            else:
-                proto[:] = xh
+            if 1.0 - float(proto @ book.written[winner]) > self.config.concept_tolerance:
+                deltas.append(book.write_current(winner, proto, stamp()))
+            self._touched = [winner]
         else:
-            oldest = self._last_learned.min()
-            candidates = np.flatnonzero(self._last_learned == oldest)
-            winner = int(candidates[np.argmax(cos[candidates])])
+            free = np.flatnonzero(book.ids < 0)
+            self._touched = []
+            if free.size == 0:
+                kept, winner = self._merge_closest(deltas, stamp)
+                self._touched = [kept]
+            else:
+                winner = int(free[0])
             self._protos[winner] = xh
+            book.allocate(winner, tick)
+            deltas.append(book.write(winner, self._protos[winner], DeltaType.CREATE, stamp()))
             self.counters["recruits"] += 1
-        self._last_learned[winner] = self._tick
-        self._touched = winner
+            self._touched.append(winner)
+        self._last_learned[winner] = tick
+        self._winner = winner
         self.counters["prototype_updates"] += 1
+
+    def _move(self, neuron: int, xh: np.ndarray, eta: float, cos: float) -> None:
+        """m <- (1 - eta) m + eta x for the concept's mean m = radius * prototype (radius 1
+        for a fixed rate, where the prototype is renormalised every step as before)."""
+        book = cast(ConceptBook, self.book)
+        r = float(book.radius[neuron]) if self.config.prototype_rate == "1/n" else 1.0
+        a = (1.0 - eta) * r
+        norm = math.sqrt(max(a * a + eta * eta + 2.0 * a * eta * cos, 0.0))
+        proto = self._protos[neuron]
+        if norm > 1e-9:
+            proto *= _F32(a / norm)
+            proto += _F32(eta / norm) * xh
+            book.radius[neuron] = norm if self.config.prototype_rate == "1/n" else 1.0
+        else:
+            proto[:] = xh
+            book.radius[neuron] = 1.0
+
+    def _merge_closest(self, deltas: list[Delta], stamp: _Stamp) -> tuple[int, int]:
+        """Every neuron holds a concept: merge the two with the most similar prototypes.
+
+        The more used one (older on a tie) keeps its id and becomes the count-weighted mean
+        of both; the other's entry and associations get Deletes, an ``snn_concept_merged``
+        event records it, and its neuron is returned free: (kept, freed).
+        """
+        book = cast(ConceptBook, self.book)
+        gram = self._protos @ self._protos.T
+        np.fill_diagonal(gram, -np.inf)
+        i, j = (int(v) for v in np.unravel_index(int(np.argmax(gram)), gram.shape))
+        ci, cj = int(book.counts[i]), int(book.counts[j])
+        kept, gone = (i, j) if (ci, -book.ids[i]) >= (cj, -book.ids[j]) else (j, i)
+        ck, cg = int(book.counts[kept]), int(book.counts[gone])
+        mean = (ck * book.radius[kept]) * self._protos[kept].astype(np.float64)
+        mean += (cg * book.radius[gone]) * self._protos[gone].astype(np.float64)
+        mean /= max(ck + cg, 1)
+        length = float(np.linalg.norm(mean))
+        if length > 0:
+            self._protos[kept] = (mean / length).astype(np.float32)
+        book.radius[kept] = length if self.config.prototype_rate == "1/n" and length > 0 else 1.0
+        book.counts[kept] = ck + cg
+        book.first_seen[kept] = min(int(book.first_seen[kept]), int(book.first_seen[gone]))
+        book.last_seen[kept] = max(int(book.last_seen[kept]), int(book.last_seen[gone]))
+        ts = stamp()
+        deltas.append(book.write_current(kept, self._protos[kept], ts))
+        kept_id, gone_id = int(book.ids[kept]), int(book.ids[gone])
+        deltas.append(
+            Delta(DeltaType.DELETE, concept_key(gone_id), b"", 1.0, ts, source=SOURCE_CONCEPT, id=fast_id())
+        )
+        self._cut_associations(gone, deltas, ts)
+        self._events.append(
+            (
+                self._emitted + len(deltas),
+                MERGE_EVENT,
+                {
+                    "kept": concept_key(kept_id),
+                    "removed": concept_key(gone_id),
+                    "neuron": gone,
+                    "count": ck + cg,
+                    "cosine": float(gram[i, j]),
+                },
+            )
+        )
+        book.release(gone)
+        self._protos[gone] = 0.0
+        self._traces[gone] = 0.0
+        self._rates[gone] = 0.0
+        return kept, gone
+
+    def _cut_associations(self, neuron: int, deltas: list[Delta], ts: int) -> None:
+        """Delete every live association from or to ``neuron`` (source ``snn_concept``: the
+        concept is gone, the weight did not fade) and zero its connections."""
+        slots = np.arange(self._weights.shape[1])
+        rows = np.concatenate([np.full(slots.size, neuron), self._src[neuron]])
+        cols = np.concatenate([slots, slots])
+        live = self._live[rows, cols]
+        rows, cols = rows[live], cols[live]
+        if rows.size:
+            keys = self._edge_keys(rows, self._dst[rows, cols])
+            deltas.extend(
+                Delta(DeltaType.DELETE, key, b"", 1.0, ts, source=SOURCE_CONCEPT, id=fast_id())
+                for key in keys
+            )
+            self.counters["deletes"] += int(rows.size)
+        self._weights[neuron] = 0.0
+        self._weights[self._src[neuron], slots] = 0.0
+        self._live[neuron] = False
+        self._live[self._src[neuron], slots] = False
+        self._rebuild_incoming()
+
+    def flush_concepts(self, *, timestamp_ns: int | None = None) -> list[Delta]:
+        """Deltas that make every concept entry equal the network: a Create for a concept
+        never written, an Update for one whose prototype or count changed since its entry
+        was written (strength from the new count). Empty for frozen prototypes."""
+        book = self.book
+        if book is None:
+            return []
+        stamp = _Stamp(timestamp_ns)
+        out = []
+        for neuron in book.stale(self._protos).tolist():
+            out.append(book.write_current(neuron, self._protos[neuron], stamp()))
+        self._emitted += len(out)
+        return out
+
+    def pop_events(self) -> list[tuple[int, str, dict[str, Any]]]:
+        """Events (kind, fields) to log, each after the first ``position`` deltas returned
+        since the previous call; the list is cleared."""
+        events, self._events, self._emitted = self._events, [], 0
+        return events
+
+    def assign(self, activations: Any) -> tuple[np.ndarray, np.ndarray]:
+        """The concept each row is closest to by cosine, without learning anything.
+
+        Returns (concept ids, cosines), -1 and 0.0 for a row with no concept to go to (a
+        zero input after centring, or a network with no concept yet). Rows are centred by
+        the network's running mean as it stands.
+        """
+        book = self.book
+        if book is None:
+            raise ValidationError("assign: frozen prototypes hold no concepts (learn_prototypes is off)")
+        batch = check_activations(activations, self.config.input_dim, single=False)
+        if self.config.center == "running":
+            batch = book.centre(batch, learn=False)
+        unit, ok = _unit_inputs(batch)
+        alloc = np.flatnonzero(book.ids >= 0)
+        ids = np.full(batch.shape[0], -1, dtype=np.int64)
+        cosines = np.zeros(batch.shape[0], dtype=np.float32)
+        if alloc.size == 0:
+            return ids, cosines
+        with _one_blas_thread():
+            sims = unit @ self._protos[alloc].T
+        best = sims.argmax(axis=1)
+        ids[ok] = book.ids[alloc[best]][ok]
+        cosines[ok] = sims[np.arange(batch.shape[0]), best][ok]
+        return ids, cosines
 
     def _homeostasis(self) -> None:
         """Step 6: scale outgoing weights toward the target firing rate (continuous mode).
@@ -450,7 +685,7 @@ class EmbeddedSNN:
         Ternary weights are left alone: a multiplicative nudge of ±1 % cannot move a
         weight between -1, 0 and +1.
         """
-        if self.config.use_ternary:
+        if self.config.use_ternary or not self._weights.any():
             return
         err = _F32(self.config.homeostasis_target) - self._rates
         gain = _F32(C.HOMEOSTASIS_GAIN) * _F32(self.neuromod.serotonin)
@@ -467,6 +702,8 @@ class EmbeddedSNN:
         or its last Merge until its Delete; only live weights found at zero get a Delete.
         """
         cfg = self.config
+        if not self._weights.any() and not self._live.any():
+            return  # nothing to decay or delete (concepts before any association)
         decay = _F32(cfg.decay_rate) * (_F32(1.0) - _F32(self.neuromod.serotonin))
         if cfg.use_ternary:
             if decay > 0.5:
@@ -489,8 +726,8 @@ class EmbeddedSNN:
         ts = stamp()
         cols = self._dst[rows, slots]
         deltas.extend(
-            Delta(DeltaType.DELETE, weight_key(i, j), b"", 1.0, ts, source=source, id=fast_id())
-            for i, j in zip(rows.tolist(), cols.tolist(), strict=True)
+            Delta(DeltaType.DELETE, key, b"", 1.0, ts, source=source, id=fast_id())
+            for key in self._edge_keys(rows, cols)
         )
 
     # --- state ----------------------------------------------------------------------------
@@ -517,6 +754,7 @@ class EmbeddedSNN:
             "firing_rates": encode_array(self._rates, "float32"),
             "last_activations": encode_array(self._last_act, "float32"),
             "last_learned": encode_array(self._last_learned, "int64"),
+            "concepts": None if self.book is None else self.book.to_state(),
         }
 
     @classmethod
@@ -534,7 +772,10 @@ class EmbeddedSNN:
         if state["engine"] != ENGINE_NAME:
             raise CorruptError(f"{what}: engine is {state['engine']!r}, expected {ENGINE_NAME!r}")
         if state["version"] != STATE_VERSION:
-            raise CorruptError(f"{what}: version {state['version']!r} is not supported (expected 1)")
+            raise CorruptError(
+                f"{what}: version {state['version']!r} is not supported (expected {STATE_VERSION}; "
+                "a version 1 network predates concept memory: attach a new one)"
+            )
         try:
             cfg = SNNConfig.from_dict(state["config"], what=f"{what}: config")
             neuromod = NeuromodState.from_dict(state["neuromod"], what=f"{what}: neuromod")
@@ -551,7 +792,7 @@ class EmbeddedSNN:
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise CorruptError(f"{what}: counter {name} must be a non-negative integer")
 
-        n, d, k = cfg.num_neurons, cfg.input_dim, cfg.top_k
+        n, d, k = cfg.num_neurons, cfg.input_dim, cfg.connections
         net = cls.__new__(cls)
         net._setup(cfg, seed)
         net.neuromod = neuromod
@@ -576,6 +817,11 @@ class EmbeddedSNN:
         )
         if (net._last_learned < -1).any() or (net._last_learned > tick).any():
             raise CorruptError(f"{what}: last_learned must lie between -1 and the tick count")
+        concepts = state["concepts"]
+        if (concepts is None) != (not cfg.learn_prototypes):
+            raise CorruptError(f"{what}: concepts must be present exactly when prototypes are learned")
+        if concepts is not None:
+            net.book = ConceptBook.from_state(concepts, n, d, tick, f"{what}: concepts")
         net._rebuild_incoming()
         return net
 
@@ -615,6 +861,7 @@ class _Knobs:
         "competition",
         "eta",
         "key",
+        "learns",
         "spread",
         "stdp_step",
         "threshold",
@@ -629,12 +876,13 @@ class _Knobs:
         # Rank r is scaled by 1 - (r / n) * strength, float32 as in the crate.
         self.competition = (_F32(1.0) - rank_frac * strength) if strength else None
         self.acetylcholine = _F32(nm.acetylcholine)
-        self.spread = cfg.top_k > 0 and bool(self.acetylcholine)
+        self.spread = cfg.connections > 0 and bool(self.acetylcholine)
         self.threshold = _F32(cfg.spike_threshold)
         self.stdp_step = _F32(cfg.stdp_lr) * _F32(nm.dopamine)
         self.trace_keep = _F32(1.0 - cfg.trace_decay)
         eta = cfg.prototype_lr_scale * cfg.stdp_lr * nm.dopamine
         self.eta = min(1.0, eta) if cfg.learn_prototypes else 0.0
+        self.learns = cfg.learn_prototypes and (self.eta > 0.0 or cfg.prototype_rate == "1/n")
 
 
 class _Stamp:
@@ -651,34 +899,43 @@ class _Stamp:
         return self._ns
 
 
+_SCALAR_F32 = TensorSpec("F32", ())
+_SCALAR_I8 = TensorSpec("I8", ())
+
+
 def _merge_deltas(
-    rows: np.ndarray, cols: np.ndarray, values: np.ndarray, ternary: bool, ts: int
+    keys: list[str], values: np.ndarray, ternary: bool, ts: int, tensors: bool
 ) -> Iterable[Delta]:
-    pairs = zip(rows.tolist(), cols.tolist(), values.tolist(), strict=True)
+    """STDP Merge deltas; associations (``tensors``) say they are scalar tensors."""
+    pairs = zip(keys, values.tolist(), strict=True)
     if ternary:
         codes = values.astype(np.int8)
-        for (i, j, _), code in zip(pairs, codes.tolist(), strict=True):
+        spec = _SCALAR_I8 if tensors else None
+        for (key, _), code in zip(pairs, codes.tolist(), strict=True):
             yield Delta(
                 DeltaType.MERGE,
-                weight_key(i, j),
+                key,
                 np.int8(code).tobytes(),
                 float(code),
                 ts,
                 source=SOURCE_TERNARY_STDP,
                 id=fast_id(),
                 ternary=Ternary(code),
+                tensor=spec,
             )
     else:
         raw = values.astype("<f4").tobytes()
-        for n, (i, j, w) in enumerate(pairs):
+        spec = _SCALAR_F32 if tensors else None
+        for n, (key, w) in enumerate(pairs):
             yield Delta(
                 DeltaType.MERGE,
-                weight_key(i, j),
+                key,
                 raw[4 * n : 4 * n + 4],
                 w,
                 ts,
                 source=SOURCE_STDP,
                 id=fast_id(),
+                tensor=spec,
             )
 
 

@@ -4,24 +4,32 @@ The network lives in ``tg.extras["snn"]`` (see :meth:`EmbeddedSNN.to_state`), so
 saved inside the ``.thermo`` file with the thermogram it reshapes and restored exactly.
 :func:`run` feeds activations through it and applies the resulting deltas through the
 thermogram's normal log (``Thermogram.apply_many``: validated, hash-chained, subject to
-auto-consolidation), then stores the network's new state; the caller commits the file.
+auto-consolidation) — the concept entries, their associations and the Deletes and
+``snn_concept_merged`` events of merged concepts in the order they happened (events through
+``Thermogram.append_event``, so they are on the chain and bound at the next commit) — then
+stores the network's new state; the caller commits the file.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from thermo_cli.errors import NotFoundError, RefusedError
+from thermo_cli.operations.snn.concepts import concept_key
 from thermo_cli.operations.snn.config import SNNConfig
 from thermo_cli.operations.snn.network import COUNTERS, EmbeddedSNN
 from thermo_cli.operations.snn.neuromod import NeuromodState
 
 EXTRAS_KEY = "snn"
+DOMINANT_SHARE = 0.9
+"""A run warns when one concept took more than this share of its inputs."""
+DOMINANT_MIN_INPUTS = 20
+"""…and only when at least this many inputs went to a concept (a tiny run proves nothing)."""
 
 
 def has_network(tg: Any) -> bool:
@@ -68,6 +76,11 @@ class RunReport:
     neuromod: dict[str, float]
     dry_run: bool
     consolidations: int = 0
+    concepts: int = 0
+    """Concepts the network holds after the run (0 for frozen prototypes)."""
+    events: int = 0
+    """Events logged (concept merges)."""
+    warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -83,6 +96,9 @@ class RunReport:
             "neuromod": dict(self.neuromod),
             "dry_run": self.dry_run,
             "consolidations": self.consolidations,
+            "concepts": self.concepts,
+            "events": self.events,
+            "warnings": list(self.warnings),
         }
 
 
@@ -129,10 +145,13 @@ def run(
     before = dict(net.counters)
     tick_before = net.tick
     deltas = net.process_batch(activations, nm, neuromod_decay=decay, progress=progress)
+    winners = net.batch_winners
+    deltas += net.flush_concepts()
+    events = net.pop_events()
     consolidations = 0
     if not dry_run:
         done_before = tg.meta.total_consolidations
-        tg.apply_many(deltas)
+        _apply_in_order(tg, deltas, events)
         consolidations = tg.meta.total_consolidations - done_before
         save_network(tg, net)
     kinds = Counter(f"{d.source} {d.delta_type.label}" for d in deltas)
@@ -146,4 +165,46 @@ def run(
         neuromod=net.neuromod.to_dict(),
         dry_run=dry_run,
         consolidations=consolidations,
+        concepts=0 if net.book is None else int((net.book.ids >= 0).sum()),
+        events=len(events),
+        warnings=_dominance_warning(winners),
     )
+
+
+def _apply_in_order(tg: Any, deltas: list[Any], events: list[tuple[int, str, dict[str, Any]]]) -> None:
+    """Apply the deltas, logging each event after the deltas that came before it."""
+    done = 0
+    for position, kind, fields in events:
+        tg.apply_many(deltas[done:position])
+        tg.append_event(kind, fields)
+        done = position
+    tg.apply_many(deltas[done:])
+
+
+def _dominance_warning(winners: np.ndarray) -> list[str]:
+    """A warning when one concept took more than DOMINANT_SHARE of the run's inputs: the
+    inputs probably share a large common component (centre them) or the spike threshold is
+    too low for their spread."""
+    won = winners[winners >= 0]
+    if won.size < DOMINANT_MIN_INPUTS:
+        return []
+    ids, counts = np.unique(won, return_counts=True)
+    top = int(counts.argmax())
+    share = counts[top] / won.size
+    if share <= DOMINANT_SHARE:
+        return []
+    return [
+        f"one concept ({concept_key(int(ids[top]))}) took {share:.0%} of {won.size} inputs: "
+        "centre the inputs (center 'running') or raise the spike threshold"
+    ]
+
+
+def assign(tg: Any, activations: np.ndarray) -> list[dict[str, Any]]:
+    """For each row, the nearest concept's key (None if none) and the cosine: one dict per row
+    (``row``, ``concept``, ``cosine``). Reads only; nothing in ``tg`` changes."""
+    net = load_network(tg)
+    ids, cosines = net.assign(activations)
+    return [
+        {"row": row, "concept": concept_key(cid) if cid >= 0 else None, "cosine": float(c)}
+        for row, (cid, c) in enumerate(zip(ids.tolist(), cosines.tolist(), strict=True))
+    ]

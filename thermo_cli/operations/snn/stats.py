@@ -36,12 +36,15 @@ def summarize(net: EmbeddedSNN) -> dict[str, Any]:
         "weights": _weights(net.weights, cfg.use_ternary),
         "prototypes": {
             "learning": cfg.learn_prototypes,
-            "in_use": int(np.count_nonzero(net.last_learned >= 0)),
+            "in_use": int(np.count_nonzero(net.last_learned >= 0))
+            if net.book is None
+            else int(np.count_nonzero(net.book.ids >= 0)),
             "updates": counters["prototype_updates"],
             "recruited": counters["recruits"],
         },
         "spiking_tick_fraction": counters["ticks_with_spikes"] / tick if tick else 0.0,
         "counters": counters,
+        "concepts": [] if net.book is None else net.book.summary(),
     }
 
 

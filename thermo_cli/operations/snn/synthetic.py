@@ -64,3 +64,20 @@ def alignment(prototypes: np.ndarray, centres: np.ndarray) -> Alignment:
     sims = c @ p.T
     best = sims.argmax(axis=1)
     return Alignment(tuple(int(i) for i in best), tuple(float(sims[i, j]) for i, j in enumerate(best)))
+
+
+def sequential_kmeans(samples: np.ndarray, k: int) -> np.ndarray:
+    """One-pass streaming k-means (MacQueen): the first ``k`` samples seed the centroids,
+    each later sample moves its nearest centroid by 1/n; then every sample is labelled by its
+    nearest centroid. The baseline the concept memory is measured against, run the same
+    way (one pass, same order, same inputs)."""
+    x = np.asarray(samples, dtype=np.float64)
+    centroids = x[:k].copy()
+    counts = np.ones(k)
+    for row in x[k:]:
+        j = int(np.argmin(((centroids - row) ** 2).sum(axis=1)))
+        counts[j] += 1
+        centroids[j] += (row - centroids[j]) / counts[j]
+    squared = (x * x).sum(axis=1)[:, None] - 2 * x @ centroids.T + (centroids * centroids).sum(axis=1)
+    labels: np.ndarray = squared.argmin(axis=1)
+    return labels
