@@ -302,21 +302,24 @@ def assign(
         typer.Option(
             "--input",
             "-i",
-            help="Activations: .npy [n, dim], .safetensors, JSONL of number lists, or '-' for stdin.",
+            help="Activations: .npy [n, dim], .npz, .safetensors, a .json 2-D array, JSONL of number lists, "
+            "or '-' for stdin.",
             show_default=False,
         ),
     ],
     tensor: Annotated[
         str | None,
         typer.Option(
-            "--tensor", help="Tensor to read from a safetensors file holding several.", show_default=False
+            "--tensor",
+            help="Array to read from an .npz or safetensors file holding several.",
+            show_default=False,
         ),
     ] = None,
     fmt: Annotated[
         str | None,
         typer.Option(
             "--format",
-            help="Input format when the name does not say: npy, safetensors or jsonl.",
+            help="Input format when the name does not say: npy, npz, safetensors, json or jsonl.",
             show_default=False,
         ),
     ] = None,
