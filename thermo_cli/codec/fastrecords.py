@@ -58,12 +58,20 @@ _K_CUSTOM = _text("custom")
 _K_TENSOR = _text("tensor")
 _PREV32 = _head(2, 32)
 _SHORT = cbor.SHORT
-_TEXT_HEADS = cbor.TEXT_HEADS
-_BYTES_HEADS = cbor.BYTES_HEADS
+_TEXT_HEADS: tuple[bytes, ...] = ()
+_BYTES_HEADS: tuple[bytes, ...] = ()
+
+
+def _load_heads() -> None:
+    """Bind cbor's head tables on first encode (a read that encodes nothing never builds them)."""
+    global _TEXT_HEADS, _BYTES_HEADS
+    _TEXT_HEADS, _BYTES_HEADS = cbor.TEXT_HEADS, cbor.BYTES_HEADS
 
 
 def encode_delta(d: Delta) -> bytes:
     """Canonical CBOR record bytes of a v2 delta (equal to ``records.encode_record(d)``)."""
+    if not _TEXT_HEADS:
+        _load_heads()
     key = d.key.encode("utf-8")
     src = d.source.encode("utf-8")
     did = d.id.encode("utf-8")

@@ -15,11 +15,13 @@ import os
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from enum import IntEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from thermo_cli.errors import ValidationError, quote
+
+if TYPE_CHECKING:  # imported where used: most commands never convert a datetime
+    from datetime import datetime
 
 MAX_KEY_BYTES = 4096
 """Longest key, in UTF-8 bytes. Keys are names (tensor names, paths), not payloads."""
@@ -314,6 +316,8 @@ def check_bytes(value: Any, field_name: str = "value") -> bytes:
 
 def datetime_to_ns(dt: datetime) -> int:
     """A timezone-aware datetime as integer nanoseconds since the epoch (UTC)."""
+    from datetime import UTC, datetime
+
     if not isinstance(dt, datetime):
         raise ValidationError(f"timestamp: expected a datetime, got {type(dt).__name__}")
     if dt.tzinfo is None or dt.utcoffset() is None:
@@ -324,6 +328,8 @@ def datetime_to_ns(dt: datetime) -> int:
 
 def ns_to_datetime(ns: int) -> datetime:
     """Nanoseconds to an aware UTC datetime (sub-microsecond digits are dropped)."""
+    from datetime import UTC, datetime
+
     return datetime.fromtimestamp(ns // NS_PER_SECOND, tz=UTC).replace(
         microsecond=(ns % NS_PER_SECOND) // 1000
     )
