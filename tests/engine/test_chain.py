@@ -80,6 +80,16 @@ def test_fast_ids_are_uuid4():
         assert re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}", i)
 
 
+def test_ids_need_no_numpy():
+    """`thermo apply` makes an id per delta: numpy's import would cost more than the ids."""
+    import subprocess
+    import sys
+
+    code = "import sys; from thermo_cli.model import new_id; new_id(); print('numpy' in sys.modules)"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.stdout.strip() == "False", r.stderr
+
+
 # --- tamper detection ---------------------------------------------------------------------
 
 MUTATIONS = {

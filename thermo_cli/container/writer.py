@@ -46,7 +46,7 @@ from thermo_cli.container.metablock import meta_to_map
 from thermo_cli.container.reader import Reader
 from thermo_cli.container.trailer import Trailer
 from thermo_cli.errors import ChainError, LimitExceededError, ValidationError
-from thermo_cli.integrity.merkle import CompactRange, leaf_hash
+from thermo_cli.integrity.merkle import CompactRange, leaf_hashes_of
 from thermo_cli.model import Delta, Entry, HashScheme, Layer, LogRecord, TensorSpec
 
 DATA_CHUNK = 1 * MiB
@@ -165,8 +165,13 @@ def check_readable(new: list[LogRecord], new_bytes: list[bytes], first: int) -> 
     reader decodes it, which costs microseconds per event.
     """
     limits = current_limits()
-    for i, (rec, data) in enumerate(zip(new, new_bytes, strict=True)):
-        index = first + i
+    if max(map(len, new_bytes), default=0) <= min(limits.max_record_bytes, limits.max_cbor_items):
+        # every record is within both caps: only events need decoding (the common case)
+        suspects = [i for i, rec in enumerate(new) if type(rec) is not Delta]
+    else:
+        suspects = list(range(len(new)))
+    for i in suspects:
+        rec, data, index = new[i], new_bytes[i], first + i
         if len(data) > limits.max_record_bytes:
             raise LimitExceededError(
                 f"log record {index}: {len(data)} bytes exceeds max_record_bytes "
@@ -184,7 +189,7 @@ def check_readable(new: list[LogRecord], new_bytes: list[bytes], first: int) -> 
 def write_segments(sink: Sink, recs: list[bytes], first: int) -> list[SegmentRef]:
     refs = []
     for run in group(recs):
-        data = b"".join(frame(r) for r in run)
+        data = b"".join(map(frame, run))
         off = sink.write(data)
         refs.append(SegmentRef(off, len(data), first, len(run), hashlib.sha256(data).digest()))
         first += len(run)
@@ -557,8 +562,7 @@ def write_full(
         start = 0
     new_bytes = [record_bytes(r) for r in new]
     check_readable(new, new_bytes, start)
-    for b in new_bytes:
-        rng.append(leaf_hash(b))
+    rng.extend(leaf_hashes_of(new_bytes))  # whole subtrees at a time, not a Python call per node
     segs += write_segments(sink, new_bytes, start)
     table_ref = None
     if segs:
@@ -662,8 +666,7 @@ def plan_append(
             sink.write(stored), len(stored), len(meta_raw), "zstd", hashlib.sha256(stored).digest()
         )
     rng = old.compact_range().copy()
-    for b in new_bytes:
-        rng.append(leaf_hash(b))
+    rng.extend(leaf_hashes_of(new_bytes))  # whole subtrees at a time, not a Python call per node
     inline, table = old.segments + segs, old.table
     if len(inline) > INLINE_SEGMENTS:
         table = write_block(
