@@ -71,6 +71,16 @@ def test_fast_encoding_equals_the_reference_record_encoding(d):
     assert dataclasses.replace(back, encoded=None) == dataclasses.replace(d, encoded=None)
 
 
+@settings(max_examples=200, deadline=None)
+@given(deltas())
+def test_the_plain_delta_encoding_equals_the_reference_record_encoding(d):
+    """Deltas whose optional fields are all null take ``encode_delta``'s merged-items path."""
+    d = dataclasses.replace(d, ternary=None, observation_count=None, custom=None, tensor=None)
+    if d.strength != d.strength or not 0.0 <= d.strength <= 1.0:
+        d.strength = 0.5
+    assert fastrecords.encode_delta(d) == records.encode_record(d)
+
+
 def test_fast_ids_are_uuid4():
     ids = {chain.fast_id() for _ in range(3000)}
     assert len(ids) == 3000
