@@ -154,7 +154,12 @@ def __getattr__(name: str) -> tuple[bytes, ...]:
     major = _HEAD_TABLES.get(name)
     if major is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    table = tuple(head(major, n) for n in range(SHORT))
+    mt = major << 5  # the three head sizes below SHORT, written without a call per entry
+    table = (
+        *[bytes((mt | n,)) for n in range(24)],
+        *[bytes((mt | 24, n)) for n in range(24, 0x100)],
+        *[bytes((mt | 25, n >> 8, n & 0xFF)) for n in range(0x100, SHORT)],
+    )
     globals()[name] = table
     return table
 
