@@ -15,6 +15,7 @@ import errno
 import fcntl
 import os
 import re
+import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -149,7 +150,7 @@ def write_target(path: str | os.PathLike[str]) -> str:
 def temp_path_for(path: str) -> str:
     """An unpredictable sibling name for a temporary file (a planted file cannot anticipate it)."""
     d, base = os.path.split(os.path.abspath(path))
-    return os.path.join(d, f".{base}.{os.urandom(6).hex()}{TEMP_SUFFIX}")
+    return os.path.join(d, f".{base}.{secrets.token_hex(6)}{TEMP_SUFFIX}")
 
 
 def leftover_temp_files(path: str | os.PathLike[str]) -> list[str]:
