@@ -47,8 +47,6 @@ from thermo_cli.container.layout import (
     looks_like_container,
     new_prefix,
 )
-from thermo_cli.container.metablock import meta_to_map
-from thermo_cli.engine.thermogram import Thermogram
 from thermo_cli.errors import (
     BadMagicError,
     ChainError,
@@ -63,10 +61,12 @@ from thermo_cli.errors import (
 from thermo_cli.model import Delta, DeltaType, Entry, Layer, LogRecord, ReadResult
 
 # Imported inside the functions that use them, for start-up time (``thermo get`` loads this
-# module): the container's reader, lazy layers and writer (zstandard), and the Rust crate's
-# formats (orjson), so a command loads only what the file it opens needs.
+# module): the engine, the container's reader, lazy layers, meta block and writer
+# (zstandard), and the Rust crate's formats (orjson), so a command loads only what the file
+# it opens needs.
 if TYPE_CHECKING:
     from thermo_cli.container.reader import Reader
+    from thermo_cli.engine.thermogram import Thermogram
 
 __all__ = [
     "DEFAULT_LIMITS",
@@ -232,6 +232,7 @@ def _load_json(data: bytes, p: str, kind: str) -> Thermogram:
 def thermogram_from_reader(reader: Reader, *, layers: str = "lazy", log: str = "tail") -> Thermogram:
     from thermo_cli.container.lazy import LazyLayer
     from thermo_cli.container.materialize import materialize_layer
+    from thermo_cli.engine.thermogram import Thermogram
 
     t = reader.trailer
     fields = reader.meta_fields()
@@ -722,6 +723,8 @@ def _load_for_edit(
 
 def _fingerprint(tg: Thermogram) -> _Fingerprint:
     """What a commit would write differently if it changed: log, layer sizes, meta block."""
+    from thermo_cli.container.metablock import meta_to_map
+
     meta = hashlib.sha256(cbor.encode(meta_to_map(tg))).digest()
     sizes = tuple(len(tg.layers[layer]) for layer in Layer)
     return (tg.log_length, tg.head_hash, tg.dirty_start, tg.layers_modified, sizes, meta)

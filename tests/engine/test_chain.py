@@ -71,6 +71,16 @@ def test_fast_encoding_equals_the_reference_record_encoding(d):
     assert dataclasses.replace(back, encoded=None) == dataclasses.replace(d, encoded=None)
 
 
+@settings(max_examples=200, deadline=None)
+@given(deltas())
+def test_the_plain_delta_encoding_equals_the_reference_record_encoding(d):
+    """Deltas whose optional fields are all null take ``encode_delta``'s merged-items path."""
+    d = dataclasses.replace(d, ternary=None, observation_count=None, custom=None, tensor=None)
+    if d.strength != d.strength or not 0.0 <= d.strength <= 1.0:
+        d.strength = 0.5
+    assert fastrecords.encode_delta(d) == records.encode_record(d)
+
+
 def test_fast_ids_are_uuid4():
     ids = {chain.fast_id() for _ in range(3000)}
     assert len(ids) == 3000
@@ -78,6 +88,16 @@ def test_fast_ids_are_uuid4():
         u = uuid.UUID(i)
         assert (u.version, u.variant, str(u)) == (4, uuid.RFC_4122, i)
         assert re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}", i)
+
+
+def test_ids_need_no_numpy():
+    """`thermo apply` makes an id per delta: numpy's import would cost more than the ids."""
+    import subprocess
+    import sys
+
+    code = "import sys; from thermo_cli.model import new_id; new_id(); print('numpy' in sys.modules)"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.stdout.strip() == "False", r.stderr
 
 
 # --- tamper detection ---------------------------------------------------------------------

@@ -263,3 +263,9 @@ def test_extending_a_compact_range_equals_appending_one_by_one(batches):
         many.extend(hs)
         assert (many.size, many.nodes) == (one.size, one.nodes)
         assert many.root() == one.root() == merkle.fold(one.nodes)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.binary(max_size=40), max_size=50))
+def test_batch_leaf_hashes_are_the_leaf_hashes(items):
+    assert merkle.leaf_hashes_of(items) == [merkle.leaf_hash(x) for x in items]

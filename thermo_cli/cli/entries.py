@@ -1,28 +1,27 @@
-"""Reading entries: ``thermo get`` (one value) and ``thermo keys``.
+"""Reading entries: ``thermo get`` (one value) and ``thermo keys`` — their options and help.
 
-``get`` is the command people run in loops, so this module imports only typer at load
-time; the store, numpy and the codecs are imported by the code path that needs them.
+What they do is in :mod:`thermo_cli.cli._read`, shared with the start-up fast path
+(:mod:`thermo_cli.cli._fast`) that runs a plain ``thermo get``/``thermo keys`` without
+building the typer app; keep the options here and the fast path's parser in step.
 """
 
 from __future__ import annotations
 
-import sys
 from enum import StrEnum
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated
 
 import typer
 
 from thermo_cli.cli._args import FileArg
-from thermo_cli.cli._common import EXIT_USAGE, err, open_output, print_json, write_stdout_bytes
-
-if TYPE_CHECKING:
-    from thermo_cli.model import ReadResult
+from thermo_cli.cli._read import run_get, run_keys
 
 commands = typer.Typer(add_completion=False)
 """This module's commands; the root group loads them when one of them runs."""
 
 
 class LayerName(StrEnum):
+    """``--layer`` choices (:data:`thermo_cli.cli._read.LAYER_NAMES`, which the fast path checks)."""
+
     hot = "hot"
     warm = "warm"
     cool = "cool"
@@ -54,26 +53,9 @@ def get(
 
     Example: thermo get memory.thermo greeting
     """
-    from thermo_cli import store
-    from thermo_cli.errors import NotFoundError
-
-    if sum((raw, json_out, as_npy is not None)) > 1:
-        err("thermo: error: --raw, --json and --as-npy are alternatives")
-        raise typer.Exit(EXIT_USAGE)
-    if (as_npy == "-" or raw) and sys.stdout.isatty():
-        err("thermo: error: not writing binary data to a terminal: redirect stdout or name a file")
-        raise typer.Exit(EXIT_USAGE)
-    result = store.read(file, key)
-    if result is None:
-        raise NotFoundError(f"key {key!r} not found in {file}")
-    if json_out:
-        print_json(_entry_json(result))
-    elif as_npy is not None:
-        _write_npy(result, as_npy)
-    elif raw:
-        write_stdout_bytes(result.value)
-    else:
-        _print_value(result)
+    code = run_get(file, key, raw, json_out, as_npy)
+    if code:
+        raise typer.Exit(code)
 
 
 @commands.command("keys")
@@ -94,102 +76,6 @@ def keys(
 
     Example: thermo keys memory.thermo --layer cold --json
     """
-    from thermo_cli import store
-
-    tg = store.load(file, layers="lazy", log="tail")
-    found = tg.keys(layer.value if layer is not None else None)
-    if prefix:
-        found = [k for k in found if k.startswith(prefix)]
-    if json_out:
-        print_json(found)
-    elif found:
-        sep = "\0" if null else "\n"
-        sys.stdout.write(sep.join(found) + sep)
-        sys.stdout.flush()
-
-
-def _entry_json(result: ReadResult) -> dict[str, Any]:
-    from thermo_cli.formats import jsonl
-
-    doc: dict[str, Any] = {
-        "key": result.key,
-        "layer": result.source,
-        "strength": result.strength,
-        "ternary": None if result.ternary is None else int(result.ternary),
-        "update_count": result.update_count,
-        "size": len(result.value),
-        "value": jsonl.encode_value(result.value, result.tensor),
-    }
-    if result.tensor is not None:
-        t = result.tensor
-        doc["tensor"] = {"dtype": t.dtype, "shape": list(t.shape), "encoding": t.encoding}
-    return doc
-
-
-def _print_value(result: ReadResult) -> None:
-    """Text as text, a tensor as a JSON array of numbers, binary only away from a terminal."""
-    if result.tensor is not None:
-        _print_tensor(result)
-        return
-    try:
-        text = result.value.decode("utf-8")
-    except UnicodeDecodeError:
-        if sys.stdout.isatty():
-            from thermo_cli.errors import ValidationError
-
-            raise ValidationError(
-                f"{result.key!r} holds {len(result.value)} bytes of binary data: "
-                "not printed to a terminal (use --raw, --json or a redirect)"
-            ) from None
-        write_stdout_bytes(result.value)
-        return
-    sys.stdout.write(text + "\n")
-    sys.stdout.flush()
-
-
-def _print_tensor(result: ReadResult) -> None:
-    import numpy as np
-
-    from thermo_cli.cli._common import json_bytes
-
-    arr = _tensor_array(result)
-    if arr.dtype.kind == "f":
-        arr = arr.astype(np.float64)
-    sys.stdout.write(json_bytes(arr.tolist()).decode("utf-8") + "\n")
-    sys.stdout.flush()
-
-
-def _tensor_array(result: ReadResult, *, note: bool = False) -> Any:
-    """The tensor's values; a float type numpy lacks becomes float32 (noted when asked)."""
-    from thermo_cli.codec.tensors import dtype_info, to_float32, value_to_array
-
-    assert result.tensor is not None
-    arr = value_to_array(result.value, result.tensor)
-    info = dtype_info(result.tensor.dtype)
-    if info.kind == "float" and not info.native:
-        if note:
-            err(f"thermo: note: .npy has no {info.name}; writing float32 values")
-        arr = to_float32(arr, info.name)
-    return arr
-
-
-def _write_npy(result: ReadResult, out: str) -> None:
-    import numpy as np
-
-    from thermo_cli.codec.tensors import dtype_info
-    from thermo_cli.errors import ValidationError, quote
-
-    if result.tensor is None:
-        raise ValidationError(
-            f"{quote(result.key)} is not a tensor (it holds {len(result.value)} bytes): use --raw"
-        )
-    arr = _tensor_array(result, note=True)
-    with open_output(out) as fh:
-        np.save(fh, np.ascontiguousarray(arr), allow_pickle=False)
-    if out != "-":
-        info = dtype_info(result.tensor.dtype)
-        shape = list(result.tensor.shape)
-        stored = f" as {arr.dtype} {list(arr.shape)}" if list(arr.shape) != shape or info.is_packed else ""
-        if info.is_packed:
-            stored += " (packed)"
-        err(f"wrote {quote(result.key)} {result.tensor.dtype} {shape}{stored} to {out}")
+    code = run_keys(file, layer.value if layer is not None else None, prefix, null, json_out)
+    if code:
+        raise typer.Exit(code)

@@ -144,9 +144,26 @@ def text_item(s: str) -> bytes:
     return head(3, len(b)) + b
 
 
-TEXT_HEADS = tuple(head(3, n) for n in range(SHORT))
-BYTES_HEADS = tuple(head(2, n) for n in range(SHORT))
-UINT_ITEMS = tuple(head(0, n) for n in range(SHORT))
+_HEAD_TABLES = {"TEXT_HEADS": 3, "BYTES_HEADS": 2, "UINT_ITEMS": 0}
+"""The precomputed heads (``TEXT_HEADS[n]`` is the head of a text of n bytes, n < SHORT),
+by major type. They are built on first use (module ``__getattr__``): 12,288 small byte
+strings cost more than the whole of ``thermo get``'s own work, and a read never needs them."""
+
+
+def __getattr__(name: str) -> tuple[bytes, ...]:
+    major = _HEAD_TABLES.get(name)
+    if major is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    mt = major << 5  # the three head sizes below SHORT, written without a call per entry
+    table = (
+        *[bytes((mt | n,)) for n in range(24)],
+        *[bytes((mt | 24, n)) for n in range(24, 0x100)],
+        *[bytes((mt | 25, n >> 8, n & 0xFF)) for n in range(0x100, SHORT)],
+    )
+    globals()[name] = table
+    return table
+
+
 NULL = b"\xf6"
 
 _F16 = struct.Struct(">e")

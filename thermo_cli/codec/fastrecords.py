@@ -58,12 +58,72 @@ _K_CUSTOM = _text("custom")
 _K_TENSOR = _text("tensor")
 _PREV32 = _head(2, 32)
 _SHORT = cbor.SHORT
-_TEXT_HEADS = cbor.TEXT_HEADS
-_BYTES_HEADS = cbor.BYTES_HEADS
+_TEXT_HEADS: tuple[bytes, ...] = ()
+_BYTES_HEADS: tuple[bytes, ...] = ()
+
+
+def _load_heads() -> None:
+    """Bind cbor's head tables on first encode (a read that encodes nothing never builds them)."""
+    global _TEXT_HEADS, _BYTES_HEADS
+    _TEXT_HEADS, _BYTES_HEADS = cbor.TEXT_HEADS, cbor.BYTES_HEADS
+
+
+# Neighbouring items that are the same in most records, joined once: the common delta (no
+# observation count, ternary, custom metadata or tensor) is then 19 pieces, not 27.
+_MAP13_K_S = _MAP13 + _K_S
+_K_T_DELTA_K_ID = _K_T_DELTA + _K_ID
+_K_OP_K_TS = {t: op + _K_TS for t, op in _K_OP.items()}
+_K_OBS_NULL_K_SRC = _K_OBS + _NULL + _K_SRC
+_K_PREV_32 = _K_PREV + _PREV32
+_K_TERN_NULL_K_VALUE = _K_TERN[None] + _K_VALUE
+_K_CUSTOM_NULL_K_TENSOR_NULL = _K_CUSTOM + _NULL + _K_TENSOR + _NULL
 
 
 def encode_delta(d: Delta) -> bytes:
     """Canonical CBOR record bytes of a v2 delta (equal to ``records.encode_record(d)``)."""
+    if not _TEXT_HEADS:
+        _load_heads()
+    if d.observation_count is None and d.ternary is None and d.custom is None and d.tensor is None:
+        return _encode_plain(d)
+    return _encode_any(d)
+
+
+def _encode_plain(d: Delta) -> bytes:
+    """:func:`encode_delta` of a delta whose optional fields are all null (the hot path)."""
+    key = d.key.encode("utf-8")
+    src = d.source.encode("utf-8")
+    did = d.id.encode("utf-8")
+    value = d.value
+    nd, nk, ns, nv = len(did), len(key), len(src), len(value)
+    ts = d.timestamp_ns
+    prev = d.prev_hash
+    return b"".join(
+        (
+            _MAP13_K_S,
+            _FLOAT_ITEMS.get(d.strength) or _strength(d.strength),
+            _K_T_DELTA_K_ID,
+            _TEXT_HEADS[nd] if nd < _SHORT else _head(3, nd),
+            did,
+            _K_OP_K_TS[d.delta_type],
+            b"\x1b" + ts.to_bytes(8, "big") if ts >= 0x100000000 else _int(ts),
+            _K_KEY,
+            _TEXT_HEADS[nk] if nk < _SHORT else _head(3, nk),
+            key,
+            _K_OBS_NULL_K_SRC,
+            _TEXT_HEADS[ns] if ns < _SHORT else _head(3, ns),
+            src,
+            _K_PREV_NULL if prev is None else _K_PREV_32,
+            b"" if prev is None else bytes.fromhex(prev),
+            _K_TERN_NULL_K_VALUE,
+            _BYTES_HEADS[nv] if nv < _SHORT else _head(2, nv),
+            value,
+            _K_CUSTOM_NULL_K_TENSOR_NULL,
+        )
+    )
+
+
+def _encode_any(d: Delta) -> bytes:
+    """:func:`encode_delta` of any v2 delta, field by field."""
     key = d.key.encode("utf-8")
     src = d.source.encode("utf-8")
     did = d.id.encode("utf-8")

@@ -25,7 +25,6 @@ import struct
 from typing import Any, TypeGuard
 
 from thermo_cli.codec import cbor
-from thermo_cli.codec.timestamps import format_rfc3339
 from thermo_cli.errors import CorruptError
 from thermo_cli.model import (
     Delta,
@@ -46,6 +45,8 @@ _HEX = frozenset("0123456789abcdef")
 
 def legacy_delta_hash(d: Delta) -> str:
     """The Rust crate's delta hash, byte for byte (LEGACY-FORMAT.md)."""
+    from thermo_cli.codec.timestamps import format_rfc3339  # datetime: only legacy deltas need it
+
     h = hashlib.sha256()
     h.update(d.id.encode("utf-8"))
     h.update(bytes((int(d.delta_type),)))

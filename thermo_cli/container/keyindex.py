@@ -26,11 +26,7 @@ from thermo_cli.model.fields import as_bytes, as_list, as_map, as_uint, field_of
 
 def newest_deltas(recs: Iterable[LogRecord], first: int) -> dict[str, int]:
     """Key → log index of its newest delta among ``recs`` (record ``first`` onwards)."""
-    out: dict[str, int] = {}
-    for i, rec in enumerate(recs):
-        if isinstance(rec, Delta):
-            out[rec.key] = first + i
-    return out
+    return {rec.key: first + i for i, rec in enumerate(recs) if isinstance(rec, Delta)}
 
 
 PART_KEYS = 2048

@@ -9,14 +9,15 @@ overlay. ``pristine()`` tells a writer whether the on-disk chunks can be copied 
 from __future__ import annotations
 
 from collections.abc import Callable, ItemsView, Iterator, MutableMapping, ValuesView
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
-from thermo_cli.codec.leaves import column_leaf_hashes, tensor_items
 from thermo_cli.container.directory import DirData, Row
 from thermo_cli.container.index import LayerIndex
 from thermo_cli.container.reader import ChunkCache, Reader, read_value
-from thermo_cli.engine.select import StrengthTest
 from thermo_cli.model import Entry, Layer
+
+if TYPE_CHECKING:  # not imported at run time: ``thermo get`` loads this module
+    from thermo_cli.engine.select import StrengthTest
 
 LeafItem = tuple[str, bytes | None, Entry | None, bytes | None]
 """(key, leaf hash of an entry unchanged since the chunks were read, or the changed entry
@@ -322,6 +323,8 @@ class LazyLayer(MutableMapping[str, Entry]):
             return None
         c = chunk.cols
         columns = (c["strength"], c["ternary"], c["updated"], c["count"], c["tensor"])
+        from thermo_cli.codec.leaves import column_leaf_hashes, tensor_items
+
         hashes = column_leaf_hashes(lnum, chunk.keys, columns, tensor_items(chunk.tensors), chunk.value_shas)
         out = list(zip(chunk.keys, hashes, strict=True))
         self._leaf_cache[sha] = out

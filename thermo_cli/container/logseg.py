@@ -10,8 +10,10 @@ touches only the last few.
 from __future__ import annotations
 
 import struct
+from bisect import bisect_right
 from collections.abc import Iterator
 from dataclasses import dataclass
+from itertools import accumulate
 from typing import Any
 
 from thermo_cli.config.limits import Limits, check_cap
@@ -59,19 +61,30 @@ def frame(record: bytes) -> bytes:
     return _LEN.pack(len(record)) + record
 
 
+def frames(records: list[bytes]) -> bytes:
+    """``b"".join(map(frame, records))``: every length packed in one call, then interleaved."""
+    n = len(records)
+    lengths = struct.pack(f"<{n}I", *map(len, records))
+    parts: list[bytes] = [b""] * (2 * n)
+    parts[0::2] = [lengths[i : i + 4] for i in range(0, 4 * n, 4)]
+    parts[1::2] = records
+    return b"".join(parts)
+
+
 def group(records: list[bytes], target: int = SEGMENT_TARGET) -> list[list[bytes]]:
-    """Split records (in order) into runs of about ``target`` framed bytes each."""
+    """Split records (in order) into runs of about ``target`` framed bytes each.
+
+    Greedy: a record joins the current run while the run's framed bytes stay within
+    ``target`` (a record larger than that is a run of its own). The run ends are found by
+    binary search in the running total of framed sizes, not by a Python step per record.
+    """
+    ends = list(accumulate(map((4).__add__, map(len, records))))
     runs: list[list[bytes]] = []
-    cur: list[bytes] = []
-    size = 0
-    for rec in records:
-        if cur and size + 4 + len(rec) > target:
-            runs.append(cur)
-            cur, size = [], 0
-        cur.append(rec)
-        size += 4 + len(rec)
-    if cur:
-        runs.append(cur)
+    start, base, n = 0, 0, len(records)
+    while start < n:
+        stop = max(bisect_right(ends, base + target, start), start + 1)
+        runs.append(records[start:stop])
+        base, start = ends[stop - 1], stop
     return runs
 
 

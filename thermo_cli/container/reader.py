@@ -55,7 +55,6 @@ from thermo_cli.container.layout import (
     unpack_footer,
 )
 from thermo_cli.container.logseg import SegmentRef, iter_frames
-from thermo_cli.container.metablock import meta_fields_from_map
 from thermo_cli.container.source import ByteSource, open_source
 from thermo_cli.container.trailer import Trailer, trailer_from_bytes
 from thermo_cli.errors import CorruptError, FormatError, IntegrityError, TruncatedError
@@ -415,6 +414,8 @@ class Reader:
 
     @_names_file
     def meta_fields(self) -> dict[str, Any]:
+        from thermo_cli.container.metablock import meta_fields_from_map  # engine config: not for a get
+
         return meta_fields_from_map(self.meta_map)
 
     @property

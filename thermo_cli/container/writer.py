@@ -41,12 +41,12 @@ from thermo_cli.container.index import (
 from thermo_cli.container.keyindex import PART_KEYS, block_map, newest_deltas, part_maps, split_block_map
 from thermo_cli.container.layout import COMMIT_HEADER_SIZE, is_framed, pack_commit_header, pack_footer
 from thermo_cli.container.lazy import LazyLayer
-from thermo_cli.container.logseg import SegmentRef, frame, group
+from thermo_cli.container.logseg import SegmentRef, frames, group
 from thermo_cli.container.metablock import meta_to_map
 from thermo_cli.container.reader import Reader
 from thermo_cli.container.trailer import Trailer
 from thermo_cli.errors import ChainError, LimitExceededError, ValidationError
-from thermo_cli.integrity.merkle import CompactRange, leaf_hash
+from thermo_cli.integrity.merkle import CompactRange, leaf_hashes_of
 from thermo_cli.model import Delta, Entry, HashScheme, Layer, LogRecord, TensorSpec
 
 DATA_CHUNK = 1 * MiB
@@ -98,6 +98,14 @@ class Sink:
 
 
 # --- records ----------------------------------------------------------------------------
+
+
+def records_bytes(recs: list[LogRecord]) -> list[bytes]:
+    """:func:`record_bytes` of each record; sealed records (the usual case) in two list passes."""
+    out = [r.encoded for r in recs]
+    if None in out or None in [r.hash for r in recs]:
+        return [record_bytes(r) for r in recs]
+    return out  # type: ignore[return-value]
 
 
 def record_bytes(rec: LogRecord) -> bytes:
@@ -165,8 +173,13 @@ def check_readable(new: list[LogRecord], new_bytes: list[bytes], first: int) -> 
     reader decodes it, which costs microseconds per event.
     """
     limits = current_limits()
-    for i, (rec, data) in enumerate(zip(new, new_bytes, strict=True)):
-        index = first + i
+    if max(map(len, new_bytes), default=0) <= min(limits.max_record_bytes, limits.max_cbor_items):
+        # every record is within both caps: only events need decoding (the common case)
+        suspects = [i for i, rec in enumerate(new) if type(rec) is not Delta]
+    else:
+        suspects = list(range(len(new)))
+    for i in suspects:
+        rec, data, index = new[i], new_bytes[i], first + i
         if len(data) > limits.max_record_bytes:
             raise LimitExceededError(
                 f"log record {index}: {len(data)} bytes exceeds max_record_bytes "
@@ -184,7 +197,7 @@ def check_readable(new: list[LogRecord], new_bytes: list[bytes], first: int) -> 
 def write_segments(sink: Sink, recs: list[bytes], first: int) -> list[SegmentRef]:
     refs = []
     for run in group(recs):
-        data = b"".join(frame(r) for r in run)
+        data = frames(run)
         off = sink.write(data)
         refs.append(SegmentRef(off, len(data), first, len(run), hashlib.sha256(data).digest()))
         first += len(run)
@@ -555,10 +568,9 @@ def write_full(
         new = tg.records
         check_links(new, None, 0)
         start = 0
-    new_bytes = [record_bytes(r) for r in new]
+    new_bytes = records_bytes(new)
     check_readable(new, new_bytes, start)
-    for b in new_bytes:
-        rng.append(leaf_hash(b))
+    rng.extend(leaf_hashes_of(new_bytes))  # whole subtrees at a time, not a Python call per node
     segs += write_segments(sink, new_bytes, start)
     table_ref = None
     if segs:
@@ -652,7 +664,7 @@ def plan_append(
     sink = Sink(buf, source.committed_end)  # type: ignore[arg-type]
     start = sink.open_commit() if source.framed else None
     index_ref = old.index if index_writer is None else index_writer(sink)
-    new_bytes = [record_bytes(r) for r in new]
+    new_bytes = records_bytes(new)
     check_readable(new, new_bytes, old.log_size)
     segs = write_segments(sink, new_bytes, old.log_size)
     meta_ref = old.meta
@@ -662,8 +674,7 @@ def plan_append(
             sink.write(stored), len(stored), len(meta_raw), "zstd", hashlib.sha256(stored).digest()
         )
     rng = old.compact_range().copy()
-    for b in new_bytes:
-        rng.append(leaf_hash(b))
+    rng.extend(leaf_hashes_of(new_bytes))  # whole subtrees at a time, not a Python call per node
     inline, table = old.segments + segs, old.table
     if len(inline) > INLINE_SEGMENTS:
         table = write_block(

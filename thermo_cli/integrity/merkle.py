@@ -21,6 +21,12 @@ def leaf_hash(data: bytes) -> bytes:
     return hashlib.sha256(b"\x00" + data).digest()
 
 
+def leaf_hashes_of(items: Iterable[bytes]) -> list[bytes]:
+    """:func:`leaf_hash` of every item, in one comprehension (a commit's new log records)."""
+    sha = _sha256
+    return [sha(b"\x00" + data).digest() for data in items]
+
+
 def node_hash(left: bytes, right: bytes) -> bytes:
     return hashlib.sha256(b"\x01" + left + right).digest()
 

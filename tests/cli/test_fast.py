@@ -1,0 +1,218 @@
+"""The start-up fast path (``thermo get``/``thermo keys`` without typer) against the typer path.
+
+Every command line of the matrix is run both ways in this process, with the real file
+descriptors captured: the bytes on stdout and stderr and the exit code must be identical.
+Command lines the fast path does not take must be left to typer (``run_fast`` → None).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.cli.conftest import LEGACY_SMALL, Thermo
+from thermo_cli.cli import _common, dispatch
+from thermo_cli.cli._fast import parse, run_fast
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A consolidated file with text, binary and tensor values, and uncommitted deltas on top."""
+    d = tmp_path_factory.mktemp("fast")
+    thermo = Thermo()
+    main = d / "m.thermo"
+    assert thermo("init", main, "--policy", "manual").code == 0
+    deltas = d / "d.jsonl"
+    deltas.write_text(
+        "\n".join(
+            [
+                '{"op":"create","key":"greeting","value":"hello, thermogram"}',
+                '{"op":"create","key":"line","value":"line\\n"}',
+                '{"op":"create","key":"blob","value":{"b64":"/wABAgP+"}}',
+                '{"op":"create","key":"utf8blob","value":{"b64":"aGk="}}',
+                '{"op":"create","key":"emb/cat","value":{"dtype":"f32","shape":[2,2],"data":[1,2.5,-3,0.25]}}',
+                '{"op":"create","key":"emb/int","value":{"dtype":"i16","shape":[3],"data":[1,-2,3]}}',
+                '{"op":"create","key":"gone","value":"soon deleted"}',
+                '{"op":"create","key":"-dash","value":"a key that looks like an option"}',
+            ]
+        )
+        + "\n"
+    )
+    assert thermo("apply", main, deltas).code == 0
+    assert thermo("consolidate", main).code == 0
+    more = d / "more.jsonl"
+    more.write_text(
+        '{"op":"update","key":"greeting","value":"hello again"}\n'
+        '{"op":"delete","key":"gone"}\n'
+        '{"op":"create","key":"fresh","value":"uncommitted"}\n'
+    )
+    assert thermo("apply", main, more).code == 0
+    garbage = d / "garbage.thermo"
+    garbage.write_bytes(b"not a thermogram at all\n")
+    return {"main": main, "garbage": garbage, "dir": d, "legacy": LEGACY_SMALL}
+
+
+def _both(argv: list[str], capfdbinary: pytest.CaptureFixture[bytes]) -> tuple[tuple, tuple]:
+    fast = run_fast(argv, {})
+    got_fast = (fast, *capfdbinary.readouterr())
+    slow = _common.run_app(argv)
+    got_slow = (slow, *capfdbinary.readouterr())
+    return got_fast, got_slow
+
+
+def _matrix(f: dict[str, Path]) -> list[list[str]]:
+    m, g = str(f["main"]), str(f["garbage"])
+    missing, directory, legacy = str(f["dir"] / "nope.thermo"), str(f["dir"]), str(f["legacy"])
+    npy = str(f["dir"] / "out.npy")
+    return [
+        ["get", m, "greeting"],
+        ["get", m, "line"],
+        ["get", m, "blob"],
+        ["get", m, "utf8blob"],
+        ["get", m, "emb/cat"],
+        ["get", m, "emb/int"],
+        ["get", m, "fresh"],
+        ["get", m, "gone"],
+        ["get", m, "no-such-key"],
+        ["get", m, ""],
+        ["get", m, "greeting", "--json"],
+        ["get", m, "emb/cat", "--json"],
+        ["get", m, "blob", "--raw"],
+        ["get", "--raw", m, "blob"],
+        ["get", m, "emb/cat", "--as-npy", "-"],
+        ["get", m, "emb/cat", "--as-npy=-"],
+        ["get", m, "emb/cat", "--as-npy", npy],
+        ["get", m, "greeting", "--as-npy", "-"],
+        ["get", m, "greeting", "--raw", "--json"],
+        ["get", m, "greeting", "--json", "--as-npy", "-"],
+        ["--debug", "get", m, "greeting"],
+        ["get", m, "greeting", "--no-color"],
+        ["get", missing, "greeting"],
+        ["get", directory, "greeting"],
+        ["get", g, "greeting"],
+        ["get", legacy, "greeting"],
+        ["get", "-", "greeting"],
+        ["keys", m],
+        ["keys", m, "--json"],
+        ["keys", m, "--layer", "hot"],
+        ["keys", m, "-l", "cold", "--json"],
+        ["keys", m, "--layer=warm"],
+        ["keys", m, "--prefix", "emb/"],
+        ["keys", m, "-p", "emb/", "-0"],
+        ["keys", m, "--prefix=zzz"],
+        ["keys", m, "--null"],
+        ["keys", legacy, "--json"],
+        ["keys", missing],
+        ["keys", g],
+        ["--no-color", "keys", m, "--debug"],
+    ]
+
+
+def test_fast_and_typer_paths_print_the_same_bytes(
+    files: dict[str, Path], capfdbinary: pytest.CaptureFixture[bytes]
+):
+    for argv in _matrix(files):
+        npy = files["dir"] / "out.npy"
+        npy.unlink(missing_ok=True)
+        fast, slow = _both(argv, capfdbinary)
+        assert fast[0] is not None, f"the fast path should take {argv}"
+        if npy.exists():
+            assert npy.read_bytes()
+        assert fast == slow, argv
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        [],
+        ["get"],
+        ["get", "f"],
+        ["get", "f", "k", "extra"],
+        ["get", "f", "k", "--help"],
+        ["get", "-h"],
+        ["get", "f", "-0.1"],
+        ["get", "f", "-dash"],
+        ["get", "--", "f", "k"],
+        ["get", "f", "k", "--raw", "--raw"],
+        ["get", "f", "k", "--raw=1"],
+        ["get", "f", "k", "--as-npy"],
+        ["get", "f", "k", "--as-npy", "--raw"],
+        ["get", "f", "k", "--as-npy", "a", "--as-npy", "b"],
+        ["get", "f", "k", "--limit", "max_value_bytes=1G"],
+        ["get", "f", "k", "--limit=max_value_bytes=1G"],
+        ["get", "f", "k", "--rawx"],
+        ["get", "f", "k", "--jso"],
+        ["--version"],
+        ["-V", "get", "f", "k"],
+        ["--limit", "max_value_bytes=1G", "get", "f", "k"],
+        ["stats", "f"],
+        ["gte", "f", "k"],
+        ["keys"],
+        ["keys", "f", "g"],
+        ["keys", "f", "--layer", "HOT"],
+        ["keys", "f", "--layer", "lukewarm"],
+        ["keys", "f", "-lhot"],
+        ["keys", "f", "-0l", "hot"],
+        ["keys", "f", "--layer"],
+        ["keys", "f", "-p"],
+        ["keys", "f", "--json", "--json"],
+    ],
+)
+def test_other_command_lines_are_left_to_typer(argv: list[str]):
+    assert parse(argv) is None or argv[0] not in ("get", "keys")
+    assert run_fast(argv, {}) is None
+
+
+def test_usage_errors_come_from_typer_unchanged(
+    files: dict[str, Path], capfdbinary: pytest.CaptureFixture[bytes]
+):
+    m = str(files["main"])
+    for argv in (["get", m], ["get", m, "k", "--bogus"], ["keys", m, "--layer", "HOT"], ["get", "--help"]):
+        assert dispatch(argv, {}) == _common.run_app(argv) or argv[-1] == "--help"
+        capfdbinary.readouterr()
+
+
+def test_environment_that_typer_reads_sends_the_command_to_typer(files: dict[str, Path]):
+    argv = ["get", str(files["main"]), "greeting"]
+    assert run_fast(argv, {"THERMO_LIMITS": "max_value_bytes=1G"}) is None
+    assert run_fast(argv, {"_THERMO_COMPLETE": "bash_source"}) is None
+    expected = {"file": argv[1], "key": "greeting", "raw": False, "json_out": False, "as_npy": None}
+    assert parse(argv) == ("get", expected)
+
+
+@pytest.mark.parametrize("exc", [KeyboardInterrupt(), RuntimeError("boom"), SystemExit(9)])
+def test_interrupts_and_internal_errors_end_the_same_way(
+    files: dict[str, Path], capfdbinary: pytest.CaptureFixture[bytes], monkeypatch, exc: BaseException
+):
+    from thermo_cli import store
+
+    def fail(*args: object, **kwargs: object) -> None:
+        raise exc
+
+    monkeypatch.setattr(store, "read", fail)
+    fast, slow = _both(["get", str(files["main"]), "greeting"], capfdbinary)
+    assert fast == slow
+    assert fast[0] in (130, 70, 9)
+
+
+def test_a_plain_get_never_imports_typer(files: dict[str, Path]):
+    code = (
+        "import sys; from thermo_cli.cli import dispatch; "
+        f"rc = dispatch(['get', {str(files['main'])!r}, 'greeting'], {{}}); "
+        "sys.stderr.write(f' rc={rc} ' + ('typer' if 'typer' in sys.modules else 'no-typer'))"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.stdout == "hello again\n"
+    assert r.stderr.split()[-2:] == ["rc=0", "no-typer"], r.stderr
+
+
+def test_the_installed_entry_point_uses_the_fast_path(files: dict[str, Path]):
+    r = subprocess.run(
+        [sys.executable, "-m", "thermo_cli", "get", str(files["main"]), "greeting", "--json"],
+        capture_output=True,
+        timeout=60,
+    )
+    assert r.returncode == 0 and b'"layer":"dirty"' in r.stdout
