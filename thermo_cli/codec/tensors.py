@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from thermo_cli.codec.ternary.packing import unpack
+from thermo_cli.codec.ternary.quantize import DEFAULT_METHOD, DEFAULT_PER_ROW, quantize
 from thermo_cli.codec.ternary.quantize import dequantize as _dequantize
-from thermo_cli.codec.ternary.quantize import quantize
 from thermo_cli.errors import CorruptError, ValidationError
 from thermo_cli.model import TensorSpec, check_shape
 
@@ -423,9 +423,9 @@ def value_to_array(value: bytes, spec: TensorSpec, *, dequantize: bool = True) -
 
 def ternary_encode(
     arr: np.ndarray,
-    method: str = "reference",
+    method: str = DEFAULT_METHOD,
     threshold: float | None = None,
-    per_row: bool = False,
+    per_row: bool = DEFAULT_PER_ROW,
     **options: Any,
 ) -> tuple[bytes, TensorSpec]:
     """A float tensor → (packed ternary bytes, ternary TensorSpec with its scales).
@@ -439,9 +439,9 @@ def ternary_encode(
 
 def ternary_encode_tensor(
     arr: np.ndarray,
-    method: str = "reference",
+    method: str = DEFAULT_METHOD,
     threshold: float | None = None,
-    per_row: bool = False,
+    per_row: bool = DEFAULT_PER_ROW,
     *,
     dtype: str | None = None,
     nan_as_zero: bool = False,

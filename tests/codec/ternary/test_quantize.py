@@ -120,7 +120,7 @@ def test_property_codes_and_dequantize(w, method, per_row):
 
 def test_threshold_only_sees_values_above_one_millionth_of_the_scale():
     w = np.array([1.0, 0.5, 0.0, 5e-7, -0.25, 0.0], dtype=np.float32)
-    q = quantize(w)
+    q = quantize(w, "reference")
     assert q.thresholds[0] == pytest.approx((1.0 + 0.5 + 0.25) / 3)
     assert q.values().tolist() == [1, 0, 0, 0, 0, 0]
     assert adaptive_threshold(w) == pytest.approx(1.75 / 3)
@@ -129,7 +129,7 @@ def test_threshold_only_sees_values_above_one_millionth_of_the_scale():
 
 
 def test_reference_all_small_gets_unit_scale_and_zero_codes():
-    q = quantize(np.full((2, 3), 1e-7, np.float32), per_row=True)
+    q = quantize(np.full((2, 3), 1e-7, np.float32), "reference", per_row=True)
     assert q.scales.tolist() == [1.0, 1.0] and q.thresholds.tolist() == [0.5, 0.5]
     assert q.codes.count_active() == 0
 
@@ -221,7 +221,9 @@ def test_dequantize_checks_scale_count():
 
 def test_reconstruction_quality_edge_cases():
     a = np.array([1.0, 2.0, 2.0])
-    assert reconstruction_quality(a, a) == Q.Quality(0.0, pytest.approx(1.0), 0.0)
+    same = reconstruction_quality(a, a)
+    assert (same.rel_l2, same.cosine, same.max_abs) == (0.0, pytest.approx(1.0), 0.0)
+    assert same.norm == same.norm_reconstructed == 3.0
     z = np.zeros(3)
     assert reconstruction_quality(z, z).cosine == 1.0 and reconstruction_quality(z, z).rel_l2 == 0.0
     assert reconstruction_quality(z, a).rel_l2 == math.inf
