@@ -446,9 +446,11 @@ def ternary_encode_tensor(
     dtype: str | None = None,
     nan_as_zero: bool = False,
     what: str = "tensor",
+    with_quality: bool = False,
 ) -> tuple[bytes, TensorSpec, QuantizedTensor]:
     """A float tensor → (packed ternary bytes, ternary TensorSpec with its scales, the
-    QuantizedTensor for quality reports).
+    QuantizedTensor for quality reports; with ``with_quality`` its ``fit`` holds them,
+    measured in the packing pass).
 
     ``dtype`` names the source dtype when ``arr`` holds raw bits (BF16/F8 as uint arrays);
     it is also the dtype dequantization returns. ``what`` names the tensor in errors. See
@@ -460,7 +462,15 @@ def ternary_encode_tensor(
     if not info.is_float:
         raise ValidationError(f"{what}: ternary encoding needs a float tensor, got dtype {info.name}")
     floats = a if info.native and a.dtype.kind == "f" else to_float32(a, info.name)
-    q = quantize(floats, method, threshold=threshold, per_row=per_row, nan_as_zero=nan_as_zero, what=what)
+    q = quantize(
+        floats,
+        method,
+        threshold=threshold,
+        per_row=per_row,
+        nan_as_zero=nan_as_zero,
+        what=what,
+        with_quality=with_quality,
+    )
     spec = TensorSpec(
         dtype=info.name,
         shape=q.shape,

@@ -308,9 +308,9 @@ def _quantize(t: _Tensor, opts: PackOptions, what: str) -> tuple[bytes, TensorSp
         dtype=t.dtype,
         nan_as_zero=opts.nan_as_zero,
         what=what,
+        with_quality=True,
     )
-    arr = np.asarray(t.array)
-    quality = q.quality(arr if arr.dtype.kind == "f" else to_float32(arr, t.dtype))
+    quality = q.fit if q.fit is not None else q.quality(to_float32(np.asarray(t.array), t.dtype))
     result = TensorResult(
         t.name,
         t.dtype,

@@ -66,7 +66,7 @@ def naive_optimal(row: np.ndarray) -> tuple[np.ndarray, float]:
         keep = a >= t
         s = a[keep].mean()
         e = float(np.sum((w - s * np.sign(w) * keep) ** 2))
-        if e < best_err - 1e-12 * max(best_err, 1e-30):
+        if e < best_err * (1 - 1e-12):
             best, best_err = keep, e
     return naive_kept_mean(row, best)
 
@@ -133,7 +133,10 @@ def test_block_boundaries(monkeypatch, method, shape, per_row, threads):
     w = (rng.standard_normal(shape) * 0.1).astype(np.float32)
     w.ravel()[::11] = 0.0
     w.ravel()[5] = 1e-9
-    check_against_naive(w, method, per_row)
+    q = check_against_naive(w, method, per_row)
+    fused = quantize(w, method, per_row=per_row, with_quality=True)
+    assert fused.fit is not None
+    assert fused.fit.rel_l2 == pytest.approx(reconstruction_quality(w, q.dequantize()).rel_l2, rel=1e-5)
     if method != "optimal":
         check_against_naive(w, method, per_row, threshold=0.3)
 
@@ -152,6 +155,13 @@ def test_property_codes_and_dequantize(w, method, per_row):
     assert fast.rel_l2 == pytest.approx(slow.rel_l2, rel=1e-4, abs=1e-5)
     assert fast.cosine == pytest.approx(slow.cosine, rel=1e-4, abs=1e-5)
     assert fast.max_abs == pytest.approx(slow.max_abs, rel=1e-6, abs=1e-7)
+    fused = quantize(w, method, per_row=per_row, with_quality=True)
+    assert fused.fit is not None and q.fit is None
+    assert np.array_equal(fused.codes.data, q.codes.data)
+    assert (fused.fit.rel_l2, fused.fit.cosine) == pytest.approx(
+        (fast.rel_l2, fast.cosine), rel=1e-6, abs=1e-7
+    )
+    assert fused.fit.max_abs == fast.max_abs
     deq = q.dequantize()
     assert deq.shape == w.shape and deq.dtype == np.float32
     scales = q.scales[:, None] if q.per_row else q.scales

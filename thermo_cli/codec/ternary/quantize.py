@@ -138,6 +138,9 @@ class QuantizedTensor:
     cuts: np.ndarray | None = None
     """The raw cut per row (``w >= cut`` → +1, ``w <= -cut`` → -1) the codes were made
     with; lets :meth:`quality` work from sums instead of a dequantized copy."""
+    fit: Quality | None = None
+    """With ``quantize(..., with_quality=True)``: the quality against the float32 values
+    the codes were chosen from (NaN/Inf as 0), measured in the packing pass itself."""
 
     @property
     def numel(self) -> int:
@@ -378,22 +381,36 @@ def exact_cut(scale: np.ndarray, t: np.ndarray, strict: bool) -> np.ndarray:
 
 
 def _pack_pieces(rows: np.ndarray, cuts: np.ndarray) -> np.ndarray:
-    """Codes of every weight (``w >= cut`` → +1, ``w <= -cut`` → -1), packed, in one pass.
+    """Codes of every weight (``w >= cut`` → +1, ``w <= -cut`` → -1), packed, in one pass."""
+    return _pack_and_fit(rows, cuts, None)[0]
+
+
+_Fit = tuple[np.ndarray, np.ndarray, np.ndarray, float]
+"""Per row Σw², Σ(w − ŵ)², kept count; and the largest |w − ŵ| (see :func:`_row_fit`)."""
+
+
+def _pack_and_fit(
+    rows: np.ndarray, cuts: np.ndarray, scales: np.ndarray | None
+) -> tuple[np.ndarray, _Fit | None]:
+    """Packed codes, and with ``scales`` the sums of :func:`_row_fit` from the same pass.
 
     Per block: two comparisons into byte masks, ``pos | neg << 1`` on uint32 views (numpy
     shifts bytes slowly), then the multiply-shift packing into the block's own bytes of
-    the output. Blocks start on a byte boundary (a multiple of 4 weights) except when
-    very long rows have a length not divisible by 4; those go through :func:`_pack_staged`.
+    the output; the figures' sums run on the block while it is still in the cache. Blocks
+    start on a byte boundary (a multiple of 4 weights) except when very long rows have a
+    length not divisible by 4; those go through :func:`_pack_staged` (figures then take
+    their own pass).
     """
     n_cols = rows.shape[1]
     if n_cols > CHUNK and n_cols % 4:
-        return _pack_staged(rows, cuts)
+        packed = _pack_staged(rows, cuts)
+        return packed, (None if scales is None else _row_fit(rows, scales, cuts))
     out = np.empty(packed_size(rows.size), dtype=np.uint8)
     cap = _block_capacity(rows) + 4
     neg_cuts = -cuts
     scratch = parallel.Scratch()
 
-    def one(block: tuple[int, int, int, int]) -> None:
+    def one(block: tuple[int, int, int, int]) -> _BlockFit | None:
         start = block[0] * n_cols + block[2]
         piece = _piece(rows, block)
         m = piece.size
@@ -411,9 +428,15 @@ def _pack_pieces(rows: np.ndarray, cuts: np.ndarray) -> np.ndarray:
             scratch.get("words", cap // 4 + 1, np.uint32),
             out[start // 4 : start // 4 + nw],
         )
+        if scales is None:
+            return None
+        return _fit_block(piece, block, cuts, scales, scratch, cap, np.float32)
 
-    parallel.run(one, list(_blocks(rows)), rows.size)
-    return out
+    blocks = list(_blocks(rows))
+    results = parallel.run(one, blocks, rows.size)
+    if scales is None:
+        return out, None
+    return out, _gather_fit(rows.shape[0], blocks, cast(list[_BlockFit], results))
 
 
 def _codes_of(
@@ -529,6 +552,7 @@ def quantize(
     per_row: bool = DEFAULT_PER_ROW,
     nan_as_zero: bool = False,
     what: str = "weights",
+    with_quality: bool = False,
 ) -> QuantizedTensor:
     """Quantize a float tensor to ternary codes and scales (see the module docstring).
 
@@ -551,7 +575,13 @@ def quantize(
             rows = _clean(rows)
         # all finite now: a float32 block sum overflowed, or the NaN/Inf are gone
         scales, thresholds, cuts = _statistics(rows, method, t_given, wide=True)
-    packed = _pack_pieces(rows, cuts)
+    fit = None
+    with np.errstate(over="ignore", invalid="ignore"):
+        packed, sums = _pack_and_fit(rows, cuts, scales if with_quality else None)
+        if sums is not None and not _fit_is_finite(sums):  # squares beyond float32
+            sums = _row_fit(rows, scales, cuts, wide=True)
+    if sums is not None:
+        fit = _quality_of_fit(sums, scales)
     return QuantizedTensor(
         codes=PackedTernary._wrap(packed, int(arr.size)),
         shape=tuple(int(d) for d in arr.shape),
@@ -560,6 +590,7 @@ def quantize(
         per_row=per_row,
         method=method,
         cuts=cuts,
+        fit=fit,
     )
 
 
@@ -691,11 +722,23 @@ def fit_quality(original: np.ndarray, scales: np.ndarray, cuts: np.ndarray, per_
     scales = np.asarray(scales, dtype=np.float32).ravel()
     cuts = np.asarray(cuts, dtype=np.float32).ravel()
     with np.errstate(over="ignore", invalid="ignore"):
-        sq, sq_err, kept, max_abs = _row_fit(rows, scales, cuts)
-        if not (np.isfinite(sq).all() and np.isfinite(sq_err).all() and math.isfinite(max_abs)):
+        fit = _row_fit(rows, scales, cuts)
+        if not _fit_is_finite(fit):
             # NaN/Inf stored as 0, or squares beyond float32: redo in float64
             rows = _clean(rows) if find_nonfinite(rows) is not None else rows
-            sq, sq_err, kept, max_abs = _row_fit(rows, scales, cuts, wide=True)
+            fit = _row_fit(rows, scales, cuts, wide=True)
+    return _quality_of_fit(fit, scales)
+
+
+def _fit_is_finite(fit: _Fit) -> bool:
+    """Sums float32 can be trusted with: finite, and not so small that squares underflowed
+    (then, as for overflow, the sums are redone in float64)."""
+    finite = np.isfinite(fit[0]).all() and np.isfinite(fit[1]).all() and math.isfinite(fit[3])
+    return bool(finite and float(fit[0].sum()) > 1e-30)
+
+
+def _quality_of_fit(fit: _Fit, scales: np.ndarray) -> Quality:
+    sq, sq_err, kept, max_abs = fit
     s64 = scales.astype(np.float64)
     aa = float(sq.sum())
     dd = float(sq_err.sum())
@@ -703,44 +746,64 @@ def fit_quality(original: np.ndarray, scales: np.ndarray, cuts: np.ndarray, per_
     return _quality_of_sums(aa, bb, (aa + bb - dd) / 2.0, dd, max_abs)
 
 
-def _row_fit(
-    rows: np.ndarray, scales: np.ndarray, cuts: np.ndarray, wide: bool = False
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+def _row_fit(rows: np.ndarray, scales: np.ndarray, cuts: np.ndarray, wide: bool = False) -> _Fit:
     """Per row: Σw², Σ(w − ŵ)², how many weights are kept; and the largest |w − ŵ|.
 
     Sums are float32 pairwise sums per block (float64 when ``wide``) added in float64.
     """
-    n_rows = rows.shape[0]
     cap = _block_capacity(rows)
     scratch = parallel.Scratch()
     acc = np.float64 if wide else np.float32
 
-    def one(block: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
-        piece = _piece(rows, block)
-        shape, m = piece.shape, piece.size
-        a = np.abs(piece, out=scratch.get("abs", cap, np.float32)[:m].reshape(shape))
-        kept = np.greater_equal(
-            a, _cut_for(cuts, block), out=scratch.get("kept", cap, np.bool_)[:m].reshape(shape)
-        )
-        if shape[0] == 1:
-            n_kept = np.array([np.count_nonzero(kept)], dtype=np.int64)
-        else:
-            n_kept = np.add.reduce(kept.view(np.uint8), axis=1, dtype=np.int32)
-        err = np.multiply(
-            kept, _cut_for(scales, block), out=scratch.get("err", cap, np.float32)[:m].reshape(shape)
-        )
-        np.subtract(a, err, out=err)
-        worst = max(float(err.max()), -float(err.min()))
-        sq_err = np.square(err, out=err).sum(axis=1, dtype=acc)
-        sq = np.square(a, out=a).sum(axis=1, dtype=acc)
-        return sq, sq_err, n_kept, worst
+    def one(block: tuple[int, int, int, int]) -> _BlockFit:
+        return _fit_block(_piece(rows, block), block, cuts, scales, scratch, cap, acc)
 
     blocks = list(_blocks(rows))
+    return _gather_fit(rows.shape[0], blocks, parallel.run(one, blocks, rows.size))
+
+
+_BlockFit = tuple[np.ndarray, np.ndarray, np.ndarray, float]
+
+
+def _fit_block(
+    piece: np.ndarray,
+    block: tuple[int, int, int, int],
+    cuts: np.ndarray,
+    scales: np.ndarray,
+    scratch: parallel.Scratch,
+    cap: int,
+    acc: type,
+) -> _BlockFit:
+    """One block's share of :func:`_row_fit`: the error is ``|w| − s`` where kept, else ``|w|``."""
+    shape, m = piece.shape, piece.size
+    a = np.abs(piece, out=scratch.get("abs", cap, np.float32)[:m].reshape(shape))
+    kept = np.greater_equal(
+        a, _cut_for(cuts, block), out=scratch.get("kept", cap, np.bool_)[:m].reshape(shape)
+    )
+    if shape[0] == 1:
+        n_kept = np.array([np.count_nonzero(kept)], dtype=np.int64)
+    else:
+        n_kept = np.add.reduce(kept.view(np.uint8), axis=1, dtype=np.int32)
+    err = np.multiply(
+        kept, _cut_for(scales, block), out=scratch.get("err", cap, np.float32)[:m].reshape(shape)
+    )
+    np.subtract(a, err, out=err)
+    worst = max(float(err.max()), -float(err.min()))
+    if acc is np.float64:
+        sq_err = np.einsum("ij,ij->i", err.astype(np.float64), err.astype(np.float64))
+        sq = np.einsum("ij,ij->i", a.astype(np.float64), a.astype(np.float64))
+    else:
+        sq_err = np.square(err, out=err).sum(axis=1, dtype=np.float32)
+        sq = np.square(a, out=a).sum(axis=1, dtype=np.float32)
+    return sq, sq_err, n_kept, worst
+
+
+def _gather_fit(n_rows: int, blocks: list[tuple[int, int, int, int]], results: list[_BlockFit]) -> _Fit:
     sq = np.zeros(n_rows, dtype=np.float64)
     sq_err = np.zeros(n_rows, dtype=np.float64)
     kept = np.zeros(n_rows, dtype=np.int64)
     max_abs = 0.0
-    for block, (s, e, k, worst) in zip(blocks, parallel.run(one, blocks, rows.size), strict=True):
+    for block, (s, e, k, worst) in zip(blocks, results, strict=True):
         r0, r1 = block[0], block[1]
         sq[r0:r1] += s
         sq_err[r0:r1] += e

@@ -465,8 +465,9 @@ def _ternary_entry(
         dtype=info.dtype,
         nan_as_zero=opts.nan_as_zero,
         what=what,
+        with_quality=True,
     )
-    quality = q.quality(arr if arr.dtype.kind == "f" else to_float32(arr, info.dtype))
+    quality = q.fit if q.fit is not None else q.quality(to_float32(arr, info.dtype))
     value_sha = hashlib.sha256(value).digest()
     fields.update(
         {
