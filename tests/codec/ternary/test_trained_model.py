@@ -152,3 +152,24 @@ def test_figures_per_tensor_and_total_with_a_warning_above_one(tmp_path):
     )
     assert r.exit_code == 0 and r.stderr.count("thermo: warning:") == 3
     assert "recorded at pack time), all packed tensors together" in r.stderr
+
+
+def test_import_and_quantize_report_totals_and_warnings(tmp_path):
+    runner = CliRunner()
+    out = tmp_path / "imp.thermo"
+    args = ["import-safetensors", str(MODEL), str(out), "--ternary", "--method", "reference", "--per-tensor"]
+    r = runner.invoke(app, [*args, "--json"])
+    assert r.exit_code == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["ternary"] == 3 and len(doc["warnings"]) == 3 and doc["ternary_total"]["rel_l2"] > 1
+    assert r.stderr.count("thermo: warning: tensor ") == 3
+    raw = tmp_path / "raw.thermo"
+    assert runner.invoke(app, ["import-safetensors", str(MODEL), str(raw)]).exit_code == 0
+    before = raw.read_bytes()
+    r = runner.invoke(app, ["quantize", str(raw)])
+    assert r.exit_code == 4 and raw.read_bytes() == before
+    r = runner.invoke(app, ["quantize", str(raw), "--force", "--method", "optimal", "--json"])
+    assert r.exit_code == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["packed"] == 3 and doc["warnings"] == [] and doc["quality_of"] == "total"
+    assert doc["rel_l2"] == pytest.approx(0.4414, abs=0.002)
