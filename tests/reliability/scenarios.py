@@ -118,7 +118,7 @@ def quantize_scenario(scale: float = 1.0) -> Scenario:
         model = write_checkpoint(d / "q.safetensors", tensors=int(24 * scale), rows=256, cols=256, seed=7)
         target = d / "quant.thermo"
         import_safetensors([model], target)
-        return target, ["quantize", str(target), "--layer", "cool"]
+        return target, ["quantize", str(target), "--layer", "cool", "--force"]
 
     return Scenario("quantize", prep)
 

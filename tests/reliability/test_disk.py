@@ -116,7 +116,7 @@ COMMANDS = [
     Command("apply+consolidate", lambda w: ["apply", str(w.file), str(w.batch)], lambda w: []),
     Command("consolidate", lambda w: ["consolidate", str(w.file)], lambda w: []),
     Command("tick", lambda w: ["tick", str(w.file)], lambda w: []),
-    Command("quantize", lambda w: ["quantize", str(w.file), "--layer", "cool"], lambda w: []),
+    Command("quantize", lambda w: ["quantize", str(w.file), "--layer", "cool", "--force"], lambda w: []),
     Command(
         "snn run", lambda w: ["snn", "run", str(w.file), "--input", str(w.acts)], lambda w: [], appends=True
     ),

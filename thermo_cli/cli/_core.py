@@ -96,6 +96,10 @@ _FLAGS_FOR_PARAMETERS = (
     ("pass overwrite=True to replace it", "pass --force to replace it"),
     ("replace it with replace=True", "replace it with --force"),
     ("pass force=True to drop them anyway", "pass --force to drop them anyway"),
+    (
+        "pass force=True to convert in place (or dry_run=True",
+        "pass --force to convert in place (or --dry-run",
+    ),
     ("`thermo repair` with force=True", "`thermo repair --force`"),
     ("choose another path with backup=…", "choose another --backup path"),
     ("pass nan_as_zero=True", "pass --nan-as-zero"),

@@ -14,7 +14,7 @@ import typer
 from thermo_cli.cli._common import err, is_interactive, print_json, stderr_console
 from thermo_cli.config.limits import format_size
 
-_METHODS = ("reference", "absmean")
+_METHODS = ("absmean", "twn", "optimal", "reference")
 MIN_BAR_BYTES = 32 * 1024 * 1024
 """Below this a progress bar would only flicker."""
 
@@ -85,12 +85,15 @@ def _import_summary(r: Any) -> list[str]:
     ]
     if r.skipped:
         lines.append(f"skipped {r.skipped} tensors (--include/--exclude)")
-    if r.ternary:
-        mean_l2 = sum(q.rel_l2 for q in r.quality) / len(r.quality)
-        mean_cos = sum(q.cosine for q in r.quality) / len(r.quality)
+    total = r.ternary_total()
+    if r.ternary and total is not None:
+        width = max(len(q.key) for q in r.quality)
+        lines += [
+            f"  {q.key:<{width}}  rel L2 error {q.rel_l2:8.4f}  cosine {q.cosine:.4f}" for q in r.quality
+        ]
         lines.append(
-            f"ternary: {r.ternary} float tensors packed (mean relative L2 error {mean_l2:.3f}, "
-            f"mean cosine {mean_cos:.3f}); the others stored exactly"
+            f"ternary: {r.ternary} float tensors packed (all together: relative L2 error "
+            f"{total.rel_l2:.4f}, cosine {total.cosine:.4f}); the others stored exactly"
         )
     if not r.dry_run:
         ratio = r.stored_bytes / max(r.input_bytes, 1)
@@ -123,8 +126,12 @@ def import_safetensors_cmd(
         help="Pack float weight tensors as ternary codes + scales (~16x smaller "
         "than F32; lossy). Integer/bool tensors are stored exactly.",
     ),
-    method: str = typer.Option("reference", "--method", help="Ternary method: reference or absmean."),
-    per_row: bool = typer.Option(False, "--per-row", help="Ternary: one scale per row, not per tensor."),
+    method: str | None = typer.Option(
+        None, "--method", help="Ternary method: absmean (default), twn, optimal or reference."
+    ),
+    per_row: bool | None = typer.Option(
+        None, "--per-row/--per-tensor", help="Ternary: one scale per row (default) or per tensor."
+    ),
     threshold: float | None = typer.Option(
         None, "--threshold", help="Ternary: explicit cut in units of the scale."
     ),
@@ -170,12 +177,18 @@ def import_safetensors_cmd(
     if len(paths) < 2:
         raise typer.BadParameter("give at least one INPUT and the OUT file", param_hint="INPUT... OUT")
     *inputs, out = paths
-    if method not in _METHODS:
+    if method is not None and method not in _METHODS:
         raise typer.BadParameter(f"expected one of {', '.join(_METHODS)}", param_hint="--method")
+    if not ternary and (per_row is not None or threshold is not None or nan_as_zero or method is not None):
+        raise typer.BadParameter(
+            "--method, --per-row/--per-tensor, --threshold and --nan-as-zero need --ternary",
+            param_hint="--ternary",
+        )
+    defaults = TernaryOptions()
     options = (
         TernaryOptions(
-            method=method,
-            per_row=per_row,
+            method=method or defaults.method,
+            per_row=defaults.per_row if per_row is None else per_row,
             threshold=threshold,
             nan_as_zero=nan_as_zero,
             min_rank=min_rank,
@@ -183,10 +196,6 @@ def import_safetensors_cmd(
         if ternary
         else None
     )
-    if not ternary and (per_row or threshold is not None or nan_as_zero or method != "reference"):
-        raise typer.BadParameter(
-            "--method, --per-row, --threshold and --nan-as-zero need --ternary", param_hint="--ternary"
-        )
     with _PhaseBar(f"reading → {out}", not as_json) as progress:
         report = import_safetensors(
             inputs,
@@ -202,6 +211,8 @@ def import_safetensors_cmd(
             dry_run=dry_run,
             progress=progress,
         )
+    for warning in report.warnings:
+        err(f"thermo: warning: {warning}")
     if as_json:
         print_json(report.to_json())
     else:

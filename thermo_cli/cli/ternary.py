@@ -1,8 +1,10 @@
 """``thermo ternary pack|unpack`` and ``thermo quantize``: ternary (-1/0/+1) tensors.
 
 Thin: arguments are parsed here, the work is done by :mod:`thermo_cli.operations.ternary_files`,
-and what happened is printed — sizes before/after and the reconstruction error on
-stderr, or the whole report as JSON on stdout with ``--json``.
+and what happened is printed — sizes before/after and the reconstruction error of every
+packed tensor and of all of them together on stderr, or the whole report as JSON on
+stdout with ``--json``. A tensor whose relative error exceeds 1 also gets a
+``thermo: warning:`` line on stderr (and is listed under ``warnings`` in the JSON).
 """
 
 from __future__ import annotations
@@ -18,23 +20,31 @@ from thermo_cli.config.limits import format_size
 
 
 class Method(StrEnum):
-    reference = "reference"
     absmean = "absmean"
+    twn = "twn"
+    optimal = "optimal"
+    reference = "reference"
 
 
-_METHOD_HELP = (
-    "reference: the Rust crate's rule (scale = max |w|, adaptive threshold); "
-    "absmean: BitNet b1.58 (scale = mean |w|, round(clip(w/scale)))"
+METHOD_HELP = (
+    "absmean (default): BitNet b1.58, scale = mean |w|, round(clip(w/scale)); "
+    "twn: keep |w| > 0.7 mean |w|, scale = mean of the kept; "
+    "optimal: the exact L2-optimal threshold (sorts each row; slower); "
+    "reference: the Rust crate's rule (scale = max |w|), ruinous on trained weights"
 )
-_THRESHOLD_HELP = "cut-off on |w|/scale (> 0); default: adaptive for reference, 0.5 with rounding for absmean"
+THRESHOLD_HELP = (
+    "cut-off on |w|/scale (> 0) for absmean (default 0.5, rounding) and reference (default adaptive); "
+    "the factor for twn (default 0.7); not for optimal"
+)
+PER_ROW_HELP = "One scale per row (first dimension) of 2+-D tensors (default), or one per tensor."
+MIN_RANK_HELP = "Pack only tensors with at least N dimensions (default 2: biases and norms stay exact)."
 
-MethodOpt = Annotated[Method, typer.Option("--method", "-m", help=_METHOD_HELP, case_sensitive=False)]
+MethodOpt = Annotated[Method, typer.Option("--method", "-m", help=METHOD_HELP, case_sensitive=False)]
 ThresholdOpt = Annotated[
-    float | None, typer.Option("--threshold", "-t", callback=finite, help=_THRESHOLD_HELP)
+    float | None, typer.Option("--threshold", "-t", callback=finite, help=THRESHOLD_HELP)
 ]
-PerRowOpt = Annotated[
-    bool, typer.Option("--per-row", help="One scale per row (first dimension) of 2+-D tensors.")
-]
+PerRowOpt = Annotated[bool, typer.Option("--per-row/--per-tensor", help=PER_ROW_HELP)]
+MinRankOpt = Annotated[int, typer.Option("--min-rank", metavar="N", min=0, help=MIN_RANK_HELP)]
 NanOpt = Annotated[
     bool, typer.Option("--nan-as-zero", help="Store NaN/Inf weights as 0 instead of refusing.")
 ]
@@ -49,18 +59,31 @@ def _ratio(before: int, after: int) -> str:
     return f" ({r:.1f}x smaller)" if r >= 1 else f" ({1 / r:.2f}x larger)"
 
 
-def _quality_text(report: Any, recorded: bool = False) -> str:
-    q = report.mean_quality()
+def _quality_lines(report: Any, recorded: bool = False) -> list[str]:
+    """One line per packed tensor with figures, then the figures of all of them together."""
+    total = report.total_quality()
+    q = total if total is not None else report.mean_quality()
     if q is None:
         if not recorded:
-            return "no tensor was packed"
-        return "reconstruction error: unknown (no figures were recorded when these tensors were packed)"
-    rel, cos = q
+            return ["no tensor was packed"]
+        return ["reconstruction error: unknown (no figures were recorded when these tensors were packed)"]
+    rated = [t for t in report.tensors if t.packed and t.rel_l2 is not None]
+    width = max(len(t.name) for t in rated)
+    lines = [f"  {t.name:<{width}}  rel L2 error {t.rel_l2:8.4f}  cosine {t.cosine:.4f}" for t in rated]
     methods = sorted(
         {f"{t.method}{', per-row' if t.per_row else ''}" for t in report.tensors if t.packed and t.method}
     )
     when = " (recorded at pack time)" if recorded else ""
-    return f"reconstruction{when}: rel L2 error {rel:.4f}, cosine {cos:.4f} [{'; '.join(methods)}]"
+    what = "all packed tensors together" if total is not None else "mean over packed tensors"
+    lines.append(
+        f"reconstruction{when}, {what}: rel L2 error {q[0]:.4f}, cosine {q[1]:.4f} [{'; '.join(methods)}]"
+    )
+    return lines
+
+
+def _warn(report: Any) -> None:
+    for line in report.warnings:
+        err(f"thermo: warning: {line}")
 
 
 def _summary(report: Any, verb: str, recorded: bool = False) -> None:
@@ -76,7 +99,9 @@ def _summary(report: Any, verb: str, recorded: bool = False) -> None:
         f"{_ratio(report.file_before, report.file_after)}; tensor data "
         f"{format_size(report.tensor_before)} -> {format_size(report.tensor_after)}"
     )
-    err(_quality_text(report, recorded))
+    for line in _quality_lines(report, recorded):
+        err(line)
+    _warn(report)
 
 
 commands = typer.Typer(add_completion=False)
@@ -93,9 +118,10 @@ ternary = typer.Typer(
 def pack(
     src: Annotated[str, typer.Argument(metavar="IN", help="A .npy or .safetensors file of float tensors.")],
     out: Annotated[str, typer.Argument(metavar="OUT", help="A .thermo or .safetensors file to write.")],
-    method: MethodOpt = Method.reference,
+    method: MethodOpt = Method.absmean,
     threshold: ThresholdOpt = None,
-    per_row: PerRowOpt = False,
+    per_row: PerRowOpt = True,
+    min_rank: MinRankOpt = 2,
     nan_as_zero: NanOpt = False,
     name: Annotated[
         str | None,
@@ -108,16 +134,20 @@ def pack(
     force: ForceOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Quantize every float tensor of IN to ternary and write OUT (.thermo or .safetensors).
+    """Quantize the float tensors of IN to ternary and write OUT (.thermo or .safetensors).
 
-    Non-float and empty tensors are copied unchanged. Example:
-    thermo ternary pack model.safetensors model.ternary.safetensors --method absmean --per-row
+    Tensors below --min-rank, non-float and empty ones are copied bit for bit. This is
+    lossy archival of a trained model, not a runnable model. Example:
+    thermo ternary pack model.safetensors model.ternary.safetensors --method optimal
     """
     from thermo_cli.operations.ternary_files import PackOptions, pack_file
 
-    opts = PackOptions(method=method.value, threshold=threshold, per_row=per_row, nan_as_zero=nan_as_zero)
+    opts = PackOptions(
+        method=method.value, threshold=threshold, per_row=per_row, nan_as_zero=nan_as_zero, min_rank=min_rank
+    )
     report = pack_file(src, out, options=opts, name=name, layer=layer, strength=strength, overwrite=force)
     if as_json:
+        _warn(report)
         print_json(report.to_json())
     else:
         _summary(report, "packed")
@@ -146,6 +176,7 @@ def unpack(
 
     report = unpack_file(src, out, key=key, layers=layer, overwrite=force)
     if as_json:
+        _warn(report)
         print_json(report.to_json())
     else:
         _summary(report, "unpacked", recorded=True)
@@ -160,9 +191,10 @@ def quantize(
     layer: Annotated[
         str, typer.Option("--layer", help="Layer whose float tensor entries are quantized.")
     ] = "cool",
-    method: MethodOpt = Method.reference,
+    method: MethodOpt = Method.absmean,
     threshold: ThresholdOpt = None,
-    per_row: PerRowOpt = False,
+    per_row: PerRowOpt = True,
+    min_rank: MinRankOpt = 2,
     nan_as_zero: NanOpt = False,
     include: Annotated[
         list[str] | None, typer.Option("--include", help="Only keys matching this glob (repeatable).")
@@ -173,21 +205,35 @@ def quantize(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Report what would be quantized; write nothing.")
     ] = False,
+    force: Annotated[
+        bool,
+        typer.Option("--force", "-f", help="Really convert in place (lossy and irreversible; required)."),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Convert a layer's float tensor entries to ternary in place (audited, consolidating rewrite).
 
-    Each converted entry gets a "quantize" log event (key, method, digests, error); the
-    file is consolidated and rewritten atomically. Example:
-    thermo quantize model.thermo --layer cool --method absmean --per-row
+    Lossy and irreversible, so it needs --force (try --dry-run first). Tensors below
+    --min-rank stay exact. Each converted entry gets a "quantize" log event (key, method,
+    digests, error); the file is consolidated and rewritten atomically. Example:
+    thermo quantize model.thermo --layer cool --exclude 'embeddings.*' --force
     """
     from thermo_cli.operations.ternary_files import PackOptions, quantize_file
 
-    opts = PackOptions(method=method.value, threshold=threshold, per_row=per_row, nan_as_zero=nan_as_zero)
+    opts = PackOptions(
+        method=method.value, threshold=threshold, per_row=per_row, nan_as_zero=nan_as_zero, min_rank=min_rank
+    )
     report = quantize_file(
-        file, layer=layer, options=opts, include=include or (), exclude=exclude or (), dry_run=dry_run
+        file,
+        layer=layer,
+        options=opts,
+        include=include or (),
+        exclude=exclude or (),
+        dry_run=dry_run,
+        force=force,
     )
     if as_json:
+        _warn(report)
         print_json(report.to_json())
         return
     n = sum(t.packed for t in report.tensors)
@@ -206,4 +252,6 @@ def quantize(
         f"{_ratio(report.tensor_before, report.tensor_after)}"
     )
     err(f"file: {format_size(report.file_before)} -> {format_size(report.file_after)}")
-    err(_quality_text(report))
+    for line in _quality_lines(report):
+        err(line)
+    _warn(report)

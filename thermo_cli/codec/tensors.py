@@ -30,8 +30,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from thermo_cli.codec.ternary.packing import unpack
+from thermo_cli.codec.ternary.quantize import DEFAULT_METHOD, DEFAULT_PER_ROW, quantize
 from thermo_cli.codec.ternary.quantize import dequantize as _dequantize
-from thermo_cli.codec.ternary.quantize import quantize
 from thermo_cli.errors import CorruptError, ValidationError
 from thermo_cli.model import TensorSpec, check_shape
 
@@ -448,9 +448,9 @@ def value_to_array(value: bytes, spec: TensorSpec, *, dequantize: bool = True) -
 
 def ternary_encode(
     arr: np.ndarray,
-    method: str = "reference",
+    method: str = DEFAULT_METHOD,
     threshold: float | None = None,
-    per_row: bool = False,
+    per_row: bool = DEFAULT_PER_ROW,
     **options: Any,
 ) -> tuple[bytes, TensorSpec]:
     """A float tensor → (packed ternary bytes, ternary TensorSpec with its scales).
@@ -464,16 +464,18 @@ def ternary_encode(
 
 def ternary_encode_tensor(
     arr: np.ndarray,
-    method: str = "reference",
+    method: str = DEFAULT_METHOD,
     threshold: float | None = None,
-    per_row: bool = False,
+    per_row: bool = DEFAULT_PER_ROW,
     *,
     dtype: str | None = None,
     nan_as_zero: bool = False,
     what: str = "tensor",
+    with_quality: bool = False,
 ) -> tuple[bytes, TensorSpec, QuantizedTensor]:
     """A float tensor → (packed ternary bytes, ternary TensorSpec with its scales, the
-    QuantizedTensor for quality reports).
+    QuantizedTensor for quality reports; with ``with_quality`` its ``fit`` holds them,
+    measured in the packing pass).
 
     ``dtype`` names the source dtype when ``arr`` holds raw bits (BF16/F8 as uint arrays);
     it is also the dtype dequantization returns. ``what`` names the tensor in errors. See
@@ -485,7 +487,15 @@ def ternary_encode_tensor(
     if not info.is_float:
         raise ValidationError(f"{what}: ternary encoding needs a float tensor, got dtype {info.name}")
     floats = a if info.native and a.dtype.kind == "f" else to_float32(a, info.name)
-    q = quantize(floats, method, threshold=threshold, per_row=per_row, nan_as_zero=nan_as_zero, what=what)
+    q = quantize(
+        floats,
+        method,
+        threshold=threshold,
+        per_row=per_row,
+        nan_as_zero=nan_as_zero,
+        what=what,
+        with_quality=with_quality,
+    )
     spec = TensorSpec(
         dtype=info.name,
         shape=q.shape,

@@ -58,7 +58,17 @@ def recorded_quality(src: str | os.PathLike[str]) -> dict[str, tuple[float | Non
     import/quantize events. A figure holds only for the value it was measured on: a later
     delta on the key, or a later import/quantize event without figures, drops it.
     """
-    found: dict[str, tuple[float | None, float | None]] = {}
+    return {k: (f[0], f[1]) for k, f in recorded_figures(src).items()}
+
+
+Figures = tuple[float | None, float | None, float | None, float | None]
+"""(rel L2, cosine, ||w||, ||ŵ||) as logged; the norms (logged since figures are also
+given for whole files) let per-tensor figures be combined, and are None in older logs."""
+
+
+def recorded_figures(src: str | os.PathLike[str]) -> dict[str, Figures]:
+    """:func:`recorded_quality` with the norms that were logged alongside, by key."""
+    found: dict[str, Figures] = {}
     for rec in store.iter_log(src):
         if isinstance(rec, Delta):
             found.pop(rec.key, None)
@@ -68,7 +78,12 @@ def recorded_quality(src: str | os.PathLike[str]) -> dict[str, tuple[float | Non
             if not isinstance(key, str):
                 continue
             if "rel_l2" in f:
-                found[key] = (number_or_none(f.get("rel_l2")), number_or_none(f.get("cosine")))
+                found[key] = (
+                    number_or_none(f.get("rel_l2")),
+                    number_or_none(f.get("cosine")),
+                    number_or_none(f.get("norm")),
+                    number_or_none(f.get("norm_reconstructed")),
+                )
             else:
                 found.pop(key, None)
     return found

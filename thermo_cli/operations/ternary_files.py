@@ -9,8 +9,14 @@ tensor ``NAME`` is stored as ``U8 [ceil(n/4)]`` 2-bit codes under its own name p
 ``thermo.ternary`` holds a JSON object ``{NAME: {"dtype", "shape", "per_row", "method",
 "scales", "rel_l2", "cosine"}}`` and ``thermo.ternary.layout`` names the bit layout, so
 any safetensors reader can load the file and this module can restore the floats.
-Tensors that are not float (or are empty) are copied unchanged, and the input's own
-metadata is kept.
+Tensors that are not float, are empty, or have fewer dimensions than ``min_rank`` (default
+2: biases and norm gains) are copied unchanged, bit for bit, and the input's own metadata
+is kept.
+
+Every packed tensor's relative L2 error and cosine are reported, with the figures of all
+packed tensors taken together; a tensor whose error exceeds 1 (worse than storing zeros)
+gets a warning in the report. Ternarising a trained model after the fact is lossy
+archival, not a runnable model: keep tensors exact with ``exclude``/``min_rank``.
 
 Every output is written to a temporary file and renamed into place, so it is either
 complete or absent; an existing output is replaced only with ``overwrite``.
@@ -24,6 +30,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -42,7 +49,15 @@ from thermo_cli.codec.tensors import (
     to_float32,
     value_to_array,
 )
-from thermo_cli.codec.ternary.quantize import check_method, check_threshold
+from thermo_cli.codec.ternary.quantize import (
+    DEFAULT_METHOD,
+    DEFAULT_MIN_RANK,
+    DEFAULT_PER_ROW,
+    Quality,
+    check_method,
+    check_threshold,
+    combined_quality,
+)
 from thermo_cli.config.clock import now_ns
 from thermo_cli.container.fileops import atomic_output, refuse_overwriting_source
 from thermo_cli.engine.thermogram import Thermogram
@@ -62,7 +77,7 @@ from thermo_cli.formats.safetensors.ternary_layout import (
     PackedLayout,
 )
 from thermo_cli.model import Entry, Layer, TensorSpec, check_strength
-from thermo_cli.operations.history import number_or_none, recorded_quality
+from thermo_cli.operations.history import number_or_none, recorded_figures
 from thermo_cli.operations.safetensors.importer import EXTRAS_KEY, provenance, saved_metadata
 
 SOURCE = "ternary-pack"
@@ -88,6 +103,25 @@ class TensorResult:
     per_row: bool = False
     rel_l2: float | None = None
     cosine: float | None = None
+    norm: float | None = None
+    """||w|| and ||ŵ||, when known: they combine figures of several tensors into one."""
+    norm_reconstructed: float | None = None
+
+    @property
+    def warning(self) -> str | None:
+        """Why this tensor's figures are alarming (a relative error above 1), else None."""
+        if self.rel_l2 is None or not self.rel_l2 > 1.0:
+            return None
+        return (
+            f"tensor {self.name!r}: relative L2 error {self.rel_l2:.3g} > 1, worse than storing zeros "
+            f"(method {self.method}{', per row' if self.per_row else ', per tensor'}); "
+            "keep it exact or use another method"
+        )
+
+    def quality(self) -> Quality | None:
+        if self.rel_l2 is None or self.cosine is None or self.norm is None or self.norm_reconstructed is None:
+            return None
+        return Quality(self.rel_l2, self.cosine, math.nan, self.norm, self.norm_reconstructed)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -101,6 +135,7 @@ class TensorResult:
             "per_row": self.per_row,
             "rel_l2": self.rel_l2,
             "cosine": self.cosine,
+            "warning": self.warning,
         }
 
 
@@ -124,8 +159,18 @@ class FileReport:
     def tensor_after(self) -> int:
         return sum(t.bytes_after for t in self.tensors)
 
+    def total_quality(self) -> tuple[float, float] | None:
+        """(rel L2, cosine) of all packed tensors taken as one, when their norms are known."""
+        rated = [t for t in self.tensors if t.rel_l2 is not None and t.cosine is not None]
+        parts = [q for q in (t.quality() for t in rated) if q is not None]
+        if not rated or len(parts) != len(rated):
+            return None
+        total = cast(Quality, combined_quality(parts))
+        return total.rel_l2, total.cosine
+
     def mean_quality(self) -> tuple[float, float] | None:
-        """Element-weighted mean (rel L2, cosine) over the packed tensors that have one."""
+        """Element-weighted mean (rel L2, cosine) over the packed tensors that have one
+        (what is left to show when the norms were not recorded)."""
         rated = [t for t in self.tensors if t.rel_l2 is not None and t.cosine is not None]
         if not rated:
             return None
@@ -136,8 +181,14 @@ class FileReport:
             sum(w * cast(float, t.cosine) for w, t in zip(weights, rated, strict=True)) / total,
         )
 
+    @property
+    def warnings(self) -> list[str]:
+        """One line per packed tensor whose relative error exceeds 1."""
+        return [w for w in (t.warning for t in self.tensors) if w is not None]
+
     def to_json(self) -> dict[str, Any]:
-        q = self.mean_quality()
+        total = self.total_quality()
+        q = total if total is not None else self.mean_quality()
         return {
             "action": self.action,
             "src": str(self.src),
@@ -150,6 +201,8 @@ class FileReport:
             "copied": sum(not t.packed for t in self.tensors),
             "rel_l2": None if q is None else q[0],
             "cosine": None if q is None else q[1],
+            "quality_of": None if q is None else ("total" if total is not None else "mean"),
+            "warnings": self.warnings,
             "tensors": [t.to_json() for t in self.tensors],
             "seconds": round(self.seconds, 4),
         }
@@ -157,10 +210,20 @@ class FileReport:
 
 @dataclass(frozen=True, slots=True)
 class PackOptions:
-    method: str = "reference"
+    """How float tensors are packed: ``absmean`` with a scale per row by default, and only
+    tensors of at least ``min_rank`` dimensions (the rest are kept exact)."""
+
+    method: str = DEFAULT_METHOD
     threshold: float | None = None
-    per_row: bool = False
+    per_row: bool = DEFAULT_PER_ROW
     nan_as_zero: bool = False
+    min_rank: int = DEFAULT_MIN_RANK
+
+    def check(self) -> None:
+        check_threshold(self.threshold)
+        check_method(self.method, self.threshold)
+        if isinstance(self.min_rank, bool) or not isinstance(self.min_rank, int) or self.min_rank < 0:
+            raise ValidationError(f"min_rank: must be an integer >= 0, got {self.min_rank!r}")
 
 
 # --- paths ------------------------------------------------------------------------------------
@@ -231,9 +294,9 @@ def _safetensors_tensors(sf: Any) -> Iterator[tuple[Any, _Tensor]]:
         yield info, _Tensor(info.name, info.dtype, value_to_array(data, info.spec), info.shape)
 
 
-def _packable(t: _Tensor) -> bool:
+def _packable(t: _Tensor, opts: PackOptions) -> bool:
     info = DTYPES.get(t.dtype)
-    return info is not None and info.is_float and t.array.size > 0
+    return info is not None and info.is_float and t.array.size > 0 and len(t.shape) >= opts.min_rank
 
 
 def _quantize(t: _Tensor, opts: PackOptions, what: str) -> tuple[bytes, TensorSpec, TensorResult]:
@@ -245,8 +308,9 @@ def _quantize(t: _Tensor, opts: PackOptions, what: str) -> tuple[bytes, TensorSp
         dtype=t.dtype,
         nan_as_zero=opts.nan_as_zero,
         what=what,
+        with_quality=True,
     )
-    quality = q.quality(to_float32(np.asarray(t.array), t.dtype))
+    quality = q.fit if q.fit is not None else q.quality(to_float32(np.asarray(t.array), t.dtype))
     result = TensorResult(
         t.name,
         t.dtype,
@@ -258,8 +322,20 @@ def _quantize(t: _Tensor, opts: PackOptions, what: str) -> tuple[bytes, TensorSp
         spec.per_row,
         quality.rel_l2,
         quality.cosine,
+        quality.norm,
+        quality.norm_reconstructed,
     )
     return value, spec, result
+
+
+def _figures(result: TensorResult) -> dict[str, float]:
+    """The reconstruction figures a packed tensor's log event or description records."""
+    return {
+        "rel_l2": float(cast(float, result.rel_l2)),
+        "cosine": float(cast(float, result.cosine)),
+        "norm": float(cast(float, result.norm)),
+        "norm_reconstructed": float(cast(float, result.norm_reconstructed)),
+    }
 
 
 # --- pack ------------------------------------------------------------------------------------
@@ -284,8 +360,7 @@ def pack_file(
     t0 = time.perf_counter()
     src_p, out_p = Path(src), Path(out)
     kind_in, kind_out = _check_paths(src_p, out_p, "pack", overwrite)
-    check_method(options.method)
-    check_threshold(options.threshold)
+    options.check()
     the_layer = layer if isinstance(layer, Layer) else Layer.parse(layer)
     strength = check_strength(strength)
     report = FileReport("pack", src_p, out_p, file_before=src_p.stat().st_size)
@@ -315,6 +390,11 @@ def pack_file(
     return report
 
 
+def _sha256_of(arr: np.ndarray) -> bytes:
+    """SHA-256 of a C-contiguous array's bytes, read in place (no copy of a mapped file)."""
+    return hashlib.sha256(arr.data.cast("B") if arr.size else b"").digest()
+
+
 def _pack_to_thermo(
     tensors: Callable[[], Iterator[tuple[Any, _Tensor]]],
     out: Path,
@@ -332,41 +412,42 @@ def _pack_to_thermo(
     tg = Thermogram(name=out.stem)
     entries: dict[str, Entry] = {}
     events: list[dict[str, Any]] = []
-    for _, t in tensors():
-        what = f"{source_name}: tensor {t.name!r}"
-        original = np.ascontiguousarray(t.array).tobytes()
-        fields: dict[str, Any] = {
-            "op": "create",
-            "key": t.name,
-            "layer": layer.label,
-            "dtype": t.dtype,
-            "shape": list(t.shape),
-            "bytes": len(original),
-            "sha256": hashlib.sha256(original).digest(),
-            "source": SOURCE,
-            "file": source_name,
-        }
-        if _packable(t):
-            value, spec, result = _quantize(t, opts, what)
-            fields.update(
-                {
-                    "encoding": "ternary",
-                    "method": spec.method,
-                    "per_row": spec.per_row,
-                    "value_sha256": hashlib.sha256(value).digest(),
-                    "rel_l2": float(cast(float, result.rel_l2)),
-                    "cosine": float(cast(float, result.cosine)),
-                }
-            )
-        else:  # copied exactly: a safetensors tensor's little-endian bytes, whatever its dtype
-            value, spec = original, TensorSpec(dtype=t.dtype, shape=t.shape)
-            check_spec(value, spec)
-            fields["encoding"] = "raw"
-            result = TensorResult(t.name, t.dtype, spec.shape, False, len(value), len(value))
-        del original
-        entries[t.name] = Entry(key=t.name, value=value, strength=strength, updated_at_ns=ts, tensor=spec)
-        events.append(fields)
-        report.tensors.append(result)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="thermo-sha256") as hasher:
+        for _, t in tensors():
+            contiguous = np.ascontiguousarray(t.array)
+            # SHA-256 releases the GIL: the original is hashed while it is quantized
+            digest = hasher.submit(_sha256_of, contiguous)
+            fields: dict[str, Any] = {
+                "op": "create",
+                "key": t.name,
+                "layer": layer.label,
+                "dtype": t.dtype,
+                "shape": list(t.shape),
+                "bytes": contiguous.nbytes,
+                "source": SOURCE,
+                "file": source_name,
+            }
+            if _packable(t, opts):
+                value, spec, result = _quantize(t, opts, f"{source_name}: tensor {t.name!r}")
+                fields.update(
+                    {
+                        "encoding": "ternary",
+                        "method": spec.method,
+                        "per_row": spec.per_row,
+                        "value_sha256": hashlib.sha256(value).digest(),
+                        **_figures(result),
+                    }
+                )
+            else:  # copied exactly: a safetensors tensor's little-endian bytes, whatever its dtype
+                value, spec = contiguous.tobytes(), TensorSpec(dtype=t.dtype, shape=t.shape)
+                check_spec(value, spec)
+                fields["encoding"] = "raw"
+                result = TensorResult(t.name, t.dtype, spec.shape, False, len(value), len(value))
+            fields["sha256"] = digest.result()
+            del contiguous
+            entries[t.name] = Entry(key=t.name, value=value, strength=strength, updated_at_ns=ts, tensor=spec)
+            events.append(fields)
+            report.tensors.append(result)
     tg.replace_layer(layer, entries)
     if sf is not None:
         tg.set_extra(EXTRAS_KEY, provenance([sf]))
@@ -391,9 +472,9 @@ def _pack_to_safetensors(
     names: list[str] = []
     for info, t in tensors():
         names.append(t.name)
-        if _packable(t):
+        if _packable(t, opts):
             value, spec, result = _quantize(t, opts, f"{src.name}: tensor {t.name!r}")
-            outputs += layout.add(t.name, spec, lambda v=value: v, rel_l2=result.rel_l2, cosine=result.cosine)  # type: ignore[misc]  # python/mypy#15459
+            outputs += layout.add(t.name, spec, lambda v=value: v, **_figures(result))  # type: ignore[misc]  # python/mypy#15459
         else:
             result = TensorResult(t.name, t.dtype, t.shape, False, t.array.nbytes, t.array.nbytes)
             fetch = (
@@ -545,6 +626,8 @@ def _restored_packed(src: Path, sf: Any, info: Any, by_name: dict[str, Any], d: 
         spec.per_row,
         number_or_none(d.get("rel_l2")),
         number_or_none(d.get("cosine")),
+        number_or_none(d.get("norm")),
+        number_or_none(d.get("norm_reconstructed")),
     )
     return _Restored(name, spec.dtype, load, result)
 
@@ -559,7 +642,7 @@ def _check_packed_spec(src: Path, name: str, nbytes: int, spec: TensorSpec) -> N
 def _from_thermo(src: Path, layers: list[str] | None) -> tuple[list[_Restored], dict[str, str] | None]:
     chosen = [Layer.parse(x) for x in layers] if layers else list(Layer)
     tg = store.load(src, layers="lazy", log="tail")
-    recorded = recorded_quality(src)
+    recorded = recorded_figures(src)
     found: dict[str, _Restored] = {}
     for layer in chosen:
         mapping = tg.layers[layer]
@@ -573,7 +656,7 @@ def _from_thermo(src: Path, layers: list[str] | None) -> tuple[list[_Restored], 
                     f"{src}: key {k!r} is in more than one layer (choose one with layers=…)"
                 )
             packed = spec.encoding == "ternary"
-            q = recorded.get(k, (None, None)) if packed else (None, None)
+            q = recorded.get(k, (None, None, None, None)) if packed else (None, None, None, None)
             result = TensorResult(
                 k,
                 spec.dtype,
@@ -583,8 +666,7 @@ def _from_thermo(src: Path, layers: list[str] | None) -> tuple[list[_Restored], 
                 dense_nbytes(spec),
                 spec.method,
                 spec.per_row,
-                q[0],
-                q[1],
+                *q,
             )
             found[k] = _Restored(k, spec.dtype, lambda m=mapping, key=k: _entry_array(m[key]), result)  # type: ignore[misc]  # python/mypy#15459
 
@@ -603,7 +685,32 @@ def _write_npy(r: _Restored, out: Path, overwrite: bool) -> None:
     if info.is_float and not info.native:  # numpy has no bfloat16/float8: write the values
         arr = to_float32(arr, r.dtype)
     with atomic_output(out, overwrite=overwrite) as fh:
-        np.save(fh, np.ascontiguousarray(arr), allow_pickle=False)
+        _save_npy_flushing(fh, np.ascontiguousarray(arr))
+
+
+WRITEBACK_BYTES = 32 << 20
+"""A large .npy is written in slices of this size, each handed to the disk as soon as it is
+written, so the final fsync waits for the last slice rather than for the whole file."""
+
+
+def _save_npy_flushing(fh: Any, arr: np.ndarray) -> None:
+    """``np.save`` of a C-contiguous array, starting the disk writes while later slices are
+    still being copied: after each slice the kernel is asked to write that range back
+    (``posix_fadvise(DONTNEED)`` starts writeback of dirty pages without waiting for it)."""
+    if arr.nbytes < 2 * WRITEBACK_BYTES or not hasattr(os, "posix_fadvise") or arr.dtype.hasobject:
+        np.save(fh, arr, allow_pickle=False)
+        return
+    header = np.lib.format.header_data_from_array_1_0(arr)
+    try:
+        np.lib.format.write_array_header_1_0(fh, header)  # what np.save writes
+    except ValueError:  # a header over 64 KiB
+        np.lib.format.write_array_header_2_0(fh, header)
+    data = arr.reshape(-1).view(np.uint8)
+    fd = fh.fileno()
+    for start in range(0, data.size, WRITEBACK_BYTES):
+        fh.write(data[start : start + WRITEBACK_BYTES].data)
+        fh.flush()
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
 
 
 def _write_safetensors(
@@ -629,12 +736,15 @@ def quantize_file(
     include: Sequence[str] = (),
     exclude: Sequence[str] = (),
     dry_run: bool = False,
+    force: bool = False,
 ) -> FileReport:
     """Convert the float tensor entries of one layer of a ``.thermo`` file to ternary, in place.
 
-    Under the file's writer lock: every selected entry (raw float tensor, at least one
-    element, key matching ``include`` and not ``exclude`` globs) is replaced by its packed
-    form with scales, one ``Event(kind="quantize")`` per entry records the key, method,
+    The conversion is lossy and cannot be undone, so it needs ``force`` (without it, and
+    without ``dry_run``, RefusedError and the file is untouched). Under the file's writer
+    lock: every selected entry (raw float tensor of rank >= ``options.min_rank``, at least
+    one element, key matching ``include`` and not ``exclude`` globs) is replaced by its
+    packed form with scales, one ``Event(kind="quantize")`` per entry records the key, method,
     SHA-256 of the old and new value ("before", "digest") and the reconstruction error;
     then the thermogram is consolidated (binding the new state digest into the log) and
     the file rewritten atomically. Entries already ternary, and entries without a tensor,
@@ -643,17 +753,25 @@ def quantize_file(
     t0 = time.perf_counter()
     p = Path(path)
     the_layer = layer if isinstance(layer, Layer) else Layer.parse(layer)
-    check_method(options.method)
-    check_threshold(options.threshold)
+    options.check()
     if not p.exists():
         raise NotFoundError(f"{p}: no such file")
     kind = store.sniff(p)
     if kind != "thermo":
         raise RefusedError(f"{p}: is a Rust-crate {kind} file; convert it with `thermo migrate` first")
+    if not (force or dry_run):
+        raise RefusedError(
+            f"{p}: quantizing in place replaces float tensors irreversibly; "
+            "pass force=True to convert in place (or dry_run=True to see what would change)"
+        )
     report = FileReport("quantize", p, p, file_before=p.stat().st_size)
     with store.edit(p) as tg:
         mapping = tg.layers[the_layer]
-        chosen = [k for k in sorted(mapping) if _quantizable(mapping[k]) and selected(k, include, exclude)]
+        chosen = [
+            k
+            for k in sorted(mapping)
+            if _quantizable(mapping[k], options.min_rank) and selected(k, include, exclude)
+        ]
         if dry_run or not chosen:
             for k in chosen:
                 spec = cast(TensorSpec, mapping[k].tensor)  # _quantizable: it has one
@@ -704,8 +822,7 @@ def quantize_file(
                     "digest": hashlib.sha256(value).digest(),
                     "bytes_before": len(old.value),
                     "bytes_after": len(value),
-                    "rel_l2": float(cast(float, result.rel_l2)),
-                    "cosine": float(cast(float, result.cosine)),
+                    **_figures(result),
                 },
                 timestamp_ns=now,
             )
@@ -716,7 +833,7 @@ def quantize_file(
     return report
 
 
-def _quantizable(entry: Entry) -> bool:
+def _quantizable(entry: Entry, min_rank: int) -> bool:
     spec = entry.tensor
     return (
         spec is not None
@@ -724,6 +841,7 @@ def _quantizable(entry: Entry) -> bool:
         and spec.dtype in DTYPES
         and DTYPES[spec.dtype].is_float
         and spec.numel > 0
+        and len(spec.shape) >= min_rank
     )
 
 

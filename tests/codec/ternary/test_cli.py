@@ -87,9 +87,11 @@ def test_pack_safetensors_keeps_other_tensors_and_metadata(model, tmp_path):
     r = run("ternary", "pack", model, packed, "--json")
     assert r.exit_code == 0, r.stderr
     doc = json.loads(r.stdout)
-    assert doc["packed"] == 3 and doc["copied"] == 2 and doc["file_after"] < doc["file_before"] / 8
+    # enc.bias (1-D) stays exact by default: rank >= 2 only
+    assert doc["packed"] == 2 and doc["copied"] == 3 and doc["file_after"] < doc["file_before"] / 6
     plain = load_file(str(packed))
     assert plain["ids"].tolist() == list(range(7)) and plain["empty"].shape == (0, 3)
+    assert plain["enc.bias"].tobytes() == load_file(str(model))["enc.bias"].tobytes()
     back = tmp_path / "back.safetensors"
     assert run("ternary", "unpack", packed, back).exit_code == 0
     with safe_open(str(back), framework="numpy") as f:
@@ -99,7 +101,9 @@ def test_pack_safetensors_keeps_other_tensors_and_metadata(model, tmp_path):
     restored = load_file(str(back))
     assert restored["half"].dtype == np.float16 and restored["enc.weight"].dtype == np.float32
     assert np.array_equal(restored["ids"], np.arange(7))
-    assert np.unique(restored["enc.weight"]).size == 3  # -scale, 0, +scale
+    for row in restored["enc.weight"]:  # absmean per row by default: -scale, 0, +scale per row
+        assert np.unique(row).size == 3
+    assert restored["enc.bias"].tobytes() == load_file(str(model))["enc.bias"].tobytes()
 
 
 def test_pack_to_thermo_and_unpack(model, tmp_path):
@@ -163,10 +167,11 @@ def test_bf16_input(tmp_path):
     assert run("ternary", "unpack", packed, npy_out).exit_code == 0
     values = np.load(npy_out)
     assert values.dtype == np.float32
-    assert set(np.unique(np.abs(values)).tolist()) <= {
-        0.0,
-        float(to_float32(from_float32(np.array([np.abs(values).max()], np.float32), "BF16"), "BF16")[0]),
-    }
+    for row in values:  # one scale per row, rounded to BF16
+        assert set(np.unique(np.abs(row)).tolist()) <= {
+            0.0,
+            float(to_float32(from_float32(np.array([np.abs(row).max()], np.float32), "BF16"), "BF16")[0]),
+        }
 
 
 @pytest.mark.parametrize(
@@ -234,10 +239,17 @@ def test_quantize_in_place_is_audited(model, tmp_path):
     r = run("import-safetensors", model, raw)
     assert r.exit_code == 0, r.stderr
     before = raw.read_bytes()
-    r = run("quantize", raw, "--dry-run", "--json")
+    r = run("quantize", raw, "--dry-run", "--json", "--min-rank", "1")
     assert r.exit_code == 0 and json.loads(r.stdout)["packed"] == 3
+    r = run("quantize", raw, "--dry-run", "--json")
+    assert r.exit_code == 0 and json.loads(r.stdout)["packed"] == 2  # enc.bias is 1-D
+    r = run("quantize", raw)  # irreversible: refused without --force
+    assert r.exit_code == 4 and r.stderr.count("\n") == 1
+    assert str(raw) in r.stderr and "--force" in r.stderr
     assert raw.read_bytes() == before
-    r = run("quantize", raw, "--method", "absmean", "--per-row", "--exclude", "enc.bias")
+    r = run(
+        "quantize", raw, "--method", "absmean", "--per-row", "--min-rank", "1", "--exclude", "enc.bias", "-f"
+    )
     assert r.exit_code == 0, r.stderr
     assert "quantized 2 entries" in r.stderr and "rel L2 error" in r.stderr
     tg = store.load(raw, layers="full", log="full")
@@ -253,13 +265,15 @@ def test_quantize_in_place_is_audited(model, tmp_path):
         assert e.fields["digest"] == hashlib.sha256(cool[e.fields["key"]].value).digest()
     assert events[-1].kind == "consolidate"
     assert verify_file(raw).ok
-    r = run("quantize", raw)
+    r = run("quantize", raw, "--force")
+    assert r.exit_code == 0 and "nothing to quantize" in r.stderr  # enc.bias: 1-D
+    r = run("quantize", raw, "--force", "--min-rank", "1")
     assert r.exit_code == 0 and "quantized 1 entry" in r.stderr
     again = raw.read_bytes()
-    r = run("quantize", raw)
+    r = run("quantize", raw, "--force", "--min-rank", "1")
     assert r.exit_code == 0 and "nothing to quantize" in r.stderr
     assert raw.read_bytes() == again
-    r = run("quantize", raw, "--layer", "hot")
+    r = run("quantize", raw, "--layer", "hot", "--force")
     assert "nothing to quantize" in r.stderr
 
 

@@ -38,7 +38,7 @@ def test_quantization_and_forward_match_naive(rows, cols):
     rng = np.random.default_rng(rows * 100 + cols)
     w = (rng.standard_normal((rows, cols)) * 0.1).astype(np.float32)
     w[0, 0] = 0.0
-    layer = TernaryLayer.from_float(w)
+    layer = TernaryLayer.from_float(w, method="reference")
     signs, scales = naive_layer(w)
     assert np.array_equal(layer.signs(), signs)
     assert np.array_equal(layer.scales, scales)
@@ -57,7 +57,7 @@ def test_quantization_and_forward_match_naive(rows, cols):
 def test_zero_rows_get_scale_one_and_no_active_weights():
     w = np.zeros((2, 4), dtype=np.float32)
     w[1] = [1e-7, -1e-7, 0, 0]
-    layer = TernaryLayer.from_float(w)
+    layer = TernaryLayer.from_float(w, method="reference")
     assert layer.scales.tolist() == [1.0, 1.0]
     assert layer.codes.count_active() == 0
     assert layer.forward(np.ones(4)).tolist() == [0.0, 0.0]

@@ -43,11 +43,47 @@ def naive_absmean(row: np.ndarray, threshold: float | None = None) -> tuple[np.n
     return codes.astype(np.int8), float(gamma)
 
 
+def naive_kept_mean(row: np.ndarray, keep: np.ndarray) -> tuple[np.ndarray, float]:
+    """Codes sign(w) where ``keep``, scale = mean |w| of the kept (1e-5 when none)."""
+    a = np.abs(row.astype(np.float32).ravel())
+    codes = np.where(keep, np.sign(row.ravel()), 0).astype(np.int8)
+    scale = float(np.float32(a[keep].astype(np.float64).mean())) if keep.any() else 1e-5
+    return codes, scale
+
+
+def naive_twn(row: np.ndarray, factor: float = 0.7) -> tuple[np.ndarray, float]:
+    a = np.abs(row.astype(np.float32).ravel())
+    delta = np.float32(factor * a.astype(np.float64).mean())
+    return naive_kept_mean(row, a > delta)
+
+
+def naive_optimal(row: np.ndarray) -> tuple[np.ndarray, float]:
+    """Brute force: every threshold at a distinct |w|, the one with the smallest L2 error."""
+    w = row.astype(np.float64).ravel()
+    a = np.abs(w)
+    best, best_err = np.zeros(a.size, bool), float(np.sum(w * w))
+    for t in np.unique(a[a > 0]):
+        keep = a >= t
+        s = a[keep].mean()
+        e = float(np.sum((w - s * np.sign(w) * keep) ** 2))
+        if e < best_err * (1 - 1e-12):
+            best, best_err = keep, e
+    return naive_kept_mean(row, best)
+
+
 def check_against_naive(w: np.ndarray, method: str, per_row: bool, threshold: float | None = None):
     q = quantize(w, method, per_row=per_row, threshold=threshold)
     rows = w.reshape(w.shape[0], -1) if (per_row and w.ndim >= 2) else w.reshape(1, -1)
     got = q.values().reshape(rows.shape)
     for r in range(rows.shape[0]):
+        if method in ("twn", "optimal"):
+            if method == "twn":
+                codes, scale = naive_twn(rows[r], 0.7 if threshold is None else threshold)
+            else:
+                codes, scale = naive_optimal(rows[r])
+            assert q.scales[r] == pytest.approx(scale, rel=1e-5)
+            assert np.array_equal(got[r], codes), (method, per_row, r)
+            continue
         if method == "reference":
             codes, scale, t = naive_reference(rows[r], threshold)
             assert q.thresholds[r] == pytest.approx(t, rel=1e-6)
@@ -62,7 +98,7 @@ def check_against_naive(w: np.ndarray, method: str, per_row: bool, threshold: fl
     return q
 
 
-@pytest.mark.parametrize("method", ["reference", "absmean"])
+@pytest.mark.parametrize("method", ["reference", "absmean", "twn", "optimal"])
 @pytest.mark.parametrize("per_row", [False, True])
 @pytest.mark.parametrize("shape", [(1,), (5,), (3, 7), (16, 16), (4, 3, 5)])
 def test_matches_naive(method, per_row, shape):
@@ -74,7 +110,7 @@ def test_matches_naive(method, per_row, shape):
 
 
 @pytest.mark.parametrize("threads", [1, 3])
-@pytest.mark.parametrize("method", ["reference", "absmean"])
+@pytest.mark.parametrize("method", ["reference", "absmean", "twn", "optimal"])
 @pytest.mark.parametrize(
     ("shape", "per_row"),
     [
@@ -97,20 +133,35 @@ def test_block_boundaries(monkeypatch, method, shape, per_row, threads):
     w = (rng.standard_normal(shape) * 0.1).astype(np.float32)
     w.ravel()[::11] = 0.0
     w.ravel()[5] = 1e-9
-    check_against_naive(w, method, per_row)
-    check_against_naive(w, method, per_row, threshold=0.3)
+    q = check_against_naive(w, method, per_row)
+    fused = quantize(w, method, per_row=per_row, with_quality=True)
+    assert fused.fit is not None
+    assert fused.fit.rel_l2 == pytest.approx(reconstruction_quality(w, q.dequantize()).rel_l2, rel=1e-5)
+    if method != "optimal":
+        check_against_naive(w, method, per_row, threshold=0.3)
 
 
 @given(
     hnp.arrays(
         np.float32, hnp.array_shapes(min_dims=1, max_dims=3, max_side=9), elements=st.floats(-4, 4, width=32)
     ),
-    st.sampled_from(["reference", "absmean"]),
+    st.sampled_from(["reference", "absmean", "twn", "optimal"]),
     st.booleans(),
 )
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=80, deadline=None)
 def test_property_codes_and_dequantize(w, method, per_row):
     q = check_against_naive(w, method, per_row)
+    fast, slow = q.quality(w), reconstruction_quality(w, q.dequantize())
+    assert fast.rel_l2 == pytest.approx(slow.rel_l2, rel=1e-4, abs=1e-5)
+    assert fast.cosine == pytest.approx(slow.cosine, rel=1e-4, abs=1e-5)
+    assert fast.max_abs == pytest.approx(slow.max_abs, rel=1e-6, abs=1e-7)
+    fused = quantize(w, method, per_row=per_row, with_quality=True)
+    assert fused.fit is not None and q.fit is None
+    assert np.array_equal(fused.codes.data, q.codes.data)
+    assert (fused.fit.rel_l2, fused.fit.cosine) == pytest.approx(
+        (fast.rel_l2, fast.cosine), rel=1e-6, abs=1e-7
+    )
+    assert fused.fit.max_abs == fast.max_abs
     deq = q.dequantize()
     assert deq.shape == w.shape and deq.dtype == np.float32
     scales = q.scales[:, None] if q.per_row else q.scales
@@ -120,7 +171,7 @@ def test_property_codes_and_dequantize(w, method, per_row):
 
 def test_threshold_only_sees_values_above_one_millionth_of_the_scale():
     w = np.array([1.0, 0.5, 0.0, 5e-7, -0.25, 0.0], dtype=np.float32)
-    q = quantize(w)
+    q = quantize(w, "reference")
     assert q.thresholds[0] == pytest.approx((1.0 + 0.5 + 0.25) / 3)
     assert q.values().tolist() == [1, 0, 0, 0, 0, 0]
     assert adaptive_threshold(w) == pytest.approx(1.75 / 3)
@@ -129,7 +180,7 @@ def test_threshold_only_sees_values_above_one_millionth_of_the_scale():
 
 
 def test_reference_all_small_gets_unit_scale_and_zero_codes():
-    q = quantize(np.full((2, 3), 1e-7, np.float32), per_row=True)
+    q = quantize(np.full((2, 3), 1e-7, np.float32), "reference", per_row=True)
     assert q.scales.tolist() == [1.0, 1.0] and q.thresholds.tolist() == [0.5, 0.5]
     assert q.codes.count_active() == 0
 
@@ -221,7 +272,9 @@ def test_dequantize_checks_scale_count():
 
 def test_reconstruction_quality_edge_cases():
     a = np.array([1.0, 2.0, 2.0])
-    assert reconstruction_quality(a, a) == Q.Quality(0.0, pytest.approx(1.0), 0.0)
+    same = reconstruction_quality(a, a)
+    assert (same.rel_l2, same.cosine, same.max_abs) == (0.0, pytest.approx(1.0), 0.0)
+    assert same.norm == same.norm_reconstructed == 3.0
     z = np.zeros(3)
     assert reconstruction_quality(z, z).cosine == 1.0 and reconstruction_quality(z, z).rel_l2 == 0.0
     assert reconstruction_quality(z, a).rel_l2 == math.inf
@@ -302,3 +355,48 @@ def test_cut_off_follows_the_maximum_seen_last(monkeypatch, per_row):
     w[:, -1] = np.float32(10.0)  # the max comes last
     q = check_against_naive(w, "reference", per_row)
     assert q.thresholds.size == (3 if per_row else 1)
+
+
+def test_defaults_are_absmean_per_row():
+    w = weight_like((8, 32), 4)
+    q = quantize(w)
+    assert q.method == "absmean" and q.per_row and q.scales.size == 8
+    assert Q.DEFAULT_MIN_RANK == 2
+
+
+def test_optimal_chooses_its_own_threshold():
+    with pytest.raises(ValidationError, match="chooses its own threshold"):
+        quantize(np.ones((2, 2), np.float32), "optimal", threshold=0.5)
+
+
+@pytest.mark.parametrize("method", ["twn", "optimal"])
+def test_zero_rows_keep_nothing(method):
+    w = np.zeros((3, 5), np.float32)
+    w[1] = [0.5, -1.0, 0.0, 0.25, 2.0]
+    q = quantize(w, method)
+    assert q.values()[0].tolist() == [0] * 5 and q.values()[2].tolist() == [0] * 5
+    assert q.dequantize()[0].tolist() == [0.0] * 5
+    assert q.quality(w).rel_l2 < 1
+
+
+@pytest.mark.parametrize("method", ["absmean", "twn", "optimal", "reference"])
+def test_quality_with_non_finite_stored_as_zero(method):
+    w = weight_like((6, 20), 5)
+    w[2, 3], w[4, 0] = np.nan, np.inf
+    q = quantize(w, method, nan_as_zero=True)
+    clean = np.where(np.isfinite(w), w, 0).astype(np.float32)
+    assert q.quality(w).rel_l2 == pytest.approx(
+        reconstruction_quality(clean, q.dequantize()).rel_l2, rel=1e-5
+    )
+
+
+def test_combined_quality_is_the_figure_of_the_concatenation():
+    parts = [weight_like((8, 16), 6), weight_like((4, 40), 7) * 3]
+    qs = [quantize(w) for w in parts]
+    total = Q.combined_quality([q.quality(w) for q, w in zip(qs, parts, strict=True)])
+    flat = np.concatenate([w.ravel() for w in parts])
+    approx = np.concatenate([q.dequantize().ravel() for q in qs])
+    whole = reconstruction_quality(flat, approx)
+    assert total is not None and Q.combined_quality([]) is None
+    assert total.rel_l2 == pytest.approx(whole.rel_l2, rel=1e-5)
+    assert total.cosine == pytest.approx(whole.cosine, rel=1e-5)

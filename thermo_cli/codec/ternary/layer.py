@@ -3,8 +3,9 @@
 The crate's ``TernaryLayer``: each output row r keeps ``scale[r] = max |w_r|`` (1.0 when
 that is <= 1e-6) and the row's weights normalised by it and quantized at the row's
 adaptive threshold; ``forward(x)[r] = scale[r] * sum_i sign[r, i] * x[i]``. That is the
-``reference`` method with ``per_row`` (``thermo_cli.codec.ternary.quantize``); other methods
-(``absmean``) work the same way, with their own scales.
+``reference`` method with ``per_row`` (``thermo_cli.codec.ternary.quantize``). Every other
+method works the same way with its own scales; :meth:`TernaryLayer.from_float` uses the
+library default (``absmean``), and ``method="reference"`` gives the crate's layer.
 
 Weights are held packed (2 bits each). ``forward`` multiplies by the unpacked -1/0/+1
 matrix in float32 — one BLAS matrix product for a whole batch — and keeps that matrix
@@ -52,7 +53,8 @@ class TernaryLayer:
         threshold: float | None = None,
         nan_as_zero: bool = False,
     ) -> TernaryLayer:
-        """Quantize a float (out, in) matrix row by row (the crate's rule by default)."""
+        """Quantize a float (out, in) matrix row by row (``absmean`` by default; the crate's
+        rule is ``method="reference"``)."""
         w = np.asarray(weights)
         if w.ndim != 2:
             raise ValidationError(f"layer: weights must be 2-D (out, in), got shape {w.shape}")

@@ -1,17 +1,32 @@
 """Float tensors → ternary codes plus scales, and back; with reconstruction quality.
 
-Two methods, both storing ``w ≈ scale * code`` with one scale per tensor or per row:
+Four methods, all storing ``w ≈ scale * code`` with one scale per tensor or per row (the
+stored layout never depends on the method, so readers need not know it):
 
-``reference`` (default, the Rust crate's ``TernaryLayer`` rule)
+``absmean`` (default, BitNet b1.58)
+    scale γ = mean |w| (clamped to >= 1e-5 as BitNet does), code = round(clip(w/γ, -1, 1))
+    with round-half-to-even, i.e. ``w/γ > 0.5`` → +1, ``w/γ < -0.5`` → -1.
+``twn`` (Ternary Weight Networks)
+    keep the weights with |w| > Δ = 0.7 × mean |w|; scale = mean |w| of the kept weights:
+    a cheap approximation of ``optimal``.
+``optimal`` (exact L2-optimal threshold)
+    sort |w| descending and keep the k largest, k maximising (sum of the top k)² / k, which
+    minimises ||w − scale·code||² over every threshold; scale = mean of those k. It sorts
+    each row (blocks of rows at a time), so it costs a sort, not a scan.
+``reference`` (the Rust crate's ``TernaryLayer`` rule, kept for compatibility)
     scale = max |w| (1.0 when that is <= 1e-6); the weights are normalised by the scale
     and quantized at the adaptive threshold t = mean |w/scale| over |w/scale| > 1e-6
     (0.5 when there is none): ``w/scale >= t`` → +1, ``w/scale <= -t`` → -1, else 0.
-``absmean`` (BitNet b1.58)
-    scale γ = mean |w| (clamped to >= 1e-5 as BitNet does), code = round(clip(w/γ, -1, 1))
-    with round-half-to-even, i.e. ``w/γ > 0.5`` → +1, ``w/γ < -0.5`` → -1.
+    On trained weights with outliers this is worse than storing zeros (a relative L2
+    error above 1): every weight above the mean is set to ±max.
 
-An explicit ``threshold`` replaces the default cut in the normalised domain for either
-method (``|w/scale| >= threshold`` is active). The comparisons are done on ``w`` itself
+The library defaults are the ones a user should get: ``absmean`` with one scale per row
+(:data:`DEFAULT_PER_ROW`); callers converting whole checkpoints leave tensors of rank
+below :data:`DEFAULT_MIN_RANK` (biases, norms) exact.
+
+An explicit ``threshold`` replaces the default cut in the normalised domain for
+``reference`` and ``absmean`` (``|w/scale| >= threshold`` is active) and the factor 0.7
+for ``twn``; ``optimal`` chooses its own. The comparisons are done on ``w`` itself
 against the smallest float32 whose float32 quotient by the scale passes, which gives
 exactly the codes that dividing first would give, without a division per weight.
 
@@ -20,8 +35,10 @@ a threshold can differ from the crate's in its last bits; the codes then differ 
 weights lying on that boundary.
 
 Work goes block by block (``CHUNK`` weights, cache-sized): one pass for the statistics
-(two for ``reference``, whose cut-off depends on the max), one to compare and pack.
-Blocks are independent, so large tensors use idle cores (:mod:`.parallel`).
+(two for ``reference`` and ``twn``), one to compare and pack. Blocks are independent, so
+large tensors use idle cores (:mod:`.parallel`). The reconstruction error of a result
+(:meth:`QuantizedTensor.quality`) takes one more pass over the original and none over a
+dequantized copy: it follows from per-row sums (see :func:`fit_quality`).
 """
 
 from __future__ import annotations
@@ -43,8 +60,16 @@ from thermo_cli.codec.ternary.packing import (
 )
 from thermo_cli.errors import ValidationError
 
-METHODS = ("reference", "absmean")
-DEFAULT_METHOD = "reference"
+METHODS = ("absmean", "twn", "optimal", "reference")
+DEFAULT_METHOD = "absmean"
+DEFAULT_PER_ROW = True
+"""One scale per row (first dimension) unless asked otherwise: a per-tensor scale lets one
+row's outliers decide the codes of every other row."""
+DEFAULT_MIN_RANK = 2
+"""Whole-checkpoint conversions pack tensors of at least this many dimensions (matrices
+and embeddings); biases and norm gains, a tiny share of the bytes, stay exact."""
+TWN_FACTOR = 0.7
+"""TWN's cut Δ = 0.7 × mean |w| (Li & Liu, Ternary Weight Networks)."""
 NEAR_ZERO = np.float32(1e-6)
 """The crate's cut-off: |w| <= 1e-6 counts as zero (scales and adaptive thresholds)."""
 ABSMEAN_EPS = 1e-5
@@ -69,6 +94,31 @@ class Quality:
     """<w, ŵ> / (||w|| ||ŵ||) (1 for two zero tensors, 0 when exactly one is zero)."""
     max_abs: float
     """Largest |w - ŵ|."""
+    norm: float = math.nan
+    """||w||: with ``norm_reconstructed`` it lets figures of several tensors be combined
+    into figures of the whole (:func:`combined_quality`)."""
+    norm_reconstructed: float = math.nan
+    """||ŵ||."""
+
+    @property
+    def worse_than_zeros(self) -> bool:
+        """A relative error above 1: storing zeros would have been closer."""
+        return self.rel_l2 > 1.0
+
+
+def combined_quality(parts: list[Quality]) -> Quality | None:
+    """The figures of all ``parts`` taken as one concatenated tensor (None for no parts).
+
+    Needs each part's norms: ||w − ŵ||² = (rel·||w||)², <w, ŵ> = cos·||w||·||ŵ||.
+    """
+    if not parts:
+        return None
+    aa = sum(q.norm**2 for q in parts)
+    bb = sum(q.norm_reconstructed**2 for q in parts)
+    ab = sum(q.cosine * q.norm * q.norm_reconstructed for q in parts if q.norm and q.norm_reconstructed)
+    dd = sum((q.rel_l2 * q.norm) ** 2 for q in parts if q.norm)
+    dd += sum(q.norm_reconstructed**2 for q in parts if not q.norm)
+    return _quality_of_sums(aa, bb, ab, dd, max(q.max_abs for q in parts))
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +135,12 @@ class QuantizedTensor:
     thresholds: np.ndarray
     per_row: bool
     method: str
+    cuts: np.ndarray | None = None
+    """The raw cut per row (``w >= cut`` → +1, ``w <= -cut`` → -1) the codes were made
+    with; lets :meth:`quality` work from sums instead of a dequantized copy."""
+    fit: Quality | None = None
+    """With ``quantize(..., with_quality=True)``: the quality against the float32 values
+    the codes were chosen from (NaN/Inf as 0), measured in the packing pass itself."""
 
     @property
     def numel(self) -> int:
@@ -104,7 +160,15 @@ class QuantizedTensor:
         return dequantize(self.codes.data, self.shape, self.scales, self.per_row)
 
     def quality(self, original: np.ndarray) -> Quality:
-        return reconstruction_quality(original, self.dequantize())
+        """How well ``scale * code`` reconstructs ``original`` (the tensor quantized).
+
+        Computed from per-row sums over ``original`` (:func:`fit_quality`) when the cuts
+        are known, with no dequantized copy; NaN/Inf in ``original`` count as 0, as they
+        were stored with ``nan_as_zero``.
+        """
+        if self.cuts is None or np.asarray(original).size != self.numel:
+            return reconstruction_quality(original, self.dequantize())
+        return fit_quality(original, self.scales, self.cuts, self.per_row)
 
 
 # --- input checks -----------------------------------------------------------------------------
@@ -146,9 +210,11 @@ def _clean(arr: np.ndarray) -> np.ndarray:
     return np.where(np.isfinite(arr), arr, arr.dtype.type(0))
 
 
-def check_method(method: str) -> str:
+def check_method(method: str, threshold: float | None = None) -> str:
     if method not in METHODS:
         raise ValidationError(f"method: expected one of {', '.join(METHODS)}, got {method!r}")
+    if method == "optimal" and threshold is not None:
+        raise ValidationError("threshold: method 'optimal' chooses its own threshold; leave threshold unset")
     return method
 
 
@@ -263,7 +329,11 @@ def _row_abs_sums(
             dropped = np.array([n_small], dtype=np.int64)
         else:
             dropped = np.add.reduce(small.view(np.uint8), axis=1, dtype=np.int32)
-        return total, dropped, np.sum(a, axis=1, where=small)
+        # a masked product then a plain sum: ``np.sum(where=)`` is some 30x slower
+        small_a = np.multiply(
+            a, small, out=scratch.get("small_a", cap, np.float32)[: piece.size].reshape(piece.shape)
+        )
+        return total, dropped, small_a.sum(axis=1, dtype=np.float64 if wide else np.float32)
 
     blocks = list(_blocks(rows))
     sums = np.zeros(n_rows, dtype=np.float64)
@@ -311,22 +381,36 @@ def exact_cut(scale: np.ndarray, t: np.ndarray, strict: bool) -> np.ndarray:
 
 
 def _pack_pieces(rows: np.ndarray, cuts: np.ndarray) -> np.ndarray:
-    """Codes of every weight (``w >= cut`` → +1, ``w <= -cut`` → -1), packed, in one pass.
+    """Codes of every weight (``w >= cut`` → +1, ``w <= -cut`` → -1), packed, in one pass."""
+    return _pack_and_fit(rows, cuts, None)[0]
+
+
+_Fit = tuple[np.ndarray, np.ndarray, np.ndarray, float]
+"""Per row Σw², Σ(w − ŵ)², kept count; and the largest |w − ŵ| (see :func:`_row_fit`)."""
+
+
+def _pack_and_fit(
+    rows: np.ndarray, cuts: np.ndarray, scales: np.ndarray | None
+) -> tuple[np.ndarray, _Fit | None]:
+    """Packed codes, and with ``scales`` the sums of :func:`_row_fit` from the same pass.
 
     Per block: two comparisons into byte masks, ``pos | neg << 1`` on uint32 views (numpy
     shifts bytes slowly), then the multiply-shift packing into the block's own bytes of
-    the output. Blocks start on a byte boundary (a multiple of 4 weights) except when
-    very long rows have a length not divisible by 4; those go through :func:`_pack_staged`.
+    the output; the figures' sums run on the block while it is still in the cache. Blocks
+    start on a byte boundary (a multiple of 4 weights) except when very long rows have a
+    length not divisible by 4; those go through :func:`_pack_staged` (figures then take
+    their own pass).
     """
     n_cols = rows.shape[1]
     if n_cols > CHUNK and n_cols % 4:
-        return _pack_staged(rows, cuts)
+        packed = _pack_staged(rows, cuts)
+        return packed, (None if scales is None else _row_fit(rows, scales, cuts))
     out = np.empty(packed_size(rows.size), dtype=np.uint8)
     cap = _block_capacity(rows) + 4
     neg_cuts = -cuts
     scratch = parallel.Scratch()
 
-    def one(block: tuple[int, int, int, int]) -> None:
+    def one(block: tuple[int, int, int, int]) -> _BlockFit | None:
         start = block[0] * n_cols + block[2]
         piece = _piece(rows, block)
         m = piece.size
@@ -344,9 +428,15 @@ def _pack_pieces(rows: np.ndarray, cuts: np.ndarray) -> np.ndarray:
             scratch.get("words", cap // 4 + 1, np.uint32),
             out[start // 4 : start // 4 + nw],
         )
+        if scales is None:
+            return None
+        return _fit_block(piece, block, cuts, scales, scratch, cap, np.float32)
 
-    parallel.run(one, list(_blocks(rows)), rows.size)
-    return out
+    blocks = list(_blocks(rows))
+    results = parallel.run(one, blocks, rows.size)
+    if scales is None:
+        return out, None
+    return out, _gather_fit(rows.shape[0], blocks, cast(list[_BlockFit], results))
 
 
 def _codes_of(
@@ -459,9 +549,10 @@ def quantize(
     method: str = DEFAULT_METHOD,
     *,
     threshold: float | None = None,
-    per_row: bool = False,
+    per_row: bool = DEFAULT_PER_ROW,
     nan_as_zero: bool = False,
     what: str = "weights",
+    with_quality: bool = False,
 ) -> QuantizedTensor:
     """Quantize a float tensor to ternary codes and scales (see the module docstring).
 
@@ -470,8 +561,8 @@ def quantize(
     their count and first index unless ``nan_as_zero``, which stores them as 0.
     """
     arr = check_float_tensor(weights, what)
-    check_method(method)
     t_given = check_threshold(threshold)
+    check_method(method, t_given)
     per_row = bool(per_row) and arr.ndim >= 2
     rows = _as_rows(arr, per_row)
     try:
@@ -484,7 +575,13 @@ def quantize(
             rows = _clean(rows)
         # all finite now: a float32 block sum overflowed, or the NaN/Inf are gone
         scales, thresholds, cuts = _statistics(rows, method, t_given, wide=True)
-    packed = _pack_pieces(rows, cuts)
+    fit = None
+    with np.errstate(over="ignore", invalid="ignore"):
+        packed, sums = _pack_and_fit(rows, cuts, scales if with_quality else None)
+        if sums is not None and not _fit_is_finite(sums):  # squares beyond float32
+            sums = _row_fit(rows, scales, cuts, wide=True)
+    if sums is not None:
+        fit = _quality_of_fit(sums, scales)
     return QuantizedTensor(
         codes=PackedTernary._wrap(packed, int(arr.size)),
         shape=tuple(int(d) for d in arr.shape),
@@ -492,6 +589,8 @@ def quantize(
         thresholds=thresholds,
         per_row=per_row,
         method=method,
+        cuts=cuts,
+        fit=fit,
     )
 
 
@@ -527,6 +626,10 @@ def _statistics_of(
         else:
             thresholds = np.full_like(scales, t_given)
         cuts = exact_cut(scales, thresholds, strict=False)
+    elif method == "twn":
+        return _twn_statistics(rows, TWN_FACTOR if t_given is None else t_given, wide)
+    elif method == "optimal":
+        return _optimal_statistics(rows)
     else:
         sums, counts = _row_abs_sums(rows, wide=wide)
         if not np.isfinite(sums).all():
@@ -539,6 +642,187 @@ def _statistics_of(
             thresholds = np.full_like(scales, t_given)
             cuts = exact_cut(scales, thresholds, strict=False)
     return scales, thresholds, cuts
+
+
+def _twn_statistics(rows: np.ndarray, factor: float, wide: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """TWN: keep |w| > Δ = factor × mean |w|; scale = mean |w| of the kept (two passes)."""
+    sums, counts = _row_abs_sums(rows, wide=wide)
+    if not np.isfinite(sums).all():
+        raise _NonFinite
+    delta = (factor * (sums / counts)).astype(np.float32)
+    cuts = np.nextafter(delta, np.float32(np.inf))  # |w| > Δ  ⇔  |w| >= the next float
+    kept_sums, kept = _row_abs_sums(rows, below=cuts, wide=wide)
+    return _kept_scales(kept_sums, kept, cuts, delta)
+
+
+def _kept_scales(
+    kept_sums: np.ndarray, kept: np.ndarray, cuts: np.ndarray, threshold_raw: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(scales, normalised thresholds, cuts) when the scale is the mean of the kept |w|.
+
+    A row that keeps nothing (all zeros) gets the smallest absmean scale and an infinite
+    cut, so all its codes are 0.
+    """
+    any_kept = kept > 0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = kept_sums / np.maximum(kept, 1)
+    scales = np.where(any_kept, mean, ABSMEAN_EPS).astype(np.float32)
+    cuts = np.where(any_kept, cuts, np.float32(np.inf)).astype(np.float32)
+    thresholds = (threshold_raw.astype(np.float64) / scales).astype(np.float32)
+    return scales, thresholds, cuts
+
+
+def _optimal_statistics(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The L2-optimal cut per row: sort |w| descending, keep the k maximising S_k² / k.
+
+    For a kept set of size k the best scale is its mean and the squared error is
+    ||w||² − S_k²/k, so maximising S_k²/k over k (only the k largest can be optimal)
+    gives the exact optimum. Blocks of whole rows (about ``CHUNK`` weights) are sorted
+    at a time; weights tied with the k-th largest are kept too, and the scale is the mean
+    of everything kept, so scale and codes always agree.
+    """
+    n_rows, n_cols = rows.shape
+    step = max(1, CHUNK // max(n_cols, 1))
+    starts = list(range(0, n_rows, step))
+
+    def one(r0: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        a = np.abs(rows[r0 : r0 + step].astype(np.float32))
+        if not np.isfinite(a.max()):
+            raise _NonFinite
+        a.sort(axis=1)
+        desc = a[:, ::-1]
+        csum = np.cumsum(desc, axis=1, dtype=np.float64)
+        score = np.square(csum) / np.arange(1, n_cols + 1, dtype=np.float64)
+        best = score.argmax(axis=1)
+        picked = np.arange(desc.shape[0])
+        cut = desc[picked, best]
+        kept = np.count_nonzero(desc >= cut[:, None], axis=1)
+        kept_sums = csum[picked, kept - 1]
+        kept = np.where(cut > 0, kept, 0)
+        return kept_sums, kept, cut
+
+    parts = parallel.run(one, starts, rows.size)
+    kept_sums = np.concatenate([p[0] for p in parts])
+    kept = np.concatenate([p[1] for p in parts])
+    cuts = np.concatenate([p[2] for p in parts]).astype(np.float32)
+    return _kept_scales(kept_sums, kept, cuts, cuts)
+
+
+def fit_quality(original: np.ndarray, scales: np.ndarray, cuts: np.ndarray, per_row: bool) -> Quality:
+    """The :class:`Quality` of ``scale * code`` against ``original``, from per-row sums.
+
+    With codes ``c = sign(w)`` where ``|w| >= cut`` (else 0) and ŵ = s·c, the error of a
+    weight is ``|w| − s`` where kept and ``|w|`` elsewhere, and ||ŵ||² = s²·n_kept; so
+    one pass over the original (float32 blocks, sums gathered in float64) gives every
+    figure without building ŵ, and <w, ŵ> follows from the three squared norms.
+    Non-finite weights count as 0 (they were stored as 0).
+    """
+    arr = np.asarray(original)
+    rows = _as_rows(arr, per_row and arr.ndim >= 2)
+    scales = np.asarray(scales, dtype=np.float32).ravel()
+    cuts = np.asarray(cuts, dtype=np.float32).ravel()
+    with np.errstate(over="ignore", invalid="ignore"):
+        fit = _row_fit(rows, scales, cuts)
+        if not _fit_is_finite(fit):
+            # NaN/Inf stored as 0, or squares beyond float32: redo in float64
+            rows = _clean(rows) if find_nonfinite(rows) is not None else rows
+            fit = _row_fit(rows, scales, cuts, wide=True)
+    return _quality_of_fit(fit, scales)
+
+
+def _fit_is_finite(fit: _Fit) -> bool:
+    """Sums float32 can be trusted with: finite, and not so small that squares underflowed
+    (then, as for overflow, the sums are redone in float64)."""
+    finite = np.isfinite(fit[0]).all() and np.isfinite(fit[1]).all() and math.isfinite(fit[3])
+    return bool(finite and float(fit[0].sum()) > 1e-30)
+
+
+def _quality_of_fit(fit: _Fit, scales: np.ndarray) -> Quality:
+    sq, sq_err, kept, max_abs = fit
+    s64 = scales.astype(np.float64)
+    aa = float(sq.sum())
+    dd = float(sq_err.sum())
+    bb = parallel.sum_of_products(s64 * s64, kept.astype(np.float64))
+    return _quality_of_sums(aa, bb, (aa + bb - dd) / 2.0, dd, max_abs)
+
+
+def _row_fit(rows: np.ndarray, scales: np.ndarray, cuts: np.ndarray, wide: bool = False) -> _Fit:
+    """Per row: Σw², Σ(w − ŵ)², how many weights are kept; and the largest |w − ŵ|.
+
+    Sums are float32 pairwise sums per block (float64 when ``wide``) added in float64.
+    """
+    cap = _block_capacity(rows)
+    scratch = parallel.Scratch()
+    acc = np.float64 if wide else np.float32
+
+    def one(block: tuple[int, int, int, int]) -> _BlockFit:
+        return _fit_block(_piece(rows, block), block, cuts, scales, scratch, cap, acc)
+
+    blocks = list(_blocks(rows))
+    return _gather_fit(rows.shape[0], blocks, parallel.run(one, blocks, rows.size))
+
+
+_BlockFit = tuple[np.ndarray, np.ndarray, np.ndarray, float]
+
+
+def _fit_block(
+    piece: np.ndarray,
+    block: tuple[int, int, int, int],
+    cuts: np.ndarray,
+    scales: np.ndarray,
+    scratch: parallel.Scratch,
+    cap: int,
+    acc: type,
+) -> _BlockFit:
+    """One block's share of :func:`_row_fit`: the error is ``|w| − s`` where kept, else ``|w|``."""
+    shape, m = piece.shape, piece.size
+    a = np.abs(piece, out=scratch.get("abs", cap, np.float32)[:m].reshape(shape))
+    kept = np.greater_equal(
+        a, _cut_for(cuts, block), out=scratch.get("kept", cap, np.bool_)[:m].reshape(shape)
+    )
+    if shape[0] == 1:
+        n_kept = np.array([np.count_nonzero(kept)], dtype=np.int64)
+    else:
+        n_kept = np.add.reduce(kept.view(np.uint8), axis=1, dtype=np.int32)
+    err = np.multiply(
+        kept, _cut_for(scales, block), out=scratch.get("err", cap, np.float32)[:m].reshape(shape)
+    )
+    np.subtract(a, err, out=err)
+    worst = max(float(err.max()), -float(err.min()))
+    if acc is np.float64:
+        sq_err = np.einsum("ij,ij->i", err.astype(np.float64), err.astype(np.float64))
+        sq = np.einsum("ij,ij->i", a.astype(np.float64), a.astype(np.float64))
+    else:
+        sq_err = np.square(err, out=err).sum(axis=1, dtype=np.float32)
+        sq = np.square(a, out=a).sum(axis=1, dtype=np.float32)
+    return sq, sq_err, n_kept, worst
+
+
+def _gather_fit(n_rows: int, blocks: list[tuple[int, int, int, int]], results: list[_BlockFit]) -> _Fit:
+    sq = np.zeros(n_rows, dtype=np.float64)
+    sq_err = np.zeros(n_rows, dtype=np.float64)
+    kept = np.zeros(n_rows, dtype=np.int64)
+    max_abs = 0.0
+    for block, (s, e, k, worst) in zip(blocks, results, strict=True):
+        r0, r1 = block[0], block[1]
+        sq[r0:r1] += s
+        sq_err[r0:r1] += e
+        kept[r0:r1] += k
+        max_abs = math.nan if math.isnan(worst) or math.isnan(max_abs) else max(max_abs, worst)
+    return sq, sq_err, kept, max_abs
+
+
+def _quality_of_sums(aa: float, bb: float, ab: float, dd: float, max_abs: float) -> Quality:
+    """Quality from ||w||², ||ŵ||², <w, ŵ> and ||w − ŵ||²."""
+    na, nb = math.sqrt(aa), math.sqrt(bb)
+    rel = (0.0 if dd == 0.0 else math.inf) if na == 0.0 else math.sqrt(dd) / na
+    if na == 0.0 and nb == 0.0:
+        cos = 1.0
+    elif na == 0.0 or nb == 0.0:
+        cos = 0.0
+    else:
+        cos = ab / (na * nb)
+    return Quality(rel_l2=rel, cosine=cos, max_abs=max_abs, norm=na, norm_reconstructed=nb)
 
 
 def dequantize(
@@ -585,12 +869,4 @@ def reconstruction_quality(original: np.ndarray, reconstructed: np.ndarray) -> Q
         ab += parallel.sum_of_products(x, y)
         dd += parallel.sum_of_products(d, d)
         max_abs = max(max_abs, float(np.abs(d).max()))
-    na, nb = math.sqrt(aa), math.sqrt(bb)
-    rel = (0.0 if dd == 0.0 else math.inf) if na == 0.0 else math.sqrt(dd) / na
-    if na == 0.0 and nb == 0.0:
-        cos = 1.0
-    elif na == 0.0 or nb == 0.0:
-        cos = 0.0
-    else:
-        cos = ab / (na * nb)
-    return Quality(rel_l2=rel, cosine=cos, max_abs=max_abs)
+    return _quality_of_sums(aa, bb, ab, dd, max_abs)

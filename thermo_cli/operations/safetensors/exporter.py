@@ -32,7 +32,7 @@ from thermo_cli.formats.safetensors.format import OutTensor, tensor_nbytes, writ
 from thermo_cli.formats.safetensors.sources import selected
 from thermo_cli.formats.safetensors.ternary_layout import PackedLayout
 from thermo_cli.model import Entry, Layer, TensorSpec
-from thermo_cli.operations.history import recorded_quality
+from thermo_cli.operations.history import Figures, recorded_figures
 from thermo_cli.operations.safetensors.importer import saved_metadata
 
 PhaseProgress = Callable[[str, int], None]
@@ -201,14 +201,12 @@ def _select(
     return items
 
 
-def _packed_quality(
-    path: str | os.PathLike[str], items: dict[str, _Item]
-) -> dict[str, tuple[float | None, float | None]]:
-    """Reconstruction errors the log recorded for the ternary entries being kept packed,
+def _packed_quality(path: str | os.PathLike[str], items: dict[str, _Item]) -> dict[str, Figures]:
+    """Reconstruction errors (and norms) the log recorded for the ternary entries being kept packed,
     so the file says what ``thermo ternary pack`` would (the log is read only when needed)."""
     if not any(item.spec.encoding == "ternary" for item in items.values()):
         return {}
-    return recorded_quality(path)
+    return recorded_figures(path)
 
 
 def _outputs(
@@ -217,7 +215,7 @@ def _outputs(
     keep_ternary: bool,
     layout: PackedLayout,
     report: ExportReport,
-    quality: tuple[float | None, float | None] | None = None,
+    quality: Figures | None = None,
 ) -> list[tuple[OutTensor, Callable[[], bytes]]]:
     spec = item.spec
     if spec.encoding == "raw":  # every dtype, F4/F6 too: the stored bytes as they are
@@ -232,8 +230,12 @@ def _outputs(
         report.ternary_dequantized += 1
         return [(OutTensor(name, spec.dtype, spec.shape), lambda: _dequantized(item))]
     report.ternary_kept += 1
-    rel_l2, cosine = quality or (None, None)
-    figures = {} if rel_l2 is None or cosine is None else {"rel_l2": rel_l2, "cosine": cosine}
+    rel_l2, cosine, norm, norm_hat = quality or (None, None, None, None)
+    figures: dict[str, float] = {}
+    if rel_l2 is not None and cosine is not None:
+        figures = {"rel_l2": rel_l2, "cosine": cosine}
+        if norm is not None and norm_hat is not None:
+            figures.update(norm=norm, norm_reconstructed=norm_hat)
     return layout.add(name, spec, item.fetch, **figures)
 
 

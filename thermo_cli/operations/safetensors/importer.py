@@ -33,7 +33,15 @@ from typing import Any
 from thermo_cli import store
 from thermo_cli.codec.leaves import entry_leaf
 from thermo_cli.codec.tensors import ternary_encode_tensor, to_float32, value_to_array
-from thermo_cli.codec.ternary.quantize import check_method, check_threshold
+from thermo_cli.codec.ternary.quantize import (
+    DEFAULT_METHOD,
+    DEFAULT_MIN_RANK,
+    DEFAULT_PER_ROW,
+    Quality,
+    check_method,
+    check_threshold,
+    combined_quality,
+)
 from thermo_cli.config.clock import now_ns
 from thermo_cli.engine.thermogram import Thermogram
 from thermo_cli.errors import CorruptError, RefusedError, TruncatedError, ValidationError
@@ -141,9 +149,23 @@ class StreamedEntry(Entry):
 
 @dataclass(slots=True)
 class TernaryQuality:
+    """One packed tensor's reconstruction figures (norms: see :func:`combined_quality`)."""
+
     key: str
     rel_l2: float
     cosine: float
+    norm: float = float("nan")
+    norm_reconstructed: float = float("nan")
+
+    @property
+    def warning(self) -> str | None:
+        """Set when the relative error exceeds 1 (worse than storing zeros)."""
+        if not self.rel_l2 > 1.0:
+            return None
+        return (
+            f"tensor {self.key!r}: relative L2 error {self.rel_l2:.3g} > 1, worse than storing zeros; "
+            "keep it exact (exclude) or use another method"
+        )
 
 
 @dataclass(slots=True)
@@ -165,7 +187,18 @@ class ImportReport:
     dry_run: bool = False
     seconds: float = 0.0
 
+    def ternary_total(self) -> Quality | None:
+        """The figures of every packed tensor taken as one (None when nothing was packed)."""
+        return combined_quality(
+            [Quality(q.rel_l2, q.cosine, float("nan"), q.norm, q.norm_reconstructed) for q in self.quality]
+        )
+
+    @property
+    def warnings(self) -> list[str]:
+        return [w for w in (q.warning for q in self.quality) if w is not None]
+
     def to_json(self) -> dict[str, Any]:
+        total = self.ternary_total()
         return {
             "out": str(self.out),
             "layer": self.layer.label,
@@ -178,7 +211,12 @@ class ImportReport:
             "input_bytes": self.input_bytes,
             "stored_bytes": self.stored_bytes,
             "dtypes": dict(sorted(self.dtypes.items())),
-            "ternary_quality": [{"key": q.key, "rel_l2": q.rel_l2, "cosine": q.cosine} for q in self.quality],
+            "ternary_quality": [
+                {"key": q.key, "rel_l2": q.rel_l2, "cosine": q.cosine, "warning": q.warning}
+                for q in self.quality
+            ],
+            "ternary_total": None if total is None else {"rel_l2": total.rel_l2, "cosine": total.cosine},
+            "warnings": self.warnings,
             "dry_run": self.dry_run,
             "seconds": round(self.seconds, 4),
         }
@@ -189,11 +227,13 @@ class ImportReport:
 
 @dataclass(frozen=True, slots=True)
 class TernaryOptions:
-    method: str = "reference"
-    per_row: bool = False
+    """How ``import --ternary`` packs: the library defaults (absmean, a scale per row, rank >= 2)."""
+
+    method: str = DEFAULT_METHOD
+    per_row: bool = DEFAULT_PER_ROW
     threshold: float | None = None
     nan_as_zero: bool = False
-    min_rank: int = 2
+    min_rank: int = DEFAULT_MIN_RANK
 
 
 def import_safetensors(
@@ -269,8 +309,8 @@ def import_safetensors(
 
 
 def _check_ternary_options(opts: TernaryOptions) -> None:
-    check_method(opts.method)
     check_threshold(opts.threshold)
+    check_method(opts.method, opts.threshold)
     if opts.min_rank < 0:
         raise ValidationError(f"ternary min rank: must be >= 0, got {opts.min_rank}")
 
@@ -425,8 +465,9 @@ def _ternary_entry(
         dtype=info.dtype,
         nan_as_zero=opts.nan_as_zero,
         what=what,
+        with_quality=True,
     )
-    quality = q.quality(to_float32(arr, info.dtype))
+    quality = q.fit if q.fit is not None else q.quality(to_float32(arr, info.dtype))
     value_sha = hashlib.sha256(value).digest()
     fields.update(
         {
@@ -436,9 +477,15 @@ def _ternary_entry(
             "value_sha256": value_sha,
             "rel_l2": float(quality.rel_l2),
             "cosine": float(quality.cosine),
+            "norm": float(quality.norm),
+            "norm_reconstructed": float(quality.norm_reconstructed),
         }
     )
-    report.quality.append(TernaryQuality(item.key, float(quality.rel_l2), float(quality.cosine)))
+    report.quality.append(
+        TernaryQuality(
+            item.key, float(quality.rel_l2), float(quality.cosine), quality.norm, quality.norm_reconstructed
+        )
+    )
     entry = Entry(key=item.key, value=value, strength=strength, updated_at_ns=ts, tensor=spec)
     return entry, value_sha
 
