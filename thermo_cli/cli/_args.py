@@ -57,6 +57,11 @@ SourceOpt = Annotated[str, typer.Option("--source", help="Source recorded for de
 MaxLineOpt = Annotated[int, typer.Option("--max-line-bytes", min=1, help="Longest accepted JSONL line.")]
 
 
+NUMBER_ARGS = {"ignore_unknown_options": True}
+"""Context settings of a command with a number argument: ``-0.1`` is read as that number
+(then checked against its range), not as the unknown options ``-0 -. -1``."""
+
+
 def short_hash(h: str | None) -> str:
     """The first 12 hex digits of a hash, as summaries show it."""
     return "none" if h is None else h[:12]
@@ -82,5 +87,5 @@ def new_thermogram(name: str, preset: Preset, plasticity: Plasticity, policy: Po
 def finite(value: float | None) -> float | None:
     """Option callback: NaN and infinities are usage errors, not values for the library to refuse."""
     if value is not None and not math.isfinite(value):
-        raise typer.BadParameter(f"{value!r} is not a finite number.")
+        raise typer.BadParameter(f"{str(value)!r} is not a finite number.")
     return value

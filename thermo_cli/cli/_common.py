@@ -218,8 +218,35 @@ class ThermoGroup(TyperGroup):
             raise typer.Exit(EXIT_BROKEN_PIPE) from None
         except Exception as exc:
             if _is_click_exception(exc):
-                raise
+                raise _usage_exit(exc) from None
             raise typer.Exit(report_error(exc)) from exc
+
+    def make_context(self, info_name: str | None, args: list[str], parent: Any = None, **extra: Any) -> Any:
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except Exception as exc:
+            if _is_click_exception(exc):
+                raise _usage_exit(exc) from None
+            raise
+
+
+def _usage_exit(exc: _ClickError) -> BaseException:
+    """A click usage error as one ``thermo: error:`` line (with where to find help), as an Exit.
+
+    click prints a usage block, a hint and ``Error: …`` over four lines; scripts and
+    people grepping stderr get one line like every other error. A bare ``thermo`` still
+    shows its help.
+    """
+    if type(exc).__name__ == "NoArgsIsHelpError":
+        return exc  # type: ignore[return-value]
+    ctx = getattr(exc, "ctx", None)
+    where = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+    err(f"thermo: error: {_one_line_text(exc.format_message())}{where}")
+    return typer.Exit(exc.exit_code)
+
+
+def _one_line_text(text: str) -> str:
+    return " ".join(text.split())
 
 
 # --- safety caps (--limit / THERMO_LIMITS) ---------------------------------------------------
@@ -376,8 +403,8 @@ def _install_fast_coercion() -> None:
                 except ValueError:
                     kind = "an integer" if ann is int else "a number"
                     raise typer.BadParameter(f"{value!r} is not {kind}.", ctx=ctx, param=param) from None
-            if ann is float and number != number:  # NaN
-                raise typer.BadParameter(f"{value!r} is not a number.", ctx=ctx, param=param)
+            if ann is float and number != number:  # NaN: the same words as the finite() check of inf
+                raise typer.BadParameter(f"{value!r} is not a finite number.", ctx=ctx, param=param)
             lo, hi = info.min, info.max
             if info.clamp:
                 return (
@@ -431,6 +458,34 @@ def use_color() -> bool:
 def is_interactive() -> bool:
     """Whether a person is watching stderr (progress bars and tables are for them)."""
     return sys.stderr.isatty()
+
+
+def stdout_is_terminal() -> bool:
+    """Whether stdout is a terminal (text for people) rather than a file or pipe (exact bytes)."""
+    return sys.stdout.isatty()
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def escape_controls(text: str, *, keep: str = "") -> str:
+    """``text`` safe for a terminal: every control character except those in ``keep`` as an
+    escape (``\\n``, ``\\x1b``), so a stored ``ESC [2J`` or a newline in a key cannot clear
+    the screen or fake another line."""
+
+    def escaped(m: re.Match[str]) -> str:
+        ch = m.group()
+        if ch in keep:
+            return ch
+        return {"\n": "\\n", "\r": "\\r", "\t": "\\t"}.get(ch, f"\\x{ord(ch):02x}")
+
+    return _CONTROL.sub(escaped, text)
+
+
+def usage_error(message: str) -> typer.Exit:
+    """Print ``thermo: error: message`` and return the exit (code 2) to raise."""
+    err(f"thermo: error: {message}")
+    return typer.Exit(EXIT_USAGE)
 
 
 def err(message: str) -> None:
@@ -515,9 +570,10 @@ def progress(
     """A progress bar on stderr, shown only when stderr is a TTY and the work is long.
 
     ``min_total`` is the size below which a bar would only flicker; ``unit`` "bytes"
-    shows transfer sizes instead of counts.
+    shows transfer sizes instead of counts. Work of unknown size (stdin) that has a
+    ``min_total`` gets no bar: it may well be a few bytes.
     """
-    if not is_interactive() or (total is not None and total < min_total):
+    if not is_interactive() or (total < min_total if total is not None else min_total > 0):
         yield _NoProgress()
         return
     from rich.progress import (
@@ -676,10 +732,10 @@ def _report(exc: BaseException) -> int:
         err("thermo: aborted")
         return EXIT_INTERRUPTED
     if _is_click_exception(exc):  # typer/click usage errors
-        if hasattr(exc, "show"):
+        if type(exc).__name__ == "NoArgsIsHelpError" and hasattr(exc, "show"):
             exc.show()
         else:
-            err(f"thermo: error: {exc.format_message()}")
+            err(f"thermo: error: {_one_line_text(exc.format_message())}")
         return int(exc.exit_code)
     return report_error(exc)
 

@@ -110,13 +110,14 @@ def _finish(report: Any, as_json: bool) -> None:
         raise VerificationFailed()
 
 
-def _write_text(out: str | None, text: str) -> None:
+def _write_text(out: str | None, text: str, *, force: bool = False) -> None:
+    """``text`` to stdout, or to the new file ``out`` (an existing one only with ``force``)."""
     from thermo_cli.cli._common import open_output
 
     if out is None or out == "-":
         typer.echo(text, nl=False)
         return
-    with open_output(out) as fh:
+    with open_output(out, overwrite=force) as fh:
         fh.write(text.encode("utf-8"))
 
 
@@ -282,7 +283,16 @@ def prove_cmd(
             show_default=False,
         ),
     ] = None,
-    out: OutOpt = None,
+    out: Annotated[
+        str | None,
+        typer.Option(
+            "--out",
+            "-o",
+            help="Write the proof here (default: stdout; an existing file needs --force).",
+            show_default=False,
+        ),
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite an existing --out file.")] = False,
 ) -> None:
     """Print an inclusion proof of an entry against the checkpointed state digest (JSON).
 
@@ -293,7 +303,7 @@ def prove_cmd(
     from thermo_cli.operations.audit.proofs import prove
 
     doc = prove(file, key, layer=None if layer is None else Layer.parse(layer))
-    _write_text(out, json_bytes(doc, pretty=True).decode("utf-8") + "\n")
+    _write_text(out, json_bytes(doc, pretty=True).decode("utf-8") + "\n", force=force)
 
 
 @commands.command("verify-proof")
@@ -340,7 +350,7 @@ def verify_proof_cmd(
 def _emit_checkpoint(info: Any, out: str | None, as_json: bool) -> None:
     """The note to --out (or stdout); with --json the JSON goes to stdout instead."""
     if out is not None:
-        _write_text(out, info.note.text())
+        _write_text(out, info.note.text(), force=True)  # the file changed already: always deliver the note
     if as_json:
         print_json(info.to_json())
     elif out is None:

@@ -13,7 +13,16 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from thermo_cli.cli._args import FileArg
-from thermo_cli.cli._common import EXIT_USAGE, err, open_output, print_json, write_stdout_bytes
+from thermo_cli.cli._args import ForceOpt
+from thermo_cli.cli._common import (
+    EXIT_USAGE,
+    err,
+    escape_controls,
+    open_output,
+    print_json,
+    stdout_is_terminal,
+    write_stdout_bytes,
+)
 
 if TYPE_CHECKING:
     from thermo_cli.model import ReadResult
@@ -42,15 +51,17 @@ def get(
         typer.Option(
             "--as-npy",
             metavar="OUT",
-            help="Write a tensor value as a .npy file ('-' for stdout).",
+            help="Write a tensor value as a .npy file ('-' for stdout; an existing file needs --force).",
             show_default=False,
         ),
     ] = None,
+    force: ForceOpt = False,
 ) -> None:
     """Read one key: newest uncommitted delta first, then hot → warm → cool → cold.
 
-    Text values print as text, tensors as a JSON array of numbers, other binary values
-    only with --raw (or when stdout is not a terminal).
+    A tensor prints as a JSON array of numbers. Any other value: redirected or piped,
+    its exact bytes, nothing added; on a terminal, text with control characters escaped
+    and a final newline (binary values are refused there).
 
     Example: thermo get memory.thermo greeting
     """
@@ -60,7 +71,7 @@ def get(
     if sum((raw, json_out, as_npy is not None)) > 1:
         err("thermo: error: --raw, --json and --as-npy are alternatives")
         raise typer.Exit(EXIT_USAGE)
-    if (as_npy == "-" or raw) and sys.stdout.isatty():
+    if (as_npy == "-" or raw) and stdout_is_terminal():
         err("thermo: error: not writing binary data to a terminal: redirect stdout or name a file")
         raise typer.Exit(EXIT_USAGE)
     result = store.read(file, key)
@@ -69,7 +80,7 @@ def get(
     if json_out:
         print_json(_entry_json(result))
     elif as_npy is not None:
-        _write_npy(result, as_npy)
+        _write_npy(result, as_npy, force=force)
     elif raw:
         write_stdout_bytes(result.value)
     else:
@@ -92,6 +103,9 @@ def keys(
 ) -> None:
     """List the keys a read finds (sorted), or one layer's keys.
 
+    On a terminal, control characters in keys are escaped (\\n, \\x1b); piped output
+    is exact (use --null for keys that contain newlines).
+
     Example: thermo keys memory.thermo --layer cold --json
     """
     from thermo_cli import store
@@ -104,6 +118,8 @@ def keys(
         print_json(found)
     elif found:
         sep = "\0" if null else "\n"
+        if stdout_is_terminal():
+            found = [escape_controls(k) for k in found]
         sys.stdout.write(sep.join(found) + sep)
         sys.stdout.flush()
 
@@ -127,23 +143,23 @@ def _entry_json(result: ReadResult) -> dict[str, Any]:
 
 
 def _print_value(result: ReadResult) -> None:
-    """Text as text, a tensor as a JSON array of numbers, binary only away from a terminal."""
+    """Exact bytes away from a terminal; on one, escaped text or a tensor as JSON numbers."""
     if result.tensor is not None:
         _print_tensor(result)
+        return
+    if not stdout_is_terminal():
+        write_stdout_bytes(result.value)
         return
     try:
         text = result.value.decode("utf-8")
     except UnicodeDecodeError:
-        if sys.stdout.isatty():
-            from thermo_cli.errors import ValidationError
+        from thermo_cli.errors import ValidationError
 
-            raise ValidationError(
-                f"{result.key!r} holds {len(result.value)} bytes of binary data: "
-                "not printed to a terminal (use --raw, --json or a redirect)"
-            ) from None
-        write_stdout_bytes(result.value)
-        return
-    sys.stdout.write(text + "\n")
+        raise ValidationError(
+            f"{escape_controls(repr(result.key))} holds {len(result.value)} bytes of binary data: "
+            "not printed to a terminal (use --raw, --json or a redirect)"
+        ) from None
+    sys.stdout.write(escape_controls(text, keep="\n\t") + "\n")
     sys.stdout.flush()
 
 
@@ -173,7 +189,7 @@ def _tensor_array(result: ReadResult, *, note: bool = False) -> Any:
     return arr
 
 
-def _write_npy(result: ReadResult, out: str) -> None:
+def _write_npy(result: ReadResult, out: str, *, force: bool) -> None:
     import numpy as np
 
     from thermo_cli.codec.tensors import dtype_info
@@ -184,7 +200,7 @@ def _write_npy(result: ReadResult, out: str) -> None:
             f"{quote(result.key)} is not a tensor (it holds {len(result.value)} bytes): use --raw"
         )
     arr = _tensor_array(result, note=True)
-    with open_output(out) as fh:
+    with open_output(out, overwrite=force) as fh:
         np.save(fh, np.ascontiguousarray(arr), allow_pickle=False)
     if out != "-":
         info = dtype_info(result.tensor.dtype)

@@ -38,6 +38,7 @@ from thermo_cli.cli._common import (
     print_json,
     progress,
     stream_limits,
+    usage_error,
 )
 from thermo_cli.cli._io import PROGRESS_MIN_BYTES, CountingReader, input_size
 from thermo_cli.container.fileops import refuse_overwriting_source
@@ -138,6 +139,8 @@ def import_jsonl(
     from thermo_cli.errors import RefusedError
     from thermo_cli.operations.apply import build_from_jsonl
 
+    if name is not None and not name.strip():
+        raise usage_error("--name must not be empty (leave it out to use OUT's stem)")
     if src != "-":
         refuse_overwriting_source(src, out)
     if not force and Path(out).exists():
