@@ -106,7 +106,7 @@ def test_bad_line_aborts_and_leaves_file_byte_identical(fresh: Path, thermo: The
     stream += '{"op": "update", "key": "c", "value": "3", "strength": 7}\n'
     r = thermo("apply", fresh, input=stream)
     assert r.code == 3
-    assert r.err.strip() == "thermo: error: line 3: strength: must be finite and within [0, 1], got 7"
+    assert r.err.strip() == "thermo: error: <stdin>: line 3: strength: must be finite and within [0, 1], got 7"
     assert r.out == ""
     assert fresh.read_bytes() == before
 
@@ -153,7 +153,7 @@ def test_engine_refusal_names_the_line(fresh: Path, thermo: Thermo, monkeypatch)
         + lines({"op": "create", "key": "b", "value": ""}),
     )
     assert r.code == 3
-    assert r.err.strip() == "thermo: error: line 3: key: the engine refuses 'b'"
+    assert r.err.strip() == "thermo: error: <stdin>: line 3: key: the engine refuses 'b'"
     assert fresh.read_bytes() == before
 
 
@@ -729,7 +729,7 @@ def test_a_packed_tensor_given_as_numbers_is_refused_with_its_line(fresh: Path, 
             {"op": "create", "key": "w4", "value": {"dtype": "f4", "shape": [2], "data": [0.5, 1]}},
         ),
     )
-    assert r.code == 3 and r.err.startswith("thermo: error: line 2: value.data: F4 packs 4-bit elements")
+    assert r.code == 3 and r.err.startswith("thermo: error: <stdin>: line 2: value.data: F4 packs 4-bit elements")
     assert fresh.read_bytes() == before
 
 

@@ -126,6 +126,7 @@ _FLAGS_FOR_PARAMETERS = (
     ("`thermo repair` with force=True", "`thermo repair --force`"),
     ("choose another path with backup=…", "choose another --backup path"),
     ("pass nan_as_zero=True", "pass --nan-as-zero"),
+    ("did not wait: wait=0", "--wait 0: did not wait"),
     ("raise it with max_line_bytes=…", "raise it with --max-line-bytes"),
     ("include/exclude selected none", "--include/--exclude selected none"),
     ("(check layers, prefix, include, exclude)", "(check --layer, --prefix, --include, --exclude)"),
@@ -202,10 +203,15 @@ class ThermoGroup(TyperGroup):
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         args, items = _take_limit_args(args)
         ctx.meta[_LIMITS_META] = _parse_limit_items(items)
+        args, ctx.meta[_WAIT_META] = _take_wait_arg(args)
         return super().parse_args(ctx, args)
 
     def invoke(self, ctx: Any) -> Any:
-        with _global_flags(), _run_limits(ctx.meta.get(_LIMITS_META, {})):
+        with (
+            _global_flags(),
+            _run_limits(ctx.meta.get(_LIMITS_META, {})),
+            _lock_wait(ctx.meta.get(_WAIT_META)),
+        ):
             return self._invoke(ctx)
 
     def _invoke(self, ctx: Any) -> Any:
@@ -247,6 +253,66 @@ def _usage_exit(exc: _ClickError) -> BaseException:
 
 def _one_line_text(text: str) -> str:
     return " ".join(text.split())
+
+
+# --- waiting for another writer (--wait) ------------------------------------------------------
+
+_WAIT_META = "thermo.wait"
+WAIT_HELP = (
+    "Seconds a command waits for another process holding the file's lock before exit 5 "
+    "(0: fail at once; default 120). On a terminal, a command that waits says so."
+)
+
+
+def _take_wait_arg(args: list[str]) -> tuple[list[str], float | None]:
+    """Pull ``--wait SECONDS`` / ``--wait=SECONDS`` out of ``args`` (before ``--``): a global
+    switch like --limit, so every command that locks honours it."""
+    rest: list[str] = []
+    value: str | None = None
+    i = 0
+    while i < len(args):
+        a = args[i]
+        if a == "--":
+            rest.extend(args[i:])
+            break
+        if a == "--wait":
+            if i + 1 >= len(args):
+                raise typer.BadParameter("requires SECONDS, e.g. --wait 10", param_hint="'--wait'")
+            value = args[i + 1]
+            i += 2
+            continue
+        if a.startswith("--wait="):
+            value = a[len("--wait=") :]
+        else:
+            rest.append(a)
+        i += 1
+    if value is None:
+        return rest, None
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not seconds >= 0 or seconds == float("inf"):
+        raise typer.BadParameter(f"{value!r} is not a number of seconds >= 0", param_hint="'--wait'")
+    return rest, seconds
+
+
+@contextlib.contextmanager
+def _lock_wait(seconds: float | None) -> Iterator[None]:
+    """Run one invocation under the user's --wait, with a notice on a terminal while blocked."""
+    notice = _wait_notice if is_interactive() else None
+    if seconds is None and notice is None:
+        yield
+        return
+    from thermo_cli.container.fileops import LockWait, lock_waiting
+
+    with lock_waiting(LockWait(seconds, override=seconds is not None, notice=notice)):
+        yield
+
+
+def _wait_notice(path: str, timeout: float | None) -> None:
+    limit = "until it finishes" if timeout is None else f"up to {timeout:g} s; --wait SECONDS to change"
+    err(f"thermo: waiting for another process that holds the lock of {path} ({limit})")
 
 
 # --- safety caps (--limit / THERMO_LIMITS) ---------------------------------------------------
@@ -761,6 +827,7 @@ def _global_options(
     debug: bool = typer.Option(False, "--debug", help="Show full tracebacks for internal errors."),
     no_color: bool = typer.Option(False, "--no-color", help="Disable colour (also NO_COLOR=1)."),
     limit: str = typer.Option("", "--limit", metavar="NAME=SIZE", help=LIMIT_HELP),
+    wait: str = typer.Option("", "--wait", metavar="SECONDS", help=WAIT_HELP),
 ) -> None:
     """Thermograms: plastic memory capsules with hot/warm/cool/cold layers and an audited log.
 

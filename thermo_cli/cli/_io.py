@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Iterator
 from typing import Any
 
 PROGRESS_MIN_BYTES = 16 * 1024 * 1024
@@ -34,3 +35,20 @@ def input_size(path: str) -> int | None:
     with contextlib.suppress(OSError):
         return os.stat(path).st_size
     return None
+
+
+def stream_name(path: str) -> str:
+    """How messages name an input: its path, or ``<stdin>`` for ``-``."""
+    return "<stdin>" if path == "-" else path
+
+
+@contextlib.contextmanager
+def lines_of(path: str) -> Iterator[None]:
+    """A JSONL line error inside the block names the input too: ``d.jsonl: line 3: …``."""
+    from thermo_cli.formats.jsonl import LineError, LineLimitError
+
+    try:
+        yield
+    except (LineError, LineLimitError) as exc:
+        exc.args = (f"{stream_name(path)}: {exc}",)
+        raise

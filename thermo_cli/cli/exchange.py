@@ -40,7 +40,7 @@ from thermo_cli.cli._common import (
     stream_limits,
     usage_error,
 )
-from thermo_cli.cli._io import PROGRESS_MIN_BYTES, CountingReader, input_size
+from thermo_cli.cli._io import PROGRESS_MIN_BYTES, CountingReader, input_size, lines_of
 from thermo_cli.container.fileops import refuse_overwriting_source
 
 commands = typer.Typer(add_completion=False)
@@ -153,6 +153,7 @@ def import_jsonl(
     with (
         open_input(src) as raw,
         progress("importing", input_size(src), min_total=PROGRESS_MIN_BYTES, unit="bytes") as bar,
+        lines_of(src),
     ):
         stream = CountingReader(raw, bar) if is_interactive() else raw
         result = build_from_jsonl(stream, fresh, source=source, limits=limits)

@@ -19,6 +19,8 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import BinaryIO
 
 from thermo_cli.errors import LockError, RefusedError, ValidationError
@@ -40,9 +42,39 @@ def holds_lock(path: str | os.PathLike[str]) -> bool:
         return lock_path(path) in _held
 
 
+@dataclass(frozen=True, slots=True)
+class LockWait:
+    """How this context waits for another process's lock (see :func:`lock_waiting`)."""
+
+    timeout: float | None
+    """Seconds to wait (None: forever, 0: fail at once); used when ``override`` is set."""
+    override: bool = False
+    """Whether ``timeout`` replaces the one each call passes (the user chose it)."""
+    notice: Callable[[str, float | None], object] | None = None
+    """Called once, ``notice(path, timeout)``, when a lock is busy and waiting begins."""
+
+
+_lock_wait: ContextVar[LockWait | None] = ContextVar("thermo_lock_wait", default=None)
+
+
+@contextlib.contextmanager
+def lock_waiting(wait: LockWait) -> Iterator[None]:
+    """Every lock wait in this context follows ``wait``: one timeout the user gave for a
+    whole command (``--wait``), and a notice so a blocked command can say why it is idle."""
+    token = _lock_wait.set(wait)
+    try:
+        yield
+    finally:
+        _lock_wait.reset(token)
+
+
 def _acquire(fd: int, mode: int, timeout: float | None, what: str) -> None:
+    policy = _lock_wait.get()
+    if policy is not None and policy.override:
+        timeout = policy.timeout
     deadline = None if timeout is None else time.monotonic() + timeout
     delay = 0.001
+    noticed = False
     while True:
         try:
             fcntl.flock(fd, mode | fcntl.LOCK_NB)
@@ -51,7 +83,11 @@ def _acquire(fd: int, mode: int, timeout: float | None, what: str) -> None:
             if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
                 raise
         if deadline is not None and time.monotonic() >= deadline:
-            raise LockError(f"{what}: another process holds the lock (waited {timeout:g} s)")
+            waited = "did not wait: wait=0" if timeout == 0 else f"waited {timeout:g} s"
+            raise LockError(f"{what}: another process holds the lock ({waited})")
+        if not noticed and policy is not None and policy.notice is not None:
+            policy.notice(what, timeout)
+            noticed = True
         time.sleep(delay)
         delay = min(delay * 2, 0.02)
 
