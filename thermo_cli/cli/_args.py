@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from thermo_cli.cli._io import named_file, stdin_as_file
+
 if TYPE_CHECKING:  # imported inside new_thermogram: ``thermo get`` loads this module
     from thermo_cli.engine.thermogram import Thermogram
 
@@ -40,8 +42,23 @@ class Policy(StrEnum):
 DEFAULT_MAX_LINE = 64 * 1024 * 1024
 
 FileArg = Annotated[
-    str, typer.Argument(help="Thermogram file (.thermo, or a Rust-crate legacy file).", show_default=False)
+    str,
+    typer.Argument(
+        help="Thermogram file (.thermo, or a Rust-crate legacy file).",
+        show_default=False,
+        callback=named_file,
+    ),
 ]
+"""A thermogram a command changes (or creates): a named file, never ``-``."""
+InputFileArg = Annotated[
+    str,
+    typer.Argument(
+        help="Thermogram file (.thermo, or a Rust-crate legacy file); '-' reads stdin.",
+        show_default=False,
+        callback=stdin_as_file,
+    ),
+]
+"""A thermogram a command only reads: ``-`` is stdin (saved to a temporary file)."""
 KeyArg = Annotated[
     str, typer.Argument(help="Key of the entry (its hottest layer is changed).", show_default=False)
 ]

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 import typer
 
 from thermo_cli.cli._common import VerificationFailed, err, flag_hints, print_json
+from thermo_cli.cli._io import named_file, stdin_as_file
 
 _PUBKEY_HELP = (
     "Trusted public key: an OpenSSH .pub line, a PEM file, or a C2SP verifier key "
@@ -25,7 +26,11 @@ class KeyFormat(StrEnum):
     pem = "pem"
 
 
-FileArg = Annotated[Path, typer.Argument(help="A .thermo file.", show_default=False)]
+FileArg = Annotated[Path, typer.Argument(help="A .thermo file.", show_default=False, callback=named_file)]
+"""A file checkpoint and sign append to: named, never ``-``."""
+InputFileArg = Annotated[
+    Path, typer.Argument(help="A .thermo file; '-' reads stdin.", show_default=False, callback=stdin_as_file)
+]
 PubkeyOpt = Annotated[
     list[str] | None, typer.Option("--pubkey", "-k", help=_PUBKEY_HELP, metavar="KEY", show_default=False)
 ]
@@ -128,7 +133,12 @@ commands = typer.Typer(add_completion=False)
 @commands.command("verify")
 def verify(
     file: Annotated[
-        Path, typer.Argument(help="A .thermo file or a Rust-crate save file.", show_default=False)
+        Path,
+        typer.Argument(
+            help="A .thermo file or a Rust-crate save file; '-' reads stdin.",
+            show_default=False,
+            callback=stdin_as_file,
+        ),
     ],
     pubkey: PubkeyOpt = None,
     since: Annotated[
@@ -273,7 +283,7 @@ def sign_cmd(
 
 @commands.command("prove")
 def prove_cmd(
-    file: FileArg,
+    file: InputFileArg,
     key: Annotated[str, typer.Argument(help="The entry's key.", show_default=False)],
     layer: Annotated[
         str | None,

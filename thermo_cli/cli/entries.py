@@ -12,8 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from thermo_cli.cli._args import FileArg
-from thermo_cli.cli._args import ForceOpt
+from thermo_cli.cli._args import ForceOpt, InputFileArg
 from thermo_cli.cli._common import (
     EXIT_USAGE,
     err,
@@ -40,7 +39,7 @@ class LayerName(StrEnum):
 
 @commands.command("get")
 def get(
-    file: FileArg,
+    file: InputFileArg,
     key: Annotated[str, typer.Argument(help="Key to read.", show_default=False)],
     raw: Annotated[bool, typer.Option("--raw", help="Write the exact value bytes, nothing added.")] = False,
     json_out: Annotated[
@@ -89,7 +88,7 @@ def get(
 
 @commands.command("keys")
 def keys(
-    file: FileArg,
+    file: InputFileArg,
     layer: Annotated[
         LayerName | None,
         typer.Option("--layer", "-l", help="Only this layer's keys.", show_default=False),

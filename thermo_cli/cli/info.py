@@ -10,7 +10,7 @@ from typing import Any
 
 import typer
 
-from thermo_cli.cli._args import FileArg, JsonOpt
+from thermo_cli.cli._args import InputFileArg, JsonOpt
 from thermo_cli.cli._common import print_json, stdout_console, stdout_is_terminal
 from thermo_cli.config.limits import format_size
 
@@ -19,7 +19,7 @@ commands = typer.Typer(add_completion=False)
 
 
 @commands.command("stats")
-def stats(file: FileArg, json_out: JsonOpt = False) -> None:
+def stats(file: InputFileArg, json_out: JsonOpt = False) -> None:
     """Entries per layer, deltas, consolidations, sizes and compression.
 
     On a terminal, two tables; piped, plain `name: value` lines (`| grep 'head hash'`).

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from thermo_cli.cli._args import FileArg, short_hash, strength_text
+from thermo_cli.cli._args import InputFileArg, short_hash, strength_text
 
 if TYPE_CHECKING:
     from thermo_cli.model import LogRecord
@@ -24,7 +24,7 @@ commands = typer.Typer(add_completion=False)
 
 @commands.command("log")
 def log(
-    file: FileArg,
+    file: InputFileArg,
     key: Annotated[
         str | None, typer.Argument(help="Only records about this key.", show_default=False)
     ] = None,

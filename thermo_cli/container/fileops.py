@@ -124,8 +124,20 @@ def locked(path: str | os.PathLike[str], *, timeout: float | None = DEFAULT_LOCK
                 _held[lp] = (fd, depth - 1)
             else:
                 del _held[lp]
+                _drop_lock_file_of_missing(path, lp)
                 fcntl.flock(fd, fcntl.LOCK_UN)
                 os.close(fd)
+
+
+def _drop_lock_file_of_missing(path: str | os.PathLike[str], lp: str) -> None:
+    """Remove the lock file of a path that does not exist (a create that failed, a repair of
+    a file never published) while still holding it, so no ``FILE.lock`` is left beside
+    nothing. The lock file of an existing file stays: removing it could let a waiting
+    writer and a new one lock two different inodes of the same name. (Creating a new file
+    is safe either way: publishing without overwrite refuses a name that appeared.)"""
+    if not os.path.lexists(os.fspath(path)):
+        with contextlib.suppress(OSError):
+            os.unlink(lp)
 
 
 def wait_for_writer(path: str | os.PathLike[str], timeout: float | None = DEFAULT_LOCK_TIMEOUT) -> bool:
@@ -174,6 +186,13 @@ TEMP_SUFFIX = ".thermo-tmp"
 
 _NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | _CLOEXEC
 _TEMP_TRIES = 16
+_NO_HARD_LINKS = frozenset(
+    getattr(errno, n)
+    for n in ("EPERM", "ENOTSUP", "EOPNOTSUPP", "EMLINK", "ENOSYS", "EXDEV")
+    if hasattr(errno, n)
+)
+"""``link()`` errors that mean the file system has no hard links here, so the name is
+claimed another way; any other error (a full disk) fails the write."""
 
 
 def write_target(path: str | os.PathLike[str]) -> str:
@@ -245,12 +264,19 @@ def _publish(tmp: str, target: str, overwrite: bool, shown: str | os.PathLike[st
         os.link(tmp, target, follow_symlinks=False)
     except FileExistsError:
         raise _refused(shown) from None
-    except OSError:  # no hard links here (EPERM, ENOTSUP, EMLINK, ...)
+    except OSError as exc:
+        if exc.errno not in _NO_HARD_LINKS:  # e.g. ENOSPC: a real failure, nothing was created
+            raise
         try:
             os.close(os.open(target, _NEW_FILE, 0o600))
         except FileExistsError:
             raise _refused(shown) from None
-        os.replace(tmp, target)
+        try:
+            os.replace(tmp, target)
+        except BaseException:  # never leave the empty placeholder that claimed the name
+            with contextlib.suppress(OSError):
+                os.unlink(target)
+            raise
         return
     os.unlink(tmp)
 
