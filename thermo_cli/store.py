@@ -48,9 +48,9 @@ from thermo_cli.errors import (
     FormatError,
     IntegrityError,
     LockError,
+    NewerMinorRefusedError,
     NotFoundError,
     RefusedError,
-    UnsupportedVersionError,
     ValidationError,
 )
 from thermo_cli.model import Delta, DeltaType, Entry, Layer, LogRecord, ReadResult
@@ -434,7 +434,7 @@ def refuse_newer_minor(path: str, minor: int) -> None:
     """A file of a newer minor version is read, never written: rewriting or appending with
     this version's writer would drop or misframe what the newer writer stored there."""
     if minor > MINOR:
-        raise UnsupportedVersionError(
+        raise NewerMinorRefusedError(
             f"{path}: is .thermo format {MAJOR}.{minor}, newer than this thermo writes ({MAJOR}.{MINOR}): "
             "it can be read and verified but not changed; upgrade thermo to write it"
         )
