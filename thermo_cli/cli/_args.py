@@ -59,8 +59,25 @@ InputFileArg = Annotated[
     ),
 ]
 """A thermogram a command only reads: ``-`` is stdin (saved to a temporary file)."""
+
+
+def utf8_text(value: str | None) -> str | None:
+    """Argument callback: text from the command line must be valid UTF-8 (a key is UTF-8 in
+    the file; bytes the shell could not decode arrive as lone surrogates)."""
+    if value is not None:
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            shown = value.encode("utf-8", "surrogateescape").decode("ascii", "backslashreplace")
+            raise typer.BadParameter(f"'{shown}' is not valid UTF-8 text") from None
+    return value
+
+
 KeyArg = Annotated[
-    str, typer.Argument(help="Key of the entry (its hottest layer is changed).", show_default=False)
+    str,
+    typer.Argument(
+        help="Key of the entry (its hottest layer is changed).", show_default=False, callback=utf8_text
+    ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
 UpgradeOpt = Annotated[

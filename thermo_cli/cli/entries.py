@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from thermo_cli.cli._args import ForceOpt, InputFileArg
+from thermo_cli.cli._args import ForceOpt, InputFileArg, utf8_text
 from thermo_cli.cli._common import (
     EXIT_USAGE,
     err,
@@ -40,7 +40,7 @@ class LayerName(StrEnum):
 @commands.command("get")
 def get(
     file: InputFileArg,
-    key: Annotated[str, typer.Argument(help="Key to read.", show_default=False)],
+    key: Annotated[str, typer.Argument(help="Key to read.", show_default=False, callback=utf8_text)],
     raw: Annotated[bool, typer.Option("--raw", help="Write the exact value bytes, nothing added.")] = False,
     json_out: Annotated[
         bool, typer.Option("--json", help="Print value, layer, strength and tensor info as JSON.")

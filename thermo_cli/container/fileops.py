@@ -316,9 +316,12 @@ def atomic_output(
         if check is not None:
             check(tmp)
         _publish(tmp, target, overwrite, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if isinstance(exc, OSError) and exc.filename is None and exc.errno is not None:
+            # "File too large" or "No space left on device" alone does not say which output
+            raise OSError(exc.errno, exc.strerror, os.fspath(path)) from exc
         raise
     fsync_dir(target)
 

@@ -257,7 +257,7 @@ def _check_containers(lineno: int, line: bytes | str, cap: int) -> None:
 
 
 def _json_reason(exc: Exception) -> str:
-    text = str(exc)
+    text = str(exc).replace("str is not valid UTF-8: surrogates not allowed", "text is not valid UTF-8")
     # orjson appends the position as "line 1 column 5 (char 4)": the line is ours.
     m = re.search(r":? line \d+ column (\d+) \(char \d+\)$", text)
     if m:
