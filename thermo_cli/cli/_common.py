@@ -198,7 +198,7 @@ class ThermoGroup(TyperGroup):
         built = typer.main.get_command(mod.commands)
         found = built.commands if isinstance(built, TyperGroup) else {built.name or module: built}
         for name, cmd in found.items():
-            self.commands.setdefault(name, cmd)
+            self.commands.setdefault(name, plain_help(cmd))
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         args, items = _take_limit_args(args)
@@ -506,12 +506,74 @@ def _install_fast_coercion() -> None:
 
 _install_fast_coercion()
 
+
+_TYPE_WORDS = {"str": "TEXT", "int": "INTEGER", "float": "NUMBER", "Path": "PATH", "path": "PATH"}
+
+
+def _install_plain_help() -> None:
+    """Help in the plain, conventional form: ``Usage: thermo apply [OPTIONS] FILE [DELTAS]``.
+
+    typer 0.29 labels values with Python types (``<bool>``, ``<list[str]>``, ``{file}``)
+    and its rich tables cut long option names ("--auto-consolid…") at 80 columns. thermo
+    shows help without rich (``rich_markup_mode=None``) and relabels through these
+    hooks: argument names in capitals, option values as TEXT / INTEGER / NUMBER / PATH
+    or their choices. If a future typer moves these internals, nothing is installed.
+    """
+    try:
+        from typer import core as typer_core
+    except ImportError:  # pragma: no cover
+        return
+    param_cls: Any = getattr(typer_core, "_TyperParameter", None)
+    arg_cls: Any = getattr(typer_core, "TyperArgument", None)
+    original = getattr(param_cls, "display_type", None)
+    if original is None or arg_cls is None or getattr(original, "_thermo_plain", False):  # pragma: no cover
+        return
+
+    def display_type(self: Any, ctx: Any) -> str:
+        if isinstance(self, arg_cls):
+            return ""  # the capitalised name says it all
+        label = str(original(self, ctx)).strip("<>")
+        if label.startswith("list[") and label.endswith("]"):
+            label = label[len("list[") : -1]
+        if "|" in label:
+            return f"[{label}]"
+        label = label.removesuffix(" range")
+        return _TYPE_WORDS.get(label, label.upper())
+
+    def arg_name(self: Any) -> str:
+        name = self.metavar if self.metavar is not None else str(self.name).upper()
+        return name + ("..." if self.metavar is None and self.nargs != 1 else "")
+
+    def usage_name(self: Any) -> str:
+        name = self.metavar if self.metavar is not None else str(self.name).upper()
+        name = name if self.required else f"[{name}]"
+        return name + ("..." if self.metavar is None and self.nargs != 1 else "")
+
+    display_type._thermo_plain = True  # type: ignore[attr-defined]
+    param_cls.display_type = display_type
+    arg_cls._rich_display_name = arg_name
+    arg_cls._usage_display_name = usage_name
+
+
+_install_plain_help()
+
+
+def plain_help(command: Any) -> Any:
+    """``command`` (and its subcommands) rendering help without rich: see _install_plain_help."""
+    if hasattr(command, "rich_markup_mode"):
+        command.rich_markup_mode = None
+    for sub in getattr(command, "commands", {}).values():
+        plain_help(sub)
+    return command
+
+
 app = typer.Typer(
     name="thermo",
     cls=ThermoGroup,
     help="Thermograms: plastic memory capsules with hot/warm/cool/cold layers and an audited log.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
     add_completion=True,
     context_settings={"help_option_names": ["-h", "--help"]},
 )

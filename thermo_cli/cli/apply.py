@@ -71,7 +71,7 @@ def apply(
 
     One JSON object per line: {"op": "update", "key": "k", "value": "text", "strength": 0.8}.
     The whole input is read and checked before the file is locked, so a slow producer
-    never blocks other commands. A bad line N aborts with 'DELTAS:N: <reason>' and leaves
+    never blocks other commands. A bad line N aborts with 'DELTAS: line N: <reason>' and leaves
     the file untouched.
 
     Example: cat deltas.jsonl | thermo apply memory.thermo -
@@ -158,7 +158,7 @@ def tick(
     upgrade: UpgradeOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
-    """Advance time: decay every layer, then promote, demote and prune (ENGINE.md order).
+    """Advance time: decay every layer, then promote, demote and prune (the Rust crate's order).
 
     Example: thermo tick memory.thermo --repeat 10
     """

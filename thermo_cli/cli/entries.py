@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from thermo_cli.cli._args import ForceOpt, InputFileArg, utf8_text
+from thermo_cli.cli._args import InputFileArg, utf8_text
 from thermo_cli.cli._common import (
     EXIT_USAGE,
     err,
@@ -54,7 +54,9 @@ def get(
             show_default=False,
         ),
     ] = None,
-    force: ForceOpt = False,
+    force: Annotated[
+        bool, typer.Option("--force", "-f", help="Overwrite an existing --as-npy file.")
+    ] = False,
 ) -> None:
     """Read one key: newest uncommitted delta first, then hot → warm → cool → cold.
 
