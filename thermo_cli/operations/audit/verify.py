@@ -102,7 +102,8 @@ def verify_file(
     workers: int | None = None,
     require_signed_head: bool = False,
 ) -> VerifyReport:
-    """Verify any thermogram file; raises only when it cannot be read at all.
+    """Verify any thermogram file; raises only when it is not a thermogram (or ``since`` is
+    not a checkpoint note): a damaged one, even too damaged to open, is a failed report.
 
     ``since`` is a saved checkpoint note (path or parsed); ``deep`` decodes every log
     record strictly instead of reading links straight from canonical bytes; ``workers``
