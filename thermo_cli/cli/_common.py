@@ -562,6 +562,9 @@ def plain_help(command: Any) -> Any:
     """``command`` (and its subcommands) rendering help without rich: see _install_plain_help."""
     if hasattr(command, "rich_markup_mode"):
         command.rich_markup_mode = None
+    if getattr(command, "short_help", None) is None and getattr(command, "help", None):
+        # the whole summary line in ``thermo --help``, wrapped, not cut at 45 characters
+        command.short_help = " ".join(command.help.strip().split("\n\n")[0].split())
     for sub in getattr(command, "commands", {}).values():
         plain_help(sub)
     return command
