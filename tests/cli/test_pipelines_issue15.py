@@ -453,6 +453,11 @@ def test_an_object_that_repeats_a_name_is_refused(fresh: Path, thermo: Thermo):
     nested = '{"op":"create","key":"t","value":{"dtype":"f32","dtype":"i8","shape":[1],"data":[1]}}\n'
     r = thermo("apply", fresh, "-", input=nested)
     assert r.code == 3 and "the name 'dtype' appears twice" in r.err
+    spaced_twice = (
+        '{"op" : "delete", "op":"create", "key":"k", "value":"v", "timestamp":"2026-01-01T00:00:00Z"}\n'
+    )
+    r = thermo("apply", fresh, "-", input=spaced_twice)
+    assert r.code == 3 and "the name 'op' appears twice" in r.err
     assert digests(fresh.parent) == before
     spaced = '{"op" : "create", "key" : "k", "value" : "a\\":b", "source" : "s"}\n'
     assert thermo("apply", fresh, "-", input=spaced).code == 0

@@ -212,16 +212,15 @@ def refuse_repeated_names(lineno: int, line: bytes, obj: Any) -> None:
     """Refuse a line whose JSON objects repeat a member name (LineError naming it).
 
     orjson keeps the last of ``{"op":"delete","op":"create"}``, so such a line would do
-    something other than what a reader of it sees first. Every member name ends in
-    ``":``, so when the line has exactly as many of those as the parsed objects have
-    members (the usual case, one ``bytes.count``) no name can repeat; otherwise the line
-    is parsed again, keeping every pair, to find the name.
+    something other than what a reader of it sees first. Every member of the text has
+    one colon after its name (``"name" :``), and colons inside strings only add to the
+    count, so when the colons (or, exactly, the quote-colon pairs) are no more than the
+    parsed objects' members, no name can repeat: one ``bytes.count`` for the usual flat
+    line. Otherwise the line is parsed again, keeping every pair, to find the name.
     """
-    members = _member_count(obj)
-    found = line.count(b'":')
-    if found < members:  # whitespace before a colon: count exactly
-        found = len(_NAME_END.findall(line))
-    if found == members:
+    if line.count(b":") == len(obj) and line.count(b"{") == 1:  # one flat object
+        return
+    if len(_NAME_END.findall(line)) == _member_count(obj):
         return
     import json
 
