@@ -218,7 +218,7 @@ def refuse_repeated_names(lineno: int, line: bytes, obj: Any) -> None:
     parsed objects' members, no name can repeat: one ``bytes.count`` for the usual flat
     line. Otherwise the line is parsed again, keeping every pair, to find the name.
     """
-    if line.count(b":") == len(obj) and line.count(b"{") == 1:  # one flat object
+    if type(obj) is dict and line.count(b":") == len(obj) and line.count(b"{") == 1:  # one flat object
         return
     if len(_NAME_END.findall(line)) == _member_count(obj):
         return
