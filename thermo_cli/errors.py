@@ -118,6 +118,13 @@ class RefusedError(ThermoError):
     code = "refused"
 
 
+class NewerMinorRefusedError(RefusedError, UnsupportedVersionError):
+    """A write to a file of a newer minor format version: it is read, never written, since
+    this writer would drop or misframe what the newer one stored (a refusal, exit 4)."""
+
+    code = "unsupported-version"  # spec/FORMAT.md §3 names the refusal so
+
+
 class LockError(ThermoError):
     """Another process holds the file's lock and waiting was not allowed or timed out."""
 

@@ -53,9 +53,9 @@ from thermo_cli.errors import (
     FormatError,
     IntegrityError,
     LockError,
+    NewerMinorRefusedError,
     NotFoundError,
     RefusedError,
-    UnsupportedVersionError,
     ValidationError,
 )
 from thermo_cli.model import Delta, DeltaType, Entry, Layer, LogRecord, ReadResult
@@ -452,7 +452,7 @@ def refuse_newer_minor(path: str, minor: int) -> None:
     """A file of a newer minor version is read, never written: rewriting or appending with
     this version's writer would drop or misframe what the newer writer stored there."""
     if minor > MINOR:
-        raise UnsupportedVersionError(
+        raise NewerMinorRefusedError(
             f"{path}: is .thermo format {MAJOR}.{minor}, newer than this thermo writes ({MAJOR}.{MINOR}): "
             "it can be read and verified but not changed; upgrade thermo to write it"
         )
@@ -531,6 +531,7 @@ def compact(path: str | os.PathLike[str], *, timeout: float | None = DEFAULT_LOC
     _require_file(p)
     if sniff(p) != "thermo":
         raise RefusedError(f"{p}: is not a .thermo container (nothing to compact; migrate it first)")
+    _refuse_newer_minor_unlocked(p)
     with _serialized(p, timeout), _locked(p, timeout=timeout):
         tg = load(p)
         reader = _origins[tg].reader
@@ -635,6 +636,7 @@ def edit(
     refuse_url(p)
     if create is None:
         _require_file(p)
+        _refuse_newer_minor_unlocked(p)
     with _serialized(p, timeout), _locked(p, timeout=timeout):
         if create is not None and not os.path.exists(p):
             yield create
@@ -645,6 +647,15 @@ def edit(
         yield tg
         if not dry_run and (fingerprint is None or fingerprint != _fingerprint(tg)):
             commit(p, tg, upgrade=upgrade)
+
+
+def _refuse_newer_minor_unlocked(p: str) -> None:
+    """The newer-minor refusal before any lock is taken, so refusing leaves no lock file
+    either (checked again under the lock, where it counts)."""
+    with contextlib.suppress(OSError), open(p, "rb") as f:
+        head = f.read(16)
+        if looks_like_container(head) and len(head) > 10 and head[9] == MAJOR:
+            refuse_newer_minor(p, head[10])
 
 
 def _require_file(p: str) -> None:

@@ -54,7 +54,7 @@ def test_bad_line_in_pipeline_leaves_file_byte_identical(tmp_path: Path):
         tmp_path,
     )
     assert r.returncode == 3
-    assert r.stderr.strip().startswith("thermo: error: line 2: invalid JSON")
+    assert r.stderr.strip().startswith("thermo: error: <stdin>: line 2: invalid JSON")
     assert r.stdout == ""
     assert (tmp_path / "f.thermo").read_bytes() == before
 

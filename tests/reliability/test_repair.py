@@ -127,8 +127,9 @@ def test_damaged_last_commit_is_not_mistaken_for_a_torn_tail(tmp_path: Path) -> 
         Reader(path)  # damage, not a crash: never silently fall back to the previous commit
     with pytest.raises(IntegrityError, match="last commit is damaged"):
         store.load(path)
-    with pytest.raises(IntegrityError, match="last commit is damaged"):
-        verify_file(path)
+    report = verify_file(path)  # a failed verification (exit 1), naming the damage
+    assert not report.ok and report.failure is not None
+    assert "last commit is damaged" in report.failure.reason
     with Reader(path, allow_damaged_tail=True) as r:
         assert r.torn_tail_bytes > 0 and r.trailer.seq == 1  # what repair --force falls back to
     with pytest.raises(RefusedError, match="damaged commit"):
@@ -150,7 +151,7 @@ def test_commit_refuses_to_append_over_a_damaged_last_commit(tmp_path: Path) -> 
         store.commit(path, tg)
     assert path.read_bytes() == bytes(data)  # the damaged commit was not cut away
     run = Thermo()("verify", path)
-    assert run.code != 0 and "last commit is damaged" in run.err
+    assert run.code == 1 and "last commit is damaged" in run.out and run.out.rstrip().endswith("FAILED")
 
 
 def test_legacy_and_missing_files_are_refused(tmp_path: Path) -> None:

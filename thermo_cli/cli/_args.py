@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from thermo_cli.cli._io import named_file, stdin_as_file
+
 if TYPE_CHECKING:  # imported inside new_thermogram: ``thermo get`` loads this module
     from thermo_cli.engine.thermogram import Thermogram
 
@@ -40,10 +42,42 @@ class Policy(StrEnum):
 DEFAULT_MAX_LINE = 64 * 1024 * 1024
 
 FileArg = Annotated[
-    str, typer.Argument(help="Thermogram file (.thermo, or a Rust-crate legacy file).", show_default=False)
+    str,
+    typer.Argument(
+        help="Thermogram file (.thermo, or a Rust-crate legacy file).",
+        show_default=False,
+        callback=named_file,
+    ),
 ]
+"""A thermogram a command changes (or creates): a named file, never ``-``."""
+InputFileArg = Annotated[
+    str,
+    typer.Argument(
+        help="Thermogram file (.thermo, or a Rust-crate legacy file); '-' reads stdin.",
+        show_default=False,
+        callback=stdin_as_file,
+    ),
+]
+"""A thermogram a command only reads: ``-`` is stdin (saved to a temporary file)."""
+
+
+def utf8_text(value: str | None) -> str | None:
+    """Argument callback: text from the command line must be valid UTF-8 (a key is UTF-8 in
+    the file; bytes the shell could not decode arrive as lone surrogates)."""
+    if value is not None:
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            shown = value.encode("utf-8", "surrogateescape").decode("ascii", "backslashreplace")
+            raise typer.BadParameter(f"'{shown}' is not valid UTF-8 text") from None
+    return value
+
+
 KeyArg = Annotated[
-    str, typer.Argument(help="Key of the entry (its hottest layer is changed).", show_default=False)
+    str,
+    typer.Argument(
+        help="Key of the entry (its hottest layer is changed).", show_default=False, callback=utf8_text
+    ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
 UpgradeOpt = Annotated[
@@ -55,6 +89,11 @@ PlasticityOpt = Annotated[Plasticity, typer.Option("--plasticity", help="Plastic
 PolicyOpt = Annotated[Policy, typer.Option("--policy", help="Auto-consolidation policy.")]
 SourceOpt = Annotated[str, typer.Option("--source", help="Source recorded for deltas that name none.")]
 MaxLineOpt = Annotated[int, typer.Option("--max-line-bytes", min=1, help="Longest accepted JSONL line.")]
+
+
+NUMBER_ARGS = {"ignore_unknown_options": True}
+"""Context settings of a command with a number argument: ``-0.1`` is read as that number
+(then checked against its range), not as the unknown options ``-0 -. -1``."""
 
 
 def short_hash(h: str | None) -> str:
@@ -82,5 +121,5 @@ def new_thermogram(name: str, preset: Preset, plasticity: Plasticity, policy: Po
 def finite(value: float | None) -> float | None:
     """Option callback: NaN and infinities are usage errors, not values for the library to refuse."""
     if value is not None and not math.isfinite(value):
-        raise typer.BadParameter(f"{value!r} is not a finite number.")
+        raise typer.BadParameter(f"{str(value)!r} is not a finite number.")
     return value

@@ -49,6 +49,7 @@ from thermo_cli.cli._core import (
     _split_global_flags,
     _state,
     err,
+    escape_controls,
     exit_code_for,
     exit_process,
     flag_hints,
@@ -57,6 +58,7 @@ from thermo_cli.cli._core import (
     open_output,
     print_json,
     report_error,
+    stdout_is_terminal,
     use_color,
     write_stdout_bytes,
 )
@@ -84,6 +86,7 @@ __all__ = [
     "_state",
     "app",
     "err",
+    "escape_controls",
     "exit_code_for",
     "exit_process",
     "flag_hints",
@@ -97,6 +100,7 @@ __all__ = [
     "run_app",
     "stderr_console",
     "stdout_console",
+    "stdout_is_terminal",
     "stream_limits",
     "use_color",
     "write_stdout_bytes",
@@ -153,7 +157,7 @@ class ThermoGroup(TyperGroup):
         built = typer.main.get_command(mod.commands)
         found = built.commands if isinstance(built, TyperGroup) else {built.name or module: built}
         for name, cmd in found.items():
-            self.commands.setdefault(name, cmd)
+            self.commands.setdefault(name, plain_help(cmd))
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         args, items = _take_limit_args(args)
@@ -161,11 +165,17 @@ class ThermoGroup(TyperGroup):
         args, options = take_global_option(args, "--storage-option", "KEY=VALUE, e.g. anon=true")
         args, caches = take_global_option(args, "--remote-cache", "a directory")
         ctx.meta[_REMOTE_META] = (options, caches)
+        args, ctx.meta[_WAIT_META] = _take_wait_arg(args)
         return super().parse_args(ctx, args)
 
     def invoke(self, ctx: Any) -> Any:
         options, caches = ctx.meta.get(_REMOTE_META, ([], []))
-        with _global_flags(), _run_limits(ctx.meta.get(_LIMITS_META, {})), _run_remote(options, caches):
+        with (
+            _global_flags(),
+            _run_limits(ctx.meta.get(_LIMITS_META, {})),
+            _run_remote(options, caches),
+            _lock_wait(ctx.meta.get(_WAIT_META)),
+        ):
             return self._invoke(ctx)
 
     def _invoke(self, ctx: Any) -> Any:
@@ -178,8 +188,95 @@ class ThermoGroup(TyperGroup):
             raise typer.Exit(EXIT_BROKEN_PIPE) from None
         except Exception as exc:
             if _is_click_exception(exc):
-                raise
+                raise _usage_exit(exc) from None
             raise typer.Exit(report_error(exc)) from exc
+
+    def make_context(self, info_name: str | None, args: list[str], parent: Any = None, **extra: Any) -> Any:
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except Exception as exc:
+            if _is_click_exception(exc):
+                raise _usage_exit(exc) from None
+            raise
+
+
+def _usage_exit(exc: _ClickError) -> BaseException:
+    """A click usage error as one ``thermo: error:`` line (with where to find help), as an Exit.
+
+    click prints a usage block, a hint and ``Error: …`` over four lines; scripts and
+    people grepping stderr get one line like every other error. A bare ``thermo`` still
+    shows its help.
+    """
+    if type(exc).__name__ == "NoArgsIsHelpError":
+        return exc  # type: ignore[return-value]
+    ctx = getattr(exc, "ctx", None)
+    where = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+    err(f"thermo: error: {_one_line_text(exc.format_message())}{where}")
+    return typer.Exit(exc.exit_code)
+
+
+def _one_line_text(text: str) -> str:
+    return " ".join(text.split())
+
+
+# --- waiting for another writer (--wait) ------------------------------------------------------
+
+_WAIT_META = "thermo.wait"
+WAIT_HELP = (
+    "Seconds a command waits for another process holding the file's lock before exit 5 "
+    "(0: fail at once; default 120). On a terminal, a command that waits says so."
+)
+
+
+def _take_wait_arg(args: list[str]) -> tuple[list[str], float | None]:
+    """Pull ``--wait SECONDS`` / ``--wait=SECONDS`` out of ``args`` (before ``--``): a global
+    switch like --limit, so every command that locks honours it."""
+    rest: list[str] = []
+    value: str | None = None
+    i = 0
+    while i < len(args):
+        a = args[i]
+        if a == "--":
+            rest.extend(args[i:])
+            break
+        if a == "--wait":
+            if i + 1 >= len(args):
+                raise typer.BadParameter("requires SECONDS, e.g. --wait 10", param_hint="'--wait'")
+            value = args[i + 1]
+            i += 2
+            continue
+        if a.startswith("--wait="):
+            value = a[len("--wait=") :]
+        else:
+            rest.append(a)
+        i += 1
+    if value is None:
+        return rest, None
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not seconds >= 0 or seconds == float("inf"):
+        raise typer.BadParameter(f"{value!r} is not a number of seconds >= 0", param_hint="'--wait'")
+    return rest, seconds
+
+
+@contextlib.contextmanager
+def _lock_wait(seconds: float | None) -> Iterator[None]:
+    """Run one invocation under the user's --wait, with a notice on a terminal while blocked."""
+    notice = _wait_notice if is_interactive() else None
+    if seconds is None and notice is None:
+        yield
+        return
+    from thermo_cli.container.fileops import LockWait, lock_waiting
+
+    with lock_waiting(LockWait(seconds, override=seconds is not None, notice=notice)):
+        yield
+
+
+def _wait_notice(path: str, timeout: float | None) -> None:
+    limit = "until it finishes" if timeout is None else f"up to {timeout:g} s; --wait SECONDS to change"
+    err(f"thermo: waiting for another process that holds the lock of {path} ({limit})")
 
 
 # --- safety caps (--limit / THERMO_LIMITS) ---------------------------------------------------
@@ -372,8 +469,8 @@ def _install_fast_coercion() -> None:
                 except ValueError:
                     kind = "an integer" if ann is int else "a number"
                     raise typer.BadParameter(f"{value!r} is not {kind}.", ctx=ctx, param=param) from None
-            if ann is float and number != number:  # NaN
-                raise typer.BadParameter(f"{value!r} is not a number.", ctx=ctx, param=param)
+            if ann is float and number != number:  # NaN: the same words as the finite() check of inf
+                raise typer.BadParameter(f"{value!r} is not a finite number.", ctx=ctx, param=param)
             lo, hi = info.min, info.max
             if info.clamp:
                 return (
@@ -409,15 +506,86 @@ def _install_fast_coercion() -> None:
 
 _install_fast_coercion()
 
+
+_TYPE_WORDS = {"str": "TEXT", "int": "INTEGER", "float": "NUMBER", "Path": "PATH", "path": "PATH"}
+
+
+def _install_plain_help() -> None:
+    """Help in the plain, conventional form: ``Usage: thermo apply [OPTIONS] FILE [DELTAS]``.
+
+    typer 0.29 labels values with Python types (``<bool>``, ``<list[str]>``, ``{file}``)
+    and its rich tables cut long option names ("--auto-consolid…") at 80 columns. thermo
+    shows help without rich (``rich_markup_mode=None``) and relabels through these
+    hooks: argument names in capitals, option values as TEXT / INTEGER / NUMBER / PATH
+    or their choices. If a future typer moves these internals, nothing is installed.
+    """
+    try:
+        from typer import core as typer_core
+    except ImportError:  # pragma: no cover
+        return
+    param_cls: Any = getattr(typer_core, "_TyperParameter", None)
+    arg_cls: Any = getattr(typer_core, "TyperArgument", None)
+    original = getattr(param_cls, "display_type", None)
+    if original is None or arg_cls is None or getattr(original, "_thermo_plain", False):  # pragma: no cover
+        return
+
+    def display_type(self: Any, ctx: Any) -> str:
+        if isinstance(self, arg_cls):
+            return ""  # the capitalised name says it all
+        label = str(original(self, ctx)).strip("<>")
+        if label.startswith("list[") and label.endswith("]"):
+            label = label[len("list[") : -1]
+        if "|" in label:
+            return f"[{label}]"
+        label = label.removesuffix(" range")
+        return _TYPE_WORDS.get(label, label.upper())
+
+    def arg_name(self: Any) -> str:
+        name = self.metavar if self.metavar is not None else str(self.name).upper()
+        return name + ("..." if self.metavar is None and self.nargs != 1 else "")
+
+    def usage_name(self: Any) -> str:
+        name = self.metavar if self.metavar is not None else str(self.name).upper()
+        name = name if self.required else f"[{name}]"
+        return name + ("..." if self.metavar is None and self.nargs != 1 else "")
+
+    display_type._thermo_plain = True  # type: ignore[attr-defined]
+    param_cls.display_type = display_type
+    arg_cls._rich_display_name = arg_name
+    arg_cls._usage_display_name = usage_name
+
+
+_install_plain_help()
+
+
+def plain_help(command: Any) -> Any:
+    """``command`` (and its subcommands) rendering help without rich: see _install_plain_help."""
+    if hasattr(command, "rich_markup_mode"):
+        command.rich_markup_mode = None
+    if getattr(command, "short_help", None) is None and getattr(command, "help", None):
+        # the whole summary line in ``thermo --help``, wrapped, not cut at 45 characters
+        command.short_help = " ".join(command.help.strip().split("\n\n")[0].split())
+    for sub in getattr(command, "commands", {}).values():
+        plain_help(sub)
+    return command
+
+
 app = typer.Typer(
     name="thermo",
     cls=ThermoGroup,
     help="Thermograms: plastic memory capsules with hot/warm/cool/cold layers and an audited log.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
     add_completion=True,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
+def usage_error(message: str) -> typer.Exit:
+    """Print ``thermo: error: message`` and return the exit (code 2) to raise."""
+    err(f"thermo: error: {message}")
+    return typer.Exit(EXIT_USAGE)
 
 
 def stderr_console() -> Any:
@@ -467,9 +635,10 @@ def progress(
     """A progress bar on stderr, shown only when stderr is a TTY and the work is long.
 
     ``min_total`` is the size below which a bar would only flicker; ``unit`` "bytes"
-    shows transfer sizes instead of counts.
+    shows transfer sizes instead of counts. Work of unknown size (stdin) that has a
+    ``min_total`` gets no bar: it may well be a few bytes.
     """
-    if not is_interactive() or (total is not None and total < min_total):
+    if not is_interactive() or (total < min_total if total is not None else min_total > 0):
         yield _NoProgress()
         return
     from rich.progress import (
@@ -536,10 +705,10 @@ def _report(exc: BaseException) -> int:
         err("thermo: aborted")
         return EXIT_INTERRUPTED
     if _is_click_exception(exc):  # typer/click usage errors
-        if hasattr(exc, "show"):
+        if type(exc).__name__ == "NoArgsIsHelpError" and hasattr(exc, "show"):
             exc.show()
         else:
-            err(f"thermo: error: {exc.format_message()}")
+            err(f"thermo: error: {_one_line_text(exc.format_message())}")
         return int(exc.exit_code)
     return report_error(exc)
 
@@ -567,6 +736,7 @@ def _global_options(
     limit: str = typer.Option("", "--limit", metavar="NAME=SIZE", help=LIMIT_HELP),
     storage_option: str = typer.Option("", "--storage-option", metavar="KEY=VALUE", help=STORAGE_OPTION_HELP),
     remote_cache: str = typer.Option("", "--remote-cache", metavar="DIR", help=REMOTE_CACHE_HELP),
+    wait: str = typer.Option("", "--wait", metavar="SECONDS", help=WAIT_HELP),
 ) -> None:
     """Thermograms: plastic memory capsules with hot/warm/cool/cold layers and an audited log.
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import sys
 from collections.abc import Iterator
 from typing import IO, Any
@@ -103,6 +104,7 @@ _FLAGS_FOR_PARAMETERS = (
     ("`thermo repair` with force=True", "`thermo repair --force`"),
     ("choose another path with backup=…", "choose another --backup path"),
     ("pass nan_as_zero=True", "pass --nan-as-zero"),
+    ("did not wait: wait=0", "--wait 0: did not wait"),
     ("raise it with max_line_bytes=…", "raise it with --max-line-bytes"),
     ("include/exclude selected none", "--include/--exclude selected none"),
     ("(check layers, prefix, include, exclude)", "(check --layer, --prefix, --include, --exclude)"),
@@ -148,6 +150,28 @@ def use_color() -> bool:
 def is_interactive() -> bool:
     """Whether a person is watching stderr (progress bars and tables are for them)."""
     return sys.stderr.isatty()
+
+
+def stdout_is_terminal() -> bool:
+    """Whether stdout is a terminal (text for people) rather than a file or pipe (exact bytes)."""
+    return sys.stdout.isatty()
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def escape_controls(text: str, *, keep: str = "") -> str:
+    """``text`` safe for a terminal: every control character except those in ``keep`` as an
+    escape (``\\n``, ``\\x1b``), so a stored ``ESC [2J`` or a newline in a key cannot clear
+    the screen or fake another line."""
+
+    def escaped(m: re.Match[str]) -> str:
+        ch = m.group()
+        if ch in keep:
+            return ch
+        return {"\n": "\\n", "\r": "\\r", "\t": "\\t"}.get(ch, f"\\x{ord(ch):02x}")
+
+    return _CONTROL.sub(escaped, text)
 
 
 def err(message: str) -> None:

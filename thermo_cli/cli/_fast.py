@@ -80,11 +80,21 @@ def parse(argv: list[str]) -> tuple[str, dict[str, Any]] | None:
         if dest in params:
             return None
         params[dest] = given
-    if len(positional) != len(names):
-        return None
+    if len(positional) != len(names) or "-" in positional:
+        return None  # '-' (stdin) is spooled by the typer path's argument callback
+    if not all(_utf8(a) for a in positional):
+        return None  # typer's callback words the error
     if command == "keys" and params.get("layer", "hot") not in ("hot", "warm", "cool", "cold"):
         return None
     return command, {**defaults, **params, **dict(zip(names, positional, strict=True))}
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def run_fast(argv: list[str], environ: Mapping[str, str]) -> int | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Iterator
 from typing import Any
 
 PROGRESS_MIN_BYTES = 16 * 1024 * 1024
@@ -34,3 +35,92 @@ def input_size(path: str) -> int | None:
     with contextlib.suppress(OSError):
         return os.stat(path).st_size
     return None
+
+
+def stream_name(path: str) -> str:
+    """How messages name an input: its path, or ``<stdin>`` for ``-``."""
+    return "<stdin>" if path == "-" else path
+
+
+@contextlib.contextmanager
+def lines_of(path: str) -> Iterator[None]:
+    """A JSONL line error inside the block names the input too: ``d.jsonl: line 3: …``."""
+    from thermo_cli.formats.jsonl import LineError, LineLimitError
+
+    try:
+        yield
+    except (LineError, LineLimitError) as exc:
+        exc.args = (f"{stream_name(path)}: {exc}",)
+        raise
+
+
+# --- '-' as a file argument -----------------------------------------------------------------
+
+STDIN_NAME = "stdin"
+"""The name stdin gets when it is saved to a temporary file (messages show ``…/stdin``)."""
+
+
+def stdin_as_file(ctx: Any, value: Any) -> Any:
+    """Argument callback: ``-`` means stdin, saved to a temporary file first.
+
+    A thermogram (and a safetensors file) is read by seeking to its index, which a pipe
+    cannot do, so ``curl …/f.thermo | thermo verify -`` reads the whole stream into a
+    file that is removed when the command ends; any other value passes unchanged.
+    """
+    if value is None or str(value) != "-":
+        return value
+    import shutil
+    import sys
+    import tempfile
+
+    from thermo_cli.errors import ValidationError
+
+    if sys.stdin.isatty():
+        raise ValidationError("'-' reads stdin, which is a terminal: pipe or redirect a file into it")
+    directory = tempfile.mkdtemp(prefix="thermo-")
+    ctx.call_on_close(lambda: shutil.rmtree(directory, ignore_errors=True))
+    path = os.path.join(directory, STDIN_NAME)
+    source = getattr(sys.stdin, "buffer", None)
+    with open(path, "wb") as out:
+        if source is None:  # a text-only stream (tests)
+            out.write(sys.stdin.read().encode("utf-8", "surrogateescape"))
+        else:
+            shutil.copyfileobj(source, out, 1 << 20)
+    return type(value)(path)
+
+
+def named_file(value: Any) -> Any:
+    """Argument callback: a file changed in place (or created to be changed later) must be
+    a real path; ``-`` is a usage error instead of a file literally named ``-``."""
+    if value is not None and str(value) == "-":
+        import typer
+
+        raise typer.BadParameter("'-' cannot be used here: this file is changed in place, so name it")
+    return value
+
+
+@contextlib.contextmanager
+def output_path(out: str) -> Iterator[str]:
+    """The path to write a new file to; for ``-`` a temporary file that is copied to stdout
+    after the block succeeds (the writers need a seekable, checkable file)."""
+    if out != "-":
+        yield out
+        return
+    import shutil
+    import sys
+    import tempfile
+
+    directory = tempfile.mkdtemp(prefix="thermo-")
+    try:
+        path = os.path.join(directory, "stdout")
+        yield path
+        sys.stdout.flush()
+        target = getattr(sys.stdout, "buffer", None)
+        with open(path, "rb") as fh:
+            if target is None:  # a text-only stream (tests)
+                sys.stdout.write(fh.read().decode("utf-8", "surrogateescape"))
+            else:
+                shutil.copyfileobj(fh, target, 1 << 20)
+                target.flush()
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)

@@ -16,9 +16,11 @@ from thermo_cli.cli._core import (
     EXIT_OK,
     EXIT_USAGE,
     err,
+    escape_controls,
     json_bytes,
     open_output,
     print_json,
+    stdout_is_terminal,
     write_stdout_bytes,
 )
 
@@ -29,7 +31,7 @@ LAYER_NAMES = ("hot", "warm", "cool", "cold")
 """The values ``keys --layer`` accepts."""
 
 
-def run_get(file: str, key: str, raw: bool, json_out: bool, as_npy: str | None) -> int:
+def run_get(file: str, key: str, raw: bool, json_out: bool, as_npy: str | None, force: bool = False) -> int:
     """``thermo get``: print one key's value; the exit code (library errors are raised)."""
     from thermo_cli import store
     from thermo_cli.errors import NotFoundError
@@ -37,7 +39,7 @@ def run_get(file: str, key: str, raw: bool, json_out: bool, as_npy: str | None) 
     if sum((raw, json_out, as_npy is not None)) > 1:
         err("thermo: error: --raw, --json and --as-npy are alternatives")
         return EXIT_USAGE
-    if (as_npy == "-" or raw) and sys.stdout.isatty():
+    if (as_npy == "-" or raw) and stdout_is_terminal():
         err("thermo: error: not writing binary data to a terminal: redirect stdout or name a file")
         return EXIT_USAGE
     result = store.read(file, key)
@@ -46,7 +48,7 @@ def run_get(file: str, key: str, raw: bool, json_out: bool, as_npy: str | None) 
     if json_out:
         print_json(_entry_json(result))
     elif as_npy is not None:
-        _write_npy(result, as_npy)
+        _write_npy(result, as_npy, force=force)
     elif raw:
         write_stdout_bytes(result.value)
     else:
@@ -66,6 +68,8 @@ def run_keys(file: str, layer: str | None, prefix: str | None, null: bool, json_
         print_json(found)
     elif found:
         sep = "\0" if null else "\n"
+        if stdout_is_terminal():
+            found = [escape_controls(k) for k in found]
         sys.stdout.write(sep.join(found) + sep)
         sys.stdout.flush()
     return EXIT_OK
@@ -90,23 +94,23 @@ def _entry_json(result: ReadResult) -> dict[str, Any]:
 
 
 def _print_value(result: ReadResult) -> None:
-    """Text as text, a tensor as a JSON array of numbers, binary only away from a terminal."""
+    """Exact bytes away from a terminal; on one, escaped text or a tensor as JSON numbers."""
     if result.tensor is not None:
         _print_tensor(result)
+        return
+    if not stdout_is_terminal():
+        write_stdout_bytes(result.value)
         return
     try:
         text = result.value.decode("utf-8")
     except UnicodeDecodeError:
-        if sys.stdout.isatty():
-            from thermo_cli.errors import ValidationError
+        from thermo_cli.errors import ValidationError
 
-            raise ValidationError(
-                f"{result.key!r} holds {len(result.value)} bytes of binary data: "
-                "not printed to a terminal (use --raw, --json or a redirect)"
-            ) from None
-        write_stdout_bytes(result.value)
-        return
-    sys.stdout.write(text + "\n")
+        raise ValidationError(
+            f"{escape_controls(repr(result.key))} holds {len(result.value)} bytes of binary data: "
+            "not printed to a terminal (use --raw, --json or a redirect)"
+        ) from None
+    sys.stdout.write(escape_controls(text, keep="\n\t") + "\n")
     sys.stdout.flush()
 
 
@@ -134,7 +138,7 @@ def _tensor_array(result: ReadResult, *, note: bool = False) -> Any:
     return arr
 
 
-def _write_npy(result: ReadResult, out: str) -> None:
+def _write_npy(result: ReadResult, out: str, *, force: bool = False) -> None:
     import numpy as np
 
     from thermo_cli.codec.tensors import dtype_info
@@ -145,7 +149,7 @@ def _write_npy(result: ReadResult, out: str) -> None:
             f"{quote(result.key)} is not a tensor (it holds {len(result.value)} bytes): use --raw"
         )
     arr = _tensor_array(result, note=True)
-    with open_output(out) as fh:
+    with open_output(out, overwrite=force) as fh:
         np.save(fh, np.ascontiguousarray(arr), allow_pickle=False)
     if out != "-":
         info = dtype_info(result.tensor.dtype)

@@ -32,7 +32,7 @@ from thermo_cli.cli._common import (
     progress,
     stream_limits,
 )
-from thermo_cli.cli._io import PROGRESS_MIN_BYTES, CountingReader, input_size
+from thermo_cli.cli._io import PROGRESS_MIN_BYTES, CountingReader, input_size, lines_of
 
 commands = typer.Typer(add_completion=False)
 """This module's commands; the root group loads them when one of them runs."""
@@ -70,11 +70,12 @@ def apply(
     """Apply a JSONL stream of deltas, linked to the chain head, all-or-nothing.
 
     One JSON object per line: {"op": "update", "key": "k", "value": "text", "strength": 0.8}.
-    A bad line N aborts with 'line N: <reason>' and leaves the file untouched.
+    The whole input is read and checked before the file is locked, so a slow producer
+    never blocks other commands. A bad line N aborts with 'DELTAS: line N: <reason>' and leaves
+    the file untouched.
 
     Example: cat deltas.jsonl | thermo apply memory.thermo -
     """
-    from thermo_cli import store
     from thermo_cli.operations.apply import apply_file
 
     if deltas == "-" and sys.stdin.isatty():
@@ -83,10 +84,10 @@ def apply(
     limits = stream_limits(max_line_bytes, max_key_bytes)
     started = time.perf_counter()
     size = input_size(deltas)
-    store.check_writable(file, upgrade=upgrade)
     with (
         open_input(deltas) as raw,
         progress("applying", size, min_total=PROGRESS_MIN_BYTES, unit="bytes") as bar,
+        lines_of(deltas),
     ):
         stream = CountingReader(raw, bar) if is_interactive() else raw
         report = apply_file(
@@ -157,7 +158,7 @@ def tick(
     upgrade: UpgradeOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
-    """Advance time: decay every layer, then promote, demote and prune (ENGINE.md order).
+    """Advance time: decay every layer, then promote, demote and prune (the Rust crate's order).
 
     Example: thermo tick memory.thermo --repeat 10
     """

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 import typer
 
 from thermo_cli.cli._common import VerificationFailed, err, flag_hints, print_json
+from thermo_cli.cli._io import named_file, stdin_as_file
 
 _PUBKEY_HELP = (
     "Trusted public key: an OpenSSH .pub line, a PEM file, or a C2SP verifier key "
@@ -25,7 +26,14 @@ class KeyFormat(StrEnum):
     pem = "pem"
 
 
-FileArg = Annotated[str, typer.Argument(help="A .thermo file (or, to read it, a URL).", show_default=False)]
+FileArg = Annotated[str, typer.Argument(help="A .thermo file.", show_default=False, callback=named_file)]
+"""A file checkpoint and sign append to: named, never ``-`` (and never a URL: writers refuse them)."""
+InputFileArg = Annotated[
+    str,
+    typer.Argument(
+        help="A .thermo file (or a URL); '-' reads stdin.", show_default=False, callback=stdin_as_file
+    ),
+]
 PubkeyOpt = Annotated[
     list[str] | None, typer.Option("--pubkey", "-k", help=_PUBKEY_HELP, metavar="KEY", show_default=False)
 ]
@@ -110,13 +118,14 @@ def _finish(report: Any, as_json: bool) -> None:
         raise VerificationFailed()
 
 
-def _write_text(out: str | None, text: str) -> None:
+def _write_text(out: str | None, text: str, *, force: bool = False) -> None:
+    """``text`` to stdout, or to the new file ``out`` (an existing one only with ``force``)."""
     from thermo_cli.cli._common import open_output
 
     if out is None or out == "-":
         typer.echo(text, nl=False)
         return
-    with open_output(out) as fh:
+    with open_output(out, overwrite=force) as fh:
         fh.write(text.encode("utf-8"))
 
 
@@ -124,14 +133,22 @@ commands = typer.Typer(add_completion=False)
 """This module's commands; the root group loads them when one of them runs."""
 
 
+def _stdin_among(ctx: typer.Context, values: list[str]) -> list[str]:
+    """``-`` among verify's files is stdin (saved to a temporary file), at most once."""
+    if values.count("-") > 1:
+        raise typer.BadParameter("'-' (stdin) can be given once")
+    return [stdin_as_file(ctx, v) for v in values]
+
+
 @commands.command("verify")
 def verify(
     files: Annotated[
         list[str],
         typer.Argument(
-            help="A .thermo file or a Rust-crate save file; several files, globs, directories or URL "
-            "prefixes (s3://bucket/models/) audit a fleet.",
+            help="A .thermo file or a Rust-crate save file ('-' reads stdin); several files, globs, "
+            "directories or URL prefixes (s3://bucket/models/) audit a fleet.",
             show_default=False,
+            callback=_stdin_among,
         ),
     ],
     pubkey: PubkeyOpt = None,
@@ -371,7 +388,7 @@ def sign_cmd(
 
 @commands.command("prove")
 def prove_cmd(
-    file: FileArg,
+    file: InputFileArg,
     key: Annotated[str, typer.Argument(help="The entry's key.", show_default=False)],
     layer: Annotated[
         str | None,
@@ -381,7 +398,16 @@ def prove_cmd(
             show_default=False,
         ),
     ] = None,
-    out: OutOpt = None,
+    out: Annotated[
+        str | None,
+        typer.Option(
+            "--out",
+            "-o",
+            help="Write the proof here (default: stdout; an existing file needs --force).",
+            show_default=False,
+        ),
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite an existing --out file.")] = False,
 ) -> None:
     """Print an inclusion proof of an entry against the checkpointed state digest (JSON).
 
@@ -392,7 +418,7 @@ def prove_cmd(
     from thermo_cli.operations.audit.proofs import prove
 
     doc = prove(file, key, layer=None if layer is None else Layer.parse(layer))
-    _write_text(out, json_bytes(doc, pretty=True).decode("utf-8") + "\n")
+    _write_text(out, json_bytes(doc, pretty=True).decode("utf-8") + "\n", force=force)
 
 
 @commands.command("verify-proof")
@@ -439,7 +465,7 @@ def verify_proof_cmd(
 def _emit_checkpoint(info: Any, out: str | None, as_json: bool) -> None:
     """The note to --out (or stdout); with --json the JSON goes to stdout instead."""
     if out is not None:
-        _write_text(out, info.note.text())
+        _write_text(out, info.note.text(), force=True)  # the file changed already: always deliver the note
     if as_json:
         print_json(info.to_json())
     elif out is None:

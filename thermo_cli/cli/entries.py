@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from thermo_cli.cli._args import FileArg
+from thermo_cli.cli._args import InputFileArg, utf8_text
 from thermo_cli.cli._read import run_get, run_keys
 
 commands = typer.Typer(add_completion=False)
@@ -30,8 +30,8 @@ class LayerName(StrEnum):
 
 @commands.command("get")
 def get(
-    file: FileArg,
-    key: Annotated[str, typer.Argument(help="Key to read.", show_default=False)],
+    file: InputFileArg,
+    key: Annotated[str, typer.Argument(help="Key to read.", show_default=False, callback=utf8_text)],
     raw: Annotated[bool, typer.Option("--raw", help="Write the exact value bytes, nothing added.")] = False,
     json_out: Annotated[
         bool, typer.Option("--json", help="Print value, layer, strength and tensor info as JSON.")
@@ -41,26 +41,30 @@ def get(
         typer.Option(
             "--as-npy",
             metavar="OUT",
-            help="Write a tensor value as a .npy file ('-' for stdout).",
+            help="Write a tensor value as a .npy file ('-' for stdout; an existing file needs --force).",
             show_default=False,
         ),
     ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", "-f", help="Overwrite an existing --as-npy file.")
+    ] = False,
 ) -> None:
     """Read one key: newest uncommitted delta first, then hot → warm → cool → cold.
 
-    Text values print as text, tensors as a JSON array of numbers, other binary values
-    only with --raw (or when stdout is not a terminal).
+    A tensor prints as a JSON array of numbers. Any other value: redirected or piped,
+    its exact bytes, nothing added; on a terminal, text with control characters escaped
+    and a final newline (binary values are refused there).
 
     Example: thermo get memory.thermo greeting
     """
-    code = run_get(file, key, raw, json_out, as_npy)
+    code = run_get(file, key, raw, json_out, as_npy, force)
     if code:
         raise typer.Exit(code)
 
 
 @commands.command("keys")
 def keys(
-    file: FileArg,
+    file: InputFileArg,
     layer: Annotated[
         LayerName | None,
         typer.Option("--layer", "-l", help="Only this layer's keys.", show_default=False),
@@ -73,6 +77,9 @@ def keys(
     json_out: Annotated[bool, typer.Option("--json", help="Print a JSON array of keys.")] = False,
 ) -> None:
     """List the keys a read finds (sorted), or one layer's keys.
+
+    On a terminal, control characters in keys are escaped (\\n, \\x1b); piped output
+    is exact (use --null for keys that contain newlines).
 
     Example: thermo keys memory.thermo --layer cold --json
     """

@@ -16,7 +16,7 @@ import typer
 
 from thermo_cli.cli._args import (
     DEFAULT_MAX_LINE,
-    FileArg,
+    InputFileArg,
     JsonOpt,
     MaxLineOpt,
     Plasticity,
@@ -38,8 +38,9 @@ from thermo_cli.cli._common import (
     print_json,
     progress,
     stream_limits,
+    usage_error,
 )
-from thermo_cli.cli._io import PROGRESS_MIN_BYTES, CountingReader, input_size
+from thermo_cli.cli._io import PROGRESS_MIN_BYTES, CountingReader, input_size, lines_of, output_path
 from thermo_cli.container.fileops import refuse_overwriting_source
 
 commands = typer.Typer(add_completion=False)
@@ -53,7 +54,7 @@ class ExportFormat(StrEnum):
 
 @commands.command("export")
 def export(
-    file: FileArg,
+    file: InputFileArg,
     out: Annotated[str, typer.Argument(help="Output file; '-' for stdout.", show_default=False)],
     fmt: Annotated[
         ExportFormat | None,
@@ -112,7 +113,7 @@ def import_jsonl(
             show_default=False,
         ),
     ],
-    out: Annotated[str, typer.Argument(help="New thermogram file.", show_default=False)],
+    out: Annotated[str, typer.Argument(help="New thermogram file; '-' for stdout.", show_default=False)],
     name: Annotated[
         str | None,
         typer.Option("--name", "-n", show_default=False, help="Name for a delta stream's thermogram."),
@@ -138,23 +139,30 @@ def import_jsonl(
     from thermo_cli.errors import RefusedError
     from thermo_cli.operations.apply import build_from_jsonl
 
-    if src != "-":
+    if name is not None and not name.strip():
+        raise usage_error("--name must not be empty (leave it out to use OUT's stem)")
+    if out == "-" and json_out:
+        raise usage_error("--json prints to stdout, so OUT cannot be '-' too")
+    if src != "-" and out != "-":
         refuse_overwriting_source(src, out)
-    if not force and Path(out).exists():
+    if not force and out != "-" and Path(out).exists():
         raise RefusedError(f"{out}: already exists (pass --force to overwrite)")
     if src == "-" and sys.stdin.isatty():
         err("thermo: error: reading from a terminal: pipe a JSONL file or name one")
         raise typer.Exit(EXIT_USAGE)
-    fresh = new_thermogram(name or Path(out).stem or "thermogram", preset, plasticity, policy)
+    stem = "thermogram" if out == "-" else Path(out).stem
+    fresh = new_thermogram(name or stem or "thermogram", preset, plasticity, policy)
     limits = stream_limits(max_line_bytes)
     with (
         open_input(src) as raw,
         progress("importing", input_size(src), min_total=PROGRESS_MIN_BYTES, unit="bytes") as bar,
+        lines_of(src),
     ):
         stream = CountingReader(raw, bar) if is_interactive() else raw
         result = build_from_jsonl(stream, fresh, source=source, limits=limits)
     tg = result.thermogram
-    store.create(out, tg, overwrite=force)
+    with output_path(out) as target:
+        store.create(target, tg, overwrite=force)
     entries = sum(len(tg.layers[layer]) for layer in tg.layers)
     if json_out:
         print_json(

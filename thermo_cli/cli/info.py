@@ -10,8 +10,8 @@ from typing import Any
 
 import typer
 
-from thermo_cli.cli._args import FileArg, JsonOpt
-from thermo_cli.cli._common import print_json, stdout_console
+from thermo_cli.cli._args import InputFileArg, JsonOpt
+from thermo_cli.cli._common import print_json, stdout_console, stdout_is_terminal
 from thermo_cli.config.limits import format_size
 
 commands = typer.Typer(add_completion=False)
@@ -19,8 +19,10 @@ commands = typer.Typer(add_completion=False)
 
 
 @commands.command("stats")
-def stats(file: FileArg, json_out: JsonOpt = False) -> None:
+def stats(file: InputFileArg, json_out: JsonOpt = False) -> None:
     """Entries per layer, deltas, consolidations, sizes and compression.
+
+    On a terminal, two tables; piped, plain `name: value` lines (`| grep 'head hash'`).
 
     Example: thermo stats memory.thermo
     """
@@ -29,6 +31,9 @@ def stats(file: FileArg, json_out: JsonOpt = False) -> None:
     doc = file_stats(file)
     if json_out:
         print_json(doc)
+        return
+    if not stdout_is_terminal():
+        _print_plain(doc)
         return
     console = stdout_console()
     console.print(_layer_table(doc))
@@ -56,10 +61,28 @@ def _layer_table(doc: dict[str, Any]) -> Any:
     return table
 
 
-def _info_table(doc: dict[str, Any]) -> Any:
-    from rich.table import Table
+def _print_plain(doc: dict[str, Any]) -> None:
+    """One ``name: value`` line per figure, unpadded and never wrapped (for grep, cut, awk)."""
+    import sys
 
-    rows = [
+    lines = [f"name: {doc['name']}", f"file: {doc['file']}", f"format: {doc['format']}"]
+    for layer, n in doc["entries"].items():
+        sizes = doc["layer_bytes"][layer]
+        lines.append(f"{layer}: {_layer_text(n, sizes['raw'], sizes['stored'])}")
+    lines.append(f"total: {_layer_text(doc['total_entries'], doc['value_bytes'], doc['stored_layer_bytes'])}")
+    lines += [f"{k}: {v}" for k, v in _info_rows(doc)]
+    sys.stdout.write("\n".join(lines) + "\n")
+    sys.stdout.flush()
+
+
+def _layer_text(n: int, raw: int, stored: int | None) -> str:
+    ratio = f"{raw / stored:.2f}x" if stored else "-"
+    kept = "-" if stored is None else format_size(stored)
+    return f"{n} entries, values {format_size(raw)}, stored {kept}, ratio {ratio}"
+
+
+def _info_rows(doc: dict[str, Any]) -> list[tuple[str, str]]:
+    return [
         ("keys visible", str(doc["keys"])),
         ("dirty deltas", f"{doc['dirty_deltas']} ({format_size(doc['dirty_bytes'])} est.)"),
         ("log records", str(doc["log_records"])),
@@ -72,6 +95,12 @@ def _info_table(doc: dict[str, Any]) -> Any:
         ("head hash", doc["head_hash"] or "none"),
         ("file size", format_size(doc["file_bytes"])),
     ]
+
+
+def _info_table(doc: dict[str, Any]) -> Any:
+    from rich.table import Table
+
+    rows = _info_rows(doc)
     info = Table(show_header=False, box=None)
     info.add_column(style="dim")
     info.add_column(overflow="fold")

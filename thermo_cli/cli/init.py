@@ -19,7 +19,7 @@ from thermo_cli.cli._args import (
     PresetOpt,
     new_thermogram,
 )
-from thermo_cli.cli._common import err, print_json
+from thermo_cli.cli._common import err, print_json, usage_error
 
 commands = typer.Typer(add_completion=False)
 """This module's commands; the root group loads them when one of them runs."""
@@ -43,8 +43,12 @@ def init(
     Example: thermo init memory.thermo --name memory --preset organic --policy manual
     """
     from thermo_cli import store
-    from thermo_cli.errors import RefusedError
+    from thermo_cli.errors import RefusedError, ValidationError
 
+    if name is not None and not name.strip():
+        raise usage_error("--name must not be empty (leave it out to use the file's stem)")
+    if Path(file).is_dir():
+        raise ValidationError(f"{file}: is a directory, not a thermogram file")
     if not force and Path(file).exists():
         raise RefusedError(f"{file}: already exists (pass --force to overwrite)")
     tg = new_thermogram(name or Path(file).stem or "thermogram", preset, plasticity, policy)

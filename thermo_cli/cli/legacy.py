@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from thermo_cli.cli._common import err, print_json
+from thermo_cli.cli._common import err, print_json, usage_error
+from thermo_cli.cli._io import output_path, stdin_as_file
 
 if TYPE_CHECKING:  # the library is imported when a command runs, not at start-up
     from thermo_cli.operations.migrate import MigrationResult
@@ -49,8 +50,12 @@ commands = typer.Typer(add_completion=False)
 
 @commands.command("migrate")
 def migrate(
-    old: str = typer.Argument(..., help="A Rust-crate save file (0.4.x or 0.5.x JSON); only read."),
-    new: str = typer.Argument(..., help="The .thermo container to write."),
+    old: str = typer.Argument(
+        ...,
+        help="A Rust-crate save file (0.4.x or 0.5.x JSON); only read; '-' reads stdin.",
+        callback=stdin_as_file,
+    ),
+    new: str = typer.Argument(..., help="The .thermo container to write; '-' for stdout."),
     force: bool = typer.Option(False, "--force", "-f", help="Replace NEW if it exists."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
 ) -> None:
@@ -63,8 +68,11 @@ def migrate(
     """
     from thermo_cli.operations.migrate import migrate_file
 
+    if new == "-" and as_json:
+        raise usage_error("--json prints to stdout, so NEW cannot be '-' too")
     _refuse_existing(new, old, force)
-    result = migrate_file(old, new, overwrite=force)
+    with output_path(new) as target:
+        result = migrate_file(old, target, overwrite=force)
     if as_json:
         print_json(result.to_json())
     else:
@@ -73,8 +81,12 @@ def migrate(
 
 @commands.command("import-engram")
 def import_engram(
-    export: str = typer.Argument(..., help="An Engram export (export_*.json) written by the crate."),
-    out: str = typer.Argument(..., help="The .thermo container to write."),
+    export: str = typer.Argument(
+        ...,
+        help="An Engram export (export_*.json) written by the crate; '-' reads stdin.",
+        callback=stdin_as_file,
+    ),
+    out: str = typer.Argument(..., help="The .thermo container to write; '-' for stdout."),
     force: bool = typer.Option(False, "--force", "-f", help="Replace OUT if it exists."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
 ) -> None:
@@ -86,8 +98,11 @@ def import_engram(
     """
     from thermo_cli.operations.migrate import import_engram_file
 
+    if out == "-" and as_json:
+        raise usage_error("--json prints to stdout, so OUT cannot be '-' too")
     _refuse_existing(out, export, force)
-    result = import_engram_file(export, out, overwrite=force)
+    with output_path(out) as target:
+        result = import_engram_file(export, target, overwrite=force)
     if as_json:
         print_json(result.to_json())
     else:

@@ -1,4 +1,4 @@
-"""``thermo log``: the history, oldest first, as text lines or a JSON array.
+"""``thermo log``: the history, oldest first, as text lines, a JSON array or JSON Lines.
 
 A record becomes JSON in one place, :func:`thermo_cli.formats.dump.record_doc` (the
 same shape as a JSONL dump's record lines, plus ``consolidated`` and ``size``); the text
@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from thermo_cli.cli._args import FileArg, short_hash, strength_text
+from thermo_cli.cli._args import InputFileArg, short_hash, strength_text
 
 if TYPE_CHECKING:
     from thermo_cli.model import LogRecord
@@ -24,12 +24,18 @@ commands = typer.Typer(add_completion=False)
 
 @commands.command("log")
 def log(
-    file: FileArg,
+    file: InputFileArg,
     key: Annotated[
         str | None, typer.Argument(help="Only records about this key.", show_default=False)
     ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print a JSON array of records.")] = False,
-    values: Annotated[bool, typer.Option("--values", help="Include delta values in --json output.")] = False,
+    json_lines: Annotated[
+        bool,
+        typer.Option("--jsonl", "--json-lines", help="Print one JSON object per record per line (streams)."),
+    ] = False,
+    values: Annotated[
+        bool, typer.Option("--values", help="Include delta values in --json/--jsonl output.")
+    ] = False,
     events: Annotated[
         bool,
         typer.Option("--events/--no-events", help="Include consolidation points and layer operations."),
@@ -45,10 +51,16 @@ def log(
     """
     from thermo_cli.operations.history import dirty_start, select_records
 
+    if json_out and json_lines:
+        from thermo_cli.cli._common import usage_error
+
+        raise usage_error("--json and --jsonl are alternatives")
     start = dirty_start(file)
     selected = select_records(file, key=key, events=events, last=last)
     if json_out:
         _write_json(selected, start, values)
+    elif json_lines:
+        _write_json_lines(selected, start, values)
     else:
         out = sys.stdout
         for index, rec in selected:
@@ -69,6 +81,17 @@ def _write_json(selected: Iterator[tuple[int, Any]], start: int, values: bool) -
         out.write(("\n" if first else ",\n") + json_bytes(doc).decode("utf-8"))
         first = False
     out.write("]\n" if first else "\n]\n")
+    out.flush()
+
+
+def _write_json_lines(selected: Iterator[tuple[int, Any]], start: int, values: bool) -> None:
+    """One JSON object per line, flushed as it goes, for ``| jq -c`` and ``| head``."""
+    from thermo_cli.cli._common import json_bytes
+    from thermo_cli.formats.dump import record_doc
+
+    out = sys.stdout
+    for index, rec in selected:
+        out.write(json_bytes(record_doc(index, rec, dirty_start=start, values=values)).decode("utf-8") + "\n")
     out.flush()
 
 

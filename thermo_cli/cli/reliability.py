@@ -14,6 +14,7 @@ from typing import Annotated
 import typer
 
 from thermo_cli.cli._common import err, print_json
+from thermo_cli.cli._io import named_file
 from thermo_cli.config.limits import format_size
 
 commands = typer.Typer(add_completion=False)
@@ -23,7 +24,10 @@ commands = typer.Typer(add_completion=False)
 @commands.command("repair")
 def repair_cmd(
     file: Annotated[
-        str, typer.Argument(help="A .thermo file left by an interrupted write.", show_default=False)
+        str,
+        typer.Argument(
+            help="A .thermo file left by an interrupted write.", show_default=False, callback=named_file
+        ),
     ],
     backup: Annotated[
         str | None,
@@ -99,7 +103,9 @@ def _summary(file: str, report: object) -> list[str]:
 
 @commands.command("compact")
 def compact_cmd(
-    file: Annotated[str, typer.Argument(help="A .thermo container.", show_default=False)],
+    file: Annotated[
+        str, typer.Argument(help="A .thermo container.", show_default=False, callback=named_file)
+    ],
     json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")] = False,
 ) -> None:
     """Rewrite the file atomically without the chunks and values no entry references any more.

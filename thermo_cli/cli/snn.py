@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from thermo_cli.cli._args import finite
+from thermo_cli.cli._args import InputFileArg, finite
 from thermo_cli.cli._common import EXIT_USAGE, err, print_json, progress, stdout_console
+from thermo_cli.cli._io import named_file
 
 if TYPE_CHECKING:
     from thermo_cli.engine.thermogram import Thermogram
@@ -35,7 +36,9 @@ class Rate(StrEnum):
 MIN_BAR_ACTIVATIONS = 2000
 """Fewer activations than this finish too fast for a progress bar to help."""
 
-FileArg = Annotated[str, typer.Argument(help="Thermogram file (.thermo).", show_default=False)]
+FileArg = Annotated[
+    str, typer.Argument(help="Thermogram file (.thermo).", show_default=False, callback=named_file)
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
 
 
@@ -351,7 +354,7 @@ def assign(
 
 
 @snn.command("stats")
-def stats(file: FileArg, json_out: JsonOpt = False) -> None:
+def stats(file: InputFileArg, json_out: JsonOpt = False) -> None:
     """Firing rates, weight histogram, neuromodulator levels and learning counters of FILE's network.
 
     Example: thermo snn stats memory.thermo --json

@@ -10,14 +10,14 @@ from typing import Annotated
 
 import typer
 
-from thermo_cli.cli._args import FileArg, JsonOpt, KeyArg, UpgradeOpt, finite, strength_text
+from thermo_cli.cli._args import NUMBER_ARGS, FileArg, JsonOpt, KeyArg, UpgradeOpt, finite, strength_text
 from thermo_cli.cli._common import EXIT_USAGE, err, print_json
 
 commands = typer.Typer(add_completion=False)
 """This module's commands; the root group loads them when one of them runs."""
 
 
-@commands.command("reinforce")
+@commands.command("reinforce", context_settings=NUMBER_ARGS)
 def reinforce(
     file: FileArg,
     key: KeyArg,
@@ -32,7 +32,7 @@ def reinforce(
     _strength_change("reinforce", file, key, amount, upgrade, json_out)
 
 
-@commands.command("weaken")
+@commands.command("weaken", context_settings=NUMBER_ARGS)
 def weaken(
     file: FileArg,
     key: KeyArg,

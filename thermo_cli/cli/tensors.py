@@ -11,7 +11,8 @@ from typing import Annotated, Any
 
 import typer
 
-from thermo_cli.cli._common import err, is_interactive, print_json, stderr_console
+from thermo_cli.cli._common import err, is_interactive, print_json, stderr_console, usage_error
+from thermo_cli.cli._io import output_path, stdin_as_file
 from thermo_cli.config.limits import format_size
 
 _METHODS = ("absmean", "twn", "optimal", "reference")
@@ -222,8 +223,12 @@ def import_safetensors_cmd(
 
 @commands.command("export-safetensors")
 def export_safetensors_cmd(
-    file: str = typer.Argument(..., help="A thermogram (.thermo container or a Rust-crate JSON file)."),
-    out: str = typer.Argument(..., help="The .safetensors file to write."),
+    file: str = typer.Argument(
+        ...,
+        help="A thermogram (.thermo container or a Rust-crate JSON file); '-' reads stdin.",
+        callback=stdin_as_file,
+    ),
+    out: str = typer.Argument(..., help="The .safetensors file to write; '-' for stdout."),
     layers: Annotated[
         list[str] | None,
         typer.Option("--layer", "-l", help="Export only this layer (repeatable; default: all four)."),
@@ -259,10 +264,12 @@ def export_safetensors_cmd(
     """
     from thermo_cli.operations.safetensors import export_safetensors
 
-    with _PhaseBar(f"writing {out}", not as_json) as progress:
+    if out == "-" and as_json:
+        raise usage_error("--json prints to stdout, so OUT cannot be '-' too")
+    with _PhaseBar(f"writing {out}", not as_json) as progress, output_path(out) as target:
         report = export_safetensors(
             file,
-            out,
+            target,
             layers=layers or None,
             keep_ternary=not dequantize,
             prefix=prefix,

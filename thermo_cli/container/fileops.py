@@ -19,6 +19,8 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import BinaryIO
 
 from thermo_cli.config.remote import is_url
@@ -41,9 +43,39 @@ def holds_lock(path: str | os.PathLike[str]) -> bool:
         return lock_path(path) in _held
 
 
+@dataclass(frozen=True, slots=True)
+class LockWait:
+    """How this context waits for another process's lock (see :func:`lock_waiting`)."""
+
+    timeout: float | None
+    """Seconds to wait (None: forever, 0: fail at once); used when ``override`` is set."""
+    override: bool = False
+    """Whether ``timeout`` replaces the one each call passes (the user chose it)."""
+    notice: Callable[[str, float | None], object] | None = None
+    """Called once, ``notice(path, timeout)``, when a lock is busy and waiting begins."""
+
+
+_lock_wait: ContextVar[LockWait | None] = ContextVar("thermo_lock_wait", default=None)
+
+
+@contextlib.contextmanager
+def lock_waiting(wait: LockWait) -> Iterator[None]:
+    """Every lock wait in this context follows ``wait``: one timeout the user gave for a
+    whole command (``--wait``), and a notice so a blocked command can say why it is idle."""
+    token = _lock_wait.set(wait)
+    try:
+        yield
+    finally:
+        _lock_wait.reset(token)
+
+
 def _acquire(fd: int, mode: int, timeout: float | None, what: str) -> None:
+    policy = _lock_wait.get()
+    if policy is not None and policy.override:
+        timeout = policy.timeout
     deadline = None if timeout is None else time.monotonic() + timeout
     delay = 0.001
+    noticed = False
     while True:
         try:
             fcntl.flock(fd, mode | fcntl.LOCK_NB)
@@ -52,7 +84,11 @@ def _acquire(fd: int, mode: int, timeout: float | None, what: str) -> None:
             if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
                 raise
         if deadline is not None and time.monotonic() >= deadline:
-            raise LockError(f"{what}: another process holds the lock (waited {timeout:g} s)")
+            waited = "did not wait: wait=0" if timeout == 0 else f"waited {timeout:g} s"
+            raise LockError(f"{what}: another process holds the lock ({waited})")
+        if not noticed and policy is not None and policy.notice is not None:
+            policy.notice(what, timeout)
+            noticed = True
         time.sleep(delay)
         delay = min(delay * 2, 0.02)
 
@@ -90,8 +126,20 @@ def locked(path: str | os.PathLike[str], *, timeout: float | None = DEFAULT_LOCK
                 _held[lp] = (fd, depth - 1)
             else:
                 del _held[lp]
+                _drop_lock_file_of_missing(path, lp)
                 fcntl.flock(fd, fcntl.LOCK_UN)
                 os.close(fd)
+
+
+def _drop_lock_file_of_missing(path: str | os.PathLike[str], lp: str) -> None:
+    """Remove the lock file of a path that does not exist (a create that failed, a repair of
+    a file never published) while still holding it, so no ``FILE.lock`` is left beside
+    nothing. The lock file of an existing file stays: removing it could let a waiting
+    writer and a new one lock two different inodes of the same name. (Creating a new file
+    is safe either way: publishing without overwrite refuses a name that appeared.)"""
+    if not os.path.lexists(os.fspath(path)):
+        with contextlib.suppress(OSError):
+            os.unlink(lp)
 
 
 def wait_for_writer(path: str | os.PathLike[str], timeout: float | None = DEFAULT_LOCK_TIMEOUT) -> bool:
@@ -140,6 +188,13 @@ TEMP_SUFFIX = ".thermo-tmp"
 
 _NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | _CLOEXEC
 _TEMP_TRIES = 16
+_NO_HARD_LINKS = frozenset(
+    getattr(errno, n)
+    for n in ("EPERM", "ENOTSUP", "EOPNOTSUPP", "EMLINK", "ENOSYS", "EXDEV")
+    if hasattr(errno, n)
+)
+"""``link()`` errors that mean the file system has no hard links here, so the name is
+claimed another way; any other error (a full disk) fails the write."""
 
 
 def write_target(path: str | os.PathLike[str]) -> str:
@@ -211,12 +266,19 @@ def _publish(tmp: str, target: str, overwrite: bool, shown: str | os.PathLike[st
         os.link(tmp, target, follow_symlinks=False)
     except FileExistsError:
         raise _refused(shown) from None
-    except OSError:  # no hard links here (EPERM, ENOTSUP, EMLINK, ...)
+    except OSError as exc:
+        if exc.errno not in _NO_HARD_LINKS:  # e.g. ENOSPC: a real failure, nothing was created
+            raise
         try:
             os.close(os.open(target, _NEW_FILE, 0o600))
         except FileExistsError:
             raise _refused(shown) from None
-        os.replace(tmp, target)
+        try:
+            os.replace(tmp, target)
+        except BaseException:  # never leave the empty placeholder that claimed the name
+            with contextlib.suppress(OSError):
+                os.unlink(target)
+            raise
         return
     os.unlink(tmp)
 
@@ -257,9 +319,12 @@ def atomic_output(
         if check is not None:
             check(tmp)
         _publish(tmp, target, overwrite, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if isinstance(exc, OSError) and exc.filename is None and exc.errno is not None:
+            # "File too large" or "No space left on device" alone does not say which output
+            raise OSError(exc.errno, exc.strerror, os.fspath(path)) from exc
         raise
     fsync_dir(target)
 

@@ -91,6 +91,18 @@ def to_tagged(value: Any) -> Any:
     return value
 
 
+def _hex_digests(value: Any) -> Any:
+    """An event's fields for the log view: bytes (digests, roots) as lowercase hex, the one
+    spelling hashes have in every other command's output; the rest as :func:`to_tagged`."""
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value).hex()
+    if isinstance(value, Mapping):
+        return {k: _hex_digests(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_hex_digests(v) for v in value]
+    return to_tagged(value)
+
+
 def from_tagged(value: Any, what: str = "value") -> Any:
     """Inverse of :func:`to_tagged`."""
     if isinstance(value, dict):
@@ -273,8 +285,9 @@ def record_doc(
     Delta fields are those of the delta stream (absent optional fields are left out),
     plus ``kind``, ``index``, the hashes and the hash ``scheme``. Given ``dirty_start``
     (the log view) a delta also says whether it is ``consolidated`` and its value
-    ``size``; those are views of the file, not part of a dump line. ``values=False``
-    leaves the value out.
+    ``size``, and an event's byte fields are hex; those are views of the file, not part
+    of a dump line (which keeps ``{"$b64": …}`` so it reads back losslessly).
+    ``values=False`` leaves the value out.
     """
     if isinstance(rec, Event):
         return {
@@ -282,7 +295,7 @@ def record_doc(
             "index": index,
             "event": rec.kind,
             "timestamp": format_z(rec.timestamp_ns),
-            "fields": to_tagged(rec.fields),
+            "fields": to_tagged(rec.fields) if dirty_start is None else _hex_digests(rec.fields),
             "prev_hash": rec.prev_hash,
             "hash": rec.hash,
         }

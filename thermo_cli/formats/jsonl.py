@@ -195,11 +195,55 @@ def _too_long(lineno: int, cap: int) -> LineLimitError:
 
 
 def load_line(lineno: int, line: bytes | str) -> Any:
-    """Parse one line as JSON (orjson), turning its errors into ``line N: ...``."""
+    """Parse one line as JSON (orjson), turning its errors into ``line N: ...``; an object
+    that repeats a member name is refused too (:func:`refuse_repeated_names`)."""
     try:
-        return orjson.loads(line)
+        obj = orjson.loads(line)
     except orjson.JSONDecodeError as exc:
         raise LineError(lineno, f"invalid JSON ({_json_reason(exc)})") from None
+    refuse_repeated_names(lineno, line.encode("utf-8") if isinstance(line, str) else line, obj)
+    return obj
+
+
+_NAME_END = re.compile(rb'"\s*:')
+
+
+def refuse_repeated_names(lineno: int, line: bytes, obj: Any) -> None:
+    """Refuse a line whose JSON objects repeat a member name (LineError naming it).
+
+    orjson keeps the last of ``{"op":"delete","op":"create"}``, so such a line would do
+    something other than what a reader of it sees first. Every member of the text has
+    one colon after its name (``"name" :``), and colons inside strings only add to the
+    count, so when the colons (or, exactly, the quote-colon pairs) are no more than the
+    parsed objects' members, no name can repeat: one ``bytes.count`` for the usual flat
+    line. Otherwise the line is parsed again, keeping every pair, to find the name.
+    """
+    if type(obj) is dict and line.count(b":") == len(obj) and line.count(b"{") == 1:  # one flat object
+        return
+    if len(_NAME_END.findall(line)) == _member_count(obj):
+        return
+    import json
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        seen: set[str] = set()
+        for name, _ in items:
+            if name in seen:
+                raise LineError(lineno, f"the name {quote(name)} appears twice in one object")
+            seen.add(name)
+        return dict(items)
+
+    try:
+        json.loads(line, object_pairs_hook=pairs)
+    except (json.JSONDecodeError, RecursionError):  # orjson accepted the text: its reading stands
+        return
+
+
+def _member_count(value: Any) -> int:
+    if isinstance(value, dict):
+        return len(value) + sum(_member_count(v) for v in value.values() if isinstance(v, dict | list))
+    if isinstance(value, list):
+        return sum(_member_count(v) for v in value if isinstance(v, dict | list))
+    return 0
 
 
 def _check_containers(lineno: int, line: bytes | str, cap: int) -> None:
@@ -212,7 +256,7 @@ def _check_containers(lineno: int, line: bytes | str, cap: int) -> None:
 
 
 def _json_reason(exc: Exception) -> str:
-    text = str(exc)
+    text = str(exc).replace("str is not valid UTF-8: surrogates not allowed", "text is not valid UTF-8")
     # orjson appends the position as "line 1 column 5 (char 4)": the line is ours.
     m = re.search(r":? line \d+ column (\d+) \(char \d+\)$", text)
     if m:
@@ -755,6 +799,7 @@ def iter_deltas(
             obj = loads(line)
         except orjson.JSONDecodeError as exc:
             raise LineError(lineno, f"invalid JSON ({_json_reason(exc)})") from None
+        refuse_repeated_names(lineno, line, obj)
         yield build(lineno, obj)
 
 

@@ -60,6 +60,8 @@ class VerifyReport:
             self.failure = Failure(check, reason, index, key)
 
     def to_json(self) -> dict[str, Any]:
+        """The report as JSON; the checked file is ``file``, as in every command's --json."""
         doc = asdict(self)
+        doc["file"] = doc.pop("path")
         doc["ok"] = self.ok
         return doc

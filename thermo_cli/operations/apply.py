@@ -61,16 +61,22 @@ def apply_file(
 ) -> ApplyReport:
     """Apply the delta lines of ``stream`` to the file ``path`` under its writer lock.
 
-    The file is committed only when something changed and ``dry_run`` is false, so an
-    empty stream does not rewrite (or upgrade) a file.
+    The whole stream is read and parsed first, then the lock is taken: a slow producer
+    (``slow | thermo apply f -``) never holds up other writers or readers, and a bad
+    line fails before the file is even locked. Under the lock the deltas are linked to
+    the head the file has then, applied and committed. The file is committed only when
+    something changed and ``dry_run`` is false, so an empty stream does not rewrite (or
+    upgrade) a file.
     """
-    with no_gc(), store.edit(path, upgrade=upgrade, dry_run=dry_run) as tg:
-        before = tg.meta.total_consolidations
+    with no_gc():
+        store.check_writable(path, upgrade=upgrade)
         lines = jsonl.iter_lines(stream, max_line_bytes=limits.max_line_bytes)
-        applied, skipped = apply_stream(
-            tg, lines, source=source, limits=limits, skip_invalid=skip_invalid, auto=auto_consolidate
-        )
-        report = ApplyReport(applied, skipped, tg.meta.total_consolidations - before, dry_run, tg)
+        parsed = _Parsed(lines, source=source, limits=limits, skip_invalid=skip_invalid)
+        ready = _Ready(list(parsed.numbered()), parsed.skipped)
+        with store.edit(path, upgrade=upgrade, dry_run=dry_run) as tg:
+            before = tg.meta.total_consolidations
+            applied = _apply_parsed(tg, ready, skip_invalid=skip_invalid, auto=auto_consolidate)
+            report = ApplyReport(applied, ready.skipped, tg.meta.total_consolidations - before, dry_run, tg)
     return report
 
 
@@ -89,19 +95,39 @@ def apply_stream(
     policy is restored afterwards, whatever happens).
     """
     parsed = _Parsed(lines, source=source, limits=limits, skip_invalid=skip_invalid)
+    return _apply_parsed(tg, parsed, skip_invalid=skip_invalid, auto=auto), parsed.skipped
+
+
+def _apply_parsed(tg: Thermogram, parsed: _Parsed | _Ready, *, skip_invalid: bool, auto: bool) -> int:
+    """Apply parsed deltas (streamed or read ahead); an engine refusal names its line."""
     with _policy_suspended(tg, not auto):
         if skip_invalid:
-            return _apply_each(tg, parsed), parsed.skipped
+            return _apply_each(tg, parsed)
         try:
             # a strict parser already checked every field the engine would
-            return len(tg.apply_many(parsed, validated=True)), parsed.skipped
+            return len(tg.apply_many(parsed, validated=True))
         except (jsonl.LineError, jsonl.LineLimitError):
             raise
         except ThermoError as exc:  # refused by the engine: name the line it came from
             raise jsonl.LineError(parsed.lineno, str(exc)) from None
 
 
-def _apply_each(tg: Thermogram, parsed: _Parsed) -> int:
+class _Ready:
+    """Deltas parsed ahead of the lock, with their line numbers; iterating keeps
+    ``lineno`` at the current delta's line, as :class:`_Parsed` does while streaming."""
+
+    def __init__(self, numbered: list[tuple[int, Delta]], skipped: list[str]) -> None:
+        self._numbered = numbered
+        self.skipped = skipped
+        self.lineno = 0
+
+    def __iter__(self) -> Iterator[Delta]:
+        for lineno, d in self._numbered:
+            self.lineno = lineno
+            yield d
+
+
+def _apply_each(tg: Thermogram, parsed: _Parsed | _Ready) -> int:
     """One delta at a time, so a delta the engine refuses is skipped, not fatal."""
     applied = 0
     for d in parsed:
@@ -129,11 +155,14 @@ class _Parsed:
         import orjson
 
         loads, build, decode_error = orjson.loads, self._parser.from_obj, orjson.JSONDecodeError
+        names = jsonl.refuse_repeated_names
         for lineno, line in self._lines:
             self.lineno = lineno
             try:
                 try:
-                    d = build(lineno, loads(line))
+                    obj = loads(line)
+                    names(lineno, line, obj)
+                    d = build(lineno, obj)
                 except decode_error:
                     jsonl.load_line(lineno, line)  # raises with orjson's reason
                     raise
@@ -146,6 +175,11 @@ class _Parsed:
                 self.skipped.append(str(exc))
                 continue
             yield d
+
+    def numbered(self) -> Iterator[tuple[int, Any]]:
+        """Each delta with its line number (for reading the whole stream ahead)."""
+        for d in self:
+            yield self.lineno, d
 
 
 @contextlib.contextmanager

@@ -112,6 +112,8 @@ def repair(
     """
     p = os.path.abspath(os.fspath(path))
     if not os.path.exists(p):
+        if leftover_temp_files(p):
+            return _clear_temp_files(p, dry_run=dry_run, lock_timeout=lock_timeout)
         raise NotFoundError(f"{p}: no such file")
     if os.path.isdir(p):
         raise ValidationError(f"{p}: is a directory, not a thermogram file")
@@ -151,6 +153,28 @@ def repair(
         for temp in report.temp_files:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(temp)
+    return report
+
+
+def _clear_temp_files(p: str, *, dry_run: bool, lock_timeout: float | None) -> RepairReport:
+    """A write to a new ``p`` that was killed (an import, a migrate) left only its temporary
+    file: there is nothing to cut back, but the garbage beside the missing file goes."""
+    with locked(p, timeout=lock_timeout):
+        report = RepairReport(
+            path=p,
+            file_bytes=0,
+            committed_bytes=0,
+            torn_tail_bytes=0,
+            log_size=0,
+            head_hash=None,
+            commit_seq=0,
+            temp_files=leftover_temp_files(p),
+            dry_run=dry_run,
+        )
+        if not dry_run:
+            for temp in report.temp_files:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(temp)
     return report
 
 

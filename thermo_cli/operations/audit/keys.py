@@ -109,6 +109,9 @@ def load_private(path: str | os.PathLike[str], passphrase: bytes | None = None) 
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     data = _read_key_file(path)
+    if _is_public_key(data):
+        private = str(path)[: -len(".pub")] if str(path).endswith(".pub") else "the private key file"
+        raise ValidationError(f"{path}: is a public key; signing needs the private key ({private})")
     loader = (
         serialization.load_ssh_private_key
         if b"OPENSSH PRIVATE KEY" in data
@@ -123,12 +126,24 @@ def load_private(path: str | os.PathLike[str], passphrase: bytes | None = None) 
     except ValueError as exc:
         if passphrase:
             raise ValidationError(f"{path}: wrong passphrase (or a damaged key file)") from None
-        raise CorruptError(f"{path}: not a readable private key ({exc})") from None
+        raise CorruptError(f"{path}: not a readable private key ({_library_reason(exc)})") from None
     except Exception as exc:  # cryptography raises UnsupportedAlgorithm and friends
         raise CorruptError(f"{path}: not a readable private key ({type(exc).__name__})") from None
     if not isinstance(key, Ed25519PrivateKey):
         raise ValidationError(f"{path}: not an Ed25519 key ({type(key).__name__})")
     return key
+
+
+def _is_public_key(data: bytes) -> bool:
+    """An OpenSSH ``.pub`` line or a PEM public key: given where a private key belongs."""
+    head = data.lstrip()[:64]
+    return head.startswith(b"ssh-ed25519 ") or head.startswith(b"-----BEGIN PUBLIC KEY-----")
+
+
+def _library_reason(exc: Exception) -> str:
+    """cryptography's message without its FAQ link and framing jargon: what the user can act on."""
+    text = str(exc).split(" See https://", 1)[0].strip()
+    return text.rstrip(".") or type(exc).__name__
 
 
 def signer_name(key_path: str | os.PathLike[str]) -> str:

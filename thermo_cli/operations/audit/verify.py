@@ -44,7 +44,8 @@ from typing import Any
 
 from thermo_cli import store
 from thermo_cli.container.keyindex import KeyIndex
-from thermo_cli.errors import CorruptError, FormatError, IntegrityError, ValidationError
+from thermo_cli.container.layout import MAGIC, damage_reason
+from thermo_cli.errors import BadMagicError, CorruptError, FormatError, IntegrityError, ValidationError
 from thermo_cli.formats.legacy import read_legacy_file, verify_legacy
 from thermo_cli.formats.legacy.verify import NOTE_UNCOVERED_FIELDS
 from thermo_cli.integrity import logscan as chain
@@ -107,7 +108,8 @@ def verify_file(
     require_signed_head: bool = False,
     detached_note: str | os.PathLike[str] | note.SignedNote | None = None,
 ) -> VerifyReport:
-    """Verify any thermogram file; raises only when it cannot be read at all.
+    """Verify any thermogram file; raises only when it is not a thermogram (or ``since`` is
+    not a checkpoint note): a damaged one, even too damaged to open, is a failed report.
 
     ``since`` is a saved checkpoint note (path or parsed); ``deep`` decodes every log
     record strictly instead of reading links straight from canonical bytes; ``workers``
@@ -126,7 +128,12 @@ def verify_file(
             "worth only the keys that signed it)"
         )
     p = os.fspath(path)
-    kind = store.sniff(p)
+    try:
+        kind = store.sniff(p)
+    except BadMagicError as exc:
+        if not _damaged_magic(p):
+            raise  # not a thermogram at all: nothing to verify
+        return _unreadable(p, "prefix", exc)
     saved = _load_note(since) if since is not None and not isinstance(since, note.SignedNote) else since
     detached = _parsed(detached_note)
     if kind == "legacy":
@@ -141,7 +148,10 @@ def verify_file(
             f"{p}: an Engram export holds no hash chain to verify "
             "(import it with `thermo import-engram` first)"
         )
-    reader = store.open_reader(p, limits=limits)
+    try:
+        reader = store.open_reader(p, limits=limits)
+    except FormatError as exc:  # a container that cannot be opened was damaged: a failed check
+        return _unreadable(p, "framing", exc)
     try:
         v = ContainerVerifier(p, reader, pubkeys, saved, deep, progress, workers)
         v.require_signed_head = require_signed_head
@@ -149,6 +159,26 @@ def verify_file(
         return v.run()
     finally:
         reader.close()
+
+
+def _damaged_magic(p: str) -> bool:
+    """Whether the file starts with the container magic but for one byte (a flipped bit, a
+    tampered byte) or a known text-mode mangling: a damaged thermogram, not another file."""
+    with open(p, "rb") as f:
+        head = f.read(len(MAGIC))
+    if damage_reason(head) is not None:
+        return True
+    return len(head) == len(MAGIC) and sum(a != b for a, b in zip(head, MAGIC, strict=True)) == 1
+
+
+def _unreadable(p: str, check: str, exc: Exception) -> VerifyReport:
+    """The report of a container too damaged to open: verification ran and failed (exit 1),
+    like any other damage; only a file that is not a thermogram at all raises instead."""
+    report = VerifyReport(path=p, format="thermo (damaged)")
+    reason = str(exc)
+    report.add(check, False, 0, reason)
+    report.fail(check, reason)
+    return report
 
 
 def verified(path: str, reader: Any, action: str) -> ContainerVerifier:
@@ -173,9 +203,12 @@ def _load_note(since: str | os.PathLike[str]) -> note.SignedNote:
     p = Path(since)
     data = note.read_small_file(p, note.MAX_NOTE_BYTES, "checkpoint file", "checkpoint note")
     try:
-        return note.parse_note(data)
+        saved = note.parse_note(data)
+        note.parse_checkpoint(saved.body)
     except FormatError as exc:
-        raise CorruptError(f"{p}: {exc}") from None
+        # the argument is not a checkpoint note at all: bad input (exit 3), not a failed check
+        raise CorruptError(f"{p}: not a checkpoint note (as thermo checkpoint --out writes): {exc}") from None
+    return saved
 
 
 def _verify_legacy(
