@@ -118,7 +118,7 @@ def test_fast_and_typer_paths_print_the_same_bytes(
     for argv in _matrix(files):
         npy = files["dir"] / "out.npy"
         npy.unlink(missing_ok=True)
-        fast, slow = _both(argv, capfdbinary, between=lambda: npy.unlink(missing_ok=True))
+        fast, slow = _both(argv, capfdbinary, between=lambda npy=npy: npy.unlink(missing_ok=True))
         assert fast[0] is not None, f"the fast path should take {argv}"
         if npy.exists():
             assert npy.read_bytes()
