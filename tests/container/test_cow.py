@@ -232,6 +232,20 @@ def test_a_rewrite_of_a_ticked_layer_keeps_it_split(tmp_path: Path, monkeypatch:
     assert verify_file(path).ok
 
 
+def test_a_compacted_layer_is_written_split_so_the_first_pass_writes_state_only(tmp_path: Path) -> None:
+    path = tmp_path / "c.thermo"
+    _big(path, 2000)
+    store.compact(path)
+    with Reader(path) as r:
+        assert all(d.ident is not None for d in r.index[Layer.HOT].dirs)
+    size = path.stat().st_size
+    tg = store.load(path)
+    tg.apply_decay()
+    assert store.commit(path, tg) == "cow"
+    assert (path.stat().st_size - size) / 2000 <= 32
+    assert verify_file(path).ok
+
+
 def test_compact_drops_garbage_and_keeps_everything(path: Path) -> None:
     tg = store.load(path)
     for i in range(4):

@@ -188,11 +188,6 @@ class DirTable(_ColumnTable[DirChunk]):
     def total(self) -> int:
         return sum(self._count)
 
-    def any_split(self) -> bool:
-        """Whether any row is a state chunk with an identity chunk (§8.5)."""
-        c = self._ident
-        return c is not None and any(c[1])
-
     def find(self, key: str) -> int | None:
         """Position of the row whose key range may hold ``key``."""
         if self._first_bytes is None:

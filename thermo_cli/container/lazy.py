@@ -262,11 +262,6 @@ class LazyLayer(MutableMapping[str, Entry]):
 
     # --- for writers ----------------------------------------------------------------------
 
-    def is_split(self) -> bool:
-        """Whether the layer's directory chunks are stored split into state and identity
-        (§8.5): passes over its strengths have run, and a rewrite keeps it so."""
-        return self._index.dirs.any_split()
-
     def pristine(self) -> bool:
         """True when every entry is still exactly what the chunks hold."""
         if self._added or self._deleted:

@@ -410,8 +410,8 @@ def write_layer(
     sink: Sink, layer: Mapping[str, Entry], pool: ThreadPoolExecutor, *, split: bool = False
 ) -> LayerIndex:
     """Write one layer's data streams and directory chunks; each value is read once. With
-    ``split`` (the layer's chunks were split before: it is ticked) the directory chunks are
-    written as state and identity chunks, so a compaction does not undo the split."""
+    ``split`` the directory chunks are written as state and identity chunks (§8.5), so a
+    pass over strengths after a compaction writes a few bytes per entry."""
     items = sorted(layer.items(), key=lambda kv: kv[0].encode("utf-8"))
     plans: dict[int, _StreamPlan] = {}
     placed: list[tuple[Entry, int, int, int, int]] = []
@@ -548,7 +548,9 @@ def write_full(
             ):
                 idx[layer] = copy_layer(sink, mapping)
             else:
-                split = isinstance(mapping, LazyLayer) and mapping.is_split()
+                # a layer rewritten from the file (a compaction) is written split (§8.5): the
+                # next pass over its strengths then writes state chunks only
+                split = isinstance(mapping, LazyLayer) and len(mapping) > 0
                 idx[layer] = write_layer(sink, mapping, pool, split=split)
     index_ref, _ = write_block(sink, index_to_map(idx))
     meta_ref, _ = write_block(sink, meta_to_map(tg))
