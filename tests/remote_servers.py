@@ -93,12 +93,12 @@ class FileServer:
                     left = end - start
                     while left:
                         data = f.read(min(left, 64 * 1024))
+                        with server.count.lock:  # counted before it is sent: when the client
+                            server.count.bytes += len(data)  # has the bytes, the count has them
                         try:
                             self.wfile.write(data)
                         except (BrokenPipeError, ConnectionResetError):
                             return
-                        with server.count.lock:
-                            server.count.bytes += len(data)
                         left -= len(data)
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
