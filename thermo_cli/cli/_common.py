@@ -230,28 +230,11 @@ WAIT_HELP = (
 
 def _take_wait_arg(args: list[str]) -> tuple[list[str], float | None]:
     """Pull ``--wait SECONDS`` / ``--wait=SECONDS`` out of ``args`` (before ``--``): a global
-    switch like --limit, so every command that locks honours it."""
-    rest: list[str] = []
-    value: str | None = None
-    i = 0
-    while i < len(args):
-        a = args[i]
-        if a == "--":
-            rest.extend(args[i:])
-            break
-        if a == "--wait":
-            if i + 1 >= len(args):
-                raise typer.BadParameter("requires SECONDS, e.g. --wait 10", param_hint="'--wait'")
-            value = args[i + 1]
-            i += 2
-            continue
-        if a.startswith("--wait="):
-            value = a[len("--wait=") :]
-        else:
-            rest.append(a)
-        i += 1
-    if value is None:
+    switch like --limit, so every command that locks honours it (the last one given wins)."""
+    rest, values = take_global_option(args, "--wait", "SECONDS, e.g. --wait 10")
+    if not values:
         return rest, None
+    value = values[-1]
     try:
         seconds = float(value)
     except ValueError:

@@ -40,6 +40,33 @@ FileArg = Annotated[
     str, typer.Argument(help="Thermogram file (.thermo).", show_default=False, callback=named_file)
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
+ActsOpt = Annotated[
+    str,
+    typer.Option(
+        "--input",
+        "-i",
+        help=(
+            "Activations: .npy or .npz [n, dim], .safetensors, a JSON 2-D array, JSONL of number "
+            "lists, or '-' for stdin."
+        ),
+        show_default=False,
+    ),
+]
+"""Where ``snn run`` and ``snn assign`` read activations (operations.snn.inputs.load_activations)."""
+TensorOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--tensor", help="Array to read from an .npz or safetensors file holding several.", show_default=False
+    ),
+]
+FormatOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--format",
+        help="Input format when the name does not say: npy, npz, safetensors, json or jsonl.",
+        show_default=False,
+    ),
+]
 
 
 def _check_container(path: str) -> None:
@@ -193,18 +220,7 @@ def init(
 @snn.command("run")
 def run(
     file: FileArg,
-    input_: Annotated[
-        str,
-        typer.Option(
-            "--input",
-            "-i",
-            help=(
-                "Activations: .npy or .npz [n, dim], .safetensors, a JSON 2-D array, JSONL of number "
-                "lists, or '-' for stdin."
-            ),
-            show_default=False,
-        ),
-    ],
+    input_: ActsOpt,
     reward: Annotated[
         float | None,
         typer.Option(
@@ -239,22 +255,8 @@ def run(
             help="After each activation, move the levels this fraction back to baseline.",
         ),
     ] = 0.0,
-    tensor: Annotated[
-        str | None,
-        typer.Option(
-            "--tensor",
-            help="Array to read from an .npz or safetensors file holding several.",
-            show_default=False,
-        ),
-    ] = None,
-    fmt: Annotated[
-        str | None,
-        typer.Option(
-            "--format",
-            help="Input format when the name does not say: npy, npz, safetensors, json or jsonl.",
-            show_default=False,
-        ),
-    ] = None,
+    tensor: TensorOpt = None,
+    fmt: FormatOpt = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Show what would happen; write nothing.")
     ] = False,
@@ -300,32 +302,9 @@ def run(
 @snn.command("assign")
 def assign(
     file: FileArg,
-    input_: Annotated[
-        str,
-        typer.Option(
-            "--input",
-            "-i",
-            help="Activations: .npy [n, dim], .npz, .safetensors, a .json 2-D array, JSONL of number lists, "
-            "or '-' for stdin.",
-            show_default=False,
-        ),
-    ],
-    tensor: Annotated[
-        str | None,
-        typer.Option(
-            "--tensor",
-            help="Array to read from an .npz or safetensors file holding several.",
-            show_default=False,
-        ),
-    ] = None,
-    fmt: Annotated[
-        str | None,
-        typer.Option(
-            "--format",
-            help="Input format when the name does not say: npy, npz, safetensors, json or jsonl.",
-            show_default=False,
-        ),
-    ] = None,
+    input_: ActsOpt,
+    tensor: TensorOpt = None,
+    fmt: FormatOpt = None,
     json_out: Annotated[
         bool, typer.Option("--json", help='One JSON object per row: {"row", "concept", "cosine"}.')
     ] = False,
