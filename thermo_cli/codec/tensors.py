@@ -22,7 +22,7 @@ size but not the order of the elements inside a byte, so any decoding would be a
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING, Any
@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from thermo_cli.codec.ternary.packing import unpack
-from thermo_cli.codec.ternary.quantize import DEFAULT_METHOD, DEFAULT_PER_ROW, quantize
+from thermo_cli.codec.ternary.quantize import DEFAULT_METHOD, DEFAULT_PER_ROW, dequantize_chunks, quantize
 from thermo_cli.codec.ternary.quantize import dequantize as _dequantize
 from thermo_cli.errors import CorruptError, ValidationError
 from thermo_cli.model import TensorSpec, check_shape
@@ -444,6 +444,18 @@ def value_to_array(value: bytes, spec: TensorSpec, *, dequantize: bool = True) -
     scales = np.frombuffer(spec.scales or b"", dtype="<f4")
     floats = _dequantize(value, shape, scales, spec.per_row)
     return from_float32(floats, spec.dtype) if spec.dtype != "F32" else floats
+
+
+def ternary_value_chunks(value: bytes, spec: TensorSpec) -> Iterator[np.ndarray]:
+    """A ternary entry's dequantized tensor (what :func:`value_to_array` returns) as
+    consecutive flat pieces in C order, each valid until the next is requested: a large
+    tensor goes to a file piece by piece instead of through one whole-tensor array."""
+    check_spec(value, spec)
+    if spec.encoding != "ternary":
+        raise ValidationError(f"tensor: expected the ternary encoding, got {spec.encoding!r}")
+    scales = np.frombuffer(spec.scales or b"", dtype="<f4")
+    for piece in dequantize_chunks(value, tuple(spec.shape), scales, spec.per_row):
+        yield from_float32(piece, spec.dtype) if spec.dtype != "F32" else piece
 
 
 def ternary_encode(

@@ -46,6 +46,7 @@ from thermo_cli.codec.tensors import (
     dtype_of,
     spec_nbytes,
     ternary_encode_tensor,
+    ternary_value_chunks,
     to_float32,
     value_to_array,
 )
@@ -494,12 +495,15 @@ def _pack_to_safetensors(
 
 @dataclass(slots=True)
 class _Restored:
-    """A tensor to write out: storage array in ``dtype`` and its report row."""
+    """A tensor to write out: storage array in ``dtype`` and its report row; a packed one
+    also as consecutive pieces (``pieces``), so a .npy output is written without building
+    the whole float tensor in memory."""
 
     name: str
     dtype: str
     array: Callable[[], np.ndarray]
     result: TensorResult
+    pieces: Callable[[], Iterator[np.ndarray]] | None = None
 
 
 def unpack_file(
@@ -608,12 +612,17 @@ def _restored_packed(src: Path, sf: Any, info: Any, by_name: dict[str, Any], d: 
     )
     _check_packed_spec(src, name, info.nbytes, spec)
 
-    def load() -> np.ndarray:
-        value = read_tensor(sf, info)
+    def stored() -> tuple[bytes, TensorSpec]:
         scales = read_tensor(sf, scales_info)
-        return value_to_array(
-            value, TensorSpec(spec.dtype, spec.shape, "ternary", scales, spec.per_row, spec.method)
+        return read_tensor(sf, info), TensorSpec(
+            spec.dtype, spec.shape, "ternary", scales, spec.per_row, spec.method
         )
+
+    def load() -> np.ndarray:
+        return value_to_array(*stored())
+
+    def pieces() -> Iterator[np.ndarray]:
+        return ternary_value_chunks(*stored())
 
     result = TensorResult(
         name,
@@ -629,7 +638,7 @@ def _restored_packed(src: Path, sf: Any, info: Any, by_name: dict[str, Any], d: 
         number_or_none(d.get("norm")),
         number_or_none(d.get("norm_reconstructed")),
     )
-    return _Restored(name, spec.dtype, load, result)
+    return _Restored(name, spec.dtype, load, result, pieces)
 
 
 def _check_packed_spec(src: Path, name: str, nbytes: int, spec: TensorSpec) -> None:
@@ -668,7 +677,13 @@ def _from_thermo(src: Path, layers: list[str] | None) -> tuple[list[_Restored], 
                 spec.per_row,
                 *q,
             )
-            found[k] = _Restored(k, spec.dtype, lambda m=mapping, key=k: _entry_array(m[key]), result)  # type: ignore[misc]  # python/mypy#15459
+            found[k] = _Restored(
+                k,
+                spec.dtype,
+                lambda m=mapping, key=k: _entry_array(m[key]),  # type: ignore[misc]  # python/mypy#15459
+                result,
+                (lambda m=mapping, key=k: _entry_pieces(m[key])) if packed else None,  # type: ignore[misc]  # python/mypy#15459
+            )
 
     return list(found.values()), saved_metadata(tg)
 
@@ -678,14 +693,35 @@ def _entry_array(entry: Entry) -> np.ndarray:
     return value_to_array(entry.value, entry.tensor)
 
 
+def _entry_pieces(entry: Entry) -> Iterator[np.ndarray]:
+    assert entry.tensor is not None
+    return ternary_value_chunks(entry.value, entry.tensor)
+
+
 def _write_npy(r: _Restored, out: Path, overwrite: bool) -> None:
-    """Like ``thermo get --as-npy``: BF16/F8 as float32 values, F4/F6 as their packed bytes."""
-    arr = r.array()
+    """Like ``thermo get --as-npy``: BF16/F8 as float32 values, F4/F6 as their packed bytes.
+
+    A packed tensor is dequantized piece by piece straight into the file (the bytes
+    ``np.save`` of the whole array would write), in one pass and with no tensor-sized
+    array."""
     info = dtype_info(r.dtype)
+    if r.pieces is not None:
+        npy_dtype = np.dtype(info.storage).newbyteorder("<") if info.native else np.dtype("<f4")
+        with atomic_output(out, overwrite=overwrite) as fh:
+            _write_npy_pieces(fh, npy_dtype, tuple(r.result.shape), _npy_values(r.pieces(), r.dtype))
+        return
+    arr = r.array()
     if info.is_float and not info.native:  # numpy has no bfloat16/float8: write the values
         arr = to_float32(arr, r.dtype)
     with atomic_output(out, overwrite=overwrite) as fh:
         _save_npy_flushing(fh, np.ascontiguousarray(arr))
+
+
+def _npy_values(pieces: Iterator[np.ndarray], dtype: str) -> Iterator[np.ndarray]:
+    """Pieces in a .npy file's dtype: BF16/F8 (raw bits) as their float32 values."""
+    info = dtype_info(dtype)
+    for piece in pieces:
+        yield piece if info.native else to_float32(piece, dtype)
 
 
 WRITEBACK_BYTES = 32 << 20
@@ -695,22 +731,41 @@ written, so the final fsync waits for the last slice rather than for the whole f
 
 def _save_npy_flushing(fh: Any, arr: np.ndarray) -> None:
     """``np.save`` of a C-contiguous array, starting the disk writes while later slices are
-    still being copied: after each slice the kernel is asked to write that range back
-    (``posix_fadvise(DONTNEED)`` starts writeback of dirty pages without waiting for it)."""
+    still being copied (see :func:`_write_npy_pieces`)."""
     if arr.nbytes < 2 * WRITEBACK_BYTES or not hasattr(os, "posix_fadvise") or arr.dtype.hasobject:
         np.save(fh, arr, allow_pickle=False)
         return
-    header = np.lib.format.header_data_from_array_1_0(arr)
+    data = arr.reshape(-1)
+    step = max(1, WRITEBACK_BYTES // max(arr.itemsize, 1))
+    slices = (data[start : start + step] for start in range(0, data.size, step))
+    _write_npy_pieces(fh, arr.dtype, tuple(arr.shape), slices)
+
+
+def _write_npy_pieces(
+    fh: Any, dtype: np.dtype[Any], shape: tuple[int, ...], pieces: Iterator[np.ndarray]
+) -> None:
+    """The bytes ``np.save`` writes for a C-order array of ``dtype`` and ``shape`` whose
+    elements come as consecutive flat ``pieces``.
+
+    Every ``WRITEBACK_BYTES`` the kernel is asked to write what is there back to disk
+    (``posix_fadvise(DONTNEED)`` starts writeback of dirty pages without waiting for it),
+    so the caller's final fsync waits for the last slice rather than for the whole file.
+    """
+    header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": shape}
     try:
         np.lib.format.write_array_header_1_0(fh, header)  # what np.save writes
     except ValueError:  # a header over 64 KiB
         np.lib.format.write_array_header_2_0(fh, header)
-    data = arr.reshape(-1).view(np.uint8)
     fd = fh.fileno()
-    for start in range(0, data.size, WRITEBACK_BYTES):
-        fh.write(data[start : start + WRITEBACK_BYTES].data)
-        fh.flush()
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    advise = hasattr(os, "posix_fadvise")
+    pending = 0
+    for piece in pieces:
+        fh.write(np.ascontiguousarray(piece, dtype=dtype).data.cast("B"))
+        pending += piece.nbytes
+        if advise and pending >= WRITEBACK_BYTES:
+            fh.flush()
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            pending = 0
 
 
 def _write_safetensors(

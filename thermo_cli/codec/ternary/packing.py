@@ -172,21 +172,92 @@ def unpack_rows_scaled(data: Any, rows: int, cols: int, scales: np.ndarray) -> n
     if length == 0:
         return out[:0]
     scales = np.asarray(scales, dtype=np.float32).ravel()
-    align = 4 // math.gcd(cols, 4)
-    group = max(align, (4 * GATHER_STEP // max(cols, 1)) // align * align)
+    group = _row_group(cols, 4 * GATHER_STEP)
     table = _float_table(1.0)
-    starts = range(0, rows, group)
 
     def one(r0: int) -> None:
         r1 = min(rows, r0 + group)
         b0, b1 = r0 * cols // 4, (r1 * cols + 3) // 4
-        block = out[4 * b0 : 4 * b1]
-        np.take(table, raw[b0:b1], out=block.view(np.complex128), mode="clip")
-        view = block[: (r1 - r0) * cols].reshape(r1 - r0, cols)
-        view *= scales[r0:r1, None]
+        _unpack_rows_into(table, raw[b0:b1], cols, scales[r0:r1], out[4 * b0 : 4 * b1])
 
-    parallel.run(one, starts, length)
+    parallel.run(one, range(0, rows, group), length)
     return out[:length]
+
+
+def _row_group(cols: int, weights: int) -> int:
+    """Rows per group of about ``weights`` weights, a multiple of ``4 / gcd(cols, 4)`` so
+    that every group starts on a byte boundary."""
+    align = 4 // math.gcd(cols, 4)
+    return max(align, (weights // max(cols, 1)) // align * align)
+
+
+def _unpack_rows_into(
+    table: np.ndarray, raw: np.ndarray, cols: int, scales: np.ndarray, out: np.ndarray
+) -> np.ndarray:
+    """Whole rows starting on a byte boundary → ``value * scales[row]`` in ``out`` (float32,
+    ``4 * raw.size`` long); returns the ``scales.size * cols`` weights as a 2-D view."""
+    np.take(table, raw, out=out.view(np.complex128), mode="clip")
+    view = out[: scales.size * cols].reshape(scales.size, cols)
+    view *= scales[:, None]
+    return view
+
+
+UNPACK_CHUNK = 1 << 18
+"""Weights per piece of :func:`iter_unpacked`: 1 MiB of float32, written out while in cache."""
+
+
+def iter_unpacked(
+    data: Any, rows: int, cols: int, scales: np.ndarray, chunk: int = UNPACK_CHUNK
+) -> Iterator[np.ndarray]:
+    """The float32 ``value * scale`` of a packed (rows, cols) tensor as consecutive flat pieces.
+
+    ``scales`` holds one value per row, or a single value for the whole tensor. The pieces
+    concatenate to exactly what :func:`unpack_rows_scaled` / :func:`unpack_scaled` return,
+    but only one cache-sized buffer is ever allocated: a consumer that writes each piece
+    to a file saves a pass over memory and the page faults of a whole-tensor array. Each
+    piece is a view of that buffer, valid until the next one is requested.
+    """
+    length = rows * cols
+    raw = _as_packed_bytes(data, length)
+    scales = np.asarray(scales, dtype=np.float32).ravel()
+    if length == 0:
+        return
+    chunk = max(4, int(chunk)) // 4 * 4
+    if scales.size == 1 and rows == 1:  # one scale: any byte range will do
+        table = _float_table(float(scales[0]))
+        buf = np.empty(chunk // 4, dtype=np.complex128)
+        for b0 in range(0, raw.size, chunk // 4):
+            part = raw[b0 : b0 + chunk // 4]
+            np.take(table, part, out=buf[: part.size], mode="clip")
+            yield buf.view(np.float32)[: min(4 * part.size, length - 4 * b0)]
+        return
+    if scales.size != rows:
+        raise ValidationError(f"scales: {rows} rows need {rows} scales, got {scales.size}")
+    group = _row_group(cols, chunk)
+    if group * cols > 4 * chunk:  # rows too long for one piece: scale them whole-row-wise
+        for r in range(rows):
+            yield from _iter_one_row(raw, r, cols, scales[r], chunk)
+        return
+    table = _float_table(1.0)
+    buf = np.empty((group * cols + 3) // 4 + 1, dtype=np.complex128).view(np.float32)
+    for r0 in range(0, rows, group):
+        r1 = min(rows, r0 + group)
+        b0, b1 = r0 * cols // 4, (r1 * cols + 3) // 4
+        yield _unpack_rows_into(table, raw[b0:b1], cols, scales[r0:r1], buf[: 4 * (b1 - b0)]).reshape(-1)
+
+
+def _iter_one_row(raw: np.ndarray, r: int, cols: int, scale: np.float32, chunk: int) -> Iterator[np.ndarray]:
+    """One long row (its start need not be byte-aligned) in pieces of ``value * scale``."""
+    table = _float_table(1.0)
+    buf = np.empty(chunk // 4 + 2, dtype=np.complex128).view(np.float32)
+    start = r * cols
+    for w0 in range(start, start + cols, chunk):
+        w1 = min(start + cols, w0 + chunk)
+        b0, b1 = w0 // 4, (w1 + 3) // 4
+        np.take(table, raw[b0:b1], out=buf.view(np.complex128)[: b1 - b0], mode="clip")
+        piece = buf[w0 - 4 * b0 : w1 - 4 * b0]
+        piece *= scale
+        yield piece
 
 
 def _as_packed_bytes(data: Any, length: int) -> np.ndarray:

@@ -54,6 +54,7 @@ from thermo_cli.codec.ternary import parallel
 from thermo_cli.codec.ternary.packing import (
     _PACK_MUL,
     PackedTernary,
+    iter_unpacked,
     packed_size,
     unpack_rows_scaled,
     unpack_scaled,
@@ -843,6 +844,26 @@ def dequantize(
     if scales.size != 1:
         raise ValidationError(f"scales: per-tensor encoding needs 1 scale, got {scales.size}")
     return unpack_scaled(packed, numel, float(scales[0])).reshape(shape)
+
+
+def dequantize_chunks(
+    packed: np.ndarray | bytes, shape: tuple[int, ...], scales: np.ndarray, per_row: bool
+) -> Iterator[np.ndarray]:
+    """:func:`dequantize` as consecutive flat float32 pieces in C order, each a view of one
+    reused cache-sized buffer (valid until the next piece): for writing a tensor far
+    larger than the cache straight to a file without building it in memory first."""
+    numel = math.prod(shape)
+    scales = np.asarray(scales, dtype=np.float32).ravel()
+    if per_row:
+        if len(shape) < 1 or scales.size != shape[0]:
+            raise ValidationError(
+                f"scales: per-row tensor of shape {tuple(shape)} needs "
+                f"{shape[0] if shape else 1} scales, got {scales.size}"
+            )
+        return iter_unpacked(packed, shape[0], numel // shape[0] if shape[0] else 0, scales)
+    if scales.size != 1:
+        raise ValidationError(f"scales: per-tensor encoding needs 1 scale, got {scales.size}")
+    return iter_unpacked(packed, 1, numel, scales)
 
 
 def reconstruction_quality(original: np.ndarray, reconstructed: np.ndarray) -> Quality:
