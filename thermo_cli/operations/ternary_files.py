@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -63,23 +63,16 @@ from thermo_cli.config.clock import now_ns
 from thermo_cli.container.fileops import atomic_output, refuse_overwriting_source
 from thermo_cli.engine.thermogram import Thermogram
 from thermo_cli.errors import CorruptError, FormatError, NotFoundError, RefusedError, ValidationError
-from thermo_cli.formats.safetensors.format import (
-    OutTensor,
-    iter_tensor_bytes,
-    open_safetensors,
-    read_array,
-    read_tensor,
-    write_safetensors,
-)
-from thermo_cli.formats.safetensors.sources import selected
-from thermo_cli.formats.safetensors.ternary_layout import (
-    LAYOUT_KEY,
-    LAYOUT_NAME_KEY,
-    PackedLayout,
-)
 from thermo_cli.model import Entry, Layer, TensorSpec, check_strength
 from thermo_cli.operations.history import number_or_none, recorded_figures
-from thermo_cli.operations.safetensors.importer import EXTRAS_KEY, provenance, saved_metadata
+
+if TYPE_CHECKING:
+    from thermo_cli.formats.safetensors.format import OutTensor
+    from thermo_cli.formats.safetensors.ternary_layout import PackedLayout
+
+# The safetensors reader/writer and the importer (with the whole operations.safetensors
+# package behind it) are imported where a safetensors file or a thermogram's saved
+# metadata is handled: a .npy -> .thermo pack does not pay their start-up.
 
 SOURCE = "ternary-pack"
 DEFAULT_STRENGTH = 0.9
@@ -291,6 +284,8 @@ def _npy_tensor(path: Path, name: str) -> _Tensor:
 
 
 def _safetensors_tensors(sf: Any) -> Iterator[tuple[Any, _Tensor]]:
+    from thermo_cli.formats.safetensors.format import iter_tensor_bytes
+
     for info, data in iter_tensor_bytes(sf):
         yield info, _Tensor(info.name, info.dtype, value_to_array(data, info.spec), info.shape)
 
@@ -376,6 +371,9 @@ def pack_file(
         tensors: Callable[[], Iterator[tuple[Any, _Tensor]]] = lambda: iter([(None, tensor)])  # noqa: E731
         sf = None
     else:
+        from thermo_cli.formats.safetensors.format import open_safetensors
+        from thermo_cli.formats.safetensors.ternary_layout import LAYOUT_KEY
+
         sf = open_safetensors(src_p)
         if not sf.tensors:
             raise ValidationError(f"{src_p}: holds no tensors")
@@ -451,6 +449,8 @@ def _pack_to_thermo(
             report.tensors.append(result)
     tg.replace_layer(layer, entries)
     if sf is not None:
+        from thermo_cli.operations.safetensors.importer import EXTRAS_KEY, provenance
+
         tg.set_extra(EXTRAS_KEY, provenance([sf]))
     for fields in events:
         tg.append_event("import", fields, timestamp_ns=ts)
@@ -468,6 +468,9 @@ def _pack_to_safetensors(
     sf: Any,
 ) -> None:
     """Packed tensors are kept in memory (1/16 of float32); copied ones are re-read when written."""
+    from thermo_cli.formats.safetensors.format import OutTensor, read_tensor, write_safetensors
+    from thermo_cli.formats.safetensors.ternary_layout import PackedLayout
+
     outputs: list[tuple[OutTensor, Callable[[], bytes]]] = []
     layout = PackedLayout()
     names: list[str] = []
@@ -552,6 +555,9 @@ def unpack_file(
 
 
 def _from_packed_safetensors(src: Path) -> tuple[list[_Restored], dict[str, str] | None]:
+    from thermo_cli.formats.safetensors.format import open_safetensors, read_array
+    from thermo_cli.formats.safetensors.ternary_layout import LAYOUT_KEY, LAYOUT_NAME_KEY
+
     sf = open_safetensors(src)
     meta = dict(sf.metadata or {})
     if LAYOUT_KEY not in meta:
@@ -573,6 +579,8 @@ def _from_packed_safetensors(src: Path) -> tuple[list[_Restored], dict[str, str]
 
 
 def _parse_layout(src: Path, text: str) -> dict[str, dict[str, Any]]:
+    from thermo_cli.formats.safetensors.ternary_layout import LAYOUT_KEY
+
     try:
         layout = json.loads(text)
     except json.JSONDecodeError:
@@ -596,6 +604,8 @@ def _parse_layout(src: Path, text: str) -> dict[str, dict[str, Any]]:
 
 
 def _restored_packed(src: Path, sf: Any, info: Any, by_name: dict[str, Any], d: dict[str, Any]) -> _Restored:
+    from thermo_cli.formats.safetensors.format import read_tensor
+
     name = info.name
     scales_info = by_name.get(d["scales"])
     if scales_info is None or scales_info.dtype != "F32":
@@ -649,6 +659,8 @@ def _check_packed_spec(src: Path, name: str, nbytes: int, spec: TensorSpec) -> N
 
 
 def _from_thermo(src: Path, layers: list[str] | None) -> tuple[list[_Restored], dict[str, str] | None]:
+    from thermo_cli.operations.safetensors.importer import saved_metadata
+
     chosen = [Layer.parse(x) for x in layers] if layers else list(Layer)
     tg = store.load(src, layers="lazy", log="tail")
     recorded = recorded_figures(src)
@@ -771,6 +783,8 @@ def _write_npy_pieces(
 def _write_safetensors(
     restored: list[_Restored], metadata: dict[str, str] | None, out: Path, overwrite: bool
 ) -> None:
+    from thermo_cli.formats.safetensors.format import OutTensor, write_safetensors
+
     specs = [OutTensor(r.name, r.dtype, tuple(r.result.shape)) for r in restored]
     by_name = {r.name: r for r in restored}
 
@@ -805,6 +819,8 @@ def quantize_file(
     the file rewritten atomically. Entries already ternary, and entries without a tensor,
     are left alone. With nothing to convert, or ``dry_run``, the file is not touched.
     """
+    from thermo_cli.formats.safetensors.sources import selected
+
     t0 = time.perf_counter()
     p = Path(path)
     the_layer = layer if isinstance(layer, Layer) else Layer.parse(layer)
@@ -898,6 +914,14 @@ def _quantizable(entry: Entry, min_rank: int) -> bool:
         and spec.numel > 0
         and len(spec.shape) >= min_rank
     )
+
+
+def __getattr__(name: str) -> Any:
+    if name == "PackedLayout":  # re-exported, imported on first use (see the imports above)
+        from thermo_cli.formats.safetensors.ternary_layout import PackedLayout
+
+        return PackedLayout
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = [

@@ -566,6 +566,20 @@ def quantize(
     check_method(method, t_given)
     per_row = bool(per_row) and arr.ndim >= 2
     rows = _as_rows(arr, per_row)
+    if method == "absmean" and per_row and rows.shape[1] <= CHUNK:
+        done = _absmean_by_rows(rows, t_given, with_quality)
+        if done is not None:
+            packed, scales, thresholds, cuts, fit = done
+            return QuantizedTensor(
+                codes=PackedTernary._wrap(packed, int(arr.size)),
+                shape=tuple(int(d) for d in arr.shape),
+                scales=scales,
+                thresholds=thresholds,
+                per_row=per_row,
+                method=method,
+                cuts=cuts,
+                fit=fit,
+            )
     try:
         scales, thresholds, cuts = _statistics(rows, method, t_given)
     except _NonFinite:
@@ -597,6 +611,68 @@ def quantize(
 
 class _NonFinite(Exception):
     pass
+
+
+def _absmean_by_rows(
+    rows: np.ndarray, t_given: float | None, with_quality: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, Quality | None] | None:
+    """Per-row ``absmean`` in one pass over the weights: each block of whole rows gets its
+    scales, its codes and (``with_quality``) its figures while it is in the cache.
+
+    The same block sums, cuts and codes as the separate statistics and packing passes, so
+    the results are bit for bit theirs; ``|w|`` and the kept mask serve the scale, the
+    codes and the figures alike. None when a block has NaN/Inf or a float32 sum overflows
+    (the general path then decides what to do).
+    """
+    n_rows, n_cols = rows.shape
+    out = np.empty(packed_size(rows.size), dtype=np.uint8)
+    scales = np.empty(n_rows, dtype=np.float32)
+    cuts = np.empty(n_rows, dtype=np.float32)
+    cap = _block_capacity(rows) + 4
+    scratch = parallel.Scratch()
+
+    def one(block: tuple[int, int, int, int]) -> _BlockFit | None:
+        r0, r1 = block[0], block[1]
+        piece = _piece(rows, block)
+        shape, m = piece.shape, piece.size
+        a = np.abs(piece, out=scratch.get("abs", cap, np.float32)[:m].reshape(shape))
+        sums = np.zeros(r1 - r0, dtype=np.float64)
+        sums += a.sum(axis=1, dtype=np.float32)
+        if not np.isfinite(sums).all():
+            raise _NonFinite
+        scale = np.maximum(sums / n_cols, ABSMEAN_EPS).astype(np.float32)
+        t = np.full_like(scale, DEFAULT_THRESHOLD if t_given is None else t_given)
+        cut = exact_cut(scale, t, strict=t_given is None)  # default: round half to even
+        scales[r0:r1], cuts[r0:r1] = scale, cut
+        kept = np.greater_equal(a, cut[:, None], out=scratch.get("kept", cap, np.bool_)[:m].reshape(shape))
+        neg = np.less_equal(piece, -cut[:, None], out=scratch.get("neg", cap, np.bool_)[:m].reshape(shape))
+        # cut > 0, so |w| >= cut is w >= cut or w <= -cut: kept + neg is the code 0, 1 or 2
+        codes = scratch.get("codes", cap, np.uint8)
+        np.add(kept.view(np.uint8), neg.view(np.uint8), out=codes[:m].reshape(shape))
+        nw = (m + 3) // 4
+        codes[m : 4 * nw] = 0  # the zero padding of the last byte
+        start = r0 * n_cols // 4
+        _pack_words(
+            codes[: 4 * nw].view("<u4"),
+            scratch.get("words", cap // 4 + 1, np.uint32),
+            out[start : start + nw],
+        )
+        return _fit_kept(a, kept, block, scales, scratch, cap, np.float32) if with_quality else None
+
+    blocks = list(_blocks(rows))
+    try:
+        with np.errstate(over="ignore", invalid="ignore"):
+            results = parallel.run(one, blocks, rows.size)
+    except _NonFinite:
+        return None
+    thresholds = np.full_like(scales, DEFAULT_THRESHOLD if t_given is None else t_given)
+    if not with_quality:
+        return out, scales, thresholds, cuts, None
+    with np.errstate(over="ignore", invalid="ignore"):
+        sums = _gather_fit(n_rows, blocks, cast(list[_BlockFit], results))
+        if not _fit_is_finite(sums):  # squares beyond float32, or so small they underflowed
+            sums = _row_fit(rows, scales, cuts, wide=True)
+    return out, scales, thresholds, cuts, _quality_of_fit(sums, scales)
 
 
 def _statistics(
@@ -781,6 +857,21 @@ def _fit_block(
     kept = np.greater_equal(
         a, _cut_for(cuts, block), out=scratch.get("kept", cap, np.bool_)[:m].reshape(shape)
     )
+    return _fit_kept(a, kept, block, scales, scratch, cap, acc)
+
+
+def _fit_kept(
+    a: np.ndarray,
+    kept: np.ndarray,
+    block: tuple[int, int, int, int],
+    scales: np.ndarray,
+    scratch: parallel.Scratch,
+    cap: int,
+    acc: type,
+) -> _BlockFit:
+    """:func:`_fit_block` from a block's ``|w|`` and its kept mask (``|w| >= cut``);
+    overwrites ``a``."""
+    shape, m = a.shape, a.size
     if shape[0] == 1:
         n_kept = np.array([np.count_nonzero(kept)], dtype=np.int64)
     else:
