@@ -54,17 +54,30 @@ NUMPY_COPY_FSYNC = (
 )
 
 
-def _command_seconds(argv: list[str], clean: list[Path]) -> float:
+def _command_seconds(argv: list[str], clean: list[Path], env: dict[str, str]) -> float:
     for p in clean:
         p.unlink(missing_ok=True)
     os.sync()  # earlier runs' dirty pages are not this run's to flush
     t0 = time.perf_counter()
-    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     return time.perf_counter() - t0
 
 
-def cli_rows(mb: int, repeat: int) -> list[dict]:
-    """End-to-end command times of pack/unpack against numpy load+save (see the docstring)."""
+def _command_env(cache: Path) -> dict[str, str]:
+    """The environment of the timed commands: bytecode written to and read from ``cache``."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONPYCACHEPREFIX"] = str(cache)
+    return env
+
+
+THERMO_FROM_SOURCE = "import sys; sys.argv[0] = 'thermo'; from thermo_cli.cli import main; main()"
+
+
+def cli_rows(mb: int, repeat: int, baseline: Path | None = None) -> list[dict]:
+    """End-to-end command times of pack/unpack against numpy load+save (see the docstring).
+
+    ``baseline``: a source tree of another thermo version (``git archive REV | tar -x -C DIR``)
+    whose pack/unpack are timed in the same interleaved runs, for before/after ratios."""
     thermo = str(Path(sys.executable).with_name("thermo"))
     py = sys.executable
     rows: list[dict] = []
@@ -74,18 +87,24 @@ def cli_rows(mb: int, repeat: int) -> list[dict]:
         w = weight_like((n_rows, mb * (1 << 20) // 4 // n_rows))
         np.save(src, w)
         del w
-        runs: dict[str, list[float]] = {k: [] for k in ("numpy", "numpy+fsync", "pack", "unpack")}
+        env = _command_env(Path(d) / "pycache")
+        commands = {
+            "numpy": ([py, "-c", NUMPY_COPY, str(src), str(copy)], [copy], env),
+            "numpy+fsync": ([py, "-c", NUMPY_COPY_FSYNC, str(src), str(copy)], [copy], env),
+            "pack": ([thermo, "ternary", "pack", str(src), str(packed)], [packed], env),
+            "unpack": ([thermo, "ternary", "unpack", str(packed), str(out)], [out], env),
+        }
+        if baseline is not None:
+            old = [py, "-c", THERMO_FROM_SOURCE, "ternary"]
+            base_env = {**env, "PYTHONPATH": str(baseline.resolve())}
+            commands["pack (baseline)"] = ([*old, "pack", str(src), str(packed)], [packed], base_env)
+            commands["unpack (baseline)"] = ([*old, "unpack", str(packed), str(out)], [out], base_env)
+        for argv, clean, e in commands.values():  # warm-up: bytecode and page cache
+            _command_seconds(argv, clean, e)
+        runs: dict[str, list[float]] = {k: [] for k in commands}
         for _ in range(repeat):
-            runs["numpy"].append(_command_seconds([py, "-c", NUMPY_COPY, str(src), str(copy)], [copy]))
-            runs["numpy+fsync"].append(
-                _command_seconds([py, "-c", NUMPY_COPY_FSYNC, str(src), str(copy)], [copy])
-            )
-            runs["pack"].append(
-                _command_seconds([thermo, "ternary", "pack", str(src), str(packed)], [packed])
-            )
-            runs["unpack"].append(
-                _command_seconds([thermo, "ternary", "unpack", str(packed), str(out)], [out])
-            )
+            for k, (argv, clean, e) in commands.items():
+                runs[k].append(_command_seconds(argv, clean, e))
         med = {k: statistics.median(v) for k, v in runs.items()}
         size = src.stat().st_size
     label = f"{size / 1e6:.0f} MB .npy"
@@ -99,7 +118,7 @@ def cli_rows(mb: int, repeat: int) -> list[dict]:
             "unit": "ms",
         }
     )
-    for action in ("pack", "unpack"):
+    for action in [k for k in ("pack", "unpack", "pack (baseline)", "unpack (baseline)") if k in med]:
         ratio = med[action] / med["numpy"]
         rows.append(
             {
@@ -113,8 +132,8 @@ def cli_rows(mb: int, repeat: int) -> list[dict]:
                 "metric": f"ternary {action} / numpy load+save",
                 "value": ratio,
                 "unit": "x",
-                "target": "<= 2",
-                "ok": ratio <= 2.0,
+                "target": "" if "baseline" in action else "<= 2",
+                "ok": None if "baseline" in action else ratio <= 2.0,
             }
         )
         rows.append(
@@ -135,10 +154,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="fewer repeats (for a smoke run)")
     ap.add_argument("--cli-mb", type=int, default=256, help="size of the .npy for the CLI rows (0: skip)")
     ap.add_argument("--cli-only", action="store_true", help="only the CLI pack/unpack rows")
+    ap.add_argument(
+        "--baseline", type=Path, help="source tree of an earlier thermo to time side by side (CLI rows)"
+    )
     args = ap.parse_args(argv)
     repeat = 3 if args.quick else 9
     if args.cli_only:
-        report("bench_ternary_cli", cli_rows(args.cli_mb, 3 if args.quick else 5))
+        report("bench_ternary_cli", cli_rows(args.cli_mb, 3 if args.quick else 5, args.baseline))
         return 0
 
     w = weight_like((4096, N // 4096))
@@ -271,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
             rows.append({"metric": f"quality {tag}: relative L2 error", "value": q.rel_l2, "unit": ""})
             rows.append({"metric": f"quality {tag}: cosine similarity", "value": q.cosine, "unit": ""})
     if args.cli_mb:
-        rows += cli_rows(args.cli_mb, 3 if args.quick else 5)
+        rows += cli_rows(args.cli_mb, 3 if args.quick else 5, args.baseline)
     report("bench_ternary", rows)
     return 0
 

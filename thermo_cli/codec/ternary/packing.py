@@ -207,7 +207,7 @@ UNPACK_CHUNK = 1 << 18
 
 
 def iter_unpacked(
-    data: Any, rows: int, cols: int, scales: np.ndarray, chunk: int = UNPACK_CHUNK
+    data: Any, rows: int, cols: int, scales: np.ndarray, chunk: int | None = None
 ) -> Iterator[np.ndarray]:
     """The float32 ``value * scale`` of a packed (rows, cols) tensor as consecutive flat pieces.
 
@@ -222,7 +222,7 @@ def iter_unpacked(
     scales = np.asarray(scales, dtype=np.float32).ravel()
     if length == 0:
         return
-    chunk = max(4, int(chunk)) // 4 * 4
+    chunk = max(4, int(UNPACK_CHUNK if chunk is None else chunk)) // 4 * 4
     if scales.size == 1 and rows == 1:  # one scale: any byte range will do
         table = _float_table(float(scales[0]))
         buf = np.empty(chunk // 4, dtype=np.complex128)

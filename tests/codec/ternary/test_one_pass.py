@@ -1,0 +1,166 @@
+"""The fast paths of ternary packing and unpacking against straightforward computations.
+
+``quantize`` packs per-row ``absmean`` in one pass (scales, codes and figures per block of
+rows); ``dequantize_chunks`` unpacks into one reused buffer. Both must give exactly the
+bytes of the general two-pass route and of a plain numpy computation written from the
+definitions, on edge cases as much as on weight-like data.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from thermo_cli.codec.ternary import parallel
+from thermo_cli.codec.ternary import quantize as Q
+from thermo_cli.codec.ternary.packing import iter_unpacked, pack
+from thermo_cli.codec.ternary.quantize import dequantize, dequantize_chunks, quantize
+
+from .test_quantize import weight_like
+
+
+def two_pass(w: np.ndarray, threshold: float | None) -> Q.QuantizedTensor:
+    """The general route: a statistics pass over the whole tensor, then a packing pass."""
+    rows = Q._as_rows(w, True)
+    scales, thresholds, cuts = Q._statistics(rows, "absmean", threshold)
+    with np.errstate(over="ignore", invalid="ignore"):
+        packed, sums = Q._pack_and_fit(rows, cuts, scales)
+    assert sums is not None
+    fit = Q._quality_of_fit(sums, scales)
+    shape = tuple(w.shape)
+    codes = Q.PackedTernary._wrap(packed, w.size)
+    return Q.QuantizedTensor(codes, shape, scales, thresholds, True, "absmean", cuts, fit)
+
+
+def straightforward(w: np.ndarray, threshold: float | None) -> tuple[np.ndarray, np.ndarray, float, float]:
+    """Packed codes, scales, relative L2 error and cosine, from the definitions in plain numpy.
+
+    scale = mean |w| of the row (float32 sums, at least 1e-5); code = round(clip(w/scale))
+    with ties to even, or |w/scale| >= threshold; figures in float64 from ``scale * code``.
+    """
+    rows = np.ascontiguousarray(w, dtype=np.float32).reshape(w.shape[0], -1)
+    sums = np.abs(rows).sum(axis=1, dtype=np.float32).astype(np.float64)  # each row's own float32 sum
+    scales = np.maximum(sums / rows.shape[1], 1e-5).astype(np.float32)
+    q = rows / scales[:, None]
+    if threshold is None:
+        values = np.round(np.clip(q, -1, 1))
+    else:
+        t = np.float32(threshold)
+        values = np.where(q >= t, 1, np.where(q <= -t, -1, 0))
+    x = rows.astype(np.float64)
+    y = values * scales[:, None].astype(np.float64)
+    nx, ny = np.linalg.norm(x), np.linalg.norm(y)
+    rel = np.linalg.norm(x - y) / nx if nx else (0.0 if not ny else math.inf)
+    cos = float((x * y).sum() / (nx * ny)) if nx and ny else (1.0 if nx == ny else 0.0)
+    return pack(values.astype(np.int8)), scales, float(rel), cos
+
+
+def _cases() -> list[tuple[str, np.ndarray]]:
+    rng = np.random.default_rng(17)
+    wide = (rng.standard_normal((40, 30)) * 0.1).astype(np.float32)
+    return [
+        ("weight-like", weight_like((64, 96), seed=3)),
+        ("all zeros", np.zeros((8, 9), np.float32)),
+        ("one row", (rng.standard_normal((1, 11)) * 0.2).astype(np.float32)),
+        ("one column", (rng.standard_normal((9, 1)) * 0.2).astype(np.float32)),
+        ("rank 3", (rng.standard_normal((4, 3, 7)) * 0.2).astype(np.float32)),
+        ("odd rows", (rng.standard_normal((33, 1001)) * 0.02).astype(np.float32)),
+        ("non-contiguous", wide[:, ::3]),
+        ("transposed", wide.T),
+        ("float16", (rng.standard_normal((12, 37)) * 0.1).astype(np.float16)),
+        ("float64", rng.standard_normal((12, 37)) * 0.1),
+        (
+            "zero rows among others",
+            np.vstack([np.zeros((3, 5)), rng.standard_normal((2, 5))]).astype(np.float32),
+        ),
+        ("exactly ternary", (rng.integers(-1, 2, (6, 8)) * 0.25).astype(np.float32)),
+    ]
+
+
+CASES = _cases()
+
+
+@pytest.mark.parametrize("threshold", [None, 0.3])
+@pytest.mark.parametrize(("label", "w"), CASES, ids=[c[0] for c in CASES])
+def test_one_pass_equals_two_passes_and_the_definitions(label, w, threshold):
+    got = quantize(w, "absmean", threshold=threshold, per_row=True, with_quality=True)
+    ref = two_pass(w, threshold)
+    assert got.codes.to_bytes() == ref.codes.to_bytes(), label
+    for field in ("scales", "thresholds", "cuts"):
+        assert getattr(got, field).tobytes() == getattr(ref, field).tobytes(), (label, field)
+    assert got.fit == ref.fit, label
+
+    codes, scales, rel, cos = straightforward(w, threshold)
+    assert got.codes.to_bytes() == codes.tobytes(), label
+    assert got.scales.tobytes() == scales.tobytes(), label
+    assert got.fit is not None
+    assert got.fit.rel_l2 == pytest.approx(rel, rel=1e-5, abs=1e-6), label
+    assert got.fit.cosine == pytest.approx(cos, rel=1e-5, abs=1e-6), label
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_one_pass_on_small_blocks_and_threads(monkeypatch, threads):
+    """Blocks of a few rows each (and so many blocks), also run on worker threads."""
+    monkeypatch.setattr(Q, "CHUNK", 64)
+    monkeypatch.setattr(parallel, "THREADS", threads)
+    monkeypatch.setattr(parallel, "PARALLEL_MIN", 0)
+    monkeypatch.setattr(parallel, "FORCE", True)
+    for _, w in CASES:
+        got = quantize(w, with_quality=True)
+        ref = two_pass(w, None)
+        assert got.codes.to_bytes() == ref.codes.to_bytes()
+        assert got.scales.tobytes() == ref.scales.tobytes()
+        assert got.fit == ref.fit
+
+
+def test_non_finite_and_huge_weights_take_the_general_route():
+    w = weight_like((16, 40), seed=5)
+    w[3, 7] = np.nan
+    with pytest.raises(Exception, match="non-finite"):
+        quantize(w)
+    cleaned = quantize(w, nan_as_zero=True, with_quality=True)
+    w0 = w.copy()
+    w0[3, 7] = 0.0
+    assert cleaned.codes.to_bytes() == quantize(w0).codes.to_bytes()
+    huge = np.full((4, 70000), 3e38, np.float32)  # float32 row sums overflow: float64 sums
+    q = quantize(huge, with_quality=True)
+    assert np.all(q.values() == 1) and q.scales[0] == np.float32(3e38)
+    assert q.fit is not None and q.fit.rel_l2 == pytest.approx(0.0, abs=1e-6)
+
+
+@given(
+    hnp.arrays(
+        np.float32, hnp.array_shapes(min_dims=1, max_dims=3, max_side=12), elements=st.floats(-4, 4, width=32)
+    ),
+    st.booleans(),
+    st.integers(1, 64),
+)
+@settings(max_examples=80, deadline=None)
+def test_pieces_concatenate_to_the_dequantized_tensor(w, per_row, chunk):
+    q = quantize(w, per_row=per_row)
+    whole = dequantize(q.codes.data, q.shape, q.scales, q.per_row).ravel()
+    pieces = [p.copy() for p in dequantize_chunks(q.codes.data, q.shape, q.scales, q.per_row)]
+    assert np.concatenate(pieces).tobytes() == whole.tobytes()
+    rows = q.shape[0] if q.per_row else 1
+    small = [p.copy() for p in iter_unpacked(q.codes.data, rows, w.size // rows, q.scales, chunk)]
+    assert np.concatenate(small).tobytes() == whole.tobytes()
+    assert all(p.size <= max(4, chunk // 4 * 4) * 4 for p in small)
+
+
+def test_pieces_of_long_rows_and_of_a_per_tensor_scale():
+    rng = np.random.default_rng(2)
+    for shape, per_row in [((3, 1001), True), ((2, 4099), False), ((5, 6), False), ((7, 3), True)]:
+        w = rng.standard_normal(shape).astype(np.float32)
+        q = quantize(w, per_row=per_row)
+        whole = q.dequantize().ravel()
+        rows = shape[0] if q.per_row else 1
+        for chunk in (4, 8, 100, 1 << 18):
+            got = np.concatenate(
+                [p.copy() for p in iter_unpacked(q.codes.data, rows, w.size // rows, q.scales, chunk)]
+            )
+            assert got.tobytes() == whole.tobytes(), (shape, per_row, chunk)
