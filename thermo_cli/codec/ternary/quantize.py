@@ -360,24 +360,23 @@ def exact_cut(scale: np.ndarray, t: np.ndarray, strict: bool) -> np.ndarray:
     t = np.broadcast_to(np.asarray(t, dtype=np.float32), scale.shape)
 
     def passes(c: np.ndarray) -> np.ndarray:
-        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
-            q = c / scale
+        q = c / scale
         return cast(np.ndarray, q > t if strict else q >= t)
 
-    with np.errstate(over="ignore"):
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):  # once: it runs per block
         c = (t.astype(np.float64) * scale.astype(np.float64)).astype(np.float32)
-    inf = np.float32(np.inf)
-    for _ in range(256):
-        low = ~passes(c)
-        if not low.any():
-            break
-        c = np.where(low, np.nextafter(c, inf), c)
-    for _ in range(256):
-        below = np.nextafter(c, -inf)
-        lower_ok = passes(below) & (below >= 0)
-        if not lower_ok.any():
-            break
-        c = np.where(lower_ok, below, c)
+        inf = np.float32(np.inf)
+        for _ in range(256):
+            low = ~passes(c)
+            if not low.any():
+                break
+            c = np.where(low, np.nextafter(c, inf), c)
+        for _ in range(256):
+            below = np.nextafter(c, -inf)
+            lower_ok = passes(below) & (below >= 0)
+            if not lower_ok.any():
+                break
+            c = np.where(lower_ok, below, c)
     return c
 
 
@@ -840,6 +839,8 @@ def _row_fit(rows: np.ndarray, scales: np.ndarray, cuts: np.ndarray, wide: bool 
 
 
 _BlockFit = tuple[np.ndarray, np.ndarray, np.ndarray, float]
+FEW_ROWS = 64
+"""Blocks of at most this many rows count their kept weights row by row."""
 
 
 def _fit_block(
@@ -872,15 +873,15 @@ def _fit_kept(
     """:func:`_fit_block` from a block's ``|w|`` and its kept mask (``|w| >= cut``);
     overwrites ``a``."""
     shape, m = a.shape, a.size
-    if shape[0] == 1:
-        n_kept = np.array([np.count_nonzero(kept)], dtype=np.int64)
+    if shape[0] <= FEW_ROWS:  # a flat count per row beats a per-row sum of bytes
+        n_kept = np.array([np.count_nonzero(row) for row in kept], dtype=np.int64)
     else:
         n_kept = np.add.reduce(kept.view(np.uint8), axis=1, dtype=np.int32)
     err = np.multiply(
         kept, _cut_for(scales, block), out=scratch.get("err", cap, np.float32)[:m].reshape(shape)
     )
     np.subtract(a, err, out=err)
-    worst = max(float(err.max()), -float(err.min()))
+    worst = float(np.abs(err, out=err).max())  # |err| squares as err does
     if acc is np.float64:
         sq_err = np.einsum("ij,ij->i", err.astype(np.float64), err.astype(np.float64))
         sq = np.einsum("ij,ij->i", a.astype(np.float64), a.astype(np.float64))
