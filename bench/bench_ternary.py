@@ -9,7 +9,11 @@ Issue 17 (and 15): the command line end to end. ``thermo ternary pack W.npy W.th
 ``thermo ternary unpack W.thermo OUT.npy`` of a 256 MB .npy, each against numpy's own
 ``np.save(out, np.load(W.npy))`` of the same file, run as a command the same way, side by
 side and interleaved in one run (medians): target <= 2x. thermo fsyncs what it writes
-(numpy does not), so numpy with an fsync is shown too.
+(numpy does not), so numpy with an fsync is shown too. The commands run with their bytecode
+cached, as installed packages have it (``PYTHONDONTWRITEBYTECODE`` in the environment would make
+every thermo run compile its modules while numpy's come precompiled), after an untimed warm-up.
+CPU time (user + system) is shown beside the wall time: on a shared machine it moves less.
+``--baseline DIR`` times another source tree's pack/unpack in the same runs (before/after).
 """
 
 from __future__ import annotations
