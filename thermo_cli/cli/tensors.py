@@ -191,6 +191,11 @@ def import_safetensors_cmd(
     from thermo_cli.operations.safetensors import TernaryOptions, import_safetensors
 
     if to is not None:
+        if paths[-1].endswith(".thermo"):
+            raise typer.BadParameter(
+                f"{paths[-1]}: with --to URL every argument is an INPUT; leave out the OUT file",
+                param_hint="--to",
+            )
         inputs, given_out = list(paths), None
     elif len(paths) < 2:
         raise typer.BadParameter("give at least one INPUT and the OUT file", param_hint="INPUT... OUT")
