@@ -64,7 +64,7 @@ def test_a_file_that_fails_verification_is_not_uploaded(model: Path, memfs: obje
     data[len(data) // 3] ^= 0x20
     bad = model.with_name("bad.thermo")
     bad.write_bytes(bytes(data))
-    with pytest.raises(errors.ThermoError, match="bad.thermo"):
+    with pytest.raises(errors.ThermoError, match=r"bad\.thermo: fails verification"):
         upload_thermogram(bad, "memory://up/bad.thermo")
     assert _names(memfs, "/up") == []
 
