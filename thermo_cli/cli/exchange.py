@@ -206,7 +206,10 @@ def import_jsonl(
 def upload(
     file: Annotated[str, typer.Argument(help="A local .thermo file.", show_default=False)],
     url: Annotated[
-        str, typer.Argument(help="Where to put it: s3://, gs://, memory://, file:// …", show_default=False)
+        str,
+        typer.Argument(
+            help="Where to put it: an s3://, gs://, memory:// or file:// URL.", show_default=False
+        ),
     ],
     force: Annotated[bool, typer.Option("--force", help="Replace the object at URL if it exists.")] = False,
     json_out: JsonOpt = False,

@@ -117,8 +117,8 @@ def import_safetensors_cmd(
         typer.Argument(
             metavar="INPUT... OUT",
             help="One or more .safetensors files, index JSONs (model.safetensors.index.json), model "
-            "directories, globs or URLs (s3://…, a URL prefix ending in /), then the .thermo file to "
-            "create (always the last argument; left out with --to).",
+            "directories, globs or URLs (s3://bucket/key, a URL prefix ending in /), then the "
+            ".thermo file to create (always the last argument; left out with --to).",
         ),
     ],
     layer: str = typer.Option("cool", "--layer", "-l", help="Target layer: hot, warm, cool, cold."),
