@@ -105,7 +105,8 @@ def s3_endpoint() -> Iterator[str]:
     import boto3
 
     with moto_s3() as endpoint:
-        boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="models")
+        # moto keeps its buckets per process: a name no other test module uses
+        boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="uploads")
         yield endpoint
 
 
@@ -113,15 +114,15 @@ def test_upload_to_s3(model: Path, s3_endpoint: str) -> None:
     import boto3
 
     with use_remote(RemoteSettings(storage_options={"endpoint_url": s3_endpoint})):
-        upload_thermogram(model, "s3://models/run-1/model.thermo")
-        assert verify_file("s3://models/run-1/model.thermo").ok
+        upload_thermogram(model, "s3://uploads/run-1/model.thermo")
+        assert verify_file("s3://uploads/run-1/model.thermo").ok
         with pytest.raises(errors.NotFoundError, match=r"s3://no-bucket/m\.thermo: no such bucket"):
             upload_thermogram(model, "s3://no-bucket/m.thermo")
         with pytest.raises(errors.RefusedError):
-            upload_thermogram(model, "s3://models/run-1/model.thermo")
+            upload_thermogram(model, "s3://uploads/run-1/model.thermo")
     keys = [
         o["Key"]
-        for o in boto3.client("s3", endpoint_url=s3_endpoint).list_objects_v2(Bucket="models")["Contents"]
+        for o in boto3.client("s3", endpoint_url=s3_endpoint).list_objects_v2(Bucket="uploads")["Contents"]
     ]
     assert keys == ["run-1/model.thermo"]
 
