@@ -124,3 +124,42 @@ def output_path(out: str) -> Iterator[str]:
                 target.flush()
     finally:
         shutil.rmtree(directory, ignore_errors=True)
+
+
+UPLOAD_HELP = (
+    "Write the new file to this URL (s3://, gs://, memory://, file://) instead of OUT: written "
+    "locally to a temporary file, verified, uploaded, the temporary file removed."
+)
+
+
+@contextlib.contextmanager
+def local_then_upload(out: str | None, to: str | None, *, force: bool) -> Iterator[str]:
+    """The local path a writing command writes: ``out`` itself, or with ``--to URL`` a
+    temporary file (named like the URL's object, so defaults taken from OUT's stem are the
+    same) that is verified and uploaded when the block succeeds and removed whatever
+    happens. The URL is checked (protocol, bucket, existing object) before any work."""
+    from thermo_cli.cli._common import usage_error
+
+    if to is None:
+        if out is None:
+            raise usage_error("give the OUT file, or --to URL")
+        yield out
+        return
+    if out is not None:
+        raise usage_error("give the OUT file or --to URL, not both")
+    import shutil
+    import tempfile
+
+    from thermo_cli.cli._common import err
+    from thermo_cli.operations.upload import check_upload_target, upload_thermogram
+
+    check_upload_target(to, overwrite=force)
+    directory = tempfile.mkdtemp(prefix="thermo-upload-")
+    try:
+        name = to.rstrip("/").rsplit("/", 1)[-1] or "upload.thermo"
+        path = os.path.join(directory, name)
+        yield path
+        report = upload_thermogram(path, to, overwrite=force)
+        err(f"uploaded {report.bytes:,} bytes to {to} (verified before the upload)")
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)

@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "log": "log",
     "export": "exchange",
     "import-jsonl": "exchange",
+    "upload": "exchange",
     "migrate": "legacy",
     "import-engram": "legacy",
     "ternary": "ternary",

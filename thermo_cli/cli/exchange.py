@@ -1,4 +1,4 @@
-"""Moving a thermogram out and back in: ``thermo export`` and ``thermo import-jsonl``.
+"""Moving a thermogram out and back in: ``thermo export``, ``thermo import-jsonl``, ``thermo upload``.
 
 The formats are :mod:`thermo_cli.formats.dump`'s; reading JSONL input back is
 :func:`thermo_cli.operations.apply.build_from_jsonl`. This module parses, streams to or
@@ -40,7 +40,15 @@ from thermo_cli.cli._common import (
     stream_limits,
     usage_error,
 )
-from thermo_cli.cli._io import PROGRESS_MIN_BYTES, CountingReader, input_size, lines_of, output_path
+from thermo_cli.cli._io import (
+    PROGRESS_MIN_BYTES,
+    UPLOAD_HELP,
+    CountingReader,
+    input_size,
+    lines_of,
+    local_then_upload,
+    output_path,
+)
 from thermo_cli.container.fileops import refuse_overwriting_source
 
 commands = typer.Typer(add_completion=False)
@@ -113,7 +121,10 @@ def import_jsonl(
             show_default=False,
         ),
     ],
-    out: Annotated[str, typer.Argument(help="New thermogram file; '-' for stdout.", show_default=False)],
+    out: Annotated[
+        str | None,
+        typer.Argument(help="New thermogram file; '-' for stdout; left out with --to.", show_default=False),
+    ] = None,
     name: Annotated[
         str | None,
         typer.Option("--name", "-n", show_default=False, help="Name for a delta stream's thermogram."),
@@ -125,6 +136,9 @@ def import_jsonl(
     max_line_bytes: MaxLineOpt = DEFAULT_MAX_LINE,
     force: Annotated[bool, typer.Option("--force", help="Overwrite OUT if it exists.")] = False,
     json_out: JsonOpt = False,
+    to: Annotated[
+        str | None, typer.Option("--to", metavar="URL", help=UPLOAD_HELP, show_default=False)
+    ] = None,
 ) -> None:
     """Build a new thermogram from a JSONL export (exactly) or a plain delta stream.
 
@@ -138,19 +152,25 @@ def import_jsonl(
     from thermo_cli import store
     from thermo_cli.errors import RefusedError
     from thermo_cli.operations.apply import build_from_jsonl
+    from thermo_cli.operations.upload import check_upload_target
 
     if name is not None and not name.strip():
         raise usage_error("--name must not be empty (leave it out to use OUT's stem)")
+    if (out is None) == (to is None):
+        raise usage_error("give the OUT file or --to URL (one of them)")
     if out == "-" and json_out:
         raise usage_error("--json prints to stdout, so OUT cannot be '-' too")
-    if src != "-" and out != "-":
+    if src != "-" and out is not None and out != "-":
         refuse_overwriting_source(src, out)
-    if not force and out != "-" and Path(out).exists():
+    if not force and out is not None and out != "-" and Path(out).exists():
         raise RefusedError(f"{out}: already exists (pass --force to overwrite)")
+    if to is not None:
+        check_upload_target(to, overwrite=force)  # before reading the input
+    label = to or out or "-"
     if src == "-" and sys.stdin.isatty():
         err("thermo: error: reading from a terminal: pipe a JSONL file or name one")
         raise typer.Exit(EXIT_USAGE)
-    stem = "thermogram" if out == "-" else Path(out).stem
+    stem = "thermogram" if label == "-" else Path(label).stem
     fresh = new_thermogram(name or stem or "thermogram", preset, plasticity, policy)
     limits = stream_limits(max_line_bytes)
     with (
@@ -161,13 +181,13 @@ def import_jsonl(
         stream = CountingReader(raw, bar) if is_interactive() else raw
         result = build_from_jsonl(stream, fresh, source=source, limits=limits)
     tg = result.thermogram
-    with output_path(out) as target:
+    with local_then_upload(out, to, force=force) as local, output_path(local) as target:
         store.create(target, tg, overwrite=force)
     entries = sum(len(tg.layers[layer]) for layer in tg.layers)
     if json_out:
         print_json(
             {
-                "file": out,
+                "file": label,
                 "source": src,
                 "kind": result.kind,
                 "deltas": result.deltas,
@@ -177,6 +197,35 @@ def import_jsonl(
             }
         )
     err(
-        f"imported {src} ({result.kind}) into {out}: {result.deltas} deltas, {tg.log_length} log records, "
+        f"imported {src} ({result.kind}) into {label}: {result.deltas} deltas, {tg.log_length} log records, "
         f"{entries} entries; head {short_hash(tg.head_hash)}"
     )
+
+
+@commands.command("upload")
+def upload(
+    file: Annotated[str, typer.Argument(help="A local .thermo file.", show_default=False)],
+    url: Annotated[
+        str,
+        typer.Argument(
+            help="Where to put it: an s3://, gs://, memory:// or file:// URL.", show_default=False
+        ),
+    ],
+    force: Annotated[bool, typer.Option("--force", help="Replace the object at URL if it exists.")] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Verify a finished thermogram, then upload it whole to URL.
+
+    The file is verified first (a failing file is not uploaded, exit 3), put under a
+    temporary key beside URL, checked for size and moved onto URL; on failure the
+    temporary object is removed, so URL holds the old object or the complete new one.
+    An existing object is refused without --force (exit 4); a missing bucket is exit 6.
+
+    Example: thermo upload model.thermo s3://models/run-7/model.thermo
+    """
+    from thermo_cli.operations.upload import upload_thermogram
+
+    report = upload_thermogram(file, url, overwrite=force)
+    if json_out:
+        print_json(report.to_json())
+    err(f"uploaded {file} ({report.bytes:,} bytes, verified) to {url}")

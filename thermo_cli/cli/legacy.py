@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from thermo_cli.cli._common import err, print_json, usage_error
-from thermo_cli.cli._io import output_path, stdin_as_file
+from thermo_cli.cli._io import UPLOAD_HELP, local_then_upload, output_path, stdin_as_file
 
 if TYPE_CHECKING:  # the library is imported when a command runs, not at start-up
     from thermo_cli.operations.migrate import MigrationResult
@@ -55,9 +55,12 @@ def migrate(
         help="A Rust-crate save file (0.4.x or 0.5.x JSON); only read; '-' reads stdin.",
         callback=stdin_as_file,
     ),
-    new: str = typer.Argument(..., help="The .thermo container to write; '-' for stdout."),
+    new: str | None = typer.Argument(
+        None, help="The .thermo container to write; '-' for stdout; left out with --to.", show_default=False
+    ),
     force: bool = typer.Option(False, "--force", "-f", help="Replace NEW if it exists."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
+    to: str | None = typer.Option(None, "--to", metavar="URL", help=UPLOAD_HELP, show_default=False),
 ) -> None:
     """Convert a Rust-crate save file into a .thermo container, losslessly.
 
@@ -68,11 +71,16 @@ def migrate(
     """
     from thermo_cli.operations.migrate import migrate_file
 
+    if (new is None) == (to is None):
+        raise usage_error("give the NEW file or --to URL (one of them)")
     if new == "-" and as_json:
         raise usage_error("--json prints to stdout, so NEW cannot be '-' too")
-    _refuse_existing(new, old, force)
-    with output_path(new) as target:
+    if new is not None:
+        _refuse_existing(new, old, force)
+    with local_then_upload(new, to, force=force) as local, output_path(local) as target:
         result = migrate_file(old, target, overwrite=force)
+    if to is not None:
+        result.target = to
     if as_json:
         print_json(result.to_json())
     else:
@@ -86,9 +94,12 @@ def import_engram(
         help="An Engram export (export_*.json) written by the crate; '-' reads stdin.",
         callback=stdin_as_file,
     ),
-    out: str = typer.Argument(..., help="The .thermo container to write; '-' for stdout."),
+    out: str | None = typer.Argument(
+        None, help="The .thermo container to write; '-' for stdout; left out with --to.", show_default=False
+    ),
     force: bool = typer.Option(False, "--force", "-f", help="Replace OUT if it exists."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
+    to: str | None = typer.Option(None, "--to", metavar="URL", help=UPLOAD_HELP, show_default=False),
 ) -> None:
     """Create a .thermo container from the crate's Engram JSON export.
 
@@ -98,11 +109,16 @@ def import_engram(
     """
     from thermo_cli.operations.migrate import import_engram_file
 
+    if (out is None) == (to is None):
+        raise usage_error("give the OUT file or --to URL (one of them)")
     if out == "-" and as_json:
         raise usage_error("--json prints to stdout, so OUT cannot be '-' too")
-    _refuse_existing(out, export, force)
-    with output_path(out) as target:
+    if out is not None:
+        _refuse_existing(out, export, force)
+    with local_then_upload(out, to, force=force) as local, output_path(local) as target:
         result = import_engram_file(export, target, overwrite=force)
+    if to is not None:
+        result.target = to
     if as_json:
         print_json(result.to_json())
     else:

@@ -7,12 +7,13 @@ or the result as JSON on stdout with ``--json``.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Annotated, Any
 
 import typer
 
 from thermo_cli.cli._common import err, is_interactive, print_json, stderr_console, usage_error
-from thermo_cli.cli._io import output_path, stdin_as_file
+from thermo_cli.cli._io import UPLOAD_HELP, local_then_upload, output_path, stdin_as_file
 from thermo_cli.config.limits import format_size
 
 _METHODS = ("absmean", "twn", "optimal", "reference")
@@ -76,13 +77,13 @@ class _PhaseBar:
             self._bar.stop()
 
 
-def _import_summary(r: Any) -> list[str]:
+def _import_summary(r: Any, out: str) -> list[str]:
     kinds = ", ".join(f"{n} {d}" for d, n in sorted(r.dtypes.items()))
     verb = "would import" if r.dry_run else "imported"
     size = format_size(r.tensor_bytes)
     lines = [
         f"{verb} {r.tensors} tensors ({size}; {kinds}) from {len(r.files)} file(s) "
-        f"into the {r.layer.label} layer of {r.out}"
+        f"into the {r.layer.label} layer of {out}"
     ]
     if r.skipped:
         lines.append(f"skipped {r.skipped} tensors (--include/--exclude)")
@@ -115,8 +116,9 @@ def import_safetensors_cmd(
         list[str],
         typer.Argument(
             metavar="INPUT... OUT",
-            help="One or more .safetensors files, index JSONs (model.safetensors.index.json) or model "
-            "directories, then the .thermo file to create (always the last argument).",
+            help="One or more .safetensors files, index JSONs (model.safetensors.index.json), model "
+            "directories, globs or URLs (s3://bucket/key, a URL prefix ending in /), then the "
+            ".thermo file to create (always the last argument; left out with --to).",
         ),
     ],
     layer: str = typer.Option("cool", "--layer", "-l", help="Target layer: hot, warm, cool, cold."),
@@ -161,6 +163,17 @@ def import_safetensors_cmd(
     force: bool = typer.Option(False, "--force", "-f", help="Replace OUT if it exists."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Validate and report; write nothing."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
+    jobs: int = typer.Option(
+        1, "--jobs", "-j", min=1, help="Read, hash and pack N shards at once in local processes."
+    ),
+    dask: str | None = typer.Option(
+        None,
+        "--dask",
+        metavar="ADDRESS",
+        help="Read, hash and pack the shards on the Dask cluster whose scheduler is at ADDRESS.",
+        show_default=False,
+    ),
+    to: str | None = typer.Option(None, "--to", metavar="URL", help=UPLOAD_HELP, show_default=False),
 ) -> None:
     """Import safetensors checkpoints into a new thermogram, one entry per tensor.
 
@@ -171,13 +184,25 @@ def import_safetensors_cmd(
     kept for export. The log gets one 'import' event per tensor (key, dtype,
     shape, SHA-256 of its bytes) and a 'checkpoint' event with the state
     digest. Inputs are validated before anything is written; OUT appears only
-    when complete.
+    when complete. With --jobs N or --dask ADDRESS the shards of a sharded
+    checkpoint are read, hashed and packed in parallel; the file written is the
+    same byte for byte. URL inputs are downloaded to a temporary directory first.
     """
     from thermo_cli.operations.safetensors import TernaryOptions, import_safetensors
 
-    if len(paths) < 2:
+    if to is not None:
+        if paths[-1].endswith(".thermo"):
+            raise typer.BadParameter(
+                f"{paths[-1]}: with --to URL every argument is an INPUT; leave out the OUT file",
+                param_hint="--to",
+            )
+        inputs, given_out = list(paths), None
+    elif len(paths) < 2:
         raise typer.BadParameter("give at least one INPUT and the OUT file", param_hint="INPUT... OUT")
-    *inputs, out = paths
+    else:
+        *inputs, given_out = paths
+    if jobs > 1 and dask is not None:
+        raise typer.BadParameter("--jobs and --dask are alternatives", param_hint="--dask")
     if method is not None and method not in _METHODS:
         raise typer.BadParameter(f"expected one of {', '.join(_METHODS)}", param_hint="--method")
     if not ternary and (per_row is not None or threshold is not None or nan_as_zero or method is not None):
@@ -197,7 +222,14 @@ def import_safetensors_cmd(
         if ternary
         else None
     )
-    with _PhaseBar(f"reading → {out}", not as_json) as progress:
+    with (
+        (
+            contextlib.nullcontext(to.rsplit("/", 1)[-1])
+            if dry_run and to is not None
+            else local_then_upload(given_out, to, force=force)
+        ) as out,
+        _PhaseBar(f"reading → {to or out}", not as_json) as progress,
+    ):
         report = import_safetensors(
             inputs,
             out,
@@ -211,13 +243,15 @@ def import_safetensors_cmd(
             overwrite=force,
             dry_run=dry_run,
             progress=progress,
+            jobs=jobs,
+            dask=dask,
         )
     for warning in report.warnings:
         err(f"thermo: warning: {warning}")
     if as_json:
-        print_json(report.to_json())
+        print_json({**report.to_json(), "out": to or str(report.out)})
     else:
-        for line in _import_summary(report):
+        for line in _import_summary(report, to or str(report.out)):
             err(line)
 
 

@@ -34,7 +34,7 @@ HEAD_WINDOW = 4 * 1024
 _EXTRA_HINT = "install the remote extra: pip install 'thermo-cli[remote]'"
 
 
-def _one_line(exc: BaseException) -> str:
+def one_line(exc: BaseException) -> str:
     status = getattr(exc, "status", None)
     text = str(exc).replace("\n", " ").strip() or type(exc).__name__
     if isinstance(status, int):
@@ -56,9 +56,9 @@ def filesystem(url: str, settings: RemoteSettings | None = None) -> tuple[Any, s
     try:
         fs, path = url_to_fs(url, **dict(settings.storage_options))
     except ImportError as exc:
-        raise RemoteError(f"{url}: {_one_line(exc)} ({_EXTRA_HINT})") from None
+        raise RemoteError(f"{url}: {one_line(exc)} ({_EXTRA_HINT})") from None
     except (TypeError, ValueError) as exc:
-        raise RemoteError(f"{url}: bad URL or storage option: {_one_line(exc)}") from None
+        raise RemoteError(f"{url}: bad URL or storage option: {one_line(exc)}") from None
     return fs, path
 
 
@@ -100,7 +100,7 @@ class RemoteSource:
         if info.get("partial") is False:
             raise RemoteError(f"{url}: the server refuses range requests (Accept-Ranges: none)")
         self.size: int = size
-        self.identity: tuple[object, ...] = (url_protocol(url), path, size, _version_tag(info))
+        self.identity: tuple[object, ...] = (url_protocol(url), path, size, version_tag(info))
         version = hashlib.sha256(repr(self.identity).encode("utf-8")).hexdigest()[:24]
         self._lock = threading.Lock()
         self._closed = False
@@ -116,12 +116,12 @@ class RemoteSource:
         except FileNotFoundError as exc:
             cause = exc.__cause__
             if isinstance(cause, OSError) and not isinstance(cause, FileNotFoundError):
-                raise RemoteError(f"{self.name}: cannot connect: {_one_line(cause)}") from None
+                raise RemoteError(f"{self.name}: cannot connect: {one_line(cause)}") from None
             raise NotFoundError(f"{self.name}: no such object") from None
         except ThermoError:
             raise
         except Exception as exc:
-            raise RemoteError(f"{self.name}: {_one_line(exc)}") from None
+            raise RemoteError(f"{self.name}: {one_line(exc)}") from None
         return dict(info)
 
     def _guard(self, fn: Any, off: int, n: int) -> Any:
@@ -137,11 +137,11 @@ class RemoteSource:
                     f"{n} bytes at offset {off} with the whole object); serve the file from a server "
                     "that honours Range, or download it first"
                 ) from None
-            raise RemoteError(f"{self.name}: {_one_line(exc)}") from None
+            raise RemoteError(f"{self.name}: {one_line(exc)}") from None
         except ThermoError:
             raise
         except Exception as exc:
-            raise RemoteError(f"{self.name}: reading {n} bytes at offset {off}: {_one_line(exc)}") from None
+            raise RemoteError(f"{self.name}: reading {n} bytes at offset {off}: {one_line(exc)}") from None
 
     def _read(self, off: int, n: int) -> bytes:
         """``n`` bytes at ``off``: from the head or tail window when they lie in one (fetched
@@ -204,7 +204,7 @@ class RemoteSource:
         return self._closed
 
 
-def _version_tag(info: dict[str, Any]) -> object:
+def version_tag(info: dict[str, Any]) -> object:
     """What changes when the object is rewritten: its ETag, else its modification time."""
     for key in ("ETag", "etag", "Last-Modified", "LastModified", "mtime", "updated", "generation"):
         if info.get(key) is not None:
@@ -226,7 +226,7 @@ def expand_url(pattern: str, settings: RemoteSettings | None = None, *, suffix: 
     except FileNotFoundError:
         return []
     except Exception as exc:
-        raise RemoteError(f"{pattern}: listing failed: {_one_line(exc)}") from None
+        raise RemoteError(f"{pattern}: listing failed: {one_line(exc)}") from None
     proto = url_protocol(pattern)
     return sorted(_as_url(fs, proto, p) for p in found)
 

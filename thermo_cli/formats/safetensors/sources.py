@@ -10,6 +10,7 @@ key rules, tensor names unique across files — so an import fails before it wri
 from __future__ import annotations
 
 import fnmatch
+import glob
 import json
 import math
 import os
@@ -89,15 +90,16 @@ def _is_index(path: Path) -> bool:
 def expand_inputs(paths: Sequence[str | os.PathLike[str]]) -> tuple[list[Path], list[IndexFile]]:
     """Input arguments → the safetensors files to read, in order, and the index files seen.
 
-    An argument is a ``.safetensors`` file, an index ``*.json`` (its shards, sorted), or a
+    An argument is a ``.safetensors`` file, an index ``*.json`` (its shards, sorted), a
     model directory (its ``*.safetensors.index.json`` when there is exactly one, else all
-    ``*.safetensors`` files in name order).
+    ``*.safetensors`` files in name order), or a glob (``ckpt/model-*.safetensors``: the
+    files it matches, sorted; a glob matching nothing is an error).
     """
     if not paths:
         raise ValidationError("no input files given")
     files: list[Path] = []
     indexes: list[IndexFile] = []
-    for raw in paths:
+    for raw in _globbed(paths):
         p = Path(raw)
         if p.is_dir():
             found = sorted(p.glob("*.safetensors.index.json"))
@@ -124,6 +126,19 @@ def expand_inputs(paths: Sequence[str | os.PathLike[str]]) -> tuple[list[Path], 
             raise ValidationError(f"{f}: given more than once")
         seen.add(real)
     return files, indexes
+
+
+def _globbed(paths: Sequence[str | os.PathLike[str]]) -> Iterator[str | os.PathLike[str]]:
+    """Each argument, a glob (one that names no existing file) replaced by its matches."""
+    for raw in paths:
+        text = os.fspath(raw)
+        if not any(c in text for c in "*?[") or os.path.lexists(text):
+            yield raw
+            continue
+        found = sorted(p for p in glob.glob(text, recursive=True) if os.path.isfile(p))
+        if not found:
+            raise NotFoundError(f"{text}: matches no file")
+        yield from found
 
 
 def _check_index(idx: IndexFile, by_file: dict[Path, SafetensorsFile]) -> None:

@@ -168,19 +168,17 @@ def verify_fleet(
     """One report line per file of ``paths``, in their order, as each is known.
 
     ``jobs`` local processes (1: this process), or the workers of the Dask cluster at
-    ``dask`` (a scheduler address, e.g. ``tcp://10.0.0.5:8786``; needs ``distributed``).
+    ``dask`` (a scheduler address, e.g. ``tcp://10.0.0.5:8786``; needs ``distributed``), through
+    :func:`thermo_cli.operations.workers.run_jobs`.
     ``dask_timeout`` seconds to reach the scheduler. ``summary``, when given, is filled in
     as lines are produced.
     """
-    if jobs < 1:
-        raise ValidationError(f"jobs: must be at least 1, got {jobs}")
+    from thermo_cli.operations.workers import run_jobs
+
     t0 = time.perf_counter()
-    if dask is not None:
-        engine, lines = f"dask {dask}", _on_dask(paths, options, dask, dask_timeout)
-    elif jobs == 1 or len(paths) == 1:
-        engine, lines = "in-process", (verify_one(p, options) for p in paths)
-    else:
-        engine, lines = f"{jobs} processes", _on_processes(paths, options, jobs)
+    engine, lines = run_jobs(
+        verify_one, paths, jobs=jobs, dask=dask, dask_timeout=dask_timeout, options=options
+    )
     if summary is not None:
         summary.engine = engine
     for line in lines:
@@ -188,48 +186,3 @@ def verify_fleet(
             summary.count(line)
             summary.seconds = time.perf_counter() - t0
         yield line
-
-
-def _on_processes(paths: Sequence[str], options: FleetOptions, jobs: int) -> Iterator[dict[str, Any]]:
-    """Local worker processes, forked (as the verifier's own log pass does: no imports to
-    repeat; fsspec resets its event loop and filesystem cache in a forked child), or
-    spawned where fork does not exist."""
-    import functools
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-    chunk = max(1, len(paths) // (jobs * 8))
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context(method)) as pool:
-        yield from pool.map(functools.partial(verify_one, options=options), paths, chunksize=chunk)
-
-
-def verify_batch(paths: Sequence[str], options: FleetOptions) -> list[dict[str, Any]]:
-    """:func:`verify_one` for each of ``paths``: one cluster task per batch, not per file,
-    so a task's scheduling cost (milliseconds) is paid once for many small files."""
-    return [verify_one(p, options) for p in paths]
-
-
-def _on_dask(
-    paths: Sequence[str], options: FleetOptions, address: str, timeout: float
-) -> Iterator[dict[str, Any]]:
-    """The same per-file jobs on a running Dask cluster's workers (results in path order)."""
-    try:
-        from distributed import Client
-    except ImportError:
-        raise ValidationError(
-            "dask: running on a Dask cluster needs the distributed package (pip install distributed)"
-        ) from None
-    try:
-        client = Client(address, timeout=timeout, set_as_default=False)
-    except (OSError, TimeoutError) as exc:
-        raise ValidationError(f"dask: cannot reach the scheduler at {address}: {exc}") from None
-    try:
-        workers = max(1, len(client.scheduler_info().get("workers", {})))
-        size = max(1, len(paths) // (workers * 8))
-        batches = [list(paths[i : i + size]) for i in range(0, len(paths), size)]
-        futures = client.map(verify_batch, batches, options=options, pure=False)
-        for fut in futures:
-            yield from fut.result()
-    finally:
-        client.close()

@@ -43,12 +43,21 @@ from thermo_cli.codec.ternary.quantize import (
     combined_quality,
 )
 from thermo_cli.config.clock import now_ns
+from thermo_cli.config.remote import RemoteSettings, current_remote
 from thermo_cli.engine.thermogram import Thermogram
 from thermo_cli.errors import CorruptError, RefusedError, TruncatedError, ValidationError
-from thermo_cli.formats.safetensors.format import SafetensorsFile, TensorInfo, check_metadata, stat_key
+from thermo_cli.formats.safetensors.format import (
+    SafetensorsFile,
+    TensorInfo,
+    check_metadata,
+    iter_tensor_bytes,
+    stat_key,
+)
 from thermo_cli.formats.safetensors.sources import ImportPlan, IndexFile, PlannedTensor, plan_import
 from thermo_cli.integrity.state import digest_of_leaves
 from thermo_cli.model import Entry, Layer, TensorSpec, check_strength
+from thermo_cli.operations.safetensors.fetch import FetchedInputs
+from thermo_cli.operations.workers import DEFAULT_DASK_TIMEOUT
 
 EXTRAS_KEY = "safetensors"
 """``Thermogram.extras`` key holding the checkpoint's metadata and provenance."""
@@ -250,6 +259,9 @@ def import_safetensors(
     overwrite: bool = False,
     dry_run: bool = False,
     progress: PhaseProgress | None = None,
+    jobs: int = 1,
+    dask: str | None = None,
+    dask_timeout: float = DEFAULT_DASK_TIMEOUT,
 ) -> ImportReport:
     """Import every selected tensor of ``inputs`` into a new thermogram at ``out``.
 
@@ -257,9 +269,69 @@ def import_safetensors(
     before anything is written; the file is then written atomically, so on any error
     ``out`` is exactly as it was. ``ternary`` packs float tensors of rank >= its
     ``min_rank`` (default 2: weight matrices and embeddings; biases and norms stay raw).
+
+    ``inputs`` may be URLs (downloaded into a temporary directory beside ``out`` first,
+    see :mod:`.fetch`) and local globs. With several shards, ``jobs`` > 1 local processes
+    or the Dask cluster at ``dask`` read, hash and pack the shards in parallel (one job
+    per shard, :func:`thermo_cli.operations.workers.run_jobs`); this process then writes
+    the one thermogram in the same order as a serial import, so the file is
+    byte-identical whatever ran the shards.
     """
-    t0 = time.perf_counter()
+    from thermo_cli.operations.safetensors.fetch import fetched_inputs
+
+    if jobs < 1:
+        raise ValidationError(f"jobs: must be at least 1, got {jobs}")
     target = Path(out)
+    if target.parent.is_dir():
+        _check_output(target, inputs, overwrite)  # before downloading anything
+    with fetched_inputs(inputs, workdir=target.parent if target.parent.is_dir() else None) as fetched:
+        return _import(
+            fetched,
+            target,
+            layer=layer,
+            strength=strength,
+            ternary=ternary,
+            prefix=prefix,
+            include=include,
+            exclude=exclude,
+            name=name,
+            overwrite=overwrite,
+            dry_run=dry_run,
+            progress=progress,
+            engine=_Engine(jobs, dask, dask_timeout),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _Engine:
+    """Where the shards of an import are scanned (see :func:`import_safetensors`)."""
+
+    jobs: int = 1
+    dask: str | None = None
+    dask_timeout: float = DEFAULT_DASK_TIMEOUT
+
+    def parallel(self, shards: int) -> bool:
+        return self.dask is not None or (self.jobs > 1 and shards > 1)
+
+
+def _import(
+    fetched: FetchedInputs,
+    target: Path,
+    *,
+    layer: Layer | str,
+    strength: float,
+    ternary: TernaryOptions | None,
+    prefix: str,
+    include: Sequence[str],
+    exclude: Sequence[str],
+    name: str | None,
+    overwrite: bool,
+    dry_run: bool,
+    progress: PhaseProgress | None,
+    engine: _Engine,
+) -> ImportReport:
+    t0 = time.perf_counter()
+    inputs = fetched.inputs
     the_layer = layer if isinstance(layer, Layer) else Layer.parse(layer)
     strength = check_strength(strength)
     if ternary is not None:
@@ -277,7 +349,7 @@ def import_safetensors(
     report = ImportReport(
         out=target,
         layer=the_layer,
-        files=[str(sf.path) for sf in plan.sources],
+        files=[fetched.origin.get(str(sf.path.absolute()), str(sf.path)) for sf in plan.sources],
         tensors=len(plan.items),
         ternary=sum(it.ternary for it in plan.items),
         skipped=plan.skipped,
@@ -294,9 +366,11 @@ def import_safetensors(
         progress("start", plan.total_bytes)
     files = {id(sf): _CheckpointFile(sf) for sf in plan.sources}
     try:
-        tg = _build_thermogram(
-            plan, files, the_layer, strength, ternary, name or target.stem, report, progress
-        )
+        if engine.parallel(len(plan.sources)):
+            scanned = _scanned_in_workers(plan, files, ternary, fetched, engine)
+        else:
+            scanned = _scanned_here(plan, files, ternary, hold=_holds(plan, ternary))
+        tg = _build_thermogram(plan, scanned, the_layer, strength, name or target.stem, report, progress)
         if progress is not None:
             progress("commit", 0)
         store.create(target, tg, overwrite=overwrite)
@@ -337,31 +411,66 @@ def _check_not_an_input(target: Path, plan: ImportPlan) -> None:
             raise ValidationError(f"{target}: is also an input")
 
 
+@dataclass(frozen=True, slots=True)
+class PackedTensor:
+    """One float tensor quantized to ternary codes, with its figures (picklable: workers
+    return it)."""
+
+    value: bytes
+    spec: TensorSpec
+    value_sha: bytes
+    rel_l2: float
+    cosine: float
+    norm: float
+    norm_reconstructed: float
+
+
+Scanned = tuple[PlannedTensor, "_CheckpointFile", bytes | None, bytes, PackedTensor | None]
+"""(item, its open file, its bytes when held, SHA-256 of its checkpoint bytes, the packed
+value when it is ternary-packed)."""
+
+
+def _holds(plan: ImportPlan, ternary: TernaryOptions | None) -> bool:
+    """Whether the raw tensors are few enough to keep in memory (see the module docstring)."""
+    raw_bytes = sum(it.info.nbytes for it in plan.items if not (it.ternary and ternary is not None))
+    return raw_bytes <= HOLD_FACTOR * plan.largest_bytes
+
+
+def _scanned_here(
+    plan: ImportPlan, files: dict[int, _CheckpointFile], ternary: TernaryOptions | None, *, hold: bool
+) -> Iterator[Scanned]:
+    """Every planned tensor read, hashed (and packed) in this process, in plan order."""
+    for item, source, data, digest in _hashed(plan, files, window=8 if hold else 1):
+        packed = None
+        if item.ternary and ternary is not None:
+            packed = pack_tensor(item.info, data, ternary, f"{item.source.path}: tensor {item.info.name!r}")
+        yield item, source, data if hold and packed is None else None, digest, packed
+        del data
+
+
 def _build_thermogram(
     plan: ImportPlan,
-    files: dict[int, _CheckpointFile],
+    scanned: Iterator[Scanned],
     layer: Layer,
     strength: float,
-    ternary: TernaryOptions | None,
     name: str,
     report: ImportReport,
     progress: PhaseProgress | None,
 ) -> Any:
-    """First pass: hash (and quantize) each tensor, build entries, events and the state digest."""
+    """Entries, events and the state digest from the scanned tensors (in plan order, so
+    the thermogram is the same whatever scanned them)."""
     ts = now_ns()
     tg = Thermogram(name=name)
     entries: dict[str, Entry] = {}
-    raw_bytes = sum(it.info.nbytes for it in plan.items if not (it.ternary and ternary is not None))
-    hold = raw_bytes <= HOLD_FACTOR * plan.largest_bytes
     leaves: list[tuple[bytes, int, bytes]] = []
     fields_list: list[dict[str, Any]] = []
-    for item, source, data, digest in _hashed(plan, files, window=8 if hold else 1):
+    for item, source, data, digest, packed in scanned:
         fields = _event_fields(item, layer, digest)
-        if item.ternary and ternary is not None:
-            entry, value_sha = _ternary_entry(item, data, strength, ts, ternary, fields, report)
+        if packed is not None:
+            entry, value_sha = _ternary_entry(item, packed, strength, ts, fields, report), packed.value_sha
         else:
             spec = TensorSpec(dtype=item.info.dtype, shape=item.info.shape)
-            if hold:
+            if data is not None:
                 entry = Entry(key=item.key, value=data, strength=strength, updated_at_ns=ts, tensor=spec)
             else:
                 entry = StreamedEntry(item.key, strength, ts, spec, source, item.info)
@@ -427,6 +536,109 @@ def _sha256(data: bytes) -> bytes:
     return hashlib.sha256(data).digest()
 
 
+# --- shards scanned by workers ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ShardJob:
+    """One shard's share of an import, sent to a worker process or a Dask worker: which
+    tensors to read, hash and pack. Reads the local file ``path`` (checked against
+    ``stat_key``), or, when ``url`` is set, the object there (checked against ``size``
+    and ``version``, the object's ETag or modification time when it was fetched)."""
+
+    path: str
+    stat_key: tuple[int, int, int]
+    tensors: tuple[TensorInfo, ...]
+    pack: tuple[bool, ...]
+    ternary: TernaryOptions | None
+    url: str | None = None
+    size: int = 0
+    version: object = None
+    remote: RemoteSettings = field(default_factory=current_remote)
+
+
+def scan_shard(job: ShardJob) -> list[tuple[bytes, PackedTensor | None]]:
+    """(SHA-256, packed value or None) for each of the job's tensors, in the job's order.
+
+    Runs in a worker: raw bytes stay there (the writing process streams them from the
+    checkpoint itself); only digests and packed values (1/16 of float32) come back.
+    """
+    out: list[tuple[bytes, PackedTensor | None]] = []
+    for info, pack, data in zip(job.tensors, job.pack, _job_bytes(job), strict=True):
+        packed = None
+        if pack and job.ternary is not None:
+            packed = pack_tensor(info, data, job.ternary, f"{job.url or job.path}: tensor {info.name!r}")
+        out.append((_sha256(data), packed))
+        del data
+    return out
+
+
+def _job_bytes(job: ShardJob) -> Iterator[bytes]:
+    """The job's tensors' bytes, one at a time, from the local file or the URL."""
+    if job.url is None:
+        sf = SafetensorsFile(Path(job.path), job.size, 0, None, job.tensors, job.stat_key)
+        for _, data in iter_tensor_bytes(sf, job.tensors):
+            yield data
+        return
+    from thermo_cli.container.remote import RemoteSource
+
+    src = RemoteSource(job.url, job.remote)
+    try:
+        if src.size != job.size or src.identity[3] != job.version:
+            raise CorruptError(f"{job.url}: the object changed since it was fetched for this import")
+        for info in job.tensors:
+            yield src.pread(info.offset, info.nbytes)
+    finally:
+        src.close()
+
+
+def _scanned_in_workers(
+    plan: ImportPlan,
+    files: dict[int, _CheckpointFile],
+    ternary: TernaryOptions | None,
+    fetched: FetchedInputs,
+    engine: _Engine,
+) -> Iterator[Scanned]:
+    """Every planned tensor scanned by ``engine``'s workers, one job per shard, yielded in
+    plan order (the same order :func:`_scanned_here` gives)."""
+    from thermo_cli.operations.workers import run_jobs
+
+    groups = list(plan.by_source())
+    jobs = [_shard_job(sf, items, ternary, fetched, on_dask=engine.dask is not None) for sf, items in groups]
+    _, results = run_jobs(
+        scan_shard, jobs, jobs=engine.jobs, dask=engine.dask, dask_timeout=engine.dask_timeout
+    )
+    for (sf, items), shard in zip(groups, results, strict=True):
+        for item, (digest, packed) in zip(items, shard, strict=True):
+            yield item, files[id(sf)], None, digest, packed
+
+
+def _shard_job(
+    sf: SafetensorsFile,
+    items: list[PlannedTensor],
+    ternary: TernaryOptions | None,
+    fetched: FetchedInputs,
+    *,
+    on_dask: bool,
+) -> ShardJob:
+    """A shard's job; Dask workers (perhaps other machines) read a fetched shard's URL."""
+    local = str(sf.path.absolute())
+    url = fetched.origin.get(local) if on_dask else None
+    return ShardJob(
+        path=local,
+        stat_key=sf.stat_key,
+        tensors=tuple(it.info for it in items),
+        pack=tuple(it.ternary for it in items),
+        ternary=ternary,
+        url=url,
+        size=sf.size,
+        version=fetched.version.get(local),
+    )
+
+
+# --- ternary packing -------------------------------------------------------------------------
+
+
 def _event_fields(item: PlannedTensor, layer: Layer, digest: bytes) -> dict[str, Any]:
     info = item.info
     return {
@@ -444,19 +656,9 @@ def _event_fields(item: PlannedTensor, layer: Layer, digest: bytes) -> dict[str,
     }
 
 
-def _ternary_entry(
-    item: PlannedTensor,
-    data: bytes,
-    strength: float,
-    ts: int,
-    opts: TernaryOptions,
-    fields: dict[str, Any],
-    report: ImportReport,
-) -> tuple[Entry, bytes]:
-    """Quantize one float tensor; the event also records the packed value's digest and quality."""
-    info = item.info
+def pack_tensor(info: TensorInfo, data: bytes, opts: TernaryOptions, what: str) -> PackedTensor:
+    """Quantize one float tensor's checkpoint bytes to ternary, with its reconstruction figures."""
     arr = value_to_array(data, info.spec)
-    what = f"{item.source.path}: tensor {info.name!r}"
     value, spec, q = ternary_encode_tensor(
         arr,
         opts.method,
@@ -468,26 +670,42 @@ def _ternary_entry(
         with_quality=True,
     )
     quality = q.fit if q.fit is not None else q.quality(to_float32(arr, info.dtype))
-    value_sha = hashlib.sha256(value).digest()
+    return PackedTensor(
+        value=value,
+        spec=spec,
+        value_sha=hashlib.sha256(value).digest(),
+        rel_l2=float(quality.rel_l2),
+        cosine=float(quality.cosine),
+        norm=float(quality.norm),
+        norm_reconstructed=float(quality.norm_reconstructed),
+    )
+
+
+def _ternary_entry(
+    item: PlannedTensor,
+    packed: PackedTensor,
+    strength: float,
+    ts: int,
+    fields: dict[str, Any],
+    report: ImportReport,
+) -> Entry:
+    """The packed tensor's entry; its event also records the packed value's digest and quality."""
     fields.update(
         {
             "encoding": "ternary",
-            "method": spec.method,
-            "per_row": spec.per_row,
-            "value_sha256": value_sha,
-            "rel_l2": float(quality.rel_l2),
-            "cosine": float(quality.cosine),
-            "norm": float(quality.norm),
-            "norm_reconstructed": float(quality.norm_reconstructed),
+            "method": packed.spec.method,
+            "per_row": packed.spec.per_row,
+            "value_sha256": packed.value_sha,
+            "rel_l2": packed.rel_l2,
+            "cosine": packed.cosine,
+            "norm": packed.norm,
+            "norm_reconstructed": packed.norm_reconstructed,
         }
     )
     report.quality.append(
-        TernaryQuality(
-            item.key, float(quality.rel_l2), float(quality.cosine), quality.norm, quality.norm_reconstructed
-        )
+        TernaryQuality(item.key, packed.rel_l2, packed.cosine, packed.norm, packed.norm_reconstructed)
     )
-    entry = Entry(key=item.key, value=value, strength=strength, updated_at_ns=ts, tensor=spec)
-    return entry, value_sha
+    return Entry(key=item.key, value=packed.value, strength=strength, updated_at_ns=ts, tensor=packed.spec)
 
 
 def provenance(sources: Sequence[SafetensorsFile], indexes: Sequence[IndexFile] = ()) -> dict[str, Any]:
