@@ -119,6 +119,7 @@ _F32 = np.float32
 _ZERO = np.zeros((), dtype=np.float32)
 _RATE_KEEP = np.array(1.0 - C.RATE_ALPHA, dtype=np.float32)
 _RATE_ALPHA = np.array(C.RATE_ALPHA, dtype=np.float32)
+_RATE_ALPHA_SCALAR = np.float32(C.RATE_ALPHA)
 
 
 def weight_key(i: int, j: int) -> str:
@@ -475,7 +476,7 @@ class EmbeddedSNN:
         tick = self._tick
         # the activations are computed in place in the array that keeps them after the tick
         act = np.maximum(cos, _ZERO, out=self._last_act)
-        if knobs.competition is not None:
+        if knobs.competition is not None and self._ranking_matters(act):
             act[np.negative(act, out=self._neg_buf).argsort(kind="stable")] *= knobs.competition
         if knobs.spread and self._has_weights:
             spread = self._spread(act)
@@ -506,12 +507,28 @@ class EmbeddedSNN:
         np.multiply(self._traces, knobs.trace_keep_operand, out=self._traces)
         np.add(self._traces, act, out=self._traces)
         np.multiply(self._rates, _RATE_KEEP, out=self._rates)
-        if spike_count:
+        if spike_count == 1:  # one neuron: a scalar float32 sum, the same as the masked one
+            neuron = int(spiking.argmax())
+            self._rates[neuron] += _RATE_ALPHA_SCALAR
+        if spike_count > 1:
             np.add(self._rates, _RATE_ALPHA, out=self._rates, where=spiking)
+        if spike_count:
             self.counters["ticks_with_spikes"] += 1
             self.counters["spikes"] += spike_count
         self._emitted += len(deltas)
         return deltas
+
+    def _ranking_matters(self, act: np.ndarray) -> bool:
+        """Whether competition can change ``act`` (which is ``>= +0``).
+
+        The neuron ranked r is scaled by ``1 - (r / n) * strength``: the top one by exactly 1,
+        and zeros stay zero (every factor is positive). With one positive activation or none,
+        ranking changes nothing. Concept networks are mostly there (an input resembles one
+        concept; neurons without a concept sit at zero), so they count first (one cheap pass)
+        and skip the sort; frozen random prototypes leave about half the neurons positive,
+        so they always rank.
+        """
+        return self.book is None or int(np.count_nonzero(act)) > 1
 
     def _knobs(self) -> _Knobs:
         """Per-tick constants derived from the config and neuromodulators (cached)."""
