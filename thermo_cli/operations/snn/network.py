@@ -23,6 +23,20 @@ or connections. Python only touches the few deltas a tick emits. BLAS is used on
 cosines: one matrix-vector product per :meth:`EmbeddedSNN.process` call; in
 :meth:`EmbeddedSNN.process_batch` one matrix product per 64 activations plus one column
 for each prototype that learns, with BLAS held to one thread (see ``_one_blas_thread``).
+(Small networks spread with one small matrix-vector product on a dense copy of the weights.)
+
+**The cost of a tick.** Past the one matrix-vector product, a tick is some thirty NumPy
+calls on short arrays, each costing its call overhead more than its arithmetic, so the
+tick does each once and in place: it works in buffers allocated with the network (the
+unit input, the centring step, the cosines, the activations — kept as
+``last_activations`` —, the spikes), scalars are 0-d float32 arrays (a cheaper ufunc
+operand than a NumPy scalar, the same float32 result), and work that cannot change
+anything is skipped: spreading, homeostasis and decay while every weight is zero (adding
++0 leaves the non-negative activations as they are), and the ranking of step 2 when at
+most one activation is positive (the top neuron's factor is exactly 1 and zeros stay
+zero) — the usual case in a concept network, where an input resembles one concept. Each
+shortcut gives the same float32 results, so the deltas and the saved state are bit for
+bit those of the plain steps (``tests/operations/snn/test_golden_deltas.py``).
 
 **Prototype learning (FIX).** The crate's prototypes never change, so its neurons keep
 cosine ~0.05 to every input and nothing ever spikes at threshold 0.5. Here, when
@@ -449,6 +463,7 @@ class EmbeddedSNN:
     ) -> None:
         """The tick loop of :meth:`process_batch` (inputs already validated)."""
         winners = np.full(batch.shape[0], -1, dtype=np.int64)
+        column = np.zeros(BATCH_CHUNK, dtype=np.float32)
         for start in range(0, batch.shape[0], BATCH_CHUNK):
             chunk = batch[start : start + BATCH_CHUNK]
             if self._centring_on:
@@ -462,13 +477,28 @@ class EmbeddedSNN:
                 if self._winner >= 0 and self.book is not None:
                     winners[start + row] = self.book.ids[self._winner]
                 if self._touched and row < last:  # keep later cosines true to the moved prototypes
-                    moved = self._touched
-                    cosines[row + 1 :, moved] = unit[row + 1 :] @ self._protos[moved].T
+                    self._refresh_columns(cosines, unit, row + 1, column)
                 if neuromod_decay:
                     self.neuromod.decay(neuromod_decay)
             if progress is not None:
                 progress(unit.shape[0])
         self.batch_winners = winners
+
+    def _refresh_columns(self, cosines: np.ndarray, unit: np.ndarray, first: int, column: np.ndarray) -> None:
+        """Recompute the cosines of rows ``first:`` of a chunk with the prototypes that moved.
+
+        One moved prototype (the usual case) is one matrix-vector product into ``column``,
+        without copying the prototype; NumPy computes ``rows @ protos[[w]].T`` with the same
+        matrix-vector product, so the cosines are the same bits.
+        """
+        moved = self._touched
+        rows = unit[first:]
+        if len(moved) == 1:
+            out = column[: rows.shape[0]]
+            np.matmul(rows, self._protos[moved[0]], out=out)
+            cosines[first:, moved[0]] = out
+        else:
+            cosines[first:, moved] = rows @ self._protos[moved].T
 
     def _step(self, cos: np.ndarray, xh: np.ndarray | None, timestamp_ns: int | None) -> list[Delta]:
         """Steps 1-8 of one tick, given the cosines of the input to every prototype."""
