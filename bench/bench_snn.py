@@ -10,10 +10,13 @@ first, so the network holds its 8 concepts and every tick centres the input, com
 100 cosines, ranks, spikes, moves the winning concept and checks its drift; homeostasis
 (every 100 ticks) and decay (every 10) are included at their share. BLAS is held to one
 thread around the loop (the small matrix-vector product is slower threaded). The figure
-is the best of several blocks of ticks. The same tick with ``learn_prototypes=False`` is
-the crate's frozen-prototype behaviour (``--frozen-prototypes``). The crate's other
-figure, 1.01 ms, is an *all-spiking* tick (every neuron spikes, so STDP updates every
-connection and logs a Merge for each): a different measure, shown on its own row.
+is the best of several blocks of ticks, timed in CPU time of the process
+(``time.process_time``): on a shared machine wall time also counts the time the process
+waits for a core, which says nothing about the code (on an idle machine the two agree).
+The same tick with ``learn_prototypes=False`` is the crate's frozen-prototype behaviour
+(``--frozen-prototypes``). The crate's other figure, 1.01 ms, is an *all-spiking* tick
+(every neuron spikes, so STDP updates every connection and logs a Merge for each): a
+different measure, shown on its own row.
 
 * Tick time (goal <= 40 us; the Rust crate: 151 us published, 113 us measured), learned
   and frozen, side by side in one run with two floors, blocks interleaved so that every
@@ -22,7 +25,7 @@ connection and logs a Merge for each): a different measure, shown on its own row
   avoid; the *numpy floor* is the bare similarity and spike math of a tick (unit-scale
   the input, the matrix-vector product, ``max(0, .)``, the threshold, the spike count),
   in preallocated arrays. Also 10 and 1,000 neurons, and 100 with threaded BLAS.
-* Batched throughput: :meth:`EmbeddedSNN.process_batch` on 10,000 activations.
+* Batched throughput: :meth:`EmbeddedSNN.process_batch` on 10,000 activations (CPU time).
 * The quality check of prototype learning (8 clusters in 2048-D, noise norm 0.3, 4,000
   samples, then a 30-degree drift and 4,000 more), and the crate's frozen prototypes.
 * Concept memory (issue 16): ARI of ``assign`` after one ``run`` pass, on scikit-learn's
@@ -121,8 +124,8 @@ def floors(neurons: int) -> dict[str, Any]:
 def side_by_side(
     loops: dict[str, Any], block: np.ndarray, repeat: int, *, limit: bool = True
 ) -> dict[str, float]:
-    """Microseconds per activation of each loop: the best of ``repeat`` blocks, the loops
-    taking turns block by block so that every one sees the same load.
+    """CPU microseconds per activation of each loop: the best of ``repeat`` blocks, the
+    loops taking turns block by block so that every one sees the same load.
 
     The best block, as ``timeit`` advises: on a shared machine slower blocks measure the
     other processes, not this code.
@@ -133,9 +136,9 @@ def side_by_side(
         for r in range(repeat):
             rows = block[r * per_block : (r + 1) * per_block]
             for name, loop in loops.items():
-                t0 = time.perf_counter()
+                t0 = time.process_time()
                 loop(rows)
-                times[name].append((time.perf_counter() - t0) / len(rows))
+                times[name].append((time.process_time() - t0) / len(rows))
     return {name: min(t) * 1e6 for name, t in times.items()}
 
 
@@ -163,13 +166,13 @@ def profile(samples: np.ndarray, warm: int) -> None:
 
 
 def batch_rate(samples: np.ndarray, *, ternary: bool = False, learn: bool = True, repeat: int = 3) -> float:
-    """Activations per second through process_batch on a fresh 100-neuron network (best run)."""
+    """Activations per CPU second through process_batch on a fresh 100-neuron network (best run)."""
     best = 0.0
     for _ in range(repeat):
         net = EmbeddedSNN(SNNConfig(use_ternary=ternary, learn_prototypes=learn), seed=1)
-        t0 = time.perf_counter()
+        t0 = time.process_time()
         net.process_batch(samples)
-        best = max(best, len(samples) / (time.perf_counter() - t0))
+        best = max(best, len(samples) / (time.process_time() - t0))
     return best
 
 
