@@ -354,7 +354,6 @@ class EmbeddedSNN:
             and activation.dtype == np.float32
             and activation.shape == self._input_shape
         )
-        book = self.book
         if not self._centring_on:
             if fast:
                 squares = float(np.vdot(activation, activation))  # vdot: no overflow warning
@@ -364,7 +363,7 @@ class EmbeddedSNN:
             xh = self._unit_input(activation)
             self._use_neuromod(neuromod)
             return xh
-        book = cast(ConceptBook, book)
+        book = cast(ConceptBook, self.book)
         if fast:
             count = book.mean_count + 1
             step, centred, operand = self._step_buf, self._unit_buf, self._operand
