@@ -12,11 +12,15 @@ from __future__ import annotations
 import hashlib
 import sys
 from dataclasses import dataclass
-
-import zstandard
+from typing import TYPE_CHECKING
 
 from thermo_cli.config.limits import check_cap
 from thermo_cli.errors import CorruptError, IntegrityError
+
+if TYPE_CHECKING:
+    import zstandard
+# zstandard (and the ``platform`` module it loads) is imported by the functions that
+# compress or decompress: ``thermo get`` of a value still in the log never needs it.
 
 SHUFFLE = "shuffle"
 NO_FILTER = "none"
@@ -88,6 +92,8 @@ def _unshuffle_pure(raw: bytes | memoryview, elem: int, out: memoryview | None) 
 
 def compress(raw: bytes | memoryview, level: int) -> bytes:
     """One zstd frame that records its content size (readers require it)."""
+    import zstandard
+
     return zstandard.ZstdCompressor(level=level, write_content_size=True).compress(raw)
 
 
@@ -126,6 +132,8 @@ def decompress(
     One call into zstd with the output bounded by ``raw_len`` and trailing input refused,
     straight from ``stored`` (no copy); ``dctx`` lets a thread reuse its decompressor.
     """
+    import zstandard
+
     check_cap(raw_len, cap, cap_name, what)
     try:
         declared = zstandard.frame_content_size(stored)
@@ -154,6 +162,8 @@ def decompress(
 def _decompress_empty(data: bytes, what: str) -> bytes:
     """An empty frame, by the streaming decoder: the one-shot call does not refuse bytes
     after a frame of no content."""
+    import zstandard
+
     dobj = zstandard.ZstdDecompressor().decompressobj()
     try:
         out = dobj.decompress(data)
@@ -178,6 +188,8 @@ class Scratch:
     __slots__ = ("_bufs", "dctx")
 
     def __init__(self) -> None:
+        import zstandard
+
         self._bufs: dict[str, bytearray] = {}
         self.dctx = zstandard.ZstdDecompressor()
 

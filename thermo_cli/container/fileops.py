@@ -15,7 +15,6 @@ import errno
 import fcntl
 import os
 import re
-import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -204,10 +203,16 @@ def write_target(path: str | os.PathLike[str]) -> str:
     return os.path.realpath(p) if os.path.islink(p) else p
 
 
+def random_tag() -> str:
+    """12 random hex digits: ``secrets.token_hex(6)``, read from ``os.urandom`` as it is,
+    without importing :mod:`secrets` (random, hmac, base64) into every command's start-up."""
+    return os.urandom(6).hex()
+
+
 def temp_path_for(path: str) -> str:
     """An unpredictable sibling name for a temporary file (a planted file cannot anticipate it)."""
     d, base = os.path.split(os.path.abspath(path))
-    return os.path.join(d, f".{base}.{secrets.token_hex(6)}{TEMP_SUFFIX}")
+    return os.path.join(d, f".{base}.{random_tag()}{TEMP_SUFFIX}")
 
 
 def leftover_temp_files(path: str | os.PathLike[str]) -> list[str]:
