@@ -24,7 +24,6 @@ import os
 import threading
 import weakref
 from collections.abc import Iterator, MutableMapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from thermo_cli.codec import cbor
@@ -59,6 +58,7 @@ from thermo_cli.errors import (
     ValidationError,
 )
 from thermo_cli.model import Delta, DeltaType, Entry, Layer, LogRecord, ReadResult
+from thermo_cli.model.valueclass import FrozenValue, Value
 
 # Imported inside the functions that use them, for start-up time (``thermo get`` loads this
 # module): the engine, the container's reader, lazy layers, meta block and writer
@@ -90,8 +90,7 @@ Kind = Literal["thermo", "legacy", "engram"]
 _SNIFF_BYTES = 64 * 1024
 
 
-@dataclass(slots=True)
-class Origin:
+class Origin(Value):
     """Where a loaded thermogram came from; kept beside it (not in it) by the store.
 
     ``torn_tail_bytes`` > 0 means the file ended in an interrupted commit that was ignored
@@ -100,10 +99,26 @@ class Origin:
 
     path: str
     kind: str
-    reader: Reader | None = None
-    torn_tail_bytes: int = 0
-    source_sha256: bytes | None = None
+    reader: Reader | None
+    torn_tail_bytes: int
+    source_sha256: bytes | None
     """SHA-256 of a crate JSON file as loaded: an upgrade refuses a file changed since."""
+
+    __slots__ = ("kind", "path", "reader", "source_sha256", "torn_tail_bytes")
+
+    def __init__(
+        self,
+        path: str,
+        kind: str,
+        reader: Reader | None = None,
+        torn_tail_bytes: int = 0,
+        source_sha256: bytes | None = None,
+    ) -> None:
+        self.path = path
+        self.kind = kind
+        self.reader = reader
+        self.torn_tail_bytes = torn_tail_bytes
+        self.source_sha256 = source_sha256
 
 
 _origins: weakref.WeakKeyDictionary[Thermogram, Origin] = weakref.WeakKeyDictionary()
@@ -509,13 +524,20 @@ def _rewrite(
     _after_commit(p, tg)
 
 
-@dataclass(frozen=True, slots=True)
-class CompactResult:
+class CompactResult(FrozenValue):
     """File sizes before and after :func:`compact`, and the garbage estimate it dropped."""
 
     before: int
     after: int
     garbage: int
+
+    __slots__ = ("after", "before", "garbage")
+
+    def __init__(self, before: int, after: int, garbage: int) -> None:
+        _set = object.__setattr__
+        _set(self, "before", before)
+        _set(self, "after", after)
+        _set(self, "garbage", garbage)
 
 
 def compact(path: str | os.PathLike[str], *, timeout: float | None = DEFAULT_LOCK_TIMEOUT) -> CompactResult:

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import sys
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from thermo_cli.config.limits import check_cap
 from thermo_cli.errors import CorruptError, IntegrityError
+from thermo_cli.model.valueclass import FrozenValue
 
 if TYPE_CHECKING:
     import zstandard
@@ -97,11 +97,18 @@ def compress(raw: bytes | memoryview, level: int) -> bytes:
     return zstandard.ZstdCompressor(level=level, write_content_size=True).compress(raw)
 
 
-@dataclass(frozen=True, slots=True)
-class Packed:
+class Packed(FrozenValue):
     stored: bytes
     sha256: bytes
     raw_len: int
+
+    __slots__ = ("raw_len", "sha256", "stored")
+
+    def __init__(self, stored: bytes, sha256: bytes, raw_len: int) -> None:
+        _set = object.__setattr__
+        _set(self, "stored", stored)
+        _set(self, "sha256", sha256)
+        _set(self, "raw_len", raw_len)
 
 
 def pack(

@@ -19,11 +19,11 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
-from dataclasses import dataclass
 from typing import BinaryIO
 
 from thermo_cli.config.remote import is_url
 from thermo_cli.errors import LockError, RefusedError, ValidationError
+from thermo_cli.model.valueclass import FrozenValue
 
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _held: dict[str, tuple[int, int]] = {}
@@ -42,16 +42,28 @@ def holds_lock(path: str | os.PathLike[str]) -> bool:
         return lock_path(path) in _held
 
 
-@dataclass(frozen=True, slots=True)
-class LockWait:
+class LockWait(FrozenValue):
     """How this context waits for another process's lock (see :func:`lock_waiting`)."""
 
     timeout: float | None
     """Seconds to wait (None: forever, 0: fail at once); used when ``override`` is set."""
-    override: bool = False
+    override: bool
     """Whether ``timeout`` replaces the one each call passes (the user chose it)."""
-    notice: Callable[[str, float | None], object] | None = None
+    notice: Callable[[str, float | None], object] | None
     """Called once, ``notice(path, timeout)``, when a lock is busy and waiting begins."""
+
+    __slots__ = ("notice", "override", "timeout")
+
+    def __init__(
+        self,
+        timeout: float | None,
+        override: bool = False,
+        notice: Callable[[str, float | None], object] | None = None,
+    ) -> None:
+        _set = object.__setattr__
+        _set(self, "timeout", timeout)
+        _set(self, "override", override)
+        _set(self, "notice", notice)
 
 
 _lock_wait: ContextVar[LockWait | None] = ContextVar("thermo_lock_wait", default=None)
