@@ -273,3 +273,11 @@ def test_start_up_of_get_from_a_layer_loads_only_the_read_path(files: dict[str, 
     assert rc == 0
     heavy = {m for m in loaded for h in HEAVY_AT_START if m == h or m.startswith(h + ".")}
     assert not heavy, f"thermo get loaded {sorted(heavy)}"
+
+
+def test_start_up_of_keys_does_not_build_the_engine(files: dict[str, Path]):
+    """``thermo keys`` lists the layers' directories and the log's tail (``store.keys``)."""
+    rc, loaded = _modules_loaded(["keys", str(files["main"])])
+    assert rc == 0
+    heavy = {m for m in loaded for h in HEAVY_AT_START if m == h or m.startswith(h + ".")}
+    assert not heavy, f"thermo keys loaded {sorted(heavy)}"
