@@ -24,9 +24,10 @@ like an installed package, kept in a temporary ``PYTHONPYCACHEPREFIX``):
 * ``thermo --help`` and ``thermo --version``: goal <= 300 ms.
 
 Start-up depends on how the package is installed: an editable install (``pip install -e``)
-adds an import finder that costs ~20 ms per start, which users of ``pip install .`` do not
-pay. The table's first row says which kind of install ran (:func:`install_kind`); measure
-start-up in a venv with a plain install (``pip install .``, reinstalled after each change).
+adds an import finder that ``site`` loads in every start of its venv (``python -c pass``
+too, so the difference hides it), which users of ``pip install .`` do not have. The
+table's first row says which kind of install ran (:func:`install_kind`); measure start-up
+in a venv with a plain install (``pip install .``, reinstalled after each change).
 
 Prints a table and writes ``bench/results/cli.json``.
 """
