@@ -23,6 +23,12 @@ like an installed package, kept in a temporary ``PYTHONPYCACHEPREFIX``):
   goal <= 50 ms above start-up;
 * ``thermo --help`` and ``thermo --version``: goal <= 300 ms.
 
+Start-up depends on how the package is installed: an editable install (``pip install -e``)
+adds an import finder that ``site`` loads in every start of its venv (``python -c pass``
+too, so the difference hides it), which users of ``pip install .`` do not have. The
+table's first row says which kind of install ran (:func:`install_kind`); measure start-up
+in a venv with a plain install (``pip install .``, reinstalled after each change).
+
 Prints a table and writes ``bench/results/cli.json``.
 """
 
@@ -51,6 +57,24 @@ ENV = {
     "PYTHONPYCACHEPREFIX": str(PYCACHE),
 }
 """Child processes use cached bytecode, as an installed package does (kept outside the tree)."""
+
+
+_WHERE = (
+    "import sysconfig, thermo_cli; f = thermo_cli.__file__; "
+    "print(('regular' if f.startswith(sysconfig.get_paths()['purelib']) else 'editable') + ' ' + f)"
+)
+"""Run as the ``thermo`` script runs (not from the source tree): which ``thermo_cli`` it loads."""
+
+
+def install_kind() -> str:
+    """How the measured ``thermo`` is installed: "regular" (``pip install .``, the package
+    is in the venv's site-packages) or "editable" (loaded from a source tree through the
+    editable finder), with the package's path."""
+    out = subprocess.run(
+        [sys.executable, "-c", _WHERE], capture_output=True, text=True, check=True, cwd=tempfile.gettempdir()
+    )
+    kind, where = out.stdout.split(maxsplit=1)
+    return f"{kind} ({Path(where.strip()).parent})"
 
 
 def run_time(args: list[str], *, repeat: int = 5, setup: Any = None) -> float:
@@ -357,7 +381,9 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     try:
         parts = set(args.only.split(","))
-        rows = []
+        rows: list[dict[str, Any]] = [
+            {"metric": "install measured", "value": install_kind(), "unit": "", "target": "", "ok": None}
+        ]
         if "startup" in parts:
             rows += bench_startup(repeat) + bench_startup_get(work, repeat * 4)
         if "apply" in parts:

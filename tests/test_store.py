@@ -17,7 +17,7 @@ from thermo_cli import store
 from thermo_cli.container.fileops import holds_lock
 from thermo_cli.engine.thermogram import Thermogram
 from thermo_cli.errors import NotFoundError, RefusedError
-from thermo_cli.model import Delta
+from thermo_cli.model import Delta, Layer
 
 
 def _sha(path: Path) -> str:
@@ -252,6 +252,42 @@ def test_read_follows_the_chain_and_deletes(tmp_path):
     with store.open_reader(path) as r:
         assert r.trailer.keys is None
     assert store.read(path, "k0-4").value == b"u1-4"
+
+
+def test_keys_lists_what_a_loaded_thermogram_lists(tmp_path):
+    """store.keys (no engine) against Thermogram.keys: layers, dirty creates and deletes,
+    a deleted layer key, one layer at a time, and a Rust-crate file."""
+    path = _dirty_file(tmp_path, commits=2, per_commit=5)
+    with store.edit(path) as tg:
+        tg.create("warmish", b"w")
+        tg.consolidate()
+    with store.edit(path) as tg:
+        tg.delete("k0-3")
+        tg.delete("base")  # consolidated, then deleted by a dirty delta
+        tg.create("late", b"l")
+    loaded = store.load(path)
+    assert store.keys(path) == loaded.keys() and "base" not in store.keys(path)
+    assert "late" in store.keys(path) and "k0-3" not in store.keys(path)
+    for layer in ("hot", "warm", "cool", "cold"):
+        assert store.keys(path, layer) == loaded.keys(layer)
+    assert store.keys(path, Layer.HOT) == loaded.keys(Layer.HOT)
+    legacy = _crate_file(tmp_path)
+    assert store.keys(legacy) == store.load(legacy).keys() != []
+
+
+def test_keys_checks_the_file_as_load_does(tmp_path):
+    path = _dirty_file(tmp_path, commits=1, per_commit=3)
+    data = bytearray(path.read_bytes())
+    with store.open_reader(path) as r:
+        last = r.trailer.log_size - 1
+        rec = next(iter(r.iter_raw_records(last)))
+    data[rec.offset + len(rec.data) - 1] ^= 0xFF  # the last record no longer hashes to the head
+    path.write_bytes(bytes(data))
+    with pytest.raises(Exception) as by_load:
+        store.load(path)
+    with pytest.raises(Exception) as by_keys:
+        store.keys(path)
+    assert type(by_keys.value) is type(by_load.value) and str(by_keys.value) == str(by_load.value)
 
 
 def test_read_scans_commits_without_a_key_index(tmp_path, monkeypatch):

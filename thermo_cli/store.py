@@ -24,7 +24,6 @@ import os
 import threading
 import weakref
 from collections.abc import Iterator, MutableMapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from thermo_cli.codec import cbor
@@ -59,6 +58,7 @@ from thermo_cli.errors import (
     ValidationError,
 )
 from thermo_cli.model import Delta, DeltaType, Entry, Layer, LogRecord, ReadResult
+from thermo_cli.model.valueclass import FrozenValue, Value
 
 # Imported inside the functions that use them, for start-up time (``thermo get`` loads this
 # module): the engine, the container's reader, lazy layers, meta block and writer
@@ -79,6 +79,7 @@ __all__ = [
     "edit",
     "info",
     "iter_log",
+    "keys",
     "load",
     "locked",
     "open_reader",
@@ -90,8 +91,7 @@ Kind = Literal["thermo", "legacy", "engram"]
 _SNIFF_BYTES = 64 * 1024
 
 
-@dataclass(slots=True)
-class Origin:
+class Origin(Value):
     """Where a loaded thermogram came from; kept beside it (not in it) by the store.
 
     ``torn_tail_bytes`` > 0 means the file ended in an interrupted commit that was ignored
@@ -100,10 +100,26 @@ class Origin:
 
     path: str
     kind: str
-    reader: Reader | None = None
-    torn_tail_bytes: int = 0
-    source_sha256: bytes | None = None
+    reader: Reader | None
+    torn_tail_bytes: int
+    source_sha256: bytes | None
     """SHA-256 of a crate JSON file as loaded: an upgrade refuses a file changed since."""
+
+    __slots__ = ("kind", "path", "reader", "source_sha256", "torn_tail_bytes")
+
+    def __init__(
+        self,
+        path: str,
+        kind: str,
+        reader: Reader | None = None,
+        torn_tail_bytes: int = 0,
+        source_sha256: bytes | None = None,
+    ) -> None:
+        self.path = path
+        self.kind = kind
+        self.reader = reader
+        self.torn_tail_bytes = torn_tail_bytes
+        self.source_sha256 = source_sha256
 
 
 _origins: weakref.WeakKeyDictionary[Thermogram, Origin] = weakref.WeakKeyDictionary()
@@ -212,6 +228,55 @@ def load(
     return tg
 
 
+def _checked_log(reader: Reader, start: int) -> list[LogRecord]:
+    """The decoded log records from ``start`` on, checked against the trailer (count and
+    head hash), after which the layer index is decoded and checked too (about 1 ms for a
+    1 GiB file): what every load checks before it works on a file, not mid-operation."""
+    t = reader.trailer
+    recs: list[LogRecord] = list(reader.iter_records(start))
+    if len(recs) != t.log_size - start:
+        raise FormatError(
+            f"{reader.path}: log holds {start + len(recs)} records, the trailer says {t.log_size}"
+        )
+    if recs and recs[-1].hash != t.head_hex:
+        raise IntegrityError(f"{reader.path}: the last log record's hash differs from the trailer's head")
+    _ = reader.index
+    return recs
+
+
+def keys(
+    path: str | os.PathLike[str], layer: Layer | str | None = None, *, limits: Limits | None = None
+) -> list[str]:
+    """Sorted keys a read of ``path`` finds — ``load(path).keys(layer)`` — without building a
+    :class:`Thermogram`: a container's layers list their directories and only the deltas
+    since the last consolidation are decoded, so ``thermo keys`` does not import the engine.
+    The file is checked as :func:`load` checks it (meta block, log tail, index)."""
+    p = os.fspath(path)
+    if sniff(p) != "thermo":
+        return load(p, limits=limits).keys(layer)
+    from thermo_cli.container.lazy import LazyLayer
+
+    reader = open_reader(p, limits=limits)
+    try:
+        reader.meta_fields()
+        recs = _checked_log(reader, reader.trailer.dirty_start)
+        if layer is not None:
+            chosen = layer if isinstance(layer, Layer) else Layer.parse(layer)
+            return sorted(LazyLayer(reader, chosen).keys())
+        found: set[str] = set()
+        for each in Layer:
+            found.update(LazyLayer(reader, each).keys())
+        for rec in recs:  # in log order: a key's newest delta decides whether it is there
+            if type(rec) is Delta:
+                if rec.delta_type is DeltaType.DELETE:
+                    found.discard(rec.key)
+                else:
+                    found.add(rec.key)
+        return sorted(found)
+    finally:
+        reader.close()
+
+
 def _read_json_file(p: str) -> bytes:
     """A crate JSON file's bytes, refused by size before it is read into memory."""
     from thermo_cli.formats.legacy import read_legacy_file
@@ -237,14 +302,7 @@ def thermogram_from_reader(reader: Reader, *, layers: str = "lazy", log: str = "
     t = reader.trailer
     fields = reader.meta_fields()
     start = 0 if log == "full" else t.dirty_start
-    recs: list[LogRecord] = list(reader.iter_records(start))
-    if len(recs) != t.log_size - start:
-        raise FormatError(
-            f"{reader.path}: log holds {start + len(recs)} records, the trailer says {t.log_size}"
-        )
-    if recs and recs[-1].hash != t.head_hex:
-        raise IntegrityError(f"{reader.path}: the last log record's hash differs from the trailer's head")
-    _ = reader.index  # decoded and checked now (about 1 ms for a 1 GiB file), not mid-operation
+    recs = _checked_log(reader, start)
     maps: dict[Layer, MutableMapping[str, Entry]]
     if layers == "full":
         maps = {layer: materialize_layer(reader, layer) for layer in Layer}
@@ -509,13 +567,20 @@ def _rewrite(
     _after_commit(p, tg)
 
 
-@dataclass(frozen=True, slots=True)
-class CompactResult:
+class CompactResult(FrozenValue):
     """File sizes before and after :func:`compact`, and the garbage estimate it dropped."""
 
     before: int
     after: int
     garbage: int
+
+    __slots__ = ("after", "before", "garbage")
+
+    def __init__(self, before: int, after: int, garbage: int) -> None:
+        _set = object.__setattr__
+        _set(self, "before", before)
+        _set(self, "after", after)
+        _set(self, "garbage", garbage)
 
 
 def compact(path: str | os.PathLike[str], *, timeout: float | None = DEFAULT_LOCK_TIMEOUT) -> CompactResult:

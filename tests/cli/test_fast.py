@@ -218,3 +218,66 @@ def test_the_installed_entry_point_uses_the_fast_path(files: dict[str, Path]):
         timeout=60,
     )
     assert r.returncode == 0 and b'"layer":"dirty"' in r.stdout
+
+
+HEAVY_AT_START = (
+    "typer",
+    "click",
+    "rich",
+    "numpy",
+    "fsspec",
+    "pydantic",
+    "orjson",
+    "importlib.metadata",
+    "secrets",
+    "logging",
+    "thermo_cli.engine",
+    "thermo_cli.container.writer",
+    "thermo_cli.formats",
+    "thermo_cli.operations",
+)
+"""Modules a plain ``thermo get`` must not load: each costs start-up and none is needed to
+read one key (typer builds the full CLI; numpy only for tensors shown as numbers; the
+engine and the writer only for commands that change a file)."""
+
+
+def _modules_loaded(argv: list[str]) -> tuple[int, set[str]]:
+    """The exit code of ``argv`` run through the entry point in a fresh interpreter, and
+    every module it had loaded by the end."""
+    code = (
+        "import os, sys; from thermo_cli.cli import dispatch; "
+        f"rc = dispatch({argv!r}, {{}}); sys.stdout.flush(); "
+        "os.write(2, ('\\n%d %s' % (rc, ' '.join(sorted(sys.modules)))).encode())"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    rc, names = r.stderr.rsplit("\n", 1)[-1].split(" ", 1)
+    return int(rc), set(names.split())
+
+
+@pytest.mark.parametrize(
+    "argv_tail",
+    [["greeting"], ["fresh", "--raw"]],
+    ids=["get-text", "get-raw"],
+)
+def test_start_up_of_get_loads_only_the_read_path(files: dict[str, Path], argv_tail: list[str]):
+    """Pins the import set, not a time: a value still in the log is read without zstd."""
+    rc, loaded = _modules_loaded(["get", str(files["main"]), *argv_tail])
+    assert rc == 0
+    heavy = {m for m in loaded for h in (*HEAVY_AT_START, "zstandard") if m == h or m.startswith(h + ".")}
+    assert not heavy, f"thermo get loaded {sorted(heavy)}"
+    assert "thermo_cli.container.reader" in loaded  # the test does run the read
+
+
+def test_start_up_of_get_from_a_layer_loads_only_the_read_path(files: dict[str, Path]):
+    rc, loaded = _modules_loaded(["get", str(files["main"]), "line"])  # in a compressed layer chunk
+    assert rc == 0
+    heavy = {m for m in loaded for h in HEAVY_AT_START if m == h or m.startswith(h + ".")}
+    assert not heavy, f"thermo get loaded {sorted(heavy)}"
+
+
+def test_start_up_of_keys_does_not_build_the_engine(files: dict[str, Path]):
+    """``thermo keys`` lists the layers' directories and the log's tail (``store.keys``)."""
+    rc, loaded = _modules_loaded(["keys", str(files["main"])])
+    assert rc == 0
+    heavy = {m for m in loaded for h in HEAVY_AT_START if m == h or m.startswith(h + ".")}
+    assert not heavy, f"thermo keys loaded {sorted(heavy)}"

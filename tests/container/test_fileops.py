@@ -38,7 +38,7 @@ def out_dir(tmp_path: Path) -> Path:
 def predictable(monkeypatch: pytest.MonkeyPatch) -> tuple[str, ...]:
     """Make the random part of temp names known, so a test can plant links at them."""
     names = itertools.cycle(_NAMES)
-    monkeypatch.setattr(fileops.secrets, "token_hex", lambda n: next(names))
+    monkeypatch.setattr(fileops, "random_tag", lambda: next(names))
     return _NAMES
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import re
 import uuid
 
@@ -13,6 +12,7 @@ from thermo_cli.codec import fastrecords, records
 from thermo_cli.engine import chain
 from thermo_cli.engine.plasticity import f32
 from thermo_cli.model import Delta, DeltaType, Event, HashScheme, TensorSpec, Ternary
+from thermo_cli.model.valueclass import replace
 
 from .conftest import T0, manual
 
@@ -68,14 +68,14 @@ def test_fast_encoding_equals_the_reference_record_encoding(d):
     fastrecords.seal(d)
     back = records.decode_record(d.encoded)
     assert back.hash == d.hash
-    assert dataclasses.replace(back, encoded=None) == dataclasses.replace(d, encoded=None)
+    assert replace(back, encoded=None) == replace(d, encoded=None)
 
 
 @settings(max_examples=200, deadline=None)
 @given(deltas())
 def test_the_plain_delta_encoding_equals_the_reference_record_encoding(d):
     """Deltas whose optional fields are all null take ``encode_delta``'s merged-items path."""
-    d = dataclasses.replace(d, ternary=None, observation_count=None, custom=None, tensor=None)
+    d = replace(d, ternary=None, observation_count=None, custom=None, tensor=None)
     if d.strength != d.strength or not 0.0 <= d.strength <= 1.0:
         d.strength = 0.5
     assert fastrecords.encode_delta(d) == records.encode_record(d)

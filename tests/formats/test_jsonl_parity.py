@@ -6,8 +6,6 @@ a JSON-specific branch that drifts from them.
 
 from __future__ import annotations
 
-import dataclasses
-
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -15,6 +13,7 @@ from thermo_cli.engine import chain
 from thermo_cli.errors import ThermoError
 from thermo_cli.formats import jsonl
 from thermo_cli.model import Delta, DeltaType, Ternary
+from thermo_cli.model.valueclass import replace
 
 T0 = 1_700_000_000 * 10**9
 text = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=6)
@@ -94,7 +93,7 @@ def test_the_parser_and_the_engine_accept_the_same_deltas(f):
     if parsed is not None:
         chain.validate_delta(parsed)  # what the parser built passes unchanged
         same = {"timestamp_ns": direct.timestamp_ns, "id": direct.id}
-        assert dataclasses.replace(parsed, **same) == direct
+        assert replace(parsed, **same) == direct
 
 
 @settings(max_examples=200, deadline=None)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 
 import pytest
@@ -11,6 +10,7 @@ from thermo_cli.codec import records
 from thermo_cli.integrity import logscan as chain
 from thermo_cli.integrity import merkle
 from thermo_cli.model import Delta, DeltaType, Event, HashScheme, TensorSpec, Ternary
+from thermo_cli.model.valueclass import replace
 
 
 def build(n: int, *, event_every: int = 0, start_prev: str | None = None) -> list:
@@ -76,17 +76,17 @@ def test_keep_leaves_gives_prefix_roots(small_blocks):
 
 
 FIELD_CHANGES = {
-    "id": lambda d: dataclasses.replace(d, id="other"),
-    "op": lambda d: dataclasses.replace(d, delta_type=DeltaType.MERGE),
-    "key": lambda d: dataclasses.replace(d, key="stolen"),
-    "value": lambda d: dataclasses.replace(d, value=b"forged"),
-    "ts": lambda d: dataclasses.replace(d, timestamp_ns=d.timestamp_ns + 1),
-    "src": lambda d: dataclasses.replace(d, source="mallory"),
-    "s": lambda d: dataclasses.replace(d, strength=0.25),
-    "tern": lambda d: dataclasses.replace(d, ternary=Ternary.NEG),
-    "obs": lambda d: dataclasses.replace(d, observation_count=9),
-    "custom": lambda d: dataclasses.replace(d, custom={"x": 1}),
-    "tensor": lambda d: dataclasses.replace(d, tensor=TensorSpec("U8", (8,))),
+    "id": lambda d: replace(d, id="other"),
+    "op": lambda d: replace(d, delta_type=DeltaType.MERGE),
+    "key": lambda d: replace(d, key="stolen"),
+    "value": lambda d: replace(d, value=b"forged"),
+    "ts": lambda d: replace(d, timestamp_ns=d.timestamp_ns + 1),
+    "src": lambda d: replace(d, source="mallory"),
+    "s": lambda d: replace(d, strength=0.25),
+    "tern": lambda d: replace(d, ternary=Ternary.NEG),
+    "obs": lambda d: replace(d, observation_count=9),
+    "custom": lambda d: replace(d, custom={"x": 1}),
+    "tensor": lambda d: replace(d, tensor=TensorSpec("U8", (8,))),
 }
 
 
@@ -106,7 +106,7 @@ def test_a_rewritten_prev_link_names_its_record(small_blocks):
     recs = build(20)
     data = raw(recs)
     k = 8
-    data[k] = records.encode_record(dataclasses.replace(recs[k], prev_hash="00" * 32))
+    data[k] = records.encode_record(replace(recs[k], prev_hash="00" * 32))
     scan = chain.scan_log(data)
     assert scan.failure.index == k and "prev link" in scan.failure.reason
 
@@ -143,7 +143,7 @@ def test_keys_that_contain_the_prev_pattern_take_the_slow_path():
     scan = chain.scan_log(raw(recs))
     assert scan.failure is None and scan.decoded >= 2
     data = raw(recs)
-    data[1] = records.encode_record(dataclasses.replace(recs[1], value=b"w"))
+    data[1] = records.encode_record(replace(recs[1], value=b"w"))
     assert chain.scan_log(data).failure.index == 1
 
 
@@ -178,7 +178,7 @@ def test_a_legacy_prefix_chains_into_v2_records(small_blocks):
 def test_legacy_faults(small_blocks):
     legacy = legacy_chain(10)
     v2 = build(5, start_prev=legacy[-1].hash)
-    forged = dataclasses.replace(legacy[4], value=b"changed")
+    forged = replace(legacy[4], value=b"changed")
     forged.encoded = None
     records.seal(forged)  # keeps the stored (now wrong) crate hash
     data = raw(legacy + v2)
@@ -186,7 +186,7 @@ def test_legacy_faults(small_blocks):
     scan = chain.scan_log(data)
     assert scan.failure.index == 4 and "legacy hash mismatch" in scan.failure.reason
     late = legacy_chain(1)[0]
-    late = dataclasses.replace(late, prev_hash=v2[-1].hash)
+    late = replace(late, prev_hash=v2[-1].hash)
     late.hash = records.legacy_delta_hash(late)
     records.seal(late)
     scan = chain.scan_log([*raw(legacy + v2), late.encoded])

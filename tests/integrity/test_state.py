@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 
 from hypothesis import given, settings
@@ -11,6 +10,7 @@ from hypothesis import strategies as st
 from thermo_cli.codec import cbor, leaves
 from thermo_cli.integrity import merkle, state
 from thermo_cli.model import Entry, Layer, TensorSpec, Ternary
+from thermo_cli.model.valueclass import replace
 
 
 def layers_of(*items: tuple[Layer, Entry]) -> dict[Layer, dict[str, Entry]]:
@@ -75,12 +75,12 @@ def test_digest_is_the_merkle_root_of_the_leaves():
 def test_every_field_and_every_value_byte_changes_the_digest():
     base = state.state_digest(sample())
     changes = [
-        lambda e: dataclasses.replace(e, strength=0.5000001),
-        lambda e: dataclasses.replace(e, updated_at_ns=e.updated_at_ns + 1),
-        lambda e: dataclasses.replace(e, update_count=e.update_count + 1),
-        lambda e: dataclasses.replace(e, ternary=Ternary.ZERO),
-        lambda e: dataclasses.replace(e, tensor=TensorSpec("F16", (3,), "raw")),
-        lambda e: dataclasses.replace(e, key=e.key + "x"),
+        lambda e: replace(e, strength=0.5000001),
+        lambda e: replace(e, updated_at_ns=e.updated_at_ns + 1),
+        lambda e: replace(e, update_count=e.update_count + 1),
+        lambda e: replace(e, ternary=Ternary.ZERO),
+        lambda e: replace(e, tensor=TensorSpec("F16", (3,), "raw")),
+        lambda e: replace(e, key=e.key + "x"),
     ]
     for change in changes:
         layers = sample()
@@ -92,7 +92,7 @@ def test_every_field_and_every_value_byte_changes_the_digest():
         e = layers[Layer.WARM]["\u00e9"]
         flipped = bytearray(value)
         flipped[i] ^= 1
-        layers[Layer.WARM]["\u00e9"] = dataclasses.replace(e, value=bytes(flipped))
+        layers[Layer.WARM]["\u00e9"] = replace(e, value=bytes(flipped))
         assert state.state_digest(layers) != base
     moved = sample()
     moved[Layer.COOL]["b"] = moved[Layer.HOT].pop("b")
@@ -109,7 +109,7 @@ def test_entry_proofs_verify_and_refuse_other_leaves():
         p = state.entry_proof(layers, e.key, layer)
         assert p.root == digest and p.entry["key"] == e.key and p.layer == layer
         assert state.verify_entry_proof(p.leaf, p.index, p.tree_size, p.path, digest)
-        forged = leaves.entry_leaf(layer, dataclasses.replace(e, strength=0.125))
+        forged = leaves.entry_leaf(layer, replace(e, strength=0.125))
         assert not state.verify_entry_proof(forged, p.index, p.tree_size, p.path, digest)
     assert state.entry_proof(layers, "a").layer is Layer.HOT  # the hottest layer holding it
 

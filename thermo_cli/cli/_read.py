@@ -60,8 +60,7 @@ def run_keys(file: str, layer: str | None, prefix: str | None, null: bool, json_
     """``thermo keys``: list the keys a read finds (or one layer's); the exit code."""
     from thermo_cli import store
 
-    tg = store.load(file, layers="lazy", log="tail")
-    found = tg.keys(layer)
+    found = store.keys(file, layer)
     if prefix:
         found = [k for k in found if k.startswith(prefix)]
     if json_out:

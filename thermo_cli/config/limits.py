@@ -25,10 +25,10 @@ import contextlib
 import contextvars
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, fields, replace
 
 from thermo_cli.errors import LimitExceededError, ValidationError
 from thermo_cli.model import MAX_KEY_BYTES
+from thermo_cli.model.valueclass import FrozenValue, fields, replace
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -42,58 +42,129 @@ _CEILINGS = {"max_key_bytes": MAX_KEY_BYTES, "max_meta_depth": MAX_META_DEPTH}
 """Caps set by the format itself: a reader may be stricter, never looser."""
 
 
-@dataclass(frozen=True, slots=True)
-class Limits:
+class Limits(FrozenValue):
     """Caps on what a reader accepts; each name appears in the error that trips it."""
 
-    max_chunk_bytes: int = 4 * MiB
+    max_chunk_bytes: int
     """Uncompressed size of one layer chunk (directory or data). The format's own bound."""
-    max_block_bytes: int = 256 * MiB
+    max_block_bytes: int
     """Uncompressed size of an index or log-table block."""
-    max_meta_bytes: int = 64 * MiB
+    max_meta_bytes: int
     """Uncompressed size of the meta block, checked before decompressing. Every reader
     decodes meta on open, so it gets a cap of its own: the largest state kept there, a
     spiking network of 1000 neurons x 4096 float32 dims, is 16 MB, 22 MB as base64."""
-    max_cbor_items: int = 1_000_000
+    max_cbor_items: int
     """CBOR items (heads, map keys included) in one decoded block, trailer, chunk or
     record, counted before decoding: each costs 50-100 bytes once built, whatever its
     encoded size (an empty map is one byte), so this bounds a decode at about 100 MB."""
-    max_trailer_bytes: int = 16 * MiB
+    max_trailer_bytes: int
     """Size of one trailer."""
-    max_record_bytes: int = 256 * MiB
+    max_record_bytes: int
     """Size of one log record."""
-    max_segment_bytes: int = 256 * MiB + 4 * MiB
+    max_segment_bytes: int
     """Size of one log segment (records are grouped in segments of about 1 MiB)."""
-    max_value_bytes: int = 4 * GiB
+    max_value_bytes: int
     """Size of one entry value assembled from data chunks."""
-    max_entries_per_chunk: int = 1_000_000
+    max_entries_per_chunk: int
     """Entries listed by one directory chunk."""
-    max_chunks: int = 10_000_000
+    max_chunks: int
     """Chunk references in one layer index (directory or one data stream)."""
-    max_segments: int = 10_000_000
+    max_segments: int
     """Log segments listed by one trailer or log table."""
-    max_streams: int = 64
+    max_streams: int
     """Data streams of one layer."""
-    max_trailer_chain: int = 100_000_000
+    max_trailer_chain: int
     """Trailers followed backwards while gathering the log."""
-    max_scan_candidates: int = 100_000
+    max_scan_candidates: int
     """End-magic occurrences examined while searching backwards past a torn tail."""
-    max_tail_scan_bytes: int = 1 * GiB
+    max_tail_scan_bytes: int
     """Bytes searched backwards from the end of a file for the last valid commit: a torn
     append is at most one append long, and the search reads every byte it passes."""
-    max_legacy_bytes: int = 2 * GiB
+    max_legacy_bytes: int
     """Size of a legacy (Rust crate) JSON save file, which is parsed whole."""
-    max_json_containers: int = 4_000_000
+    max_json_containers: int
     """Objects and arrays in one legacy JSON file or one JSONL line, counted on the bytes
     before parsing: ``{}`` is 2 bytes of text and a 64-byte dict once parsed."""
-    max_line_bytes: int = 64 * MiB
+    max_line_bytes: int
     """Longest JSONL line (``--max-line-bytes``): raise it for huge tensors."""
-    max_key_bytes: int = MAX_KEY_BYTES
+    max_key_bytes: int
     """Longest key a JSONL stream may carry, in UTF-8 bytes (lower only: the format's cap)."""
-    max_meta_depth: int = MAX_META_DEPTH
+    max_meta_depth: int
     """Deepest nesting of a delta's custom metadata (lower only)."""
-    max_tensor_dims: int = 32
+    max_tensor_dims: int
     """Dimensions of one tensor given in a delta."""
+
+    __slots__ = (
+        "max_block_bytes",
+        "max_cbor_items",
+        "max_chunk_bytes",
+        "max_chunks",
+        "max_entries_per_chunk",
+        "max_json_containers",
+        "max_key_bytes",
+        "max_legacy_bytes",
+        "max_line_bytes",
+        "max_meta_bytes",
+        "max_meta_depth",
+        "max_record_bytes",
+        "max_scan_candidates",
+        "max_segment_bytes",
+        "max_segments",
+        "max_streams",
+        "max_tail_scan_bytes",
+        "max_tensor_dims",
+        "max_trailer_bytes",
+        "max_trailer_chain",
+        "max_value_bytes",
+    )
+
+    def __init__(
+        self,
+        max_chunk_bytes: int = 4 * MiB,
+        max_block_bytes: int = 256 * MiB,
+        max_meta_bytes: int = 64 * MiB,
+        max_cbor_items: int = 1_000_000,
+        max_trailer_bytes: int = 16 * MiB,
+        max_record_bytes: int = 256 * MiB,
+        max_segment_bytes: int = 256 * MiB + 4 * MiB,
+        max_value_bytes: int = 4 * GiB,
+        max_entries_per_chunk: int = 1_000_000,
+        max_chunks: int = 10_000_000,
+        max_segments: int = 10_000_000,
+        max_streams: int = 64,
+        max_trailer_chain: int = 100_000_000,
+        max_scan_candidates: int = 100_000,
+        max_tail_scan_bytes: int = 1 * GiB,
+        max_legacy_bytes: int = 2 * GiB,
+        max_json_containers: int = 4_000_000,
+        max_line_bytes: int = 64 * MiB,
+        max_key_bytes: int = MAX_KEY_BYTES,
+        max_meta_depth: int = MAX_META_DEPTH,
+        max_tensor_dims: int = 32,
+    ) -> None:
+        _set = object.__setattr__
+        _set(self, "max_chunk_bytes", max_chunk_bytes)
+        _set(self, "max_block_bytes", max_block_bytes)
+        _set(self, "max_meta_bytes", max_meta_bytes)
+        _set(self, "max_cbor_items", max_cbor_items)
+        _set(self, "max_trailer_bytes", max_trailer_bytes)
+        _set(self, "max_record_bytes", max_record_bytes)
+        _set(self, "max_segment_bytes", max_segment_bytes)
+        _set(self, "max_value_bytes", max_value_bytes)
+        _set(self, "max_entries_per_chunk", max_entries_per_chunk)
+        _set(self, "max_chunks", max_chunks)
+        _set(self, "max_segments", max_segments)
+        _set(self, "max_streams", max_streams)
+        _set(self, "max_trailer_chain", max_trailer_chain)
+        _set(self, "max_scan_candidates", max_scan_candidates)
+        _set(self, "max_tail_scan_bytes", max_tail_scan_bytes)
+        _set(self, "max_legacy_bytes", max_legacy_bytes)
+        _set(self, "max_json_containers", max_json_containers)
+        _set(self, "max_line_bytes", max_line_bytes)
+        _set(self, "max_key_bytes", max_key_bytes)
+        _set(self, "max_meta_depth", max_meta_depth)
+        _set(self, "max_tensor_dims", max_tensor_dims)
+        self.__post_init__()
 
     def __post_init__(self) -> None:
         for name in self.names():
@@ -112,7 +183,7 @@ class Limits:
 
     @classmethod
     def names(cls) -> list[str]:
-        return [f.name for f in fields(cls)]
+        return list(fields(cls))
 
 
 DEFAULT_LIMITS = Limits()

@@ -19,10 +19,10 @@ import contextlib
 import contextvars
 import re
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from thermo_cli.errors import ValidationError
+from thermo_cli.model.valueclass import FrozenValue
 
 _URL = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*)://")
 
@@ -46,16 +46,28 @@ def is_url(path: object) -> bool:
     return isinstance(path, str) and _URL.match(path) is not None
 
 
-@dataclass(frozen=True, slots=True)
-class RemoteSettings:
+class RemoteSettings(FrozenValue):
     """fsspec options for remote reads, and the optional local block cache."""
 
-    storage_options: Mapping[str, Any] = field(default_factory=dict)
+    storage_options: Mapping[str, Any]
     """Passed to the fsspec filesystem of every URL read (``endpoint_url``, ``anon`` …)."""
-    cache_dir: str | None = None
+    cache_dir: str | None
     """A local directory holding the blocks remote reads fetched (None: no disk cache)."""
-    cache_block: int = DEFAULT_CACHE_BLOCK
+    cache_block: int
     """Bytes per cached block."""
+
+    __slots__ = ("cache_block", "cache_dir", "storage_options")
+
+    def __init__(
+        self,
+        storage_options: Mapping[str, Any] | None = None,
+        cache_dir: str | None = None,
+        cache_block: int = DEFAULT_CACHE_BLOCK,
+    ) -> None:
+        _set = object.__setattr__
+        _set(self, "storage_options", {} if storage_options is None else storage_options)
+        _set(self, "cache_dir", cache_dir)
+        _set(self, "cache_block", cache_block)
 
 
 DEFAULT_REMOTE = RemoteSettings()

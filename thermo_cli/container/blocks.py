@@ -10,11 +10,11 @@ from __future__ import annotations
 import sys
 from array import array
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from thermo_cli.errors import CorruptError
 from thermo_cli.model.fields import as_bytes, as_map, as_text, as_uint, field_of
+from thermo_cli.model.valueclass import FrozenValue
 
 CODECS = ("none", "zstd")
 
@@ -59,13 +59,22 @@ def check_span(off: int, length: int, lo: int, hi: int, what: str) -> None:
 # --- block references -------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class BlockRef:
+class BlockRef(FrozenValue):
     off: int
     len: int
     raw: int
     codec: str
     sha256: bytes
+
+    __slots__ = ("codec", "len", "off", "raw", "sha256")
+
+    def __init__(self, off: int, len: int, raw: int, codec: str, sha256: bytes) -> None:
+        _set = object.__setattr__
+        _set(self, "off", off)
+        _set(self, "len", len)
+        _set(self, "raw", raw)
+        _set(self, "codec", codec)
+        _set(self, "sha256", sha256)
 
     def to_map(self) -> dict[str, Any]:
         return {"off": self.off, "len": self.len, "raw": self.raw, "codec": self.codec, "sha256": self.sha256}

@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import hashlib
 import sys
-from dataclasses import dataclass
-
-import zstandard
+from typing import TYPE_CHECKING
 
 from thermo_cli.config.limits import check_cap
 from thermo_cli.errors import CorruptError, IntegrityError
+from thermo_cli.model.valueclass import FrozenValue
+
+if TYPE_CHECKING:
+    import zstandard
+# zstandard (and the ``platform`` module it loads) is imported by the functions that
+# compress or decompress: ``thermo get`` of a value still in the log never needs it.
 
 SHUFFLE = "shuffle"
 NO_FILTER = "none"
@@ -88,14 +92,23 @@ def _unshuffle_pure(raw: bytes | memoryview, elem: int, out: memoryview | None) 
 
 def compress(raw: bytes | memoryview, level: int) -> bytes:
     """One zstd frame that records its content size (readers require it)."""
+    import zstandard
+
     return zstandard.ZstdCompressor(level=level, write_content_size=True).compress(raw)
 
 
-@dataclass(frozen=True, slots=True)
-class Packed:
+class Packed(FrozenValue):
     stored: bytes
     sha256: bytes
     raw_len: int
+
+    __slots__ = ("raw_len", "sha256", "stored")
+
+    def __init__(self, stored: bytes, sha256: bytes, raw_len: int) -> None:
+        _set = object.__setattr__
+        _set(self, "stored", stored)
+        _set(self, "sha256", sha256)
+        _set(self, "raw_len", raw_len)
 
 
 def pack(
@@ -126,6 +139,8 @@ def decompress(
     One call into zstd with the output bounded by ``raw_len`` and trailing input refused,
     straight from ``stored`` (no copy); ``dctx`` lets a thread reuse its decompressor.
     """
+    import zstandard
+
     check_cap(raw_len, cap, cap_name, what)
     try:
         declared = zstandard.frame_content_size(stored)
@@ -154,6 +169,8 @@ def decompress(
 def _decompress_empty(data: bytes, what: str) -> bytes:
     """An empty frame, by the streaming decoder: the one-shot call does not refuse bytes
     after a frame of no content."""
+    import zstandard
+
     dobj = zstandard.ZstdDecompressor().decompressobj()
     try:
         out = dobj.decompress(data)
@@ -178,6 +195,8 @@ class Scratch:
     __slots__ = ("_bufs", "dctx")
 
     def __init__(self) -> None:
+        import zstandard
+
         self._bufs: dict[str, bytearray] = {}
         self.dctx = zstandard.ZstdDecompressor()
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import math
 from bisect import bisect_left
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from thermo_cli.codec import cbor
@@ -24,6 +23,7 @@ from thermo_cli.container.index import DirChunk, Stream
 from thermo_cli.errors import CorruptError
 from thermo_cli.model import MAX_KEY_BYTES, Entry, TensorSpec, Ternary
 from thermo_cli.model.fields import as_bytes, as_list, as_map, field_of
+from thermo_cli.model.valueclass import Value
 
 VALUE_SHA = "value_sha256"
 """Optional column (format 2.1): n × 32 bytes, each entry's value SHA-256."""
@@ -43,8 +43,7 @@ COLUMNS: dict[str, str] = {
 }
 
 
-@dataclass(slots=True)
-class Row:
+class Row(Value):
     """An entry as listed in a directory chunk, its value not yet read."""
 
     key: str
@@ -56,9 +55,46 @@ class Row:
     stream: int
     off: int
     length: int
-    value_sha256: bytes | None = None
+    value_sha256: bytes | None
     """SHA-256 of the value when the chunk has the ``value_sha256`` column (format 2.1
     writers add it, so the state digest needs no value bytes); None in older chunks."""
+
+    __slots__ = (
+        "key",
+        "length",
+        "off",
+        "stream",
+        "strength",
+        "tensor",
+        "ternary",
+        "update_count",
+        "updated_at_ns",
+        "value_sha256",
+    )
+
+    def __init__(
+        self,
+        key: str,
+        strength: float,
+        ternary: Ternary | None,
+        update_count: int,
+        updated_at_ns: int,
+        tensor: TensorSpec | None,
+        stream: int,
+        off: int,
+        length: int,
+        value_sha256: bytes | None = None,
+    ) -> None:
+        self.key = key
+        self.strength = strength
+        self.ternary = ternary
+        self.update_count = update_count
+        self.updated_at_ns = updated_at_ns
+        self.tensor = tensor
+        self.stream = stream
+        self.off = off
+        self.length = length
+        self.value_sha256 = value_sha256
 
     def entry(self, value: bytes) -> Entry:
         return Entry(

@@ -15,16 +15,15 @@ import errno
 import fcntl
 import os
 import re
-import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
-from dataclasses import dataclass
 from typing import BinaryIO
 
 from thermo_cli.config.remote import is_url
 from thermo_cli.errors import LockError, RefusedError, ValidationError
+from thermo_cli.model.valueclass import FrozenValue
 
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _held: dict[str, tuple[int, int]] = {}
@@ -43,16 +42,28 @@ def holds_lock(path: str | os.PathLike[str]) -> bool:
         return lock_path(path) in _held
 
 
-@dataclass(frozen=True, slots=True)
-class LockWait:
+class LockWait(FrozenValue):
     """How this context waits for another process's lock (see :func:`lock_waiting`)."""
 
     timeout: float | None
     """Seconds to wait (None: forever, 0: fail at once); used when ``override`` is set."""
-    override: bool = False
+    override: bool
     """Whether ``timeout`` replaces the one each call passes (the user chose it)."""
-    notice: Callable[[str, float | None], object] | None = None
+    notice: Callable[[str, float | None], object] | None
     """Called once, ``notice(path, timeout)``, when a lock is busy and waiting begins."""
+
+    __slots__ = ("notice", "override", "timeout")
+
+    def __init__(
+        self,
+        timeout: float | None,
+        override: bool = False,
+        notice: Callable[[str, float | None], object] | None = None,
+    ) -> None:
+        _set = object.__setattr__
+        _set(self, "timeout", timeout)
+        _set(self, "override", override)
+        _set(self, "notice", notice)
 
 
 _lock_wait: ContextVar[LockWait | None] = ContextVar("thermo_lock_wait", default=None)
@@ -204,10 +215,16 @@ def write_target(path: str | os.PathLike[str]) -> str:
     return os.path.realpath(p) if os.path.islink(p) else p
 
 
+def random_tag() -> str:
+    """12 random hex digits: ``secrets.token_hex(6)``, read from ``os.urandom`` as it is,
+    without importing :mod:`secrets` (random, hmac, base64) into every command's start-up."""
+    return os.urandom(6).hex()
+
+
 def temp_path_for(path: str) -> str:
     """An unpredictable sibling name for a temporary file (a planted file cannot anticipate it)."""
     d, base = os.path.split(os.path.abspath(path))
-    return os.path.join(d, f".{base}.{secrets.token_hex(6)}{TEMP_SUFFIX}")
+    return os.path.join(d, f".{base}.{random_tag()}{TEMP_SUFFIX}")
 
 
 def leftover_temp_files(path: str | os.PathLike[str]) -> list[str]:

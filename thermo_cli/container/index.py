@@ -19,7 +19,6 @@ from __future__ import annotations
 from abc import abstractmethod
 from bisect import bisect_right
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any, TypeVar, overload
 
 from thermo_cli.config.limits import Limits, check_cap
@@ -28,10 +27,10 @@ from thermo_cli.container.chunks import FILTERS, SHUFFLE, SHUFFLE_ELEMS
 from thermo_cli.errors import CorruptError
 from thermo_cli.model import Layer
 from thermo_cli.model.fields import as_bytes, as_list, as_map, as_text, as_uint, field_of
+from thermo_cli.model.valueclass import FrozenValue, Value
 
 
-@dataclass(frozen=True, slots=True)
-class DirChunk:
+class DirChunk(FrozenValue):
     """Row of the key-range table: one directory chunk."""
 
     off: int
@@ -41,16 +40,46 @@ class DirChunk:
     first: str
     last: str
     sha256: bytes
-    ident: tuple[int, int, int, bytes] | None = None
+    ident: tuple[int, int, int, bytes] | None
     """(off, len, raw, sha256) of the row's identity chunk when the entries' state columns
     and identity columns are stored apart (spec §8.5); None for a combined chunk."""
 
+    __slots__ = ("count", "first", "ident", "last", "len", "off", "raw", "sha256")
 
-@dataclass(frozen=True, slots=True)
-class DataChunk:
+    def __init__(
+        self,
+        off: int,
+        len: int,
+        raw: int,
+        count: int,
+        first: str,
+        last: str,
+        sha256: bytes,
+        ident: tuple[int, int, int, bytes] | None = None,
+    ) -> None:
+        _set = object.__setattr__
+        _set(self, "off", off)
+        _set(self, "len", len)
+        _set(self, "raw", raw)
+        _set(self, "count", count)
+        _set(self, "first", first)
+        _set(self, "last", last)
+        _set(self, "sha256", sha256)
+        _set(self, "ident", ident)
+
+
+class DataChunk(FrozenValue):
     off: int
     len: int
     sha256: bytes
+
+    __slots__ = ("len", "off", "sha256")
+
+    def __init__(self, off: int, len: int, sha256: bytes) -> None:
+        _set = object.__setattr__
+        _set(self, "off", off)
+        _set(self, "len", len)
+        _set(self, "sha256", sha256)
 
 
 Column = Sequence[int]
@@ -298,8 +327,7 @@ class ChunkTable(_ColumnTable[DataChunk]):
         return cls(off, length, sha)
 
 
-@dataclass(frozen=True, slots=True)
-class Stream:
+class Stream(FrozenValue):
     """A layer's values of one filter class, concatenated and cut into ``chunk``-byte chunks."""
 
     filter: str
@@ -307,6 +335,16 @@ class Stream:
     size: int
     chunk: int
     chunks: ChunkTable
+
+    __slots__ = ("chunk", "chunks", "elem", "filter", "size")
+
+    def __init__(self, filter: str, elem: int, size: int, chunk: int, chunks: ChunkTable) -> None:
+        _set = object.__setattr__
+        _set(self, "filter", filter)
+        _set(self, "elem", elem)
+        _set(self, "size", size)
+        _set(self, "chunk", chunk)
+        _set(self, "chunks", chunks)
 
     def chunk_raw_len(self, i: int) -> int:
         return min(self.chunk, self.size - i * self.chunk)
@@ -321,11 +359,19 @@ class Stream:
         }
 
 
-@dataclass(slots=True)
-class LayerIndex:
-    count: int = 0
-    dirs: DirTable = field(default_factory=lambda: DirTable.of([]))
-    streams: list[Stream] = field(default_factory=list)
+class LayerIndex(Value):
+    count: int
+    dirs: DirTable
+    streams: list[Stream]
+
+    __slots__ = ("count", "dirs", "streams")
+
+    def __init__(
+        self, count: int = 0, dirs: DirTable | None = None, streams: list[Stream] | None = None
+    ) -> None:
+        self.count = count
+        self.dirs = DirTable.of([]) if dirs is None else dirs
+        self.streams = [] if streams is None else streams
 
     def to_map(self) -> dict[str, Any]:
         return {"count": self.count, "dir": self.dirs.to_map(), "streams": [s.to_map() for s in self.streams]}

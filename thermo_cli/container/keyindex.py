@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from typing import Any
 
 from thermo_cli.config.limits import Limits, check_cap
@@ -22,6 +21,7 @@ from thermo_cli.container.blocks import BlockRef, le_bytes, le_column
 from thermo_cli.errors import CorruptError
 from thermo_cli.model import Delta, LogRecord
 from thermo_cli.model.fields import as_bytes, as_list, as_map, as_uint, field_of
+from thermo_cli.model.valueclass import FrozenValue
 
 
 def newest_deltas(recs: Iterable[LogRecord], first: int) -> dict[str, int]:
@@ -79,13 +79,20 @@ def split_block_map(first: int, parts: list[tuple[bytes, BlockRef]], prev: Block
     }
 
 
-@dataclass(frozen=True, slots=True)
-class KeyTable:
+class KeyTable(FrozenValue):
     """Sorted keys with the log index of each one's newest delta (a flat block or one part)."""
 
     blob: bytes
     end: Any
     rec: Any
+
+    __slots__ = ("blob", "end", "rec")
+
+    def __init__(self, blob: bytes, end: Any, rec: Any) -> None:
+        _set = object.__setattr__
+        _set(self, "blob", blob)
+        _set(self, "end", end)
+        _set(self, "rec", rec)
 
     def __len__(self) -> int:
         return len(self.end)
@@ -108,8 +115,7 @@ PartLoader = Callable[[BlockRef], KeyTable]
 """Reads, checks and decodes one part block of a split key index block."""
 
 
-@dataclass(frozen=True, slots=True)
-class KeyIndex:
+class KeyIndex(FrozenValue):
     """One decoded key index block: it covers records from ``first`` to its commit's end.
 
     A flat block holds its one table; a split block holds its parts' last keys and blocks,
@@ -119,12 +125,35 @@ class KeyIndex:
     first: int
     prev: BlockRef | None
     log_size: int
-    table: KeyTable | None = None
-    lasts: tuple[bytes, ...] = ()
-    parts: tuple[Any, ...] = ()
+    table: KeyTable | None
+    lasts: tuple[bytes, ...]
+    parts: tuple[Any, ...]
     """The parts' ``block`` maps, decoded to a BlockRef when the part is read."""
-    off: int = 0
-    load: PartLoader | None = None
+    off: int
+    load: PartLoader | None
+
+    __slots__ = ("first", "lasts", "load", "log_size", "off", "parts", "prev", "table")
+
+    def __init__(
+        self,
+        first: int,
+        prev: BlockRef | None,
+        log_size: int,
+        table: KeyTable | None = None,
+        lasts: tuple[bytes, ...] = (),
+        parts: tuple[Any, ...] = (),
+        off: int = 0,
+        load: PartLoader | None = None,
+    ) -> None:
+        _set = object.__setattr__
+        _set(self, "first", first)
+        _set(self, "prev", prev)
+        _set(self, "log_size", log_size)
+        _set(self, "table", table)
+        _set(self, "lasts", lasts)
+        _set(self, "parts", parts)
+        _set(self, "off", off)
+        _set(self, "load", load)
 
     def find(self, key: str) -> int | None:
         """Log index of the newest delta of ``key`` in this block's records, or None.

@@ -19,9 +19,9 @@ from __future__ import annotations
 import os
 import struct
 import zlib
-from dataclasses import dataclass
 
 from thermo_cli.errors import BadMagicError, TruncatedError, UnsupportedVersionError
+from thermo_cli.model.valueclass import FrozenValue
 
 MAGIC = b"\x89THRM\r\n\x1a\n"
 MAJOR = 2
@@ -49,13 +49,22 @@ _DAMAGE = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Prefix:
+class Prefix(FrozenValue):
     major: int
     minor: int
     flags: int
     file_id: bytes
     raw: bytes
+
+    __slots__ = ("file_id", "flags", "major", "minor", "raw")
+
+    def __init__(self, major: int, minor: int, flags: int, file_id: bytes, raw: bytes) -> None:
+        _set = object.__setattr__
+        _set(self, "major", major)
+        _set(self, "minor", minor)
+        _set(self, "flags", flags)
+        _set(self, "file_id", file_id)
+        _set(self, "raw", raw)
 
 
 def new_prefix(file_id: bytes | None = None) -> bytes:
@@ -114,11 +123,17 @@ def is_framed(minor: int) -> bool:
     return minor >= FRAMED_MINOR
 
 
-@dataclass(frozen=True, slots=True)
-class CommitHeader:
+class CommitHeader(FrozenValue):
     length: int
     """Bytes from the header's first byte to the commit footer's last byte."""
     seq: int
+
+    __slots__ = ("length", "seq")
+
+    def __init__(self, length: int, seq: int) -> None:
+        _set = object.__setattr__
+        _set(self, "length", length)
+        _set(self, "seq", seq)
 
 
 def pack_commit_header(length: int, seq: int) -> bytes:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import struct
 from bisect import bisect_right
 from collections.abc import Iterator
-from dataclasses import dataclass
 from itertools import accumulate
 from typing import Any
 
@@ -20,6 +19,7 @@ from thermo_cli.config.limits import Limits, check_cap
 from thermo_cli.container.blocks import check_span
 from thermo_cli.errors import CorruptError
 from thermo_cli.model.fields import as_bytes, as_list, as_uint
+from thermo_cli.model.valueclass import FrozenValue
 
 SEGMENT_TARGET = 1 << 20
 """Records are grouped into segments of about this many bytes (a bigger record gets its own)."""
@@ -27,13 +27,22 @@ SEGMENT_TARGET = 1 << 20
 _LEN = struct.Struct("<I")
 
 
-@dataclass(frozen=True, slots=True)
-class SegmentRef:
+class SegmentRef(FrozenValue):
     off: int
     len: int
     first: int
     count: int
     sha256: bytes
+
+    __slots__ = ("count", "first", "len", "off", "sha256")
+
+    def __init__(self, off: int, len: int, first: int, count: int, sha256: bytes) -> None:
+        _set = object.__setattr__
+        _set(self, "off", off)
+        _set(self, "len", len)
+        _set(self, "first", first)
+        _set(self, "count", count)
+        _set(self, "sha256", sha256)
 
     def to_row(self) -> list[Any]:
         return [self.off, self.len, self.first, self.count, self.sha256]

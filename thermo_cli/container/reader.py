@@ -26,13 +26,11 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
-import inspect
 import itertools
 import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
 from thermo_cli.codec import cbor
@@ -60,10 +58,14 @@ from thermo_cli.container.trailer import Trailer, trailer_from_bytes
 from thermo_cli.errors import CorruptError, FormatError, IntegrityError, TruncatedError
 from thermo_cli.model import Layer, LogRecord
 from thermo_cli.model.fields import as_list, as_map, field_of
+from thermo_cli.model.valueclass import FrozenValue
 
 _SCAN_WINDOW = 1 << 20
 _sha256 = hashlib.sha256
 _F = TypeVar("_F", bound=Callable[..., Any])
+_CO_GENERATOR = 0x20
+"""``inspect.CO_GENERATOR``: the flag of a generator function's code (``inspect``, with
+``ast`` and ``dis``, would cost every read's start-up more than the rest of this module)."""
 
 
 @contextlib.contextmanager
@@ -85,7 +87,7 @@ def naming_file(path: str) -> Iterator[None]:
 
 def _names_file(fn: _F) -> _F:
     """Decorate a :class:`Reader` method so its FormatErrors name the reader's file."""
-    if inspect.isgeneratorfunction(fn):
+    if fn.__code__.co_flags & _CO_GENERATOR:
 
         @functools.wraps(fn)
         def gen(self: Reader, *args: Any, **kwargs: Any) -> Any:
@@ -102,13 +104,20 @@ def _names_file(fn: _F) -> _F:
     return cast(_F, call)
 
 
-@dataclass(frozen=True, slots=True)
-class RawRecord:
+class RawRecord(FrozenValue):
     """One stored log record: its index in the log, file offset of its bytes, the bytes."""
 
     index: int
     offset: int
     data: bytes
+
+    __slots__ = ("data", "index", "offset")
+
+    def __init__(self, index: int, offset: int, data: bytes) -> None:
+        _set = object.__setattr__
+        _set(self, "index", index)
+        _set(self, "offset", offset)
+        _set(self, "data", data)
 
 
 class Reader:

@@ -15,7 +15,6 @@ bytes that no block references (padding, a stray copy, a zeroed gap) are covered
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 from thermo_cli.codec import cbor
@@ -26,10 +25,10 @@ from thermo_cli.container.logseg import SegmentRef
 from thermo_cli.errors import CorruptError
 from thermo_cli.integrity.merkle import CompactRange
 from thermo_cli.model.fields import as_bytes, as_list, as_map, as_uint, field_of
+from thermo_cli.model.valueclass import Value
 
 
-@dataclass(slots=True)
-class Trailer:
+class Trailer(Value):
     prefix: bytes
     seq: int
     prev: BlockRef | None
@@ -39,20 +38,81 @@ class Trailer:
     head: bytes | None
     dirty_start: int
     range_nodes: list[bytes]
-    segments: list[SegmentRef] = field(default_factory=list)
-    table: BlockRef | None = None
-    start: int | None = None
+    segments: list[SegmentRef]
+    table: BlockRef | None
+    start: int | None
     """Offset of this commit's header (format 2.1; None in 2.0 files)."""
-    body_sha256: bytes | None = None
+    body_sha256: bytes | None
     """SHA-256 of the bytes between the commit header and this trailer (format 2.1)."""
-    keys: BlockRef | None = None
+    keys: BlockRef | None
     """The newest key index block of the uncommitted deltas (optional ``log.keys``, §9.7)."""
     # where this trailer itself lies (not encoded)
-    off: int = 0
-    len: int = 0
-    sha256: bytes = b""
-    commit_sha256: bytes = b""
+    off: int
+    len: int
+    sha256: bytes
+    commit_sha256: bytes
     """SHA-256 of the trailer followed by its footer: what the next commit's ``prev`` names."""
+
+    __slots__ = (
+        "body_sha256",
+        "commit_sha256",
+        "dirty_start",
+        "head",
+        "index",
+        "keys",
+        "len",
+        "log_size",
+        "meta",
+        "off",
+        "prefix",
+        "prev",
+        "range_nodes",
+        "segments",
+        "seq",
+        "sha256",
+        "start",
+        "table",
+    )
+
+    def __init__(
+        self,
+        prefix: bytes,
+        seq: int,
+        prev: BlockRef | None,
+        meta: BlockRef,
+        index: BlockRef,
+        log_size: int,
+        head: bytes | None,
+        dirty_start: int,
+        range_nodes: list[bytes],
+        segments: list[SegmentRef] | None = None,
+        table: BlockRef | None = None,
+        start: int | None = None,
+        body_sha256: bytes | None = None,
+        keys: BlockRef | None = None,
+        off: int = 0,
+        len: int = 0,
+        sha256: bytes = b"",
+        commit_sha256: bytes = b"",
+    ) -> None:
+        self.prefix = prefix
+        self.seq = seq
+        self.prev = prev
+        self.meta = meta
+        self.index = index
+        self.log_size = log_size
+        self.head = head
+        self.dirty_start = dirty_start
+        self.range_nodes = range_nodes
+        self.segments = [] if segments is None else segments
+        self.table = table
+        self.start = start
+        self.body_sha256 = body_sha256
+        self.keys = keys
+        self.off = off
+        self.len = len
+        self.sha256 = sha256
+        self.commit_sha256 = commit_sha256
 
     @property
     def head_hex(self) -> str | None:

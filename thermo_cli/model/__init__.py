@@ -14,11 +14,11 @@ import math
 import os
 import struct
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import TYPE_CHECKING, Any
 
 from thermo_cli.errors import ValidationError, quote
+from thermo_cli.model.valueclass import FrozenValue, Value
 
 if TYPE_CHECKING:  # imported where used: most commands never convert a datetime
     from datetime import datetime
@@ -383,8 +383,7 @@ new_id = _IdPool().next
 # --- values ---------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class TensorSpec:
+class TensorSpec(FrozenValue):
     """How an entry's bytes are a tensor.
 
     ``dtype`` uses safetensors' names (F64, F32, F16, BF16, F8_E4M3, F8_E5M2, I64 … U8, BOOL).
@@ -397,27 +396,65 @@ class TensorSpec:
 
     dtype: str
     shape: tuple[int, ...]
-    encoding: str = "raw"
-    scales: bytes | None = None
-    per_row: bool = False
-    method: str | None = None
+    encoding: str
+    scales: bytes | None
+    per_row: bool
+    method: str | None
+
+    __slots__ = ("dtype", "encoding", "method", "per_row", "scales", "shape")
+
+    def __init__(
+        self,
+        dtype: str,
+        shape: tuple[int, ...],
+        encoding: str = "raw",
+        scales: bytes | None = None,
+        per_row: bool = False,
+        method: str | None = None,
+    ) -> None:
+        _set = object.__setattr__
+        _set(self, "dtype", dtype)
+        _set(self, "shape", shape)
+        _set(self, "encoding", encoding)
+        _set(self, "scales", scales)
+        _set(self, "per_row", per_row)
+        _set(self, "method", method)
 
     @property
     def numel(self) -> int:
         return math.prod(self.shape)
 
 
-@dataclass(slots=True)
-class Entry:
+class Entry(Value):
     """One key's value in one thermal layer."""
 
     key: str
     value: bytes
     strength: float
     updated_at_ns: int
-    update_count: int = 1
-    ternary: Ternary | None = None
-    tensor: TensorSpec | None = None
+    update_count: int
+    ternary: Ternary | None
+    tensor: TensorSpec | None
+
+    __slots__ = ("key", "strength", "tensor", "ternary", "update_count", "updated_at_ns", "value")
+
+    def __init__(
+        self,
+        key: str,
+        value: bytes,
+        strength: float,
+        updated_at_ns: int,
+        update_count: int = 1,
+        ternary: Ternary | None = None,
+        tensor: TensorSpec | None = None,
+    ) -> None:
+        self.key = key
+        self.value = value
+        self.strength = strength
+        self.updated_at_ns = updated_at_ns
+        self.update_count = update_count
+        self.ternary = ternary
+        self.tensor = tensor
 
 
 # --- the log ---------------------------------------------------------------------------------
@@ -430,8 +467,7 @@ class HashScheme(IntEnum):
     LEGACY = 1  # the Rust crate's concatenation recipe (thermo_cli.hashing.legacy_delta_hash)
 
 
-@dataclass(slots=True)
-class Delta:
+class Delta(Value):
     """One change to a key, and its place in the hash chain.
 
     ``prev_hash`` and ``hash`` are lower-case hex text (the legacy files store text; v2
@@ -446,20 +482,72 @@ class Delta:
     value: bytes
     strength: float
     timestamp_ns: int
-    source: str = "thermo"
-    id: str = field(default_factory=new_id)
-    ternary: Ternary | None = None
-    observation_count: int | None = None
-    custom: Any = None
-    tensor: TensorSpec | None = None
-    prev_hash: str | None = None
-    hash: str | None = None
-    scheme: HashScheme = HashScheme.V2
-    encoded: bytes | None = field(default=None, repr=False, compare=False)
+    source: str
+    id: str
+    ternary: Ternary | None
+    observation_count: int | None
+    custom: Any
+    tensor: TensorSpec | None
+    prev_hash: str | None
+    hash: str | None
+    scheme: HashScheme
+    encoded: bytes | None
+
+    __slots__ = (
+        "custom",
+        "delta_type",
+        "encoded",
+        "hash",
+        "id",
+        "key",
+        "observation_count",
+        "prev_hash",
+        "scheme",
+        "source",
+        "strength",
+        "tensor",
+        "ternary",
+        "timestamp_ns",
+        "value",
+    )
+    _NOT_COMPARED = frozenset({"encoded"})
+
+    def __init__(
+        self,
+        delta_type: DeltaType,
+        key: str,
+        value: bytes,
+        strength: float,
+        timestamp_ns: int,
+        source: str = "thermo",
+        id: str | None = None,
+        ternary: Ternary | None = None,
+        observation_count: int | None = None,
+        custom: Any = None,
+        tensor: TensorSpec | None = None,
+        prev_hash: str | None = None,
+        hash: str | None = None,
+        scheme: HashScheme = HashScheme.V2,
+        encoded: bytes | None = None,
+    ) -> None:
+        self.delta_type = delta_type
+        self.key = key
+        self.value = value
+        self.strength = strength
+        self.timestamp_ns = timestamp_ns
+        self.source = source
+        self.id = new_id() if id is None else id
+        self.ternary = ternary
+        self.observation_count = observation_count
+        self.custom = custom
+        self.tensor = tensor
+        self.prev_hash = prev_hash
+        self.hash = hash
+        self.scheme = scheme
+        self.encoded = encoded
 
 
-@dataclass(slots=True)
-class Event:
+class Event(Value):
     """A log record that is not a delta: consolidation points, checkpoints, layer operations.
 
     ``kind`` names it ("consolidate", "checkpoint", "tick", "reinforce", "weaken", "warm",
@@ -469,32 +557,86 @@ class Event:
 
     kind: str
     timestamp_ns: int
-    fields: dict[str, Any] = field(default_factory=dict)
-    prev_hash: str | None = None
-    hash: str | None = None
-    encoded: bytes | None = field(default=None, repr=False, compare=False)
+    fields: dict[str, Any]
+    prev_hash: str | None
+    hash: str | None
+    encoded: bytes | None
+
+    __slots__ = ("encoded", "fields", "hash", "kind", "prev_hash", "timestamp_ns")
+    _NOT_COMPARED = frozenset({"encoded"})
+
+    def __init__(
+        self,
+        kind: str,
+        timestamp_ns: int,
+        fields: dict[str, Any] | None = None,
+        prev_hash: str | None = None,
+        hash: str | None = None,
+        encoded: bytes | None = None,
+    ) -> None:
+        self.kind = kind
+        self.timestamp_ns = timestamp_ns
+        self.fields = {} if fields is None else fields
+        self.prev_hash = prev_hash
+        self.hash = hash
+        self.encoded = encoded
 
 
 LogRecord = Delta | Event
 
 
-@dataclass(frozen=True, slots=True)
-class ReadResult:
+class ReadResult(FrozenValue):
     """What a read of one key found, and where: "dirty" (an uncommitted delta) or a layer."""
 
     key: str
     value: bytes
     strength: float
     source: str
-    ternary: Ternary | None = None
-    tensor: TensorSpec | None = None
-    update_count: int | None = None
+    ternary: Ternary | None
+    tensor: TensorSpec | None
+    update_count: int | None
+
+    __slots__ = ("key", "source", "strength", "tensor", "ternary", "update_count", "value")
+
+    def __init__(
+        self,
+        key: str,
+        value: bytes,
+        strength: float,
+        source: str,
+        ternary: Ternary | None = None,
+        tensor: TensorSpec | None = None,
+        update_count: int | None = None,
+    ) -> None:
+        _set = object.__setattr__
+        _set(self, "key", key)
+        _set(self, "value", value)
+        _set(self, "strength", strength)
+        _set(self, "source", source)
+        _set(self, "ternary", ternary)
+        _set(self, "tensor", tensor)
+        _set(self, "update_count", update_count)
 
 
-@dataclass(slots=True)
-class Metadata:
+class Metadata(Value):
     created_at_ns: int
     last_consolidation_ns: int
-    total_deltas: int = 0
-    total_consolidations: int = 0
-    custom: Any = None
+    total_deltas: int
+    total_consolidations: int
+    custom: Any
+
+    __slots__ = ("created_at_ns", "custom", "last_consolidation_ns", "total_consolidations", "total_deltas")
+
+    def __init__(
+        self,
+        created_at_ns: int,
+        last_consolidation_ns: int,
+        total_deltas: int = 0,
+        total_consolidations: int = 0,
+        custom: Any = None,
+    ) -> None:
+        self.created_at_ns = created_at_ns
+        self.last_consolidation_ns = last_consolidation_ns
+        self.total_deltas = total_deltas
+        self.total_consolidations = total_consolidations
+        self.custom = custom

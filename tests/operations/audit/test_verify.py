@@ -3,7 +3,6 @@ with the right check, record index or key."""
 
 from __future__ import annotations
 
-import dataclasses
 import shutil
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from thermo_cli.container.layout import FOOTER_SIZE
 from thermo_cli.errors import RefusedError
 from thermo_cli.integrity import merkle, note
 from thermo_cli.model import Layer, TensorSpec, Ternary
+from thermo_cli.model.valueclass import replace
 from thermo_cli.operations.audit import checkpoints, keys, proofs
 from thermo_cli.operations.audit.verify import verify_file
 
@@ -70,7 +70,7 @@ def test_every_field_of_a_record(tmp_path, field):
         from thermo_cli.model import DeltaType
 
         change["op"] = {"delta_type": DeltaType.MERGE}
-    forged = dataclasses.replace(d, **change[field])
+    forged = replace(d, **change[field])
     d.encoded = records.encode_record(forged)  # the stored bytes change, the chain's hashes do not
     r = verify_file(write(tmp_path / "f.thermo", tg))
     assert not r.ok and r.failure.check == "records" and r.failure.index == k
@@ -81,7 +81,7 @@ def test_a_tampered_event_record(tmp_path):
     tg = make_tg()
     k = 30  # the consolidation event
     ev = tg.records[k]
-    forged = dataclasses.replace(ev, fields={**ev.fields, "pruned": 99})
+    forged = replace(ev, fields={**ev.fields, "pruned": 99})
     ev.encoded = records.encode_record(forged)
     r = verify_file(write(tmp_path / "f.thermo", tg))
     assert r.failure.check == "records" and r.failure.index == k
@@ -121,7 +121,7 @@ def test_every_part_of_an_entry_is_bound_by_the_state_digest(tmp_path, change):
     elif change == "delete":
         del hot["key3"]
     else:
-        hot["intruder"] = dataclasses.replace(e, key="intruder")
+        hot["intruder"] = replace(e, key="intruder")
     r = verify_file(write(tmp_path / "f.thermo", tg))
     assert r.failure.check == "state digest" and r.failure.index == 30
     assert "do not match the state digest" in r.failure.reason
@@ -566,7 +566,7 @@ def test_the_parallel_log_pass_agrees_with_the_sequential_one(tmp_path, monkeypa
     k = 120
     tg = make_tg(200)
     d = tg.records[k]
-    d.encoded = records.encode_record(dataclasses.replace(d, source="mallory"))
+    d.encoded = records.encode_record(replace(d, source="mallory"))
     bad = write(tmp_path / "bad.thermo", tg)
     r = verify_file(bad, workers=2)  # falls back to the sequential pass for the exact wording
     assert r.failure.check == "records" and r.failure.index == k
