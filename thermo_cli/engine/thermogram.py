@@ -45,6 +45,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 from thermo_cli.codec import records as _records
+from thermo_cli.codec.fastrecords import PlainDeltas, seal_plain
 from thermo_cli.config.clock import Clock, current_clock
 from thermo_cli.config.engine import ConsolidationPolicy, PlasticityRule, ThermalConfig
 from thermo_cli.config.maps import plasticity_to_map, policy_to_map, thermal_to_map
@@ -71,6 +72,7 @@ from thermo_cli.model import (
     DeltaType,
     Entry,
     Event,
+    HashScheme,
     Layer,
     LogRecord,
     Metadata,
@@ -343,6 +345,76 @@ class Thermogram:
             auto()
         return done
 
+    def apply_plain(self, batch: PlainDeltas) -> int:
+        """Apply a run of plain deltas parsed and encoded ahead (:class:`PlainDeltas`).
+
+        The same records, hashes and state as :meth:`apply_many` of the equivalent
+        Delta objects with ``validated=True`` (the batch comes from a strict parser),
+        with the per-delta work cut to one join and one hash: runs between the points
+        where the consolidation policy may fire are sealed and appended as a whole, and
+        the policy is checked exactly where :meth:`apply_many` checks it (after every
+        delta when a time or size trigger could fire, so a test clock is read as often).
+        Returns the number of deltas applied.
+        """
+        self._sync()
+        n = len(batch)
+        if n and max(batch.key_sizes) > MAX_KEY_BYTES:
+            i = next(i for i, size in enumerate(batch.key_sizes) if size > MAX_KEY_BYTES)
+            raise ValidationError(
+                f"key: {batch.key_sizes[i]} bytes exceeds the maximum of {MAX_KEY_BYTES} bytes"
+            )
+        start = 0
+        while start < n:
+            stop = self._plain_run_end(start, n)
+            self._append_plain(batch, start, stop)
+            start = stop
+            self._auto_consolidate()
+        return n
+
+    def _plain_run_end(self, start: int, n: int) -> int:
+        """How far a run of deltas from ``start`` can go before the policy must be checked."""
+        if self._auto_suspended:
+            return n
+        count, period, size = self._current_triggers()
+        if period is not None or size is not None:
+            return start + 1
+        if count is None:
+            return n
+        return min(n, start + max(1, count - self._dirty_count))
+
+    def _append_plain(self, batch: PlainDeltas, start: int, stop: int) -> None:
+        """Seal deltas ``start:stop`` after the head and append them (like ``_append_delta``)."""
+        encoded, hashes = seal_plain(batch, start, stop, self.head_hash)
+        prevs = [self.head_hash, *hashes[:-1]]
+        keys, values = batch.keys[start:stop], batch.values[start:stop]
+        v2 = HashScheme.V2
+        new = [
+            Delta(op, key, value, s, ts, src, did, None, None, None, None, prev, h, v2, enc)
+            for op, key, value, s, ts, src, did, prev, h, enc in zip(
+                batch.ops[start:stop],
+                keys,
+                values,
+                batch.strengths[start:stop],
+                batch.timestamps[start:stop],
+                batch.sources[start:stop],
+                batch.ids[start:stop],
+                prevs,
+                hashes,
+                encoded,
+                strict=True,
+            )
+        ]
+        count = stop - start
+        self.records.extend(new)
+        self.head_hash = hashes[-1]
+        self._latest.update(zip(keys, new, strict=True))
+        self._dirty_count += count
+        self._dirty_bytes += (
+            sum(map(len, values)) + sum(batch.key_sizes[start:stop]) + DIRTY_OVERHEAD_BYTES * count
+        )
+        self._idx_to += count
+        self.meta.total_deltas += count
+
     def _append_delta(self, d: Delta, key_bytes: int) -> None:
         self.records.append(d)
         self.head_hash = d.hash
@@ -466,14 +538,18 @@ class Thermogram:
         finally:
             self._auto_suspended -= 1
 
-    def _auto_consolidate(self) -> None:
-        if self._auto_suspended:
-            return
+    def _current_triggers(self) -> tuple[int | None, int | None, int | None]:
+        """The policy's (count, period, size) thresholds, recomputed when the policy changed."""
         policy = self.policy
         if policy is not self._trigger_policy:
             self._triggers = policy.thresholds()
             self._trigger_policy = policy
-        count, period, size = self._triggers
+        return self._triggers
+
+    def _auto_consolidate(self) -> None:
+        if self._auto_suspended:
+            return
+        count, period, size = self._current_triggers()
         if (
             (count is not None and self._dirty_count >= count)
             or (size is not None and self._dirty_bytes >= size)
