@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import hashlib
 import math
-from itertools import islice, repeat
+import struct
 from dataclasses import dataclass
+from itertools import islice
 from typing import Any
 
 import cbor2
@@ -29,6 +30,7 @@ from thermo_cli.config.limits import current_limits
 from thermo_cli.model import Delta, DeltaType, HashScheme, LogRecord, Ternary
 
 _sha256 = hashlib.sha256
+_UINT64_BE = struct.Struct(">Q")
 
 # --- canonical CBOR of a v2 delta ------------------------------------------------------------
 
@@ -155,6 +157,10 @@ class PlainDeltas:
         return len(self.keys)
 
 
+_be8 = _UINT64_BE.pack
+"""An unsigned integer's 8 big-endian bytes (the body of a timestamp's 0x1b item)."""
+
+
 def _column(items: list[Any], encode: Any) -> list[bytes]:
     """``[encode(x) for x in items]``, calling ``encode`` once per distinct item."""
     distinct = set(items)
@@ -194,7 +200,7 @@ def plain_deltas(
         ]
     if min(timestamps) >= 0x100000000:  # an 8-byte unsigned item (any real clock)
         pre_ts = _column(ops, lambda op: _K_OP_K_TS[op] + b"\x1b")
-        ts_items = list(map(int.to_bytes, timestamps, repeat(8), repeat("big")))
+        ts_items = list(map(_be8, timestamps))
     else:
         pre_ts = _column(ops, _K_OP_K_TS.__getitem__)
         ts_items = list(map(_int, timestamps))

@@ -365,22 +365,41 @@ class Thermogram:
             )
         start = 0
         while start < n:
-            stop = self._plain_run_end(start, n)
+            stop, due = self._plain_run_end(batch, start, n)
             self._append_plain(batch, start, stop)
             start = stop
-            self._auto_consolidate()
+            if due:
+                self.consolidate()
         return n
 
-    def _plain_run_end(self, start: int, n: int) -> int:
-        """How far a run of deltas from ``start`` can go before the policy must be checked."""
+    def _plain_run_end(self, batch: PlainDeltas, start: int, n: int) -> tuple[int, bool]:
+        """(end of the run from ``start``, whether the policy fires after its last delta).
+
+        The policy's test is made for each delta in turn, as :meth:`_auto_consolidate`
+        makes it after each applied delta — the clock is read exactly when it would be —
+        but without applying them one by one; a count-only policy is plain arithmetic.
+        """
         if self._auto_suspended:
-            return n
+            return n, False
         count, period, size = self._current_triggers()
-        if period is not None or size is not None:
-            return start + 1
-        if count is None:
-            return n
-        return min(n, start + max(1, count - self._dirty_count))
+        dirty = self._dirty_count
+        if period is None and size is None:
+            if count is None:
+                return n, False
+            stop = min(n, start + max(1, count - dirty))
+            return stop, dirty + stop - start >= count
+        dirty_bytes = self._dirty_bytes
+        values, key_sizes = batch.values, batch.key_sizes
+        for i in range(start, n):
+            dirty += 1
+            dirty_bytes += len(values[i]) + key_sizes[i] + DIRTY_OVERHEAD_BYTES
+            if (
+                (count is not None and dirty >= count)
+                or (size is not None and dirty_bytes >= size)
+                or (period is not None and self.now_ns() - self.meta.last_consolidation_ns >= period)
+            ):
+                return i + 1, True
+        return n, False
 
     def _append_plain(self, batch: PlainDeltas, start: int, stop: int) -> None:
         """Seal deltas ``start:stop`` after the head and append them (like ``_append_delta``)."""

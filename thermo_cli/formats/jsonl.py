@@ -59,7 +59,7 @@ from array import array
 from collections.abc import Iterable, Iterator, Sequence
 from itertools import repeat
 from operator import itemgetter, methodcaller
-from typing import IO, TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import IO, TYPE_CHECKING, Any, Protocol, cast, runtime_checkable
 
 import orjson
 
@@ -139,7 +139,7 @@ def iter_lines(
     first line and a trailing ``\\r`` are dropped.
     """
     for numbers, lines in iter_line_blocks(stream, max_line_bytes=max_line_bytes):
-        yield from zip(numbers, lines)
+        yield from zip(numbers, lines, strict=True)
 
 
 def iter_line_blocks(
@@ -673,6 +673,15 @@ _get_op, _get_key, _get_value = itemgetter("op"), itemgetter("key"), itemgetter(
 _get_strength = methodcaller("get", "strength", 1.0)
 
 
+def _shared(column: list[Any]) -> list[Any]:
+    """A column of one repeated value as one object n times (a stream's one source or
+    strength is then kept once, not once per delta, for as long as the deltas live)."""
+    first = column[0]
+    if first == 0.0 or column.count(first) != len(column):  # (0.0 == -0.0: two encodings)
+        return column
+    return [first] * len(column)
+
+
 def _loads_all(lines: list[bytes]) -> list[Any] | None:
     """Every line decoded, or None when one is not JSON (the caller then finds which)."""
     try:
@@ -784,7 +793,12 @@ class DeltaParser:
             return None
         strengths = list(map(_get_strength, objs))
         sources = list(map(methodcaller("get", "source", self.source), objs))
-        types = (set(map(type, keys)), set(map(type, texts)), set(map(type, strengths)), set(map(type, sources)))
+        types = (
+            set(map(type, keys)),
+            set(map(type, texts)),
+            set(map(type, strengths)),
+            set(map(type, sources)),
+        )
         if None in ops or types != ({str}, {str}, {float}, {str}):
             return None
         if not 0.0 <= min(strengths) <= max(strengths) <= 1.0:
@@ -802,7 +816,16 @@ class DeltaParser:
         n = len(objs)
         timestamps, ids = readings(self._now, n), new_ids(n)
         f32 = array("f", strengths).tolist()
-        return plain_deltas(ops, keys, key_bytes, values, f32, timestamps, sources, ids)
+        return plain_deltas(
+            cast(list[DeltaType], ops),
+            keys,
+            key_bytes,
+            values,
+            _shared(f32),
+            timestamps,
+            _shared(sources),
+            ids,
+        )
 
     def _build_general(self, lineno: int, obj: dict[str, Any]) -> Delta:
         get = obj.get

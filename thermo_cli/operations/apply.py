@@ -77,9 +77,16 @@ def apply_file(
         with store.edit(path, upgrade=upgrade, dry_run=dry_run) as tg:
             before = tg.meta.total_consolidations
             with _policy_suspended(tg, not auto_consolidate):
-                applied = sum(_apply_run(tg, run, skip_invalid=skip_invalid) for run in runs)
+                applied = sum(_apply_run(tg, run, skip_invalid=skip_invalid) for run in _taking(runs))
             report = ApplyReport(applied, parsed.skipped, tg.meta.total_consolidations - before, dry_run, tg)
     return report
+
+
+def _taking(runs: list[_PlainRun | _Ready]) -> Iterator[_PlainRun | _Ready]:
+    """The runs in order, each let go of once applied (its columns are not needed then)."""
+    runs.reverse()
+    while runs:
+        yield runs.pop()
 
 
 def _apply_run(tg: Thermogram, run: _PlainRun | _Ready, *, skip_invalid: bool) -> int:
