@@ -11,6 +11,7 @@ still fail with its number and leave the file as it was.
 from __future__ import annotations
 
 import base64
+import io
 import itertools
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -116,8 +117,6 @@ def _fresh(path: Path, policy: ConsolidationPolicy, twin: Path) -> None:
 
 
 def _apply(path: Path, data: bytes, *, general: bool, auto: bool = True) -> int:
-    import io
-
     with _deterministic(general):
         report = apply_op.apply_file(
             str(path), io.BytesIO(data), limits=current_limits(), auto_consolidate=auto
@@ -180,3 +179,16 @@ def test_a_bad_line_after_plain_chunks_is_named_and_nothing_is_written(tmp_path:
         with pytest.raises(ValidationError, match=f"^line 11: .*{reason}"):
             _apply(path, data, general=False)
         assert path.read_bytes() == before
+
+
+def test_a_delta_the_engine_refuses_in_a_batch_is_named_by_its_line(tmp_path: Path) -> None:
+    """The engine's key cap is the parser's (max_key_bytes is at most 4096), so a batch the
+    engine refuses cannot come from a stream; forced through, the line is still named."""
+    path = tmp_path / "t.thermo"
+    _fresh(path, POLICIES["manual"], tmp_path / "twin.thermo")
+    batch = jsonl.DeltaParser(limits=current_limits()).plain_batch([b'{"op":"create","key":"a","value":""}'])
+    assert batch is not None
+    batch.key_sizes[0] = 5000  # as if the parser had let it through
+    run = apply_op._PlainRun(batch, [7])
+    with store.edit(path, dry_run=True) as tg, pytest.raises(ValidationError, match=r"^line 7: key: 5000"):
+        apply_op._apply_run(tg, run, skip_invalid=False)

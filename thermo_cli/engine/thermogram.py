@@ -354,22 +354,22 @@ class Thermogram:
         where the consolidation policy may fire are sealed and appended as a whole, and
         the policy is checked exactly where :meth:`apply_many` checks it (after every
         delta when a time or size trigger could fire, so a test clock is read as often).
-        Returns the number of deltas applied.
+        Stops at the first refused delta with its error (the ones before it stay
+        applied). Returns the number of deltas applied.
         """
         self._sync()
         n = len(batch)
-        if n and max(batch.key_sizes) > MAX_KEY_BYTES:
-            i = next(i for i, size in enumerate(batch.key_sizes) if size > MAX_KEY_BYTES)
-            raise ValidationError(
-                f"key: {batch.key_sizes[i]} bytes exceeds the maximum of {MAX_KEY_BYTES} bytes"
-            )
+        sizes = batch.key_sizes
+        refused = next((i for i, size in enumerate(sizes) if size > MAX_KEY_BYTES), n) if n else 0
         start = 0
-        while start < n:
-            stop, due = self._plain_run_end(batch, start, n)
+        while start < refused:
+            stop, due = self._plain_run_end(batch, start, refused)
             self._append_plain(batch, start, stop)
             start = stop
             if due:
                 self.consolidate()
+        if refused < n:  # as apply_many: the deltas before the refused one stay applied
+            raise ValidationError(f"key: {sizes[refused]} bytes exceeds the maximum of {MAX_KEY_BYTES} bytes")
         return n
 
     def _plain_run_end(self, batch: PlainDeltas, start: int, n: int) -> tuple[int, bool]:

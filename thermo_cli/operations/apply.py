@@ -91,8 +91,13 @@ def _taking(runs: list[_PlainRun | _Ready]) -> Iterator[_PlainRun | _Ready]:
 
 def _apply_run(tg: Thermogram, run: _PlainRun | _Ready, *, skip_invalid: bool) -> int:
     """Apply one run read ahead: plain deltas as a batch, any others one by one."""
-    if isinstance(run, _PlainRun):  # strictly parsed plain deltas: nothing the engine refuses
-        return tg.apply_plain(run.batch)
+    if isinstance(run, _PlainRun):
+        before = tg.meta.total_deltas
+        try:  # strictly parsed plain deltas: the engine's checks are the parser's
+            return tg.apply_plain(run.batch)
+        except ThermoError as exc:  # refused all the same: name the line it came from
+            done = tg.meta.total_deltas - before
+            raise jsonl.LineError(run.numbers[min(done, len(run.numbers) - 1)], str(exc)) from None
     return _apply_parsed(tg, run, skip_invalid=skip_invalid, auto=True)
 
 
@@ -137,6 +142,8 @@ class _PlainRun:
     """A chunk of lines that were all plain deltas, encoded ahead of the lock."""
 
     batch: PlainDeltas
+    numbers: Sequence[int]
+    """The line number of each delta."""
 
 
 class _Ready:
@@ -190,7 +197,7 @@ class _Parsed:
             batch = self._parser.plain_batch(chunk)
             if batch is not None:
                 self.lineno = numbers[at + len(chunk) - 1]
-                yield _PlainRun(batch)
+                yield _PlainRun(batch, numbers[at : at + _CHUNK_LINES])
             else:
                 numbered = zip(numbers[at : at + _CHUNK_LINES], chunk, strict=True)
                 yield _Ready([(self.lineno, d) for d in self._deltas(numbered)], self.skipped)
