@@ -13,7 +13,9 @@ like an installed package, kept in a temporary ``PYTHONPYCACHEPREFIX``):
   consolidations, each binding a Merkle root and a state digest into the log); beside it,
   in the same run, a plain ``sqlite3`` script that inserts the same rows chaining SHA-256
   per row (the ratio says what the format's guarantees cost over that);
-* the JSONL parser alone (lines/s in-process), to show what of the apply it costs;
+* the JSONL parser alone (lines/s in-process), line by line and as apply's batch road
+  (``DeltaParser.plain_batch``: parse, check and encode chunks of 4,096 lines), to show
+  what of the apply it costs;
 * start-up, side by side: ``thermo get FILE KEY`` and ``thermo keys FILE`` on a small
   file against ``python -c pass``, run in turn (A B A B …) so a drifting machine affects
   both; the median of the per-pair differences in wall and CPU time (children's rusage) —
@@ -265,6 +267,23 @@ def bench_apply(work: Path, n: int, repeat: int) -> list[dict[str, Any]]:
     rows.append(
         {
             "metric": "JSONL parse in-process",
+            "value": n / statistics.median(samples),
+            "unit": "lines/s",
+            "target": "",
+            "ok": None,
+        }
+    )
+    parser = jsonl.DeltaParser(source="thermo")
+    lines = data.splitlines()
+    samples = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        for at in range(0, len(lines), 4096):
+            parser.plain_batch(lines[at : at + 4096])
+        samples.append(time.perf_counter() - t0)
+    rows.append(
+        {
+            "metric": "JSONL batch parse + encode in-process (apply's road)",
             "value": n / statistics.median(samples),
             "unit": "lines/s",
             "target": "",

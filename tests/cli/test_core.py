@@ -137,6 +137,7 @@ def test_bad_lines_report_line_and_reason(fresh: Path, thermo: Thermo, line: str
 def test_engine_refusal_names_the_line(fresh: Path, thermo: Thermo, monkeypatch):
     from thermo_cli.engine import chain
     from thermo_cli.errors import ValidationError
+    from thermo_cli.formats import jsonl
 
     real = chain.seal_linked  # still runs for parser-validated deltas
 
@@ -146,6 +147,8 @@ def test_engine_refusal_names_the_line(fresh: Path, thermo: Thermo, monkeypatch)
         return real(d)
 
     monkeypatch.setattr(chain, "seal_linked", picky)
+    # plain deltas take the batch road, which never calls seal_linked: take the other one
+    monkeypatch.setattr(jsonl.DeltaParser, "plain_batch", lambda self, lines: None)
     before = fresh.read_bytes()
     r = thermo(
         "apply",

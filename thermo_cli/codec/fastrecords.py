@@ -17,6 +17,9 @@ from __future__ import annotations
 
 import hashlib
 import math
+import struct
+from dataclasses import dataclass
+from itertools import islice
 from typing import Any
 
 import cbor2
@@ -27,6 +30,7 @@ from thermo_cli.config.limits import current_limits
 from thermo_cli.model import Delta, DeltaType, HashScheme, LogRecord, Ternary
 
 _sha256 = hashlib.sha256
+_UINT64_BE = struct.Struct(">Q")
 
 # --- canonical CBOR of a v2 delta ------------------------------------------------------------
 
@@ -120,6 +124,118 @@ def _encode_plain(d: Delta) -> bytes:
             _K_CUSTOM_NULL_K_TENSOR_NULL,
         )
     )
+
+
+@dataclass(slots=True)
+class PlainDeltas:
+    """A run of plain v2 deltas as columns, validated but not yet linked.
+
+    "Plain" is the shape nearly every streamed delta has: create, update or merge of a
+    text key with a byte value, a float32 strength, a source and an id, every optional
+    field (observation count, ternary, custom metadata, tensor) null. Such a record is
+    :func:`_encode_plain`'s 13-item map, so apart from the predecessor's hash it is a
+    fixed sequence of items, most of them the same in every record of a stream (the
+    strength's, the op's, the source's, the length heads). :func:`plain_deltas` encodes
+    each distinct one once and :func:`seal_plain` joins eleven pieces per record and
+    hashes it: no CBOR item is built per delta and no Delta object is needed until the
+    engine keeps the records.
+    """
+
+    ops: list[DeltaType]
+    keys: list[str]
+    key_sizes: list[int]
+    """UTF-8 bytes of each key."""
+    values: list[bytes]
+    strengths: list[float]
+    timestamps: list[int]
+    sources: list[str]
+    ids: list[str]
+    pieces: tuple[list[bytes], ...]
+    """Per record, the items before the ``prev`` hash and after it (see :func:`plain_deltas`)."""
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+
+_be8 = _UINT64_BE.pack
+"""An unsigned integer's 8 big-endian bytes (the body of a timestamp's 0x1b item)."""
+
+
+def _column(items: list[Any], encode: Any) -> list[bytes]:
+    """``[encode(x) for x in items]``, calling ``encode`` once per distinct item."""
+    distinct = set(items)
+    if len(distinct) == 1:
+        return [encode(items[0])] * len(items)
+    return list(map({x: encode(x) for x in distinct}.__getitem__, items))
+
+
+def plain_deltas(
+    ops: list[DeltaType],
+    keys: list[str],
+    key_bytes: list[bytes],
+    values: list[bytes],
+    strengths: list[float],
+    timestamps: list[int],
+    sources: list[str],
+    ids: list[str],
+) -> PlainDeltas:
+    """Validated columns (float32 strengths, ``key_bytes`` the keys' UTF-8) as :class:`PlainDeltas`.
+
+    A record is the join of ``strength+id head``, id, ``op+ts head``, 8 timestamp bytes,
+    ``key head``, key, ``source+prev head``, the 32-byte predecessor hash,
+    ``value head``, value and a constant end: the same bytes as :func:`encode_delta` of
+    the linked Delta (tests/codec/test_fastrecords.py holds the two to equality). Every
+    head comes from a small table of the batch's distinct strengths, ops, lengths and
+    sources, looked up column by column.
+    """
+    id_bytes = list(map(str.encode, ids))
+    id_sizes = set(map(len, id_bytes))
+    if len(id_sizes) == 1 and 0.0 not in strengths:  # new ids; 0.0 and -0.0: one key, two items
+        id_head = _head(3, id_sizes.pop())
+        pre_id = _column(strengths, lambda s: _MAP13_K_S + _strength(s) + _K_T_DELTA_K_ID + id_head)
+    else:
+        pre_id = [
+            _MAP13_K_S + _strength(s) + _K_T_DELTA_K_ID + _head(3, len(i))
+            for s, i in zip(strengths, id_bytes, strict=True)
+        ]
+    if min(timestamps) >= 0x100000000:  # an 8-byte unsigned item (any real clock)
+        pre_ts = _column(ops, lambda op: _K_OP_K_TS[op] + b"\x1b")
+        ts_items = list(map(_be8, timestamps))
+    else:
+        pre_ts = _column(ops, _K_OP_K_TS.__getitem__)
+        ts_items = list(map(_int, timestamps))
+    key_sizes = list(map(len, key_bytes))
+    pre_key = _column(key_sizes, lambda n: _K_KEY + _head(3, n))
+    pre_prev = _column(sources, lambda src: _K_OBS_NULL_K_SRC + _text(src))
+    pre_value = _column(list(map(len, values)), lambda n: _K_TERN_NULL_K_VALUE + _head(2, n))
+    pieces = (pre_id, id_bytes, pre_ts, ts_items, pre_key, key_bytes, pre_prev, pre_value, values)
+    return PlainDeltas(ops, keys, key_sizes, values, strengths, timestamps, sources, ids, pieces)
+
+
+def seal_plain(batch: PlainDeltas, start: int, stop: int, prev: str | None) -> tuple[list[bytes], list[str]]:
+    """Link deltas ``start:stop`` of ``batch`` into a chain after ``prev`` (hex or None).
+
+    Returns each record's bytes and hash (hex), the same as :func:`seal` gives the
+    equivalent linked Delta objects: one join and one SHA-256 per record.
+    """
+    encoded: list[bytes] = []
+    digests: list[bytes] = []
+    keep, keep_digest = encoded.append, digests.append
+    sha, join, end = _sha256, b"".join, _K_CUSTOM_NULL_K_TENSOR_NULL
+    columns = [column[start:stop] for column in batch.pieces]
+    rows = zip(*columns, strict=True)
+    if prev is None:  # the first record of a log: a null predecessor
+        for a, i, b, t, c, k, d, e, v in islice(rows, 1):
+            rec = join((a, i, b, t, c, k, d, _K_PREV_NULL, e, v, end))
+            keep(rec)
+            keep_digest(sha(rec).digest())
+    digest = digests[-1] if digests else bytes.fromhex(prev or "")
+    for a, i, b, t, c, k, d, e, v in rows:
+        rec = join((a, i, b, t, c, k, d, _K_PREV_32, digest, e, v, end))
+        digest = sha(rec).digest()
+        keep(rec)
+        keep_digest(digest)
+    return encoded, list(map(bytes.hex, digests))
 
 
 def _encode_any(d: Delta) -> bytes:

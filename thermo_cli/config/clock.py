@@ -34,6 +34,15 @@ def system_clock() -> int:
     return time.time_ns()
 
 
+def readings(clock: Clock, n: int) -> list[int]:
+    """``n`` successive readings of ``clock`` (a batch of deltas each stamped when parsed);
+    the system clock is read without a Python call per reading."""
+    if clock is system_clock:
+        now = time.time_ns
+        return [now() for _ in range(n)]
+    return [clock() for _ in range(n)]
+
+
 def _checked_instant(ns: int) -> int:
     """Refuse instants the format cannot store, before anything is stamped with them."""
     if type(ns) is not int:

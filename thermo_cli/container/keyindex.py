@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Callable, Iterable
+from operator import attrgetter
 from typing import Any
 
 from thermo_cli.config.limits import Limits, check_cap
@@ -26,7 +27,13 @@ from thermo_cli.model.valueclass import FrozenValue
 
 def newest_deltas(recs: Iterable[LogRecord], first: int) -> dict[str, int]:
     """Key → log index of its newest delta among ``recs`` (record ``first`` onwards)."""
+    recs = recs if isinstance(recs, list) else list(recs)
+    if set(map(type, recs)) == {Delta}:  # deltas only (a batch of applies): built in C
+        return dict(zip(map(_key_of, recs), range(first, first + len(recs)), strict=True))
     return {rec.key: first + i for i, rec in enumerate(recs) if isinstance(rec, Delta)}
+
+
+_key_of = attrgetter("key")
 
 
 PART_KEYS = 2048

@@ -45,6 +45,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 from thermo_cli.codec import records as _records
+from thermo_cli.codec.fastrecords import PlainDeltas, seal_plain
 from thermo_cli.config.clock import Clock, current_clock
 from thermo_cli.config.engine import ConsolidationPolicy, PlasticityRule, ThermalConfig
 from thermo_cli.config.maps import plasticity_to_map, policy_to_map, thermal_to_map
@@ -71,6 +72,7 @@ from thermo_cli.model import (
     DeltaType,
     Entry,
     Event,
+    HashScheme,
     Layer,
     LogRecord,
     Metadata,
@@ -343,6 +345,95 @@ class Thermogram:
             auto()
         return done
 
+    def apply_plain(self, batch: PlainDeltas) -> int:
+        """Apply a run of plain deltas parsed and encoded ahead (:class:`PlainDeltas`).
+
+        The same records, hashes and state as :meth:`apply_many` of the equivalent
+        Delta objects with ``validated=True`` (the batch comes from a strict parser),
+        with the per-delta work cut to one join and one hash: runs between the points
+        where the consolidation policy may fire are sealed and appended as a whole, and
+        the policy is checked exactly where :meth:`apply_many` checks it (after every
+        delta when a time or size trigger could fire, so a test clock is read as often).
+        Stops at the first refused delta with its error (the ones before it stay
+        applied). Returns the number of deltas applied.
+        """
+        self._sync()
+        n = len(batch)
+        sizes = batch.key_sizes
+        refused = next((i for i, size in enumerate(sizes) if size > MAX_KEY_BYTES), n) if n else 0
+        start = 0
+        while start < refused:
+            stop, due = self._plain_run_end(batch, start, refused)
+            self._append_plain(batch, start, stop)
+            start = stop
+            if due:
+                self.consolidate()
+        if refused < n:  # as apply_many: the deltas before the refused one stay applied
+            raise ValidationError(f"key: {sizes[refused]} bytes exceeds the maximum of {MAX_KEY_BYTES} bytes")
+        return n
+
+    def _plain_run_end(self, batch: PlainDeltas, start: int, n: int) -> tuple[int, bool]:
+        """(end of the run from ``start``, whether the policy fires after its last delta).
+
+        The policy's test is made for each delta in turn, as :meth:`_auto_consolidate`
+        makes it after each applied delta — the clock is read exactly when it would be —
+        but without applying them one by one; a count-only policy is plain arithmetic.
+        """
+        if self._auto_suspended:
+            return n, False
+        count, period, size = self._current_triggers()
+        dirty = self._dirty_count
+        if period is None and size is None:
+            if count is None:
+                return n, False
+            stop = min(n, start + max(1, count - dirty))
+            return stop, dirty + stop - start >= count
+        dirty_bytes = self._dirty_bytes
+        values, key_sizes = batch.values, batch.key_sizes
+        for i in range(start, n):
+            dirty += 1
+            dirty_bytes += len(values[i]) + key_sizes[i] + DIRTY_OVERHEAD_BYTES
+            if (
+                (count is not None and dirty >= count)
+                or (size is not None and dirty_bytes >= size)
+                or (period is not None and self.now_ns() - self.meta.last_consolidation_ns >= period)
+            ):
+                return i + 1, True
+        return n, False
+
+    def _append_plain(self, batch: PlainDeltas, start: int, stop: int) -> None:
+        """Seal deltas ``start:stop`` after the head and append them (like ``_append_delta``)."""
+        encoded, hashes = seal_plain(batch, start, stop, self.head_hash)
+        prevs = [self.head_hash, *hashes[:-1]]
+        keys, values = batch.keys[start:stop], batch.values[start:stop]
+        v2 = HashScheme.V2
+        new = [
+            Delta(op, key, value, s, ts, src, did, None, None, None, None, prev, h, v2, enc)
+            for op, key, value, s, ts, src, did, prev, h, enc in zip(
+                batch.ops[start:stop],
+                keys,
+                values,
+                batch.strengths[start:stop],
+                batch.timestamps[start:stop],
+                batch.sources[start:stop],
+                batch.ids[start:stop],
+                prevs,
+                hashes,
+                encoded,
+                strict=True,
+            )
+        ]
+        count = stop - start
+        self.records.extend(new)
+        self.head_hash = hashes[-1]
+        self._latest.update(zip(keys, new, strict=True))
+        self._dirty_count += count
+        self._dirty_bytes += (
+            sum(map(len, values)) + sum(batch.key_sizes[start:stop]) + DIRTY_OVERHEAD_BYTES * count
+        )
+        self._idx_to += count
+        self.meta.total_deltas += count
+
     def _append_delta(self, d: Delta, key_bytes: int) -> None:
         self.records.append(d)
         self.head_hash = d.hash
@@ -466,14 +557,18 @@ class Thermogram:
         finally:
             self._auto_suspended -= 1
 
-    def _auto_consolidate(self) -> None:
-        if self._auto_suspended:
-            return
+    def _current_triggers(self) -> tuple[int | None, int | None, int | None]:
+        """The policy's (count, period, size) thresholds, recomputed when the policy changed."""
         policy = self.policy
         if policy is not self._trigger_policy:
             self._triggers = policy.thresholds()
             self._trigger_policy = policy
-        count, period, size = self._triggers
+        return self._triggers
+
+    def _auto_consolidate(self) -> None:
+        if self._auto_suspended:
+            return
+        count, period, size = self._current_triggers()
         if (
             (count is not None and self._dirty_count >= count)
             or (size is not None and self._dirty_bytes >= size)

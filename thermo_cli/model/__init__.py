@@ -375,9 +375,23 @@ class _IdPool:
             ids = self._ids
         return ids.pop()
 
+    def take(self, n: int) -> list[str]:
+        """``[next() for _ in range(n)]``, in that order, a pool's worth per slice."""
+        out: list[str] = []
+        while len(out) < n:
+            if not self._ids:
+                self._refill()
+            k = min(n - len(out), len(self._ids))
+            out += self._ids[: -k - 1 : -1]  # the last k, newest first: the order next() pops
+            del self._ids[-k:]
+        return out
 
-new_id = _IdPool().next
+
+_ID_POOL = _IdPool()
+new_id = _ID_POOL.next
 """A new random UUID v4 string, formatted like ``str(uuid.uuid4())``."""
+new_ids = _ID_POOL.take
+"""``n`` new ids at once (a batch of deltas): the same as ``n`` calls of :func:`new_id`."""
 
 
 # --- values ---------------------------------------------------------------------------------

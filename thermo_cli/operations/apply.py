@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +22,7 @@ from thermo_cli.formats.jsonl import ByteStream
 from thermo_cli.model import Delta
 
 if TYPE_CHECKING:
+    from thermo_cli.codec.fastrecords import PlainDeltas
     from thermo_cli.engine.thermogram import Thermogram
 
 
@@ -70,14 +71,34 @@ def apply_file(
     """
     with no_gc():
         store.check_writable(path, upgrade=upgrade)
-        lines = jsonl.iter_lines(stream, max_line_bytes=limits.max_line_bytes)
-        parsed = _Parsed(lines, source=source, limits=limits, skip_invalid=skip_invalid)
-        ready = _Ready(list(parsed.numbered()), parsed.skipped)
+        blocks = jsonl.iter_line_blocks(stream, max_line_bytes=limits.max_line_bytes)
+        parsed = _Parsed((), source=source, limits=limits, skip_invalid=skip_invalid)
+        runs = [run for numbers, lines in blocks for run in parsed.runs(numbers, lines)]
         with store.edit(path, upgrade=upgrade, dry_run=dry_run) as tg:
             before = tg.meta.total_consolidations
-            applied = _apply_parsed(tg, ready, skip_invalid=skip_invalid, auto=auto_consolidate)
-            report = ApplyReport(applied, ready.skipped, tg.meta.total_consolidations - before, dry_run, tg)
+            with _policy_suspended(tg, not auto_consolidate):
+                applied = sum(_apply_run(tg, run, skip_invalid=skip_invalid) for run in _taking(runs))
+            report = ApplyReport(applied, parsed.skipped, tg.meta.total_consolidations - before, dry_run, tg)
     return report
+
+
+def _taking(runs: list[_PlainRun | _Ready]) -> Iterator[_PlainRun | _Ready]:
+    """The runs in order, each let go of once applied (its columns are not needed then)."""
+    runs.reverse()
+    while runs:
+        yield runs.pop()
+
+
+def _apply_run(tg: Thermogram, run: _PlainRun | _Ready, *, skip_invalid: bool) -> int:
+    """Apply one run read ahead: plain deltas as a batch, any others one by one."""
+    if isinstance(run, _PlainRun):
+        before = tg.meta.total_deltas
+        try:  # strictly parsed plain deltas: the engine's checks are the parser's
+            return tg.apply_plain(run.batch)
+        except ThermoError as exc:  # refused all the same: name the line it came from
+            done = tg.meta.total_deltas - before
+            raise jsonl.LineError(run.numbers[min(done, len(run.numbers) - 1)], str(exc)) from None
+    return _apply_parsed(tg, run, skip_invalid=skip_invalid, auto=True)
 
 
 def apply_stream(
@@ -110,6 +131,19 @@ def _apply_parsed(tg: Thermogram, parsed: _Parsed | _Ready, *, skip_invalid: boo
             raise
         except ThermoError as exc:  # refused by the engine: name the line it came from
             raise jsonl.LineError(parsed.lineno, str(exc)) from None
+
+
+_CHUNK_LINES = 4096
+"""Lines parsed as one batch when they are all plain deltas (memory: a few MB per batch)."""
+
+
+@dataclass
+class _PlainRun:
+    """A chunk of lines that were all plain deltas, encoded ahead of the lock."""
+
+    batch: PlainDeltas
+    numbers: Sequence[int]
+    """The line number of each delta."""
 
 
 class _Ready:
@@ -152,11 +186,28 @@ class _Parsed:
         self.skipped: list[str] = []
 
     def __iter__(self) -> Iterator[Any]:
+        return self._deltas(self._lines)
+
+    def runs(self, numbers: Sequence[int], lines: list[bytes]) -> Iterator[_PlainRun | _Ready]:
+        """A block of lines read ahead, in chunks: a chunk of plain deltas as one batch
+        (:meth:`~thermo_cli.formats.jsonl.DeltaParser.plain_batch`), any other chunk
+        parsed line by line, with the same checks and errors as streaming."""
+        for at in range(0, len(lines), _CHUNK_LINES):
+            chunk = lines[at : at + _CHUNK_LINES]
+            batch = self._parser.plain_batch(chunk)
+            if batch is not None:
+                self.lineno = numbers[at + len(chunk) - 1]
+                yield _PlainRun(batch, numbers[at : at + _CHUNK_LINES])
+            else:
+                numbered = zip(numbers[at : at + _CHUNK_LINES], chunk, strict=True)
+                yield _Ready([(self.lineno, d) for d in self._deltas(numbered)], self.skipped)
+
+    def _deltas(self, lines: Iterable[tuple[int, bytes]]) -> Iterator[Any]:
         import orjson
 
         loads, build, decode_error = orjson.loads, self._parser.from_obj, orjson.JSONDecodeError
         names = jsonl.refuse_repeated_names
-        for lineno, line in self._lines:
+        for lineno, line in lines:
             self.lineno = lineno
             try:
                 try:
@@ -175,11 +226,6 @@ class _Parsed:
                 self.skipped.append(str(exc))
                 continue
             yield d
-
-    def numbered(self) -> Iterator[tuple[int, Any]]:
-        """Each delta with its line number (for reading the whole stream ahead)."""
-        for d in self:
-            yield self.lineno, d
 
 
 @contextlib.contextmanager
