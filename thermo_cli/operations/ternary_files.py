@@ -528,7 +528,7 @@ def unpack_file(
     kind_in, kind_out = _check_paths(src_p, out_p, "unpack", overwrite)
     report = FileReport("unpack", src_p, out_p, file_before=src_p.stat().st_size)
     if kind_in == ".thermo":
-        restored, metadata = _from_thermo(src_p, layers)
+        restored, metadata = _from_thermo(src_p, layers, with_metadata=kind_out == ".safetensors")
     else:
         if layers:
             raise ValidationError("layers=… applies to .thermo inputs only")
@@ -658,9 +658,12 @@ def _check_packed_spec(src: Path, name: str, nbytes: int, spec: TensorSpec) -> N
         raise CorruptError(f"{src}: packed tensor {name!r}: {exc}") from None
 
 
-def _from_thermo(src: Path, layers: list[str] | None) -> tuple[list[_Restored], dict[str, str] | None]:
-    from thermo_cli.operations.safetensors.importer import saved_metadata
-
+def _from_thermo(
+    src: Path, layers: list[str] | None, *, with_metadata: bool
+) -> tuple[list[_Restored], dict[str, str] | None]:
+    """The tensor entries of a thermogram, ready to restore; with the safetensors metadata an
+    import saved only when ``with_metadata`` (a .safetensors output): reading it loads the
+    importer, whose start-up a .npy output does not need to pay."""
     chosen = [Layer.parse(x) for x in layers] if layers else list(Layer)
     tg = store.load(src, layers="lazy", log="tail")
     recorded = recorded_figures(src)
@@ -696,6 +699,10 @@ def _from_thermo(src: Path, layers: list[str] | None) -> tuple[list[_Restored], 
                 result,
                 (lambda m=mapping, key=k: _entry_pieces(m[key])) if packed else None,  # type: ignore[misc]  # python/mypy#15459
             )
+
+    if not with_metadata:
+        return list(found.values()), None
+    from thermo_cli.operations.safetensors.importer import saved_metadata
 
     return list(found.values()), saved_metadata(tg)
 
