@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import math
 import struct
-from dataclasses import dataclass
 from itertools import islice
 from typing import Any
 
@@ -28,6 +27,7 @@ from thermo_cli.codec import cbor, records
 from thermo_cli.codec.cborscan import needs_scan, scan
 from thermo_cli.config.limits import current_limits
 from thermo_cli.model import Delta, DeltaType, HashScheme, LogRecord, Ternary
+from thermo_cli.model.valueclass import Value
 
 _sha256 = hashlib.sha256
 _UINT64_BE = struct.Struct(">Q")
@@ -126,8 +126,7 @@ def _encode_plain(d: Delta) -> bytes:
     )
 
 
-@dataclass(slots=True)
-class PlainDeltas:
+class PlainDeltas(Value):
     """A run of plain v2 deltas as columns, validated but not yet linked.
 
     "Plain" is the shape nearly every streamed delta has: create, update or merge of a
@@ -152,6 +151,30 @@ class PlainDeltas:
     ids: list[str]
     pieces: tuple[list[bytes], ...]
     """Per record, the items before the ``prev`` hash and after it (see :func:`plain_deltas`)."""
+
+    __slots__ = ("ids", "key_sizes", "keys", "ops", "pieces", "sources", "strengths", "timestamps", "values")
+
+    def __init__(
+        self,
+        ops: list[DeltaType],
+        keys: list[str],
+        key_sizes: list[int],
+        values: list[bytes],
+        strengths: list[float],
+        timestamps: list[int],
+        sources: list[str],
+        ids: list[str],
+        pieces: tuple[list[bytes], ...],
+    ) -> None:
+        self.ops = ops
+        self.keys = keys
+        self.key_sizes = key_sizes
+        self.values = values
+        self.strengths = strengths
+        self.timestamps = timestamps
+        self.sources = sources
+        self.ids = ids
+        self.pieces = pieces
 
     def __len__(self) -> int:
         return len(self.keys)
