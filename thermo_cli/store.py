@@ -18,10 +18,10 @@ file), yield the thermogram, commit on success, write nothing on an exception.
 
 from __future__ import annotations
 
+import _thread  # threading's locks without importing threading (start-up)
 import contextlib
 import hashlib
 import os
-import threading
 import weakref
 from collections.abc import Iterator, MutableMapping
 from typing import TYPE_CHECKING, Literal
@@ -665,8 +665,8 @@ def _after_commit(p: str, tg: Thermogram) -> None:
 
 # --- transactions -------------------------------------------------------------------------
 
-_thread_locks: dict[str, threading.RLock] = {}
-_thread_locks_guard = threading.Lock()
+_thread_locks: dict[str, _thread.RLock] = {}
+_thread_locks_guard = _thread.allocate_lock()
 
 
 @contextlib.contextmanager
@@ -738,7 +738,7 @@ def _serialized(p: str, timeout: float | None) -> Iterator[None]:
     within a process, so on its own it would let two threads interleave their edits."""
     key = os.path.realpath(p)
     with _thread_locks_guard:
-        lock = _thread_locks.setdefault(key, threading.RLock())
+        lock = _thread_locks.setdefault(key, _thread.RLock())
     if not lock.acquire(timeout=-1 if timeout is None else timeout):
         raise LockError(f"{p}: another thread holds the lock (waited {timeout:g} s)")
     try:

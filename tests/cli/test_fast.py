@@ -220,9 +220,10 @@ def test_the_installed_entry_point_uses_the_fast_path(files: dict[str, Path]):
     assert r.returncode == 0 and b'"layer":"dirty"' in r.stdout
 
 
-HEAVY_FOR_GET = ("dataclasses", "inspect")
+HEAVY_FOR_GET = ("dataclasses", "inspect", "threading")
 """Not loaded by a plain ``get`` either: ``@dataclass`` and ``inspect`` cost about 20 ms of
-start-up (the read path's value classes are :mod:`thermo_cli.model.valueclass` ones);
+start-up (the read path's value classes are :mod:`thermo_cli.model.valueclass` ones),
+``threading`` 2 ms (the locks come from ``_thread``);
 ``keys`` checks the meta block's engine settings, which are dataclasses."""
 
 HEAVY_AT_START = (

@@ -10,12 +10,12 @@ crash the path names either the old or the new complete file.
 
 from __future__ import annotations
 
+import _thread  # threading's locks without importing threading (start-up)
 import contextlib
 import errno
 import fcntl
 import os
 import re
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
@@ -27,7 +27,7 @@ from thermo_cli.model.valueclass import FrozenValue
 
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _held: dict[str, tuple[int, int]] = {}
-_held_guard = threading.Lock()
+_held_guard = _thread.allocate_lock()
 
 DEFAULT_LOCK_TIMEOUT = 120.0
 """Seconds a writer waits for another writer before giving up with LockError."""

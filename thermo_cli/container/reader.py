@@ -23,12 +23,12 @@ offsets, every chunk's digest, the trailer chain.
 
 from __future__ import annotations
 
+import _thread  # threading's locks without importing threading (start-up)
 import contextlib
 import functools
 import hashlib
 import itertools
 import os
-import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar, cast
@@ -148,7 +148,7 @@ class Reader:
         first). The source's own method, bound here: no extra call on the hot path."""
         self.pread_into: Callable[[int, memoryview], memoryview] = self._source.pread_into
         """``pread_into(off, buf)``: fill ``buf`` from ``off`` without allocating; returns it."""
-        self._lock = threading.Lock()
+        self._lock = _thread.allocate_lock()
         try:
             self.inode = self._source.identity
             self.file_size = self._source.size
