@@ -544,6 +544,29 @@ def packed_from_float(weights: Any, threshold: float | None = None) -> PackedTer
     return PackedTernary.from_bytes(quantize_codes(w, t).tobytes(), int(w.size))
 
 
+def _quantized(
+    arr: np.ndarray,
+    packed: np.ndarray,
+    scales: np.ndarray,
+    thresholds: np.ndarray,
+    per_row: bool,
+    method: str,
+    cuts: np.ndarray | None,
+    fit: Quality | None,
+) -> QuantizedTensor:
+    """The result of :func:`quantize` for ``arr``, whichever route packed it."""
+    return QuantizedTensor(
+        codes=PackedTernary._wrap(packed, int(arr.size)),
+        shape=tuple(int(d) for d in arr.shape),
+        scales=scales,
+        thresholds=thresholds,
+        per_row=per_row,
+        method=method,
+        cuts=cuts,
+        fit=fit,
+    )
+
+
 def quantize(
     weights: np.ndarray,
     method: str = DEFAULT_METHOD,
@@ -569,16 +592,7 @@ def quantize(
         done = _absmean_by_rows(rows, t_given, with_quality)
         if done is not None:
             packed, scales, thresholds, cuts, fit = done
-            return QuantizedTensor(
-                codes=PackedTernary._wrap(packed, int(arr.size)),
-                shape=tuple(int(d) for d in arr.shape),
-                scales=scales,
-                thresholds=thresholds,
-                per_row=per_row,
-                method=method,
-                cuts=cuts,
-                fit=fit,
-            )
+            return _quantized(arr, packed, scales, thresholds, per_row, method, cuts, fit)
     try:
         scales, thresholds, cuts = _statistics(rows, method, t_given)
     except _NonFinite:
@@ -596,16 +610,7 @@ def quantize(
             sums = _row_fit(rows, scales, cuts, wide=True)
     if sums is not None:
         fit = _quality_of_fit(sums, scales)
-    return QuantizedTensor(
-        codes=PackedTernary._wrap(packed, int(arr.size)),
-        shape=tuple(int(d) for d in arr.shape),
-        scales=scales,
-        thresholds=thresholds,
-        per_row=per_row,
-        method=method,
-        cuts=cuts,
-        fit=fit,
-    )
+    return _quantized(arr, packed, scales, thresholds, per_row, method, cuts, fit)
 
 
 class _NonFinite(Exception):
