@@ -147,6 +147,17 @@ def _plastic_2048() -> _Recorder:
     return rec
 
 
+def _many_concepts_single_ticks() -> _Recorder:
+    """Recruits past several blocks of 16 rows, one tick at a time (``process`` only)."""
+    rec = _Recorder()
+    net = EmbeddedSNN(SNNConfig(num_neurons=100, input_dim=64, spike_threshold=0.5), seed=9)
+    for i, x in enumerate(_clusters(7, 37, 64, 900, 0.25)):
+        rec.deltas_out(net.process(x, timestamp_ns=STAMP + i))
+    rec.events_out(net)
+    rec.state_out(net)
+    return rec
+
+
 def _merging_associating() -> _Recorder:
     """Six neurons, twelve overlapping clusters in 24-D: merges, associations, decay."""
     rec = _Recorder()
@@ -214,6 +225,11 @@ SCENARIOS: dict[str, tuple[Callable[[], _Recorder], int, str]] = {
         _plastic_2048,
         40,
         "7b7a556a7fb504a273c7c17b71fd1d69b95a60435f6acd5598f4234ab016ab42",
+    ),
+    "37 concepts in 100 neurons, single ticks": (
+        _many_concepts_single_ticks,
+        80,
+        "b8eda772b89ba9c7691105158face3aa10b9416a3c72f53321407b2ae7fe623b",  # full 100-row product
     ),
     "merging and associating": (
         _merging_associating,

@@ -208,6 +208,7 @@ class EmbeddedSNN:
         self._centring_on = cfg.learn_prototypes and cfg.center == "running"
         self._one_over_n = cfg.prototype_rate == "1/n"
         self._input_shape = (cfg.input_dim,)
+        self._product_rows: int | None = None  # counted on the first tick (prototypes set later)
         # Per-tick work space, reused so a tick allocates nothing of input size: the unit
         # input, the centring step (later the prototype's move), the cosines, the negated
         # activations (for the ranking), the spread input, the spikes, and a 0-d operand
@@ -308,6 +309,7 @@ class EmbeddedSNN:
         if not ok.all():
             raise ValidationError(f"vectors: row {int(np.argmin(ok))} is all zeros")
         self._protos[idx] = unit
+        self._product_rows = None
         self._last_learned[idx] = self._tick
         book = self.book
         if book is not None:  # each set neuron holds a concept (a new one if it had none)
@@ -336,8 +338,29 @@ class EmbeddedSNN:
         if xh is None:
             cos.fill(0.0)
         else:
-            np.matmul(self._protos, xh, out=cos)
+            rows = self._product_rows if self._product_rows is not None else self._count_product_rows()
+            np.matmul(self._protos[:rows], xh, out=cos[:rows])
+            cos[rows:] = 0.0  # rows past the last concept are zero: their cosine is +0.0
         return self._step(cos, xh, timestamp_ns)
+
+    def _count_product_rows(self) -> int:
+        """The leading prototype rows a tick's product must cover (kept in ``_product_rows``).
+
+        A concept network fills neurons from the lowest free one, and a neuron without a
+        concept has an all-zero prototype, whose cosine is +0.0 without computing it: with 8
+        concepts among 100 neurons the product needs 16 rows, not 100 (about 3 µs instead of
+        17). The count is rounded up to whole blocks of ``_ROW_BLOCK`` rows because BLAS
+        matrix-vector kernels sum a block of rows together and a partial block another way:
+        whole blocks give every row the bits the full product gives (the golden-delta test
+        checks that, with the full product's digests). Recounted when prototypes are set
+        from outside or loaded; a recruit past the count grows it.
+        """
+        used = self._protos.any(axis=1)
+        if self.book is not None:
+            used |= self.book.ids >= 0
+        last = int(np.flatnonzero(used)[-1]) + 1 if used.any() else 0
+        self._product_rows = _whole_blocks(last, self.config.num_neurons)
+        return self._product_rows
 
     def _tick_input(self, activation: Any, neuromod: NeuromodState | None) -> np.ndarray | None:
         """The unit (centred) input of one tick, and the new neuromodulator levels in place.
@@ -668,6 +691,8 @@ class EmbeddedSNN:
             else:
                 winner = int(free[0])
             self._protos[winner] = xh
+            if self._product_rows is not None and winner >= self._product_rows:
+                self._product_rows = _whole_blocks(winner + 1, self.config.num_neurons)
             book.allocate(winner, tick)
             deltas.append(book.write(winner, self._protos[winner], DeltaType.CREATE, stamp()))
             self.counters["recruits"] += 1
@@ -1079,6 +1104,16 @@ def _ternary_merge_deltas(keys: list[str], values: np.ndarray, ts: int, tensors:
             ternary=Ternary(code),
             tensor=spec,
         )
+
+
+_ROW_BLOCK = 16
+"""Rows a tick's matrix-vector product covers come in multiples of this (see
+:meth:`EmbeddedSNN._count_product_rows`): OpenBLAS's kernels block rows by 4, 8 or 16."""
+
+
+def _whole_blocks(rows: int, limit: int) -> int:
+    """``rows`` rounded up to whole ``_ROW_BLOCK`` blocks, at most ``limit``."""
+    return min(limit, -(-rows // _ROW_BLOCK) * _ROW_BLOCK)
 
 
 def _unit_rows(matrix: np.ndarray) -> np.ndarray:
