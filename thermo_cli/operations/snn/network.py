@@ -25,7 +25,9 @@ cosines: one matrix-vector product per :meth:`EmbeddedSNN.process` call; in
 for each prototype that learns, with BLAS held to one thread (see ``_one_blas_thread``).
 (Small networks spread with one small matrix-vector product on a dense copy of the weights.)
 
-**The cost of a tick.** Past the one matrix-vector product, a tick is some thirty NumPy
+**The cost of a tick.** The matrix-vector product covers only the leading prototype rows
+that can hold a concept, in whole blocks of rows (``_count_product_rows``): the others are
+zero and their cosine is +0.0. Past that product, a tick is some thirty NumPy
 calls on short arrays, each costing its call overhead more than its arithmetic, so the
 tick does each once and in place: it works in buffers allocated with the network (the
 unit input, the centring step, the cosines, the activations — kept as
