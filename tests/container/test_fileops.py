@@ -239,3 +239,36 @@ def test_a_source_is_never_an_output(tmp_path):
         with pytest.raises(RefusedError, match="is the source file itself"):
             refuse_overwriting_source(src, dst)
     refuse_overwriting_source(src, tmp_path / "out.thermo")  # a new path is fine
+
+
+def test_write_behind_flushes_while_writing_and_waits_at_close(tmp_path, monkeypatch):
+    flushed: list[int] = []
+    real = os.fdatasync
+
+    def counting(fd: int) -> None:
+        flushed.append(os.fstat(fd).st_size)
+        real(fd)
+
+    monkeypatch.setattr(os, "fdatasync", counting)
+    with open(tmp_path / "out.bin", "wb") as fh:
+        behind = fileops.WriteBehind(fh, 1000)
+        for _ in range(10):
+            fh.write(b"x" * 600)
+            behind.wrote(600)
+            behind.close()  # one flush at a time: let each finish, so every threshold flushes
+        behind.close()
+    # a flush starts once 1,000 bytes wait, after the buffered bytes reached the file
+    assert flushed == [1200, 2400, 3600, 4800, 6000]
+
+
+def test_write_behind_raises_a_failed_background_flush_at_close(tmp_path, monkeypatch):
+    def failing(fd: int) -> None:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(os, "fdatasync", failing)
+    with open(tmp_path / "out.bin", "wb") as fh:
+        behind = fileops.WriteBehind(fh, 10)
+        fh.write(b"y" * 20)
+        behind.wrote(20)
+        with pytest.raises(OSError, match="Input/output error"):
+            behind.close()

@@ -300,6 +300,52 @@ def _publish(tmp: str, target: str, overwrite: bool, shown: str | os.PathLike[st
     os.unlink(tmp)
 
 
+class WriteBehind:
+    """Flushes a large output to disk in the background while the rest is still produced.
+
+    A writer that fsyncs its output at the end (:func:`atomic_output`) otherwise waits for
+    the whole file to reach the disk only after producing it. Told how much it wrote, this
+    starts an ``fdatasync`` of what is there on a helper thread every ``every`` bytes (one
+    at a time; the call releases the GIL), so the disk works while the caller computes and
+    the final fsync waits only for the tail. An error of a background flush is raised by
+    :meth:`close`, which the caller must reach before the file is fsynced and renamed.
+    """
+
+    def __init__(self, fh: BinaryIO, every: int) -> None:
+        import threading  # only writers of large outputs need it (start-up of readers)
+
+        self._fh = fh
+        self._every = max(1, every)
+        self._pending = 0
+        self._thread: threading.Thread | None = None
+        self._error: OSError | None = None
+        self._new_thread = threading.Thread
+
+    def wrote(self, nbytes: int) -> None:
+        """Count ``nbytes`` just written; start a background flush when enough waits."""
+        self._pending += nbytes
+        if self._pending < self._every or (self._thread is not None and self._thread.is_alive()):
+            return
+        self._fh.flush()
+        self._pending = 0
+        self._thread = self._new_thread(target=self._flush, args=(self._fh.fileno(),), daemon=True)
+        self._thread.start()
+
+    def _flush(self, fd: int) -> None:
+        try:
+            os.fdatasync(fd)
+        except OSError as exc:
+            self._error = exc
+
+    def close(self) -> None:
+        """Wait for the background flush; raise its error, if it had one."""
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        if self._error is not None:
+            raise self._error
+
+
 @contextlib.contextmanager
 def atomic_output(
     path: str | os.PathLike[str],

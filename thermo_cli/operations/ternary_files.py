@@ -60,7 +60,7 @@ from thermo_cli.codec.ternary.quantize import (
     combined_quality,
 )
 from thermo_cli.config.clock import now_ns
-from thermo_cli.container.fileops import atomic_output, refuse_overwriting_source
+from thermo_cli.container.fileops import WriteBehind, atomic_output, refuse_overwriting_source
 from thermo_cli.engine.thermogram import Thermogram
 from thermo_cli.errors import CorruptError, FormatError, NotFoundError, RefusedError, ValidationError
 from thermo_cli.model import Entry, Layer, TensorSpec, check_strength
@@ -744,14 +744,15 @@ def _npy_values(pieces: Iterator[np.ndarray], dtype: str) -> Iterator[np.ndarray
 
 
 WRITEBACK_BYTES = 32 << 20
-"""A large .npy is written in slices of this size, each handed to the disk as soon as it is
-written, so the final fsync waits for the last slice rather than for the whole file."""
+"""A large .npy is written in slices of this size; the disk writes of each start on a
+helper thread while the next is computed (:class:`WriteBehind`), so the final fsync waits
+for the last slice rather than for the whole file."""
 
 
 def _save_npy_flushing(fh: Any, arr: np.ndarray) -> None:
-    """``np.save`` of a C-contiguous array, starting the disk writes while later slices are
-    still being copied (see :func:`_write_npy_pieces`)."""
-    if arr.nbytes < 2 * WRITEBACK_BYTES or not hasattr(os, "posix_fadvise") or arr.dtype.hasobject:
+    """``np.save`` of a C-contiguous array, the disk writing while later slices are copied
+    (see :func:`_write_npy_pieces`)."""
+    if arr.nbytes < 2 * WRITEBACK_BYTES or arr.dtype.hasobject:
         np.save(fh, arr, allow_pickle=False)
         return
     data = arr.reshape(-1)
@@ -764,27 +765,20 @@ def _write_npy_pieces(
     fh: Any, dtype: np.dtype[Any], shape: tuple[int, ...], pieces: Iterator[np.ndarray]
 ) -> None:
     """The bytes ``np.save`` writes for a C-order array of ``dtype`` and ``shape`` whose
-    elements come as consecutive flat ``pieces``.
-
-    Every ``WRITEBACK_BYTES`` the kernel is asked to write what is there back to disk
-    (``posix_fadvise(DONTNEED)`` starts writeback of dirty pages without waiting for it),
-    so the caller's final fsync waits for the last slice rather than for the whole file.
-    """
+    elements come as consecutive flat ``pieces``, flushed to disk behind the writing every
+    ``WRITEBACK_BYTES`` (:class:`WriteBehind`)."""
     header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": shape}
     try:
         np.lib.format.write_array_header_1_0(fh, header)  # what np.save writes
     except ValueError:  # a header over 64 KiB
         np.lib.format.write_array_header_2_0(fh, header)
-    fd = fh.fileno()
-    advise = hasattr(os, "posix_fadvise")
-    pending = 0
-    for piece in pieces:
-        fh.write(np.ascontiguousarray(piece, dtype=dtype).data.cast("B"))
-        pending += piece.nbytes
-        if advise and pending >= WRITEBACK_BYTES:
-            fh.flush()
-            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-            pending = 0
+    behind = WriteBehind(fh, WRITEBACK_BYTES)
+    try:
+        for piece in pieces:
+            fh.write(np.ascontiguousarray(piece, dtype=dtype).data.cast("B"))
+            behind.wrote(piece.nbytes)
+    finally:
+        behind.close()
 
 
 def _write_safetensors(
