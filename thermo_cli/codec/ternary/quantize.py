@@ -923,23 +923,30 @@ def _quality_of_sums(aa: float, bb: float, ab: float, dd: float, max_abs: float)
     return Quality(rel_l2=rel, cosine=cos, max_abs=max_abs, norm=na, norm_reconstructed=nb)
 
 
+def _checked_scales(shape: tuple[int, ...], scales: np.ndarray, per_row: bool) -> tuple[int, np.ndarray]:
+    """The element count of ``shape`` and the scales as flat float32, checked to fit it: one
+    per row (``shape[0]``) when ``per_row``, else exactly one."""
+    numel = math.prod(shape)
+    flat = np.asarray(scales, dtype=np.float32).ravel()
+    if per_row and (len(shape) < 1 or flat.size != shape[0]):
+        raise ValidationError(
+            f"scales: per-row tensor of shape {tuple(shape)} needs "
+            f"{shape[0] if shape else 1} scales, got {flat.size}"
+        )
+    if not per_row and flat.size != 1:
+        raise ValidationError(f"scales: per-tensor encoding needs 1 scale, got {flat.size}")
+    return numel, flat
+
+
 def dequantize(
     packed: np.ndarray | bytes, shape: tuple[int, ...], scales: np.ndarray, per_row: bool
 ) -> np.ndarray:
     """Packed codes and scales → float32 tensor of ``shape`` (``scale * code``)."""
-    numel = math.prod(shape)
-    scales = np.asarray(scales, dtype=np.float32).ravel()
+    numel, scales = _checked_scales(shape, scales, per_row)
     if per_row:
-        if len(shape) < 1 or scales.size != shape[0]:
-            raise ValidationError(
-                f"scales: per-row tensor of shape {tuple(shape)} needs "
-                f"{shape[0] if shape else 1} scales, got {scales.size}"
-            )
         return unpack_rows_scaled(packed, shape[0], numel // shape[0] if shape[0] else 0, scales).reshape(
             shape
         )
-    if scales.size != 1:
-        raise ValidationError(f"scales: per-tensor encoding needs 1 scale, got {scales.size}")
     return unpack_scaled(packed, numel, float(scales[0])).reshape(shape)
 
 
@@ -949,17 +956,9 @@ def dequantize_chunks(
     """:func:`dequantize` as consecutive flat float32 pieces in C order, each a view of one
     reused cache-sized buffer (valid until the next piece): for writing a tensor far
     larger than the cache straight to a file without building it in memory first."""
-    numel = math.prod(shape)
-    scales = np.asarray(scales, dtype=np.float32).ravel()
+    numel, scales = _checked_scales(shape, scales, per_row)
     if per_row:
-        if len(shape) < 1 or scales.size != shape[0]:
-            raise ValidationError(
-                f"scales: per-row tensor of shape {tuple(shape)} needs "
-                f"{shape[0] if shape else 1} scales, got {scales.size}"
-            )
         return iter_unpacked(packed, shape[0], numel // shape[0] if shape[0] else 0, scales)
-    if scales.size != 1:
-        raise ValidationError(f"scales: per-tensor encoding needs 1 scale, got {scales.size}")
     return iter_unpacked(packed, 1, numel, scales)
 
 
