@@ -256,3 +256,14 @@ def test_assign_refuses_frozen_prototypes(tmp_path, acts):
     thermo("snn", "init", path, "--neurons", "12", "--dim", "16", "--frozen-prototypes")
     r = thermo("snn", "assign", path, "--input", acts)
     assert r.exit_code == 3 and "frozen prototypes hold no concepts" in r.stderr
+
+
+def test_the_missing_network_error_names_the_file(tmp_path, acts):
+    plain = tmp_path / "plain.thermo"
+    thermo("init", plain)
+    for command in (("snn", "run", plain, "--input", acts), ("snn", "assign", plain, "--input", acts)):
+        r = thermo(*command)
+        assert r.exit_code == 6
+        assert r.stderr.strip().splitlines() == [
+            f"thermo: error: {plain}: has no spiking network (attach one with `snn init`)"
+        ]

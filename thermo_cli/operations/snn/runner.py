@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from thermo_cli import store
 from thermo_cli.errors import NotFoundError, RefusedError
 from thermo_cli.operations.snn.concepts import concept_key
 from thermo_cli.operations.snn.config import SNNConfig
@@ -40,7 +41,9 @@ def load_network(tg: Any) -> EmbeddedSNN:
     """The network stored in ``tg``; NotFoundError if it has none, CorruptError if damaged."""
     state = tg.extras.get(EXTRAS_KEY)
     if state is None:
-        raise NotFoundError("this thermogram has no spiking network (attach one with `snn init`)")
+        origin = store.info(tg)
+        where = origin.path if origin is not None else "this thermogram"
+        raise NotFoundError(f"{where}: has no spiking network (attach one with `snn init`)")
     return EmbeddedSNN.from_state(state)
 
 
