@@ -7,6 +7,8 @@ Command lines the fast path does not take must be left to typer (``run_fast`` â†
 
 from __future__ import annotations
 
+import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -292,3 +294,84 @@ def test_start_up_of_keys_does_not_build_the_engine(files: dict[str, Path]):
     assert rc == 0
     heavy = {m for m in loaded for h in HEAVY_AT_START if m == h or m.startswith(h + ".")}
     assert not heavy, f"thermo keys loaded {sorted(heavy)}"
+
+
+def _normalised(run: tuple, target: Path) -> tuple:
+    """An apply's outcome without what differs run to run: the file name, the elapsed time
+    and the head hash (new ids and timestamps give new hashes)."""
+    code, out, err = run
+
+    def same(data: bytes) -> bytes:
+        data = data.replace(bytes(target), b"F")
+        data = re.sub(rb"\(\d+\.\d\d s\)|\"seconds\": ?[0-9.e-]+", b"T", data)
+        return re.sub(rb"\b[0-9a-f]{64}\b|\b[0-9a-f]{12}\b", b"H", data)
+
+    return code, same(out), same(err)
+
+
+@pytest.mark.parametrize(
+    ("flags", "lines"),
+    [
+        ([], ['{"op":"update","key":"greeting","value":"fast"}', '{"op":"create","key":"n","value":"1"}']),
+        (["--json"], ['{"op":"update","key":"greeting","value":"again"}']),
+        (["--dry-run", "--json"], ['{"op":"create","key":"dry","value":"x"}']),
+        (["--no-auto-consolidate", "--source", "me"], ['{"op":"merge","key":"m","value":"y"}']),
+        (["--skip-invalid"], ['{"op":"create","key":"ok","value":"z"}', '{"op":"nope"}', "not json"]),
+        ([], ['{"op":"create","key":"k","value":"v"}', '{"op":"create","key":"k2","value":"v","bogus":1}']),
+        ([], ['{"op":"delete","key":"greeting"}']),
+    ],
+)
+def test_fast_and_typer_apply_give_the_same_files_and_lines(
+    tmp_path: Path, capfdbinary: pytest.CaptureFixture[bytes], flags: list[str], lines: list[str]
+):
+    deltas = tmp_path / "d.jsonl"
+    deltas.write_text("\n".join(lines) + "\n")
+    results, files = [], []
+    for name, runner in (("fast", run_fast), ("typer", lambda argv, env: _common.run_app(argv))):
+        target = tmp_path / f"{name}.thermo"
+        assert Thermo()("init", target, "--policy", "manual", "--name", "same").code == 0
+        capfdbinary.readouterr()
+        argv = ["apply", str(target), str(deltas), *flags]
+        code = runner(argv, {})
+        assert code is not None, f"the fast path should take {argv}"
+        out, err = capfdbinary.readouterr()
+        results.append(_normalised((code, out, err), target))
+        log = json.loads(Thermo()("log", target, "--json").out)
+        shown = ("kind", "op", "key", "source", "value")
+        files.append([{k: v for k, v in r.items() if k in shown} for r in log])
+    assert results[0] == results[1]
+    assert files[0] == files[1]
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["apply"],
+        ["apply", "-", "d.jsonl"],
+        ["apply", "f", "d", "extra"],
+        ["apply", "f", "--max-line-bytes", "10"],
+        ["apply", "f", "--max-key-bytes=10"],
+        ["apply", "f", "--auto-consolidate", "--no-auto-consolidate"],
+        ["apply", "f", "--source"],
+        ["apply", "f", "--json", "--json"],
+        ["apply", "f", "-h"],
+    ],
+)
+def test_apply_lines_the_fast_path_does_not_take(argv: list[str]):
+    assert parse(argv) is None
+
+
+def test_apply_reads_stdin_by_default_on_the_fast_path():
+    assert parse(["apply", "f"]) == (
+        "apply",
+        {
+            "file": "f",
+            "deltas": "-",
+            "source": "thermo",
+            "skip_invalid": False,
+            "dry_run": False,
+            "upgrade": False,
+            "auto_consolidate": True,
+        },
+    )
+    assert parse(["apply", "f", "-", "--no-auto-consolidate"])[1]["auto_consolidate"] is False

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -37,12 +38,23 @@ def test_sealed_plain_records_are_the_general_encoders_bytes(rows, linked: bool,
     batch = plain_deltas(ops, keys, [k.encode() for k in keys], values, strengths, stamps, sources, ids)
     head = hashlib.sha256(b"head").hexdigest() if linked else None
     cut = min(cut, len(rows))
-    first, first_hashes = seal_plain(batch, 0, cut, head)
-    rest, rest_hashes = seal_plain(batch, cut, len(rows), first_hashes[-1] if first_hashes else head)
-    encoded, hashes = first + rest, first_hashes + rest_hashes
+    runs = [seal_plain(batch, 0, cut, head)] if cut else []
+    if cut < len(rows):
+        runs.append(seal_plain(batch, cut, len(rows), runs[0].head if runs else head))
+    encoded = [rec for run in runs for rec in run.encoded]
+    hashes = [h for run in runs for h in run.hashes()]
+    deltas = [d for run in runs for d in run.deltas()]
     prev = head
     for i, fields in enumerate(rows):
         d = Delta(*fields, prev_hash=prev)
         assert encoded[i] == encode_delta(d)
         prev = hashlib.sha256(encoded[i]).hexdigest()
         assert hashes[i] == prev
+        d.hash, d.encoded = prev, encoded[i]
+        assert deltas[i] == d and deltas[i].encoded == encoded[i]
+
+
+def test_a_run_holds_at_least_one_delta() -> None:
+    batch = plain_deltas([DeltaType.UPDATE], ["k"], [b"k"], [b"v"], [1.0], [1], ["s"], ["i"])
+    with pytest.raises(ValueError, match="at least one"):
+        seal_plain(batch, 1, 1, None)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from thermo_cli.cli._core import short_hash as short_hash  # (re-exported for the commands)
 from thermo_cli.cli._io import named_file, stdin_as_file
 
 if TYPE_CHECKING:  # imported inside new_thermogram: ``thermo get`` loads this module
@@ -94,11 +95,6 @@ MaxLineOpt = Annotated[int, typer.Option("--max-line-bytes", min=1, help="Longes
 NUMBER_ARGS = {"ignore_unknown_options": True}
 """Context settings of a command with a number argument: ``-0.1`` is read as that number
 (then checked against its range), not as the unknown options ``-0 -. -1``."""
-
-
-def short_hash(h: str | None) -> str:
-    """The first 12 hex digits of a hash, as summaries show it."""
-    return "none" if h is None else h[:12]
 
 
 def strength_text(s: float) -> str:

@@ -24,7 +24,7 @@ import importlib
 import os
 import sys
 from collections.abc import Iterator
-from typing import IO, TYPE_CHECKING, Any, Protocol, TypeGuard
+from typing import TYPE_CHECKING, Any, Protocol, TypeGuard
 
 import typer
 from typer.core import TyperGroup
@@ -62,6 +62,7 @@ from thermo_cli.cli._core import (
     use_color,
     write_stdout_bytes,
 )
+from thermo_cli.cli._io import open_input, stream_limits
 
 __all__ = [
     "EXIT_BAD_INPUT",
@@ -108,7 +109,7 @@ __all__ = [
 """The typer-free helpers come from :mod:`thermo_cli.cli._core`; commands import all of them from here."""
 
 if TYPE_CHECKING:
-    from thermo_cli.config.limits import Limits
+    pass
 
 
 class _ClickError(Protocol):
@@ -378,19 +379,6 @@ def _run_remote(options: list[str], caches: list[str]) -> Iterator[None]:
         yield
 
 
-def stream_limits(max_line_bytes: int, max_key_bytes: int | None = None) -> Limits:
-    """The current caps with a JSONL command's --max-line-bytes/--max-key-bytes applied.
-
-    An option left at its built-in default leaves ``--limit max_line_bytes=...`` (or
-    THERMO_LIMITS) in force; one given with another value wins for this command.
-    """
-    from thermo_cli.config.limits import DEFAULT_LIMITS, current_limits
-
-    caps = {"max_line_bytes": max_line_bytes, "max_key_bytes": max_key_bytes}
-    given = {k: v for k, v in caps.items() if v is not None and v != getattr(DEFAULT_LIMITS, k)}
-    return current_limits().replace(**given)
-
-
 def _install_fast_coercion() -> None:
     """Coerce plain str/int/float/bool/Enum parameters without building pydantic TypeAdapters.
 
@@ -646,16 +634,6 @@ def progress(
 
 
 # --- files and streams ---------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def open_input(path: str) -> Iterator[IO[bytes]]:
-    """Open ``path`` for binary reading; ``-`` is stdin."""
-    if path == "-":
-        yield sys.stdin.buffer if hasattr(sys.stdin, "buffer") else sys.stdin  # type: ignore[misc]
-        return
-    with open(path, "rb") as fh:
-        yield fh
 
 
 # --- running -----------------------------------------------------------------------------------

@@ -126,6 +126,11 @@ _LIMIT_PARAMETER = r"limits=Limits\((\w+)=…\)"
 """A cap error's ``limits=Limits(NAME=…)`` hint: on the command line, ``--limit NAME=SIZE``."""
 
 
+def short_hash(h: str | None) -> str:
+    """The first 12 hex digits of a hash, as summaries show it."""
+    return "none" if h is None else h[:12]
+
+
 def flag_hints(text: str) -> str:
     """``text`` (a library message) with each parameter hint turned into the flag that sets it."""
     for parameter, flag in _FLAGS_FOR_PARAMETERS:

@@ -1,19 +1,22 @@
-"""Start-up fast path: a plain ``thermo get`` or ``thermo keys`` runs without typer.
+"""Start-up fast path: a plain ``thermo get``, ``keys`` or ``apply`` runs without typer.
 
 Building the typer app (typer, its vendored click, the parameter machinery) costs more
-than the whole read of a small file, and these two commands are the ones scripts run in
-loops. When the command line is simple — the command name first, its positional
+than the whole read of a small file, and these are the commands scripts run in loops and
+pipelines. When the command line is simple — the command name first, its positional
 arguments, and only options this parser knows, each given once — it is parsed here and
-handed to the same :mod:`thermo_cli.cli._read` functions the typer commands call, with
-the same error lines and exit codes as the typer path (``ThermoGroup``/``run_app``). Any
-other command line (help, ``--``, ``--limit``, an unknown or repeated option, a value that
-looks like an option, a wrong number of arguments, ``THERMO_LIMITS``, shell completion)
-returns None and goes to typer unchanged, so usage errors and help always come from
-typer. ``tests/cli/test_fast.py`` checks both paths give identical bytes and exit codes.
+handed to the same :mod:`thermo_cli.cli._read` / :mod:`thermo_cli.cli._write` functions
+the typer commands call, with the same error lines and exit codes as the typer path
+(``ThermoGroup``/``run_app``). Any other command line (help, ``--``, ``--limit``, an
+unknown or repeated option, a value that looks like an option, a wrong number of
+arguments, ``THERMO_LIMITS``, shell completion) returns None and goes to typer unchanged,
+so usage errors and help always come from typer; so does an ``apply`` whose stderr is a
+terminal (typer's path draws its progress bar). ``tests/cli/test_fast.py`` checks both
+paths give identical bytes and exit codes.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -24,6 +27,7 @@ from thermo_cli.cli._core import (
     _set_flags,
     _silence_broken_pipe,
     _split_global_flags,
+    is_interactive,
     report_error,
 )
 
@@ -43,12 +47,29 @@ _SPECS: dict[str, _Spec] = {
         {"--layer": "layer", "-l": "layer", "--prefix": "prefix", "-p": "prefix"},
         {"layer": None, "prefix": None, "null": False, "json_out": False},
     ),
+    "apply": (
+        ("file", "deltas"),
+        {
+            "--skip-invalid": "skip_invalid",
+            "--dry-run": "dry_run",
+            "--upgrade": "upgrade",
+            "--json": "json_out",
+            "--auto-consolidate": "auto",
+            "--no-auto-consolidate": "no_auto",
+        },
+        {"--source": "source"},
+        {"deltas": "-", "source": "thermo", "skip_invalid": False, "dry_run": False, "upgrade": False},
+    ),
 }
-"""The options of ``entries.get`` and ``entries.keys`` (help and ``-h`` are left to typer)."""
+"""The options of ``entries.get``, ``entries.keys`` and ``apply.apply`` (help and ``-h`` are
+left to typer; so are apply's numeric caps, whose range checks typer words)."""
+
+_OPTIONAL_LAST = frozenset({"apply"})
+"""Commands whose last positional argument may be left out (its default is in the spec)."""
 
 
 def parse(argv: list[str]) -> tuple[str, dict[str, Any]] | None:
-    """``(command, parameters)`` for a simple get/keys command line, else None."""
+    """``(command, parameters)`` for a simple get/keys/apply command line, else None."""
     if not argv or argv[0] not in _SPECS:
         return None
     command = argv[0]
@@ -80,13 +101,29 @@ def parse(argv: list[str]) -> tuple[str, dict[str, Any]] | None:
         if dest in params:
             return None
         params[dest] = given
-    if len(positional) != len(names) or "-" in positional:
-        return None  # '-' (stdin) is spooled by the typer path's argument callback
+    if command in _OPTIONAL_LAST and len(positional) == len(names) - 1:
+        names = names[:-1]
+    if len(positional) != len(names) or "-" in positional[:1]:
+        return None  # '-' as the file: spooled (get/keys) or refused (apply) by the typer path
+    if command != "apply" and "-" in positional:
+        return None
     if not all(_utf8(a) for a in positional):
         return None  # typer's callback words the error
     if command == "keys" and params.get("layer", "hot") not in ("hot", "warm", "cool", "cold"):
         return None
+    if command == "apply":
+        if "auto" in params and "no_auto" in params:
+            return None  # both given: typer's rule (the last one wins) applies
+        params["auto_consolidate"] = not params.pop("no_auto", False)
+        params.pop("auto", None)
     return command, {**defaults, **params, **dict(zip(names, positional, strict=True))}
+
+
+def _stdin_is_terminal() -> bool:
+    try:
+        return sys.stdin.isatty()
+    except (AttributeError, ValueError):
+        return False
 
 
 def _utf8(text: str) -> bool:
@@ -98,7 +135,7 @@ def _utf8(text: str) -> bool:
 
 
 def run_fast(argv: list[str], environ: Mapping[str, str]) -> int | None:
-    """The exit code of a simple get/keys command line run here, or None to use typer."""
+    """The exit code of a simple get/keys/apply command line run here, or None to use typer."""
     if environ.get("THERMO_LIMITS", "").strip() or "_THERMO_COMPLETE" in environ:
         return None
     rest, debug, no_color = _split_global_flags(argv)
@@ -106,9 +143,16 @@ def run_fast(argv: list[str], environ: Mapping[str, str]) -> int | None:
     if parsed is None:
         return None
     command, params = parsed
-    from thermo_cli.cli import _read
+    if command == "apply":
+        if is_interactive() or (params["deltas"] == "-" and _stdin_is_terminal()):
+            return None  # a progress bar, or typer's usage error for a terminal on stdin
+        from thermo_cli.cli._write import run_apply
 
-    handler: Callable[..., int] = _read.run_get if command == "get" else _read.run_keys
+        handler: Callable[..., int] = run_apply
+    else:
+        from thermo_cli.cli import _read
+
+        handler = _read.run_get if command == "get" else _read.run_keys
     with _global_flags():
         _set_flags(debug, no_color)
         return _invoke(handler, params)

@@ -7,8 +7,6 @@ data on stdout with ``--json``, a one-line summary on stderr.
 
 from __future__ import annotations
 
-import sys
-import time
 from typing import Annotated, Any
 
 import typer
@@ -20,27 +18,18 @@ from thermo_cli.cli._args import (
     MaxLineOpt,
     SourceOpt,
     UpgradeOpt,
-    short_hash,
 )
 from thermo_cli.cli._common import (
-    EXIT_USAGE,
     err,
-    flag_hints,
-    is_interactive,
-    open_input,
     print_json,
     progress,
-    stream_limits,
 )
-from thermo_cli.cli._io import PROGRESS_MIN_BYTES, CountingReader, input_size, lines_of
 
 commands = typer.Typer(add_completion=False)
 """This module's commands; the root group loads them when one of them runs."""
 
 _PROMOTIONS = ("hot_warm", "warm_cool", "cool_cold")
 _DEMOTIONS = ("cold_cool", "cool_warm", "warm_hot")
-_KEEP_UNTIL_EXIT: list[Any] = []
-"""The last applied thermogram: see ``_common.exit_process`` for why it is not freed."""
 
 
 @commands.command("apply")
@@ -76,46 +65,23 @@ def apply(
 
     Example: cat deltas.jsonl | thermo apply memory.thermo -
     """
-    from thermo_cli.operations.apply import apply_file
+    from thermo_cli.cli._write import run_apply
 
-    if deltas == "-" and sys.stdin.isatty():
-        err("thermo: error: reading deltas from a terminal: pipe a JSONL stream or name a file")
-        raise typer.Exit(EXIT_USAGE)
-    limits = stream_limits(max_line_bytes, max_key_bytes)
-    started = time.perf_counter()
-    size = input_size(deltas)
-    with (
-        open_input(deltas) as raw,
-        progress("applying", size, min_total=PROGRESS_MIN_BYTES, unit="bytes") as bar,
-        lines_of(deltas),
-    ):
-        stream = CountingReader(raw, bar) if is_interactive() else raw
-        report = apply_file(
-            file,
-            stream,
-            limits=limits,
-            source=source,
-            skip_invalid=skip_invalid,
-            auto_consolidate=auto_consolidate,
-            dry_run=dry_run,
-            upgrade=upgrade,
-        )
-    _KEEP_UNTIL_EXIT[:] = [report]  # freed by the process exit, not object by object
-    elapsed = time.perf_counter() - started
-    for message in report.skipped:
-        err(f"thermo: skipped {flag_hints(message)}")
-    if json_out:
-        print_json({"file": file, **report.to_json(), "seconds": round(elapsed, 6)})
-    err(_apply_summary(file, report, elapsed))
-
-
-def _apply_summary(file: str, report: Any, elapsed: float) -> str:
-    n, c, s = report.applied, report.consolidations, len(report.skipped)
-    extra = f", {c} consolidation{'s' * (c != 1)}" if c else ""
-    skip = f", skipped {s} bad line{'s' * (s != 1)}" if s else ""
-    verb = "would apply" if report.dry_run else "applied"
-    head = short_hash(report.thermogram.head_hash)
-    return f"{verb} {n} delta{'s' * (n != 1)} to {file}{extra}{skip}; head {head} ({elapsed:.2f} s)"
+    code = run_apply(
+        file,
+        deltas,
+        source=source,
+        skip_invalid=skip_invalid,
+        auto_consolidate=auto_consolidate,
+        dry_run=dry_run,
+        max_line_bytes=max_line_bytes,
+        max_key_bytes=max_key_bytes,
+        upgrade=upgrade,
+        json_out=json_out,
+        progress=progress,
+    )
+    if code:
+        raise typer.Exit(code)
 
 
 @commands.command("consolidate")

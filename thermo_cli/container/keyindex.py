@@ -36,6 +36,14 @@ def newest_deltas(recs: Iterable[LogRecord], first: int) -> dict[str, int]:
 _key_of = attrgetter("key")
 
 
+def newest_of_keys(keys: list[str | None], first: int) -> dict[str, int]:
+    """Key → log index of its newest delta, given each record's key (None for an event)
+    from record ``first`` onwards: :func:`newest_deltas` without the record objects."""
+    latest = dict(zip(keys, range(first, first + len(keys)), strict=True))
+    latest.pop(None, None)
+    return latest  # type: ignore[return-value]  # the None key is gone
+
+
 PART_KEYS = 2048
 """Keys per part of a split key index block: a read hashes and decodes one part (tens of
 KiB) whatever the number of uncommitted deltas, instead of the keys of all of them."""

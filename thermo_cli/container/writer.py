@@ -20,11 +20,11 @@ import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from thermo_cli.codec import cbor, records
 from thermo_cli.codec.cborscan import needs_scan
-from thermo_cli.codec.fastrecords import decode_log_record
+from thermo_cli.codec.fastrecords import SealedRun, decode_log_record
 from thermo_cli.config.limits import MiB, current_limits
 from thermo_cli.container import chunks as ck
 from thermo_cli.container.blocks import BlockRef
@@ -38,7 +38,14 @@ from thermo_cli.container.index import (
     Stream,
     index_to_map,
 )
-from thermo_cli.container.keyindex import PART_KEYS, block_map, newest_deltas, part_maps, split_block_map
+from thermo_cli.container.keyindex import (
+    PART_KEYS,
+    block_map,
+    newest_deltas,
+    newest_of_keys,
+    part_maps,
+    split_block_map,
+)
 from thermo_cli.container.layout import COMMIT_HEADER_SIZE, is_framed, pack_commit_header, pack_footer
 from thermo_cli.container.lazy import LazyLayer
 from thermo_cli.container.logseg import SegmentRef, frames, group
@@ -47,7 +54,10 @@ from thermo_cli.container.reader import Reader
 from thermo_cli.container.trailer import Trailer
 from thermo_cli.errors import ChainError, LimitExceededError, ValidationError
 from thermo_cli.integrity.merkle import CompactRange, leaf_hashes_of
-from thermo_cli.model import Delta, Entry, HashScheme, Layer, LogRecord, TensorSpec
+from thermo_cli.model import Delta, DeltaType, Entry, HashScheme, Layer, LogRecord, TensorSpec
+
+if TYPE_CHECKING:
+    from thermo_cli.engine.thermogram import LogTail
 
 DATA_CHUNK = 1 * MiB
 """Raw size of data chunks: small enough that reading one key decompresses ~1 MiB."""
@@ -140,6 +150,17 @@ def check_links(recs: Iterable[LogRecord], head: str | None, first_index: int) -
     return head
 
 
+def check_run_links(runs: list[SealedRun], head: str | None, first_index: int) -> str | None:
+    """Each sealed run must start from the previous record's hash (inside a run the links
+    hold by construction: :func:`~thermo_cli.codec.fastrecords.seal_plain` made them)."""
+    for run in runs:
+        if run.prev != head:
+            raise ChainError(f"log record {first_index}: prev_hash {run.prev} does not link to head {head}")
+        head = run.head
+        first_index += len(run)
+    return head
+
+
 # --- blocks -----------------------------------------------------------------------------
 
 
@@ -196,6 +217,19 @@ def check_readable(new: list[LogRecord], new_bytes: list[bytes], first: int) -> 
                 raise LimitExceededError(
                     f"{exc}; readers would refuse this record, so it is not written"
                 ) from None
+
+
+def check_readable_plain(new_bytes: list[bytes], first: int) -> None:
+    """:func:`check_readable` for records that are all plain deltas (flat maps: only their
+    length can break a cap, unless ``max_cbor_items`` was set below a record's size)."""
+    limits = current_limits()
+    if max(map(len, new_bytes), default=0) <= min(limits.max_record_bytes, limits.max_cbor_items):
+        return
+    check_readable([_PLAIN] * len(new_bytes), new_bytes, first)
+
+
+_PLAIN = Delta(DeltaType.UPDATE, "plain", b"", 1.0, 0)
+"""Stands for a plain delta in :func:`check_readable` (only its type is looked at)."""
 
 
 def write_segments(sink: Sink, recs: list[bytes], first: int) -> list[SegmentRef]:
@@ -491,7 +525,7 @@ def _check_state(tg: Any) -> None:
         raise ValidationError(f"log_base {tg.log_base} is out of range")
     if not 0 <= tg.dirty_start <= tg.log_length:
         raise ValidationError(f"dirty_start {tg.dirty_start} is outside the log (0..{tg.log_length})")
-    if tg.records and tg.head_hash != tg.records[-1].hash:
+    if tg.log_length > tg.log_base and tg.head_hash != tg.last_record_hash():
         raise ChainError(f"head_hash {tg.head_hash} is not the hash of the last record")
     if tg.log_length == 0 and tg.head_hash is not None:
         raise ChainError("head_hash is set but the log is empty")
@@ -605,17 +639,18 @@ def write_full(
     return t
 
 
-def _append_key_index(sink: Sink, tg: Any, old: Trailer, new: list[LogRecord]) -> BlockRef | None:
+def _append_key_index(sink: Sink, tg: Any, old: Trailer, new: LogTail) -> BlockRef | None:
     """The key index an append's trailer names (§9.7): none once every record is history;
     the previous one when no record is added; else a block over the new records, linked to
     the previous block while that one still covers uncommitted records."""
     if tg.dirty_start >= tg.log_length:
         return None
-    if not new:
+    if not len(new):
         return old.keys
     prev = old.keys if tg.dirty_start < old.log_size else None
     first = max(old.log_size, tg.dirty_start)
-    return _write_key_index(sink, newest_deltas(new[first - old.log_size :], first), first, prev)
+    keys = new.delta_keys()[first - old.log_size :]
+    return _write_key_index(sink, newest_of_keys(keys, first), first, prev)
 
 
 def _write_key_index(sink: Sink, latest: dict[str, int], first: int, prev: BlockRef | None) -> BlockRef:
@@ -650,13 +685,15 @@ def plan_append(
     old = source.trailer
     if tg.persisted != old.log_size:
         raise ChainError(f"the file holds {old.log_size} records, the thermogram expects {tg.persisted}")
-    new = tg.records[tg.persisted - tg.log_base :]
-    check_links(new, old.head_hex, tg.persisted)
+    tail = tg.log_tail(tg.persisted)
+    new = tail.records
+    head = check_links(new, old.head_hex, tg.persisted)
+    check_run_links(tail.runs, head, tg.persisted + len(new))
     meta_raw = cbor.encode(meta_to_map(tg))
     check_meta_size(len(meta_raw))
     _ = source.meta_map  # loads meta_raw_sha
     meta_changed = hashlib.sha256(meta_raw).digest() != source.meta_raw_sha
-    if index_writer is None and not new and not meta_changed and tg.dirty_start == old.dirty_start:
+    if index_writer is None and not len(tail) and not meta_changed and tg.dirty_start == old.dirty_start:
         return None
 
     class _Buf:
@@ -672,6 +709,9 @@ def plan_append(
     index_ref = old.index if index_writer is None else index_writer(sink)
     new_bytes = records_bytes(new)
     check_readable(new, new_bytes, old.log_size)
+    run_bytes = tail.encoded_runs()
+    check_readable_plain(run_bytes, old.log_size + len(new))
+    new_bytes += run_bytes
     segs = write_segments(sink, new_bytes, old.log_size)
     meta_ref = old.meta
     if meta_changed:
@@ -688,7 +728,7 @@ def plan_append(
             {"prev": None if table is None else table.to_map(), "segments": [s.to_row() for s in inline]},
         )[0]
         inline = []
-    keys_ref = _append_key_index(sink, tg, old, new)
+    keys_ref = _append_key_index(sink, tg, old, tail)
     t = Trailer(
         prefix=old.prefix,
         seq=old.seq + 1,

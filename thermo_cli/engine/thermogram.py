@@ -42,10 +42,10 @@ import re
 from collections.abc import Iterable, Iterator, MutableMapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 from thermo_cli.codec import records as _records
-from thermo_cli.codec.fastrecords import PlainDeltas, seal_plain
+from thermo_cli.codec.fastrecords import PlainDeltas, SealedRun, seal_plain
 from thermo_cli.config.clock import Clock, current_clock
 from thermo_cli.config.engine import ConsolidationPolicy, PlasticityRule, ThermalConfig
 from thermo_cli.config.maps import plasticity_to_map, policy_to_map, thermal_to_map
@@ -72,7 +72,6 @@ from thermo_cli.model import (
     DeltaType,
     Entry,
     Event,
-    HashScheme,
     Layer,
     LogRecord,
     Metadata,
@@ -186,6 +185,63 @@ class CrystallizationResult:
     merged: int = 0
 
 
+class _Log:
+    """The ``records`` field: the log as a list, with runs of plain deltas kept sealed.
+
+    :meth:`Thermogram.apply_plain` appends :class:`~thermo_cli.codec.fastrecords.SealedRun`
+    columns to a pending list instead of a Delta object per record; reading ``records``
+    turns them into Deltas first, so every reader sees the plain list it always did, while
+    an apply that only commits (the writer reads :meth:`Thermogram.log_tail`) never builds
+    them. Assigning ``records`` replaces the whole log, pending runs included.
+    """
+
+    @overload
+    def __get__(self, obj: None, owner: type | None = None) -> _Log: ...
+    @overload
+    def __get__(self, obj: object, owner: type | None = None) -> list[LogRecord]: ...
+    def __get__(self, obj: object | None, owner: type | None = None) -> Any:
+        if obj is None:
+            return self
+        state = obj.__dict__
+        if state["_pending"]:
+            obj._materialize()  # type: ignore[attr-defined]
+        return state["_records"]
+
+    def __set__(self, obj: object, value: list[LogRecord]) -> None:
+        state = obj.__dict__
+        state["_pending"] = []
+        state["_pending_count"] = 0
+        state["_records"] = [] if isinstance(value, _Log) else value
+
+
+class LogTail:
+    """The log records from one index on, as held in memory: Delta/Event objects first,
+    then sealed runs of plain deltas (:meth:`Thermogram.log_tail`, for the writer)."""
+
+    __slots__ = ("records", "runs")
+
+    def __init__(self, records: list[LogRecord], runs: list[SealedRun]) -> None:
+        self.records = records
+        self.runs = runs
+
+    def __len__(self) -> int:
+        return len(self.records) + sum(map(len, self.runs))
+
+    def encoded_runs(self) -> list[bytes]:
+        """The record bytes of the runs, in order."""
+        out: list[bytes] = []
+        for run in self.runs:
+            out += run.encoded
+        return out
+
+    def delta_keys(self) -> list[str | None]:
+        """Each record's key (None for an event), in order."""
+        keys: list[str | None] = [r.key if type(r) is Delta else None for r in self.records]
+        for run in self.runs:
+            keys += run.keys
+        return keys
+
+
 _NAME: SetOnce[str] = SetOnce(lambda: "thermogram", "rename()")
 _ID: SetOnce[str] = SetOnce(new_id, "a new thermogram (the id never changes)")
 _THERMAL: SetOnce[ThermalConfig] = SetOnce(ThermalConfig, "set_thermal()")
@@ -206,7 +262,8 @@ class Thermogram:
     policy: SetOnce[ConsolidationPolicy] = _POLICY
     meta: Metadata = field(default_factory=_unstamped_meta)
     layers: dict[Layer, MutableMapping[str, Entry]] = field(default_factory=_empty_layers)
-    records: list[LogRecord] = field(default_factory=list)
+    records: _Log = _Log()
+    """The log records held in memory, oldest first (a list; see :class:`_Log`)."""
     log_base: int = 0
     head_hash: str | None = None
     dirty_start: int = 0
@@ -251,7 +308,42 @@ class Thermogram:
 
     @property
     def log_length(self) -> int:
-        return self.log_base + len(self.records)
+        state = self.__dict__
+        pending: int = state["_pending_count"]
+        return self.log_base + len(state["_records"]) + pending
+
+    def log_tail(self, start: int) -> LogTail:
+        """Records ``start`` onwards (``log_base <= start <= log_length``) without building
+        Delta objects for the sealed runs of :meth:`apply_plain` (the writer's view)."""
+        state = self.__dict__
+        held = state["_records"]
+        at = start - self.log_base
+        if not 0 <= at <= len(held) + state["_pending_count"]:
+            raise ValidationError(f"log_tail: start {start} is outside the records held in memory")
+        if at <= len(held):
+            return LogTail(held[at:], list(state["_pending"]))
+        return LogTail(self.records[at:], [])  # starts inside a run: as Delta objects
+
+    def last_record_hash(self) -> str | None:
+        """The hash of the newest record held in memory (None when none is)."""
+        state = self.__dict__
+        if state["_pending"]:
+            head: str = state["_pending"][-1].head
+            return head
+        held = state["_records"]
+        return held[-1].hash if held else None
+
+    def _materialize(self) -> None:
+        """Turn the pending sealed runs into Delta objects at the end of ``records``."""
+        state = self.__dict__
+        runs = state["_pending"]
+        state["_pending"], state["_pending_count"] = [], 0
+        held = state["_records"]
+        latest = self._latest
+        for run in runs:
+            new = run.deltas()
+            held += new
+            latest.update(zip(run.keys, new, strict=True))
 
     # --- the dirty index ---------------------------------------------------------------
 
@@ -285,12 +377,18 @@ class Thermogram:
         self._dirty_bytes += size
         self._idx_to = self.log_base + len(self.records)
 
-    def _sync(self) -> None:
-        if (
-            self.records is self._idx_list
+    def _index_in_step(self) -> bool:
+        """The dirty index was built for this log list, consolidation point and base."""
+        return (
+            self.__dict__["_records"] is self._idx_list
             and self._idx_start == self.dirty_start
             and self._idx_base == self.log_base
-        ):
+        )
+
+    def _sync(self) -> None:
+        if self.__dict__["_pending"]:
+            self._materialize()
+        if self._index_in_step():
             to = self._idx_to
             n = self.log_base + len(self.records)
             if to == n:
@@ -357,7 +455,8 @@ class Thermogram:
         Stops at the first refused delta with its error (the ones before it stay
         applied). Returns the number of deltas applied.
         """
-        self._sync()
+        if not self.__dict__["_pending"] or not self._index_in_step():
+            self._sync()  # (pending runs extend an index that was in step when they were added)
         n = len(batch)
         sizes = batch.key_sizes
         refused = next((i for i, size in enumerate(sizes) if size > MAX_KEY_BYTES), n) if n else 0
@@ -402,34 +501,19 @@ class Thermogram:
         return n, False
 
     def _append_plain(self, batch: PlainDeltas, start: int, stop: int) -> None:
-        """Seal deltas ``start:stop`` after the head and append them (like ``_append_delta``)."""
-        encoded, hashes = seal_plain(batch, start, stop, self.head_hash)
-        prevs = [self.head_hash, *hashes[:-1]]
-        keys, values = batch.keys[start:stop], batch.values[start:stop]
-        v2 = HashScheme.V2
-        new = [
-            Delta(op, key, value, s, ts, src, did, None, None, None, None, prev, h, v2, enc)
-            for op, key, value, s, ts, src, did, prev, h, enc in zip(
-                batch.ops[start:stop],
-                keys,
-                values,
-                batch.strengths[start:stop],
-                batch.timestamps[start:stop],
-                batch.sources[start:stop],
-                batch.ids[start:stop],
-                prevs,
-                hashes,
-                encoded,
-                strict=True,
-            )
-        ]
+        """Seal deltas ``start:stop`` after the head and append them as one pending run
+        (like ``_append_delta`` for each; see :class:`_Log`)."""
+        run = seal_plain(batch, start, stop, self.head_hash)
         count = stop - start
-        self.records.extend(new)
-        self.head_hash = hashes[-1]
-        self._latest.update(zip(keys, new, strict=True))
+        state = self.__dict__
+        state["_pending"].append(run)
+        state["_pending_count"] += count
+        self.head_hash = run.head
         self._dirty_count += count
         self._dirty_bytes += (
-            sum(map(len, values)) + sum(batch.key_sizes[start:stop]) + DIRTY_OVERHEAD_BYTES * count
+            sum(map(len, batch.values[start:stop]))
+            + sum(batch.key_sizes[start:stop])
+            + DIRTY_OVERHEAD_BYTES * count
         )
         self._idx_to += count
         self.meta.total_deltas += count
@@ -940,6 +1024,7 @@ class Thermogram:
     def _find(self, key: str) -> tuple[Layer, Entry]:
         found = transitions.find(self.layers, key)
         if found is None:
+            self._sync()
             hint = " (it has only uncommitted deltas: consolidate first)" if key in self._latest else ""
             raise NotFoundError(f"key {key!r} is in no layer{hint}")
         return found
