@@ -311,7 +311,8 @@ def test_verify_checks_the_key_index(tmp_path, monkeypatch):
     path = _dirty_file(tmp_path, commits=2)
     report = verify_file(path)
     assert report.ok and any(c.name == "key index" and c.ok for c in report.checks)
-    monkeypatch.setattr(writer, "newest_deltas", lambda recs, first: {})
+    monkeypatch.setattr(writer, "newest_deltas", lambda recs, first: {})  # a rewrite's index
+    monkeypatch.setattr(writer, "newest_of_keys", lambda keys, first: {})  # an append's
     with store.edit(path) as tg:
         tg.update("k0-1", b"hidden from the index")
     report = verify_file(path)
