@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import io
+import itertools
 import math
 import struct
 
@@ -326,6 +327,29 @@ def test_line_numbers_count_blank_lines():
 def test_lines_split_across_blocks():
     chunks = [b'{"op": "del', b'ete", "key": "a"}\n{"op"', b': "delete", "key": "b"}\n']
     assert [d.key for d in jsonl.parse_deltas(chunks)] == ["a", "b"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    text=st.lists(st.sampled_from([b"a", b"bc", b"\r", b"\n", b" ", b"\r\n", b"\t"]), max_size=30).map(
+        b"".join
+    ),
+    cuts=st.lists(st.integers(0, 60), max_size=6),
+)
+def test_line_blocks_are_the_lines_however_the_input_is_cut(text: bytes, cuts: list[int]):
+    """``\\r`` before a newline, blank and whitespace lines, at any chunk boundary (a CR at
+    the end of one chunk and its newline at the start of the next included)."""
+    bounds = sorted({min(c, len(text)) for c in cuts} | {0, len(text)})
+    chunks = [text[a:b] for a, b in itertools.pairwise(bounds) if b > a]
+    expected = []
+    lines = text.split(b"\n")
+    for n, line in enumerate(lines, 1):
+        if n == len(lines):  # the last line, without a newline: every trailing CR goes
+            line = line.rstrip(b"\r")
+        line = line[:-1] if line.endswith(b"\r") else line
+        if line and not line.isspace():
+            expected.append((n, line))
+    assert list(jsonl.iter_lines(chunks)) == expected
 
 
 def test_line_cap_refuses_before_reading_the_whole_line():

@@ -459,7 +459,9 @@ class Thermogram:
             self._sync()  # (pending runs extend an index that was in step when they were added)
         n = len(batch)
         sizes = batch.key_sizes
-        refused = next((i for i, size in enumerate(sizes) if size > MAX_KEY_BYTES), n) if n else 0
+        refused = n
+        if n and max(sizes) > MAX_KEY_BYTES:
+            refused = next(i for i, size in enumerate(sizes) if size > MAX_KEY_BYTES)
         start = 0
         while start < refused:
             stop, due = self._plain_run_end(batch, start, refused)

@@ -172,7 +172,8 @@ def iter_line_blocks(
             first = lineno + 1
             lineno += len(parts)
             if parts:
-                yield _clean(first, parts)
+                # (a line begun in the previous block may end in its ``\r``)
+                yield _clean(first, parts, b"\r" in block or parts[0].endswith(b"\r"))
             if too_long is not None:
                 raise _too_long(lineno + 1, max_line_bytes)
         if tail:
@@ -194,12 +195,13 @@ _BOM = b"\xef\xbb\xbf"
 _ends_cr = methodcaller("endswith", b"\r")
 
 
-def _clean(first: int, parts: list[bytes]) -> tuple[Sequence[int], list[bytes]]:
+def _clean(first: int, parts: list[bytes], maybe_cr: bool = True) -> tuple[Sequence[int], list[bytes]]:
     """Lines ``first``, ``first + 1``, … without a trailing ``\\r`` (and the first line's
-    byte order mark), blank ones left out; the lines as they are when none needs it."""
+    byte order mark), blank ones left out; the lines as they are when none needs it.
+    ``maybe_cr`` False: the block holds no ``\\r`` at all (one scan, not one per line)."""
     if first == 1 and parts[0].startswith(_BOM):
         parts[0] = parts[0][3:]
-    if all(parts) and not any(map(_ends_cr, parts)) and not any(map(bytes.isspace, parts)):
+    if all(parts) and not (maybe_cr and any(map(_ends_cr, parts))) and not any(map(bytes.isspace, parts)):
         return range(first, first + len(parts)), parts
     numbers, lines = [], []
     for n, line in enumerate(parts, first):

@@ -362,11 +362,11 @@ class _IdPool:
         raw[6::16] = raw[6::16].translate(self._VERSION)
         raw[8::16] = raw[8::16].translate(self._VARIANT)
         digits = raw.hex().encode("ascii")
-        out = bytearray(b"-" * (36 * n))
+        out = bytearray(b"-" * (37 * n))  # 36 characters and a newline per id: one split
         for j, col in enumerate(self._COLS):
-            out[col::36] = digits[j::32]
-        text = out.decode("ascii")
-        self._ids = [text[i : i + 36] for i in range(0, 36 * n, 36)]
+            out[col::37] = digits[j::32]
+        out[36::37] = b"\n" * n
+        self._ids = out[:-1].decode("ascii").split("\n")
 
     def next(self) -> str:
         ids = self._ids
