@@ -296,7 +296,6 @@ def _load_json(data: bytes, p: str, kind: str) -> Thermogram:
 
 def thermogram_from_reader(reader: Reader, *, layers: str = "lazy", log: str = "tail") -> Thermogram:
     from thermo_cli.container.lazy import LazyLayer
-    from thermo_cli.container.materialize import materialize_layer
     from thermo_cli.engine.thermogram import Thermogram
 
     t = reader.trailer
@@ -305,6 +304,8 @@ def thermogram_from_reader(reader: Reader, *, layers: str = "lazy", log: str = "
     recs = _checked_log(reader, start)
     maps: dict[Layer, MutableMapping[str, Entry]]
     if layers == "full":
+        from thermo_cli.container.materialize import materialize_layer  # (thread pool: its imports)
+
         maps = {layer: materialize_layer(reader, layer) for layer in Layer}
     else:
         maps = {layer: LazyLayer(reader, layer) for layer in Layer}

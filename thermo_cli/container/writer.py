@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -57,6 +56,8 @@ from thermo_cli.integrity.merkle import CompactRange, leaf_hashes_of
 from thermo_cli.model import Delta, DeltaType, Entry, HashScheme, Layer, LogRecord, TensorSpec
 
 if TYPE_CHECKING:
+    from concurrent.futures import Future, ThreadPoolExecutor
+
     from thermo_cli.engine.thermogram import LogTail
 
 DATA_CHUNK = 1 * MiB
@@ -574,6 +575,8 @@ def write_full(
     sink = Sink(f, 0)
     sink.write(prefix)
     commit_start = sink.open_commit() if is_framed(prefix[10]) else None
+    from concurrent.futures import ThreadPoolExecutor  # (logging, threading: not for an append)
+
     with ThreadPoolExecutor(_workers()) as pool:
         idx = {}
         for layer in Layer:

@@ -673,6 +673,7 @@ _OP_NAMES = {**_OPS, **{t.legacy_name: t for t in DeltaType}}
 _PLAIN_OPS = {name: t for name, t in _OP_NAMES.items() if t is not DeltaType.DELETE}
 _get_op, _get_key, _get_value = itemgetter("op"), itemgetter("key"), itemgetter("value")
 _get_strength = methodcaller("get", "strength", 1.0)
+_get_strength_given, _get_source_given = itemgetter("strength"), itemgetter("source")
 
 
 def _shared(column: list[Any]) -> list[Any]:
@@ -785,7 +786,8 @@ class DeltaParser:
             return None
         # Each member has a colon after its name; colons in strings only add to the count.
         # So equal totals mean no line has more names than its object has members.
-        if sum(map(len, objs)) != sum(map(bytes.count, lines, repeat(b":"))):
+        members = sum(map(len, objs))
+        if members != sum(map(bytes.count, lines, repeat(b":"))):
             return None
         try:
             ops = list(map(_PLAIN_OPS.get, map(_get_op, objs)))
@@ -793,8 +795,12 @@ class DeltaParser:
             texts = list(map(_get_value, objs))
         except (KeyError, TypeError):  # a field missing, or an op that is not text
             return None
-        strengths = list(map(_get_strength, objs))
-        sources = list(map(methodcaller("get", "source", self.source), objs))
+        if members == len(_SIMPLE_FIELDS) * len(objs):  # every line gives all five fields
+            strengths = list(map(_get_strength_given, objs))
+            sources = list(map(_get_source_given, objs))
+        else:
+            strengths = list(map(_get_strength, objs))
+            sources = list(map(methodcaller("get", "source", self.source), objs))
         types = (
             set(map(type, keys)),
             set(map(type, texts)),
