@@ -631,7 +631,8 @@ def _durable(p: str, current: Reader, data: bytes) -> None:
     """Append one commit's bytes after ``current``'s end: everything, a sync, the footer."""
     fd = os.open(p, os.O_WRONLY | getattr(os, "O_CLOEXEC", 0))
     try:
-        durable_append(fd, current.committed_end, data[:-FOOTER_SIZE], data[-FOOTER_SIZE:])
+        view = memoryview(data)  # (slices of a view: the commit's bytes are not copied again)
+        durable_append(fd, current.committed_end, view[:-FOOTER_SIZE], view[-FOOTER_SIZE:])
     finally:
         os.close(fd)
 

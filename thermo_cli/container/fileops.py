@@ -428,7 +428,7 @@ def atomic_write(
         write(f)
 
 
-def durable_append(fd: int, at: int, body: bytes, footer: bytes) -> None:
+def durable_append(fd: int, at: int, body: bytes | memoryview, footer: bytes | memoryview) -> None:
     """Append ``body`` then ``footer`` at offset ``at``, truncating anything after ``at`` first.
 
     The body is synced before the footer is written, so a footer on disk always vouches
@@ -449,7 +449,7 @@ def durable_append(fd: int, at: int, body: bytes, footer: bytes) -> None:
         raise
 
 
-def _pwrite_all(fd: int, data: bytes, off: int) -> None:
+def _pwrite_all(fd: int, data: bytes | memoryview, off: int) -> None:
     view = memoryview(data)
     while view:
         n = os.pwrite(fd, view, off)
