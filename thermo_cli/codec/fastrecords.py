@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import math
 import struct
-from itertools import islice
+from itertools import islice, repeat
 from typing import Any
 
 import cbor2
@@ -135,9 +135,10 @@ class PlainDeltas(Value):
     :func:`_encode_plain`'s 13-item map, so apart from the predecessor's hash it is a
     fixed sequence of items, most of them the same in every record of a stream (the
     strength's, the op's, the source's, the length heads). :func:`plain_deltas` encodes
-    each distinct one once and :func:`seal_plain` joins eleven pieces per record and
-    hashes it: no CBOR item is built per delta and no Delta object is needed until the
-    engine keeps the records.
+    each distinct one once and joins each record's items before the predecessor's hash
+    (``heads``) and after it (``tails``) column-wide, in C; :func:`seal_plain` then joins
+    four pieces per record and hashes it: no CBOR item is built per delta and no Delta
+    object is needed until the engine keeps the records.
     """
 
     ops: list[DeltaType]
@@ -149,10 +150,23 @@ class PlainDeltas(Value):
     timestamps: list[int]
     sources: list[str]
     ids: list[str]
-    pieces: tuple[list[bytes], ...]
-    """Per record, the items before the ``prev`` hash and after it (see :func:`plain_deltas`)."""
+    heads: list[bytes]
+    """Per record, its bytes before the ``prev`` item (see :func:`plain_deltas`)."""
+    tails: list[bytes]
+    """Per record, its bytes after the ``prev`` item."""
 
-    __slots__ = ("ids", "key_sizes", "keys", "ops", "pieces", "sources", "strengths", "timestamps", "values")
+    __slots__ = (
+        "heads",
+        "ids",
+        "key_sizes",
+        "keys",
+        "ops",
+        "sources",
+        "strengths",
+        "tails",
+        "timestamps",
+        "values",
+    )
 
     def __init__(
         self,
@@ -164,7 +178,8 @@ class PlainDeltas(Value):
         timestamps: list[int],
         sources: list[str],
         ids: list[str],
-        pieces: tuple[list[bytes], ...],
+        heads: list[bytes],
+        tails: list[bytes],
     ) -> None:
         self.ops = ops
         self.keys = keys
@@ -174,7 +189,8 @@ class PlainDeltas(Value):
         self.timestamps = timestamps
         self.sources = sources
         self.ids = ids
-        self.pieces = pieces
+        self.heads = heads
+        self.tails = tails
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -231,8 +247,12 @@ def plain_deltas(
     pre_key = _column(key_sizes, lambda n: _K_KEY + _head(3, n))
     pre_prev = _column(sources, lambda src: _K_OBS_NULL_K_SRC + _text(src))
     pre_value = _column(list(map(len, values)), lambda n: _K_TERN_NULL_K_VALUE + _head(2, n))
-    pieces = (pre_id, id_bytes, pre_ts, ts_items, pre_key, key_bytes, pre_prev, pre_value, values)
-    return PlainDeltas(ops, keys, key_sizes, values, strengths, timestamps, sources, ids, pieces)
+    join = b"".join
+    heads = list(
+        map(join, zip(pre_id, id_bytes, pre_ts, ts_items, pre_key, key_bytes, pre_prev, strict=True))
+    )
+    tails = list(map(join, zip(pre_value, values, repeat(_K_CUSTOM_NULL_K_TENSOR_NULL))))
+    return PlainDeltas(ops, keys, key_sizes, values, strengths, timestamps, sources, ids, heads, tails)
 
 
 class SealedRun(Value):
@@ -322,17 +342,16 @@ def seal_plain(batch: PlainDeltas, start: int, stop: int, prev: str | None) -> S
     encoded: list[bytes] = []
     digests: list[bytes] = []
     keep, keep_digest = encoded.append, digests.append
-    sha, join, end = _sha256, b"".join, _K_CUSTOM_NULL_K_TENSOR_NULL
-    columns = [column[start:stop] for column in batch.pieces]
-    rows = zip(*columns, strict=True)
+    sha, join, link = _sha256, b"".join, _K_PREV_32
+    rows = zip(batch.heads[start:stop], batch.tails[start:stop], strict=True)
     if prev is None:  # the first record of a log: a null predecessor
-        for a, i, b, t, c, k, d, e, v in islice(rows, 1):
-            rec = join((a, i, b, t, c, k, d, _K_PREV_NULL, e, v, end))
+        for head, tail in islice(rows, 1):
+            rec = join((head, _K_PREV_NULL, tail))
             keep(rec)
             keep_digest(sha(rec).digest())
     digest = digests[-1] if digests else bytes.fromhex(prev or "")
-    for a, i, b, t, c, k, d, e, v in rows:
-        rec = join((a, i, b, t, c, k, d, _K_PREV_32, digest, e, v, end))
+    for head, tail in rows:
+        rec = join((head, link, digest, tail))
         digest = sha(rec).digest()
         keep(rec)
         keep_digest(digest)
