@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import _thread  # threading's locks without importing threading (start-up)
 import contextlib
-import hashlib
 import os
 import weakref
 from collections.abc import Iterator, MutableMapping
 from typing import TYPE_CHECKING, Literal
 
 from thermo_cli.codec import cbor
+from thermo_cli.codec.sha256 import digest as sha256_digest
 from thermo_cli.config.limits import DEFAULT_LIMITS, Limits
 from thermo_cli.config.remote import is_url
 from thermo_cli.container.fileops import (
@@ -220,7 +220,7 @@ def load(
     if kind != "thermo":
         data = _read_json_file(p)
         tg = _load_json(data, p, kind)
-        _origins[tg] = Origin(os.path.abspath(p), kind, source_sha256=hashlib.sha256(data).digest())
+        _origins[tg] = Origin(os.path.abspath(p), kind, source_sha256=sha256_digest(data))
         return tg
     reader = open_reader(p, limits=limits)
     tg = thermogram_from_reader(reader, layers=layers, log=log)
@@ -376,11 +376,11 @@ def _newest_dirty_delta(reader: Reader, key: str) -> Delta | None:
                 f"{reader.path}: the key index names record {found} for {key!r}, which is not its delta"
             )
         return rec
-    from thermo_cli.codec.fastrecords import decode_log_record
-
     latest: Delta | None = None
     start = reader.trailer.dirty_start
-    if covered > start:
+    if covered > start:  # records no key index covers (an older writer's): rare, loaded here
+        from thermo_cli.codec.fastrecords import decode_log_record
+
         for raw in reader.iter_raw_records(start):
             if raw.index >= covered:
                 break
@@ -525,7 +525,7 @@ def _upgrade(p: str, tg: Thermogram, kind: str) -> None:
             "(use create with overwrite to replace it)"
         )
     data = _read_json_file(p)
-    if origin.source_sha256 is not None and hashlib.sha256(data).digest() != origin.source_sha256:
+    if origin.source_sha256 is not None and sha256_digest(data) != origin.source_sha256:
         raise ChainError(
             f"{p}: the file was changed by another writer since it was loaded (load it again under the lock)"
         )
@@ -801,6 +801,6 @@ def _fingerprint(tg: Thermogram) -> _Fingerprint:
     """What a commit would write differently if it changed: log, layer sizes, meta block."""
     from thermo_cli.container.metablock import meta_to_map
 
-    meta = hashlib.sha256(cbor.encode(meta_to_map(tg))).digest()
+    meta = sha256_digest(cbor.encode(meta_to_map(tg)))
     sizes = tuple(len(tg.layers[layer]) for layer in Layer)
     return (tg.log_length, tg.head_hash, tg.dirty_start, tg.layers_modified, sizes, meta)
