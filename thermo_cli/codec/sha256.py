@@ -10,7 +10,8 @@ everything after them (or any single input longer than what is left of the budge
 OpenSSL, loaded then: a short command never loads OpenSSL, a long one pays at most a
 millisecond or two before switching. Once ``hashlib`` is loaded anyway (by the write
 path, for instance) it is used for everything. Both give identical digests
-(``tests/codec/test_sha256.py``), so which one ran is never visible.
+(``tests/codec/test_sha256.py``), so which one ran is never visible (threads racing on the
+budget change only that).
 
 The write path's hot loops (record hashes, Merkle leaves) call ``hashlib.sha256`` directly.
 """
