@@ -24,7 +24,8 @@ def test_digests_equal_hashlib_for_every_buffer_type(data: bytes):
 def test_the_builtin_module_agrees_with_openssl_on_long_inputs():
     """The built-in module, called directly (the budget would send these to OpenSSL)."""
     builtin = sha256._builtin
-    assert builtin is not None  # CPython always builds it
+    if builtin is None:
+        pytest.skip("this interpreter was built without its own SHA-256 module (everything uses OpenSSL)")
     for n in (0, 55, 56, 64, 1000, 1 << 16, (1 << 20) + 3):
         data = bytes(range(256)) * (n // 256) + bytes(n % 256)
         assert builtin(data).digest() == hashlib.sha256(data).digest(), n
@@ -51,6 +52,7 @@ print(" ".join("openssl" if x else "builtin" for x in loaded))
     ],
     ids=["small-reads", "one-long-input", "budget-spent"],
 )
+@pytest.mark.skipif(sha256._builtin is None, reason="no built-in SHA-256 module: OpenSSL from the start")
 def test_openssl_is_loaded_only_once_the_budget_is_spent(sizes: list[int], expected: str):
     argv = [sys.executable, "-c", _PROBE, *map(str, sizes)]
     r = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=True)
