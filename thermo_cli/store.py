@@ -27,16 +27,8 @@ from typing import TYPE_CHECKING, Literal
 
 from thermo_cli.codec import cbor
 from thermo_cli.codec.sha256 import digest as sha256_digest
-from thermo_cli.config.limits import DEFAULT_LIMITS, Limits
+from thermo_cli.config.limits import DEFAULT_LIMITS, DEFAULT_LOCK_TIMEOUT, Limits
 from thermo_cli.config.remote import is_url
-from thermo_cli.container.fileops import (
-    DEFAULT_LOCK_TIMEOUT,
-    atomic_write,
-    durable_append,
-    refuse_url,
-    wait_for_writer,
-)
-from thermo_cli.container.fileops import locked as _locked
 from thermo_cli.container.layout import (
     FOOTER_SIZE,
     MAGIC,
@@ -62,8 +54,9 @@ from thermo_cli.model.valueclass import FrozenValue, Value
 
 # Imported inside the functions that use them, for start-up time (``thermo get`` loads this
 # module): the engine, the container's reader, lazy layers, meta block and writer
-# (zstandard), and the Rust crate's formats (orjson), so a command loads only what the file
-# it opens needs.
+# (zstandard), the locking and atomic-write code (``container.fileops``: a read waits for a
+# writer only when the file's tail is torn), and the Rust crate's formats (orjson), so a
+# command loads only what the file it opens needs.
 if TYPE_CHECKING:
     from thermo_cli.container.reader import Reader
     from thermo_cli.engine.thermogram import Thermogram
@@ -188,13 +181,20 @@ def open_reader(path: str | os.PathLike[str], *, limits: Limits | None = None) -
     try:
         reader = Reader(p, limits=limits)
     except IntegrityError:
-        if not wait_for_writer(p):  # a commit finishing under our eyes would look damaged once
+        if not _writer_was_active(p):  # a commit finishing under our eyes would look damaged once
             raise
         reader = Reader(p, limits=limits)
-    if reader.torn_tail_bytes and wait_for_writer(p):
+    if reader.torn_tail_bytes and _writer_was_active(p):
         reader.close()
         reader = Reader(p, limits=limits)
     return reader
+
+
+def _writer_was_active(path: str) -> bool:
+    """``fileops.wait_for_writer``, imported only when a read finds a torn or damaged tail."""
+    from thermo_cli.container.fileops import wait_for_writer
+
+    return wait_for_writer(path)
 
 
 def load(
@@ -408,6 +408,15 @@ def iter_log(
 # --- writing -----------------------------------------------------------------------------
 
 
+def _locked(
+    path: str | os.PathLike[str], *, timeout: float | None = DEFAULT_LOCK_TIMEOUT
+) -> contextlib.AbstractContextManager[None]:
+    """``fileops.locked``, imported when a writer first locks (a read never does)."""
+    from thermo_cli.container.fileops import locked as fileops_locked
+
+    return fileops_locked(path, timeout=timeout)
+
+
 def locked(
     path: str | os.PathLike[str], *, timeout: float | None = DEFAULT_LOCK_TIMEOUT
 ) -> contextlib.AbstractContextManager[None]:
@@ -421,6 +430,8 @@ def create(path: str | os.PathLike[str], tg: Thermogram, *, overwrite: bool = Fa
     Refuses (RefusedError) to replace an existing file unless ``overwrite``. A thermogram
     loaded with only its log tail copies the older records from the file it came from.
     """
+    from thermo_cli.container.fileops import refuse_url
+
     refuse_url(path)
     p = os.path.abspath(os.fspath(path))
     if os.path.isdir(p):
@@ -431,6 +442,7 @@ def create(path: str | os.PathLike[str], tg: Thermogram, *, overwrite: bool = Fa
 
 
 def _write_new(path: str, tg: Thermogram, *, overwrite: bool) -> None:
+    from thermo_cli.container.fileops import atomic_write
     from thermo_cli.container.writer import write_full
 
     p = os.path.abspath(path)
@@ -457,6 +469,8 @@ def commit(path: str | os.PathLike[str], tg: Thermogram, *, upgrade: bool = Fals
     file was committed (or, for a crate file, changed) by someone else after ``tg`` was
     loaded.
     """
+    from thermo_cli.container.fileops import refuse_url
+
     refuse_url(path)
     p = os.path.abspath(os.fspath(path))
     with _locked(p):
@@ -553,6 +567,7 @@ def _layers_unchanged(tg: Thermogram, src: Reader) -> bool:
 def _rewrite(
     p: str, tg: Thermogram, *, source: Reader | None, file_id: bytes | None, seq: int, compact: bool = False
 ) -> None:
+    from thermo_cli.container.fileops import atomic_write
     from thermo_cli.container.writer import write_full
 
     origin = _origins.get(tg)
@@ -591,6 +606,8 @@ def compact(path: str | os.PathLike[str], *, timeout: float | None = DEFAULT_LOC
     layer afresh, so only referenced bytes remain. Writers also do this on their own when
     garbage dominates the file.
     """
+    from thermo_cli.container.fileops import refuse_url
+
     refuse_url(path)
     p = os.path.abspath(os.fspath(path))
     _require_file(p)
@@ -628,6 +645,8 @@ def _copy_on_write(p: str, tg: Thermogram, current: Reader) -> str | None:
 
 def _durable(p: str, current: Reader, data: bytes) -> None:
     """Append one commit's bytes after ``current``'s end: everything, a sync, the footer."""
+    from thermo_cli.container.fileops import durable_append
+
     fd = os.open(p, os.O_WRONLY | getattr(os, "O_CLOEXEC", 0))
     try:
         durable_append(fd, current.committed_end, data[:-FOOTER_SIZE], data[-FOOTER_SIZE:])
@@ -697,6 +716,8 @@ def edit(
       is always refused: it is an import source, not a file to change;
     * ``dry_run`` runs the block under the lock with every check but writes nothing.
     """
+    from thermo_cli.container.fileops import refuse_url
+
     p = os.fspath(path)
     refuse_url(p)
     if create is None:
@@ -725,6 +746,8 @@ def _refuse_newer_minor_unlocked(p: str) -> None:
 
 def _require_file(p: str) -> None:
     """Fail before taking a lock, so no lock file is left beside a path that does not exist."""
+    from thermo_cli.container.fileops import refuse_url
+
     refuse_url(p)
     if not os.path.exists(p):
         raise NotFoundError(f"{p}: no such file")
@@ -753,6 +776,8 @@ def check_writable(path: str | os.PathLike[str], *, upgrade: bool = False) -> Ki
     Refuses (RefusedError) a crate Engram export always and a crate save file unless
     ``upgrade``: writing converts it to the ``.thermo`` container format.
     """
+    from thermo_cli.container.fileops import refuse_url
+
     p = os.fspath(path)
     refuse_url(p)
     kind = sniff(p)

@@ -193,6 +193,11 @@ _CURRENT: contextvars.ContextVar[Limits] = contextvars.ContextVar("thermo_limits
 
 LIMITS_ENV = "THERMO_LIMITS"
 
+DEFAULT_LOCK_TIMEOUT = 120.0
+"""Seconds a writer waits for another writer before giving up with LockError: the bound on
+waiting kept beside the caps, so that :mod:`thermo_cli.store`'s signatures can name it without
+loading the locking code (:mod:`thermo_cli.container.fileops`), which a read rarely needs."""
+
 
 def current_limits() -> Limits:
     """The caps in force in this context: the innermost :func:`use_limits`, else the defaults."""
