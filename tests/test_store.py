@@ -225,12 +225,12 @@ def _dirty_file(tmp_path, commits: int = 4, per_commit: int = 50):
 
 
 def test_read_decodes_one_record_with_the_key_index(tmp_path, monkeypatch):
-    from thermo_cli.container import reader as reader_mod
+    from thermo_cli.codec import records
 
     path = _dirty_file(tmp_path)
     calls = []
-    real = reader_mod.decode_log_record
-    monkeypatch.setattr(reader_mod, "decode_log_record", lambda *a: calls.append(a) or real(*a))
+    real = records.decode_record
+    monkeypatch.setattr(records, "decode_record", lambda *a, **k: calls.append(a) or real(*a, **k))
     assert store.read(path, "k0-7").value == b"u3-7"
     assert len(calls) == 1
     calls.clear()

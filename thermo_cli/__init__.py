@@ -14,7 +14,7 @@ cheap, so ``thermo get`` starts fast and numpy is imported only by what needs it
 
 from __future__ import annotations
 
-import importlib
+import sys
 
 TYPE_CHECKING = False
 """``typing.TYPE_CHECKING`` without importing typing (a few ms) when ``thermo`` starts."""
@@ -64,7 +64,8 @@ def __getattr__(name: str) -> Any:
         module_name, attr = _LAZY[name]
     except KeyError:
         raise AttributeError(f"module 'thermo_cli' has no attribute {name!r}") from None
-    module = importlib.import_module(module_name)
+    __import__(module_name)  # importlib.import_module without importing importlib (start-up)
+    module = sys.modules[module_name]
     value = module if attr is None else getattr(module, attr)
     globals()[name] = value
     return value

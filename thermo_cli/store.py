@@ -20,23 +20,15 @@ from __future__ import annotations
 
 import _thread  # threading's locks without importing threading (start-up)
 import contextlib
-import hashlib
 import os
 import weakref
 from collections.abc import Iterator, MutableMapping
 from typing import TYPE_CHECKING, Literal
 
 from thermo_cli.codec import cbor
-from thermo_cli.config.limits import DEFAULT_LIMITS, Limits
+from thermo_cli.codec.sha256 import digest as sha256_digest
+from thermo_cli.config.limits import DEFAULT_LIMITS, DEFAULT_LOCK_TIMEOUT, Limits
 from thermo_cli.config.remote import is_url
-from thermo_cli.container.fileops import (
-    DEFAULT_LOCK_TIMEOUT,
-    atomic_write,
-    durable_append,
-    refuse_url,
-    wait_for_writer,
-)
-from thermo_cli.container.fileops import locked as _locked
 from thermo_cli.container.layout import (
     FOOTER_SIZE,
     MAGIC,
@@ -62,8 +54,9 @@ from thermo_cli.model.valueclass import FrozenValue, Value
 
 # Imported inside the functions that use them, for start-up time (``thermo get`` loads this
 # module): the engine, the container's reader, lazy layers, meta block and writer
-# (zstandard), and the Rust crate's formats (orjson), so a command loads only what the file
-# it opens needs.
+# (zstandard), the locking and atomic-write code (``container.fileops``: a read waits for a
+# writer only when the file's tail is torn), and the Rust crate's formats (orjson), so a
+# command loads only what the file it opens needs.
 if TYPE_CHECKING:
     from thermo_cli.container.reader import Reader
     from thermo_cli.engine.thermogram import Thermogram
@@ -188,13 +181,20 @@ def open_reader(path: str | os.PathLike[str], *, limits: Limits | None = None) -
     try:
         reader = Reader(p, limits=limits)
     except IntegrityError:
-        if not wait_for_writer(p):  # a commit finishing under our eyes would look damaged once
+        if not _writer_was_active(p):  # a commit finishing under our eyes would look damaged once
             raise
         reader = Reader(p, limits=limits)
-    if reader.torn_tail_bytes and wait_for_writer(p):
+    if reader.torn_tail_bytes and _writer_was_active(p):
         reader.close()
         reader = Reader(p, limits=limits)
     return reader
+
+
+def _writer_was_active(path: str) -> bool:
+    """``fileops.wait_for_writer``, imported only when a read finds a torn or damaged tail."""
+    from thermo_cli.container.fileops import wait_for_writer
+
+    return wait_for_writer(path)
 
 
 def load(
@@ -220,7 +220,7 @@ def load(
     if kind != "thermo":
         data = _read_json_file(p)
         tg = _load_json(data, p, kind)
-        _origins[tg] = Origin(os.path.abspath(p), kind, source_sha256=hashlib.sha256(data).digest())
+        _origins[tg] = Origin(os.path.abspath(p), kind, source_sha256=sha256_digest(data))
         return tg
     reader = open_reader(p, limits=limits)
     tg = thermogram_from_reader(reader, layers=layers, log=log)
@@ -377,11 +377,11 @@ def _newest_dirty_delta(reader: Reader, key: str) -> Delta | None:
                 f"{reader.path}: the key index names record {found} for {key!r}, which is not its delta"
             )
         return rec
-    from thermo_cli.codec.fastrecords import decode_log_record
-
     latest: Delta | None = None
     start = reader.trailer.dirty_start
-    if covered > start:
+    if covered > start:  # records no key index covers (an older writer's): rare, loaded here
+        from thermo_cli.codec.fastrecords import decode_log_record
+
         for raw in reader.iter_raw_records(start):
             if raw.index >= covered:
                 break
@@ -409,6 +409,15 @@ def iter_log(
 # --- writing -----------------------------------------------------------------------------
 
 
+def _locked(
+    path: str | os.PathLike[str], *, timeout: float | None = DEFAULT_LOCK_TIMEOUT
+) -> contextlib.AbstractContextManager[None]:
+    """``fileops.locked``, imported when a writer first locks (a read never does)."""
+    from thermo_cli.container.fileops import locked as fileops_locked
+
+    return fileops_locked(path, timeout=timeout)
+
+
 def locked(
     path: str | os.PathLike[str], *, timeout: float | None = DEFAULT_LOCK_TIMEOUT
 ) -> contextlib.AbstractContextManager[None]:
@@ -422,6 +431,8 @@ def create(path: str | os.PathLike[str], tg: Thermogram, *, overwrite: bool = Fa
     Refuses (RefusedError) to replace an existing file unless ``overwrite``. A thermogram
     loaded with only its log tail copies the older records from the file it came from.
     """
+    from thermo_cli.container.fileops import refuse_url
+
     refuse_url(path)
     p = os.path.abspath(os.fspath(path))
     if os.path.isdir(p):
@@ -432,6 +443,7 @@ def create(path: str | os.PathLike[str], tg: Thermogram, *, overwrite: bool = Fa
 
 
 def _write_new(path: str, tg: Thermogram, *, overwrite: bool) -> None:
+    from thermo_cli.container.fileops import atomic_write
     from thermo_cli.container.writer import write_full
 
     p = os.path.abspath(path)
@@ -458,6 +470,8 @@ def commit(path: str | os.PathLike[str], tg: Thermogram, *, upgrade: bool = Fals
     file was committed (or, for a crate file, changed) by someone else after ``tg`` was
     loaded.
     """
+    from thermo_cli.container.fileops import refuse_url
+
     refuse_url(path)
     p = os.path.abspath(os.fspath(path))
     with _locked(p):
@@ -526,7 +540,7 @@ def _upgrade(p: str, tg: Thermogram, kind: str) -> None:
             "(use create with overwrite to replace it)"
         )
     data = _read_json_file(p)
-    if origin.source_sha256 is not None and hashlib.sha256(data).digest() != origin.source_sha256:
+    if origin.source_sha256 is not None and sha256_digest(data) != origin.source_sha256:
         raise ChainError(
             f"{p}: the file was changed by another writer since it was loaded (load it again under the lock)"
         )
@@ -554,6 +568,7 @@ def _layers_unchanged(tg: Thermogram, src: Reader) -> bool:
 def _rewrite(
     p: str, tg: Thermogram, *, source: Reader | None, file_id: bytes | None, seq: int, compact: bool = False
 ) -> None:
+    from thermo_cli.container.fileops import atomic_write
     from thermo_cli.container.writer import write_full
 
     origin = _origins.get(tg)
@@ -592,6 +607,8 @@ def compact(path: str | os.PathLike[str], *, timeout: float | None = DEFAULT_LOC
     layer afresh, so only referenced bytes remain. Writers also do this on their own when
     garbage dominates the file.
     """
+    from thermo_cli.container.fileops import refuse_url
+
     refuse_url(path)
     p = os.path.abspath(os.fspath(path))
     _require_file(p)
@@ -629,6 +646,8 @@ def _copy_on_write(p: str, tg: Thermogram, current: Reader) -> str | None:
 
 def _durable(p: str, current: Reader, data: bytes) -> None:
     """Append one commit's bytes after ``current``'s end: everything, a sync, the footer."""
+    from thermo_cli.container.fileops import durable_append
+
     fd = os.open(p, os.O_WRONLY | getattr(os, "O_CLOEXEC", 0))
     try:
         view = memoryview(data)  # (slices of a view: the commit's bytes are not copied again)
@@ -699,6 +718,8 @@ def edit(
       is always refused: it is an import source, not a file to change;
     * ``dry_run`` runs the block under the lock with every check but writes nothing.
     """
+    from thermo_cli.container.fileops import refuse_url
+
     p = os.fspath(path)
     refuse_url(p)
     if create is None:
@@ -727,6 +748,8 @@ def _refuse_newer_minor_unlocked(p: str) -> None:
 
 def _require_file(p: str) -> None:
     """Fail before taking a lock, so no lock file is left beside a path that does not exist."""
+    from thermo_cli.container.fileops import refuse_url
+
     refuse_url(p)
     if not os.path.exists(p):
         raise NotFoundError(f"{p}: no such file")
@@ -755,6 +778,8 @@ def check_writable(path: str | os.PathLike[str], *, upgrade: bool = False) -> Ki
     Refuses (RefusedError) a crate Engram export always and a crate save file unless
     ``upgrade``: writing converts it to the ``.thermo`` container format.
     """
+    from thermo_cli.container.fileops import refuse_url
+
     p = os.fspath(path)
     refuse_url(p)
     kind = sniff(p)
@@ -803,6 +828,6 @@ def _fingerprint(tg: Thermogram) -> _Fingerprint:
     """What a commit would write differently if it changed: log, layer sizes, meta block."""
     from thermo_cli.container.metablock import meta_to_map
 
-    meta = hashlib.sha256(cbor.encode(meta_to_map(tg))).digest()
+    meta = sha256_digest(cbor.encode(meta_to_map(tg)))
     sizes = tuple(len(tg.layers[layer]) for layer in Layer)
     return (tg.log_length, tg.head_hash, tg.dirty_start, tg.layers_modified, sizes, meta)

@@ -222,11 +222,24 @@ def test_the_installed_entry_point_uses_the_fast_path(files: dict[str, Path]):
     assert r.returncode == 0 and b'"layer":"dirty"' in r.stdout
 
 
-HEAVY_FOR_GET = ("dataclasses", "inspect", "threading")
+HEAVY_FOR_GET = (
+    "dataclasses",
+    "inspect",
+    "threading",
+    "hashlib",
+    "_hashlib",
+    "thermo_cli.codec.fastrecords",
+    "thermo_cli.integrity",
+    "thermo_cli.container.fileops",
+)
 """Not loaded by a plain ``get`` either: ``@dataclass`` and ``inspect`` cost about 20 ms of
 start-up (the read path's value classes are :mod:`thermo_cli.model.valueclass` ones),
-``threading`` 2 ms (the locks come from ``_thread``);
-``keys`` checks the meta block's engine settings, which are dataclasses."""
+``threading`` 2 ms (the locks come from ``_thread``), ``hashlib`` (OpenSSL) about 6 ms (a
+read's few small digests use the built-in module, :mod:`thermo_cli.codec.sha256`), the
+whole-log record decoder and the Merkle code (they import ``hashlib``) about 2 ms, the
+locking and atomic-write code about 1 ms (a read waits for a writer only at a torn tail);
+``keys`` checks the meta block's engine settings, which are dataclasses, and decodes the
+log's tail with the whole-log decoder."""
 
 HEAVY_AT_START = (
     "typer",

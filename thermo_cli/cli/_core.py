@@ -162,7 +162,8 @@ def stdout_is_terminal() -> bool:
     return sys.stdout.isatty()
 
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_CONTROL = r"[\x00-\x1f\x7f-\x9f]"
+"""Used through ``re``'s cache (compiled on first use, not at every start)."""
 
 
 def escape_controls(text: str, *, keep: str = "") -> str:
@@ -176,7 +177,7 @@ def escape_controls(text: str, *, keep: str = "") -> str:
             return ch
         return {"\n": "\\n", "\r": "\\r", "\t": "\\t"}.get(ch, f"\\x{ord(ch):02x}")
 
-    return _CONTROL.sub(escaped, text)
+    return re.sub(_CONTROL, escaped, text)
 
 
 def err(message: str) -> None:

@@ -32,7 +32,8 @@ _ARG_BYTES = {24: 1, 25: 2, 26: 4, 27: 8}
 _FLAT_HEADS = bytes([*range(0x00, 0x18), *range(0x20, 0x38), 0x40, 0x60, 0x80, 0xA0, *range(0xE0, 0xF8)])
 """Heads that are a whole item in one byte: small ints, empty strings and containers, simple values."""
 _IS_FLAT = [b in _FLAT_HEADS for b in range(256)]
-_FLAT_RUN = re.compile(b"[" + re.escape(_FLAT_HEADS) + b"]+").match
+_FLAT_RUN = b"[" + re.escape(_FLAT_HEADS) + b"]+"
+"""Compiled by :func:`scan` on first use (then from ``re``'s cache): not at every start."""
 _RUN_MIN = 16
 """Swallow a run of one-byte items at C speed once this many items remain: a long array of
 small ints or empty maps (the cheapest amplification) then costs one regex match."""
@@ -59,6 +60,7 @@ def scan(
     Text is not validated as UTF-8 here: the decoder that follows does that.
     """
     buf = bytes(data) if isinstance(data, memoryview) else data
+    flat_run = re.compile(_FLAT_RUN).match
     end = len(buf)
     pos = 0
     count = 0
@@ -78,7 +80,7 @@ def scan(
             raise _too_many(what, max_items, cap_name)
         ib = buf[pos]
         if remaining >= _RUN_MIN and _IS_FLAT[ib]:
-            run = min(_FLAT_RUN(buf, pos).end() - pos, remaining + 1)  # type: ignore[union-attr]
+            run = min(flat_run(buf, pos).end() - pos, remaining + 1)  # type: ignore[union-attr]
             if count - 1 + run > max_items:
                 raise _too_many(what, max_items, cap_name)
             count += run - 1

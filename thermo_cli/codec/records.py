@@ -19,12 +19,12 @@ Record maps (all keys text; absent values are CBOR null, never omitted):
 
 from __future__ import annotations
 
-import hashlib
 import math
 import struct
 from typing import Any, TypeGuard
 
 from thermo_cli.codec import cbor
+from thermo_cli.codec.sha256 import hexdigest as sha256_hex
 from thermo_cli.errors import CorruptError
 from thermo_cli.model import (
     Delta,
@@ -45,6 +45,8 @@ _HEX = frozenset("0123456789abcdef")
 
 def legacy_delta_hash(d: Delta) -> str:
     """The Rust crate's delta hash, byte for byte (LEGACY-FORMAT.md)."""
+    import hashlib  # a streaming hash: only legacy deltas need it
+
     from thermo_cli.codec.timestamps import format_rfc3339  # datetime: only legacy deltas need it
 
     h = hashlib.sha256()
@@ -61,7 +63,7 @@ def legacy_delta_hash(d: Delta) -> str:
 
 
 def v2_hash(encoded: bytes) -> str:
-    return hashlib.sha256(encoded).hexdigest()
+    return sha256_hex(encoded)
 
 
 # --- encoding -------------------------------------------------------------------------------

@@ -193,6 +193,11 @@ _CURRENT: contextvars.ContextVar[Limits] = contextvars.ContextVar("thermo_limits
 
 LIMITS_ENV = "THERMO_LIMITS"
 
+DEFAULT_LOCK_TIMEOUT = 120.0
+"""Seconds a writer waits for another writer before giving up with LockError: the bound on
+waiting kept beside the caps, so that :mod:`thermo_cli.store`'s signatures can name it without
+loading the locking code (:mod:`thermo_cli.container.fileops`), which a read rarely needs."""
+
 
 def current_limits() -> Limits:
     """The caps in force in this context: the innermost :func:`use_limits`, else the defaults."""
@@ -232,7 +237,8 @@ def check_cap(value: int, cap: int, name: str, what: str) -> None:
         raise LimitExceededError(f"{what}: {value} exceeds the cap {name}={cap} ({raise_hint(name)})")
 
 
-_SIZE = re.compile(r"^\s*([0-9][0-9_]*)\s*(?:([kmgt])(?:i?b)?|b)?\s*$", re.IGNORECASE)
+_SIZE = r"^\s*([0-9][0-9_]*)\s*(?:([kmgt])(?:i?b)?|b)?\s*$"
+"""Matched through ``re``'s cache (compiled on first use, not at every start)."""
 _UNITS = {"k": KiB, "m": MiB, "g": GiB, "t": 1024 * GiB}
 
 
@@ -247,7 +253,7 @@ def format_size(n: float) -> str:
 
 def parse_size(text: str) -> int:
     """``4096``, ``64K``, ``8M``, ``2G``, ``1TiB`` → bytes (binary units); ValueError otherwise."""
-    m = _SIZE.match(text)
+    m = re.match(_SIZE, text, re.IGNORECASE)
     if m is None:
         raise ValueError(f"{text!r} is not a size (a whole number, optionally with K, M, G or T)")
     value = int(m.group(1).replace("_", "")) * _UNITS.get((m.group(2) or "").lower(), 1)

@@ -24,7 +24,8 @@ from typing import Any
 from thermo_cli.errors import ValidationError
 from thermo_cli.model.valueclass import FrozenValue
 
-_URL = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*)://")
+_URL = r"^([A-Za-z][A-Za-z0-9+.\-]*)://"
+"""Matched through ``re``'s cache (compiled on first use, not at every start)."""
 
 DEFAULT_CACHE_BLOCK = 256 * 1024
 """Bytes per block of the local block cache: small, so that a read of a few bytes far
@@ -33,7 +34,7 @@ from the others (a footer, one tensor's chunk) fetches little more than it needs
 
 def url_protocol(path: str) -> str | None:
     """The protocol of ``path`` if it is a URL (``s3``, ``http`` …), else None (a local path)."""
-    m = _URL.match(path)
+    m = re.match(_URL, path)
     return m.group(1).lower() if m else None
 
 
@@ -43,7 +44,7 @@ def is_url(path: object) -> bool:
     ``file://`` URLs count too: they are read through the same byte source, and refused by
     writers like any other URL.
     """
-    return isinstance(path, str) and _URL.match(path) is not None
+    return isinstance(path, str) and re.match(_URL, path) is not None
 
 
 class RemoteSettings(FrozenValue):

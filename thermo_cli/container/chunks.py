@@ -9,10 +9,10 @@ size than the index says, frames bigger than the cap, and trailing bytes after a
 
 from __future__ import annotations
 
-import hashlib
 import sys
 from typing import TYPE_CHECKING
 
+from thermo_cli.codec.sha256 import digest as sha256_digest
 from thermo_cli.config.limits import check_cap
 from thermo_cli.errors import CorruptError, IntegrityError
 from thermo_cli.model.valueclass import FrozenValue
@@ -117,11 +117,11 @@ def pack(
     """Filter, compress and digest one chunk (the digest is over the stored bytes)."""
     body = shuffle(raw, elem) if filter == SHUFFLE else raw
     stored = compress(body, level)
-    return Packed(stored, hashlib.sha256(stored).digest(), len(raw))
+    return Packed(stored, sha256_digest(stored), len(raw))
 
 
 def check_digest(stored: bytes | memoryview, expected: bytes, what: str) -> None:
-    if hashlib.sha256(stored).digest() != expected:
+    if sha256_digest(stored) != expected:
         raise IntegrityError(f"{what}: SHA-256 does not match the digest recorded for it")
 
 

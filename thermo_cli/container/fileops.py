@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from typing import BinaryIO
 
+from thermo_cli.config.limits import DEFAULT_LOCK_TIMEOUT
 from thermo_cli.config.remote import is_url
 from thermo_cli.errors import LockError, RefusedError, ValidationError
 from thermo_cli.model.valueclass import FrozenValue
@@ -28,9 +29,6 @@ from thermo_cli.model.valueclass import FrozenValue
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _held: dict[str, tuple[int, int]] = {}
 _held_guard = _thread.allocate_lock()
-
-DEFAULT_LOCK_TIMEOUT = 120.0
-"""Seconds a writer waits for another writer before giving up with LockError."""
 
 
 def lock_path(path: str | os.PathLike[str]) -> str:

@@ -26,15 +26,14 @@ from __future__ import annotations
 import _thread  # threading's locks without importing threading (start-up)
 import contextlib
 import functools
-import hashlib
 import itertools
 import os
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar, cast
 
-from thermo_cli.codec import cbor
-from thermo_cli.codec.fastrecords import decode_log_record
+from thermo_cli.codec import cbor, records
+from thermo_cli.codec.sha256 import digest as sha256_digest
 from thermo_cli.config.limits import Limits, check_cap, current_limits
 from thermo_cli.container import chunks as ck
 from thermo_cli.container.blocks import BlockRef
@@ -61,7 +60,6 @@ from thermo_cli.model.fields import as_list, as_map, field_of
 from thermo_cli.model.valueclass import FrozenValue
 
 _SCAN_WINDOW = 1 << 20
-_sha256 = hashlib.sha256
 _F = TypeVar("_F", bound=Callable[..., Any])
 _CO_GENERATOR = 0x20
 """``inspect.CO_GENERATOR``: the flag of a generator function's code (``inspect``, with
@@ -224,10 +222,10 @@ class Reader:
         if tlen == 0 or tlen > self.limits.max_trailer_bytes or toff < PREFIX_SIZE:
             return None
         data = self.pread(toff, tlen)
-        if hashlib.sha256(data).digest() != tsha:
+        if sha256_digest(data) != tsha:
             return None
         try:
-            t = trailer_from_bytes(data, toff, tsha, self.limits, hashlib.sha256(data + footer).digest())
+            t = trailer_from_bytes(data, toff, tsha, self.limits, sha256_digest(data + footer))
             if t.prefix != self.prefix.raw:
                 raise CorruptError(f"trailer at {toff}: its copy of the prefix differs from the file's")
         except FormatError:
@@ -418,7 +416,7 @@ class Reader:
             lim = self.limits
             raw = self.read_block(self.trailer.meta, "meta block", lim.max_meta_bytes, "max_meta_bytes")
             self._meta = cbor.decode_canonical(raw, what="meta block", max_items=self.limits.max_cbor_items)
-            self.meta_raw_sha = hashlib.sha256(raw).digest()
+            self.meta_raw_sha = sha256_digest(raw)
         return self._meta
 
     @_names_file
@@ -515,10 +513,10 @@ class Reader:
         if ref.len <= FOOTER_SIZE:
             raise CorruptError(f"{what}: a previous commit must span a trailer and its footer")
         both = self.pread(ref.off, ref.len)
-        if hashlib.sha256(both).digest() != ref.sha256:
+        if sha256_digest(both) != ref.sha256:
             raise IntegrityError(f"{what}: SHA-256 does not match the digest recorded by the next trailer")
         data = both[:-FOOTER_SIZE]
-        tsha = hashlib.sha256(data).digest()
+        tsha = sha256_digest(data)
         if unpack_footer(both[-FOOTER_SIZE:]) != (len(data), tsha):
             raise CorruptError(f"{what}: its footer does not describe it")
         p = trailer_from_bytes(data, ref.off, tsha, self.limits, ref.sha256)
@@ -616,9 +614,15 @@ class Reader:
     @_names_file
     def record_at(self, index: int) -> LogRecord:
         """Decode the one record at log ``index`` (its segment is read and checked, and only
-        this record's frame is decoded)."""
+        this record's frame is decoded).
+
+        One record goes through the strict decoder itself (the one ``decode_log_record``
+        falls back to, same result): the fast decoder's module, built for loading whole
+        logs, would cost a one-key read more start-up than it saves.
+        """
         for raw in self.iter_raw_records(index):
-            return decode_log_record(raw.data, raw.index)
+            cap = current_limits().max_cbor_items
+            return records.decode_record(raw.data, what=f"log record {raw.index}", max_items=cap)
         raise CorruptError(f"log: no record {index} (the log holds {self.trailer.log_size})")
 
     @_names_file
@@ -669,6 +673,8 @@ class Reader:
     @_names_file
     def iter_records(self, start: int = 0) -> Iterator[LogRecord]:
         """Decoded records from index ``start`` on, strictly (see :func:`decode_log_record`)."""
+        from thermo_cli.codec.fastrecords import decode_log_record
+
         for raw in self.iter_raw_records(start):
             yield decode_log_record(raw.data, raw.index, self.limits.max_cbor_items)
 

@@ -15,7 +15,7 @@ bytes that no block references (padding, a stray copy, a zeroed gap) are covered
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from thermo_cli.codec import cbor
 from thermo_cli.config.limits import Limits, check_cap
@@ -23,9 +23,11 @@ from thermo_cli.container.blocks import BlockRef
 from thermo_cli.container.layout import COMMIT_HEADER_SIZE, FOOTER_SIZE, PREFIX_SIZE, is_framed
 from thermo_cli.container.logseg import SegmentRef
 from thermo_cli.errors import CorruptError
-from thermo_cli.integrity.merkle import CompactRange
 from thermo_cli.model.fields import as_bytes, as_list, as_map, as_uint, field_of
 from thermo_cli.model.valueclass import Value
+
+if TYPE_CHECKING:
+    from thermo_cli.integrity.merkle import CompactRange  # hashlib: only writers and verifiers need it
 
 
 class Trailer(Value):
@@ -119,6 +121,8 @@ class Trailer(Value):
         return None if self.head is None else self.head.hex()
 
     def compact_range(self) -> CompactRange:
+        from thermo_cli.integrity.merkle import CompactRange
+
         return CompactRange(self.log_size, self.range_nodes)
 
     def ref(self) -> BlockRef:
