@@ -198,7 +198,8 @@ def _unpack_rows_into(
     ``4 * raw.size`` long); returns the ``scales.size * cols`` weights as a 2-D view."""
     np.take(table, raw, out=out.view(np.complex128), mode="clip")
     view = out[: scales.size * cols].reshape(scales.size, cols)
-    view *= scales[:, None]
+    with parallel.row_broadcasts(cols):
+        view *= scales[:, None]
     return view
 
 
