@@ -173,6 +173,39 @@ def cli_rows(mb: int, repeat: int, baseline: Path | None = None) -> list[dict]:
     return rows
 
 
+def cpu_seconds(fn: object, repeat: int) -> float:
+    """Median CPU time (user + system) of ``fn()``: on a machine shared with other jobs it
+    moves less than wall time, since waiting for a core is not counted."""
+    assert callable(fn)
+    fn()
+    samples = []
+    for _ in range(repeat):
+        t0 = time.process_time()
+        fn()
+        samples.append(time.process_time() - t0)
+    return statistics.median(samples)
+
+
+def cpu_rows(w: np.ndarray, repeat: int) -> list[dict]:
+    """The one-core targets and the memory reference points side by side, in CPU time."""
+    from thermo_cli.codec.ternary.quantize import quantize
+
+    dst = np.empty_like(w)
+    q_tensor, q_row = quantize(w, per_row=False), quantize(w)
+    cases = {
+        "memcpy into an existing array": lambda: np.copyto(dst, w),
+        "copy into a new array (w.copy())": lambda: w.copy(),
+        "fill a new array": lambda: np.empty_like(w).fill(np.float32(1)),
+        "quantize+pack, absmean per row (the default)": lambda: quantize(w),
+        "unpack to f32, per-tensor scale": q_tensor.dequantize,
+        "unpack to f32, per-row scale": q_row.dequantize,
+    }
+    return [
+        {"metric": f"CPU time: {label}", "value": gbs(w.nbytes, cpu_seconds(fn, repeat)), "unit": "GB/s"}
+        for label, fn in cases.items()
+    ]
+
+
 def memory_rows(w: np.ndarray, repeat: int) -> list[dict]:
     """What memory allows on this machine, for arrays the size of ``w`` (see the docstring)."""
     dst = np.empty_like(w)
@@ -215,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
     parallel.THREADS = 1  # the library targets are per core
     w = weight_like((4096, N // 4096))
     nbytes = w.nbytes
-    rows: list[dict] = memory_rows(w, repeat)
+    rows: list[dict] = memory_rows(w, repeat) + cpu_rows(w, repeat)
 
     cases = [
         ("reference", False, None),

@@ -85,9 +85,9 @@ UpgradeOpt = Annotated[
 ]
 ForceOpt = Annotated[bool, typer.Option("--force", "-f", help="Overwrite an existing file.")]
 SYNC_HELP = (
-    "fsync the written file and its directory before returning (do this before deleting the "
-    "source); without it the file still appears atomically, complete or not at all, and the "
-    "system flushes it to disk later, as for cp"
+    "Also fsync the written file and its directory (do this before deleting the source); "
+    "without it the file still appears atomically, complete or not at all, and reaches the "
+    "disk when the system flushes it, as with cp."
 )
 SyncOpt = Annotated[bool, typer.Option("--sync", help=SYNC_HELP)]
 """An exported (non-thermogram) output is fsynced only on request; thermograms always are."""
