@@ -20,6 +20,7 @@ from thermo_cli.codec.ternary import parallel
 from thermo_cli.codec.ternary import quantize as Q
 from thermo_cli.codec.ternary.packing import iter_unpacked, pack
 from thermo_cli.codec.ternary.quantize import dequantize, dequantize_chunks, quantize
+from thermo_cli.errors import ValidationError
 
 from .test_quantize import weight_like
 
@@ -222,3 +223,30 @@ def test_blocked_kernels_equal_the_rule_written_out(w, per_row, chunk, threads):
     assert q.scales.tobytes() == scales.tobytes()
     assert restored.shape == w.shape and restored.dtype == np.float32
     assert restored.ravel().tobytes() == values.tobytes()
+
+
+@given(tensors(), st.booleans())
+@settings(max_examples=100, deadline=None)
+def test_dequantize_into_an_existing_array_gives_the_same_bytes(w, per_row):
+    q = quantize(w, per_row=per_row)
+    fresh = q.dequantize()
+    out = np.full(w.shape, np.nan, dtype=np.float32)
+    assert q.dequantize(out=out) is out
+    assert out.tobytes() == fresh.tobytes()
+
+
+def test_dequantize_refuses_an_unfit_out_array():
+    q = quantize(np.linspace(-1, 1, 30, dtype=np.float32).reshape(5, 6))
+    for bad, reason in [
+        (np.empty((5, 6), np.float64), "float32"),
+        (np.empty((6, 5), np.float32), "shape"),
+        (np.empty((5, 7), np.float32), "30 elements"),
+        (np.empty((5, 12), np.float32)[:, ::2], "C-contiguous"),
+        ([[0.0] * 6] * 5, "numpy array"),
+    ]:
+        with pytest.raises(ValidationError, match=reason):
+            q.dequantize(out=bad)  # type: ignore[arg-type]
+    frozen = np.empty((5, 6), np.float32)
+    frozen.flags.writeable = False
+    with pytest.raises(ValidationError, match="read-only"):
+        q.dequantize(out=frozen)

@@ -55,6 +55,7 @@ from thermo_cli.codec.ternary.packing import (
     _PACK_MUL,
     PackedTernary,
     iter_unpacked,
+    output_buffer,
     packed_size,
     unpack_rows_scaled,
     unpack_scaled,
@@ -156,9 +157,9 @@ class QuantizedTensor:
         """The codes as an int8 array of -1/0/+1 in the tensor's shape."""
         return self.codes.unpack().reshape(self.shape)
 
-    def dequantize(self) -> np.ndarray:
-        """``scale * code`` as float32 in the tensor's shape."""
-        return dequantize(self.codes.data, self.shape, self.scales, self.per_row)
+    def dequantize(self, out: np.ndarray | None = None) -> np.ndarray:
+        """``scale * code`` as float32 in the tensor's shape (into ``out`` when given)."""
+        return dequantize(self.codes.data, self.shape, self.scales, self.per_row, out=out)
 
     def quality(self, original: np.ndarray) -> Quality:
         """How well ``scale * code`` reconstructs ``original`` (the tensor quantized).
@@ -972,15 +973,29 @@ def _checked_scales(shape: tuple[int, ...], scales: np.ndarray, per_row: bool) -
 
 
 def dequantize(
-    packed: np.ndarray | bytes, shape: tuple[int, ...], scales: np.ndarray, per_row: bool
+    packed: np.ndarray | bytes,
+    shape: tuple[int, ...],
+    scales: np.ndarray,
+    per_row: bool,
+    *,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Packed codes and scales → float32 tensor of ``shape`` (``scale * code``)."""
+    """Packed codes and scales → float32 tensor of ``shape`` (``scale * code``).
+
+    ``out``: a C-contiguous float32 array of ``shape`` to fill and return. Reusing one array
+    for many tensors (or calls) saves the page faults of a new one, which cost about as much
+    as the unpacking (``docs/performance.md``).
+    """
     numel, scales = _checked_scales(shape, scales, per_row)
+    flat = None if out is None else output_buffer(out, numel)
+    if out is not None and tuple(out.shape) != tuple(shape):
+        raise ValidationError(f"out: expected shape {tuple(shape)}, got {tuple(out.shape)}")
     if per_row:
-        return unpack_rows_scaled(packed, shape[0], numel // shape[0] if shape[0] else 0, scales).reshape(
-            shape
-        )
-    return unpack_scaled(packed, numel, float(scales[0])).reshape(shape)
+        rows = shape[0]
+        result = unpack_rows_scaled(packed, rows, numel // rows if rows else 0, scales, out=flat)
+    else:
+        result = unpack_scaled(packed, numel, float(scales[0]), out=flat)
+    return result.reshape(shape) if out is None else out
 
 
 def dequantize_chunks(
