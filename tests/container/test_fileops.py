@@ -260,11 +260,10 @@ def test_a_non_durable_write_is_still_atomic_when_it_fails_midway(out_dir, monke
     target = out_dir / "f"
     target.write_bytes(b"old complete file")
     calls = _no_syncs(monkeypatch)
-    with pytest.raises(OSError, match="No space"):
-        with atomic_output(target, overwrite=True, durable=False) as f:
-            f.write(b"new but partial" * 100_000)  # past the buffer: bytes reach the temp file
-            assert leftover_temp_files(target)  # the partial file exists, beside the target only
-            raise OSError(28, "No space left on device")
+    with pytest.raises(OSError, match="No space"), atomic_output(target, overwrite=True, durable=False) as f:
+        f.write(b"new but partial" * 100_000)  # past the buffer: bytes reach the temp file
+        assert leftover_temp_files(target)  # the partial file exists, beside the target only
+        raise OSError(28, "No space left on device")
     assert target.read_bytes() == b"old complete file"
     assert _listing(out_dir) == {"f"}
     assert calls == []
