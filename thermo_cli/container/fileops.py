@@ -367,8 +367,9 @@ def atomic_output(
     the file is fsynced before the rename and the directory after it, so the same holds
     after a power cut. Files exported from a thermogram pass ``durable=False`` unless the
     user asked for a sync, like ``cp`` and ``np.save``: the fsync of a large output costs
-    more than the rest of the export, and the source still holds the data. A symlinked ``path`` writes the
-    file it points to. ``mode`` defaults to the replaced file's, else ``0o666 & ~umask``.
+    more than the rest of the export, and the source still holds the data. A symlinked
+    ``path`` writes the file it points to. ``mode`` defaults to the replaced file's, else
+    ``0o666 & ~umask``.
     Without ``overwrite`` an existing ``path`` is refused (RefusedError), also one that
     appears while writing. On any error the temporary file is removed and ``path`` is
     untouched.
