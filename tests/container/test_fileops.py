@@ -227,6 +227,48 @@ def test_the_file_then_after_the_rename_its_directory_are_fsynced(out_dir, monke
     ]
 
 
+def _no_syncs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Record every fsync/fdatasync (by what it synced) instead of letting it pass unseen."""
+    calls: list[str] = []
+    real_fsync, real_fdatasync = os.fsync, os.fdatasync
+
+    def fsync(fd: int) -> None:
+        calls.append("dir" if stat.S_ISDIR(os.fstat(fd).st_mode) else "file")
+        real_fsync(fd)
+
+    def fdatasync(fd: int) -> None:
+        calls.append("data")
+        real_fdatasync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "fdatasync", fdatasync)
+    return calls
+
+
+def test_a_non_durable_write_syncs_nothing_and_writes_the_same_bytes(out_dir, monkeypatch):
+    calls = _no_syncs(monkeypatch)
+    with atomic_output(out_dir / "fast", overwrite=False, durable=False) as f:
+        f.write(b"payload")
+    assert calls == []
+    with atomic_output(out_dir / "safe", overwrite=False, durable=True) as f:
+        f.write(b"payload")
+    assert calls == ["file", "dir"]
+    assert (out_dir / "fast").read_bytes() == (out_dir / "safe").read_bytes() == b"payload"
+
+
+def test_a_non_durable_write_is_still_atomic_when_it_fails_midway(out_dir, monkeypatch):
+    target = out_dir / "f"
+    target.write_bytes(b"old complete file")
+    calls = _no_syncs(monkeypatch)
+    with pytest.raises(OSError, match="No space"), atomic_output(target, overwrite=True, durable=False) as f:
+        f.write(b"new but partial" * 100_000)  # past the buffer: bytes reach the temp file
+        assert leftover_temp_files(target)  # the partial file exists, beside the target only
+        raise OSError(28, "No space left on device")
+    assert target.read_bytes() == b"old complete file"
+    assert _listing(out_dir) == {"f"}
+    assert calls == []
+
+
 def test_a_source_is_never_an_output(tmp_path):
     from thermo_cli.container.fileops import refuse_overwriting_source
     from thermo_cli.errors import RefusedError

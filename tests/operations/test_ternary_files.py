@@ -4,6 +4,8 @@ those ``np.save`` writes for the whole dequantized tensor."""
 from __future__ import annotations
 
 import io
+import os
+import stat
 
 import numpy as np
 import pytest
@@ -22,12 +24,15 @@ def npy_bytes(arr: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
+@pytest.mark.parametrize("durable", [False, True])
 @pytest.mark.parametrize("small_pieces", [False, True])
 @pytest.mark.parametrize("per_row", [True, False])
 @pytest.mark.parametrize(
     ("dtype", "shape"), [(np.float32, (24, 37)), (np.float16, (5, 3, 8)), (np.float64, (9, 1))]
 )
-def test_unpacked_npy_is_what_np_save_writes(tmp_path, monkeypatch, dtype, shape, per_row, small_pieces):
+def test_unpacked_npy_is_what_np_save_writes(
+    tmp_path, monkeypatch, dtype, shape, per_row, small_pieces, durable
+):
     if small_pieces:  # many pieces, and the writeback hint after nearly every one
         monkeypatch.setattr(packing, "UNPACK_CHUNK", 8)
         monkeypatch.setattr(ternary_files, "WRITEBACK_BYTES", 64)
@@ -39,7 +44,7 @@ def test_unpacked_npy_is_what_np_save_writes(tmp_path, monkeypatch, dtype, shape
         packed = tmp_path / out
         pack_file(src, packed, options=PackOptions(per_row=per_row))
         back = tmp_path / f"back-{out}.npy"
-        report = unpack_file(packed, back, key="w")
+        report = unpack_file(packed, back, key="w", durable=durable)
         if expected is None:
             entry = store.load(packed).layers[Layer.COOL]["w"]
             assert entry.tensor is not None
@@ -66,3 +71,86 @@ def test_unpacked_bfloat16_npy_holds_the_float32_values(tmp_path):
     assert entry.tensor is not None
     expected = to_float32(value_to_array(entry.value, entry.tensor), "BF16")
     assert (tmp_path / "w.npy").read_bytes() == npy_bytes(expected)
+
+
+# --- durability: exports are fsynced only when asked, and atomic either way ---------------------
+
+
+def _record_syncs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    calls: list[str] = []
+    real_fsync, real_fdatasync = os.fsync, os.fdatasync
+
+    def fsync(fd: int) -> None:
+        calls.append("dir" if stat.S_ISDIR(os.fstat(fd).st_mode) else "file")
+        real_fsync(fd)
+
+    def fdatasync(fd: int) -> None:
+        calls.append("data")
+        real_fdatasync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "fdatasync", fdatasync)
+    return calls
+
+
+@pytest.fixture
+def packed_pair(tmp_path):
+    """A 64 x 96 float32 tensor packed once into a .thermo and once into a .safetensors."""
+    src = tmp_path / "w.npy"
+    np.save(src, (np.random.default_rng(11).standard_normal((64, 96)) * 0.05).astype(np.float32))
+    outs = [tmp_path / "w.thermo", tmp_path / "w.safetensors"]
+    for out in outs:
+        pack_file(src, out)
+    return outs
+
+
+@pytest.mark.parametrize("suffix", [".npy", ".safetensors"])
+def test_unpack_fsyncs_file_and_directory_only_when_durable(tmp_path, monkeypatch, packed_pair, suffix):
+    for packed in packed_pair:
+        calls = _record_syncs(monkeypatch)
+        plain, synced = (
+            tmp_path / f"plain-{packed.suffix[1:]}{suffix}",
+            tmp_path / f"synced-{packed.suffix[1:]}{suffix}",
+        )
+        unpack_file(packed, plain)
+        assert calls == []
+        unpack_file(packed, synced, durable=True)
+        assert calls[-2:] == ["file", "dir"] and "dir" not in calls[:-1]
+        assert plain.read_bytes() == synced.read_bytes()
+
+
+def test_pack_to_safetensors_fsyncs_only_when_durable_and_thermo_always(tmp_path, monkeypatch):
+    src = tmp_path / "w.npy"
+    np.save(src, np.linspace(-1, 1, 400, dtype=np.float32).reshape(20, 20))
+    calls = _record_syncs(monkeypatch)
+    pack_file(src, tmp_path / "a.safetensors")
+    assert calls == []
+    pack_file(src, tmp_path / "b.safetensors", durable=True)
+    assert calls == ["file", "dir"]
+    assert (tmp_path / "a.safetensors").read_bytes() == (tmp_path / "b.safetensors").read_bytes()
+    calls.clear()
+    pack_file(src, tmp_path / "c.thermo")  # a thermogram is always durable
+    assert "dir" in calls and ("file" in calls or "data" in calls)
+
+
+@pytest.mark.parametrize("durable", [False, True])
+def test_a_failed_unpack_leaves_the_old_output_and_no_temporary_file(
+    tmp_path, monkeypatch, packed_pair, durable
+):
+    out = tmp_path / "back.npy"
+    out.write_bytes(b"the previous export")
+    monkeypatch.setattr(packing, "UNPACK_CHUNK", 64)  # many pieces: fail after some were written
+    real = ternary_files._npy_values
+
+    def failing(pieces, dtype):
+        for i, piece in enumerate(real(pieces, dtype)):
+            if i == 5:
+                raise OSError(28, "No space left on device")
+            yield piece
+
+    monkeypatch.setattr(ternary_files, "_npy_values", failing)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    with pytest.raises(OSError, match="No space"):
+        unpack_file(packed_pair[0], out, overwrite=True, durable=durable)
+    assert out.read_bytes() == b"the previous export"
+    assert sorted(p.name for p in tmp_path.iterdir()) == before

@@ -85,6 +85,13 @@ UpgradeOpt = Annotated[
     bool, typer.Option("--upgrade", help="Allow converting a Rust-crate legacy file to .thermo in place.")
 ]
 ForceOpt = Annotated[bool, typer.Option("--force", "-f", help="Overwrite an existing file.")]
+SYNC_HELP = (
+    "Also fsync the written file and its directory (do this before deleting the source); "
+    "without it the file still appears atomically, complete or not at all, and reaches the "
+    "disk when the system flushes it, as with cp."
+)
+SyncOpt = Annotated[bool, typer.Option("--sync", help=SYNC_HELP)]
+"""An exported (non-thermogram) output is fsynced only on request; thermograms always are."""
 PresetOpt = Annotated[Preset, typer.Option("--preset", help="Thermal layer preset.")]
 PlasticityOpt = Annotated[Plasticity, typer.Option("--plasticity", help="Plasticity rule.")]
 PolicyOpt = Annotated[Policy, typer.Option("--policy", help="Auto-consolidation policy.")]

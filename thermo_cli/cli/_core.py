@@ -216,12 +216,13 @@ def write_stdout_bytes(data: bytes) -> None:
 
 
 @contextlib.contextmanager
-def open_output(path: str, *, overwrite: bool = True) -> Iterator[IO[bytes]]:
+def open_output(path: str, *, overwrite: bool = True, durable: bool = False) -> Iterator[IO[bytes]]:
     """Open ``path`` for binary writing; ``-`` is stdout.
 
     A file goes through :func:`thermo_cli.container.fileops.atomic_output`: it appears
     complete when the block finishes without error, a failure never leaves a half-written
     output nor touches an existing file, and ``overwrite=False`` refuses an existing file.
+    Every such output is an export, fsynced only when ``durable`` (``--sync``).
     """
     if path == "-":
         out = sys.stdout.buffer if hasattr(sys.stdout, "buffer") else None
@@ -239,7 +240,7 @@ def open_output(path: str, *, overwrite: bool = True) -> Iterator[IO[bytes]]:
         return
     from thermo_cli.container.fileops import atomic_output
 
-    with atomic_output(path, overwrite=overwrite) as fh:
+    with atomic_output(path, overwrite=overwrite, durable=durable) as fh:
         yield fh
 
 

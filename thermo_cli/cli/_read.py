@@ -31,8 +31,17 @@ LAYER_NAMES = ("hot", "warm", "cool", "cold")
 """The values ``keys --layer`` accepts."""
 
 
-def run_get(file: str, key: str, raw: bool, json_out: bool, as_npy: str | None, force: bool = False) -> int:
-    """``thermo get``: print one key's value; the exit code (library errors are raised)."""
+def run_get(
+    file: str,
+    key: str,
+    raw: bool,
+    json_out: bool,
+    as_npy: str | None,
+    force: bool = False,
+    sync: bool = False,
+) -> int:
+    """``thermo get``: print one key's value; the exit code (library errors are raised).
+    ``sync`` fsyncs an ``as_npy`` file (exports are otherwise left to the system to flush)."""
     from thermo_cli import store
     from thermo_cli.errors import NotFoundError
 
@@ -48,7 +57,7 @@ def run_get(file: str, key: str, raw: bool, json_out: bool, as_npy: str | None, 
     if json_out:
         print_json(_entry_json(result))
     elif as_npy is not None:
-        _write_npy(result, as_npy, force=force)
+        _write_npy(result, as_npy, force=force, sync=sync)
     elif raw:
         write_stdout_bytes(result.value)
     else:
@@ -137,7 +146,7 @@ def _tensor_array(result: ReadResult, *, note: bool = False) -> Any:
     return arr
 
 
-def _write_npy(result: ReadResult, out: str, *, force: bool = False) -> None:
+def _write_npy(result: ReadResult, out: str, *, force: bool = False, sync: bool = False) -> None:
     import numpy as np
 
     from thermo_cli.codec.tensors import dtype_info
@@ -148,7 +157,7 @@ def _write_npy(result: ReadResult, out: str, *, force: bool = False) -> None:
             f"{quote(result.key)} is not a tensor (it holds {len(result.value)} bytes): use --raw"
         )
     arr = _tensor_array(result, note=True)
-    with open_output(out, overwrite=force) as fh:
+    with open_output(out, overwrite=force, durable=sync) as fh:
         np.save(fh, np.ascontiguousarray(arr), allow_pickle=False)
     if out != "-":
         info = dtype_info(result.tensor.dtype)

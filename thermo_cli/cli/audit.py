@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
+from thermo_cli.cli._args import SyncOpt
 from thermo_cli.cli._common import VerificationFailed, err, flag_hints, print_json
 from thermo_cli.cli._io import named_file, stdin_as_file
 
@@ -118,14 +119,15 @@ def _finish(report: Any, as_json: bool) -> None:
         raise VerificationFailed()
 
 
-def _write_text(out: str | None, text: str, *, force: bool = False) -> None:
-    """``text`` to stdout, or to the new file ``out`` (an existing one only with ``force``)."""
+def _write_text(out: str | None, text: str, *, force: bool = False, sync: bool = False) -> None:
+    """``text`` to stdout, or to the new file ``out`` (an existing one only with ``force``;
+    fsynced with ``sync``)."""
     from thermo_cli.cli._common import open_output
 
     if out is None or out == "-":
         typer.echo(text, nl=False)
         return
-    with open_output(out, overwrite=force) as fh:
+    with open_output(out, overwrite=force, durable=sync) as fh:
         fh.write(text.encode("utf-8"))
 
 
@@ -332,7 +334,9 @@ def keygen(
 
 
 @commands.command("checkpoint")
-def checkpoint_cmd(file: FileArg, out: OutOpt = None, as_json: JsonOpt = False) -> None:
+def checkpoint_cmd(
+    file: FileArg, out: OutOpt = None, sync: SyncOpt = False, as_json: JsonOpt = False
+) -> None:
     """Bind log size, log root and state digest in a checkpoint record; print its note.
 
     Verifies the file first. Reuses the current checkpoint when only signatures followed it.
@@ -342,7 +346,7 @@ def checkpoint_cmd(file: FileArg, out: OutOpt = None, as_json: JsonOpt = False) 
     from thermo_cli.operations.audit.checkpoints import checkpoint
 
     info = checkpoint(file)
-    _emit_checkpoint(info, out, as_json)
+    _emit_checkpoint(info, out, as_json, sync)
     verb = "appended checkpoint" if info.created else "current checkpoint is"
     err(
         f"thermo: {verb} record {info.index} ({info.checkpoint.size} records, "
@@ -367,6 +371,7 @@ def sign_cmd(
     passphrase: PassOpt = None,
     passphrase_file: PassFileOpt = None,
     out: OutOpt = None,
+    sync: SyncOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Sign the current checkpoint (C2SP signed note); the signature is stored in the file.
@@ -379,7 +384,7 @@ def sign_cmd(
     private = load_private(key, _passphrase(passphrase, passphrase_file))
     signer = name if name is not None else signer_name(key)
     info = sign(file, private, signer)
-    _emit_checkpoint(info, out, as_json)
+    _emit_checkpoint(info, out, as_json, sync)
     err(
         f"thermo: signed checkpoint record {info.index} as {signer!r} "
         f"({len(info.note.signatures)} signature(s) now)"
@@ -408,6 +413,7 @@ def prove_cmd(
         ),
     ] = None,
     force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite an existing --out file.")] = False,
+    sync: SyncOpt = False,
 ) -> None:
     """Print an inclusion proof of an entry against the checkpointed state digest (JSON).
 
@@ -418,7 +424,7 @@ def prove_cmd(
     from thermo_cli.operations.audit.proofs import prove
 
     doc = prove(file, key, layer=None if layer is None else Layer.parse(layer))
-    _write_text(out, json_bytes(doc, pretty=True).decode("utf-8") + "\n", force=force)
+    _write_text(out, json_bytes(doc, pretty=True).decode("utf-8") + "\n", force=force, sync=sync)
 
 
 @commands.command("verify-proof")
@@ -462,10 +468,12 @@ def verify_proof_cmd(
     _finish(report, as_json)
 
 
-def _emit_checkpoint(info: Any, out: str | None, as_json: bool) -> None:
-    """The note to --out (or stdout); with --json the JSON goes to stdout instead."""
+def _emit_checkpoint(info: Any, out: str | None, as_json: bool, sync: bool = False) -> None:
+    """The note to --out (or stdout, fsynced with ``sync``); with --json the JSON goes to stdout instead."""
     if out is not None:
-        _write_text(out, info.note.text(), force=True)  # the file changed already: always deliver the note
+        _write_text(
+            out, info.note.text(), force=True, sync=sync
+        )  # the file changed already: always deliver the note
     if as_json:
         print_json(info.to_json())
     elif out is None:

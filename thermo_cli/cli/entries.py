@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from thermo_cli.cli._args import InputFileArg, utf8_text
+from thermo_cli.cli._args import InputFileArg, SyncOpt, utf8_text
 from thermo_cli.cli._read import run_get, run_keys
 
 commands = typer.Typer(add_completion=False)
@@ -48,6 +48,7 @@ def get(
     force: Annotated[
         bool, typer.Option("--force", "-f", help="Overwrite an existing --as-npy file.")
     ] = False,
+    sync: SyncOpt = False,
 ) -> None:
     """Read one key: newest uncommitted delta first, then hot → warm → cool → cold.
 
@@ -57,7 +58,7 @@ def get(
 
     Example: thermo get memory.thermo greeting
     """
-    code = run_get(file, key, raw, json_out, as_npy, force)
+    code = run_get(file, key, raw, json_out, as_npy, force, sync)
     if code:
         raise typer.Exit(code)
 

@@ -26,6 +26,7 @@ from thermo_cli.cli._args import (
     Preset,
     PresetOpt,
     SourceOpt,
+    SyncOpt,
     new_thermogram,
     short_hash,
 )
@@ -75,9 +76,12 @@ def export(
         ),
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite OUT if it exists.")] = False,
+    sync: SyncOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Export all four layers and the full history as Engram JSON or a JSONL dump.
+
+    OUT appears atomically; --sync also fsyncs it (use it before deleting FILE).
 
     Example: thermo export memory.thermo memory.json; thermo export memory.thermo dump.jsonl
     """
@@ -86,7 +90,7 @@ def export(
     if out == "-" and json_out:
         err("thermo: error: --json prints to stdout, so OUT cannot be '-' too")
         raise typer.Exit(EXIT_USAGE)
-    counts = _export(file, out, fmt, force=force)
+    counts = _export(file, out, fmt, force=force, sync=sync)
     if json_out:
         print_json({"file": file, "out": out, "format": fmt.value, **counts})
     err(
@@ -95,7 +99,7 @@ def export(
     )
 
 
-def _export(file: str, out: str, fmt: ExportFormat, *, force: bool) -> dict[str, int]:
+def _export(file: str, out: str, fmt: ExportFormat, *, force: bool, sync: bool) -> dict[str, int]:
     from thermo_cli import store
     from thermo_cli.formats import dump
 
@@ -103,7 +107,10 @@ def _export(file: str, out: str, fmt: ExportFormat, *, force: bool) -> dict[str,
         refuse_overwriting_source(file, out)  # before loading: the export would replace its source
     tg = store.load(file, layers="lazy", log="tail")
     total = sum(len(tg.layers[layer]) for layer in tg.layers) + tg.log_length
-    with open_output(out, overwrite=force) as fh, progress("exporting", total, min_total=50_000) as bar:
+    with (
+        open_output(out, overwrite=force, durable=sync) as fh,
+        progress("exporting", total, min_total=50_000) as bar,
+    ):
         records = store.iter_log(file)
         if fmt is ExportFormat.engram:
             return dump.export_engram(tg, records, fh, on_item=bar.advance)

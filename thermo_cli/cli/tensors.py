@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
+from thermo_cli.cli._args import SyncOpt
 from thermo_cli.cli._common import err, is_interactive, print_json, stderr_console, usage_error
 from thermo_cli.cli._io import UPLOAD_HELP, local_then_upload, output_path, stdin_as_file
 from thermo_cli.config.limits import format_size
@@ -287,6 +288,7 @@ def export_safetensors_cmd(
         typer.Option("--exclude", metavar="GLOB", help="Skip tensors whose name matches (repeatable)."),
     ] = None,
     force: bool = typer.Option(False, "--force", "-f", help="Replace OUT if it exists."),
+    sync: SyncOpt = False,
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
 ) -> None:
     """Write the tensor entries of a thermogram as a safetensors file.
@@ -294,7 +296,8 @@ def export_safetensors_cmd(
     Raw entries come out bit-identical to what was imported, with the
     original __metadata__; entries without a tensor are skipped. Uncommitted
     deltas are not in the layers: run `thermo consolidate` first to include
-    them. OUT appears only when complete and checked by the safetensors library.
+    them. OUT appears only when complete and checked by the safetensors library;
+    --sync also fsyncs it (use it before deleting FILE).
     """
     from thermo_cli.operations.safetensors import export_safetensors
 
@@ -311,6 +314,7 @@ def export_safetensors_cmd(
             exclude=exclude or (),
             overwrite=force,
             progress=progress,
+            durable=sync,
         )
     if as_json:
         print_json(report.to_json())

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
-from thermo_cli.cli._args import finite
+from thermo_cli.cli._args import SyncOpt, finite
 from thermo_cli.cli._common import err, print_json
 from thermo_cli.config.limits import format_size
 
@@ -132,12 +132,14 @@ def pack(
         float, typer.Option("--strength", help="Strength of the entries in a .thermo output, 0..1.")
     ] = 0.9,
     force: ForceOpt = False,
+    sync: SyncOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Quantize the float tensors of IN to ternary and write OUT (.thermo or .safetensors).
 
     Tensors below --min-rank, non-float and empty ones are copied bit for bit. This is
-    lossy archival of a trained model, not a runnable model. Example:
+    lossy archival of a trained model, not a runnable model. A .thermo OUT is always
+    fsynced; a .safetensors OUT with --sync. Example:
     thermo ternary pack model.safetensors model.ternary.safetensors --method optimal
     """
     from thermo_cli.operations.ternary_files import PackOptions, pack_file
@@ -145,7 +147,9 @@ def pack(
     opts = PackOptions(
         method=method.value, threshold=threshold, per_row=per_row, nan_as_zero=nan_as_zero, min_rank=min_rank
     )
-    report = pack_file(src, out, options=opts, name=name, layer=layer, strength=strength, overwrite=force)
+    report = pack_file(
+        src, out, options=opts, name=name, layer=layer, strength=strength, overwrite=force, durable=sync
+    )
     if as_json:
         _warn(report)
         print_json(report.to_json())
@@ -166,15 +170,18 @@ def unpack(
         typer.Option("--layer", help="Layers of a .thermo input to read (repeatable; default all)."),
     ] = None,
     force: ForceOpt = False,
+    sync: SyncOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Dequantize ternary tensors of IN (scale * code, in their original dtype) into OUT.
+
+    OUT appears atomically; --sync also fsyncs it (use it before deleting IN).
 
     Example: thermo ternary unpack model.ternary.safetensors restored.safetensors
     """
     from thermo_cli.operations.ternary_files import unpack_file
 
-    report = unpack_file(src, out, key=key, layers=layer, overwrite=force)
+    report = unpack_file(src, out, key=key, layers=layer, overwrite=force, durable=sync)
     if as_json:
         _warn(report)
         print_json(report.to_json())

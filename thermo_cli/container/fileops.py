@@ -3,9 +3,11 @@
 Writers take an exclusive ``fcntl.flock`` on a sidecar ``<file>.lock`` (the data file
 itself is replaced by rename, so a lock on it would not survive a rewrite). Locks are
 re-entrant within a process. Every whole-file write (a rewrite, an export, a key, a
-backup) goes through :func:`atomic_output`: a temporary file in the same directory, which
-is fsynced, renamed over the target and followed by an fsync of the directory, so after a
-crash the path names either the old or the new complete file.
+backup) goes through :func:`atomic_output`: a temporary file in the same directory, renamed
+over the target, so a reader or a killed process sees the old file or the whole new one.
+A durable write (thermograms, keys, backups; an export when the caller asks with
+``durable=True``) also fsyncs the file before the rename and the directory after it, so
+after a power cut the path names either the old or the new complete file.
 """
 
 from __future__ import annotations
@@ -301,7 +303,8 @@ def _publish(tmp: str, target: str, overwrite: bool, shown: str | os.PathLike[st
 class WriteBehind:
     """Flushes a large output to disk in the background while the rest is still produced.
 
-    A writer that fsyncs its output at the end (:func:`atomic_output`) otherwise waits for
+    Only for a durable write: a writer that fsyncs its output at the end
+    (:func:`atomic_output` with ``durable=True``) otherwise waits for
     the whole file to reach the disk only after producing it. Told how much it wrote, this
     starts an ``fdatasync`` of what is there on a helper thread every ``every`` bytes (one
     at a time; the call releases the GIL), so the disk works while the caller computes and
@@ -351,14 +354,20 @@ def atomic_output(
     overwrite: bool,
     mode: int | None = None,
     check: Callable[[str], object] | None = None,
+    durable: bool = True,
 ) -> Iterator[BinaryIO]:
     """A binary file that appears at ``path`` only complete, or not at all.
 
     Every file thermo writes whole goes through here. It is written to a new temporary
-    file beside the target (``O_EXCL|O_NOFOLLOW``, unpredictable name), fsynced, given to
-    ``check`` (which may raise), moved into place and the directory fsynced, so after a
-    crash the path names the old or the new complete file. A symlinked ``path`` writes the
-    file it points to. ``mode`` defaults to the replaced file's, else ``0o666 & ~umask``.
+    file beside the target (``O_EXCL|O_NOFOLLOW``, unpredictable name), given to ``check``
+    (which may raise) and moved into place, so a reader or a killed process sees the old
+    file or the whole new one. With ``durable`` (the default: thermograms, keys, backups)
+    the file is fsynced before the rename and the directory after it, so the same holds
+    after a power cut. Files exported from a thermogram pass ``durable=False`` unless the
+    user asked for a sync, like ``cp`` and ``np.save``: the fsync of a large output costs
+    more than the rest of the export, and the source still holds the data. A symlinked
+    ``path`` writes the file it points to. ``mode`` defaults to the replaced file's, else
+    ``0o666 & ~umask``.
     Without ``overwrite`` an existing ``path`` is refused (RefusedError), also one that
     appears while writing. On any error the temporary file is removed and ``path`` is
     untouched.
@@ -376,7 +385,8 @@ def atomic_output(
             yield fh
             fh.flush()
             os.fchmod(fh.fileno(), final_mode)
-            os.fsync(fh.fileno())
+            if durable:
+                os.fsync(fh.fileno())
         if check is not None:
             check(tmp)
         _publish(tmp, target, overwrite, path)
@@ -387,7 +397,8 @@ def atomic_output(
             # "File too large" or "No space left on device" alone does not say which output
             raise OSError(exc.errno, exc.strerror, os.fspath(path)) from exc
         raise
-    fsync_dir(target)
+    if durable:
+        fsync_dir(target)
 
 
 def refuse_url(path: str | os.PathLike[str]) -> None:

@@ -19,7 +19,10 @@ gets a warning in the report. Ternarising a trained model after the fact is loss
 archival, not a runnable model: keep tensors exact with ``exclude``/``min_rank``.
 
 Every output is written to a temporary file and renamed into place, so it is either
-complete or absent; an existing output is replaced only with ``overwrite``.
+complete or absent; an existing output is replaced only with ``overwrite``. A ``.thermo``
+output is always fsynced; a ``.npy`` or ``.safetensors`` output only with ``durable=True``
+(as ``cp`` and ``np.save``, which leave flushing to the system): ask for it before deleting
+the source.
 """
 
 from __future__ import annotations
@@ -346,11 +349,13 @@ def pack_file(
     layer: Layer | str = Layer.COOL,
     strength: float = DEFAULT_STRENGTH,
     overwrite: bool = False,
+    durable: bool = False,
 ) -> FileReport:
     """Quantize every float tensor of ``src`` (.npy / .safetensors) into ``out``.
 
     ``out`` is a ``.thermo`` file (one packed ternary entry per tensor in ``layer``, with
-    its scales, each logged with an audit event) or a packed ``.safetensors`` file.
+    its scales, each logged with an audit event; always fsynced) or a packed
+    ``.safetensors`` file (fsynced with ``durable``).
     ``name`` is the key/tensor name for a ``.npy`` input (default: the file's stem).
     """
     t0 = time.perf_counter()
@@ -383,7 +388,7 @@ def pack_file(
     if kind_out == ".thermo":
         _pack_to_thermo(tensors, out_p, options, the_layer, strength, src_p.name, sf, report, overwrite)
     else:
-        _pack_to_safetensors(tensors, out_p, options, report, overwrite, src_p, sf)
+        _pack_to_safetensors(tensors, out_p, options, report, (overwrite, durable), src_p, sf)
     report.file_after = out_p.stat().st_size
     report.seconds = time.perf_counter() - t0
     return report
@@ -463,11 +468,13 @@ def _pack_to_safetensors(
     out: Path,
     opts: PackOptions,
     report: FileReport,
-    overwrite: bool,
+    replace: tuple[bool, bool],
     src: Path,
     sf: Any,
 ) -> None:
-    """Packed tensors are kept in memory (1/16 of float32); copied ones are re-read when written."""
+    """Packed tensors are kept in memory (1/16 of float32); copied ones are re-read when written.
+
+    ``replace``: (overwrite, durable) of the output."""
     from thermo_cli.formats.safetensors.format import OutTensor, read_tensor, write_safetensors
     from thermo_cli.formats.safetensors.ternary_layout import PackedLayout
 
@@ -490,7 +497,10 @@ def _pack_to_safetensors(
         report.tensors.append(result)
     meta = layout.metadata(names, sf.metadata if sf is not None else None, where=f"{src}: ")
     fetchers = {o.name: fetch for o, fetch in outputs}
-    write_safetensors(out, [o for o, _ in outputs], lambda o: fetchers[o.name](), meta, overwrite=overwrite)
+    overwrite, durable = replace
+    write_safetensors(
+        out, [o for o, _ in outputs], lambda o: fetchers[o.name](), meta, overwrite=overwrite, durable=durable
+    )
 
 
 # --- unpack ----------------------------------------------------------------------------------
@@ -516,12 +526,14 @@ def unpack_file(
     key: str | None = None,
     layers: list[str] | None = None,
     overwrite: bool = False,
+    durable: bool = False,
 ) -> FileReport:
     """Restore float tensors from a packed ``.safetensors`` or a ``.thermo`` file.
 
     ``out`` is a ``.npy`` (exactly one tensor: the only one, or ``key``) or a
     ``.safetensors`` file (every tensor; packed ones dequantized to their original dtype,
     the others copied). The reconstruction error shown is the one recorded at pack time.
+    ``out`` appears atomically; ``durable`` also fsyncs it (do so before deleting ``src``).
     """
     t0 = time.perf_counter()
     src_p, out_p = Path(src), Path(out)
@@ -545,9 +557,9 @@ def unpack_file(
                 f"{src_p}: holds {len(restored)} tensors; a .npy output takes one "
                 "(choose it with key=…, or write .safetensors)"
             )
-        _write_npy(restored[0], out_p, overwrite)
+        _write_npy(restored[0], out_p, overwrite, durable)
     else:
-        _write_safetensors(restored, metadata, out_p, overwrite)
+        _write_safetensors(restored, metadata, out_p, overwrite, durable)
     report.tensors = [r.result for r in restored]
     report.file_after = out_p.stat().st_size
     report.seconds = time.perf_counter() - t0
@@ -717,7 +729,7 @@ def _entry_pieces(entry: Entry) -> Iterator[np.ndarray]:
     return ternary_value_chunks(entry.value, entry.tensor)
 
 
-def _write_npy(r: _Restored, out: Path, overwrite: bool) -> None:
+def _write_npy(r: _Restored, out: Path, overwrite: bool, durable: bool) -> None:
     """Like ``thermo get --as-npy``: BF16/F8 as float32 values, F4/F6 as their packed bytes.
 
     A packed tensor is dequantized piece by piece straight into the file (the bytes
@@ -726,14 +738,19 @@ def _write_npy(r: _Restored, out: Path, overwrite: bool) -> None:
     info = dtype_info(r.dtype)
     if r.pieces is not None:
         npy_dtype = np.dtype(info.storage).newbyteorder("<") if info.native else np.dtype("<f4")
-        with atomic_output(out, overwrite=overwrite) as fh:
-            _write_npy_pieces(fh, npy_dtype, tuple(r.result.shape), _npy_values(r.pieces(), r.dtype))
+        with atomic_output(out, overwrite=overwrite, durable=durable) as fh:
+            _write_npy_pieces(
+                fh, npy_dtype, tuple(r.result.shape), _npy_values(r.pieces(), r.dtype), durable=durable
+            )
         return
     arr = r.array()
     if info.is_float and not info.native:  # numpy has no bfloat16/float8: write the values
         arr = to_float32(arr, r.dtype)
-    with atomic_output(out, overwrite=overwrite) as fh:
-        _save_npy_flushing(fh, np.ascontiguousarray(arr))
+    with atomic_output(out, overwrite=overwrite, durable=durable) as fh:
+        if durable:
+            _save_npy_flushing(fh, np.ascontiguousarray(arr))
+        else:
+            np.save(fh, np.ascontiguousarray(arr), allow_pickle=False)
 
 
 def _npy_values(pieces: Iterator[np.ndarray], dtype: str) -> Iterator[np.ndarray]:
@@ -744,45 +761,53 @@ def _npy_values(pieces: Iterator[np.ndarray], dtype: str) -> Iterator[np.ndarray
 
 
 WRITEBACK_BYTES = 32 << 20
-"""A large .npy is written in slices of this size; the disk writes of each start on a
-helper thread while the next is computed (:class:`WriteBehind`), so the final fsync waits
-for the last slice rather than for the whole file."""
+"""A large durable .npy is written in slices of this size; the disk writes of each start
+on a helper thread while the next is computed (:class:`WriteBehind`), so the final fsync
+waits for the last slice rather than for the whole file."""
 
 
 def _save_npy_flushing(fh: Any, arr: np.ndarray) -> None:
-    """``np.save`` of a C-contiguous array, the disk writing while later slices are copied
-    (see :func:`_write_npy_pieces`)."""
+    """``np.save`` of a C-contiguous array to a durable output, the disk writing while later
+    slices are copied (see :func:`_write_npy_pieces`)."""
     if arr.nbytes < 2 * WRITEBACK_BYTES or arr.dtype.hasobject:
         np.save(fh, arr, allow_pickle=False)
         return
     data = arr.reshape(-1)
     step = max(1, WRITEBACK_BYTES // max(arr.itemsize, 1))
     slices = (data[start : start + step] for start in range(0, data.size, step))
-    _write_npy_pieces(fh, arr.dtype, tuple(arr.shape), slices)
+    _write_npy_pieces(fh, arr.dtype, tuple(arr.shape), slices, durable=True)
 
 
 def _write_npy_pieces(
-    fh: Any, dtype: np.dtype[Any], shape: tuple[int, ...], pieces: Iterator[np.ndarray]
+    fh: Any,
+    dtype: np.dtype[Any],
+    shape: tuple[int, ...],
+    pieces: Iterator[np.ndarray],
+    *,
+    durable: bool,
 ) -> None:
     """The bytes ``np.save`` writes for a C-order array of ``dtype`` and ``shape`` whose
-    elements come as consecutive flat ``pieces``, flushed to disk behind the writing every
-    ``WRITEBACK_BYTES`` (:class:`WriteBehind`)."""
+    elements come as consecutive flat ``pieces``. For a ``durable`` output (fsynced at the
+    end) they are flushed to disk behind the writing every ``WRITEBACK_BYTES``
+    (:class:`WriteBehind`); otherwise the system flushes them when it likes."""
     header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": shape}
     try:
         np.lib.format.write_array_header_1_0(fh, header)  # what np.save writes
     except ValueError:  # a header over 64 KiB
         np.lib.format.write_array_header_2_0(fh, header)
-    behind = WriteBehind(fh, WRITEBACK_BYTES)
+    behind = WriteBehind(fh, WRITEBACK_BYTES) if durable else None
     try:
         for piece in pieces:
             fh.write(np.ascontiguousarray(piece, dtype=dtype).data.cast("B"))
-            behind.wrote(piece.nbytes)
+            if behind is not None:
+                behind.wrote(piece.nbytes)
     finally:
-        behind.close()
+        if behind is not None:
+            behind.close()
 
 
 def _write_safetensors(
-    restored: list[_Restored], metadata: dict[str, str] | None, out: Path, overwrite: bool
+    restored: list[_Restored], metadata: dict[str, str] | None, out: Path, overwrite: bool, durable: bool
 ) -> None:
     from thermo_cli.formats.safetensors.format import OutTensor, write_safetensors
 
@@ -792,7 +817,7 @@ def _write_safetensors(
     def fetch(t: OutTensor) -> bytes:
         return np.ascontiguousarray(by_name[t.name].array()).tobytes()
 
-    write_safetensors(out, specs, fetch, metadata, overwrite=overwrite)
+    write_safetensors(out, specs, fetch, metadata, overwrite=overwrite, durable=durable)
 
 
 # --- quantize in place ---------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from thermo_cli.codec.ternary import parallel
 from thermo_cli.codec.ternary import quantize as Q
 from thermo_cli.codec.ternary.packing import iter_unpacked, pack
 from thermo_cli.codec.ternary.quantize import dequantize, dequantize_chunks, quantize
+from thermo_cli.errors import ValidationError
 
 from .test_quantize import weight_like
 
@@ -164,3 +165,88 @@ def test_pieces_of_long_rows_and_of_a_per_tensor_scale():
                 [p.copy() for p in iter_unpacked(q.codes.data, rows, w.size // rows, q.scales, chunk)]
             )
             assert got.tobytes() == whole.tobytes(), (shape, per_row, chunk)
+
+
+def chunked_reference(w: np.ndarray, per_row: bool, chunk: int) -> tuple[bytes, np.ndarray, np.ndarray]:
+    """Packed codes, scales and dequantized values of ``absmean`` written from the rule alone.
+
+    A row is ``shape[0]`` when ``per_row`` and the tensor has two or more dimensions, else
+    the whole tensor. Its sum of |w| is the float32 sum of each ``chunk`` of its weights,
+    the chunks' sums added in float64 in order (the documented summation); scale = that
+    mean, at least 1e-5; code = round(clip(w/scale, -1, 1)) with ties to even; packed four
+    to a byte, weight i in bits 2(i%4) (01 = +1, 10 = -1).
+    """
+    rows = np.asarray(w, dtype=np.float32)
+    rows = rows.reshape(rows.shape[0], -1) if per_row and w.ndim >= 2 else rows.reshape(1, -1)
+    n_cols = rows.shape[1]
+    sums = np.zeros(rows.shape[0], dtype=np.float64)
+    for c0 in range(0, n_cols, chunk if n_cols > chunk else n_cols):
+        sums += np.abs(rows[:, c0 : c0 + chunk]).sum(axis=1, dtype=np.float32)
+    scales = np.maximum(sums / n_cols, 1e-5).astype(np.float32)
+    values = np.round(np.clip(rows / scales[:, None], -1, 1)).astype(np.int8).ravel()
+    codes = np.where(values == 1, 1, np.where(values == -1, 2, 0)).astype(np.uint8)
+    codes = np.concatenate([codes, np.zeros(-codes.size % 4, np.uint8)]).reshape(-1, 4)
+    packed = codes[:, 0] | codes[:, 1] << 2 | codes[:, 2] << 4 | codes[:, 3] << 6
+    restored = (values.reshape(rows.shape).astype(np.float32) * scales[:, None]).ravel()
+    return packed.astype(np.uint8).tobytes(), scales, restored
+
+
+@st.composite
+def tensors(draw: st.DrawFn) -> np.ndarray:
+    """float16/32/64 tensors of rank 1-3 with odd lengths, zeros, ties and strided views."""
+    dtype = draw(st.sampled_from([np.float16, np.float32, np.float64]))
+    shape = draw(hnp.array_shapes(min_dims=1, max_dims=3, min_side=1, max_side=13))
+    fill = st.sampled_from([0.0, 0.5, -0.5, 1.0]) | st.floats(-4, 4, width=16)
+    w = draw(hnp.arrays(dtype, shape, elements=fill))
+    view = draw(st.sampled_from(["contiguous", "strided", "transposed"]))
+    if view == "strided" and w.shape[-1] > 1:
+        w = w[..., ::2]
+    elif view == "transposed":
+        w = w.T
+    return w
+
+
+@given(tensors(), st.booleans(), st.sampled_from([4, 8, 12, 64, 1 << 18]), st.sampled_from([1, 2]))
+@settings(max_examples=150, deadline=None)
+def test_blocked_kernels_equal_the_rule_written_out(w, per_row, chunk, threads):
+    """Whatever the block size (many small blocks, blocks cutting long rows, one block) and
+    thread count, packing and unpacking give exactly the bytes of :func:`chunked_reference`."""
+    old = (Q.CHUNK, parallel.THREADS, parallel.PARALLEL_MIN, parallel.FORCE)
+    Q.CHUNK, parallel.THREADS, parallel.PARALLEL_MIN, parallel.FORCE = chunk, threads, 0, True
+    try:
+        q = quantize(w, per_row=per_row)
+        restored = q.dequantize()
+    finally:
+        Q.CHUNK, parallel.THREADS, parallel.PARALLEL_MIN, parallel.FORCE = old
+    packed, scales, values = chunked_reference(w, per_row, chunk)
+    assert q.codes.to_bytes() == packed
+    assert q.scales.tobytes() == scales.tobytes()
+    assert restored.shape == w.shape and restored.dtype == np.float32
+    assert restored.ravel().tobytes() == values.tobytes()
+
+
+@given(tensors(), st.booleans())
+@settings(max_examples=100, deadline=None)
+def test_dequantize_into_an_existing_array_gives_the_same_bytes(w, per_row):
+    q = quantize(w, per_row=per_row)
+    fresh = q.dequantize()
+    out = np.full(w.shape, np.nan, dtype=np.float32)
+    assert q.dequantize(out=out) is out
+    assert out.tobytes() == fresh.tobytes()
+
+
+def test_dequantize_refuses_an_unfit_out_array():
+    q = quantize(np.linspace(-1, 1, 30, dtype=np.float32).reshape(5, 6))
+    for bad, reason in [
+        (np.empty((5, 6), np.float64), "float32"),
+        (np.empty((6, 5), np.float32), "shape"),
+        (np.empty((5, 7), np.float32), "30 elements"),
+        (np.empty((5, 12), np.float32)[:, ::2], "C-contiguous"),
+        ([[0.0] * 6] * 5, "numpy array"),
+    ]:
+        with pytest.raises(ValidationError, match=reason):
+            q.dequantize(out=bad)  # type: ignore[arg-type]
+    frozen = np.empty((5, 6), np.float32)
+    frozen.flags.writeable = False
+    with pytest.raises(ValidationError, match="read-only"):
+        q.dequantize(out=frozen)

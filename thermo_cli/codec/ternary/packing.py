@@ -152,25 +152,52 @@ def _float_table(scale: float) -> np.ndarray:
     return np.ascontiguousarray(table, dtype=np.float32).view(np.complex128).ravel()
 
 
-def unpack_scaled(data: Any, length: int, scale: float = 1.0) -> np.ndarray:
-    """Packed bytes → float32 ``value * scale`` for ``length`` weights: one gather per byte."""
+def output_buffer(out: np.ndarray, length: int) -> np.ndarray:
+    """The flat float32 view of a caller's ``out`` array for ``length`` weights (checked):
+    unpacking into an array the caller already has skips mapping and zeroing new pages,
+    which costs about as much as the unpacking itself."""
+    if not isinstance(out, np.ndarray) or out.dtype != np.float32 or not out.flags.c_contiguous:
+        raise ValidationError("out: expected a C-contiguous float32 numpy array")
+    if not out.flags.writeable:
+        raise ValidationError("out: the array is read-only")
+    if out.size != length:
+        raise ValidationError(f"out: {length} weights need an array of {length} elements, got {out.size}")
+    return out.reshape(-1)
+
+
+def unpack_scaled(data: Any, length: int, scale: float = 1.0, out: np.ndarray | None = None) -> np.ndarray:
+    """Packed bytes → float32 ``value * scale`` for ``length`` weights: one gather per byte.
+
+    ``out``: a float32 array of ``length`` elements to fill (and return) instead of a new one.
+    """
     raw = _as_packed_bytes(data, length)
-    out = np.empty(raw.size, dtype=np.complex128)
-    _gather(_float_table(scale), raw, out)
-    return out.view(np.float32)[:length]
+    table = _float_table(scale)
+    if out is None:
+        buf = np.empty(raw.size, dtype=np.complex128)
+        _gather(table, raw, buf)
+        return buf.view(np.float32)[:length]
+    flat = output_buffer(out, length)
+    whole = length // 4
+    _gather(table, raw[:whole], flat[: 4 * whole].view(np.complex128))
+    if whole < raw.size:  # the last byte holds fewer than four weights
+        flat[4 * whole :] = np.take(table, raw[whole:], mode="clip").view(np.float32)[: length - 4 * whole]
+    return out
 
 
-def unpack_rows_scaled(data: Any, rows: int, cols: int, scales: np.ndarray) -> np.ndarray:
+def unpack_rows_scaled(
+    data: Any, rows: int, cols: int, scales: np.ndarray, out: np.ndarray | None = None
+) -> np.ndarray:
     """Packed bytes of a (rows, cols) tensor → float32 ``value * scales[row]``, flat.
 
     Rows are unpacked in cache-sized groups and scaled while still in cache; a group must
     start on a byte boundary, so groups hold a multiple of ``4 / gcd(cols, 4)`` rows.
+    ``out``: a float32 array of ``rows * cols`` elements to fill (and return) instead.
     """
     length = rows * cols
     raw = _as_packed_bytes(data, length)
-    out = np.empty(raw.size * 4, dtype=np.float32)
+    flat = np.empty(raw.size * 4, dtype=np.float32) if out is None else output_buffer(out, length)
     if length == 0:
-        return out[:0]
+        return flat[:0] if out is None else out
     scales = np.asarray(scales, dtype=np.float32).ravel()
     group = _row_group(cols, 4 * GATHER_STEP)
     table = _float_table(1.0)
@@ -178,10 +205,16 @@ def unpack_rows_scaled(data: Any, rows: int, cols: int, scales: np.ndarray) -> n
     def one(r0: int) -> None:
         r1 = min(rows, r0 + group)
         b0, b1 = r0 * cols // 4, (r1 * cols + 3) // 4
-        _unpack_rows_into(table, raw[b0:b1], cols, scales[r0:r1], out[4 * b0 : 4 * b1])
+        target = flat[4 * b0 : 4 * b1]
+        if target.size == 4 * (b1 - b0):
+            _unpack_rows_into(table, raw[b0:b1], cols, scales[r0:r1], target)
+        else:  # the last group of an ``out`` whose length is not a multiple of 4
+            staged = np.empty(4 * (b1 - b0), dtype=np.float32)
+            _unpack_rows_into(table, raw[b0:b1], cols, scales[r0:r1], staged)
+            target[...] = staged[: target.size]
 
     parallel.run(one, range(0, rows, group), length)
-    return out[:length]
+    return flat[:length] if out is None else out
 
 
 def _row_group(cols: int, weights: int) -> int:
@@ -198,7 +231,8 @@ def _unpack_rows_into(
     ``4 * raw.size`` long); returns the ``scales.size * cols`` weights as a 2-D view."""
     np.take(table, raw, out=out.view(np.complex128), mode="clip")
     view = out[: scales.size * cols].reshape(scales.size, cols)
-    view *= scales[:, None]
+    with parallel.row_broadcasts(cols):
+        view *= scales[:, None]
     return view
 
 

@@ -55,6 +55,7 @@ from thermo_cli.codec.ternary.packing import (
     _PACK_MUL,
     PackedTernary,
     iter_unpacked,
+    output_buffer,
     packed_size,
     unpack_rows_scaled,
     unpack_scaled,
@@ -156,9 +157,9 @@ class QuantizedTensor:
         """The codes as an int8 array of -1/0/+1 in the tensor's shape."""
         return self.codes.unpack().reshape(self.shape)
 
-    def dequantize(self) -> np.ndarray:
-        """``scale * code`` as float32 in the tensor's shape."""
-        return dequantize(self.codes.data, self.shape, self.scales, self.per_row)
+    def dequantize(self, out: np.ndarray | None = None) -> np.ndarray:
+        """``scale * code`` as float32 in the tensor's shape (into ``out`` when given)."""
+        return dequantize(self.codes.data, self.shape, self.scales, self.per_row, out=out)
 
     def quality(self, original: np.ndarray) -> Quality:
         """How well ``scale * code`` reconstructs ``original`` (the tensor quantized).
@@ -322,7 +323,8 @@ def _row_abs_sums(
         if below is None:
             return total, None, None
         mask = scratch.get("mask", cap, np.bool_)[: piece.size].reshape(piece.shape)
-        small = np.less(a, _cut_for(below, block), out=mask)
+        with parallel.row_broadcasts(n_cols):
+            small = np.less(a, _cut_for(below, block), out=mask)
         n_small = np.count_nonzero(small)  # a flat count is far faster than a per-row one
         if not n_small:
             return total, None, None
@@ -349,7 +351,7 @@ def _row_abs_sums(
     return sums, counts
 
 
-def exact_cut(scale: np.ndarray, t: np.ndarray, strict: bool) -> np.ndarray:
+def exact_cut(scale: np.ndarray, t: np.ndarray | np.floating[Any], strict: bool) -> np.ndarray:
     """Smallest float32 ``c`` such that ``float32(c / scale) > t`` (strict) or ``>= t``.
 
     Float32 division is monotonic in ``c``, so for any float32 ``w >= 0`` the normalised
@@ -357,27 +359,53 @@ def exact_cut(scale: np.ndarray, t: np.ndarray, strict: bool) -> np.ndarray:
     ulps to the exact boundary (a loop over ulps, not weights).
     """
     scale = np.asarray(scale, dtype=np.float32)
-    t = np.broadcast_to(np.asarray(t, dtype=np.float32), scale.shape)
+    t = np.asarray(t, dtype=np.float32)
+    if t.shape != scale.shape:
+        t = np.broadcast_to(t, scale.shape)
+    compare = np.greater if strict else np.greater_equal
 
     def passes(c: np.ndarray) -> np.ndarray:
-        q = c / scale
-        return cast(np.ndarray, q > t if strict else q >= t)
+        return cast(np.ndarray, compare(c / scale, t))
 
     with np.errstate(over="ignore", divide="ignore", invalid="ignore"):  # once: it runs per block
-        c = (t.astype(np.float64) * scale.astype(np.float64)).astype(np.float32)
+        c = (t.astype(np.float64) * scale).astype(np.float32)
+        near = _cut_among_neighbours(c, scale, t, compare)
+        if near is not None:
+            return near
         inf = np.float32(np.inf)
         for _ in range(256):
-            low = ~passes(c)
-            if not low.any():
+            ok = passes(c)
+            if ok.all():
                 break
-            c = np.where(low, np.nextafter(c, inf), c)
+            c = np.where(ok, c, np.nextafter(c, inf))
         for _ in range(256):
             below = np.nextafter(c, -inf)
             lower_ok = passes(below) & (below >= 0)
             if not lower_ok.any():
                 break
             c = np.where(lower_ok, below, c)
-    return c
+    return cast(np.ndarray, c)
+
+
+_NEIGHBOURS = np.arange(-2, 3, dtype=np.int32)[:, None]
+"""Offsets in ulps around the float64 product that :func:`exact_cut` tries all at once."""
+
+
+def _cut_among_neighbours(
+    c: np.ndarray, scale: np.ndarray, t: np.ndarray, compare: np.ufunc
+) -> np.ndarray | None:
+    """:func:`exact_cut` in one vectorised step when the boundary lies within two ulps of
+    the product ``c`` (it does for every scale a block has produced; None otherwise, and
+    the walk decides). Positive floats order like their bit patterns, so ``c ± k`` ulps is
+    an integer add; the test is monotonic in the candidate, so the first candidate that
+    passes is the smallest one, provided the lowest fails and the highest passes. A
+    negative or non-finite ``c`` gives NaN candidates, which fail, and falls through."""
+    candidates = (c.view(np.int32) + _NEIGHBOURS).view(np.float32)
+    ok = compare(candidates / scale, t)
+    if ok[0].any() or not ok[-1].all():
+        return None
+    first = ok.argmax(axis=0)
+    return cast(np.ndarray, candidates[first, np.arange(c.size)])
 
 
 def _pack_pieces(rows: np.ndarray, cuts: np.ndarray) -> np.ndarray:
@@ -448,8 +476,9 @@ def _codes_of(
 ) -> np.ndarray:
     """One byte code per weight of ``piece`` in ``pos`` (returned; valid up to piece.size)."""
     m = piece.size
-    np.greater_equal(piece, cut, out=pos[:m].view(np.bool_).reshape(piece.shape))
-    np.less_equal(piece, neg_cut, out=neg[:m].view(np.bool_).reshape(piece.shape))
+    with parallel.row_broadcasts(piece.shape[1]):
+        np.greater_equal(piece, cut, out=pos[:m].view(np.bool_).reshape(piece.shape))
+        np.less_equal(piece, neg_cut, out=neg[:m].view(np.bool_).reshape(piece.shape))
     nw = (m + 3) // 4
     pos_w, neg_w = pos[: 4 * nw].view("<u4"), neg[: 4 * nw].view("<u4")
     np.left_shift(neg_w, 1, out=neg_w)
@@ -635,32 +664,34 @@ def _absmean_by_rows(
     cap = _block_capacity(rows) + 4
     scratch = parallel.Scratch()
 
+    t_row = np.float32(DEFAULT_THRESHOLD if t_given is None else t_given)
+
     def one(block: tuple[int, int, int, int]) -> _BlockFit | None:
         r0, r1 = block[0], block[1]
         piece = _piece(rows, block)
         shape, m = piece.shape, piece.size
         a = np.abs(piece, out=scratch.get("abs", cap, np.float32)[:m].reshape(shape))
-        sums = np.zeros(r1 - r0, dtype=np.float64)
-        sums += a.sum(axis=1, dtype=np.float32)
-        if not np.isfinite(sums).all():
+        row_sums = a.sum(axis=1, dtype=np.float32)  # float64 of these is what the sums pass adds
+        if not np.isfinite(row_sums).all():
             raise _NonFinite
-        scale = np.maximum(sums / n_cols, ABSMEAN_EPS).astype(np.float32)
-        t = np.full_like(scale, DEFAULT_THRESHOLD if t_given is None else t_given)
-        cut = exact_cut(scale, t, strict=t_given is None)  # default: round half to even
+        scale = np.maximum(row_sums.astype(np.float64) / n_cols, ABSMEAN_EPS).astype(np.float32)
+        cut = exact_cut(scale, t_row, strict=t_given is None)  # default: round half to even
         scales[r0:r1], cuts[r0:r1] = scale, cut
-        kept = np.greater_equal(a, cut[:, None], out=scratch.get("kept", cap, np.bool_)[:m].reshape(shape))
-        neg = np.less_equal(piece, -cut[:, None], out=scratch.get("neg", cap, np.bool_)[:m].reshape(shape))
-        # cut > 0, so |w| >= cut is w >= cut or w <= -cut: kept + neg is the code 0, 1 or 2
-        codes = scratch.get("codes", cap, np.uint8)
-        np.add(kept.view(np.uint8), neg.view(np.uint8), out=codes[:m].reshape(shape))
         nw = (m + 3) // 4
-        codes[m : 4 * nw] = 0  # the zero padding of the last byte
+        kept_bytes = scratch.get("kept", cap, np.uint8)
+        neg_bytes = scratch.get("neg", cap, np.uint8)
+        kept = kept_bytes[:m].view(np.bool_).reshape(shape)
+        with parallel.row_broadcasts(n_cols):
+            np.greater_equal(a, cut[:, None], out=kept)
+            np.less_equal(piece, -cut[:, None], out=neg_bytes[:m].view(np.bool_).reshape(shape))
+        kept_bytes[m : 4 * nw] = 0  # the zero padding of the last byte
+        neg_bytes[m : 4 * nw] = 0
+        # cut > 0, so |w| >= cut is w >= cut or w <= -cut: kept + neg is the code 0, 1 or 2;
+        # added four codes at a time as words (no byte carries into the next)
+        words = scratch.get("words", cap // 4 + 1, np.uint32)[:nw]
+        np.add(kept_bytes[: 4 * nw].view("<u4"), neg_bytes[: 4 * nw].view("<u4"), out=words)
         start = r0 * n_cols // 4
-        _pack_words(
-            codes[: 4 * nw].view("<u4"),
-            scratch.get("words", cap // 4 + 1, np.uint32),
-            out[start : start + nw],
-        )
+        _pack_words(words, words, out[start : start + nw])
         return _fit_kept(a, kept, block, scales, scratch, cap, np.float32) if with_quality else None
 
     blocks = list(_blocks(rows))
@@ -777,7 +808,8 @@ def _optimal_statistics(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nd
         best = score.argmax(axis=1)
         picked = np.arange(desc.shape[0])
         cut = desc[picked, best]
-        kept = np.count_nonzero(desc >= cut[:, None], axis=1)
+        with parallel.row_broadcasts(n_cols):
+            kept = np.count_nonzero(desc >= cut[:, None], axis=1)
         kept_sums = csum[picked, kept - 1]
         kept = np.where(cut > 0, kept, 0)
         return kept_sums, kept, cut
@@ -860,9 +892,10 @@ def _fit_block(
     """One block's share of :func:`_row_fit`: the error is ``|w| − s`` where kept, else ``|w|``."""
     shape, m = piece.shape, piece.size
     a = np.abs(piece, out=scratch.get("abs", cap, np.float32)[:m].reshape(shape))
-    kept = np.greater_equal(
-        a, _cut_for(cuts, block), out=scratch.get("kept", cap, np.bool_)[:m].reshape(shape)
-    )
+    with parallel.row_broadcasts(shape[1]):
+        kept = np.greater_equal(
+            a, _cut_for(cuts, block), out=scratch.get("kept", cap, np.bool_)[:m].reshape(shape)
+        )
     return _fit_kept(a, kept, block, scales, scratch, cap, acc)
 
 
@@ -882,9 +915,10 @@ def _fit_kept(
         n_kept = np.array([np.count_nonzero(row) for row in kept], dtype=np.int64)
     else:
         n_kept = np.add.reduce(kept.view(np.uint8), axis=1, dtype=np.int32)
-    err = np.multiply(
-        kept, _cut_for(scales, block), out=scratch.get("err", cap, np.float32)[:m].reshape(shape)
-    )
+    with parallel.row_broadcasts(shape[1]):
+        err = np.multiply(
+            kept, _cut_for(scales, block), out=scratch.get("err", cap, np.float32)[:m].reshape(shape)
+        )
     np.subtract(a, err, out=err)
     worst = float(np.abs(err, out=err).max())  # |err| squares as err does
     if acc is np.float64:
@@ -939,15 +973,29 @@ def _checked_scales(shape: tuple[int, ...], scales: np.ndarray, per_row: bool) -
 
 
 def dequantize(
-    packed: np.ndarray | bytes, shape: tuple[int, ...], scales: np.ndarray, per_row: bool
+    packed: np.ndarray | bytes,
+    shape: tuple[int, ...],
+    scales: np.ndarray,
+    per_row: bool,
+    *,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Packed codes and scales → float32 tensor of ``shape`` (``scale * code``)."""
+    """Packed codes and scales → float32 tensor of ``shape`` (``scale * code``).
+
+    ``out``: a C-contiguous float32 array of ``shape`` to fill and return. Reusing one array
+    for many tensors (or calls) saves the page faults of a new one, which cost about as much
+    as the unpacking (``docs/performance.md``).
+    """
     numel, scales = _checked_scales(shape, scales, per_row)
+    flat = None if out is None else output_buffer(out, numel)
+    if out is not None and tuple(out.shape) != tuple(shape):
+        raise ValidationError(f"out: expected shape {tuple(shape)}, got {tuple(out.shape)}")
     if per_row:
-        return unpack_rows_scaled(packed, shape[0], numel // shape[0] if shape[0] else 0, scales).reshape(
-            shape
-        )
-    return unpack_scaled(packed, numel, float(scales[0])).reshape(shape)
+        rows = shape[0]
+        result = unpack_rows_scaled(packed, rows, numel // rows if rows else 0, scales, out=flat)
+    else:
+        result = unpack_scaled(packed, numel, float(scales[0]), out=flat)
+    return result.reshape(shape) if out is None else out
 
 
 def dequantize_chunks(

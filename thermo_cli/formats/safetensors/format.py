@@ -303,13 +303,15 @@ def write_safetensors(
     *,
     overwrite: bool = False,
     progress: ProgressFn | None = None,
+    durable: bool = False,
 ) -> Path:
     """Stream a safetensors file to ``out`` atomically, fetching one tensor's bytes at a time.
 
-    The file is built in a temporary file beside ``out``, fsynced, re-opened and checked
-    with the safetensors library, and only then renamed over ``out`` (refused with
-    RefusedError when ``out`` exists and ``overwrite`` is false). On any error ``out`` is
-    exactly as it was.
+    The file is built in a temporary file beside ``out``, re-opened and checked with the
+    safetensors library, and only then renamed over ``out`` (refused with RefusedError
+    when ``out`` exists and ``overwrite`` is false). On any error ``out`` is exactly as it
+    was. ``durable`` also fsyncs the file and its directory (an exported file is otherwise
+    left to the system to flush, as ``cp`` does; see :func:`atomic_output`).
     """
     target = Path(out)
     metadata = check_metadata(metadata)
@@ -324,7 +326,10 @@ def write_safetensors(
     ordered = library_order(tensors)
     header = build_header(ordered, metadata)
     with atomic_output(
-        target, overwrite=overwrite, check=lambda tmp: _verify_written(tmp, ordered, metadata)
+        target,
+        overwrite=overwrite,
+        check=lambda tmp: _verify_written(tmp, ordered, metadata),
+        durable=durable,
     ) as fh:
         fh.write(header)
         for t in ordered:

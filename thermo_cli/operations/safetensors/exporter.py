@@ -88,6 +88,7 @@ def export_safetensors(
     exclude: Sequence[str] = (),
     overwrite: bool = False,
     progress: PhaseProgress | None = None,
+    durable: bool = False,
 ) -> ExportReport:
     """Write the tensor entries of ``layers`` (default: all four) of ``path`` to ``out``.
 
@@ -95,6 +96,8 @@ def export_safetensors(
     inverse of ``import --prefix``); ``include``/``exclude`` globs then match those names.
     Entries without a tensor spec are skipped and counted. A key held by two of the
     selected layers is refused (choose one with ``layers``). Nothing is written on error.
+    The file appears atomically; ``durable`` also fsyncs it (do so before deleting the
+    source).
     """
     t0 = time.perf_counter()
     refuse_url(out)  # before Path() folds the URL's '//' into a local-looking path
@@ -128,6 +131,7 @@ def export_safetensors(
         metadata,
         overwrite=overwrite,
         progress=None if progress is None else (lambda n: progress("write", n)),
+        durable=durable,
     )
     report.file_bytes = target.stat().st_size
     report.seconds = time.perf_counter() - t0
