@@ -644,22 +644,28 @@ def _copy_on_write(p: str, tg: Thermogram, current: Reader) -> str | None:
     return "append" if planned[1].index == current.trailer.index else "cow"
 
 
-def _durable(p: str, current: Reader, data: bytes) -> None:
-    """Append one commit's bytes after ``current``'s end: everything, a sync, the footer."""
+def _durable(p: str, current: Reader, data: bytes | list[bytes]) -> None:
+    """Append one commit's bytes after ``current``'s end: everything, a sync, the footer.
+
+    ``data`` is the commit as one string or as its parts in order (the last one ends with
+    the footer), written without being copied into one string first.
+    """
     from thermo_cli.container.fileops import durable_append
 
+    parts = [data] if isinstance(data, bytes) else data
+    last = memoryview(parts[-1])
+    body: list[bytes | memoryview] = [*parts[:-1], last[:-FOOTER_SIZE]]
     fd = os.open(p, os.O_WRONLY | getattr(os, "O_CLOEXEC", 0))
     try:
-        view = memoryview(data)  # (slices of a view: the commit's bytes are not copied again)
-        durable_append(fd, current.committed_end, view[:-FOOTER_SIZE], view[-FOOTER_SIZE:])
+        durable_append(fd, current.committed_end, body, last[-FOOTER_SIZE:])
     finally:
         os.close(fd)
 
 
 def _append(p: str, tg: Thermogram, current: Reader) -> str:
-    from thermo_cli.container.writer import plan_append
+    from thermo_cli.container.writer import plan_append_parts
 
-    planned = plan_append(tg, current)
+    planned = plan_append_parts(tg, current)
     if planned is None:
         return "unchanged"
     if not current.framed:  # format 2.0: the first write upgrades the whole file to 2.1 (spec §12)

@@ -58,3 +58,21 @@ def test_a_run_holds_at_least_one_delta() -> None:
     batch = plain_deltas([DeltaType.UPDATE], ["k"], [b"k"], [b"v"], [1.0], [1], ["s"], ["i"])
     with pytest.raises(ValueError, match="at least one"):
         seal_plain(batch, 1, 1, None)
+
+
+def test_a_batch_whose_pieces_were_dropped_is_not_sealed_again() -> None:
+    batch = plain_deltas(
+        [DeltaType.UPDATE] * 2,
+        ["k", "j"],
+        [b"k", b"j"],
+        [b"v", b"w"],
+        [1.0] * 2,
+        [1, 2],
+        ["s"] * 2,
+        ["i", "h"],
+    )
+    run = seal_plain(batch, 0, 2, None)
+    batch.drop_pieces()
+    assert run.encoded and len(run.deltas()) == 2  # the sealed run keeps its own bytes
+    with pytest.raises(ValueError, match="dropped"):
+        seal_plain(batch, 0, 1, None)

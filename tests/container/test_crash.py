@@ -142,20 +142,25 @@ def test_many_kills_during_appends_and_consolidations(tmp_path: Path) -> None:
     _run_kills(tmp_path, kills=120, seed=2)
 
 
-def test_failed_append_is_taken_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("fail", ["second part", "footer"])
+def test_failed_append_is_taken_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fail: str) -> None:
+    """The commit's parts are written one by one, then the footer: a failure at any of
+    them truncates the file back to where the commit began."""
     from thermo_cli.container import fileops
+    from thermo_cli.container.layout import FOOTER_SIZE
 
     path = tmp_path / "a.thermo"
     store.create(path, sample_thermogram(4))
     before = path.read_bytes()
     tg = store.load(path)
-    tg.create("k", b"v" * 1000)
+    for i in range(40):  # records over more than one part
+        tg.create(f"k{i}", b"v" * 40_000)
     real = fileops._pwrite_all
     calls = []
 
     def failing(fd: int, data: bytes, off: int) -> None:
         calls.append(len(data))
-        if len(calls) == 2:  # the footer
+        if (fail == "second part" and len(calls) == 2) or (fail == "footer" and len(data) == FOOTER_SIZE):
             raise OSError(28, "No space left on device")
         real(fd, data, off)
 

@@ -195,6 +195,13 @@ class PlainDeltas(Value):
     def __len__(self) -> int:
         return len(self.keys)
 
+    def drop_pieces(self) -> None:
+        """Let go of ``heads`` and ``tails`` once every delta is sealed: the sealed runs
+        keep their records' own bytes, and a big apply need not hold both until its commit.
+        The batch cannot be sealed again after this."""
+        self.heads = []
+        self.tails = []
+
 
 _be8 = _UINT64_BE.pack
 """An unsigned integer's 8 big-endian bytes (the body of a timestamp's 0x1b item)."""
@@ -339,6 +346,8 @@ def seal_plain(batch: PlainDeltas, start: int, stop: int, prev: str | None) -> S
     """
     if stop <= start:
         raise ValueError("seal_plain: the run must hold at least one delta")
+    if len(batch.heads) != len(batch.keys):
+        raise ValueError("seal_plain: the batch's pieces were dropped (it was sealed already)")
     encoded: list[bytes] = []
     digests: list[bytes] = []
     keep, keep_digest = encoded.append, digests.append

@@ -437,7 +437,9 @@ def atomic_write(
         write(f)
 
 
-def durable_append(fd: int, at: int, body: bytes | memoryview, footer: bytes | memoryview) -> None:
+def durable_append(
+    fd: int, at: int, body: bytes | memoryview | list[bytes | memoryview], footer: bytes | memoryview
+) -> None:
     """Append ``body`` then ``footer`` at offset ``at``, truncating anything after ``at`` first.
 
     The body is synced before the footer is written, so a footer on disk always vouches
@@ -446,10 +448,13 @@ def durable_append(fd: int, at: int, body: bytes | memoryview, footer: bytes | m
     """
     if os.fstat(fd).st_size != at:
         os.ftruncate(fd, at)
+    end = at
     try:
-        _pwrite_all(fd, body, at)
+        for part in body if isinstance(body, list) else [body]:  # (a body given as its parts)
+            _pwrite_all(fd, part, end)
+            end += len(part)
         os.fdatasync(fd)
-        _pwrite_all(fd, footer, at + len(body))
+        _pwrite_all(fd, footer, end)
         os.fdatasync(fd)
     except BaseException:
         # e.g. the disk is full: take the partial commit back so the file is as it was

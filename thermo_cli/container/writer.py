@@ -684,6 +684,16 @@ def plan_append(
     With ``index_writer`` (a copy-on-write commit, :mod:`thermo_cli.container.cow`) the
     commit also holds the layers' changed chunks and a new index block, written first.
     """
+    planned = plan_append_parts(tg, source, index_writer=index_writer)
+    return None if planned is None else (b"".join(planned[0]), planned[1])
+
+
+def plan_append_parts(
+    tg: Any, source: Reader, *, index_writer: IndexWriter | None = None
+) -> tuple[list[bytes], Trailer] | None:
+    """:func:`plan_append` as the list of byte strings to write in order, the last one the
+    footer: a writer hands them to the file one by one instead of copying a commit of
+    records (tens of MB after a big apply) into one more string first."""
     _check_state(tg)
     old = source.trailer
     if tg.persisted != old.log_size:
@@ -749,4 +759,4 @@ def plan_append(
     write_commit(sink, t, start)
     if start is not None:
         buf.parts[0] = pack_commit_header(sink.pos - start, t.seq)
-    return b"".join(buf.parts), t
+    return buf.parts, t

@@ -98,6 +98,8 @@ def _apply_run(tg: Thermogram, run: _PlainRun | _Ready, *, skip_invalid: bool) -
         except ThermoError as exc:  # refused all the same: name the line it came from
             done = tg.meta.total_deltas - before
             raise jsonl.LineError(run.numbers[min(done, len(run.numbers) - 1)], str(exc)) from None
+        finally:
+            run.batch.drop_pieces()  # (applied or refused, it is not sealed again)
     return _apply_parsed(tg, run, skip_invalid=skip_invalid, auto=True)
 
 
