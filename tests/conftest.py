@@ -15,6 +15,7 @@ time to fixture files must pin a clock relative to the fixture, not rely on the 
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -97,3 +98,29 @@ def clock_after(path: Path, hours: float) -> Clock:
     from thermo_cli import store
 
     return fixed_clock(store.load(path).meta.last_consolidation_ns + int(hours * 3600 * NS_PER_SECOND))
+
+
+@pytest.fixture
+def syncs(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
+    """Every fsync/fdatasync while a test runs, as (kind, inode): kind "file" or "dir" for
+    an fsync of that, "data" for an fdatasync. The calls still reach the OS."""
+    calls: list[tuple[str, int]] = []
+    real_fsync, real_fdatasync = os.fsync, os.fdatasync
+
+    def fsync(fd: int) -> None:
+        st = os.fstat(fd)
+        calls.append(("dir" if stat.S_ISDIR(st.st_mode) else "file", st.st_ino))
+        real_fsync(fd)
+
+    def fdatasync(fd: int) -> None:
+        calls.append(("data", os.fstat(fd).st_ino))
+        real_fdatasync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "fdatasync", fdatasync)
+    return calls
+
+
+def sync_kinds(calls: list[tuple[str, int]]) -> list[str]:
+    """The kinds of the recorded syncs (see :func:`syncs`), in order."""
+    return [kind for kind, _ in calls]

@@ -4,34 +4,12 @@ directory are fsynced. The bytes are the same either way. Thermograms are always
 
 from __future__ import annotations
 
-import os
-import stat
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 Sync = tuple[str, int]
-
-
-@pytest.fixture
-def syncs(monkeypatch: pytest.MonkeyPatch) -> list[Sync]:
-    """Every fsync/fdatasync as (kind, inode) while a test runs."""
-    calls: list[Sync] = []
-    real_fsync, real_fdatasync = os.fsync, os.fdatasync
-
-    def fsync(fd: int) -> None:
-        st = os.fstat(fd)
-        calls.append(("dir" if stat.S_ISDIR(st.st_mode) else "file", st.st_ino))
-        real_fsync(fd)
-
-    def fdatasync(fd: int) -> None:
-        calls.append(("data", os.fstat(fd).st_ino))
-        real_fdatasync(fd)
-
-    monkeypatch.setattr(os, "fsync", fsync)
-    monkeypatch.setattr(os, "fdatasync", fdatasync)
-    return calls
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import sync_kinds
 from thermo_cli.container import fileops
 from thermo_cli.container.fileops import atomic_output, atomic_write, leftover_temp_files
 from thermo_cli.errors import RefusedError, ValidationError
@@ -227,46 +228,26 @@ def test_the_file_then_after_the_rename_its_directory_are_fsynced(out_dir, monke
     ]
 
 
-def _no_syncs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Record every fsync/fdatasync (by what it synced) instead of letting it pass unseen."""
-    calls: list[str] = []
-    real_fsync, real_fdatasync = os.fsync, os.fdatasync
-
-    def fsync(fd: int) -> None:
-        calls.append("dir" if stat.S_ISDIR(os.fstat(fd).st_mode) else "file")
-        real_fsync(fd)
-
-    def fdatasync(fd: int) -> None:
-        calls.append("data")
-        real_fdatasync(fd)
-
-    monkeypatch.setattr(os, "fsync", fsync)
-    monkeypatch.setattr(os, "fdatasync", fdatasync)
-    return calls
-
-
-def test_a_non_durable_write_syncs_nothing_and_writes_the_same_bytes(out_dir, monkeypatch):
-    calls = _no_syncs(monkeypatch)
+def test_a_non_durable_write_syncs_nothing_and_writes_the_same_bytes(out_dir, syncs):
     with atomic_output(out_dir / "fast", overwrite=False, durable=False) as f:
         f.write(b"payload")
-    assert calls == []
+    assert syncs == []
     with atomic_output(out_dir / "safe", overwrite=False, durable=True) as f:
         f.write(b"payload")
-    assert calls == ["file", "dir"]
+    assert sync_kinds(syncs) == ["file", "dir"]
     assert (out_dir / "fast").read_bytes() == (out_dir / "safe").read_bytes() == b"payload"
 
 
-def test_a_non_durable_write_is_still_atomic_when_it_fails_midway(out_dir, monkeypatch):
+def test_a_non_durable_write_is_still_atomic_when_it_fails_midway(out_dir, syncs):
     target = out_dir / "f"
     target.write_bytes(b"old complete file")
-    calls = _no_syncs(monkeypatch)
     with pytest.raises(OSError, match="No space"), atomic_output(target, overwrite=True, durable=False) as f:
         f.write(b"new but partial" * 100_000)  # past the buffer: bytes reach the temp file
         assert leftover_temp_files(target)  # the partial file exists, beside the target only
         raise OSError(28, "No space left on device")
     assert target.read_bytes() == b"old complete file"
     assert _listing(out_dir) == {"f"}
-    assert calls == []
+    assert syncs == []
 
 
 def test_a_source_is_never_an_output(tmp_path):

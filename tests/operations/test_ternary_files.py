@@ -4,12 +4,11 @@ those ``np.save`` writes for the whole dequantized tensor."""
 from __future__ import annotations
 
 import io
-import os
-import stat
 
 import numpy as np
 import pytest
 
+from tests.conftest import sync_kinds
 from thermo_cli import store
 from thermo_cli.codec.tensors import to_float32, value_to_array
 from thermo_cli.codec.ternary import packing
@@ -76,23 +75,6 @@ def test_unpacked_bfloat16_npy_holds_the_float32_values(tmp_path):
 # --- durability: exports are fsynced only when asked, and atomic either way ---------------------
 
 
-def _record_syncs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    calls: list[str] = []
-    real_fsync, real_fdatasync = os.fsync, os.fdatasync
-
-    def fsync(fd: int) -> None:
-        calls.append("dir" if stat.S_ISDIR(os.fstat(fd).st_mode) else "file")
-        real_fsync(fd)
-
-    def fdatasync(fd: int) -> None:
-        calls.append("data")
-        real_fdatasync(fd)
-
-    monkeypatch.setattr(os, "fsync", fsync)
-    monkeypatch.setattr(os, "fdatasync", fdatasync)
-    return calls
-
-
 @pytest.fixture
 def packed_pair(tmp_path):
     """A 64 x 96 float32 tensor packed once into a .thermo and once into a .safetensors."""
@@ -105,31 +87,32 @@ def packed_pair(tmp_path):
 
 
 @pytest.mark.parametrize("suffix", [".npy", ".safetensors"])
-def test_unpack_fsyncs_file_and_directory_only_when_durable(tmp_path, monkeypatch, packed_pair, suffix):
+def test_unpack_fsyncs_file_and_directory_only_when_durable(tmp_path, syncs, packed_pair, suffix):
     for packed in packed_pair:
-        calls = _record_syncs(monkeypatch)
+        syncs.clear()
         plain, synced = (
             tmp_path / f"plain-{packed.suffix[1:]}{suffix}",
             tmp_path / f"synced-{packed.suffix[1:]}{suffix}",
         )
         unpack_file(packed, plain)
-        assert calls == []
+        assert syncs == []
         unpack_file(packed, synced, durable=True)
+        calls = sync_kinds(syncs)
         assert calls[-2:] == ["file", "dir"] and "dir" not in calls[:-1]
         assert plain.read_bytes() == synced.read_bytes()
 
 
-def test_pack_to_safetensors_fsyncs_only_when_durable_and_thermo_always(tmp_path, monkeypatch):
+def test_pack_to_safetensors_fsyncs_only_when_durable_and_thermo_always(tmp_path, syncs):
     src = tmp_path / "w.npy"
     np.save(src, np.linspace(-1, 1, 400, dtype=np.float32).reshape(20, 20))
-    calls = _record_syncs(monkeypatch)
     pack_file(src, tmp_path / "a.safetensors")
-    assert calls == []
+    assert syncs == []
     pack_file(src, tmp_path / "b.safetensors", durable=True)
-    assert calls == ["file", "dir"]
+    assert sync_kinds(syncs) == ["file", "dir"]
     assert (tmp_path / "a.safetensors").read_bytes() == (tmp_path / "b.safetensors").read_bytes()
-    calls.clear()
+    syncs.clear()
     pack_file(src, tmp_path / "c.thermo")  # a thermogram is always durable
+    calls = sync_kinds(syncs)
     assert "dir" in calls and ("file" in calls or "data" in calls)
 
 
