@@ -55,14 +55,15 @@ from thermo_cli.cli._core import (
     flag_hints,
     is_interactive,
     json_bytes,
+    open_input,
     open_output,
     print_json,
     report_error,
     stdout_is_terminal,
+    stream_limits,
     use_color,
     write_stdout_bytes,
 )
-from thermo_cli.cli._io import open_input, stream_limits
 
 __all__ = [
     "EXIT_BAD_INPUT",

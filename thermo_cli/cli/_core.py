@@ -18,7 +18,10 @@ import os
 import re
 import sys
 from collections.abc import Iterator
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from thermo_cli.config.limits import Limits
 
 EXIT_OK = 0
 EXIT_VERIFY_FAILED = 1
@@ -241,6 +244,29 @@ def open_output(path: str, *, overwrite: bool = True, durable: bool = False) -> 
     from thermo_cli.container.fileops import atomic_output
 
     with atomic_output(path, overwrite=overwrite, durable=durable) as fh:
+        yield fh
+
+
+def stream_limits(max_line_bytes: int, max_key_bytes: int | None = None) -> Limits:
+    """The current caps with a JSONL command's --max-line-bytes/--max-key-bytes applied.
+
+    An option left at its built-in default leaves ``--limit max_line_bytes=...`` (or
+    THERMO_LIMITS) in force; one given with another value wins for this command.
+    """
+    from thermo_cli.config.limits import DEFAULT_LIMITS, current_limits
+
+    caps = {"max_line_bytes": max_line_bytes, "max_key_bytes": max_key_bytes}
+    given = {k: v for k, v in caps.items() if v is not None and v != getattr(DEFAULT_LIMITS, k)}
+    return current_limits().replace(**given)
+
+
+@contextlib.contextmanager
+def open_input(path: str) -> Iterator[IO[bytes]]:
+    """Open ``path`` for binary reading; ``-`` is stdin."""
+    if path == "-":
+        yield sys.stdin.buffer if hasattr(sys.stdin, "buffer") else sys.stdin  # type: ignore[misc]
+        return
+    with open(path, "rb") as fh:
         yield fh
 
 

@@ -4,12 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-import sys
 from collections.abc import Iterator
-from typing import IO, TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from thermo_cli.config.limits import Limits
+from typing import Any
 
 PROGRESS_MIN_BYTES = 16 * 1024 * 1024
 """Inputs smaller than this finish too fast for a progress bar to help."""
@@ -30,29 +26,6 @@ class CountingReader:
 
     def read(self, n: int = -1) -> bytes:
         return self.read1(n)
-
-
-def stream_limits(max_line_bytes: int, max_key_bytes: int | None = None) -> Limits:
-    """The current caps with a JSONL command's --max-line-bytes/--max-key-bytes applied.
-
-    An option left at its built-in default leaves ``--limit max_line_bytes=...`` (or
-    THERMO_LIMITS) in force; one given with another value wins for this command.
-    """
-    from thermo_cli.config.limits import DEFAULT_LIMITS, current_limits
-
-    caps = {"max_line_bytes": max_line_bytes, "max_key_bytes": max_key_bytes}
-    given = {k: v for k, v in caps.items() if v is not None and v != getattr(DEFAULT_LIMITS, k)}
-    return current_limits().replace(**given)
-
-
-@contextlib.contextmanager
-def open_input(path: str) -> Iterator[IO[bytes]]:
-    """Open ``path`` for binary reading; ``-`` is stdin."""
-    if path == "-":
-        yield sys.stdin.buffer if hasattr(sys.stdin, "buffer") else sys.stdin  # type: ignore[misc]
-        return
-    with open(path, "rb") as fh:
-        yield fh
 
 
 def input_size(path: str) -> int | None:

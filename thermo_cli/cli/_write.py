@@ -15,15 +15,17 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from thermo_cli.cli._core import EXIT_USAGE, err, flag_hints, is_interactive, print_json, short_hash
-from thermo_cli.cli._io import (
-    PROGRESS_MIN_BYTES,
-    CountingReader,
-    input_size,
-    lines_of,
+from thermo_cli.cli._core import (
+    EXIT_USAGE,
+    err,
+    flag_hints,
+    is_interactive,
     open_input,
+    print_json,
+    short_hash,
     stream_limits,
 )
+from thermo_cli.cli._io import PROGRESS_MIN_BYTES, CountingReader, input_size, lines_of
 
 _KEEP_UNTIL_EXIT: list[Any] = []
 """The last applied thermogram: see ``_core.exit_process`` for why it is not freed."""
