@@ -103,3 +103,27 @@ def test_plain_lines_are_taken_as_a_batch_and_others_are_not() -> None:
         assert parser.plain_batch([*plain, other]) is None, other
     with pytest.raises(ThermoError, match="appears twice"):
         parser.parse_line(1, b'{"op":"update","key":"k","value":"v","op":"update"}')
+
+
+@pytest.mark.parametrize(
+    "lines",
+    [
+        # five members on average, one line with a sixth (an id) and one with four
+        [
+            b'{"op":"update","key":"a","value":"x","strength":0.5,"source":"s","id":"i"}',
+            b'{"op":"update","key":"b","value":"y","strength":0.5}',
+        ],
+        # five members on every line, but an id instead of the source
+        [b'{"op":"update","key":"a","value":"x","strength":0.5,"id":"i"}'],
+    ],
+)
+def test_five_members_are_plain_only_when_they_are_the_five_plain_fields(lines: list[bytes]) -> None:
+    clock = SteppingClock(T0, 5)
+    assert _parser(clock).plain_batch(lines) is None
+    assert clock.ns == T0
+
+
+def test_five_plain_fields_on_every_line_are_a_batch() -> None:
+    lines = [b'{"op":"update","key":"a","value":"x","strength":0.5,"source":"s"}'] * 3
+    batch = _parser(SteppingClock(T0, 5)).plain_batch(lines)
+    assert batch is not None and batch.sources == ["s"] * 3 and batch.strengths == [0.5] * 3

@@ -782,23 +782,29 @@ class DeltaParser:
         and gives the same deltas in the same order (tests/formats/test_jsonl_batch.py).
         """
         objs = _loads_all(lines)
-        if objs is None or set(map(type, objs)) != {dict} or not all(map(_SIMPLE_FIELDS.issuperset, objs)):
+        if objs is None or set(map(type, objs)) != {dict}:
             return None
         # Each member has a colon after its name; colons in strings only add to the count.
         # So equal totals mean no line has more names than its object has members.
         members = sum(map(len, objs))
         if members != sum(map(bytes.count, lines, repeat(b":"))):
             return None
+        # Five members a line on average, and all five names found on every line below: then
+        # no line has fewer, so none has more, and each holds exactly the plain fields (the
+        # common case, checked without a set test per line).
+        complete = members == len(_SIMPLE_FIELDS) * len(objs)
+        if not complete and not all(map(_SIMPLE_FIELDS.issuperset, objs)):
+            return None
         try:
             ops = list(map(_PLAIN_OPS.get, map(_get_op, objs)))
             keys = list(map(_get_key, objs))
             texts = list(map(_get_value, objs))
+            if complete:
+                strengths = list(map(_get_strength_given, objs))
+                sources = list(map(_get_source_given, objs))
         except (KeyError, TypeError):  # a field missing, or an op that is not text
             return None
-        if members == len(_SIMPLE_FIELDS) * len(objs):  # every line gives all five fields
-            strengths = list(map(_get_strength_given, objs))
-            sources = list(map(_get_source_given, objs))
-        else:
+        if not complete:
             strengths = list(map(_get_strength, objs))
             sources = list(map(methodcaller("get", "source", self.source), objs))
         types = (
