@@ -102,3 +102,16 @@ def test_assigning_records_replaces_the_pending_runs_too():
     lazy.head_hash = None
     assert lazy.log_length == 0 and lazy.records == []
     assert lazy.dirty_count == 0
+
+
+def test_copies_and_pickles_keep_the_pending_runs():
+    import copy
+    import pickle
+
+    lazy, eager = _pair()
+    batch = _batch(["a", "b"], "1")
+    lazy.apply_plain(batch)
+    eager.apply_many(_general(batch), validated=True)
+    for twin in (copy.deepcopy(lazy), pickle.loads(pickle.dumps(lazy))):
+        assert twin.log_length == 2 and twin.head_hash == eager.head_hash
+        assert twin.records == eager.records
