@@ -902,7 +902,7 @@ def _write_cow(path: Path) -> None:
         assert planned is not None
         with open(path, "r+b") as f:
             f.seek(r.committed_end)
-            f.write(planned[0])
+            f.write(b"".join(planned[0]))
 
 
 # --- signed vectors (a published TEST key: never use it for anything else) -------------------

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Literal
 from thermo_cli.codec import cbor
 from thermo_cli.codec.sha256 import digest as sha256_digest
 from thermo_cli.config.limits import DEFAULT_LIMITS, DEFAULT_LOCK_TIMEOUT, Limits
-from thermo_cli.config.remote import is_url
+from thermo_cli.config.remote import is_url, refuse_url
 from thermo_cli.container.layout import (
     FOOTER_SIZE,
     MAGIC,
@@ -431,8 +431,6 @@ def create(path: str | os.PathLike[str], tg: Thermogram, *, overwrite: bool = Fa
     Refuses (RefusedError) to replace an existing file unless ``overwrite``. A thermogram
     loaded with only its log tail copies the older records from the file it came from.
     """
-    from thermo_cli.container.fileops import refuse_url
-
     refuse_url(path)
     p = os.path.abspath(os.fspath(path))
     if os.path.isdir(p):
@@ -470,8 +468,6 @@ def commit(path: str | os.PathLike[str], tg: Thermogram, *, upgrade: bool = Fals
     file was committed (or, for a crate file, changed) by someone else after ``tg`` was
     loaded.
     """
-    from thermo_cli.container.fileops import refuse_url
-
     refuse_url(path)
     p = os.path.abspath(os.fspath(path))
     with _locked(p):
@@ -607,8 +603,6 @@ def compact(path: str | os.PathLike[str], *, timeout: float | None = DEFAULT_LOC
     layer afresh, so only referenced bytes remain. Writers also do this on their own when
     garbage dominates the file.
     """
-    from thermo_cli.container.fileops import refuse_url
-
     refuse_url(path)
     p = os.path.abspath(os.fspath(path))
     _require_file(p)
@@ -644,15 +638,14 @@ def _copy_on_write(p: str, tg: Thermogram, current: Reader) -> str | None:
     return "append" if planned[1].index == current.trailer.index else "cow"
 
 
-def _durable(p: str, current: Reader, data: bytes | list[bytes]) -> None:
-    """Append one commit's bytes after ``current``'s end: everything, a sync, the footer.
+def _durable(p: str, current: Reader, parts: list[bytes]) -> None:
+    """Append one commit after ``current``'s end: everything, a sync, the footer.
 
-    ``data`` is the commit as one string or as its parts in order (the last one ends with
-    the footer), written without being copied into one string first.
+    ``parts`` are the commit's bytes in order (the last one ends with the footer), written
+    without being copied into one string first.
     """
     from thermo_cli.container.fileops import durable_append
 
-    parts = [data] if isinstance(data, bytes) else data
     last = memoryview(parts[-1])
     body: list[bytes | memoryview] = [*parts[:-1], last[:-FOOTER_SIZE]]
     fd = os.open(p, os.O_WRONLY | getattr(os, "O_CLOEXEC", 0))
@@ -724,8 +717,6 @@ def edit(
       is always refused: it is an import source, not a file to change;
     * ``dry_run`` runs the block under the lock with every check but writes nothing.
     """
-    from thermo_cli.container.fileops import refuse_url
-
     p = os.fspath(path)
     refuse_url(p)
     if create is None:
@@ -754,8 +745,6 @@ def _refuse_newer_minor_unlocked(p: str) -> None:
 
 def _require_file(p: str) -> None:
     """Fail before taking a lock, so no lock file is left beside a path that does not exist."""
-    from thermo_cli.container.fileops import refuse_url
-
     refuse_url(p)
     if not os.path.exists(p):
         raise NotFoundError(f"{p}: no such file")
@@ -784,8 +773,6 @@ def check_writable(path: str | os.PathLike[str], *, upgrade: bool = False) -> Ki
     Refuses (RefusedError) a crate Engram export always and a crate save file unless
     ``upgrade``: writing converts it to the ``.thermo`` container format.
     """
-    from thermo_cli.container.fileops import refuse_url
-
     p = os.fspath(path)
     refuse_url(p)
     kind = sniff(p)

@@ -16,7 +16,6 @@ paths give identical bytes and exit codes.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -119,13 +118,6 @@ def parse(argv: list[str]) -> tuple[str, dict[str, Any]] | None:
     return command, {**defaults, **params, **dict(zip(names, positional, strict=True))}
 
 
-def _stdin_is_terminal() -> bool:
-    try:
-        return sys.stdin.isatty()
-    except (AttributeError, ValueError):
-        return False
-
-
 def _utf8(text: str) -> bool:
     try:
         text.encode("utf-8")
@@ -144,8 +136,8 @@ def run_fast(argv: list[str], environ: Mapping[str, str]) -> int | None:
         return None
     command, params = parsed
     if command == "apply":
-        if is_interactive() or (params["deltas"] == "-" and _stdin_is_terminal()):
-            return None  # a progress bar, or typer's usage error for a terminal on stdin
+        if is_interactive():
+            return None  # typer's path draws a progress bar on a terminal
         from thermo_cli.cli._write import run_apply
 
         handler: Callable[..., int] = run_apply

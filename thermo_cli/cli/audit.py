@@ -471,9 +471,8 @@ def verify_proof_cmd(
 def _emit_checkpoint(info: Any, out: str | None, as_json: bool, sync: bool = False) -> None:
     """The note to --out (or stdout, fsynced with ``sync``); with --json the JSON goes to stdout instead."""
     if out is not None:
-        _write_text(
-            out, info.note.text(), force=True, sync=sync
-        )  # the file changed already: always deliver the note
+        # the file changed already: always deliver the note
+        _write_text(out, info.note.text(), force=True, sync=sync)
     if as_json:
         print_json(info.to_json())
     elif out is None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import os
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
@@ -45,6 +46,17 @@ def is_url(path: object) -> bool:
     writers like any other URL.
     """
     return isinstance(path, str) and re.match(_URL, path) is not None
+
+
+def refuse_url(path: str | os.PathLike[str]) -> None:
+    """Writing is local (ValidationError for a URL): a commit appends and syncs in place
+    under a lock file, which object stores and HTTP servers cannot do. Write a local file
+    and upload the finished file with the store's own tools."""
+    if is_url(os.fspath(path)):
+        raise ValidationError(
+            f"{os.fspath(path)}: is a URL; thermo reads URLs but writes only local files "
+            "(write a local file, then upload it)"
+        )
 
 
 class RemoteSettings(FrozenValue):

@@ -41,7 +41,7 @@ from thermo_cli.container.writer import (
     _workers,
     _write_dir_chunk,
     _write_stream,
-    plan_append,
+    plan_append_parts,
     write_block,
 )
 from thermo_cli.model import Entry, Layer
@@ -78,10 +78,11 @@ def should_compact(source: Reader, garbage: int) -> bool:
     return garbage > COMPACT_MIN_GARBAGE and garbage > COMPACT_RATIO * source.committed_end
 
 
-def plan_cow(tg: Any, source: Reader) -> tuple[bytes, Trailer] | None:
-    """The bytes of a copy-on-write commit of ``tg`` after ``source``, or None to rewrite.
+def plan_cow(tg: Any, source: Reader) -> tuple[list[bytes], Trailer] | None:
+    """The bytes of a copy-on-write commit of ``tg`` after ``source`` (its parts, in order,
+    as :func:`~thermo_cli.container.writer.plan_append_parts` gives them), or None to rewrite.
 
-    Empty bytes (with the current trailer) mean that nothing changed at all.
+    No parts (with the current trailer) mean that nothing changed at all.
 
     Every layer must be a :class:`LazyLayer` over exactly ``source``'s state (its changes
     are tracked relative to it); a plain mapping or an older base means rewriting.
@@ -97,7 +98,7 @@ def plan_cow(tg: Any, source: Reader) -> tuple[bytes, Trailer] | None:
         if plan is not None:
             plans[layer] = plan
     if not plans:  # marked as changed, yet every layer is as read: an ordinary append
-        return plan_append(tg, source) or (b"", source.trailer)
+        return plan_append_parts(tg, source) or ([], source.trailer)
     if any(len(p.li.streams) + 1 > source.limits.max_streams for p in plans.values() if p.new):
         return None
     if sum(p.staged for p in plans.values()) > MAX_STAGED_BYTES:
@@ -113,7 +114,7 @@ def plan_cow(tg: Any, source: Reader) -> tuple[bytes, Trailer] | None:
                 idx[layer] = _write_layer_change(sink, plan, pool)
         return write_block(sink, index_to_map(idx, garbage))[0]
 
-    return plan_append(tg, source, index_writer=write_index)
+    return plan_append_parts(tg, source, index_writer=write_index)
 
 
 def _based_on(mapping: Any, source: Reader) -> bool:

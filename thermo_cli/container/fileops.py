@@ -19,12 +19,12 @@ import fcntl
 import os
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextvars import ContextVar
 from typing import BinaryIO
 
 from thermo_cli.config.limits import DEFAULT_LOCK_TIMEOUT
-from thermo_cli.config.remote import is_url
+from thermo_cli.config.remote import refuse_url
 from thermo_cli.errors import LockError, RefusedError, ValidationError
 from thermo_cli.model.valueclass import FrozenValue
 
@@ -401,17 +401,6 @@ def atomic_output(
         fsync_dir(target)
 
 
-def refuse_url(path: str | os.PathLike[str]) -> None:
-    """Writing is local (ValidationError for a URL): a commit appends and syncs in place
-    under a lock file, which object stores and HTTP servers cannot do. Write a local file
-    and upload the finished file with the store's own tools."""
-    if is_url(os.fspath(path)):
-        raise ValidationError(
-            f"{os.fspath(path)}: is a URL; thermo reads URLs but writes only local files "
-            "(write a local file, then upload it)"
-        )
-
-
 def refuse_overwriting_source(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
     """A command's input is only ever read: writing its output over it is refused, even when
     overwriting was asked for (RefusedError). Same path, a link to it, or a symlink alike."""
@@ -437,10 +426,9 @@ def atomic_write(
         write(f)
 
 
-def durable_append(
-    fd: int, at: int, body: bytes | memoryview | list[bytes | memoryview], footer: bytes | memoryview
-) -> None:
-    """Append ``body`` then ``footer`` at offset ``at``, truncating anything after ``at`` first.
+def durable_append(fd: int, at: int, body: Sequence[bytes | memoryview], footer: bytes | memoryview) -> None:
+    """Append the ``body`` parts then ``footer`` at offset ``at``, truncating anything after
+    ``at`` first.
 
     The body is synced before the footer is written, so a footer on disk always vouches
     for bytes that are on disk too; until the footer is synced the old commit stays the
@@ -450,7 +438,7 @@ def durable_append(
         os.ftruncate(fd, at)
     end = at
     try:
-        for part in body if isinstance(body, list) else [body]:  # (a body given as its parts)
+        for part in body:
             _pwrite_all(fd, part, end)
             end += len(part)
         os.fdatasync(fd)

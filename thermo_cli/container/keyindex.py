@@ -28,9 +28,9 @@ from thermo_cli.model.valueclass import FrozenValue
 def newest_deltas(recs: Iterable[LogRecord], first: int) -> dict[str, int]:
     """Key → log index of its newest delta among ``recs`` (record ``first`` onwards)."""
     recs = recs if isinstance(recs, list) else list(recs)
-    if set(map(type, recs)) == {Delta}:  # deltas only (a batch of applies): built in C
-        return dict(zip(map(_key_of, recs), range(first, first + len(recs)), strict=True))
-    return {rec.key: first + i for i, rec in enumerate(recs) if isinstance(rec, Delta)}
+    if set(map(type, recs)) == {Delta}:  # deltas only (a batch of applies): keys in C
+        return newest_of_keys(list(map(_key_of, recs)), first)
+    return newest_of_keys([rec.key if isinstance(rec, Delta) else None for rec in recs], first)
 
 
 _key_of = attrgetter("key")

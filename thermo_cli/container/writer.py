@@ -53,7 +53,7 @@ from thermo_cli.container.reader import Reader
 from thermo_cli.container.trailer import Trailer
 from thermo_cli.errors import ChainError, LimitExceededError, ValidationError
 from thermo_cli.integrity.merkle import CompactRange, leaf_hashes_of
-from thermo_cli.model import Delta, DeltaType, Entry, HashScheme, Layer, LogRecord, TensorSpec
+from thermo_cli.model import Delta, Entry, HashScheme, Layer, LogRecord, TensorSpec
 
 if TYPE_CHECKING:
     from concurrent.futures import Future, ThreadPoolExecutor
@@ -194,43 +194,32 @@ def check_readable(new: list[LogRecord], new_bytes: list[bytes], first: int) -> 
     """Refuse to commit a record readers would refuse (spec §10): longer than
     ``max_record_bytes``, or over ``max_cbor_items`` or the depth cap once decoded.
 
-    Called before anything is written. Plain deltas are flat, so only their length can
-    matter; every other record (events carry caller-given fields) is decoded exactly as a
-    reader decodes it, which costs microseconds per event.
+    ``new`` holds the objects of the first records of ``new_bytes``; the records after
+    them are plain deltas given only as bytes (sealed runs). Called before anything is
+    written. Plain deltas are flat, so only their length can matter; every other record
+    (events carry caller-given fields) is decoded exactly as a reader decodes it, which
+    costs microseconds per event.
     """
     limits = current_limits()
     if max(map(len, new_bytes), default=0) <= min(limits.max_record_bytes, limits.max_cbor_items):
         # every record is within both caps: only events need decoding (the common case)
         suspects = [i for i, rec in enumerate(new) if type(rec) is not Delta]
     else:
-        suspects = list(range(len(new)))
+        suspects = list(range(len(new_bytes)))
     for i in suspects:
-        rec, data, index = new[i], new_bytes[i], first + i
+        rec, data, index = new[i] if i < len(new) else None, new_bytes[i], first + i
         if len(data) > limits.max_record_bytes:
             raise LimitExceededError(
                 f"log record {index}: {len(data)} bytes exceeds max_record_bytes "
                 f"({limits.max_record_bytes}); readers refuse it by default, so it is not written"
             )
-        if type(rec) is not Delta or needs_scan(len(data), limits.max_cbor_items):
+        if (rec is not None and type(rec) is not Delta) or needs_scan(len(data), limits.max_cbor_items):
             try:
                 decode_log_record(data, index)
             except LimitExceededError as exc:
                 raise LimitExceededError(
                     f"{exc}; readers would refuse this record, so it is not written"
                 ) from None
-
-
-def check_readable_plain(new_bytes: list[bytes], first: int) -> None:
-    """:func:`check_readable` for records that are all plain deltas (flat maps: only their
-    length can break a cap, unless ``max_cbor_items`` was set below a record's size)."""
-    limits = current_limits()
-    if max(map(len, new_bytes), default=0) <= min(limits.max_record_bytes, limits.max_cbor_items):
-        return
-    check_readable([_PLAIN] * len(new_bytes), new_bytes, first)
-
-
-_PLAIN = Delta(DeltaType.UPDATE, "plain", b"", 1.0, 0)
-"""Stands for a plain delta in :func:`check_readable` (only its type is looked at)."""
 
 
 def write_segments(sink: Sink, recs: list[bytes], first: int) -> list[SegmentRef]:
@@ -720,11 +709,8 @@ def plan_append_parts(
     sink = Sink(buf, source.committed_end)  # type: ignore[arg-type]
     start = sink.open_commit() if source.framed else None
     index_ref = old.index if index_writer is None else index_writer(sink)
-    new_bytes = records_bytes(new)
+    new_bytes = records_bytes(new) + tail.encoded_runs()
     check_readable(new, new_bytes, old.log_size)
-    run_bytes = tail.encoded_runs()
-    check_readable_plain(run_bytes, old.log_size + len(new))
-    new_bytes += run_bytes
     segs = write_segments(sink, new_bytes, old.log_size)
     meta_ref = old.meta
     if meta_changed:

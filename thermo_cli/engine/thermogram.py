@@ -210,8 +210,12 @@ class _Log:
     def __set__(self, obj: object, value: list[LogRecord]) -> None:
         state = obj.__dict__
         state["_pending"] = []
-        state["_pending_count"] = 0
         state["_records"] = [] if isinstance(value, _Log) else value
+
+
+def _pending_count(state: dict[str, Any]) -> int:
+    """How many records the pending sealed runs of a thermogram's state hold."""
+    return sum(map(len, state["_pending"]))
 
 
 class LogTail:
@@ -309,8 +313,7 @@ class Thermogram:
     @property
     def log_length(self) -> int:
         state = self.__dict__
-        pending: int = state["_pending_count"]
-        return self.log_base + len(state["_records"]) + pending
+        return self.log_base + len(state["_records"]) + _pending_count(state)
 
     def log_tail(self, start: int) -> LogTail:
         """Records ``start`` onwards (``log_base <= start <= log_length``) without building
@@ -318,7 +321,7 @@ class Thermogram:
         state = self.__dict__
         held = state["_records"]
         at = start - self.log_base
-        if not 0 <= at <= len(held) + state["_pending_count"]:
+        if not 0 <= at <= len(held) + _pending_count(state):
             raise ValidationError(f"log_tail: start {start} is outside the records held in memory")
         if at <= len(held):
             return LogTail(held[at:], list(state["_pending"]))
@@ -337,7 +340,7 @@ class Thermogram:
         """Turn the pending sealed runs into Delta objects at the end of ``records``."""
         state = self.__dict__
         runs = state["_pending"]
-        state["_pending"], state["_pending_count"] = [], 0
+        state["_pending"] = []
         held = state["_records"]
         latest = self._latest
         for run in runs:
@@ -507,9 +510,7 @@ class Thermogram:
         (like ``_append_delta`` for each; see :class:`_Log`)."""
         run = seal_plain(batch, start, stop, self.head_hash)
         count = stop - start
-        state = self.__dict__
-        state["_pending"].append(run)
-        state["_pending_count"] += count
+        self.__dict__["_pending"].append(run)
         self.head_hash = run.head
         self._dirty_count += count
         self._dirty_bytes += (

@@ -388,7 +388,7 @@ def pack_file(
     if kind_out == ".thermo":
         _pack_to_thermo(tensors, out_p, options, the_layer, strength, src_p.name, sf, report, overwrite)
     else:
-        _pack_to_safetensors(tensors, out_p, options, report, (overwrite, durable), src_p, sf)
+        _pack_to_safetensors(tensors, out_p, options, report, src_p, sf, overwrite=overwrite, durable=durable)
     report.file_after = out_p.stat().st_size
     report.seconds = time.perf_counter() - t0
     return report
@@ -468,13 +468,13 @@ def _pack_to_safetensors(
     out: Path,
     opts: PackOptions,
     report: FileReport,
-    replace: tuple[bool, bool],
     src: Path,
     sf: Any,
+    *,
+    overwrite: bool,
+    durable: bool,
 ) -> None:
-    """Packed tensors are kept in memory (1/16 of float32); copied ones are re-read when written.
-
-    ``replace``: (overwrite, durable) of the output."""
+    """Packed tensors are kept in memory (1/16 of float32); copied ones are re-read when written."""
     from thermo_cli.formats.safetensors.format import OutTensor, read_tensor, write_safetensors
     from thermo_cli.formats.safetensors.ternary_layout import PackedLayout
 
@@ -497,7 +497,6 @@ def _pack_to_safetensors(
         report.tensors.append(result)
     meta = layout.metadata(names, sf.metadata if sf is not None else None, where=f"{src}: ")
     fetchers = {o.name: fetch for o, fetch in outputs}
-    overwrite, durable = replace
     write_safetensors(
         out, [o for o, _ in outputs], lambda o: fetchers[o.name](), meta, overwrite=overwrite, durable=durable
     )

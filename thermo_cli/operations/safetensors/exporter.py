@@ -24,7 +24,7 @@ from typing import Any
 
 from thermo_cli import store
 from thermo_cli.codec.tensors import value_to_array
-from thermo_cli.container.fileops import refuse_url
+from thermo_cli.config.remote import refuse_url
 from thermo_cli.container.lazy import LazyLayer
 from thermo_cli.container.reader import ChunkCache, read_value
 from thermo_cli.errors import ValidationError
