@@ -216,6 +216,25 @@ def test_exact_cut_agrees_with_dividing():
             assert (q_at >= ts).all() and not (q_below >= ts).any()
 
 
+@given(st.floats(float(np.float32(Q.ABSMEAN_EPS)), float(np.finfo(np.float32).max), width=32))
+@settings(max_examples=300, deadline=None)
+def test_half_cut_is_the_exact_cut_at_one_half(scale):
+    """The closed form gives the smallest float32 whose quotient by the scale exceeds 0.5."""
+    scales = np.array([scale, np.nextafter(np.float32(scale), np.float32(0))], dtype=np.float32)
+    half = np.float32(0.5)
+    got = Q.half_cut(scales)
+    assert got.tobytes() == Q.exact_cut(scales, half, strict=True).tobytes()
+    assert (got / scales > half).all()
+    assert not (np.nextafter(got, np.float32(0)) / scales > half).any()
+
+
+def test_half_cut_at_powers_of_two_and_the_clamp():
+    scales = np.array([1.0, 2.0**-16, 2.0**100, Q.ABSMEAN_EPS, 3.4e38], dtype=np.float32)
+    got = Q.half_cut(scales)
+    assert got.tobytes() == Q.exact_cut(scales, np.float32(0.5), strict=True).tobytes()
+    assert np.isfinite(got).all()
+
+
 def test_other_float_dtypes():
     rng = np.random.default_rng(2)
     w64 = rng.standard_normal((4, 9))

@@ -387,6 +387,20 @@ def exact_cut(scale: np.ndarray, t: np.ndarray | np.floating[Any], strict: bool)
     return cast(np.ndarray, c)
 
 
+def half_cut(scale: np.ndarray) -> np.ndarray:
+    """:func:`exact_cut` for the default absmean rule, ``float32(w / scale) > 0.5``, in
+    closed form: the float32 just above ``scale / 2``.
+
+    For a float32 ``scale`` of at least :data:`ABSMEAN_EPS` (every absmean scale), the
+    product ``h = scale · 0.5`` is exact and ``h / scale`` is exactly 0.5, which fails the
+    strict test. The next float32 ``h + ulp(h)`` gives ``0.5 + ulp(scale) / (2 · scale)``
+    with ``ulp(scale) / scale`` in (2^-24, 2^-23]: more than half an ulp of 0.5 (2^-25)
+    above it, so it rounds up to the float32 after 0.5 and passes. No division per row.
+    """
+    scale = np.asarray(scale, dtype=np.float32)
+    return np.nextafter(scale * np.float32(0.5), np.float32(np.inf))
+
+
 _NEIGHBOURS = np.arange(-2, 3, dtype=np.int32)[:, None]
 """Offsets in ulps around the float64 product that :func:`exact_cut` tries all at once."""
 
@@ -671,11 +685,12 @@ def _absmean_by_rows(
         piece = _piece(rows, block)
         shape, m = piece.shape, piece.size
         a = np.abs(piece, out=scratch.get("abs", cap, np.float32)[:m].reshape(shape))
-        row_sums = a.sum(axis=1, dtype=np.float32)  # float64 of these is what the sums pass adds
-        if not np.isfinite(row_sums).all():
+        sums = a.sum(axis=1, dtype=np.float32)  # float64 of these is what the sums pass adds
+        if not np.isfinite(sums).all():
             raise _NonFinite
-        scale = np.maximum(row_sums.astype(np.float64) / n_cols, ABSMEAN_EPS).astype(np.float32)
-        cut = exact_cut(scale, t_row, strict=t_given is None)  # default: round half to even
+        scale = np.maximum(sums.astype(np.float64) / n_cols, ABSMEAN_EPS).astype(np.float32)
+        # default: round half to even (0.5 → 0), as a strict cut at 0.5
+        cut = half_cut(scale) if t_given is None else exact_cut(scale, t_row, strict=False)
         scales[r0:r1], cuts[r0:r1] = scale, cut
         nw = (m + 3) // 4
         kept_bytes = scratch.get("kept", cap, np.uint8)
@@ -749,7 +764,7 @@ def _statistics_of(
         scales = np.maximum(sums / counts, ABSMEAN_EPS).astype(np.float32)
         if t_given is None:
             thresholds = np.full_like(scales, DEFAULT_THRESHOLD)
-            cuts = exact_cut(scales, thresholds, strict=True)  # round half to even: 0.5 → 0
+            cuts = half_cut(scales)  # round half to even: 0.5 → 0
         else:
             thresholds = np.full_like(scales, t_given)
             cuts = exact_cut(scales, thresholds, strict=False)
