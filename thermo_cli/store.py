@@ -60,6 +60,7 @@ from thermo_cli.model.valueclass import FrozenValue, Value
 if TYPE_CHECKING:
     from thermo_cli.container.reader import Reader
     from thermo_cli.engine.thermogram import Thermogram
+    from thermo_cli.integrity.merkle_worker import RangeWorker
 
 __all__ = [
     "DEFAULT_LIMITS",
@@ -455,7 +456,13 @@ def _write_new(path: str, tg: Thermogram, *, overwrite: bool) -> None:
         _after_commit(p, tg)
 
 
-def commit(path: str | os.PathLike[str], tg: Thermogram, *, upgrade: bool = False) -> str:
+def commit(
+    path: str | os.PathLike[str],
+    tg: Thermogram,
+    *,
+    upgrade: bool = False,
+    range_worker: RangeWorker | None = None,
+) -> str:
     """Persist ``tg``'s changes to ``path``; returns "append", "cow", "rewrite" or "unchanged".
 
     Appends when only the log (or the meta block) changed; appends the changed layer
@@ -466,7 +473,8 @@ def commit(path: str | os.PathLike[str], tg: Thermogram, *, upgrade: bool = Fals
     ``thermo migrate`` in place: the legacy chain is verified and a ``migrate`` event is
     logged (:func:`thermo_cli.operations.migrate.record_migration`). Raises ChainError if the
     file was committed (or, for a crate file, changed) by someone else after ``tg`` was
-    loaded.
+    loaded. ``range_worker``: see :func:`edit`; an append takes the log's Merkle range from
+    it when it hashed exactly the appended records.
     """
     refuse_url(path)
     p = os.path.abspath(os.fspath(path))
@@ -512,7 +520,7 @@ def commit(path: str | os.PathLike[str], tg: Thermogram, *, upgrade: bool = Fals
                     return done
                 _rewrite(p, tg, source=current, file_id=current.prefix.file_id, seq=current.trailer.seq + 1)
                 return "rewrite"
-            return _append(p, tg, current)
+            return _append(p, tg, current, range_worker)
         finally:
             current.close()
 
@@ -655,10 +663,10 @@ def _durable(p: str, current: Reader, parts: list[bytes]) -> None:
         os.close(fd)
 
 
-def _append(p: str, tg: Thermogram, current: Reader) -> str:
+def _append(p: str, tg: Thermogram, current: Reader, range_worker: RangeWorker | None = None) -> str:
     from thermo_cli.container.writer import plan_append_parts
 
-    planned = plan_append_parts(tg, current)
+    planned = plan_append_parts(tg, current, range_worker=range_worker)
     if planned is None:
         return "unchanged"
     if not current.framed:  # format 2.0: the first write upgrades the whole file to 2.1 (spec §12)
@@ -698,6 +706,7 @@ def edit(
     log: Literal["tail", "full"] = "tail",
     timeout: float | None = DEFAULT_LOCK_TIMEOUT,
     dry_run: bool = False,
+    range_worker: RangeWorker | None = None,
 ) -> Iterator[Thermogram]:
     """Lock ``path``, load it, yield the thermogram; commit it when the block succeeds.
 
@@ -715,7 +724,10 @@ def edit(
       crate chain is verified and the ``migrate`` event logged before the block runs, and
       the file becomes a ``.thermo`` container in place on success. A crate Engram export
       is always refused: it is an import source, not a file to change;
-    * ``dry_run`` runs the block under the lock with every check but writes nothing.
+    * ``dry_run`` runs the block under the lock with every check but writes nothing;
+    * ``range_worker`` (:mod:`thermo_cli.integrity.merkle_worker`): given the loaded file's
+      Merkle range here, and the block's sealed runs by the caller (``sync``); the commit
+      then takes the range from it instead of hashing the new records itself.
     """
     p = os.fspath(path)
     refuse_url(p)
@@ -729,9 +741,13 @@ def edit(
                 _write_new(p, create, overwrite=False)
             return
         tg, fingerprint = _load_for_edit(p, upgrade=upgrade, log=log)
+        origin = _origins.get(tg)
+        reader = origin.reader if origin is not None and fingerprint is None else None
+        if range_worker is not None and reader is not None:
+            range_worker.begin(reader.trailer.compact_range())
         yield tg
         if not dry_run and (fingerprint is None or fingerprint != _fingerprint(tg)):
-            commit(p, tg, upgrade=upgrade)
+            commit(p, tg, upgrade=upgrade, range_worker=range_worker)
 
 
 def _refuse_newer_minor_unlocked(p: str) -> None:

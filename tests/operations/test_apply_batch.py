@@ -27,9 +27,11 @@ from thermo_cli import store
 from thermo_cli.config.clock import SteppingClock, use_clock
 from thermo_cli.config.engine import ConsolidationPolicy, DeltaCount, DirtySize, TimePeriod
 from thermo_cli.config.limits import current_limits
+from thermo_cli.container import writer
 from thermo_cli.engine.thermogram import Thermogram
 from thermo_cli.errors import ValidationError
 from thermo_cli.formats import jsonl
+from thermo_cli.integrity import merkle_worker
 from thermo_cli.operations import apply as apply_op
 
 T0 = 1_800_000_000 * 10**9
@@ -192,3 +194,32 @@ def test_a_delta_the_engine_refuses_in_a_batch_is_named_by_its_line(tmp_path: Pa
     run = apply_op._PlainRun(batch, [7])
     with store.edit(path, dry_run=True) as tg, pytest.raises(ValidationError, match=r"^line 7: key: 5000"):
         apply_op._apply_run(tg, run, skip_invalid=False)
+
+
+@pytest.mark.skipif(not merkle_worker.available(), reason="needs fork and memfd_create")
+@pytest.mark.parametrize("mixed", [False, True], ids=["plain", "mixed"])
+@pytest.mark.parametrize("policy", sorted(POLICIES))
+def test_a_merkle_worker_changes_nothing_in_the_file(tmp_path: Path, monkeypatch, policy: str, mixed) -> None:
+    """``second_core`` moves the hashing, never the bytes: with the worker taken up for any
+    stream (its threshold at 1) the file is the one written without it, whether the
+    worker's range is used (plain runs, no consolidation) or given up (a delete line or a
+    consolidation turns the runs into records)."""
+    monkeypatch.setattr(apply_op, "WORKER_MIN_DELTAS", 1)
+    lines = [
+        orjson.dumps({"op": "update", "key": f"k{i % 5}", "value": f"v{i}", "strength": 0.5, "source": "s"})
+        for i in range(30)
+    ]
+    if mixed:
+        lines[13] = orjson.dumps({"op": "delete", "key": "k1"})
+    data = b"\n".join(lines) + b"\n"
+    with_worker, without = tmp_path / "with.thermo", tmp_path / "without.thermo"
+    _fresh(with_worker, POLICIES[policy], without)
+    hashed_here = []
+    real = writer.leaf_hashes_of
+    monkeypatch.setattr(writer, "leaf_hashes_of", lambda items: hashed_here.append(len(items)) or real(items))
+    for path, second_core in ((with_worker, True), (without, False)):
+        with _deterministic(general=False):
+            apply_op.apply_file(str(path), io.BytesIO(data), limits=current_limits(), second_core=second_core)
+    assert with_worker.read_bytes() == without.read_bytes()
+    if policy == "manual" and not mixed and apply_op._cores() > 1:
+        assert hashed_here == [30]  # only the run without the worker hashed its records here

@@ -76,6 +76,7 @@ def run_apply(
             auto_consolidate=auto_consolidate,
             dry_run=dry_run,
             upgrade=upgrade,
+            second_core=True,
         )
     _KEEP_UNTIL_EXIT[:] = [report]  # freed by the process exit, not object by object
     elapsed = time.perf_counter() - started

@@ -59,6 +59,7 @@ if TYPE_CHECKING:
     from concurrent.futures import Future, ThreadPoolExecutor
 
     from thermo_cli.engine.thermogram import LogTail
+    from thermo_cli.integrity.merkle_worker import RangeWorker
 
 DATA_CHUNK = 1 * MiB
 """Raw size of data chunks: small enough that reading one key decompresses ~1 MiB."""
@@ -631,6 +632,26 @@ def write_full(
     return t
 
 
+def _extended_range(
+    old: CompactRange,
+    records: list[LogRecord],
+    runs: list[SealedRun],
+    new_bytes: list[bytes],
+    worker: RangeWorker | None,
+) -> CompactRange:
+    """``old`` extended by the leaves of ``new_bytes`` (the commit's records, ``records``
+    then the sealed ``runs``): the worker's range when it hashed exactly these runs from
+    ``old`` (asked last, so it had the most time), else hashed here."""
+    if worker is not None:
+        done = worker.finish(old, runs) if not records else None
+        worker.close()
+        if done is not None:
+            return done
+    rng = old.copy()
+    rng.extend(leaf_hashes_of(new_bytes))  # whole subtrees at a time, not a Python call per node
+    return rng
+
+
 def _append_key_index(sink: Sink, tg: Any, old: Trailer, new: LogTail) -> BlockRef | None:
     """The key index an append's trailer names (§9.7): none once every record is history;
     the previous one when no record is added; else a block over the new records, linked to
@@ -678,11 +699,20 @@ def plan_append(
 
 
 def plan_append_parts(
-    tg: Any, source: Reader, *, index_writer: IndexWriter | None = None
+    tg: Any,
+    source: Reader,
+    *,
+    index_writer: IndexWriter | None = None,
+    range_worker: RangeWorker | None = None,
 ) -> tuple[list[bytes], Trailer] | None:
     """:func:`plan_append` as the list of byte strings to write in order, the last one the
     footer: a writer hands them to the file one by one instead of copying a commit of
-    records (tens of MB after a big apply) into one more string first."""
+    records (tens of MB after a big apply) into one more string first.
+
+    ``range_worker``: a worker that was given this commit's sealed runs as they were made
+    (:mod:`thermo_cli.integrity.merkle_worker`); its Merkle range is used when it covers
+    exactly the new records from the file's range, and the range is hashed here otherwise.
+    """
     _check_state(tg)
     old = source.trailer
     if tg.persisted != old.log_size:
@@ -718,8 +748,6 @@ def plan_append_parts(
         meta_ref = BlockRef(
             sink.write(stored), len(stored), len(meta_raw), "zstd", hashlib.sha256(stored).digest()
         )
-    rng = old.compact_range().copy()
-    rng.extend(leaf_hashes_of(new_bytes))  # whole subtrees at a time, not a Python call per node
     inline, table = old.segments + segs, old.table
     if len(inline) > INLINE_SEGMENTS:
         table = write_block(
@@ -728,6 +756,7 @@ def plan_append_parts(
         )[0]
         inline = []
     keys_ref = _append_key_index(sink, tg, old, tail)
+    rng = _extended_range(old.compact_range(), new, tail.runs, new_bytes, range_worker)
     t = Trailer(
         prefix=old.prefix,
         seq=old.seq + 1,

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 from thermo_cli import store
@@ -24,6 +26,11 @@ from thermo_cli.model import Delta
 if TYPE_CHECKING:
     from thermo_cli.codec.fastrecords import PlainDeltas
     from thermo_cli.engine.thermogram import Thermogram
+    from thermo_cli.integrity.merkle_worker import RangeWorker
+
+WORKER_MIN_DELTAS = 8192
+"""With ``second_core``, a stream forks its Merkle worker once it has this many plain
+deltas: below that the fork costs about as much as the hashing it would move."""
 
 
 @dataclass
@@ -59,6 +66,7 @@ def apply_file(
     auto_consolidate: bool = True,
     dry_run: bool = False,
     upgrade: bool = False,
+    second_core: bool = False,
 ) -> ApplyReport:
     """Apply the delta lines of ``stream`` to the file ``path`` under its writer lock.
 
@@ -68,18 +76,59 @@ def apply_file(
     the head the file has then, applied and committed. The file is committed only when
     something changed and ``dry_run`` is false, so an empty stream does not rewrite (or
     upgrade) a file.
+
+    ``second_core``: a stream of at least :data:`WORKER_MIN_DELTAS` plain deltas has the
+    Merkle hashing of its records done by a forked process on another core while this one
+    seals them (:mod:`thermo_cli.integrity.merkle_worker`); the file is the same byte for
+    byte. Off by default, because it forks the caller's process; ``thermo apply`` turns it
+    on. It does nothing on one core, without ``fork``, or while other threads run.
     """
-    with no_gc():
-        store.check_writable(path, upgrade=upgrade)
-        blocks = jsonl.iter_line_blocks(stream, max_line_bytes=limits.max_line_bytes)
-        parsed = _Parsed((), source=source, limits=limits, skip_invalid=skip_invalid)
-        runs = [run for numbers, lines in blocks for run in parsed.runs(numbers, lines)]
-        with store.edit(path, upgrade=upgrade, dry_run=dry_run) as tg:
-            before = tg.meta.total_consolidations
-            with _policy_suspended(tg, not auto_consolidate):
-                applied = sum(_apply_run(tg, run, skip_invalid=skip_invalid) for run in _taking(runs))
-            report = ApplyReport(applied, parsed.skipped, tg.meta.total_consolidations - before, dry_run, tg)
+    worker: RangeWorker | None = None
+    try:
+        with no_gc():
+            store.check_writable(path, upgrade=upgrade)
+            blocks = jsonl.iter_line_blocks(stream, max_line_bytes=limits.max_line_bytes)
+            parsed = _Parsed((), source=source, limits=limits, skip_invalid=skip_invalid)
+            runs: list[_PlainRun | _Ready] = []
+            plain = 0 if second_core and not dry_run and _cores() > 1 else None
+            for numbers, lines in blocks:
+                for run in parsed.runs(numbers, lines):
+                    runs.append(run)
+                    if plain is not None and isinstance(run, _PlainRun):
+                        plain += len(run.batch)
+                        if plain >= WORKER_MIN_DELTAS:
+                            worker, plain = _start_worker(), None
+            with store.edit(path, upgrade=upgrade, dry_run=dry_run, range_worker=worker) as tg:
+                before = tg.meta.total_consolidations
+                with _policy_suspended(tg, not auto_consolidate):
+                    applied = 0
+                    for run in _taking(runs):
+                        applied += _apply_run(tg, run, skip_invalid=skip_invalid)
+                        if worker is not None:
+                            worker.sync(tg.log_tail(tg.persisted).runs, _encoded)
+                report = ApplyReport(
+                    applied, parsed.skipped, tg.meta.total_consolidations - before, dry_run, tg
+                )
+    finally:
+        if worker is not None:
+            worker.close()
     return report
+
+
+_encoded = attrgetter("encoded")
+
+
+def _cores() -> int:
+    """The processors this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def _start_worker() -> RangeWorker | None:
+    from thermo_cli.integrity.merkle_worker import RangeWorker
+
+    return RangeWorker.start()
 
 
 def _taking(runs: list[_PlainRun | _Ready]) -> Iterator[_PlainRun | _Ready]:
