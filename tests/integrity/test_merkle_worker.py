@@ -11,17 +11,19 @@ from __future__ import annotations
 import hashlib
 import os
 import signal
+import subprocess
+import sys
 import threading
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from thermo_cli.integrity import merkle_worker
+from thermo_cli.codec import worker as transport
 from thermo_cli.integrity.merkle import CompactRange, leaf_hashes_of
 from thermo_cli.integrity.merkle_worker import RangeWorker
 
-pytestmark = pytest.mark.skipif(not merkle_worker.available(), reason="needs posix_spawn and memfd_create")
+pytestmark = pytest.mark.skipif(not transport.available(), reason="needs posix_spawn and memfd_create")
 
 
 class Run:
@@ -113,13 +115,13 @@ def test_a_worker_that_died_gives_no_range_and_no_error():
     runs = [Run([b"x" * 10])]
     worker = worker_for(start)
     worker.sync(runs, encoded)
-    os.kill(worker._pid, signal.SIGKILL)
+    os.kill(worker._worker._pid, signal.SIGKILL)
     assert worker.finish(start, runs) is None
 
 
 def test_close_reaps_the_process_and_can_be_repeated():
     worker = worker_for(committed_range(1))
-    pid = worker._pid
+    pid = worker._worker._pid
     worker.close()
     worker.close()
     with pytest.raises(ChildProcessError):
@@ -159,13 +161,13 @@ def test_no_worker_without_posix_spawn(monkeypatch):
 
 
 def test_no_worker_when_the_interpreter_is_unknown(monkeypatch):
-    monkeypatch.setattr(merkle_worker.sys, "executable", "")
+    monkeypatch.setattr(transport.sys, "executable", "")
     assert RangeWorker.start() is None
 
 
 def test_a_worker_that_cannot_start_gives_no_range(monkeypatch):
     """An interpreter that fails at once closes its end of the pipes: no range, no error."""
-    monkeypatch.setattr(merkle_worker.sys, "executable", "/bin/false")
+    monkeypatch.setattr(transport.sys, "executable", "/bin/false")
     start = committed_range(3)
     runs = [Run([b"a"])]
     worker = RangeWorker.start()
@@ -176,7 +178,7 @@ def test_a_worker_that_cannot_start_gives_no_range(monkeypatch):
 
 
 def test_no_worker_when_a_dead_worker_could_kill_the_caller(monkeypatch):
-    monkeypatch.setattr(merkle_worker.signal, "getsignal", lambda sig: merkle_worker.signal.SIG_DFL)
+    monkeypatch.setattr(transport.signal, "getsignal", lambda sig: transport.signal.SIG_DFL)
     assert RangeWorker.start() is None
 
 
@@ -189,3 +191,26 @@ def test_no_worker_when_the_spawn_fails(monkeypatch):
     assert RangeWorker.start() is None
     if before:
         assert set(os.listdir("/proc/self/fd")) == before  # its pipes and memory file closed
+
+
+def test_a_worker_started_by_a_process_with_few_files_open():
+    """A fresh process gets its pipes on descriptors 3, 4…, the very numbers the worker's
+    ends are placed at: each must be moved out of the way first, or one placement
+    overwrites a descriptor still to be placed (the worker then dies and nothing is gained)."""
+    script = (
+        "from thermo_cli.integrity.merkle import CompactRange, leaf_hashes_of\n"
+        "from thermo_cli.integrity.merkle_worker import RangeWorker\n"
+        "class Run:\n"
+        "    encoded = [b'x' * 40, b'y' * 7]\n"
+        "runs = [Run()]\n"
+        "w = RangeWorker.start()\n"
+        "w.begin(CompactRange())\n"
+        "w.sync(runs, lambda r: r.encoded)\n"
+        "got = w.finish(CompactRange(), runs)\n"
+        "want = CompactRange(); want.extend(leaf_hashes_of(Run.encoded))\n"
+        "print(got is not None and got.root() == want.root())\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], stdin=subprocess.DEVNULL, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == "True", done.stderr

@@ -24,6 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from thermo_cli import store
+from thermo_cli.codec import worker as transport
 from thermo_cli.config.clock import SteppingClock, use_clock
 from thermo_cli.config.engine import ConsolidationPolicy, DeltaCount, DirtySize, TimePeriod
 from thermo_cli.config.limits import current_limits
@@ -31,7 +32,6 @@ from thermo_cli.container import writer
 from thermo_cli.engine.thermogram import Thermogram
 from thermo_cli.errors import ValidationError
 from thermo_cli.formats import jsonl
-from thermo_cli.integrity import merkle_worker
 from thermo_cli.operations import apply as apply_op
 
 T0 = 1_800_000_000 * 10**9
@@ -196,7 +196,7 @@ def test_a_delta_the_engine_refuses_in_a_batch_is_named_by_its_line(tmp_path: Pa
         apply_op._apply_run(tg, run, skip_invalid=False)
 
 
-@pytest.mark.skipif(not merkle_worker.available(), reason="needs fork and memfd_create")
+@pytest.mark.skipif(not transport.available(), reason="needs fork and memfd_create")
 @pytest.mark.parametrize("mixed", [False, True], ids=["plain", "mixed"])
 @pytest.mark.parametrize("policy", sorted(POLICIES))
 def test_a_merkle_worker_changes_nothing_in_the_file(tmp_path: Path, monkeypatch, policy: str, mixed) -> None:
