@@ -214,3 +214,76 @@ def test_a_worker_started_by_a_process_with_few_files_open():
         [sys.executable, "-c", script], stdin=subprocess.DEVNULL, capture_output=True, text=True, check=True
     )
     assert done.stdout.strip() == "True", done.stderr
+
+
+def _children(pid: int) -> list[tuple[int, str]]:
+    """(pid, command line) of the processes whose parent is ``pid`` (Linux /proc)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                stat = f.read()
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmdline = f.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if int(stat.rsplit(b")", 1)[1].split()[1]) == pid:
+            found.append((int(entry), cmdline))
+    return found
+
+
+def _gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] == b"Z"
+    except OSError:
+        return True
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads /proc")
+def test_killing_apply_leaves_no_worker_and_the_file_as_it_was(tmp_path):
+    """``kill -9`` of ``thermo apply`` while its worker runs: the worker sees its pipe close
+    and exits (no orphan hashing on), and the file holds its state before the apply."""
+    import time
+
+    import orjson
+
+    from thermo_cli import store
+    from thermo_cli.config.engine import ConsolidationPolicy
+    from thermo_cli.engine.thermogram import Thermogram
+
+    target = tmp_path / "f.thermo"
+    tg = Thermogram(name="t")
+    tg.set_policy(ConsolidationPolicy.manual())
+    store.create(target, tg)
+    before, records = target.read_bytes(), store.load(target).log_length
+    deltas = tmp_path / "d.jsonl"
+    deltas.write_bytes(
+        b"".join(
+            orjson.dumps({"op": "update", "key": f"k{i}", "value": "v" * 40, "strength": 0.5}) + b"\n"
+            for i in range(200_000)
+        )
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "thermo_cli", "apply", str(target), str(deltas)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    worker = None
+    deadline = time.monotonic() + 60
+    while worker is None and proc.poll() is None and time.monotonic() < deadline:
+        worker = next((pid for pid, cmd in _children(proc.pid) if "merkle_worker" in cmd), None)
+        time.sleep(0.002)
+    if worker is None:
+        proc.wait()
+        pytest.skip("the apply ended before its worker was seen (or ran without one)")
+    proc.kill()
+    proc.wait()
+    deadline = time.monotonic() + 20
+    while not _gone(worker) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert _gone(worker), "the worker outlived the apply that started it"
+    assert target.read_bytes()[: len(before)] == before
+    assert store.load(target).log_length in (records, records + 200_000)

@@ -83,7 +83,9 @@ class Rebuild:
         self.put(raw)
         self.put(pack_footer(len(raw), hashlib.sha256(raw).digest()))
         if self.start is not None:
-            header = pack_commit_header(len(self.data) - self.start, t["seq"])
+            seq = t.get("seq")  # a mutated trailer may hold any seq: the header keeps a valid one
+            seq = seq if isinstance(seq, int) and 0 <= seq < 1 << 64 else 0
+            header = pack_commit_header(len(self.data) - self.start, seq)
             self.data[self.start : self.start + COMMIT_HEADER_SIZE] = header
         return bytes(self.data)
 

@@ -29,8 +29,8 @@ if TYPE_CHECKING:
     from thermo_cli.integrity.merkle_worker import RangeWorker
 
 WORKER_MIN_DELTAS = 8192
-"""With ``second_core``, a stream forks its Merkle worker once it has this many plain
-deltas: below that the fork costs about as much as the hashing it would move."""
+"""With ``second_core``, a stream starts its Merkle worker once it has this many plain
+deltas: below that starting a process costs about as much as the hashing it would move."""
 
 
 @dataclass
@@ -78,10 +78,11 @@ def apply_file(
     upgrade) a file.
 
     ``second_core``: a stream of at least :data:`WORKER_MIN_DELTAS` plain deltas has the
-    Merkle hashing of its records done by a forked process on another core while this one
+    Merkle hashing of its records done by a worker process on another core while this one
     seals them (:mod:`thermo_cli.integrity.merkle_worker`); the file is the same byte for
-    byte. Off by default, because it forks the caller's process; ``thermo apply`` turns it
-    on. It does nothing on one core, without ``fork``, or while other threads run.
+    byte. Off by default, because it starts a process; ``thermo apply`` turns it on. It
+    does nothing on one core or where no worker can run
+    (:func:`thermo_cli.codec.worker.available`).
     """
     worker: RangeWorker | None = None
     try:
