@@ -121,7 +121,7 @@ class Worker:
     """The caller's handle on a helper process (see the module): :meth:`put` messages,
     :meth:`get` answers, :meth:`close` in a ``finally``."""
 
-    __slots__ = ("_fds", "_inbox", "_outbox", "_pid")
+    __slots__ = ("_inbox", "_outbox", "_pid")
 
     def __init__(self, pid: int, outbox: _Outbox, inbox: _Inbox) -> None:
         self._pid = pid

@@ -643,7 +643,7 @@ def _extended_range(
     then the sealed ``runs``): the worker's range when it hashed exactly these runs from
     ``old`` (asked last, so it had the most time), else hashed here."""
     if worker is not None:
-        done = worker.finish(old, runs) if not records else None
+        done = None if records else worker.finish(old, runs)  # (finish stops the worker)
         worker.close()
         if done is not None:
             return done

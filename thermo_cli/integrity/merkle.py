@@ -79,6 +79,14 @@ class CompactRange:
         self.size = size
         self.nodes: list[bytes] = list(nodes)
 
+    def __eq__(self, other: object) -> bool:
+        """Two ranges are equal when they cover as many leaves with the same subtrees."""
+        if not isinstance(other, CompactRange):
+            return NotImplemented
+        return self.size == other.size and self.nodes == other.nodes
+
+    __hash__ = None  # type: ignore[assignment]  # (mutable: extended in place)
+
     def append(self, leaf: bytes) -> None:
         """Add one leaf hash; merge equal-sized subtrees like a binary counter."""
         self.nodes.append(leaf)

@@ -16,21 +16,21 @@ caller hashes in-process as it would without a worker. So a worker changes when 
 hashing is done, never what is written.
 
 Messages: BEGIN (the starting range: 8-byte size, then its nodes), RECORDS (a u32 count,
-that many u32 lengths, then each record preceded by the leaf prefix 0x00, so every leaf's
-input is one slice) and STOP, which the worker answers with the extended range.
+that many u32 lengths, then the records joined; the worker hashes them with
+:func:`~thermo_cli.integrity.merkle.leaf_hashes_of`, the one leaf rule) and STOP, which the
+worker answers with the extended range.
 """
 
 from __future__ import annotations
 
-import hashlib
 import struct
 from array import array
 from collections.abc import Callable, Sequence
-from itertools import accumulate, pairwise
+from itertools import accumulate
 from typing import Any
 
 from thermo_cli.codec.worker import STOP, Reply, Worker, serve
-from thermo_cli.integrity.merkle import CompactRange
+from thermo_cli.integrity.merkle import CompactRange, leaf_hashes_of
 
 _BEGIN, _RECORDS, _RANGE = 0, 1, 2
 _COUNT = struct.Struct("<I")
@@ -44,11 +44,12 @@ def _range_of(data: bytes) -> CompactRange | None:
     """The range :func:`_range_bytes` wrote, or None for bytes that cannot be one."""
     if len(data) < 8 or (len(data) - 8) % 32:
         return None
-    size = int.from_bytes(data[:8], "big")
-    nodes = [data[i : i + 32] for i in range(8, len(data), 32)]
-    if len(nodes) != size.bit_count():
+    try:
+        return CompactRange(
+            int.from_bytes(data[:8], "big"), [data[i : i + 32] for i in range(8, len(data), 32)]
+        )
+    except ValueError:  # a node count that is not the size's
         return None
-    return CompactRange(size, nodes)
 
 
 class RangeWorker:
@@ -102,7 +103,7 @@ class RangeWorker:
         for run in runs[len(fed) :]:
             data = records(run)
             lengths = array("I", map(len, data)).tobytes()
-            if not self._worker.put(_RECORDS, [_COUNT.pack(len(data)), lengths, b"\x00", b"\x00".join(data)]):
+            if not self._worker.put(_RECORDS, [_COUNT.pack(len(data)), lengths, b"".join(data)]):
                 return
             fed.append(run)
             self._leaves += len(data)
@@ -113,7 +114,7 @@ class RangeWorker:
         exactly the runs it was fed, in order (then the caller hashes them itself).
         The worker is finished either way."""
         try:
-            if not self._begun or self._start is None or not _same_range(start, self._start):
+            if not self._begun or start != self._start:
                 return None
             if len(runs) != len(self._fed) or any(a is not b for a, b in zip(runs, self._fed, strict=True)):
                 return None
@@ -133,10 +134,6 @@ class RangeWorker:
         self._worker.close()
 
 
-def _same_range(a: CompactRange, b: CompactRange) -> bool:
-    return a.size == b.size and list(a.nodes) == list(b.nodes)
-
-
 class _Extender:
     """The worker's side: the range, extended message by message."""
 
@@ -150,23 +147,22 @@ class _Extender:
         if self.rng is None:
             raise ValueError("records or a stop before the starting range")
         if kind == _RECORDS:
-            self.rng.extend(_leaf_hashes(data))
+            self.rng.extend(leaf_hashes_of(_records_of(data)))
             return []
         if kind == STOP:
             return [(_RANGE, [_range_bytes(self.rng)])]
         raise ValueError(f"unknown message kind {kind}")
 
 
-def _leaf_hashes(message: bytes) -> list[bytes]:
-    """The leaf hashes of a RECORDS message: each input is the 0x00 and the record after it."""
+def _records_of(message: bytes) -> list[bytes]:
+    """The records of a RECORDS message."""
     (count,) = _COUNT.unpack_from(message, 0)
     lengths = array("I")
     lengths.frombytes(message[4 : 4 + 4 * count])
-    bounds = list(accumulate(map((1).__add__, lengths), initial=4 + 4 * count))
-    if bounds[-1] != len(message):
+    ends = list(accumulate(lengths, initial=4 + 4 * count))
+    if ends[-1] != len(message):
         raise ValueError("a RECORDS message whose lengths do not add up")
-    sha = hashlib.sha256
-    return [sha(message[a:b]).digest() for a, b in pairwise(bounds)]
+    return list(map(message.__getitem__, map(slice, ends[:-1], ends[1:])))
 
 
 if __name__ == "__main__":
