@@ -9,6 +9,7 @@ definitions, on edge cases as much as on weight-like data.
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -108,6 +109,7 @@ def test_one_pass_equals_two_passes_and_the_definitions(label, w, threshold):
 def test_one_pass_on_small_blocks_and_threads(monkeypatch, threads):
     """Blocks of a few rows each (and so many blocks), also run on worker threads."""
     monkeypatch.setattr(Q, "CHUNK", 64)
+    monkeypatch.setattr(Q, "PACK_CHUNK", 64)
     monkeypatch.setattr(parallel, "THREADS", threads)
     monkeypatch.setattr(parallel, "PARALLEL_MIN", 0)
     monkeypatch.setattr(parallel, "FORCE", True)
@@ -119,7 +121,14 @@ def test_one_pass_on_small_blocks_and_threads(monkeypatch, threads):
         assert got.fit == ref.fit
 
 
-def test_non_finite_and_huge_weights_take_the_general_route():
+@pytest.mark.parametrize("threads", [1, 2])
+def test_non_finite_and_huge_weights_take_the_general_route(monkeypatch, threads):
+    """Also when the bad block is one of many and runs on a worker thread, which must not
+    print numpy's overflow warnings (threads take the caller's error handling)."""
+    monkeypatch.setattr(Q, "PACK_CHUNK", 80)
+    monkeypatch.setattr(parallel, "THREADS", threads)
+    monkeypatch.setattr(parallel, "PARALLEL_MIN", 0)
+    monkeypatch.setattr(parallel, "FORCE", True)
     w = weight_like((16, 40), seed=5)
     w[3, 7] = np.nan
     with pytest.raises(Exception, match="non-finite"):
@@ -129,7 +138,9 @@ def test_non_finite_and_huge_weights_take_the_general_route():
     w0[3, 7] = 0.0
     assert cleaned.codes.to_bytes() == quantize(w0).codes.to_bytes()
     huge = np.full((4, 70000), 3e38, np.float32)  # float32 row sums overflow: float64 sums
-    q = quantize(huge, with_quality=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        q = quantize(huge, with_quality=True)
     assert np.all(q.values() == 1) and q.scales[0] == np.float32(3e38)
     assert q.fit is not None and q.fit.rel_l2 == pytest.approx(0.0, abs=1e-6)
 
@@ -206,18 +217,23 @@ def tensors(draw: st.DrawFn) -> np.ndarray:
     return w
 
 
-@given(tensors(), st.booleans(), st.sampled_from([4, 8, 12, 64, 1 << 18]), st.sampled_from([1, 2]))
+BLOCK_SIZES = st.sampled_from([4, 8, 12, 64, 1 << 18])
+
+
+@given(tensors(), st.booleans(), BLOCK_SIZES, BLOCK_SIZES, st.sampled_from([1, 2]))
 @settings(max_examples=150, deadline=None)
-def test_blocked_kernels_equal_the_rule_written_out(w, per_row, chunk, threads):
+def test_blocked_kernels_equal_the_rule_written_out(w, per_row, chunk, pack_chunk, threads):
     """Whatever the block size (many small blocks, blocks cutting long rows, one block) and
-    thread count, packing and unpacking give exactly the bytes of :func:`chunked_reference`."""
-    old = (Q.CHUNK, parallel.THREADS, parallel.PARALLEL_MIN, parallel.FORCE)
-    Q.CHUNK, parallel.THREADS, parallel.PARALLEL_MIN, parallel.FORCE = chunk, threads, 0, True
+    thread count, packing and unpacking give exactly the bytes of :func:`chunked_reference`;
+    the packing passes' own block size (``PACK_CHUNK``) changes nothing at all."""
+    old = (Q.CHUNK, Q.PACK_CHUNK, parallel.THREADS, parallel.PARALLEL_MIN, parallel.FORCE)
+    Q.CHUNK, Q.PACK_CHUNK = chunk, pack_chunk
+    parallel.THREADS, parallel.PARALLEL_MIN, parallel.FORCE = threads, 0, True
     try:
         q = quantize(w, per_row=per_row)
         restored = q.dequantize()
     finally:
-        Q.CHUNK, parallel.THREADS, parallel.PARALLEL_MIN, parallel.FORCE = old
+        Q.CHUNK, Q.PACK_CHUNK, parallel.THREADS, parallel.PARALLEL_MIN, parallel.FORCE = old
     packed, scales, values = chunked_reference(w, per_row, chunk)
     assert q.codes.to_bytes() == packed
     assert q.scales.tobytes() == scales.tobytes()

@@ -10,9 +10,10 @@ guest on a shared machine (:func:`sum_of_products`).
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
@@ -44,15 +45,37 @@ def idle_cores() -> int:
     return max(1, int(cores - load + 0.5))
 
 
-def run(work: Callable[[B], T], blocks: Sequence[B], elements: int) -> list[T]:
-    """``work`` applied to every block, results in block order; threaded for big tensors."""
+def run(
+    work: Callable[[B], T], blocks: Sequence[B], elements: int, *, row_length: int | None = None
+) -> list[T]:
+    """``work`` applied to every block, results in block order; threaded for big tensors.
+
+    With ``row_length``, every block runs under :func:`row_broadcasts` of it, set once per
+    thread instead of once per block (two numpy calls each): ``work`` must then keep to
+    operations whose results do not depend on the buffer size.
+    """
     workers = min(THREADS, len(blocks)) if elements >= PARALLEL_MIN else 1
     if workers > 1 and not FORCE:
         workers = min(workers, idle_cores())
+    setting = contextlib.nullcontext() if row_length is None else row_broadcasts(row_length)
     if workers <= 1:
-        return [work(b) for b in blocks]
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="thermo-ternary") as pool:
+        with setting:
+            return [work(b) for b in blocks]
+    like_caller = functools.partial(_numpy_settings, np.geterr(), row_length)
+    with ThreadPoolExecutor(
+        max_workers=workers, thread_name_prefix="thermo-ternary", initializer=like_caller
+    ) as pool:
         return list(pool.map(work, blocks))
+
+
+def _numpy_settings(errors: Mapping[str, object], row_length: int | None) -> None:
+    """A pool thread starts with numpy's defaults, not its caller's: it takes the caller's
+    floating-point error handling (an ``np.errstate`` around :func:`run` holds for every
+    block, and no warning escapes from a thread) and the row buffer, for its whole short
+    life (the pool ends with the run)."""
+    np.seterr(**errors)  # type: ignore[arg-type]
+    if row_length is not None:
+        np.setbufsize(_row_buffer_size(row_length))
 
 
 class Scratch(threading.local):
@@ -64,6 +87,16 @@ class Scratch(threading.local):
             buf = np.zeros(size, dtype=dtype)
             self.__dict__[name] = buf
         return buf
+
+    def get_all(self, spec: tuple[tuple[str, int, type], ...], size: int) -> tuple[np.ndarray, ...]:
+        """Several buffers at once, ``(name, elements per buffer element, dtype)`` each,
+        kept as one tuple per thread: one lookup per block instead of one per buffer."""
+        key = f"all {spec} {size}"
+        bufs: tuple[np.ndarray, ...] | None = self.__dict__.get(key)
+        if bufs is None:
+            bufs = tuple(self.get(name, size // per + 1, dtype) for name, per, dtype in spec)
+            self.__dict__[key] = bufs
+        return bufs
 
 
 NUMPY_BUFSIZE = 8192
@@ -83,12 +116,15 @@ def row_broadcasts(n_cols: int) -> Iterator[None]:
     element-wise operations: a reduction that casts (``sum(dtype=float64)`` of float32)
     sums in buffer-sized pieces, so its rounding would depend on it.
     """
-    size = min(NUMPY_BUFSIZE, max(16, n_cols // 16 * 16))
-    old = np.setbufsize(size)
+    old = np.setbufsize(_row_buffer_size(n_cols))
     try:
         yield
     finally:
         np.setbufsize(old)
+
+
+def _row_buffer_size(n_cols: int) -> int:
+    return min(NUMPY_BUFSIZE, max(16, n_cols // 16 * 16))
 
 
 def sum_of_products(x: np.ndarray, y: np.ndarray) -> float:
