@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from thermo_cli.codec.ternary import parallel
+from thermo_cli.codec.ternary import packing, parallel
 from thermo_cli.codec.ternary import quantize as Q
 from thermo_cli.codec.ternary.packing import iter_unpacked, pack
 from thermo_cli.codec.ternary.quantize import dequantize, dequantize_chunks, quantize
@@ -220,20 +220,26 @@ def tensors(draw: st.DrawFn) -> np.ndarray:
 BLOCK_SIZES = st.sampled_from([4, 8, 12, 64, 1 << 18])
 
 
-@given(tensors(), st.booleans(), BLOCK_SIZES, BLOCK_SIZES, st.sampled_from([1, 2]))
+@given(tensors(), st.booleans(), BLOCK_SIZES, BLOCK_SIZES, BLOCK_SIZES, st.sampled_from([1, 2]))
 @settings(max_examples=150, deadline=None)
-def test_blocked_kernels_equal_the_rule_written_out(w, per_row, chunk, pack_chunk, threads):
+def test_blocked_kernels_equal_the_rule_written_out(w, per_row, chunk, pack_chunk, group, threads):
     """Whatever the block size (many small blocks, blocks cutting long rows, one block) and
     thread count, packing and unpacking give exactly the bytes of :func:`chunked_reference`;
-    the packing passes' own block size (``PACK_CHUNK``) changes nothing at all."""
-    old = (Q.CHUNK, Q.PACK_CHUNK, parallel.THREADS, parallel.PARALLEL_MIN, parallel.FORCE)
-    Q.CHUNK, Q.PACK_CHUNK = chunk, pack_chunk
+    the packing passes' own block size (``PACK_CHUNK``) and the unpacking groups (rows in
+    a group, or rows longer than one) change nothing at all."""
+    old = (Q.CHUNK, Q.PACK_CHUNK, packing.UNPACK_GROUP)
+    old_threads = (parallel.THREADS, parallel.PARALLEL_MIN, parallel.FORCE)
+    Q.CHUNK, Q.PACK_CHUNK, packing.UNPACK_GROUP = chunk, pack_chunk, group
     parallel.THREADS, parallel.PARALLEL_MIN, parallel.FORCE = threads, 0, True
     try:
         q = quantize(w, per_row=per_row)
         restored = q.dequantize()
+        into = np.full(w.shape, np.float32(7), dtype=np.float32)
+        q.dequantize(out=into)
     finally:
-        Q.CHUNK, Q.PACK_CHUNK, parallel.THREADS, parallel.PARALLEL_MIN, parallel.FORCE = old
+        Q.CHUNK, Q.PACK_CHUNK, packing.UNPACK_GROUP = old
+        parallel.THREADS, parallel.PARALLEL_MIN, parallel.FORCE = old_threads
+    assert into.tobytes() == restored.tobytes()
     packed, scales, values = chunked_reference(w, per_row, chunk)
     assert q.codes.to_bytes() == packed
     assert q.scales.tobytes() == scales.tobytes()

@@ -189,8 +189,11 @@ def unpack_rows_scaled(
 ) -> np.ndarray:
     """Packed bytes of a (rows, cols) tensor → float32 ``value * scales[row]``, flat.
 
-    Rows are unpacked in cache-sized groups and scaled while still in cache; a group must
-    start on a byte boundary, so groups hold a multiple of ``4 / gcd(cols, 4)`` rows.
+    Rows go in groups of about :data:`UNPACK_GROUP` weights; a group must start on a byte
+    boundary, so it holds a multiple of ``4 / gcd(cols, 4)`` rows. Each group is gathered
+    into a small per-thread buffer and scaled from there into the output, so the output is
+    written once (gathering into it and scaling it in place wrote it twice: 1.04–1.16x
+    slower). Rows too long for a group are gathered into the output and scaled in place.
     ``out``: a float32 array of ``rows * cols`` elements to fill (and return) instead.
     """
     length = rows * cols
@@ -199,8 +202,39 @@ def unpack_rows_scaled(
     if length == 0:
         return flat[:0] if out is None else out
     scales = np.asarray(scales, dtype=np.float32).ravel()
-    group = _row_group(cols, 4 * GATHER_STEP)
+    group = _row_group(cols, UNPACK_GROUP)
     table = _float_table(1.0)
+    if group * cols > 4 * UNPACK_GROUP:
+        _unpack_long_rows(table, raw, rows, cols, scales, flat)
+        return flat[:length] if out is None else out
+    scratch = parallel.Scratch()
+    room = (group * cols + 3) // 4
+
+    def one(r0: int) -> None:
+        r1 = min(rows, r0 + group)
+        b0, b1 = r0 * cols // 4, (r1 * cols + 3) // 4
+        gathered = scratch.get("gathered", room, np.complex128)[: b1 - b0]
+        np.take(table, raw[b0:b1], out=gathered, mode="clip")
+        n = r1 - r0
+        values = gathered.view(np.float32)[: n * cols].reshape(n, cols)
+        np.multiply(values, scales[r0:r1, None], out=flat[r0 * cols : r1 * cols].reshape(n, cols))
+
+    parallel.run(one, range(0, rows, group), length, row_length=cols)
+    return flat[:length] if out is None else out
+
+
+UNPACK_GROUP = 1 << 16
+"""Weights per group of :func:`unpack_rows_scaled`: a 256 KiB float32 buffer that stays in
+the L2 cache between the gather and the scaling (1 << 15 and 1 << 17 measured the same,
+1 << 14 lost to numpy's per-call cost)."""
+
+
+def _unpack_long_rows(
+    table: np.ndarray, raw: np.ndarray, rows: int, cols: int, scales: np.ndarray, flat: np.ndarray
+) -> None:
+    """Rows longer than a group: gathered straight into ``flat`` (padded to whole bytes, or
+    staged for the last bytes of a caller's exact-length array), then scaled in place."""
+    group = _row_group(cols, 4 * GATHER_STEP)
 
     def one(r0: int) -> None:
         r1 = min(rows, r0 + group)
@@ -213,8 +247,7 @@ def unpack_rows_scaled(
             _unpack_rows_into(table, raw[b0:b1], cols, scales[r0:r1], staged)
             target[...] = staged[: target.size]
 
-    parallel.run(one, range(0, rows, group), length)
-    return flat[:length] if out is None else out
+    parallel.run(one, range(0, rows, group), rows * cols)
 
 
 def _row_group(cols: int, weights: int) -> int:
