@@ -245,6 +245,64 @@ def test_dash_writes_stdout_for_new_files(blobs: Path):
     assert not (d / "-").exists() and not (d / "-.lock").exists()
 
 
+def test_ternary_and_safetensors_commands_take_dash_too(tmp_path: Path):
+    """``ternary pack``/``unpack`` and ``import-safetensors`` read ``-`` by content and
+    write ``-`` in the format ``--format`` names (default .thermo / .npy)."""
+    d = tmp_path
+    w = np.random.default_rng(4).standard_normal((16, 12)).astype(np.float32)
+    np.save(d / "w.npy", w)
+    r = sh("thermo ternary pack - - < w.npy | thermo ternary unpack - - > back.npy", d)
+    assert r.returncode == 0, r.stderr
+    direct = sh("thermo ternary pack w.npy w.thermo && thermo ternary unpack w.thermo direct.npy", d)
+    assert direct.returncode == 0, direct.stderr
+    assert (d / "back.npy").read_bytes() == (d / "direct.npy").read_bytes()
+    assert "packed 1 tensor (1 ternary): - -> -" in r.stderr and "/tmp" not in r.stderr
+    r = sh("thermo ternary pack w.npy - --format safetensors > w.safetensors", d)
+    assert r.returncode == 0, r.stderr
+    assert (d / "w.safetensors").read_bytes()[8:9] == b"{"
+    r = sh("thermo ternary unpack w.thermo - --format safetensors > u.safetensors", d)
+    assert r.returncode == 0, r.stderr
+    from safetensors.numpy import load_file
+
+    assert np.array_equal(load_file(str(d / "u.safetensors"))["w"], np.load(d / "direct.npy"))
+    ckpt = SAMPLES / "checkpoint.safetensors"
+    r = sh(f"thermo import-safetensors - - < {ckpt} | thermo verify -", d)
+    assert r.returncode == 0 and r.stdout.rstrip().endswith("INTACT"), r.stdout + r.stderr
+    r = sh(
+        f"thermo import-safetensors - from-stdin.thermo < {ckpt} "
+        f"&& thermo import-safetensors {ckpt} named.thermo",
+        d,
+    )
+    assert r.returncode == 0, r.stderr
+    assert (
+        store.read(d / "from-stdin.thermo", "pooler.dense.weight").value
+        == store.read(d / "named.thermo", "pooler.dense.weight").value
+    )
+    assert not (d / "-").exists() and not (d / "-.lock").exists()
+
+
+def test_dash_misuse_of_the_ternary_commands_is_one_line_naming_stdin(tmp_path: Path):
+    d = tmp_path
+    np.save(d / "w.npy", np.ones((4, 4), np.float32))
+    before = digests(d)
+    cases = {
+        "echo junk | thermo ternary pack - x.thermo": (3, "<stdin>: pack input must be"),
+        "thermo ternary pack w.npy - --json": (2, "--json prints to stdout"),
+        "thermo ternary pack w.npy x.thermo --format thermo": (2, "--format is for OUT '-'"),
+        "thermo import-safetensors - - - < w.npy": (2, "'-' (stdin) can be given once"),
+        "echo junk | thermo import-safetensors - x.thermo": (3, "<stdin>: not a valid safetensors file"),
+    }
+    for cmd, (code, text) in cases.items():
+        r = sh(cmd, d)
+        assert r.returncode == code, (cmd, r.stderr)
+        assert r.stderr.startswith("thermo: error: ") and text in r.stderr and r.stderr.count("\n") == 1, (
+            cmd,
+            r.stderr,
+        )
+        assert "/tmp" not in r.stderr
+    assert digests(d) == before
+
+
 def test_dash_for_a_file_changed_in_place_is_a_usage_error(fresh: Path):
     before = digests(fresh.parent)
     for cmd in ("apply - d.jsonl", "consolidate -", "tick -", "init -", "checkpoint -", "repair -"):

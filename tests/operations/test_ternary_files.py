@@ -12,6 +12,7 @@ from tests.conftest import sync_kinds
 from thermo_cli import store
 from thermo_cli.codec.tensors import to_float32, value_to_array
 from thermo_cli.codec.ternary import packing
+from thermo_cli.errors import ValidationError
 from thermo_cli.model import Layer
 from thermo_cli.operations import ternary_files
 from thermo_cli.operations.ternary_files import PackOptions, pack_file, unpack_file
@@ -137,3 +138,38 @@ def test_a_failed_unpack_leaves_the_old_output_and_no_temporary_file(
         unpack_file(packed_pair[0], out, overwrite=True, durable=durable)
     assert out.read_bytes() == b"the previous export"
     assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_an_input_whose_name_does_not_say_is_read_by_content(tmp_path):
+    """A file saved from stdin (or ``weights.bin``) is a .npy, .safetensors or .thermo by its
+    first bytes; the output's format still comes from its extension."""
+    w = np.random.default_rng(9).standard_normal((8, 12)).astype(np.float32)
+    np.save(tmp_path / "w.npy", w)
+    (tmp_path / "w.bin").write_bytes((tmp_path / "w.npy").read_bytes())
+    by_name = pack_file(tmp_path / "w.npy", tmp_path / "a.thermo", name="w")
+    by_content = pack_file(tmp_path / "w.bin", tmp_path / "b.thermo", name="w")
+    assert by_name.tensors[0].rel_l2 == by_content.tensors[0].rel_l2
+    assert store.read(tmp_path / "a.thermo", "w").value == store.read(tmp_path / "b.thermo", "w").value
+    (tmp_path / "packed").write_bytes((tmp_path / "a.thermo").read_bytes())
+    unpack_file(tmp_path / "packed", tmp_path / "back.npy")
+    assert np.array_equal(np.load(tmp_path / "back.npy"), store_values(tmp_path / "a.thermo"))
+    pack_file(tmp_path / "w.npy", tmp_path / "w.safetensors")
+    (tmp_path / "st").write_bytes((tmp_path / "w.safetensors").read_bytes())
+    unpack_file(tmp_path / "st", tmp_path / "st.npy")
+    assert np.load(tmp_path / "st.npy").tobytes() == np.load(tmp_path / "back.npy").tobytes()
+    assert ternary_files.kind_by_content(tmp_path / "st") == ".safetensors"
+
+
+def store_values(path):
+    """The float values ``thermo ternary unpack`` gives for the one tensor of ``path``."""
+    unpack_file(path, path.with_suffix(".check.npy"))
+    return np.load(path.with_suffix(".check.npy"))
+
+
+@pytest.mark.parametrize("content", [b"", b"junk that is no tensor file", b"\x93NUMPY"[:3]])
+def test_an_input_neither_name_nor_content_identifies_is_refused(tmp_path, content):
+    src = tmp_path / "mystery"
+    src.write_bytes(content)
+    with pytest.raises(ValidationError, match=r"pack input must be a \.npy or \.safetensors file"):
+        pack_file(src, tmp_path / "out.thermo")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mystery"]

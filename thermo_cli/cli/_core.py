@@ -49,6 +49,14 @@ EXIT_CODES: dict[int, str] = {
 """Every exit code the CLI uses, for the README and ``thermo --help``."""
 
 _state: dict[str, bool] = {"debug": False, "no_color": False}
+_shown_as: dict[str, str] = {}
+"""Temporary files that stand for ``-`` in this run, and how messages name them."""
+
+
+def show_as(path: str, label: str) -> None:
+    """Name the temporary file ``path`` as ``label`` (``<stdin>``, ``<stdout>``) in error
+    messages: the user gave ``-``, not the file thermo saved the stream to."""
+    _shown_as[path] = label
 
 
 class VerificationFailed(Exception):
@@ -146,9 +154,20 @@ def flag_hints(text: str) -> str:
 def _one_line(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.strerror:
         where = f": {exc.filename}" if exc.filename else ""
-        return f"{exc.strerror}{where}"
+        return _as_given(f"{exc.strerror}{where}")
     text = flag_hints(str(exc).replace("\r", " ").replace("\n", " "))
-    return text or type(exc).__name__
+    return _as_given(text) or type(exc).__name__
+
+
+def shown(path: str) -> str:
+    """How output names ``path``: ``<stdin>`` / ``<stdout>`` for a file standing for ``-``."""
+    return _shown_as.get(str(path), str(path))
+
+
+def _as_given(text: str) -> str:
+    for path, label in _shown_as.items():
+        text = text.replace(path, label)
+    return text
 
 
 def use_color() -> bool:

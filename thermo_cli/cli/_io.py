@@ -57,7 +57,7 @@ def lines_of(path: str) -> Iterator[None]:
 # --- '-' as a file argument -----------------------------------------------------------------
 
 STDIN_NAME = "stdin"
-"""The name stdin gets when it is saved to a temporary file (messages show ``…/stdin``)."""
+"""The name stdin gets when it is saved to a temporary file (messages show ``<stdin>``)."""
 
 
 def stdin_as_file(ctx: Any, value: Any) -> Any:
@@ -77,9 +77,12 @@ def stdin_as_file(ctx: Any, value: Any) -> Any:
 
     if sys.stdin.isatty():
         raise ValidationError("'-' reads stdin, which is a terminal: pipe or redirect a file into it")
+    from thermo_cli.cli._core import show_as
+
     directory = tempfile.mkdtemp(prefix="thermo-")
     ctx.call_on_close(lambda: shutil.rmtree(directory, ignore_errors=True))
     path = os.path.join(directory, STDIN_NAME)
+    show_as(path, "<stdin>")
     source = getattr(sys.stdin, "buffer", None)
     with open(path, "wb") as out:
         if source is None:  # a text-only stream (tests)
@@ -100,9 +103,11 @@ def named_file(value: Any) -> Any:
 
 
 @contextlib.contextmanager
-def output_path(out: str) -> Iterator[str]:
+def output_path(out: str, filename: str = "stdout") -> Iterator[str]:
     """The path to write a new file to; for ``-`` a temporary file that is copied to stdout
-    after the block succeeds (the writers need a seekable, checkable file)."""
+    after the block succeeds (the writers need a seekable, checkable file). ``filename``
+    names that temporary file, for writers that take the format from the extension or a
+    default name from the stem."""
     if out != "-":
         yield out
         return
@@ -110,9 +115,12 @@ def output_path(out: str) -> Iterator[str]:
     import sys
     import tempfile
 
+    from thermo_cli.cli._core import show_as
+
     directory = tempfile.mkdtemp(prefix="thermo-")
     try:
-        path = os.path.join(directory, "stdout")
+        path = os.path.join(directory, filename)
+        show_as(path, "<stdout>")
         yield path
         sys.stdout.flush()
         target = getattr(sys.stdout, "buffer", None)

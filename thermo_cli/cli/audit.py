@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import typer
 
 from thermo_cli.cli._args import SyncOpt
-from thermo_cli.cli._common import VerificationFailed, err, flag_hints, print_json
+from thermo_cli.cli._common import VerificationFailed, err, flag_hints, print_json, shown
 from thermo_cli.cli._io import named_file, stdin_as_file
 
 _PUBKEY_HELP = (
@@ -86,7 +86,7 @@ def _mark(ok: bool) -> str:
 
 def print_report(report: Any) -> None:
     """The human form of a VerifyReport on stdout: one line per check, then the verdict."""
-    lines = [f"{report.path}: {report.format}"]
+    lines = [f"{shown(report.path)}: {report.format}"]
     width = max((len(c.name) for c in report.checks), default=0)
     for c in report.checks:
         lines.append(f"  {_mark(c.ok)} {c.name:<{width}}  {c.count:>10}  {flag_hints(c.detail)}")
@@ -112,7 +112,10 @@ def print_report(report: Any) -> None:
 
 def _finish(report: Any, as_json: bool) -> None:
     if as_json:
-        print_json(report.to_json())
+        doc = report.to_json()
+        if "file" in doc:
+            doc["file"] = shown(doc["file"])
+        print_json(doc)
     else:
         print_report(report)
     if not report.ok:

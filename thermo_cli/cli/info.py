@@ -11,7 +11,7 @@ from typing import Any
 import typer
 
 from thermo_cli.cli._args import InputFileArg, JsonOpt
-from thermo_cli.cli._common import print_json, stdout_console, stdout_is_terminal
+from thermo_cli.cli._common import print_json, shown, stdout_console, stdout_is_terminal
 from thermo_cli.config.limits import format_size
 
 commands = typer.Typer(add_completion=False)
@@ -29,6 +29,7 @@ def stats(file: InputFileArg, json_out: JsonOpt = False) -> None:
     from thermo_cli.operations.info import file_stats
 
     doc = file_stats(file)
+    doc["file"] = shown(doc["file"])
     if json_out:
         print_json(doc)
         return

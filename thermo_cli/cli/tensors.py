@@ -8,6 +8,7 @@ or the result as JSON on stdout with ``--json``.
 from __future__ import annotations
 
 import contextlib
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -113,13 +114,14 @@ commands = typer.Typer(add_completion=False)
 
 @commands.command("import-safetensors")
 def import_safetensors_cmd(
+    ctx: typer.Context,
     paths: Annotated[
         list[str],
         typer.Argument(
             metavar="INPUT... OUT",
             help="One or more .safetensors files, index JSONs (model.safetensors.index.json), model "
-            "directories, globs or URLs (s3://bucket/key, a URL prefix ending in /), then the "
-            ".thermo file to create (always the last argument; left out with --to).",
+            "directories, globs or URLs (s3://bucket/key, a URL prefix ending in /) or '-' (stdin), "
+            "then the .thermo file to create ('-': stdout; always the last argument; left out with --to).",
         ),
     ],
     layer: str = typer.Option("cool", "--layer", "-l", help="Target layer: hot, warm, cool, cold."),
@@ -204,6 +206,12 @@ def import_safetensors_cmd(
         *inputs, given_out = paths
     if jobs > 1 and dask is not None:
         raise typer.BadParameter("--jobs and --dask are alternatives", param_hint="--dask")
+    if inputs.count("-") > 1:
+        raise typer.BadParameter("'-' (stdin) can be given once", param_hint="INPUT...")
+    if given_out == "-" and as_json:
+        raise typer.BadParameter("--json prints to stdout, so OUT cannot be '-' too", param_hint="OUT")
+    stem = "stdin" if inputs[0] == "-" else Path(inputs[0].rstrip("/")).stem.removesuffix(".safetensors")
+    inputs = [stdin_as_file(ctx, p) if p == "-" else p for p in inputs]
     if method is not None and method not in _METHODS:
         raise typer.BadParameter(f"expected one of {', '.join(_METHODS)}", param_hint="--method")
     if not ternary and (per_row is not None or threshold is not None or nan_as_zero or method is not None):
@@ -228,8 +236,9 @@ def import_safetensors_cmd(
             contextlib.nullcontext(to.rsplit("/", 1)[-1])
             if dry_run and to is not None
             else local_then_upload(given_out, to, force=force)
-        ) as out,
-        _PhaseBar(f"reading → {to or out}", not as_json) as progress,
+        ) as local,
+        output_path(local, f"{stem or 'stdout'}.thermo") as out,
+        _PhaseBar(f"reading → {to or given_out}", not as_json) as progress,
     ):
         report = import_safetensors(
             inputs,
@@ -249,10 +258,11 @@ def import_safetensors_cmd(
         )
     for warning in report.warnings:
         err(f"thermo: warning: {warning}")
+    shown_out = to or ("-" if given_out == "-" else str(report.out))
     if as_json:
-        print_json({**report.to_json(), "out": to or str(report.out)})
+        print_json({**report.to_json(), "out": shown_out})
     else:
-        for line in _import_summary(report, to or str(report.out)):
+        for line in _import_summary(report, shown_out):
             err(line)
 
 

@@ -52,6 +52,44 @@ ForceOpt = Annotated[bool, typer.Option("--force", "-f", help="Replace OUT if it
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the report as JSON on stdout.")]
 
 
+class PackFormat(StrEnum):
+    thermo = "thermo"
+    safetensors = "safetensors"
+
+
+class UnpackFormat(StrEnum):
+    npy = "npy"
+    safetensors = "safetensors"
+
+
+def _stdout_file(out: str, fmt: StrEnum | None, default: StrEnum, as_json: bool, src: str) -> str:
+    """The temporary file name for OUT ``-``: its extension is the format, its stem IN's
+    (a .thermo is named after its stem), after checking that ``--format`` and ``--json``
+    fit OUT."""
+    from thermo_cli.cli._common import usage_error
+
+    if out != "-":
+        if fmt is not None:
+            raise usage_error("--format is for OUT '-'; a named OUT's extension gives its format")
+        return "stdout"
+    if as_json:
+        raise usage_error("--json prints to stdout, so OUT cannot be '-' too")
+    from pathlib import Path
+
+    stem = "stdin" if src == "-" else Path(src).stem
+    return f"{stem or 'stdout'}.{(fmt or default).value}"
+
+
+def _shown(report: Any, src: str, out: str) -> None:
+    """Name ``-`` as the user gave it in the report, not by its temporary file."""
+    from pathlib import Path
+
+    if src == "-":
+        report.src = Path("-")
+    if out == "-":
+        report.out = Path("-")
+
+
 def _ratio(before: int, after: int) -> str:
     if after <= 0:
         return ""
@@ -116,8 +154,20 @@ ternary = typer.Typer(
 
 @ternary.command("pack")
 def pack(
-    src: Annotated[str, typer.Argument(metavar="IN", help="A .npy or .safetensors file of float tensors.")],
-    out: Annotated[str, typer.Argument(metavar="OUT", help="A .thermo or .safetensors file to write.")],
+    ctx: typer.Context,
+    src: Annotated[
+        str,
+        typer.Argument(
+            metavar="IN", help="A .npy or .safetensors file of float tensors ('-': stdin, by content)."
+        ),
+    ],
+    out: Annotated[
+        str, typer.Argument(metavar="OUT", help="A .thermo or .safetensors file to write ('-': stdout).")
+    ],
+    fmt: Annotated[
+        PackFormat | None,
+        typer.Option("--format", help="OUT's format when OUT is '-' (default thermo).", show_default=False),
+    ] = None,
     method: MethodOpt = Method.absmean,
     threshold: ThresholdOpt = None,
     per_row: PerRowOpt = True,
@@ -125,7 +175,10 @@ def pack(
     nan_as_zero: NanOpt = False,
     name: Annotated[
         str | None,
-        typer.Option("--name", help="Key of a .npy input's tensor (default: the file name without .npy)."),
+        typer.Option(
+            "--name",
+            help="Key of a .npy input's tensor (default: the file name without .npy; 'stdin' for '-').",
+        ),
     ] = None,
     layer: Annotated[str, typer.Option("--layer", help="Layer of the entries in a .thermo output.")] = "cool",
     strength: Annotated[
@@ -142,14 +195,26 @@ def pack(
     fsynced; a .safetensors OUT with --sync. Example:
     thermo ternary pack model.safetensors model.ternary.safetensors --method optimal
     """
+    from thermo_cli.cli._io import output_path, stdin_as_file
     from thermo_cli.operations.ternary_files import PackOptions, pack_file
 
     opts = PackOptions(
         method=method.value, threshold=threshold, per_row=per_row, nan_as_zero=nan_as_zero, min_rank=min_rank
     )
-    report = pack_file(
-        src, out, options=opts, name=name, layer=layer, strength=strength, overwrite=force, durable=sync
-    )
+    filename = _stdout_file(out, fmt, PackFormat.thermo, as_json, src)
+    local_src = stdin_as_file(ctx, src)
+    with output_path(out, filename) as target:
+        report = pack_file(
+            local_src,
+            target,
+            options=opts,
+            name=name,
+            layer=layer,
+            strength=strength,
+            overwrite=force,
+            durable=sync,
+        )
+    _shown(report, src, out)
     if as_json:
         _warn(report)
         print_json(report.to_json())
@@ -159,8 +224,20 @@ def pack(
 
 @ternary.command("unpack")
 def unpack(
-    src: Annotated[str, typer.Argument(metavar="IN", help="A packed .safetensors or a .thermo file.")],
-    out: Annotated[str, typer.Argument(metavar="OUT", help="A .npy (one tensor) or .safetensors file.")],
+    ctx: typer.Context,
+    src: Annotated[
+        str,
+        typer.Argument(
+            metavar="IN", help="A packed .safetensors or a .thermo file ('-': stdin, by content)."
+        ),
+    ],
+    out: Annotated[
+        str, typer.Argument(metavar="OUT", help="A .npy (one tensor) or .safetensors file ('-': stdout).")
+    ],
+    fmt: Annotated[
+        UnpackFormat | None,
+        typer.Option("--format", help="OUT's format when OUT is '-' (default npy).", show_default=False),
+    ] = None,
     key: Annotated[
         str | None,
         typer.Option("--key", help="Only this tensor (needed for .npy when IN holds several)."),
@@ -179,9 +256,14 @@ def unpack(
 
     Example: thermo ternary unpack model.ternary.safetensors restored.safetensors
     """
+    from thermo_cli.cli._io import output_path, stdin_as_file
     from thermo_cli.operations.ternary_files import unpack_file
 
-    report = unpack_file(src, out, key=key, layers=layer, overwrite=force, durable=sync)
+    filename = _stdout_file(out, fmt, UnpackFormat.npy, as_json, src)
+    local_src = stdin_as_file(ctx, src)
+    with output_path(out, filename) as target:
+        report = unpack_file(local_src, target, key=key, layers=layer, overwrite=force, durable=sync)
+    _shown(report, src, out)
     if as_json:
         _warn(report)
         print_json(report.to_json())

@@ -64,6 +64,7 @@ from thermo_cli.codec.ternary.quantize import (
 )
 from thermo_cli.config.clock import now_ns
 from thermo_cli.container.fileops import WriteBehind, atomic_output, refuse_overwriting_source
+from thermo_cli.container.layout import MAGIC as CONTAINER_MAGIC
 from thermo_cli.engine.thermogram import Thermogram
 from thermo_cli.errors import CorruptError, FormatError, NotFoundError, RefusedError, ValidationError
 from thermo_cli.model import Entry, Layer, TensorSpec, check_strength
@@ -234,8 +235,40 @@ def _suffix(path: Path, action: str, role: str, allowed: tuple[str, ...]) -> str
     return suffix
 
 
+def _input_kind(src: Path, action: str) -> str:
+    """An input's format: by its extension, or, when its name does not say (a file saved
+    from stdin, ``weights.bin``), by its first bytes."""
+    allowed = EXTENSIONS_IN[action]
+    suffix = src.suffix.lower()
+    if suffix in allowed:
+        return suffix
+    found = kind_by_content(src) if src.is_file() else None
+    if found is None or found not in allowed:
+        names = " or ".join(allowed)
+        raise ValidationError(f"{src}: {action} input must be a {names} file (by extension or content)")
+    return found
+
+
+def kind_by_content(path: Path) -> str | None:
+    """``.npy``, ``.thermo`` or ``.safetensors`` from a file's first bytes (None: none of
+    them): numpy's magic, the container's magic, or a safetensors header (an 8-byte
+    length, then the JSON header's ``{``)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(16)
+    except OSError:
+        return None
+    if head.startswith(b"\x93NUMPY"):
+        return ".npy"
+    if head.startswith(CONTAINER_MAGIC):
+        return ".thermo"
+    if len(head) > 8 and head[8:9] == b"{":
+        return ".safetensors"
+    return None
+
+
 def _check_paths(src: Path, out: Path, action: str, overwrite: bool) -> tuple[str, str]:
-    kind_in = _suffix(src, action, "input", EXTENSIONS_IN[action])
+    kind_in = _input_kind(src, action)
     kind_out = _suffix(out, action, "output", EXTENSIONS_OUT[action])
     if not src.exists():
         raise NotFoundError(f"{src}: no such file")
