@@ -52,6 +52,20 @@ ForceOpt = Annotated[bool, typer.Option("--force", "-f", help="Replace OUT if it
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the report as JSON on stdout.")]
 
 
+def _in_arg(what: str) -> Any:
+    return typer.Argument(metavar="IN", help=f"{what} ('-': stdin, by content).")
+
+
+def _out_arg(what: str) -> Any:
+    return typer.Argument(metavar="OUT", help=f"{what} ('-': stdout).")
+
+
+def _format_opt(default: str) -> Any:
+    return typer.Option(
+        "--format", help=f"OUT's format when OUT is '-' (default {default}).", show_default=False
+    )
+
+
 class PackFormat(StrEnum):
     thermo = "thermo"
     safetensors = "safetensors"
@@ -155,19 +169,9 @@ ternary = typer.Typer(
 @ternary.command("pack")
 def pack(
     ctx: typer.Context,
-    src: Annotated[
-        str,
-        typer.Argument(
-            metavar="IN", help="A .npy or .safetensors file of float tensors ('-': stdin, by content)."
-        ),
-    ],
-    out: Annotated[
-        str, typer.Argument(metavar="OUT", help="A .thermo or .safetensors file to write ('-': stdout).")
-    ],
-    fmt: Annotated[
-        PackFormat | None,
-        typer.Option("--format", help="OUT's format when OUT is '-' (default thermo).", show_default=False),
-    ] = None,
+    src: Annotated[str, _in_arg("A .npy or .safetensors file of float tensors")],
+    out: Annotated[str, _out_arg("A .thermo or .safetensors file to write")],
+    fmt: Annotated[PackFormat | None, _format_opt("thermo")] = None,
     method: MethodOpt = Method.absmean,
     threshold: ThresholdOpt = None,
     per_row: PerRowOpt = True,
@@ -225,19 +229,9 @@ def pack(
 @ternary.command("unpack")
 def unpack(
     ctx: typer.Context,
-    src: Annotated[
-        str,
-        typer.Argument(
-            metavar="IN", help="A packed .safetensors or a .thermo file ('-': stdin, by content)."
-        ),
-    ],
-    out: Annotated[
-        str, typer.Argument(metavar="OUT", help="A .npy (one tensor) or .safetensors file ('-': stdout).")
-    ],
-    fmt: Annotated[
-        UnpackFormat | None,
-        typer.Option("--format", help="OUT's format when OUT is '-' (default npy).", show_default=False),
-    ] = None,
+    src: Annotated[str, _in_arg("A packed .safetensors or a .thermo file")],
+    out: Annotated[str, _out_arg("A .npy (one tensor) or .safetensors file")],
+    fmt: Annotated[UnpackFormat | None, _format_opt("npy")] = None,
     key: Annotated[
         str | None,
         typer.Option("--key", help="Only this tensor (needed for .npy when IN holds several)."),
