@@ -13,7 +13,7 @@ import contextlib
 import functools
 import os
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
@@ -52,7 +52,7 @@ def run(
 
     With ``row_length``, every block runs under :func:`row_broadcasts` of it, set once per
     thread instead of once per block (two numpy calls each): ``work`` must then keep to
-    operations whose results do not depend on the buffer size.
+    exact element-wise operations (no float reductions: see :func:`row_broadcasts`).
     """
     workers = min(THREADS, len(blocks)) if elements >= PARALLEL_MIN else 1
     if workers > 1 and not FORCE:
@@ -61,21 +61,22 @@ def run(
     if workers <= 1:
         with setting:
             return [work(b) for b in blocks]
-    like_caller = functools.partial(_numpy_settings, np.geterr(), row_length)
+    bufsize = np.getbufsize() if row_length is None else _row_buffer_size(row_length)
+    like_caller = functools.partial(_numpy_settings, np.geterr(), bufsize)
     with ThreadPoolExecutor(
         max_workers=workers, thread_name_prefix="thermo-ternary", initializer=like_caller
     ) as pool:
         return list(pool.map(work, blocks))
 
 
-def _numpy_settings(errors: Mapping[str, object], row_length: int | None) -> None:
+def _numpy_settings(errors: Mapping[str, object], bufsize: int) -> None:
     """A pool thread starts with numpy's defaults, not its caller's: it takes the caller's
     floating-point error handling (an ``np.errstate`` around :func:`run` holds for every
-    block, and no warning escapes from a thread) and the row buffer, for its whole short
-    life (the pool ends with the run)."""
+    block, and no warning escapes from a thread) and buffer size (the row buffer, or the
+    caller's own, on which float sums depend in numpy 1.x), for its whole short life (the
+    pool ends with the run)."""
     np.seterr(**errors)  # type: ignore[arg-type]
-    if row_length is not None:
-        np.setbufsize(_row_buffer_size(row_length))
+    np.setbufsize(bufsize)
 
 
 class Scratch(threading.local):
@@ -103,8 +104,7 @@ NUMPY_BUFSIZE = 8192
 """numpy's default ufunc buffer, in elements."""
 
 
-@contextlib.contextmanager
-def row_broadcasts(n_cols: int) -> Iterator[None]:
+def row_broadcasts(n_cols: int) -> RowBuffer:
     """Element-wise operations between a block of rows and one value per row (``cut[:, None]``,
     ``scale[:, None]``) run at the speed of an operation with a scalar.
 
@@ -114,17 +114,47 @@ def row_broadcasts(n_cols: int) -> Iterator[None]:
     row length keeps every inner loop one row long, with the per-row value as its scalar.
     The setting is numpy's per-thread one, restored on exit. Use it only around exact
     element-wise operations: a reduction that casts (``sum(dtype=float64)`` of float32)
-    sums in buffer-sized pieces, so its rounding would depend on it.
+    sums in buffer-sized pieces, so its rounding would depend on it, and in numpy 1.x so
+    does a float32 ``sum(axis=1)`` of float32 rows (numpy 2 sums those whole; the
+    lowest-version CI run caught it).
     """
-    old = np.setbufsize(_row_buffer_size(n_cols))
-    try:
-        yield
-    finally:
-        np.setbufsize(old)
+    return RowBuffer(_row_buffer_size(n_cols))
+
+
+class RowBuffer:
+    """:func:`row_broadcasts` as a plain context manager: entered once per block, so it
+    costs two ``np.setbufsize`` calls and nothing more (a generator-based one cost twice
+    that)."""
+
+    __slots__ = ("_old", "_size")
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._old = NUMPY_BUFSIZE
+
+    def __enter__(self) -> None:
+        self._old = np.setbufsize(self._size)
+
+    def __exit__(self, *exc: object) -> None:
+        np.setbufsize(self._old)
 
 
 def _row_buffer_size(n_cols: int) -> int:
     return min(NUMPY_BUFSIZE, max(16, n_cols // 16 * 16))
+
+
+def row_sums_unaffected(n_cols: int) -> bool:
+    """Whether float sums along rows of ``n_cols`` come out the same under
+    :func:`row_broadcasts` of it as outside it, so a run may keep the setting for blocks
+    that also sum their rows (``run(..., row_length=)``).
+
+    numpy 1.x sums a row in pieces of the buffer size (numpy 2 sums it whole): the sums are
+    the same when the setting changes nothing, or when the row fits in both buffers (a
+    length that is a multiple of 16, up to the current size: 384, 768, 4096 …).
+    """
+    size = _row_buffer_size(n_cols)
+    current = np.getbufsize()
+    return size == current or (size == n_cols and n_cols <= current)
 
 
 def sum_of_products(x: np.ndarray, y: np.ndarray) -> float:

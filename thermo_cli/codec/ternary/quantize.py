@@ -45,8 +45,10 @@ the original and none over a dequantized copy: it follows from per-row sums (see
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -468,18 +470,21 @@ def _pack_and_fit(
     cap = _block_capacity(rows, chunk) + 4
     neg_cuts = -cuts
     scratch = parallel.Scratch()
+    # codes alone have no sums: the row buffer for the whole run
+    whole, per_block = _row_buffer_plan(n_cols) if scales is not None else _ROW_BUFFER_FOR_RUN
 
     def one(block: tuple[int, int, int, int]) -> _BlockFit | None:
         start = block[0] * n_cols + block[2]
         piece = _piece(rows, block)
         m = piece.size
-        codes = _codes_of(
-            piece,
-            _cut_for(cuts, block),
-            _cut_for(neg_cuts, block),
-            scratch.get("pos", cap, np.uint8),
-            scratch.get("neg", cap, np.uint8),
-        )
+        with per_block():
+            codes = _codes_of(
+                piece,
+                _cut_for(cuts, block),
+                _cut_for(neg_cuts, block),
+                scratch.get("pos", cap, np.uint8),
+                scratch.get("neg", cap, np.uint8),
+            )
         nw = (m + 3) // 4
         codes[m : 4 * nw] = 0  # the zero padding of the last byte
         _pack_words(
@@ -492,10 +497,23 @@ def _pack_and_fit(
         return _fit_block(piece, block, cuts, scales, scratch, cap, np.float32)
 
     blocks = list(_blocks(rows, chunk))
-    results = parallel.run(one, blocks, rows.size, row_length=n_cols)
+    results = parallel.run(one, blocks, rows.size, row_length=n_cols if whole else None)
     if scales is None:
         return out, None
     return out, _gather_fit(rows.shape[0], blocks, cast(list[_BlockFit], results))
+
+
+_RowBufferPlan = tuple[bool, Callable[[], AbstractContextManager[None]]]
+_ROW_BUFFER_FOR_RUN: _RowBufferPlan = (True, nullcontext)
+
+
+def _row_buffer_plan(n_cols: int) -> _RowBufferPlan:
+    """Where a pass whose blocks also sum their rows sets the row buffer: once for the whole
+    run when that leaves the sums as they are (:func:`parallel.row_sums_unaffected`; True
+    and a no-op per block), else per block around the comparisons only."""
+    if parallel.row_sums_unaffected(n_cols):
+        return _ROW_BUFFER_FOR_RUN
+    return False, functools.partial(parallel.row_broadcasts, n_cols)
 
 
 def _codes_of(
@@ -697,6 +715,7 @@ def _absmean_by_rows(
     chunk = PACK_CHUNK if n_cols <= PACK_CHUNK else CHUNK  # whole rows: sums per row alike
     cap = _block_capacity(rows, chunk) + 4
     scratch = parallel.Scratch()
+    whole, per_block = _row_buffer_plan(n_cols)
 
     t_row = np.float32(DEFAULT_THRESHOLD if t_given is None else t_given)
 
@@ -714,8 +733,9 @@ def _absmean_by_rows(
         cut = half_cut(scale) if t_given is None else exact_cut(scale, t_row, strict=False)
         scales[r0:r1], cuts[r0:r1] = scale, cut
         kept = kept_bytes[:m].view(np.bool_).reshape(shape)
-        np.greater_equal(a, cut[:, None], out=kept)
-        np.less_equal(piece, -cut[:, None], out=neg_bytes[:m].view(np.bool_).reshape(shape))
+        with per_block():
+            np.greater_equal(a, cut[:, None], out=kept)
+            np.less_equal(piece, -cut[:, None], out=neg_bytes[:m].view(np.bool_).reshape(shape))
         kept_bytes[m : 4 * nw] = 0  # the zero padding of the last byte
         neg_bytes[m : 4 * nw] = 0
         # cut > 0, so |w| >= cut is w >= cut or w <= -cut: kept + neg is the code 0, 1 or 2;
@@ -728,7 +748,7 @@ def _absmean_by_rows(
 
     blocks = list(_blocks(rows, chunk))
     with np.errstate(over="ignore", invalid="ignore"):
-        results = parallel.run(one, blocks, rows.size, row_length=n_cols)
+        results = parallel.run(one, blocks, rows.size, row_length=n_cols if whole else None)
     if not np.isfinite(scales).all():
         return None
     thresholds = np.full_like(scales, DEFAULT_THRESHOLD if t_given is None else t_given)
