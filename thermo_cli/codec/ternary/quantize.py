@@ -400,7 +400,7 @@ def exact_cut(scale: np.ndarray, t: np.ndarray | np.floating[Any], strict: bool)
     return cast(np.ndarray, c)
 
 
-def half_cut(scale: np.ndarray) -> np.ndarray:
+def half_cut(scale: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """:func:`exact_cut` for the default absmean rule, ``float32(w / scale) > 0.5``, in
     closed form: the float32 just above ``scale / 2``.
 
@@ -412,11 +412,13 @@ def half_cut(scale: np.ndarray) -> np.ndarray:
     """
     if not isinstance(scale, np.ndarray) or scale.dtype != np.float32:
         scale = np.asarray(scale, dtype=np.float32)
-    return cast(np.ndarray, np.nextafter(np.multiply(scale, _HALF), _INF32))
+    half = np.multiply(scale, _HALF, out=out)
+    return cast(np.ndarray, np.nextafter(half, _INF32, out=half))
 
 
 _HALF = np.float32(0.5)
 _INF32 = np.float32(np.inf)
+_WORD = np.dtype("<u4")
 
 
 _NEIGHBOURS = np.arange(-2, 3, dtype=np.int32)[:, None]
@@ -719,29 +721,32 @@ def _absmean_by_rows(
 
     t_row = np.float32(DEFAULT_THRESHOLD if t_given is None else t_given)
 
+    same_dtype = rows.dtype == np.float32  # blocks are then plain row slices
+
     def one(block: tuple[int, int, int, int]) -> _BlockFit | None:
         r0, r1 = block[0], block[1]
-        piece = _piece(rows, block)
+        piece = rows[r0:r1] if same_dtype else _piece(rows, block)
         shape, m = piece.shape, piece.size
         nw = (m + 3) // 4
-        a_buf, kept_bytes, neg_bytes, words = scratch.get_all(_FUSED_BUFFERS, cap)
-        a = np.abs(piece, out=a_buf[:m].reshape(shape))
+        a, kept, neg, kept_words, neg_words, words = _fused_views(scratch, cap, shape)
+        np.abs(piece, out=a)
         sums = a.sum(axis=1, dtype=np.float32)  # float64 of these is what the sums pass adds
-        # a NaN or an overflow makes the scale non-finite: checked once, after every block
-        scale = np.maximum(sums.astype(np.float64) / n_cols, ABSMEAN_EPS).astype(np.float32)
-        # default: round half to even (0.5 → 0), as a strict cut at 0.5
-        cut = half_cut(scale) if t_given is None else exact_cut(scale, t_row, strict=False)
-        scales[r0:r1], cuts[r0:r1] = scale, cut
-        kept = kept_bytes[:m].view(np.bool_).reshape(shape)
+        # the scale is the float64 mean rounded to float32 (the ufunc casts its result into
+        # ``scales``); a NaN or an overflow makes it non-finite: checked after every block
+        scale = scales[r0:r1]
+        mean = np.divide(sums, n_cols, dtype=np.float64)
+        np.maximum(mean, ABSMEAN_EPS, out=scale, casting="same_kind")
+        cut = cuts[r0:r1]
+        if t_given is None:  # round half to even (0.5 → 0), as a strict cut at 0.5
+            half_cut(scale, out=cut)
+        else:
+            cut[...] = exact_cut(scale, t_row, strict=False)
         with per_block():
             np.greater_equal(a, cut[:, None], out=kept)
-            np.less_equal(piece, -cut[:, None], out=neg_bytes[:m].view(np.bool_).reshape(shape))
-        kept_bytes[m : 4 * nw] = 0  # the zero padding of the last byte
-        neg_bytes[m : 4 * nw] = 0
+            np.less_equal(piece, -cut[:, None], out=neg)
         # cut > 0, so |w| >= cut is w >= cut or w <= -cut: kept + neg is the code 0, 1 or 2;
         # added four codes at a time as words (no byte carries into the next)
-        words = words[:nw]
-        np.add(kept_bytes[: 4 * nw].view("<u4"), neg_bytes[: 4 * nw].view("<u4"), out=words)
+        np.add(kept_words, neg_words, out=words)
         start = r0 * n_cols // 4
         _pack_words(words, words, out[start : start + nw])
         return _fit_kept(a, kept, block, scales, scratch, cap, np.float32) if with_quality else None
@@ -759,6 +764,30 @@ def _absmean_by_rows(
         if not _fit_is_finite(sums):  # squares beyond float32, or so small they underflowed
             sums = _row_fit(rows, scales, cuts, wide=True)
     return out, scales, thresholds, cuts, _quality_of_fit(sums, scales)
+
+
+def _fused_views(scratch: parallel.Scratch, cap: int, shape: tuple[int, ...]) -> tuple[np.ndarray, ...]:
+    """The fused pass's views of this thread's buffers for a block of ``shape``: |w|, the
+    kept and negative masks, the two masks as words (their last byte's padding zeroed) and
+    the words of the codes. Every block but the last has the same shape, so they are made
+    once (a dozen numpy calls saved per block)."""
+    views: dict[tuple[int, ...], tuple[np.ndarray, ...]] = scratch.__dict__.setdefault("fused views", {})
+    found = views.get(shape)
+    if found is None:
+        m = math.prod(shape)
+        nw = (m + 3) // 4
+        a_buf, kept_bytes, neg_bytes, words = scratch.get_all(_FUSED_BUFFERS, cap)
+        kept_bytes[m : 4 * nw] = 0  # the zero padding of the last byte, never written after
+        neg_bytes[m : 4 * nw] = 0
+        found = views[shape] = (
+            a_buf[:m].reshape(shape),
+            kept_bytes[:m].view(np.bool_).reshape(shape),
+            neg_bytes[:m].view(np.bool_).reshape(shape),
+            kept_bytes[: 4 * nw].view(_WORD),
+            neg_bytes[: 4 * nw].view(_WORD),
+            words[:nw],
+        )
+    return found
 
 
 _FUSED_BUFFERS = (
