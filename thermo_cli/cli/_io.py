@@ -102,6 +102,15 @@ def named_file(value: Any) -> Any:
     return value
 
 
+def stdout_name(src: str, extension: str) -> str:
+    """The temporary file name for an OUT ``-`` written from ``src``: ``src``'s stem (writers
+    name a new thermogram after its file's stem) and the output format's extension."""
+    from pathlib import Path
+
+    stem = STDIN_NAME if src == "-" else Path(src.rstrip("/")).stem.removesuffix(".safetensors")
+    return f"{stem or 'stdout'}.{extension}"
+
+
 @contextlib.contextmanager
 def output_path(out: str, filename: str = "stdout") -> Iterator[str]:
     """The path to write a new file to; for ``-`` a temporary file that is copied to stdout

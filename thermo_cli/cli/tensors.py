@@ -8,14 +8,13 @@ or the result as JSON on stdout with ``--json``.
 from __future__ import annotations
 
 import contextlib
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from thermo_cli.cli._args import SyncOpt
 from thermo_cli.cli._common import err, is_interactive, print_json, stderr_console, usage_error
-from thermo_cli.cli._io import UPLOAD_HELP, local_then_upload, output_path, stdin_as_file
+from thermo_cli.cli._io import UPLOAD_HELP, local_then_upload, output_path, stdin_as_file, stdout_name
 from thermo_cli.config.limits import format_size
 
 _METHODS = ("absmean", "twn", "optimal", "reference")
@@ -210,7 +209,7 @@ def import_safetensors_cmd(
         raise typer.BadParameter("'-' (stdin) can be given once", param_hint="INPUT...")
     if given_out == "-" and as_json:
         raise typer.BadParameter("--json prints to stdout, so OUT cannot be '-' too", param_hint="OUT")
-    stem = "stdin" if inputs[0] == "-" else Path(inputs[0].rstrip("/")).stem.removesuffix(".safetensors")
+    out_name = stdout_name(inputs[0], "thermo")
     inputs = [stdin_as_file(ctx, p) if p == "-" else p for p in inputs]
     if method is not None and method not in _METHODS:
         raise typer.BadParameter(f"expected one of {', '.join(_METHODS)}", param_hint="--method")
@@ -237,7 +236,7 @@ def import_safetensors_cmd(
             if dry_run and to is not None
             else local_then_upload(given_out, to, force=force)
         ) as local,
-        output_path(local, f"{stem or 'stdout'}.thermo") as out,
+        output_path(local, out_name) as out,
         _PhaseBar(f"reading → {to or given_out}", not as_json) as progress,
     ):
         report = import_safetensors(

@@ -77,9 +77,8 @@ class UnpackFormat(StrEnum):
 
 
 def _stdout_file(out: str, fmt: StrEnum | None, default: StrEnum, as_json: bool, src: str) -> str:
-    """The temporary file name for OUT ``-``: its extension is the format, its stem IN's
-    (a .thermo is named after its stem), after checking that ``--format`` and ``--json``
-    fit OUT."""
+    """The temporary file name for OUT ``-`` (:func:`~thermo_cli.cli._io.stdout_name`), after
+    checking that ``--format`` and ``--json`` fit OUT."""
     from thermo_cli.cli._common import usage_error
 
     if out != "-":
@@ -88,10 +87,9 @@ def _stdout_file(out: str, fmt: StrEnum | None, default: StrEnum, as_json: bool,
         return "stdout"
     if as_json:
         raise usage_error("--json prints to stdout, so OUT cannot be '-' too")
-    from pathlib import Path
+    from thermo_cli.cli._io import stdout_name
 
-    stem = "stdin" if src == "-" else Path(src).stem
-    return f"{stem or 'stdout'}.{(fmt or default).value}"
+    return stdout_name(src, (fmt or default).value)
 
 
 def _shown(report: Any, src: str, out: str) -> None:

@@ -64,9 +64,9 @@ from thermo_cli.codec.ternary.quantize import (
 )
 from thermo_cli.config.clock import now_ns
 from thermo_cli.container.fileops import WriteBehind, atomic_output, refuse_overwriting_source
-from thermo_cli.container.layout import MAGIC as CONTAINER_MAGIC
 from thermo_cli.engine.thermogram import Thermogram
 from thermo_cli.errors import CorruptError, FormatError, NotFoundError, RefusedError, ValidationError
+from thermo_cli.formats.sniff import HEAD_BYTES, tensor_file_kind
 from thermo_cli.model import Entry, Layer, TensorSpec, check_strength
 from thermo_cli.operations.history import number_or_none, recorded_figures
 
@@ -250,21 +250,16 @@ def _input_kind(src: Path, action: str) -> str:
 
 
 def kind_by_content(path: Path) -> str | None:
-    """``.npy``, ``.thermo`` or ``.safetensors`` from a file's first bytes (None: none of
-    them): numpy's magic, the container's magic, or a safetensors header (an 8-byte
-    length, then the JSON header's ``{``)."""
+    """``.npy``, ``.thermo`` or ``.safetensors`` (or ``.npz``) from a file's first bytes
+    (:func:`~thermo_cli.formats.sniff.tensor_file_kind`), None for anything else."""
     try:
         with open(path, "rb") as fh:
-            head = fh.read(16)
+            head = fh.read(HEAD_BYTES)
+            size = os.fstat(fh.fileno()).st_size
     except OSError:
         return None
-    if head.startswith(b"\x93NUMPY"):
-        return ".npy"
-    if head.startswith(CONTAINER_MAGIC):
-        return ".thermo"
-    if len(head) > 8 and head[8:9] == b"{":
-        return ".safetensors"
-    return None
+    kind = tensor_file_kind(head, size)
+    return None if kind is None else f".{kind}"
 
 
 def _check_paths(src: Path, out: Path, action: str, overwrite: bool) -> tuple[str, str]:

@@ -89,16 +89,6 @@ class Scratch(threading.local):
             self.__dict__[name] = buf
         return buf
 
-    def get_all(self, spec: tuple[tuple[str, int, type], ...], size: int) -> tuple[np.ndarray, ...]:
-        """Several buffers at once, ``(name, elements per buffer element, dtype)`` each,
-        kept as one tuple per thread: one lookup per block instead of one per buffer."""
-        key = f"all {spec} {size}"
-        bufs: tuple[np.ndarray, ...] | None = self.__dict__.get(key)
-        if bufs is None:
-            bufs = tuple(self.get(name, size // per + 1, dtype) for name, per, dtype in spec)
-            self.__dict__[key] = bufs
-        return bufs
-
 
 NUMPY_BUFSIZE = 8192
 """numpy's default ufunc buffer, in elements."""

@@ -776,7 +776,10 @@ def _fused_views(scratch: parallel.Scratch, cap: int, shape: tuple[int, ...]) ->
     if found is None:
         m = math.prod(shape)
         nw = (m + 3) // 4
-        a_buf, kept_bytes, neg_bytes, words = scratch.get_all(_FUSED_BUFFERS, cap)
+        a_buf = scratch.get("abs", cap, np.float32)
+        kept_bytes = scratch.get("kept", cap, np.uint8)
+        neg_bytes = scratch.get("neg", cap, np.uint8)
+        words = scratch.get("words", cap // 4 + 1, np.uint32)
         kept_bytes[m : 4 * nw] = 0  # the zero padding of the last byte, never written after
         neg_bytes[m : 4 * nw] = 0
         found = views[shape] = (
@@ -788,15 +791,6 @@ def _fused_views(scratch: parallel.Scratch, cap: int, shape: tuple[int, ...]) ->
             words[:nw],
         )
     return found
-
-
-_FUSED_BUFFERS = (
-    ("abs", 1, np.float32),
-    ("kept", 1, np.uint8),
-    ("neg", 1, np.uint8),
-    ("words", 4, np.uint32),
-)
-"""The fused per-row pass's scratch buffers: name, weights per element, dtype."""
 
 
 def _statistics(

@@ -30,11 +30,9 @@ import numpy as np
 from thermo_cli.codec.tensors import dtype_info, to_float32
 from thermo_cli.errors import CorruptError, FormatError, NotFoundError, ValidationError
 from thermo_cli.formats.safetensors.format import open_safetensors, read_array
+from thermo_cli.formats.sniff import HEAD_BYTES, tensor_file_kind
 from thermo_cli.operations.snn.network import check_activations
 
-NPY_MAGIC = b"\x93NUMPY"
-ZIP_MAGIC = b"PK\x03\x04"
-"""An .npz archive is a zip file of .npy members."""
 FORMATS = ("npy", "npz", "safetensors", "json", "jsonl")
 
 
@@ -83,13 +81,8 @@ def _format_from_name(path: Path) -> str | None:
 
 
 def _sniff(data: bytes) -> str:
-    if data.startswith(NPY_MAGIC):
-        return "npy"
-    if data.startswith(ZIP_MAGIC):
-        return "npz"
-    if len(data) >= 9 and data[8:9] == b"{" and int.from_bytes(data[:8], "little") <= len(data) - 8:
-        return "safetensors"
-    return "jsonl"
+    kind = tensor_file_kind(data[:HEAD_BYTES], len(data))
+    return "jsonl" if kind is None or kind == "thermo" else kind
 
 
 def _from_bytes(data: bytes, name: str, dim: int, kind: str, tensor: str | None) -> np.ndarray:
